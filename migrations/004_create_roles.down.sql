@@ -1,0 +1,2 @@
+DROP TABLE roles;
+DROP TYPE role_level;
