@@ -157,6 +157,11 @@ static int parse_args(int argc, char **argv, struct migrate_args *a)
         if (arg == NULL) {
             return usage_error("%s", "create takes a NAME, e.g. `create add_config_labels`");
         }
+        if (!mset_name_ok(arg)) {
+            return usage_error("migration name \"%s\" is not valid; use 1 to 100 characters "
+                               "from a-z, 0-9 and _, starting with a letter",
+                               arg);
+        }
         a->name = arg;
     } else {
         return usage_error("unknown command \"%s\"; expected up, down, version, force or create",

@@ -81,6 +81,12 @@ static int write_version(PGconn *conn, long long version, bool dirty, char *errm
 static int lock_and_prepare(PGconn *conn, char *errmsg, size_t errlen)
 {
     char sql[160];
+    /* NOTICEs ("relation already exists, skipping") are noise to an operator; warnings and
+     * errors still come through. */
+    if (exec_ok(conn, "SET client_min_messages = warning", "setting client_min_messages",
+                errmsg, errlen) != 0) {
+        return -1;
+    }
     snprintf(sql, sizeof(sql), "SET lock_timeout = %d", MIGRATE_LOCK_TIMEOUT_MS);
     if (exec_ok(conn, sql, "setting lock_timeout", errmsg, errlen) != 0) {
         return -1;

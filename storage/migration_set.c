@@ -194,9 +194,13 @@ int mset_load(const char *dir, struct mset *out, char *errmsg, size_t errlen)
     for (size_t i = 0; i < out->count; i++) {
         struct mset_migration *m = &out->items[i];
         if (m->up_path == NULL || m->down_path == NULL) {
-            snprintf(errmsg, errlen, "%s: migration %lld_%s has no %s file; add %lld_%s.%s.sql",
-                     dir, m->version, m->name, m->up_path == NULL ? "up" : "down", m->version,
-                     m->name, m->up_path == NULL ? "up" : "down");
+            /* Name the missing file after the present one, keeping its zero padding. */
+            const char *have = m->up_path != NULL ? m->up_path : m->down_path;
+            const char *base = strrchr(have, '/') + 1;
+            int stem = (int)(strstr(base, m->up_path != NULL ? ".up.sql" : ".down.sql") - base);
+            snprintf(errmsg, errlen, "%s: migration %.*s has no %s file; add %.*s.%s.sql", dir,
+                     stem, base, m->up_path == NULL ? "up" : "down", stem, base,
+                     m->up_path == NULL ? "up" : "down");
             goto err;
         }
     }
