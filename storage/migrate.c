@@ -47,8 +47,7 @@ static void rollback_quietly(PGconn *conn)
 
 /* Replaces the one row of schema_migrations inside the caller's transaction. VERSION 0 with
  * DIRTY false means "nothing applied": the table is left empty, as golang-migrate does. */
-static int write_version(PGconn *conn, long long version, bool dirty, char *errmsg,
-                         size_t errlen)
+static int write_version(PGconn *conn, long long version, bool dirty, char *errmsg, size_t errlen)
 {
     if (exec_ok(conn, "DELETE FROM schema_migrations", "clearing schema_migrations", errmsg,
                 errlen) != 0) {
@@ -83,8 +82,8 @@ static int lock_and_prepare(PGconn *conn, char *errmsg, size_t errlen)
     char sql[160];
     /* NOTICEs ("relation already exists, skipping") are noise to an operator; warnings and
      * errors still come through. */
-    if (exec_ok(conn, "SET client_min_messages = warning", "setting client_min_messages",
-                errmsg, errlen) != 0) {
+    if (exec_ok(conn, "SET client_min_messages = warning", "setting client_min_messages", errmsg,
+                errlen) != 0) {
         return -1;
     }
     snprintf(sql, sizeof(sql), "SET lock_timeout = %d", MIGRATE_LOCK_TIMEOUT_MS);
@@ -92,8 +91,8 @@ static int lock_and_prepare(PGconn *conn, char *errmsg, size_t errlen)
         return -1;
     }
     snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%lld)", MIGRATE_LOCK_KEY);
-    if (exec_ok(conn, sql, "waiting for the migration lock (another migration running?)",
-                errmsg, errlen) != 0) {
+    if (exec_ok(conn, sql, "waiting for the migration lock (another migration running?)", errmsg,
+                errlen) != 0) {
         return -1;
     }
     if (exec_ok(conn, "SET lock_timeout = 0", "resetting lock_timeout", errmsg, errlen) != 0 ||
@@ -281,8 +280,7 @@ err_unlock:
     return -1;
 }
 
-int migrate_version(struct migrate_ctx *ctx, struct migrate_state *out, char *errmsg,
-                    size_t errlen)
+int migrate_version(struct migrate_ctx *ctx, struct migrate_state *out, char *errmsg, size_t errlen)
 {
     if (lock_and_prepare(ctx->conn, errmsg, errlen) != 0) {
         return -1;
@@ -305,8 +303,7 @@ int migrate_up(struct migrate_ctx *ctx, long long steps, long long *applied, cha
     if (begin_op(ctx, &st, &pos, errmsg, errlen) != 0) {
         return -1;
     }
-    for (size_t i = (size_t)(pos + 1); i < ctx->set->count && (steps == 0 || done < steps);
-         i++) {
+    for (size_t i = (size_t)(pos + 1); i < ctx->set->count && (steps == 0 || done < steps); i++) {
         const struct mset_migration *m = &ctx->set->items[i];
         if (run_one(ctx, m->up_path, m->version, "applied", errmsg, errlen) != 0) {
             goto out;

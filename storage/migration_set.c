@@ -321,8 +321,8 @@ static int write_new_file(const char *path, const char *text, char *errmsg, size
     return 0;
 }
 
-int mset_create(const char *dir, const char *name, char **up_path, char **down_path,
-                char *errmsg, size_t errlen)
+int mset_create(const char *dir, const char *name, char **up_path, char **down_path, char *errmsg,
+                size_t errlen)
 {
     if (!mset_name_ok(name)) {
         snprintf(errmsg, errlen,

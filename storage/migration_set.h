@@ -18,17 +18,17 @@ struct mset_migration {
 };
 
 struct mset {
-    char *dir;                   /* owned copy of the directory */
+    char *dir;                    /* owned copy of the directory */
     struct mset_migration *items; /* ascending by version; owned */
     size_t count;
 };
 
 /* What mset_parse_name() found in a file name. */
 enum mset_name_kind {
-    MSET_NAME_OTHER = 0,  /* not a .sql file: not a migration, ignored */
-    MSET_NAME_UP = 1,     /* NNN_name.up.sql */
-    MSET_NAME_DOWN = 2,   /* NNN_name.down.sql */
-    MSET_NAME_BAD = -1,   /* a .sql file that breaks the naming convention */
+    MSET_NAME_OTHER = 0, /* not a .sql file: not a migration, ignored */
+    MSET_NAME_UP = 1,    /* NNN_name.up.sql */
+    MSET_NAME_DOWN = 2,  /* NNN_name.down.sql */
+    MSET_NAME_BAD = -1,  /* a .sql file that breaks the naming convention */
 };
 
 /* Classifies the file name FNAME (no directory part). For UP and DOWN, stores the version in
@@ -61,7 +61,7 @@ int mset_name_ok(const char *name);
  * three digits, with a comment header. Files are created with O_EXCL, so a concurrent create
  * fails instead of overwriting. On success returns 0 and, when UP_PATH/DOWN_PATH are not NULL,
  * stores the new paths there (caller frees). On failure nothing is left behind. */
-int mset_create(const char *dir, const char *name, char **up_path, char **down_path,
-                char *errmsg, size_t errlen);
+int mset_create(const char *dir, const char *name, char **up_path, char **down_path, char *errmsg,
+                size_t errlen);
 
 #endif /* CONCLAVE_MIGRATION_SET_H */

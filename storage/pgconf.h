@@ -18,12 +18,12 @@
 #define PGCONF_DEFAULT_URL "postgresql://conclave@127.0.0.1:55432/conclave"
 
 struct pgconf {
-    char *url;                 /* libpq connection string or URI; owned */
-    int max_connections;       /* pool size; default 20 */
-    int min_connections;       /* connections kept open when idle; default 1 */
-    int acquire_timeout_s;     /* wait for a pooled connection, also connect_timeout; 30 */
-    int idle_timeout_s;        /* close a pooled connection idle this long; 600 */
-    int max_lifetime_s;        /* recycle a pooled connection after this long; 1800 */
+    char *url;             /* libpq connection string or URI; owned */
+    int max_connections;   /* pool size; default 20 */
+    int min_connections;   /* connections kept open when idle; default 1 */
+    int acquire_timeout_s; /* wait for a pooled connection, also connect_timeout; 30 */
+    int idle_timeout_s;    /* close a pooled connection idle this long; 600 */
+    int max_lifetime_s;    /* recycle a pooled connection after this long; 1800 */
 };
 
 /* Fills CONF with the defaults. CONF->url is allocated; release it with pgconf_free(). Returns

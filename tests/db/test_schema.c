@@ -14,23 +14,23 @@
 
 #include "pgtest.h"
 
-#define USER1 "'00000000-0000-0000-0000-000000000001'"
-#define USER2 "'00000000-0000-0000-0000-000000000002'"
+#define USER1   "'00000000-0000-0000-0000-000000000001'"
+#define USER2   "'00000000-0000-0000-0000-000000000002'"
 #define SCHEMA1 "'00000000-0000-0000-0000-0000000000a1'"
 #define SCHEMA2 "'00000000-0000-0000-0000-0000000000a2'"
-#define HASH32 "decode(repeat('ab', 32), 'hex')"
-#define ARGON "'$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g'"
+#define HASH32  "decode(repeat('ab', 32), 'hex')"
+#define ARGON   "'$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g'"
 
 static char conninfo[512];
 static PGconn *conn;
 
-#define assert_sql(expected_state, sql)                                                          \
-    do {                                                                                       \
-        const char *st_ = pgtest_sqlstate(conn, sql);                                          \
-        if (strcmp(st_, expected_state) != 0) {                                                \
-            fail_msg("expected SQLSTATE %s, got %s (%s) for: %s", expected_state, st_,          \
-                     pgtest_last_message(), sql);                                              \
-        }                                                                                      \
+#define assert_sql(expected_state, sql)                                                            \
+    do {                                                                                           \
+        const char *st_ = pgtest_sqlstate(conn, sql);                                              \
+        if (strcmp(st_, expected_state) != 0) {                                                    \
+            fail_msg("expected SQLSTATE %s, got %s (%s) for: %s", expected_state, st_,             \
+                     pgtest_last_message(), sql);                                                  \
+        }                                                                                          \
     } while (0)
 
 static int setup(void **state)

@@ -13,8 +13,11 @@
 
 #include "pgconf.h"
 
-static const char *vars[] = {"DATABASE_URL", "DB_MAX_CONNECTIONS", "DB_MIN_CONNECTIONS",
-                             "DB_ACQUIRE_TIMEOUT_SECONDS", "DB_IDLE_TIMEOUT_SECONDS",
+static const char *vars[] = {"DATABASE_URL",
+                             "DB_MAX_CONNECTIONS",
+                             "DB_MIN_CONNECTIONS",
+                             "DB_ACQUIRE_TIMEOUT_SECONDS",
+                             "DB_IDLE_TIMEOUT_SECONDS",
                              "DB_MAX_LIFETIME_SECONDS"};
 
 static int clear_env(void **state)
