@@ -10,7 +10,9 @@ CREATE TABLE config_revisions (
     key            text        NOT NULL,
     version        bigint      NOT NULL,
     op             revision_op NOT NULL,
-    content        jsonb,
+    -- json, not jsonb: json keeps the exact canonical text that was hashed into the chain,
+    -- so an auditor re-hashes the stored bytes instead of a re-serialisation of them.
+    content        json,
     -- For a rollback: the version whose content was restored.
     source_version bigint,
     -- No foreign key: history must outlive the schema; schema_hash pins the exact text.
@@ -45,7 +47,8 @@ CREATE TABLE config_revisions (
 -- Watch and audit read a project's changes in revision order.
 CREATE INDEX config_revisions_project_revision_idx ON config_revisions (project_id, revision);
 CREATE INDEX config_revisions_project_time_idx ON config_revisions (project_id, created_at);
-CREATE INDEX config_revisions_content_gin ON config_revisions USING gin (content jsonb_path_ops);
+-- Containment queries over history (content::jsonb @> '{"region": "eu"}').
+CREATE INDEX config_revisions_content_gin ON config_revisions USING gin ((content::jsonb) jsonb_path_ops);
 
 -- Append-only. Statement-level triggers fire even when no row matches, so an UPDATE,
 -- DELETE or TRUNCATE is refused whatever it targets. Only DROP TABLE (the down migration)

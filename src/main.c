@@ -4,12 +4,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmd_admin.h"
 #include "cmd_migrate.h"
+#include "cmd_serve.h"
 
 static const char usage_text[] =
     "usage: conclave COMMAND [ARGS...]\n"
     "\n"
     "commands:\n"
+    "  serve      run one node: conclave serve --config FILE\n"
+    "  admin      bootstrap tasks: conclave admin create-user --email E [--admin]\n"
     "  migrate    apply, revert or create PostgreSQL schema migrations\n"
     "  version    print the version\n"
     "\n"
@@ -25,6 +29,12 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("conclave %s\n", CONCLAVE_VERSION);
         return 0;
+    }
+    if (strcmp(argv[1], "serve") == 0) {
+        return cmd_serve(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "admin") == 0) {
+        return cmd_admin(argc - 1, argv + 1);
     }
     if (strcmp(argv[1], "migrate") == 0) {
         return cmd_migrate(argc - 1, argv + 1);

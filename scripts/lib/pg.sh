@@ -47,7 +47,8 @@ pg_init() {
 # pg_start DATA_DIR PORT LOG_FILE [EXTRA_POSTGRES_OPTIONS]: starts the server on
 # 127.0.0.1:PORT with its unix socket inside DATA_DIR, and waits until it accepts connections.
 pg_start() {
-  local data=$1 port=$2 log=$3 extra=${4:-} bin
+  local data port=$2 log=$3 extra=${4:-} bin
+  data=$(cd "$1" && pwd) || return 1
   bin=$(pg_bindir) || return 1
   touch "$log"
   [[ $(id -u) -eq 0 ]] && chown postgres: "$log"

@@ -1,0 +1,201 @@
+/*
+ * fsm: conclave's deterministic state machine, the part of the Raft layer every node runs
+ * identically.
+ *
+ * It consumes codec entries in Raft order and holds the replicated state: every config's
+ * current version, content, tombstone flag and schema binding; the cluster-wide revision
+ * counter; each project's hash-chain head; the queue of revisions not yet in PostgreSQL; a
+ * bounded table of recent request ids with their outcomes; and the last applied index.
+ *
+ * It does no I/O and reads no clock and no randomness, so all nodes that applied the same
+ * entries hold byte-identical state (fsm_state_hash() proves it). Nothing here is
+ * thread-safe: the glue calls every function from one thread, and the pointers returned by
+ * the accessors stay valid only until the next fsm_apply(), fsm_restore() or fsm_free().
+ *
+ * Rules (docs/state-machine.md has the full text):
+ * - put: applies when the current version (0 when the key never existed; a tombstone's own
+ *   version after a delete) equals expected_version. The version becomes expected + 1, the
+ *   revision counter grows by one, the project's chain advances, and the revision joins the
+ *   pending queue. Recreating a deleted key therefore takes expected_version = the
+ *   tombstone's version: versions never restart, so (project, key, version) stays unique in
+ *   config_revisions.
+ * - delete and rollback of a key that is absent or deleted: NOT_FOUND. Otherwise the same
+ *   CAS as put; delete leaves a tombstone (no content, no schema) holding the new version.
+ * - any other version mismatch: CONFLICT with the current version, and nothing changes.
+ * - materialized(N): drops the queued revisions with raft_index <= N.
+ * - a non-empty request id is recorded with the outcome of OK, CONFLICT and NOT_FOUND (keyed
+ *   by project and request id, FIFO eviction past FSM_REQUEST_CAPACITY); the same id again
+ *   returns DUPLICATE with that first outcome and changes nothing.
+ * - INVALID (an entry that does not decode) and FULL (a limit below would be exceeded) are
+ *   not recorded, so a retry can still succeed.
+ *
+ * The limits below bound memory. They are compile-time constants and part of the replicated
+ * semantics (they decide which entries get FULL), so changing one needs every node of a
+ * cluster upgraded together, like a change of the entry format.
+ */
+#ifndef CONCLAVE_FSM_H
+#define CONCLAVE_FSM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "revision.h"
+
+/* Configs, tombstones included (a tombstone is never dropped). */
+#define FSM_MAX_CONFIGS 1000000u
+/* Sum of the content lengths of the live configs. */
+#define FSM_MAX_CONTENT_BYTES ((uint64_t)1 << 30)
+/* Revisions waiting for PostgreSQL, and the sum of their content lengths. When PostgreSQL is
+ * down for long, writes get FULL instead of growing memory without bound. */
+#define FSM_MAX_PENDING       65536u
+#define FSM_MAX_PENDING_BYTES ((uint64_t)256 << 20)
+/* Recorded request ids; the oldest is forgotten first. */
+#define FSM_REQUEST_CAPACITY 65536u
+
+/* Error codes of the functions that can fail. */
+#define FSM_EINVAL (-1) /* a snapshot that is not valid */
+#define FSM_ENOMEM (-2)
+
+enum fsm_status {
+    FSM_OK = 0,
+    FSM_CONFLICT = 1,  /* expected_version differs from the current version */
+    FSM_NOT_FOUND = 2, /* delete or rollback of an absent or deleted key */
+    FSM_DUPLICATE = 3, /* the request id was seen: first_status etc. hold the first outcome */
+    FSM_INVALID = 4,   /* the entry does not decode, or its index is not above the last one */
+    FSM_FULL = 5,      /* a limit above would be exceeded; nothing changed */
+};
+
+/* What one fsm_apply() did. Raft never sees a failure: the glue passes this to the waiting
+ * request. */
+struct fsm_result {
+    enum fsm_status status;
+    enum codec_op op; /* the entry's op; 0 when it did not decode */
+    /* OK: the new version. CONFLICT, NOT_FOUND: the current version (0 when the key never
+     * existed). DUPLICATE: the first outcome's version. */
+    uint64_t version;
+    /* OK (and DUPLICATE of an OK): the revision number; otherwise 0. */
+    uint64_t revision;
+    /* DUPLICATE only: the first outcome's status and raft index, and whether this retry's
+     * op, key, expected and source version, content, schema or actor differ from the first
+     * request's (a reused request id: the API should not pretend the retry was applied). */
+    enum fsm_status first_status;
+    uint64_t first_index;
+    int mismatch;
+    /* materialized: how many revisions left the queue. */
+    uint64_t trimmed;
+    /* INVALID, FULL: why, for logs. Empty otherwise. */
+    char message[200];
+};
+
+/* A config as the state machine holds it. Returned by pointer for reading only. */
+struct fsm_config {
+    const char *project; /* the project id, NUL-terminated */
+    char *key;           /* NUL-terminated */
+    size_t key_len;
+    uint64_t version; /* >= 1; a tombstone keeps the version of its delete */
+    int deleted;
+    uint8_t *content; /* NULL exactly when deleted; NUL-terminated for convenience */
+    size_t content_len;
+    int has_schema; /* never set on a tombstone */
+    uint8_t schema_id[16];
+    uint8_t schema_hash[32];
+    uint64_t last_revision; /* the revision that produced this state */
+    uint64_t raft_index;    /* the raft index of that revision */
+    char *updated_by;       /* that revision's actor */
+    int64_t updated_at;     /* that revision's leader timestamp (microseconds) */
+};
+
+/* The first outcome recorded for a (project, request id). */
+struct fsm_request {
+    enum fsm_status status; /* FSM_OK, FSM_CONFLICT or FSM_NOT_FOUND */
+    uint64_t version;       /* as in struct fsm_result */
+    uint64_t revision;
+    uint64_t raft_index; /* the entry that produced the outcome */
+    /* BLAKE2b-256 of what the request asked for (see fsm_request_fingerprint()). */
+    uint8_t fingerprint[32];
+};
+
+struct fsm;
+
+/* Creates an empty state machine (also calls sodium_init()). HASH_KEY, when not NULL, is a
+ * 16-byte secret keying the request-id hash table, so that clients cannot choose request ids
+ * that collide; it changes no result and no replicated byte, so every node may use its own
+ * random key. NULL uses a fixed key (tests). On success returns 0 and *OUT is owned by the
+ * caller (release with fsm_free()); on failure *OUT is NULL and ERRMSG says why. */
+int fsm_new(struct fsm **out, const uint8_t *hash_key, char *errmsg, size_t errlen);
+
+/* Releases F and everything it owns. Safe on NULL. */
+void fsm_free(struct fsm *f);
+
+/* Applies the LEN bytes at BUF (an encoded codec entry; only read, not kept) as the entry at
+ * raft index INDEX, and describes the outcome in *OUT. A malformed entry, a conflict, a
+ * duplicate, a missing key and a full state are outcomes, not failures: the function returns
+ * 0 and every such outcome except an INDEX not above the last applied one advances the last
+ * applied index. Returns FSM_ENOMEM only when memory runs out; then the state is exactly as
+ * before and the caller must stop the node, because a node that skipped an entry would
+ * diverge from the others. */
+int fsm_apply(struct fsm *f, uint64_t index, const uint8_t *buf, size_t len,
+              struct fsm_result *out);
+
+/* Returns the current config of PROJECT/KEY (tombstones included), or NULL when the key
+ * never existed. The pointer is valid until the next call that changes F. */
+const struct fsm_config *fsm_get(const struct fsm *f, const char *project, size_t project_len,
+                                 const char *key, size_t key_len);
+
+/* Calls VISIT(config, ARG) for PROJECT's configs (tombstones included) in ascending bytewise
+ * key order, starting after the key AFTER (AFTER_LEN 0: from the first) and keeping only the
+ * keys that start with PREFIX (PREFIX_LEN 0: all), until VISIT returns non-zero. VISIT must
+ * not change F. Returns how many configs VISIT saw. */
+size_t fsm_list(const struct fsm *f, const char *project, size_t project_len, const char *prefix,
+                size_t prefix_len, const char *after, size_t after_len,
+                int (*visit)(const struct fsm_config *config, void *arg), void *arg);
+
+/* Returns the recorded outcome of (PROJECT, REQUEST_ID), or NULL. The leader consults it
+ * before its early version check, so a retry after "outcome unknown" gets the first outcome
+ * rather than a conflict with its own earlier write. Valid until the next change of F. */
+const struct fsm_request *fsm_request_find(const struct fsm *f, const char *project,
+                                           size_t project_len, const char *request_id,
+                                           size_t request_id_len);
+
+/* Computes the fingerprint the request-id table stores for E (a put, delete or rollback):
+ * BLAKE2b-256 over its op, key, expected and source version, schema, content and actor. */
+void fsm_request_fingerprint(const struct codec_entry *e, uint8_t out[32]);
+
+/* Counters. */
+uint64_t fsm_last_applied(const struct fsm *f);      /* raft index of the last entry applied */
+uint64_t fsm_revision(const struct fsm *f);          /* the last revision number, 0 at first */
+uint64_t fsm_materialized_index(const struct fsm *f); /* the highest materialized(N) seen */
+
+/* Copies PROJECT's chain head (the hash of its latest revision, or 32 zero bytes for a
+ * project without revisions) into OUT. */
+void fsm_chain_head(const struct fsm *f, const char *project, size_t project_len,
+                    uint8_t out[REVISION_HASH_SIZE]);
+
+/* Returns the number of revisions waiting for PostgreSQL. */
+size_t fsm_pending_count(const struct fsm *f);
+
+/* Stores in OUT[0..MAX) pointers to the queued revisions with raft_index >= FROM_INDEX, in
+ * raft order, and returns how many it stored. The revisions stay owned by F and valid until
+ * the next call that changes F; copy them (revision_copy()) to hand them to another thread. */
+size_t fsm_pending_from(const struct fsm *f, uint64_t from_index, const struct revision **out,
+                        size_t max);
+
+/* Computes SHA-256 over the canonical serialisation of everything replicated (the body of
+ * a snapshot) into OUT. Equal on every node that applied the same entries. */
+void fsm_state_hash(const struct fsm *f, uint8_t out[32]);
+
+/* Serialises F into a new buffer (the snapshot format of docs/state-machine.md: header with
+ * magic, version, CRC-32C and state hash; zero-padded to a multiple of 8). On success returns
+ * 0, the caller frees *BUF with free(), *LEN is its length. On failure returns FSM_ENOMEM,
+ * *BUF is NULL and ERRMSG says so. */
+int fsm_snapshot(const struct fsm *f, uint8_t **buf, size_t *len, char *errmsg, size_t errlen);
+
+/* Replaces F's whole state with the snapshot in BUF/LEN (only read, not kept). Everything is
+ * checked before F is touched: framing, checksum, every field rule, ordering, limits, every
+ * queued revision's hash, and that the parsed state serialises back to the stored state
+ * hash. On success returns 0 and nothing of F's previous state remains. On failure returns
+ * FSM_EINVAL or FSM_ENOMEM, ERRMSG says what is wrong, and F is unchanged. */
+int fsm_restore(struct fsm *f, const uint8_t *buf, size_t len, char *errmsg, size_t errlen);
+
+#endif /* CONCLAVE_FSM_H */

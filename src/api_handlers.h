@@ -1,0 +1,44 @@
+/*
+ * api_handlers: the endpoint handlers, one group per file (api_auth.c, api_users.c,
+ * api_projects.c, api_schemas.c). Each takes over the call (see api.h) and must end it with
+ * exactly one answer.
+ */
+#ifndef CONCLAVE_API_HANDLERS_H
+#define CONCLAVE_API_HANDLERS_H
+
+#include "api.h"
+
+/* Work statuses beyond enum db_status that handlers use. */
+#define APIH_UNPROCESSABLE 100 /* 422 invalid_schema; the message says where */
+#define APIH_FORBIDDEN 101     /* 403 forbidden; the message says why */
+#define APIH_UNAUTHORIZED 102  /* 401 unauthorized */
+
+void apih_health(struct api_call *call);
+void apih_ready(struct api_call *call);
+void apih_login(struct api_call *call);
+void apih_logout(struct api_call *call);
+void apih_me(struct api_call *call);
+
+void apih_user_create(struct api_call *call);
+void apih_user_list(struct api_call *call);
+void apih_user_get(struct api_call *call);
+void apih_user_delete(struct api_call *call);
+
+void apih_project_create(struct api_call *call);
+void apih_project_list(struct api_call *call);
+void apih_project_get(struct api_call *call);
+void apih_project_delete(struct api_call *call);
+void apih_key_create(struct api_call *call);
+void apih_key_list(struct api_call *call);
+void apih_key_revoke(struct api_call *call);
+void apih_role_list(struct api_call *call);
+void apih_role_set(struct api_call *call);
+void apih_role_delete(struct api_call *call);
+
+void apih_schema_create(struct api_call *call);
+void apih_schema_list(struct api_call *call);
+void apih_schema_get(struct api_call *call);
+void apih_schema_update(struct api_call *call);
+void apih_schema_delete(struct api_call *call);
+
+#endif /* CONCLAVE_API_HANDLERS_H */

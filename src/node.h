@@ -1,0 +1,45 @@
+/*
+ * node: one conclave process serving the API (`conclave serve`).
+ *
+ * The node owns the libuv loop and everything on it: the HTTP server, the PostgreSQL pool,
+ * the LISTEN thread that invalidates the auth cache, and the signal handlers. It runs until
+ * SIGTERM or SIGINT, then stops accepting, lets running PostgreSQL jobs finish, closes every
+ * handle and returns, so that uv_loop_close() succeeds.
+ */
+#ifndef CONCLAVE_NODE_H
+#define CONCLAVE_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "authcache.h"
+#include "config.h"
+#include "http_server.h"
+#include "pglisten.h"
+#include "pgpool.h"
+
+struct node {
+    uv_loop_t loop;
+    const struct config *conf; /* borrowed from the caller of node_run() */
+    unsigned char secret[128]; /* the node secret: the HMAC key of tokens and API keys */
+    size_t secret_len;
+    struct http_server http;
+    struct pgpool *pool;
+    struct pglisten *listen;
+    struct authcache *cache;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    bool stopping;
+    int pending_closes; /* components whose close callback has not run yet */
+};
+
+/* Runs a node with CONF until a stop signal. Returns 0 after a clean stop, or -1 with ERRMSG
+ * when it could not start (bad secret, port in use, ...). */
+int node_run(const struct config *conf, char *errmsg, size_t errlen);
+
+/* Milliseconds on the loop's clock (uv_now), for cache expiry. */
+uint64_t node_now_ms(struct node *node);
+
+#endif /* CONCLAVE_NODE_H */

@@ -1,0 +1,90 @@
+#include "db_schemas.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "db.h"
+#include "db_auth.h"
+
+#define SCHEMA_COLS                                                                            \
+    "'id', id, 'name', name, 'schema_hash', encode(schema_hash, 'hex'), "                      \
+    "'created_by_user_id', created_by_user_id, 'created_at', " DB_TS("created_at")             \
+    ", 'updated_at', " DB_TS("updated_at")
+
+int dbschemas_create(PGconn *conn, const char *name, const char *content,
+                     const unsigned char hash[32], const char *created_by, json_t **out,
+                     char *errmsg, size_t errlen)
+{
+    char hex[2 * 32 + 3];
+    db_bytea_hex(hash, 32, hex);
+    const char *p[] = {name, content, hex, created_by};
+    return db_query_json_row(conn, "creating schema",
+                             "INSERT INTO config_schemas (name, schema_content, schema_hash, "
+                             "created_by_user_id) VALUES ($1, $2::jsonb, $3::bytea, $4::uuid) "
+                             "RETURNING json_build_object(" SCHEMA_COLS
+                             ", 'schema_content', schema_content)",
+                             4, p, out, errmsg, errlen);
+}
+
+int dbschemas_list(PGconn *conn, const char *after, int limit, json_t **out, char *errmsg,
+                   size_t errlen)
+{
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *p[] = {after, lim};
+    return db_query_json_rows(conn, "listing schemas",
+                              "SELECT json_build_object(" SCHEMA_COLS ") FROM config_schemas "
+                              "WHERE ($1::uuid IS NULL OR id > $1::uuid) ORDER BY id LIMIT $2",
+                              2, p, out, errmsg, errlen);
+}
+
+int dbschemas_get(PGconn *conn, const char *id, json_t **out, char *errmsg, size_t errlen)
+{
+    const char *p[] = {id};
+    return db_query_json_row(conn, "reading schema",
+                             "SELECT json_build_object(" SCHEMA_COLS
+                             ", 'schema_content', schema_content) FROM config_schemas "
+                             "WHERE id = $1::uuid",
+                             1, p, out, errmsg, errlen);
+}
+
+int dbschemas_update(PGconn *conn, const char *id, const char *name, const char *content,
+                     const unsigned char *hash, json_t **out, char *errmsg, size_t errlen)
+{
+    char hex[2 * 32 + 3];
+    if (hash != NULL) {
+        db_bytea_hex(hash, 32, hex);
+    }
+    const char *p[] = {id, name, content, hash != NULL ? hex : NULL};
+    return db_query_json_row(
+        conn, "updating schema",
+        "UPDATE config_schemas SET name = coalesce($2, name), "
+        "schema_content = coalesce($3::jsonb, schema_content), "
+        "schema_hash = coalesce($4::bytea, schema_hash), updated_at = now() "
+        "WHERE id = $1::uuid RETURNING json_build_object(" SCHEMA_COLS
+        ", 'schema_content', schema_content)",
+        4, p, out, errmsg, errlen);
+}
+
+int dbschemas_delete(PGconn *conn, const char *id, char *errmsg, size_t errlen)
+{
+    const char *p[] = {id};
+    PGresult *res;
+    int rc = db_query(conn, "deleting schema", "DELETE FROM config_schemas WHERE id = $1::uuid",
+                      1, p, &res, errmsg, errlen);
+    if (rc == DB_IN_USE) {
+        snprintf(errmsg, errlen, "schema %s is still bound to configs; rebind or delete them first",
+                 id);
+        return rc;
+    }
+    if (rc != DB_OK) {
+        return rc;
+    }
+    bool none = strcmp(PQcmdTuples(res), "0") == 0;
+    PQclear(res);
+    if (none) {
+        snprintf(errmsg, errlen, "schema %s not found", id);
+        return DB_NOT_FOUND;
+    }
+    return DB_OK;
+}
