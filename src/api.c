@@ -31,12 +31,10 @@ static const struct api_route routes[] = {
     {"DELETE", "/v1/projects/{project}", API_PROJECT, ROLE_ADMIN, apih_project_delete},
     {"POST", "/v1/projects/{project}/api-keys", API_PROJECT, ROLE_ADMIN, apih_key_create},
     {"GET", "/v1/projects/{project}/api-keys", API_PROJECT, ROLE_ADMIN, apih_key_list},
-    {"DELETE", "/v1/projects/{project}/api-keys/{key}", API_PROJECT, ROLE_ADMIN,
-     apih_key_revoke},
+    {"DELETE", "/v1/projects/{project}/api-keys/{key}", API_PROJECT, ROLE_ADMIN, apih_key_revoke},
     {"GET", "/v1/projects/{project}/roles", API_PROJECT, ROLE_ADMIN, apih_role_list},
     {"POST", "/v1/projects/{project}/roles", API_PROJECT, ROLE_ADMIN, apih_role_set},
-    {"DELETE", "/v1/projects/{project}/roles/{user}", API_PROJECT, ROLE_ADMIN,
-     apih_role_delete},
+    {"DELETE", "/v1/projects/{project}/roles/{user}", API_PROJECT, ROLE_ADMIN, apih_role_delete},
     {"POST", "/v1/schemas", API_SESSION, ROLE_NONE, apih_schema_create},
     {"GET", "/v1/schemas", API_SESSION, ROLE_NONE, apih_schema_list},
     {"GET", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, apih_schema_get},
@@ -168,8 +166,9 @@ static void run_done(int status, const char *errmsg, void *arg)
         return;
     default:
         fprintf(stderr, "api: rid=%s internal error: %s\n", http_request_id(call->req), errmsg);
-        api_error(call, 500, "internal", "internal error; the node log has the cause under "
-                                         "request id %s",
+        api_error(call, 500, "internal",
+                  "internal error; the node log has the cause under "
+                  "request id %s",
                   http_request_id(call->req));
     }
 }
@@ -337,8 +336,7 @@ static void principal_done(int status, const char *errmsg, void *arg)
         copy_str(call->who.project_id, sizeof(call->who.project_id), row, "project_id");
     }
     json_decref(row);
-    authcache_put_principal(node->cache, call->cache_gen, &call->who, node_now_ms(node),
-                            valid_ms);
+    authcache_put_principal(node->cache, call->cache_gen, &call->who, node_now_ms(node), valid_ms);
     authorize(call);
 }
 
@@ -367,8 +365,7 @@ static void authenticate(struct api_call *call)
         return;
     }
     auth_hmac(node->secret, node->secret_len, token, call->who.token_hash);
-    if (authcache_get_principal(node->cache, call->who.token_hash, node_now_ms(node),
-                                &call->who)) {
+    if (authcache_get_principal(node->cache, call->who.token_hash, node_now_ms(node), &call->who)) {
         authorize(call);
         return;
     }
@@ -563,8 +560,9 @@ int api_body_object(struct api_call *call)
     json_error_t err;
     json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     if (v == NULL) {
-        api_error(call, 400, "bad_request", "request body is not valid json: line %d, column "
-                                            "%d: %s",
+        api_error(call, 400, "bad_request",
+                  "request body is not valid json: line %d, column "
+                  "%d: %s",
                   err.line, err.column, err.text);
         return -1;
     }
@@ -586,8 +584,8 @@ static size_t code_points(const char *s)
     return n;
 }
 
-int api_field_string(struct api_call *call, const char *name, bool required, size_t min,
-                     size_t max, const char **out)
+int api_field_string(struct api_call *call, const char *name, bool required, size_t min, size_t max,
+                     const char **out)
 {
     json_t *v = json_object_get(call->body, name);
     *out = NULL;
@@ -671,8 +669,9 @@ int api_page(struct api_call *call, bool after_is_uuid, int *limit, const char *
         char *end = NULL;
         long v = rc > 0 ? strtol(buf, &end, 10) : 0;
         if (rc < 0 || end == buf || *end != '\0' || v < 1 || v > 1000) {
-            field_error(call, "limit", "query parameter limit must be a whole number from 1 to "
-                                       "1000");
+            field_error(call, "limit",
+                        "query parameter limit must be a whole number from 1 to "
+                        "1000");
             return -1;
         }
         *limit = (int)v;

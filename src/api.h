@@ -61,11 +61,11 @@ struct api_call {
     enum role_level role;            /* API_PROJECT: the caller's role in the project */
     uint64_t cache_gen;              /* auth cache generation when a lookup started */
     api_work_fn work;
-    int ok_status;  /* status sent when the work succeeds */
-    json_t *result; /* what to send then; NULL sends no body (204) */
-    json_t *body;   /* the parsed request body, when the handler asked for it */
-    void *data;     /* handler state, freed with free() when the call ends */
-    char after[96]; /* the decoded ?after= cursor of api_page() */
+    int ok_status;         /* status sent when the work succeeds */
+    json_t *result;        /* what to send then; NULL sends no body (204) */
+    json_t *body;          /* the parsed request body, when the handler asked for it */
+    void *data;            /* handler state, freed with free() when the call ends */
+    char after[96];        /* the decoded ?after= cursor of api_page() */
     bool invalidates_auth; /* success changes who may do what: flush this node's cache */
 };
 
@@ -79,8 +79,8 @@ int api_body_object(struct api_call *call);
 /* Reads string field NAME of call->body: missing (when REQUIRED) or mistyped or outside
  * [MIN, MAX] code points answers 400 naming the field and returns -1. *OUT is NULL when the
  * field is absent and not required. */
-int api_field_string(struct api_call *call, const char *name, bool required, size_t min,
-                     size_t max, const char **out);
+int api_field_string(struct api_call *call, const char *name, bool required, size_t min, size_t max,
+                     const char **out);
 
 /* Reads optional boolean field NAME (default DEF). */
 int api_field_bool(struct api_call *call, const char *name, bool def, bool *out);

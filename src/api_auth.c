@@ -59,8 +59,8 @@ static int login_work(PGconn *conn, struct api_call *call, char *errmsg, size_t 
     json_t *session = NULL;
     rc = dbauth_session_create(conn, th, user_id, conf->session_ttl_s, &session, errmsg, errlen);
     if (rc == DB_OK) {
-        call->result = json_pack("{s:s,s:s,s:O}", "token", token, "user_id", user_id,
-                                 "expires_at", json_object_get(session, "expires_at"));
+        call->result = json_pack("{s:s,s:s,s:O}", "token", token, "user_id", user_id, "expires_at",
+                                 json_object_get(session, "expires_at"));
     }
     sodium_memzero(token, sizeof(token));
     json_decref(session);

@@ -10,8 +10,8 @@
 
 /* Work statuses beyond enum db_status that handlers use. */
 #define APIH_UNPROCESSABLE 100 /* 422 invalid_schema; the message says where */
-#define APIH_FORBIDDEN 101     /* 403 forbidden; the message says why */
-#define APIH_UNAUTHORIZED 102  /* 401 unauthorized */
+#define APIH_FORBIDDEN     101 /* 403 forbidden; the message says why */
+#define APIH_UNAUTHORIZED  102 /* 401 unauthorized */
 
 void apih_health(struct api_call *call);
 void apih_ready(struct api_call *call);

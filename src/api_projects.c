@@ -50,13 +50,14 @@ static int create_work(PGconn *conn, struct api_call *call, char *errmsg, size_t
 {
     struct new_key *k = call->data;
     struct dbprojects_key dk = {.prefix = k->prefix, .hash = k->hash, .name = "default"};
-    int rc = dbprojects_create(conn, k->id, k->name, call->who.user_id, &dk, &call->result,
-                               errmsg, errlen);
+    int rc = dbprojects_create(conn, k->id, k->name, call->who.user_id, &dk, &call->result, errmsg,
+                               errlen);
     if (rc == DB_OK) {
         attach_key(json_object_get(call->result, "api_key"), k);
     } else if (rc == DB_CONFLICT) {
-        snprintf(errmsg, errlen, "project id %s is taken (ids of deleted projects are never "
-                                 "reused); choose another",
+        snprintf(errmsg, errlen,
+                 "project id %s is taken (ids of deleted projects are never "
+                 "reused); choose another",
                  k->id);
     }
     return rc;
@@ -105,8 +106,8 @@ static int list_work(PGconn *conn, struct api_call *call, char *errmsg, size_t e
 {
     struct page *pg = call->data;
     json_t *rows = NULL;
-    int rc = dbprojects_list(conn, call->who.user_id, call->who.is_admin, pg->after,
-                             pg->limit + 1, &rows, errmsg, errlen);
+    int rc = dbprojects_list(conn, call->who.user_id, call->who.is_admin, pg->after, pg->limit + 1,
+                             &rows, errmsg, errlen);
     if (rc == DB_OK) {
         call->result = api_page_result(rows, pg->limit, "id");
     }
@@ -193,8 +194,8 @@ static int key_list_work(PGconn *conn, struct api_call *call, char *errmsg, size
 {
     struct page *pg = call->data;
     json_t *rows = NULL;
-    int rc = dbprojects_key_list(conn, call->params[0], pg->after, pg->limit + 1, &rows, errmsg,
-                                 errlen);
+    int rc =
+        dbprojects_key_list(conn, call->params[0], pg->after, pg->limit + 1, &rows, errmsg, errlen);
     if (rc == DB_OK) {
         call->result = api_page_result(rows, pg->limit, "id");
     }
@@ -230,8 +231,8 @@ static int role_list_work(PGconn *conn, struct api_call *call, char *errmsg, siz
 {
     struct page *pg = call->data;
     json_t *rows = NULL;
-    int rc = dbprojects_role_list(conn, call->params[0], pg->after, pg->limit + 1, &rows,
-                                  errmsg, errlen);
+    int rc = dbprojects_role_list(conn, call->params[0], pg->after, pg->limit + 1, &rows, errmsg,
+                                  errlen);
     if (rc == DB_OK) {
         call->result = api_page_result(rows, pg->limit, "user_id");
     }
@@ -270,8 +271,7 @@ void apih_role_set(struct api_call *call)
         api_error(call, 400, "bad_request", "field \"user_id\" must be a user's UUID");
         return;
     }
-    if (strcmp(role, "admin") != 0 && strcmp(role, "editor") != 0 &&
-        strcmp(role, "viewer") != 0) {
+    if (strcmp(role, "admin") != 0 && strcmp(role, "editor") != 0 && strcmp(role, "viewer") != 0) {
         api_error(call, 400, "bad_request",
                   "field \"role_level\" must be \"admin\", \"editor\" or \"viewer\"");
         return;

@@ -30,10 +30,11 @@ static int prepare(json_t *content, struct prepared *out, char *errmsg, size_t e
     char why[512];
     out->text = NULL;
     if (json_is_string(content)) {
-        if (canonjson_parse(json_string_value(content), json_string_length(content), &schema,
-                            why, sizeof(why)) != 0) {
-            snprintf(errmsg, errlen, "field \"schema_content\" holds a string that is not "
-                                     "json: %s",
+        if (canonjson_parse(json_string_value(content), json_string_length(content), &schema, why,
+                            sizeof(why)) != 0) {
+            snprintf(errmsg, errlen,
+                     "field \"schema_content\" holds a string that is not "
+                     "json: %s",
                      why);
             return DB_INVALID;
         }
@@ -65,8 +66,8 @@ static int prepare(json_t *content, struct prepared *out, char *errmsg, size_t e
 }
 
 struct schema_req {
-    const char *name;  /* points into call->body */
-    json_t *content;   /* borrowed from call->body; NULL when absent */
+    const char *name; /* points into call->body */
+    json_t *content;  /* borrowed from call->body; NULL when absent */
 };
 
 static int create_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
@@ -77,8 +78,8 @@ static int create_work(PGconn *conn, struct api_call *call, char *errmsg, size_t
     if (rc != DB_OK) {
         return rc;
     }
-    rc = dbschemas_create(conn, r->name, p.text, p.hash, call->who.user_id, &call->result,
-                          errmsg, errlen);
+    rc = dbschemas_create(conn, r->name, p.text, p.hash, call->who.user_id, &call->result, errmsg,
+                          errlen);
     free(p.text);
     return rc;
 }

@@ -16,13 +16,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define AUTH_HASH_BYTES 32
-#define AUTH_SECRET_CHARS 43 /* base64url of 32 bytes, no padding */
-#define AUTH_SESSION_CHARS (3 + AUTH_SECRET_CHARS)
-#define AUTH_KEY_PREFIX_CHARS 12
-#define AUTH_KEY_CHARS (3 + AUTH_KEY_PREFIX_CHARS + 1 + AUTH_SECRET_CHARS)
-#define AUTH_PASSWORD_MIN 10   /* code points */
-#define AUTH_PASSWORD_MAX 1024 /* bytes */
+#define AUTH_HASH_BYTES        32
+#define AUTH_SECRET_CHARS      43 /* base64url of 32 bytes, no padding */
+#define AUTH_SESSION_CHARS     (3 + AUTH_SECRET_CHARS)
+#define AUTH_KEY_PREFIX_CHARS  12
+#define AUTH_KEY_CHARS         (3 + AUTH_KEY_PREFIX_CHARS + 1 + AUTH_SECRET_CHARS)
+#define AUTH_PASSWORD_MIN      10   /* code points */
+#define AUTH_PASSWORD_MAX      1024 /* bytes */
 #define AUTH_PASSWORD_HASH_MAX 128
 
 enum auth_token_kind {

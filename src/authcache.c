@@ -11,7 +11,7 @@ struct entry {
     struct entry *next;
     uint64_t expires_ms;
     bool is_role;
-    unsigned char key[32]; /* principals: the token hash */
+    unsigned char key[32];      /* principals: the token hash */
     char role_key[37 + 1 + 64]; /* roles: "user_id/project_id" */
     struct principal p;
     bool exists;
@@ -157,8 +157,7 @@ bool authcache_get_role(struct authcache *c, const char *user_id, const char *pr
 }
 
 void authcache_put_role(struct authcache *c, uint64_t gen, const char *user_id,
-                        const char *project_id, bool exists, enum role_level role,
-                        uint64_t now_ms)
+                        const char *project_id, bool exists, enum role_level role, uint64_t now_ms)
 {
     if (gen != c->generation) {
         return;

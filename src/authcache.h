@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define AUTHCACHE_TTL_MS 60000
+#define AUTHCACHE_TTL_MS      60000
 #define AUTHCACHE_MAX_ENTRIES 16384 /* past this the cache is flushed and refills */
 
 enum principal_kind {
@@ -68,8 +68,7 @@ bool authcache_get_role(struct authcache *c, const char *user_id, const char *pr
                         uint64_t now_ms, bool *exists, enum role_level *role);
 
 void authcache_put_role(struct authcache *c, uint64_t gen, const char *user_id,
-                        const char *project_id, bool exists, enum role_level role,
-                        uint64_t now_ms);
+                        const char *project_id, bool exists, enum role_level role, uint64_t now_ms);
 
 /* Entries held, for /metrics and tests. */
 unsigned authcache_size(const struct authcache *c);

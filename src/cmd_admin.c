@@ -162,8 +162,8 @@ int cmd_admin(int argc, char **argv)
             fputs(usage_text, stdout);
             return 0;
         default:
-            fprintf(stderr, "conclave admin create-user: unknown option %s\n%s",
-                    argv[optind], usage_text);
+            fprintf(stderr, "conclave admin create-user: unknown option %s\n%s", argv[optind],
+                    usage_text);
             return 2;
         }
     }

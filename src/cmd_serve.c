@@ -29,8 +29,7 @@ int cmd_serve(int argc, char **argv)
         } else if (strncmp(argv[i], "--config=", 9) == 0) {
             path = argv[i] + 9;
         } else {
-            fprintf(stderr, "conclave serve: unexpected argument \"%s\"\n%s", argv[i],
-                    usage_text);
+            fprintf(stderr, "conclave serve: unexpected argument \"%s\"\n%s", argv[i], usage_text);
             return 2;
         }
     }

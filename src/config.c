@@ -111,8 +111,7 @@ static int absolutize(struct ctx *c, char **path)
 }
 
 /* Splits "host:port" or "[v6]:port". */
-static int parse_listen(struct ctx *c, const char *field, const char *text, char **host,
-                        int *port)
+static int parse_listen(struct ctx *c, const char *field, const char *text, char **host, int *port)
 {
     const char *colon = strrchr(text, ':');
     if (colon == NULL || colon == text || colon[1] == '\0') {

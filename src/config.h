@@ -17,22 +17,22 @@
 #include "pgconf.h"
 
 struct config {
-    unsigned node_id;     /* 1..65535; default 1 */
-    char *data_dir;       /* absolute; owned; default "<config dir>/data" */
-    char *http_host;      /* IPv4 or IPv6 literal; owned; default 127.0.0.1 */
-    int http_port;        /* default 8080 */
-    size_t http_max_body_bytes;    /* default 1 MiB */
-    size_t http_max_header_bytes;  /* default 8 KiB */
+    unsigned node_id;                 /* 1..65535; default 1 */
+    char *data_dir;                   /* absolute; owned; default "<config dir>/data" */
+    char *http_host;                  /* IPv4 or IPv6 literal; owned; default 127.0.0.1 */
+    int http_port;                    /* default 8080 */
+    size_t http_max_body_bytes;       /* default 1 MiB */
+    size_t http_max_header_bytes;     /* default 8 KiB */
     uint64_t http_request_timeout_ms; /* default 10000 */
     uint64_t http_idle_timeout_ms;    /* default 60000 */
     unsigned http_max_connections;    /* default 512 */
-    struct pgconf db;               /* database.*; owned */
-    char *secret_file;              /* absolute; owned; NULL when unset (serve refuses) */
-    unsigned session_ttl_s;         /* default 86400 */
-    unsigned long long password_ops;     /* argon2id opslimit; default libsodium INTERACTIVE */
-    size_t password_mem_kib;        /* argon2id memlimit in KiB; default libsodium INTERACTIVE */
-    bool access_log;                /* default true */
-    char *source;                   /* the path the config was loaded from; owned */
+    struct pgconf db;                 /* database.*; owned */
+    char *secret_file;                /* absolute; owned; NULL when unset (serve refuses) */
+    unsigned session_ttl_s;           /* default 86400 */
+    unsigned long long password_ops;  /* argon2id opslimit; default libsodium INTERACTIVE */
+    size_t password_mem_kib;          /* argon2id memlimit in KiB; default libsodium INTERACTIVE */
+    bool access_log;                  /* default true */
+    char *source;                     /* the path the config was loaded from; owned */
 };
 
 /* Loads PATH into CONF (which the caller provides uninitialised). Relative paths in the file

@@ -162,8 +162,7 @@ int node_run(const struct config *conf, char *errmsg, size_t errlen)
         goto fail;
     }
     char why[1024];
-    if (pgpool_init(&node->pool, &node->loop, &conf->db, "conclave-node", why, sizeof(why)) !=
-        0) {
+    if (pgpool_init(&node->pool, &node->loop, &conf->db, "conclave-node", why, sizeof(why)) != 0) {
         snprintf(errmsg, errlen, "postgresql pool: %s", why);
         goto fail;
     }
@@ -184,22 +183,19 @@ int node_run(const struct config *conf, char *errmsg, size_t errlen)
     hc.max_connections = conf->http_max_connections;
     hc.log = log_access;
     hc.log_data = node;
-    if (http_server_init(&node->http, &node->loop, &hc, api_handle, node, why, sizeof(why)) !=
-        0) {
+    if (http_server_init(&node->http, &node->loop, &hc, api_handle, node, why, sizeof(why)) != 0) {
         snprintf(errmsg, errlen, "http server: %s", why);
         goto fail;
     }
     http_started = true;
-    if (http_server_listen(&node->http, conf->http_host, conf->http_port, why, sizeof(why)) !=
-        0) {
-        snprintf(errmsg, errlen, "http server on %s:%d: %s", conf->http_host, conf->http_port,
-                 why);
+    if (http_server_listen(&node->http, conf->http_host, conf->http_port, why, sizeof(why)) != 0) {
+        snprintf(errmsg, errlen, "http server on %s:%d: %s", conf->http_host, conf->http_port, why);
         goto fail;
     }
     uv_signal_start(&node->sigterm, on_signal, SIGTERM);
     uv_signal_start(&node->sigint, on_signal, SIGINT);
-    fprintf(stderr, "node %u: serving http on %s:%d, data in %s\n", conf->node_id,
-            conf->http_host, http_server_port(&node->http), conf->data_dir);
+    fprintf(stderr, "node %u: serving http on %s:%d, data in %s\n", conf->node_id, conf->http_host,
+            http_server_port(&node->http), conf->data_dir);
     uv_run(&node->loop, UV_RUN_DEFAULT);
     rc = 0;
     goto out;

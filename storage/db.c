@@ -19,8 +19,7 @@ static int classify(PGconn *conn, const PGresult *res)
     if (strcmp(state, "23503") == 0) {
         return DB_IN_USE;
     }
-    if (strcmp(state, "23514") == 0 || strcmp(state, "22P02") == 0 ||
-        strcmp(state, "23502") == 0) {
+    if (strcmp(state, "23514") == 0 || strcmp(state, "22P02") == 0 || strcmp(state, "23502") == 0) {
         return DB_INVALID;
     }
     /* Class 08 (connection exception) and 57P (operator intervention: shutdown, terminated). */

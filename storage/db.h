@@ -19,13 +19,13 @@
 
 enum db_status {
     DB_OK = 0,
-    DB_NOT_FOUND = 1,   /* no row where one was required */
-    DB_CONFLICT = 2,    /* unique violation (23505) */
-    DB_IN_USE = 3,      /* foreign-key violation (23503): still referenced */
-    DB_INVALID = 4,     /* check or enum violation (23514, 22P02): a value the schema refuses */
-    DB_REFUSED = 5,     /* a rule of the caller's own (e.g. last admin); message says which */
+    DB_NOT_FOUND = 1,    /* no row where one was required */
+    DB_CONFLICT = 2,     /* unique violation (23505) */
+    DB_IN_USE = 3,       /* foreign-key violation (23503): still referenced */
+    DB_INVALID = 4,      /* check or enum violation (23514, 22P02): a value the schema refuses */
+    DB_REFUSED = 5,      /* a rule of the caller's own (e.g. last admin); message says which */
     DB_UNAVAILABLE = -1, /* connection lost or server shutting down */
-    DB_ERROR = -2,      /* anything else: a bug or an unexpected server state */
+    DB_ERROR = -2,       /* anything else: a bug or an unexpected server state */
 };
 
 /* Runs SQL with NPARAMS text parameters (NULL entries are SQL NULL). On DB_OK *RES holds the

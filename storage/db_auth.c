@@ -29,8 +29,8 @@ int dbauth_session_create(PGconn *conn, const unsigned char hash[32], const char
                              3, p, out, errmsg, errlen);
 }
 
-int dbauth_session_lookup(PGconn *conn, const unsigned char hash[32], json_t **out,
-                          char *errmsg, size_t errlen)
+int dbauth_session_lookup(PGconn *conn, const unsigned char hash[32], json_t **out, char *errmsg,
+                          size_t errlen)
 {
     char hex[2 * 32 + 3];
     db_bytea_hex(hash, 32, hex);
@@ -45,8 +45,7 @@ int dbauth_session_lookup(PGconn *conn, const unsigned char hash[32], json_t **o
         1, p, out, errmsg, errlen);
 }
 
-int dbauth_session_revoke(PGconn *conn, const unsigned char hash[32], char *errmsg,
-                          size_t errlen)
+int dbauth_session_revoke(PGconn *conn, const unsigned char hash[32], char *errmsg, size_t errlen)
 {
     char hex[2 * 32 + 3];
     db_bytea_hex(hash, 32, hex);

@@ -28,12 +28,11 @@ int dbauth_session_create(PGconn *conn, const unsigned char hash[32], const char
 
 /* The live, unexpired, unrevoked session with HASH: *OUT = {"user_id", "email", "is_admin",
  * "expires_in_s"}. DB_NOT_FOUND otherwise. */
-int dbauth_session_lookup(PGconn *conn, const unsigned char hash[32], json_t **out,
-                          char *errmsg, size_t errlen);
+int dbauth_session_lookup(PGconn *conn, const unsigned char hash[32], json_t **out, char *errmsg,
+                          size_t errlen);
 
 /* Revokes the session with HASH. */
-int dbauth_session_revoke(PGconn *conn, const unsigned char hash[32], char *errmsg,
-                          size_t errlen);
+int dbauth_session_revoke(PGconn *conn, const unsigned char hash[32], char *errmsg, size_t errlen);
 
 /* The unrevoked key with PREFIX of a live project: *OUT = {"id", "project_id", "key_hash"
  * (hex)}. The caller compares the hash in constant time. DB_NOT_FOUND otherwise. */

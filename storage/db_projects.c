@@ -6,14 +6,15 @@
 #include "db.h"
 #include "db_auth.h"
 
-#define PROJECT_COLS                                                                           \
-    "'id', p.id, 'name', p.name, 'owner_user_id', p.owner_user_id, 'created_at', "             \
-    DB_TS("p.created_at")
+#define PROJECT_COLS                                                                               \
+    "'id', p.id, 'name', p.name, 'owner_user_id', p.owner_user_id, 'created_at', " DB_TS(          \
+        "p.created_at")
 
-#define KEY_JSON                                                                               \
-    "json_build_object('id', id, 'prefix', prefix, 'name', name, 'created_at', "               \
-    DB_TS("created_at") ", 'revoked_at', CASE WHEN revoked_at IS NULL THEN NULL ELSE "         \
-    DB_TS("revoked_at") " END)"
+#define KEY_JSON                                                                                   \
+    "json_build_object('id', id, 'prefix', prefix, 'name', name, 'created_at', " DB_TS(            \
+        "created_at") ", 'revoked_at', CASE WHEN revoked_at IS NULL THEN NULL ELSE " DB_TS("revok" \
+                                                                                           "ed_"   \
+                                                                                           "at") " END)"
 
 static int insert_key(PGconn *conn, const char *project, const struct dbprojects_key *key,
                       const char *created_by, json_t **out, char *errmsg, size_t errlen)
@@ -29,8 +30,7 @@ static int insert_key(PGconn *conn, const char *project, const struct dbprojects
 }
 
 int dbprojects_create(PGconn *conn, const char *id, const char *name, const char *owner,
-                      const struct dbprojects_key *key, json_t **out, char *errmsg,
-                      size_t errlen)
+                      const struct dbprojects_key *key, json_t **out, char *errmsg, size_t errlen)
 {
     json_t *project = NULL, *api_key = NULL;
     PGresult *res = NULL;
@@ -40,11 +40,11 @@ int dbprojects_create(PGconn *conn, const char *id, const char *name, const char
         return rc;
     }
     const char *p[] = {id, name, owner};
-    rc = db_query_json_row(conn, "creating project",
-                           "INSERT INTO projects AS p (id, name, owner_user_id) "
-                           "VALUES ($1, $2, $3::uuid) RETURNING json_build_object(" PROJECT_COLS
-                           ")",
-                           3, p, &project, errmsg, errlen);
+    rc =
+        db_query_json_row(conn, "creating project",
+                          "INSERT INTO projects AS p (id, name, owner_user_id) "
+                          "VALUES ($1, $2, $3::uuid) RETURNING json_build_object(" PROJECT_COLS ")",
+                          3, p, &project, errmsg, errlen);
     if (rc != DB_OK) {
         goto err;
     }
@@ -102,8 +102,8 @@ int dbprojects_get(PGconn *conn, const char *id, json_t **out, char *errmsg, siz
 }
 
 /* Runs an UPDATE/DELETE that must touch one row; zero rows is DB_NOT_FOUND. */
-static int exec_one(PGconn *conn, const char *what, const char *sql, int n,
-                    const char *const *p, char *errmsg, size_t errlen)
+static int exec_one(PGconn *conn, const char *what, const char *sql, int n, const char *const *p,
+                    char *errmsg, size_t errlen)
 {
     PGresult *res;
     int rc = db_query(conn, what, sql, n, p, &res, errmsg, errlen);
@@ -165,9 +165,11 @@ int dbprojects_role_list(PGconn *conn, const char *project, const char *after, i
     return db_query_json_rows(
         conn, "listing roles",
         "SELECT json_build_object('user_id', r.user_id, 'email', u.email, 'role_level', "
-        "r.role_level, 'created_at', " DB_TS("r.created_at") ") FROM roles r JOIN users u ON "
-        "u.id = r.user_id WHERE r.project_id = $1 AND u.deleted_at IS NULL "
-        "AND ($2::uuid IS NULL OR r.user_id > $2::uuid) ORDER BY r.user_id LIMIT $3",
+        "r.role_level, 'created_at', " DB_TS(
+            "r.created_at") ") FROM roles r JOIN users u ON "
+                            "u.id = r.user_id WHERE r.project_id = $1 AND u.deleted_at IS NULL "
+                            "AND ($2::uuid IS NULL OR r.user_id > $2::uuid) ORDER BY r.user_id "
+                            "LIMIT $3",
         3, p, out, errmsg, errlen);
 }
 
@@ -177,8 +179,8 @@ static int lock_project(PGconn *conn, const char *project, char *errmsg, size_t 
     const char *p[] = {project};
     PGresult *res;
     int rc = db_query(conn, "locking project",
-                      "SELECT 1 FROM projects WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
-                      1, p, &res, errmsg, errlen);
+                      "SELECT 1 FROM projects WHERE id = $1 AND deleted_at IS NULL FOR UPDATE", 1,
+                      p, &res, errmsg, errlen);
     if (rc == DB_OK && PQntuples(res) == 0) {
         snprintf(errmsg, errlen, "project %s not found", project);
         rc = DB_NOT_FOUND;
@@ -204,8 +206,7 @@ static int check_admin_left(PGconn *conn, const char *project, char *errmsg, siz
     PQclear(res);
     if (none) {
         snprintf(errmsg, errlen,
-                 "project %s would have no admin left; grant admin to someone else first",
-                 project);
+                 "project %s would have no admin left; grant admin to someone else first", project);
         return DB_REFUSED;
     }
     return DB_OK;

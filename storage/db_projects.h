@@ -26,8 +26,7 @@ struct dbprojects_key {
  * transaction. *OUT = the project with "role" and "api_key" ({"id","prefix","name",
  * "created_at"}; the caller adds the key text). DB_CONFLICT when the id was ever used. */
 int dbprojects_create(PGconn *conn, const char *id, const char *name, const char *owner,
-                      const struct dbprojects_key *key, json_t **out, char *errmsg,
-                      size_t errlen);
+                      const struct dbprojects_key *key, json_t **out, char *errmsg, size_t errlen);
 
 /* Live projects USER has a role in (every live project when ALL), id > AFTER, by id, at most
  * LIMIT, each with the user's "role" ("admin" for ALL without a role). */

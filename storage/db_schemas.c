@@ -6,10 +6,10 @@
 #include "db.h"
 #include "db_auth.h"
 
-#define SCHEMA_COLS                                                                            \
-    "'id', id, 'name', name, 'schema_hash', encode(schema_hash, 'hex'), "                      \
-    "'created_by_user_id', created_by_user_id, 'created_at', " DB_TS("created_at")             \
-    ", 'updated_at', " DB_TS("updated_at")
+#define SCHEMA_COLS                                                                                \
+    "'id', id, 'name', name, 'schema_hash', encode(schema_hash, 'hex'), "                          \
+    "'created_by_user_id', created_by_user_id, 'created_at', " DB_TS(                              \
+        "created_at") ", 'updated_at', " DB_TS("updated_at")
 
 int dbschemas_create(PGconn *conn, const char *name, const char *content,
                      const unsigned char hash[32], const char *created_by, json_t **out,
@@ -56,22 +56,21 @@ int dbschemas_update(PGconn *conn, const char *id, const char *name, const char 
         db_bytea_hex(hash, 32, hex);
     }
     const char *p[] = {id, name, content, hash != NULL ? hex : NULL};
-    return db_query_json_row(
-        conn, "updating schema",
-        "UPDATE config_schemas SET name = coalesce($2, name), "
-        "schema_content = coalesce($3::jsonb, schema_content), "
-        "schema_hash = coalesce($4::bytea, schema_hash), updated_at = now() "
-        "WHERE id = $1::uuid RETURNING json_build_object(" SCHEMA_COLS
-        ", 'schema_content', schema_content)",
-        4, p, out, errmsg, errlen);
+    return db_query_json_row(conn, "updating schema",
+                             "UPDATE config_schemas SET name = coalesce($2, name), "
+                             "schema_content = coalesce($3::jsonb, schema_content), "
+                             "schema_hash = coalesce($4::bytea, schema_hash), updated_at = now() "
+                             "WHERE id = $1::uuid RETURNING json_build_object(" SCHEMA_COLS
+                             ", 'schema_content', schema_content)",
+                             4, p, out, errmsg, errlen);
 }
 
 int dbschemas_delete(PGconn *conn, const char *id, char *errmsg, size_t errlen)
 {
     const char *p[] = {id};
     PGresult *res;
-    int rc = db_query(conn, "deleting schema", "DELETE FROM config_schemas WHERE id = $1::uuid",
-                      1, p, &res, errmsg, errlen);
+    int rc = db_query(conn, "deleting schema", "DELETE FROM config_schemas WHERE id = $1::uuid", 1,
+                      p, &res, errmsg, errlen);
     if (rc == DB_IN_USE) {
         snprintf(errmsg, errlen, "schema %s is still bound to configs; rebind or delete them first",
                  id);

@@ -5,9 +5,9 @@
 #include "db.h"
 #include "db_auth.h"
 
-#define USER_JSON                                                                              \
-    "json_build_object('id', id, 'email', email, 'is_admin', is_admin, 'created_at', "         \
-    DB_TS("created_at") ")"
+#define USER_JSON                                                                                  \
+    "json_build_object('id', id, 'email', email, 'is_admin', is_admin, 'created_at', " DB_TS(      \
+        "created_at") ")"
 
 int dbusers_create(PGconn *conn, const char *email, const char *password_hash, bool is_admin,
                    json_t **out, char *errmsg, size_t errlen)

@@ -96,8 +96,7 @@ static void test_depth_limit(void **state)
     /* One more level is refused. */
     memset(buf, '[', CANONJSON_MAX_DEPTH + 1);
     memset(buf + CANONJSON_MAX_DEPTH + 1, ']', CANONJSON_MAX_DEPTH + 1);
-    assert_int_equal(canonjson_parse(buf, 2 * (CANONJSON_MAX_DEPTH + 1), &v, err, sizeof(err)),
-                     -1);
+    assert_int_equal(canonjson_parse(buf, 2 * (CANONJSON_MAX_DEPTH + 1), &v, err, sizeof(err)), -1);
     assert_string_equal(err, "json nests deeper than 128 levels");
 }
 
