@@ -107,10 +107,8 @@ static void unavailable(struct api_call *call, const char *why)
 static int pool_work(PGconn *conn, void *arg, char *errmsg, size_t errlen)
 {
     struct api_call *call = arg;
-    if (http_request_cancelled(call->req)) {
-        snprintf(errmsg, errlen, "client went away");
-        return DB_ERROR;
-    }
+    /* Only the work function's own fields of CALL are touched here: the request belongs to
+     * the loop thread until the done callback. */
     return call->work(conn, call, errmsg, errlen);
 }
 

@@ -133,10 +133,10 @@ $(tail -n 30 "$TMP/node$n.log")"
 $(tail -n 30 "$TMP/node$n.log")"
 }
 
-# stop_pid PID: SIGTERM, up to 10 s, then SIGKILL. Prints the exit status ("killed" after
-# SIGKILL).
+# stop_pid PID: SIGTERM, up to 10 s, then SIGKILL. Sets STOP_RC to the exit status
+# ("killed" after SIGKILL). Not in a subshell: only this shell can wait for its children.
 stop_pid() {
-  local pid=$1 i rc
+  local pid=$1 i
   kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < 100; i++)); do
     alive "$pid" || break
@@ -145,12 +145,11 @@ stop_pid() {
   if alive "$pid"; then
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    echo killed
+    STOP_RC=killed
     return 0
   fi
-  rc=0
-  wait "$pid" 2>/dev/null || rc=$?
-  echo "$rc"
+  STOP_RC=0
+  wait "$pid" 2>/dev/null || STOP_RC=$?
 }
 
 forget_pid() {
@@ -165,7 +164,8 @@ stop_node() {
   local n=$1 pid rc
   pid=$(eval echo "\${NODE_${n}_PID:-}")
   [[ -n $pid ]] || fail "stop_node $n: node $n is not running"
-  rc=$(stop_pid "$pid")
+  stop_pid "$pid"
+  rc=$STOP_RC
   forget_pid "$pid"
   unset "NODE_${n}_PID" "NODE_${n}_URL"
   [[ $rc == 0 ]] || fail "node $n: SIGTERM should stop it with exit 0, got $rc; log:
@@ -175,7 +175,7 @@ $(tail -n 20 "$TMP/node$n.log")"
 stop_nodes() {
   local pid
   for pid in "${NODE_PIDS[@]}"; do
-    stop_pid "$pid" >/dev/null
+    stop_pid "$pid"
   done
   NODE_PIDS=()
 }
@@ -326,4 +326,9 @@ expect_match() {
   local got
   got=$(jq -r "$1" <<<"$body" 2>/dev/null) || fail "$last_req: body is not JSON: ${body:0:500}"
   [[ $got =~ $2 ]] || fail "$last_req: $1 should match /$2/, got <$got>; body: ${body:0:500}"
+}
+
+# expect_empty: the response has no body (204).
+expect_empty() {
+  [[ -z $body ]] || fail "$last_req: expected no body, got: ${body:0:500}"
 }
