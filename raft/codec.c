@@ -260,8 +260,8 @@ static int check_entry(const struct codec_entry *e, char *errmsg, size_t errlen)
     }
     if ((e->request_id == NULL && e->request_id_len != 0) ||
         !codec_request_id_ok(e->request_id, e->request_id_len)) {
-        fail(errmsg, errlen, "entry: %s: request id is not 0 to %d bytes of UTF-8 without NUL",
-             op, CODEC_MAX_REQUEST_ID);
+        fail(errmsg, errlen, "entry: %s: request id is not 0 to %d bytes of UTF-8 without NUL", op,
+             CODEC_MAX_REQUEST_ID);
         return CODEC_EINVAL;
     }
     if (e->has_schema != 0 && e->has_schema != 1) {
@@ -528,8 +528,8 @@ int codec_decode(const uint8_t *buf, size_t len, struct codec_entry *out, char *
         return CODEC_EINVAL;
     }
     if (buf[4] != CODEC_VERSION) {
-        fail(errmsg, errlen, "entry: unsupported format version %u (this build reads %d)",
-             buf[4], CODEC_VERSION);
+        fail(errmsg, errlen, "entry: unsupported format version %u (this build reads %d)", buf[4],
+             CODEC_VERSION);
         return CODEC_EINVAL;
     }
     unsigned op = buf[5];
@@ -538,8 +538,7 @@ int codec_decode(const uint8_t *buf, size_t len, struct codec_entry *out, char *
         fail(errmsg, errlen, "entry: unknown op %u", op);
         return CODEC_EINVAL;
     }
-    unsigned allowed =
-        (op == CODEC_OP_PUT || op == CODEC_OP_ROLLBACK) ? CODEC_FLAG_SCHEMA : 0u;
+    unsigned allowed = (op == CODEC_OP_PUT || op == CODEC_OP_ROLLBACK) ? CODEC_FLAG_SCHEMA : 0u;
     if ((flags & ~allowed) != 0) {
         fail(errmsg, errlen, "entry: flags 0x%02x are not valid for %s", flags,
              codec_op_name((enum codec_op)op));
@@ -553,15 +552,17 @@ int codec_decode(const uint8_t *buf, size_t len, struct codec_entry *out, char *
         fail(errmsg, errlen, "entry: length %zu is not a multiple of 8", len);
         return CODEC_EINVAL;
     }
-    /* payload is at most 2^32 - 1, so real and total cannot overflow a size_t. */
+    /* Compared against what is there before any addition, so nothing can overflow. From
+     * here on real <= len, and total <= len because len is a multiple of 8. */
     size_t payload = get_u32(buf + 8);
-    size_t real = CODEC_HEADER_SIZE + payload;
-    size_t total = (real + 7) & ~(size_t)7;
-    if (len < total) {
-        fail(errmsg, errlen, "entry: truncated: payload length %zu needs %zu bytes, have %zu",
-             payload, total, len);
+    if (payload > len - CODEC_HEADER_SIZE) {
+        fail(errmsg, errlen,
+             "entry: truncated: payload length %zu, have %zu bytes after the header", payload,
+             len - CODEC_HEADER_SIZE);
         return CODEC_EINVAL;
     }
+    size_t real = CODEC_HEADER_SIZE + payload;
+    size_t total = (real + 7) & ~(size_t)7;
     if (len > total) {
         fail(errmsg, errlen, "entry: %zu trailing bytes after the padded payload", len - total);
         return CODEC_EINVAL;

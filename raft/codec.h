@@ -79,7 +79,8 @@ enum codec_op {
  * One entry, decoded or to be encoded. Strings are (pointer, length) pairs without a NUL
  * terminator. The struct never owns anything: for codec_encode() the caller's pointers are
  * only read, and codec_decode() points them INTO the input buffer (zero-copy), so they are
- * valid only while that buffer is.
+ * valid only while that buffer is. For materialized, only op and materialized_index are
+ * read (encode) or set (decode).
  */
 struct codec_entry {
     enum codec_op op;

@@ -65,7 +65,7 @@ struct fsm {
     size_t pending_head;
     size_t pending_count;
     size_t pending_cap;
-    uint64_t pending_bytes;  /* sum of queued content lengths */
+    uint64_t pending_bytes;   /* sum of queued content lengths */
     struct request *requests; /* ring; head stays 0 until the table is full */
     size_t req_head;
     size_t req_count;
@@ -327,8 +327,7 @@ static long request_slot(const struct fsm *f, uint64_t h, const char *project, s
             return -1;
         }
         const struct request *r = &f->requests[v - 1];
-        if (r->hash == h && r->project_len == project_len &&
-            r->request_id_len == request_id_len &&
+        if (r->hash == h && r->project_len == project_len && r->request_id_len == request_id_len &&
             memcmp(r->project, project, project_len) == 0 &&
             memcmp(r->request_id, request_id, request_id_len) == 0) {
             return (long)i;
@@ -652,8 +651,8 @@ static int apply_config(struct fsm *f, uint64_t index, const struct codec_entry 
     if (has_rid) {
         fsm_request_fingerprint(e, fp);
         rhash = request_hash(f, e->project, e->project_len, e->request_id, e->request_id_len);
-        long s = request_slot(f, rhash, e->project, e->project_len, e->request_id,
-                              e->request_id_len);
+        long s =
+            request_slot(f, rhash, e->project, e->project_len, e->request_id, e->request_id_len);
         if (s >= 0) {
             const struct fsm_request *first = &f->requests[f->req_slots[s] - 1].outcome;
             out->status = FSM_DUPLICATE;
@@ -727,8 +726,7 @@ static int apply_materialized(struct fsm *f, uint64_t index, const struct codec_
     return 0;
 }
 
-int fsm_apply(struct fsm *f, uint64_t index, const uint8_t *buf, size_t len,
-              struct fsm_result *out)
+int fsm_apply(struct fsm *f, uint64_t index, const uint8_t *buf, size_t len, struct fsm_result *out)
 {
     memset(out, 0, sizeof(*out));
     /* Raft hands entries over in strictly increasing index order; anything else is a bug in
@@ -775,8 +773,8 @@ size_t fsm_list(const struct fsm *f, const char *project, size_t project_len, co
     size_t i = config_lower(p, prefix, prefix_len);
     if (after_len > 0) {
         size_t j = config_lower(p, after, after_len);
-        if (j < p->count && cmp_bytes(p->configs[j]->key, p->configs[j]->key_len, after,
-                                      after_len) == 0) {
+        if (j < p->count &&
+            cmp_bytes(p->configs[j]->key, p->configs[j]->key_len, after, after_len) == 0) {
             j++;
         }
         if (j > i) {
@@ -916,8 +914,7 @@ static void put_str(struct sink *s, const void *data, size_t len)
     put(s, data, len);
 }
 
-static void put_schema(struct sink *s, int has_schema, const uint8_t id[16],
-                       const uint8_t hash[32])
+static void put_schema(struct sink *s, int has_schema, const uint8_t id[16], const uint8_t hash[32])
 {
     put_u8(s, has_schema != 0);
     if (has_schema) {
@@ -1193,8 +1190,7 @@ static int parse_config(struct fsm *t, struct project *p, struct reader *r)
     if (p->count > 0) {
         const struct fsm_config *prev = p->configs[p->count - 1];
         if (cmp_bytes(prev->key, prev->key_len, key, key_len) >= 0) {
-            rd_error(r, "project %s: config keys out of order at %.*s", p->id, (int)key_len,
-                     key);
+            rd_error(r, "project %s: config keys out of order at %.*s", p->id, (int)key_len, key);
             return FSM_EINVAL;
         }
     }
@@ -1357,7 +1353,9 @@ static int parse_revision(struct fsm *t, struct reader *r, const struct revision
     } else if (op < REVISION_PUT || op > REVISION_ROLLBACK) {
         bad = "unknown op";
     } else if (rev->revision < 1 || rev->revision > t->revision ||
-               (prev != NULL && rev->revision <= prev->revision)) {
+               (prev != NULL && rev->revision != prev->revision + 1)) {
+        /* The queue is every revision after the materialized index, so its numbers are
+         * consecutive. */
         bad = "revision number out of order or range";
     } else if (rev->raft_index <= t->materialized || rev->raft_index > t->last_applied ||
                (prev != NULL && rev->raft_index <= prev->raft_index)) {
@@ -1439,13 +1437,17 @@ static int parse_pending(struct fsm *t, struct reader *r)
         }
         pending_push(t, &rev);
     }
+    if (n > 0 && pending_at(t, n - 1)->revision != t->revision) {
+        rd_error(r, "the last queued revision is not the revision counter %llu",
+                 (unsigned long long)t->revision);
+        return FSM_EINVAL;
+    }
     /* The queue holds every revision after the materialized index, so a project's last
      * queued revision is its latest one and its hash is the chain head. */
     for (size_t i = 0; i < t->nprojects; i++) {
         const struct project *p = t->projects[i];
-        if (p->seen_pending &&
-            (p->last_pending_revision != p->max_revision ||
-             memcmp(p->last_pending_hash, p->head, REVISION_HASH_SIZE) != 0)) {
+        if (p->seen_pending && (p->last_pending_revision != p->max_revision ||
+                                memcmp(p->last_pending_hash, p->head, REVISION_HASH_SIZE) != 0)) {
             rd_error(r, "project %s: chain head is not its latest queued revision", p->id);
             return FSM_EINVAL;
         }
@@ -1559,14 +1561,17 @@ int fsm_restore(struct fsm *f, const uint8_t *buf, size_t len, char *errmsg, siz
     }
     uint64_t body = le_load(buf + 16, 8);
     if (body > len - SNAP_HEADER_SIZE) {
-        fail(errmsg, errlen, "snapshot: truncated: body length %llu, have %zu bytes after the "
-             "header", (unsigned long long)body, len - SNAP_HEADER_SIZE);
+        fail(errmsg, errlen,
+             "snapshot: truncated: body length %llu, have %zu bytes after the "
+             "header",
+             (unsigned long long)body, len - SNAP_HEADER_SIZE);
         return FSM_EINVAL;
     }
     size_t real = SNAP_HEADER_SIZE + (size_t)body;
     size_t total = (real + 7) & ~(size_t)7;
+    /* body <= len - 64 and len is a multiple of 8, so total <= len. */
     if (len != total) {
-        fail(errmsg, errlen, "snapshot: %zu trailing bytes after the padded body", len - real);
+        fail(errmsg, errlen, "snapshot: %zu trailing bytes after the padded body", len - total);
         return FSM_EINVAL;
     }
     for (size_t i = real; i < total; i++) {
@@ -1582,8 +1587,8 @@ int fsm_restore(struct fsm *f, const uint8_t *buf, size_t len, char *errmsg, siz
     crc = codec_crc32c(crc, buf + SNAP_HEADER_SIZE, (size_t)body);
     uint32_t stored = (uint32_t)le_load(buf + 12, 4);
     if (crc != stored) {
-        fail(errmsg, errlen, "snapshot: checksum mismatch (stored 0x%08x, computed 0x%08x)",
-             stored, crc);
+        fail(errmsg, errlen, "snapshot: checksum mismatch (stored 0x%08x, computed 0x%08x)", stored,
+             crc);
         return FSM_EINVAL;
     }
 
@@ -1613,7 +1618,8 @@ int fsm_restore(struct fsm *f, const uint8_t *buf, size_t len, char *errmsg, siz
     uint8_t h[32];
     fsm_state_hash(t, h);
     if (memcmp(h, buf + 24, sizeof(h)) != 0) {
-        fail(errmsg, errlen, "snapshot: state hash mismatch (the body is not canonical or the "
+        fail(errmsg, errlen,
+             "snapshot: state hash mismatch (the body is not canonical or the "
              "header's hash is wrong)");
         rc = FSM_EINVAL;
         goto err_after_new;

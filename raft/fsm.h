@@ -163,8 +163,8 @@ const struct fsm_request *fsm_request_find(const struct fsm *f, const char *proj
 void fsm_request_fingerprint(const struct codec_entry *e, uint8_t out[32]);
 
 /* Counters. */
-uint64_t fsm_last_applied(const struct fsm *f);      /* raft index of the last entry applied */
-uint64_t fsm_revision(const struct fsm *f);          /* the last revision number, 0 at first */
+uint64_t fsm_last_applied(const struct fsm *f);       /* raft index of the last entry applied */
+uint64_t fsm_revision(const struct fsm *f);           /* the last revision number, 0 at first */
 uint64_t fsm_materialized_index(const struct fsm *f); /* the highest materialized(N) seen */
 
 /* Copies PROJECT's chain head (the hash of its latest revision, or 32 zero bytes for a

@@ -1,0 +1,1212 @@
+/*
+ * The state machine and the revision hash chain: a known-answer test of the canonical
+ * revision bytes, the CAS, tombstone, rollback, request-id and materialized rules, limits,
+ * determinism over generated logs, and snapshots (round trip, replacement of a different
+ * state, refusal of corrupted ones without any change).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "codec.h"
+#include "fsm.h"
+#include "revision.h"
+
+static char err[256];
+
+static uint64_t rng_state;
+
+static uint64_t rng(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+static struct fsm *new_fsm(const uint8_t *key)
+{
+    struct fsm *f = NULL;
+    if (fsm_new(&f, key, err, sizeof(err)) != 0) {
+        fail_msg("fsm_new: %s", err);
+    }
+    return f;
+}
+
+/* A request as the leader would propose it. */
+struct req {
+    enum codec_op op;
+    const char *project;
+    const char *key;
+    uint64_t expected;
+    uint64_t source;
+    const char *content; /* NULL for delete */
+    const char *rid;     /* NULL: none */
+    int schema;          /* 0: none; n: a schema id/hash derived from n */
+    const char *actor;   /* NULL: "alice" */
+    uint64_t materialized;
+};
+
+static uint8_t *encode_req(const struct req *r, uint64_t index, size_t *len)
+{
+    struct codec_entry e;
+    memset(&e, 0, sizeof(e));
+    e.op = r->op;
+    if (r->op == CODEC_OP_MATERIALIZED) {
+        e.materialized_index = r->materialized;
+    } else {
+        e.project = r->project;
+        e.project_len = strlen(r->project);
+        e.key = r->key;
+        e.key_len = strlen(r->key);
+        e.expected_version = r->expected;
+        e.source_version = r->source;
+        e.term = 1 + index / 100;
+        e.timestamp_us = 1700000000000000 + (int64_t)index * 1000;
+        e.actor = r->actor != NULL ? r->actor : "alice";
+        e.actor_len = strlen(e.actor);
+        if (r->rid != NULL) {
+            e.request_id = r->rid;
+            e.request_id_len = strlen(r->rid);
+        }
+        if (r->schema) {
+            e.has_schema = 1;
+            memset(e.schema_id, r->schema, sizeof(e.schema_id));
+            memset(e.schema_hash, r->schema + 1, sizeof(e.schema_hash));
+        }
+        if (r->content != NULL) {
+            e.content = (const uint8_t *)r->content;
+            e.content_len = strlen(r->content);
+        }
+    }
+    uint8_t *buf = NULL;
+    if (codec_encode(&e, &buf, len, err, sizeof(err)) != 0) {
+        fail_msg("encode: %s", err);
+    }
+    return buf;
+}
+
+static struct fsm_result apply_at(struct fsm *f, uint64_t index, const uint8_t *buf, size_t len)
+{
+    struct fsm_result res;
+    assert_int_equal(fsm_apply(f, index, buf, len, &res), 0);
+    return res;
+}
+
+static struct fsm_result run(struct fsm *f, const struct req *r)
+{
+    uint64_t index = fsm_last_applied(f) + 1;
+    size_t len;
+    uint8_t *buf = encode_req(r, index, &len);
+    struct fsm_result res = apply_at(f, index, buf, len);
+    free(buf);
+    return res;
+}
+
+static struct fsm_result put(struct fsm *f, const char *project, const char *key, uint64_t expected,
+                             const char *content, const char *rid)
+{
+    struct req r = {.op = CODEC_OP_PUT,
+                    .project = project,
+                    .key = key,
+                    .expected = expected,
+                    .content = content,
+                    .rid = rid};
+    return run(f, &r);
+}
+
+static struct fsm_result del(struct fsm *f, const char *project, const char *key, uint64_t expected,
+                             const char *rid)
+{
+    struct req r = {
+        .op = CODEC_OP_DELETE, .project = project, .key = key, .expected = expected, .rid = rid};
+    return run(f, &r);
+}
+
+static struct fsm_result rollback(struct fsm *f, const char *project, const char *key,
+                                  uint64_t expected, uint64_t source, const char *content)
+{
+    struct req r = {.op = CODEC_OP_ROLLBACK,
+                    .project = project,
+                    .key = key,
+                    .expected = expected,
+                    .source = source,
+                    .content = content};
+    return run(f, &r);
+}
+
+static struct fsm_result materialize(struct fsm *f, uint64_t n)
+{
+    struct req r = {.op = CODEC_OP_MATERIALIZED, .materialized = n};
+    return run(f, &r);
+}
+
+static void expect(struct fsm_result res, enum fsm_status status, uint64_t version)
+{
+    if (res.status != status || res.version != version) {
+        fail_msg("got status %d version %llu (%s), want status %d version %llu", res.status,
+                 (unsigned long long)res.version, res.message, status, (unsigned long long)version);
+    }
+}
+
+static const struct fsm_config *get(const struct fsm *f, const char *project, const char *key)
+{
+    return fsm_get(f, project, strlen(project), key, strlen(key));
+}
+
+static void state_hash(const struct fsm *f, uint8_t out[32])
+{
+    fsm_state_hash(f, out);
+}
+
+/* ---- revision canonical bytes: known answers ---- */
+
+struct hand {
+    uint8_t b[512];
+    size_t n;
+};
+
+static void h_bytes(struct hand *h, const void *p, size_t n)
+{
+    memcpy(h->b + h->n, p, n);
+    h->n += n;
+}
+
+static void h_be(struct hand *h, uint64_t v, int size)
+{
+    for (int i = size - 1; i >= 0; i--) {
+        h->b[h->n++] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static void h_str(struct hand *h, const char *s)
+{
+    h_be(h, strlen(s), 4);
+    h_bytes(h, s, strlen(s));
+}
+
+static void hex_to(const char *hex, uint8_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+        out[i] = (uint8_t)v;
+    }
+}
+
+static void check_revision(const struct revision *r, const struct hand *h, const char *want_hex)
+{
+    uint8_t *bytes;
+    size_t len;
+    assert_int_equal(revision_canonical_bytes(r, &bytes, &len, err, sizeof(err)), 0);
+    assert_int_equal(len, h->n);
+    assert_int_equal(revision_canonical_size(r), h->n);
+    assert_memory_equal(bytes, h->b, h->n);
+    free(bytes);
+    /* hash = SHA-256(prev_hash || canonical bytes), computed here with libsodium directly. */
+    uint8_t msg[32 + sizeof(h->b)];
+    memcpy(msg, r->prev_hash, 32);
+    memcpy(msg + 32, h->b, h->n);
+    uint8_t expect_hash[32];
+    crypto_hash_sha256(expect_hash, msg, 32 + h->n);
+    uint8_t got[32];
+    revision_compute_hash(r, got);
+    assert_memory_equal(got, expect_hash, 32);
+    /* And the value pinned from an independent Python implementation of the layout. */
+    uint8_t pinned[32];
+    hex_to(want_hex, pinned, 32);
+    assert_memory_equal(got, pinned, 32);
+}
+
+static void test_revision_known_answer(void **state)
+{
+    (void)state;
+    assert_true(sodium_init() >= 0);
+    char project[] = "acme", key[] = "db.url", actor1[] = "alice@example.com", rid1[] = "req-1",
+         actor2[] = "bob", actor3[] = "carol", rid3[] = "r3";
+    uint8_t content[] = "{\"a\":1}";
+
+    struct revision r1;
+    memset(&r1, 0, sizeof(r1));
+    r1.revision = 7;
+    r1.project = project;
+    r1.key = key;
+    r1.version = 3;
+    r1.op = REVISION_PUT;
+    r1.content = content;
+    r1.content_len = 7;
+    r1.has_schema = 1;
+    for (int i = 0; i < 16; i++) {
+        r1.schema_id[i] = (uint8_t)i;
+    }
+    for (int i = 0; i < 32; i++) {
+        r1.schema_hash[i] = (uint8_t)(0x20 + i);
+    }
+    r1.actor = actor1;
+    r1.request_id = rid1;
+    r1.created_at = 1700000000123456;
+    r1.raft_index = 42;
+    r1.raft_term = 5;
+    memset(r1.prev_hash, 0xaa, 32);
+
+    struct hand h = {.n = 0};
+    h_bytes(&h, "CRV1", 4);
+    h_be(&h, 7, 8);
+    h_str(&h, "acme");
+    h_str(&h, "db.url");
+    h_be(&h, 3, 8);
+    h_str(&h, "put");
+    h_be(&h, 1, 1);
+    h_str(&h, "{\"a\":1}");
+    h_be(&h, 0, 1); /* no source version */
+    h_be(&h, 1, 1);
+    h_bytes(&h, r1.schema_id, 16);
+    h_be(&h, 1, 1);
+    h_bytes(&h, r1.schema_hash, 32);
+    h_str(&h, "alice@example.com");
+    h_be(&h, 1, 1);
+    h_str(&h, "req-1");
+    h_be(&h, 1700000000123456, 8);
+    h_be(&h, 42, 8);
+    h_be(&h, 5, 8);
+    h_bytes(&h, r1.prev_hash, 32);
+    assert_int_equal(h.n, 195);
+    check_revision(&r1, &h, "1d2ccc48ace73fdcfc5e7edfc3494ecd38f6beb2eea5bf752c760e32c35a65ed");
+    revision_compute_hash(&r1, r1.hash);
+
+    /* A delete chained to it: no content, no schema, no request id. */
+    struct revision r2;
+    memset(&r2, 0, sizeof(r2));
+    r2.revision = 8;
+    r2.project = project;
+    r2.key = key;
+    r2.version = 4;
+    r2.op = REVISION_DELETE;
+    r2.actor = actor2;
+    r2.created_at = 1700000000999999;
+    r2.raft_index = 43;
+    r2.raft_term = 5;
+    memcpy(r2.prev_hash, r1.hash, 32);
+    h.n = 0;
+    h_bytes(&h, "CRV1", 4);
+    h_be(&h, 8, 8);
+    h_str(&h, "acme");
+    h_str(&h, "db.url");
+    h_be(&h, 4, 8);
+    h_str(&h, "delete");
+    h_be(&h, 0, 1);
+    h_be(&h, 0, 1);
+    h_be(&h, 0, 1);
+    h_be(&h, 0, 1);
+    h_str(&h, "bob");
+    h_be(&h, 0, 1);
+    h_be(&h, 1700000000999999, 8);
+    h_be(&h, 43, 8);
+    h_be(&h, 5, 8);
+    h_bytes(&h, r2.prev_hash, 32);
+    check_revision(&r2, &h, "0d596d9a20fdd6e314df07a40fc4ee53e16b8fdc36eb94624ce84f70c1fd1c5e");
+    revision_compute_hash(&r2, r2.hash);
+
+    /* A rollback: source version present. */
+    struct revision r3;
+    memset(&r3, 0, sizeof(r3));
+    r3.revision = 9;
+    r3.project = project;
+    r3.key = key;
+    r3.version = 5;
+    r3.op = REVISION_ROLLBACK;
+    r3.content = content;
+    r3.content_len = 7;
+    r3.source_version = 3;
+    r3.actor = actor3;
+    r3.request_id = rid3;
+    r3.created_at = 1700000001000000;
+    r3.raft_index = 44;
+    r3.raft_term = 6;
+    memcpy(r3.prev_hash, r2.hash, 32);
+    h.n = 0;
+    h_bytes(&h, "CRV1", 4);
+    h_be(&h, 9, 8);
+    h_str(&h, "acme");
+    h_str(&h, "db.url");
+    h_be(&h, 5, 8);
+    h_str(&h, "rollback");
+    h_be(&h, 1, 1);
+    h_str(&h, "{\"a\":1}");
+    h_be(&h, 1, 1);
+    h_be(&h, 3, 8);
+    h_be(&h, 0, 1);
+    h_be(&h, 0, 1);
+    h_str(&h, "carol");
+    h_be(&h, 1, 1);
+    h_str(&h, "r3");
+    h_be(&h, 1700000001000000, 8);
+    h_be(&h, 44, 8);
+    h_be(&h, 6, 8);
+    h_bytes(&h, r3.prev_hash, 32);
+    check_revision(&r3, &h, "75fcd2676ad3f383fb660dadc483e3d6e730a6d4ffd0be435759731090d10bb9");
+
+    /* A deep copy owns its strings and hashes the same. */
+    struct revision copy;
+    assert_int_equal(revision_copy(&copy, &r3, err, sizeof(err)), 0);
+    assert_ptr_not_equal(copy.project, r3.project);
+    uint8_t a[32], b[32];
+    revision_compute_hash(&r3, a);
+    revision_compute_hash(&copy, b);
+    assert_memory_equal(a, b, 32);
+    revision_clear(&copy);
+    assert_null(copy.project);
+    assert_string_equal(revision_op_name(REVISION_ROLLBACK), "rollback");
+}
+
+/* ---- rules ---- */
+
+static void test_cas(void **state)
+{
+    (void)state;
+    struct fsm *f = new_fsm(NULL);
+    expect(put(f, "acme", "a", 0, "{\"v\":1}", NULL), FSM_OK, 1);
+    assert_int_equal(fsm_revision(f), 1);
+    /* Create again: the key exists. */
+    expect(put(f, "acme", "a", 0, "{\"v\":9}", NULL), FSM_CONFLICT, 1);
+    expect(put(f, "acme", "a", 1, "{\"v\":2}", NULL), FSM_OK, 2);
+    /* A stale expected version. */
+    struct fsm_result res = put(f, "acme", "a", 1, "{\"v\":9}", NULL);
+    expect(res, FSM_CONFLICT, 2);
+    assert_int_equal(res.revision, 0);
+    /* Expected from the future. */
+    expect(put(f, "acme", "a", 7, "{\"v\":9}", NULL), FSM_CONFLICT, 2);
+    /* Updating a missing key. */
+    expect(put(f, "acme", "b", 3, "{}", NULL), FSM_CONFLICT, 0);
+    assert_null(get(f, "acme", "b"));
+    /* Only successes count revisions. */
+    assert_int_equal(fsm_revision(f), 2);
+    res = put(f, "acme", "b", 0, "{}", NULL);
+    expect(res, FSM_OK, 1);
+    assert_int_equal(res.revision, 3);
+    assert_int_equal(fsm_revision(f), 3);
+
+    const struct fsm_config *c = get(f, "acme", "a");
+    assert_non_null(c);
+    assert_int_equal(c->version, 2);
+    assert_false(c->deleted);
+    assert_int_equal(c->content_len, 7);
+    assert_memory_equal(c->content, "{\"v\":2}", 7);
+    assert_int_equal(c->last_revision, 2);
+    assert_int_equal(c->raft_index, 3);
+    assert_string_equal(c->updated_by, "alice");
+    assert_string_equal(c->project, "acme");
+    assert_int_equal(fsm_last_applied(f), 7);
+    /* Same key in another project is another config. */
+    expect(put(f, "other", "a", 0, "{}", NULL), FSM_OK, 1);
+    fsm_free(f);
+}
+
+static void test_delete_tombstone_recreate(void **state)
+{
+    (void)state;
+    struct fsm *f = new_fsm(NULL);
+    struct req r = {.op = CODEC_OP_PUT,
+                    .project = "acme",
+                    .key = "k",
+                    .expected = 0,
+                    .content = "{\"x\":1}",
+                    .schema = 3};
+    expect(run(f, &r), FSM_OK, 1);
+    assert_true(get(f, "acme", "k")->has_schema);
+    expect(del(f, "acme", "k", 5, NULL), FSM_CONFLICT, 1);
+    struct fsm_result res = del(f, "acme", "k", 1, NULL);
+    expect(res, FSM_OK, 2);
+    assert_int_equal(res.revision, 2);
+    const struct fsm_config *c = get(f, "acme", "k");
+    assert_non_null(c);
+    assert_true(c->deleted);
+    assert_null(c->content);
+    assert_int_equal(c->content_len, 0);
+    assert_false(c->has_schema);
+    assert_int_equal(c->version, 2);
+    /* Deleting again, or deleting/rolling back what never existed: not found. */
+    expect(del(f, "acme", "k", 2, NULL), FSM_NOT_FOUND, 2);
+    expect(del(f, "acme", "nope", 0, NULL), FSM_NOT_FOUND, 0);
+    expect(rollback(f, "acme", "k", 2, 1, "{\"x\":1}"), FSM_NOT_FOUND, 2);
+    expect(rollback(f, "acme", "nope", 3, 1, "{}"), FSM_NOT_FOUND, 0);
+    /* Recreating takes the tombstone's version; 0 is a conflict. */
+    expect(put(f, "acme", "k", 0, "{\"x\":2}", NULL), FSM_CONFLICT, 2);
+    expect(put(f, "acme", "k", 2, "{\"x\":2}", NULL), FSM_OK, 3);
+    c = get(f, "acme", "k");
+    assert_false(c->deleted);
+    assert_memory_equal(c->content, "{\"x\":2}", 7);
+    assert_int_equal(fsm_revision(f), 3);
+
+    /* The delete revision in the queue has no content. */
+    const struct revision *revs[8];
+    size_t n = fsm_pending_from(f, 0, revs, 8);
+    assert_int_equal(n, 3);
+    assert_int_equal(revs[1]->op, REVISION_DELETE);
+    assert_null(revs[1]->content);
+    assert_int_equal(revs[1]->version, 2);
+    assert_int_equal(revs[2]->op, REVISION_PUT);
+    assert_int_equal(revs[2]->version, 3);
+    fsm_free(f);
+}
+
+static void test_rollback(void **state)
+{
+    (void)state;
+    struct fsm *f = new_fsm(NULL);
+    expect(put(f, "acme", "k", 0, "\"one\"", NULL), FSM_OK, 1);
+    expect(put(f, "acme", "k", 1, "\"two\"", NULL), FSM_OK, 2);
+    expect(rollback(f, "acme", "k", 1, 1, "\"one\""), FSM_CONFLICT, 2);
+    struct fsm_result res = rollback(f, "acme", "k", 2, 1, "\"one\"");
+    expect(res, FSM_OK, 3);
+    const struct fsm_config *c = get(f, "acme", "k");
+    assert_memory_equal(c->content, "\"one\"", 5);
+    const struct revision *revs[4];
+    assert_int_equal(fsm_pending_from(f, 0, revs, 4), 3);
+    assert_int_equal(revs[2]->op, REVISION_ROLLBACK);
+    assert_int_equal(revs[2]->source_version, 1);
+    assert_int_equal(revs[2]->version, 3);
+    assert_int_equal(revs[2]->revision, res.revision);
+    assert_int_equal(revs[0]->source_version, 0);
+    fsm_free(f);
+}
+
+static void test_chain(void **state)
+{
+    (void)state;
+    struct fsm *f = new_fsm(NULL);
+    const char *projects[] = {"alpha", "beta", "alpha", "alpha", "gamma", "beta", "alpha"};
+    uint64_t versions[3] = {0, 0, 0};
+    for (size_t i = 0; i < 7; i++) {
+        int p = projects[i][0] == 'a' ? 0 : projects[i][0] == 'b' ? 1 : 2;
+        expect(put(f, projects[i], "k", versions[p], "{}", NULL), FSM_OK, versions[p] + 1);
+        versions[p]++;
+    }
+    expect(del(f, "beta", "k", 2, NULL), FSM_OK, 3);
+    const struct revision *revs[16];
+    size_t n = fsm_pending_from(f, 0, revs, 16);
+    assert_int_equal(n, 8);
+    uint8_t zero[32] = {0};
+    for (size_t i = 0; i < n; i++) {
+        const struct revision *r = revs[i];
+        assert_int_equal(r->revision, i + 1);
+        assert_int_equal(r->raft_index, i + 1);
+        uint8_t h[32];
+        revision_compute_hash(r, h);
+        assert_memory_equal(h, r->hash, 32);
+        /* prev_hash is the hash of the previous revision of the same project. */
+        const struct revision *prev = NULL;
+        for (size_t j = i; j-- > 0;) {
+            if (strcmp(revs[j]->project, r->project) == 0) {
+                prev = revs[j];
+                break;
+            }
+        }
+        assert_memory_equal(r->prev_hash, prev != NULL ? prev->hash : zero, 32);
+    }
+    uint8_t head[32];
+    fsm_chain_head(f, "alpha", 5, head);
+    assert_memory_equal(head, revs[6]->hash, 32);
+    fsm_chain_head(f, "beta", 4, head);
+    assert_memory_equal(head, revs[7]->hash, 32);
+    fsm_chain_head(f, "gamma", 5, head);
+    assert_memory_equal(head, revs[4]->hash, 32);
+    fsm_chain_head(f, "delta", 5, head);
+    assert_memory_equal(head, zero, 32);
+    /* A failed write does not move the chain. */
+    expect(put(f, "alpha", "k", 1, "{}", NULL), FSM_CONFLICT, 4);
+    fsm_chain_head(f, "alpha", 5, head);
+    assert_memory_equal(head, revs[6]->hash, 32);
+    fsm_free(f);
+}
+
+static void test_request_ids(void **state)
+{
+    (void)state;
+    struct fsm *f = new_fsm(NULL);
+    struct fsm_result res = put(f, "acme", "k", 0, "{\"a\":1}", "r1");
+    expect(res, FSM_OK, 1);
+    /* The same request again: the first outcome, applied once. */
+    res = put(f, "acme", "k", 0, "{\"a\":1}", "r1");
+    assert_int_equal(res.status, FSM_DUPLICATE);
+    assert_int_equal(res.first_status, FSM_OK);
+    assert_int_equal(res.version, 1);
+    assert_int_equal(res.revision, 1);
+    assert_int_equal(res.first_index, 1);
+    assert_false(res.mismatch);
+    assert_int_equal(fsm_revision(f), 1);
+    assert_int_equal(get(f, "acme", "k")->version, 1);
+    assert_int_equal(fsm_pending_count(f), 1);
+    assert_int_equal(fsm_last_applied(f), 2);
+    /* A different request reusing the id: still the first outcome, flagged. */
+    res = put(f, "acme", "k", 1, "{\"a\":2}", "r1");
+    assert_int_equal(res.status, FSM_DUPLICATE);
+    assert_true(res.mismatch);
+    assert_int_equal(get(f, "acme", "k")->version, 1);
+
+    /* A conflict is recorded too: the retry gets the conflict even though it would now
+     * succeed. */
+    res = put(f, "acme", "k", 5, "{\"a\":3}", "r2");
+    expect(res, FSM_CONFLICT, 1);
+    res = put(f, "acme", "k", 5, "{\"a\":3}", "r2");
+    assert_int_equal(res.status, FSM_DUPLICATE);
+    assert_int_equal(res.first_status, FSM_CONFLICT);
+    assert_int_equal(res.version, 1);
+    assert_int_equal(res.first_index, 4);
+    expect(put(f, "acme", "k", 1, "{\"a\":3}", NULL), FSM_OK, 2);
+    /* Now current is 2; a retry of "r2" still answers the first conflict. */
+    res = put(f, "acme", "k", 5, "{\"a\":3}", "r2");
+    assert_int_equal(res.first_status, FSM_CONFLICT);
+    assert_int_equal(res.version, 1);
+    /* Not found is recorded. */
+    expect(del(f, "acme", "gone", 0, "r3"), FSM_NOT_FOUND, 0);
+    expect(put(f, "acme", "gone", 0, "{}", NULL), FSM_OK, 1);
+    res = del(f, "acme", "gone", 0, "r3");
+    assert_int_equal(res.status, FSM_DUPLICATE);
+    assert_int_equal(res.first_status, FSM_NOT_FOUND);
+
+    /* Ids are per project. */
+    expect(put(f, "other", "k", 0, "{}", "r1"), FSM_OK, 1);
+
+    /* Lookup for the leader's early check. */
+    const struct fsm_request *q = fsm_request_find(f, "acme", 4, "r1", 2);
+    assert_non_null(q);
+    assert_int_equal(q->status, FSM_OK);
+    assert_int_equal(q->version, 1);
+    assert_int_equal(q->raft_index, 1);
+    struct codec_entry e;
+    memset(&e, 0, sizeof(e));
+    e.op = CODEC_OP_PUT;
+    e.key = "k";
+    e.key_len = 1;
+    e.actor = "alice";
+    e.actor_len = 5;
+    e.content = (const uint8_t *)"{\"a\":1}";
+    e.content_len = 7;
+    uint8_t fp[32];
+    fsm_request_fingerprint(&e, fp);
+    assert_memory_equal(fp, q->fingerprint, 32);
+    assert_null(fsm_request_find(f, "acme", 4, "zz", 2));
+    assert_null(fsm_request_find(f, "nope", 4, "r1", 2));
+    assert_null(fsm_request_find(f, "acme", 4, "", 0));
+
+    /* An invalid entry is not recorded. */
+    uint64_t idx = fsm_last_applied(f) + 1;
+    size_t len;
+    struct req r = {.op = CODEC_OP_PUT,
+                    .project = "acme",
+                    .key = "fresh",
+                    .expected = 0,
+                    .content = "{}",
+                    .rid = "r9"};
+    uint8_t *buf = encode_req(&r, idx, &len);
+    buf[len - 1] ^= 0x40; /* padding or payload: refused either way */
+    res = apply_at(f, idx, buf, len);
+    assert_int_equal(res.status, FSM_INVALID);
+    free(buf);
+    assert_null(fsm_request_find(f, "acme", 4, "r9", 2));
+    expect(put(f, "acme", "fresh", 0, "{}", "r9"), FSM_OK, 1);
+    fsm_free(f);
+}
+
+static void test_materialized(void **state)
+{
+    (void)state;
+    struct fsm *f = new_fsm(NULL);
+    for (int i = 0; i < 5; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "k%d", i);
+        expect(put(f, "acme", key, 0, "{}", NULL), FSM_OK, 1);
+    }
+    expect(put(f, "acme", "k0", 9, "{}", NULL), FSM_CONFLICT, 1); /* index 6, no revision */
+    assert_int_equal(fsm_pending_count(f), 5);
+    const struct revision *revs[8];
+    assert_int_equal(fsm_pending_from(f, 4, revs, 8), 2);
+    assert_int_equal(revs[0]->raft_index, 4);
+    assert_int_equal(fsm_pending_from(f, 4, revs, 1), 1);
+    assert_int_equal(fsm_pending_from(f, 99, revs, 8), 0);
+
+    struct fsm_result res = materialize(f, 3); /* index 7 */
+    assert_int_equal(res.status, FSM_OK);
+    assert_int_equal(res.op, CODEC_OP_MATERIALIZED);
+    assert_int_equal(res.trimmed, 3);
+    assert_int_equal(fsm_pending_count(f), 2);
+    assert_int_equal(fsm_pending_from(f, 0, revs, 8), 2);
+    assert_int_equal(revs[0]->raft_index, 4);
+    assert_int_equal(fsm_materialized_index(f), 3);
+    /* A late, lower one from an old leader trims nothing and does not move the index. */
+    res = materialize(f, 2);
+    assert_int_equal(res.status, FSM_OK);
+    assert_int_equal(res.trimmed, 0);
+    assert_int_equal(fsm_materialized_index(f), 3);
+    /* N at or above the entry's own index is invalid, but still applied as an index. */
+    uint64_t before = fsm_last_applied(f);
+    res = materialize(f, before + 1);
+    assert_int_equal(res.status, FSM_INVALID);
+    assert_int_equal(fsm_last_applied(f), before + 1);
+    assert_int_equal(fsm_pending_count(f), 2);
+    res = materialize(f, 100);
+    assert_int_equal(res.status, FSM_INVALID);
+    res = materialize(f, 5);
+    assert_int_equal(res.trimmed, 2);
+    assert_int_equal(fsm_pending_count(f), 0);
+    fsm_free(f);
+}
+
+static void test_invalid_entries(void **state)
+{
+    (void)state;
+    struct fsm *f = new_fsm(NULL);
+    expect(put(f, "acme", "k", 0, "{}", NULL), FSM_OK, 1);
+    uint8_t garbage[24] = "not an entry at all....";
+    struct fsm_result res = apply_at(f, 2, garbage, sizeof(garbage));
+    assert_int_equal(res.status, FSM_INVALID);
+    assert_non_null(strstr(res.message, "bad magic"));
+    assert_int_equal(fsm_last_applied(f), 2);
+    res = apply_at(f, 3, NULL, 0);
+    assert_int_equal(res.status, FSM_INVALID);
+    assert_int_equal(fsm_last_applied(f), 3);
+    /* A truncated valid entry. */
+    size_t len;
+    struct req r = {
+        .op = CODEC_OP_PUT, .project = "acme", .key = "k", .expected = 1, .content = "{}"};
+    uint8_t *buf = encode_req(&r, 4, &len);
+    res = apply_at(f, 4, buf, len - 8);
+    assert_int_equal(res.status, FSM_INVALID);
+    assert_int_equal(fsm_revision(f), 1);
+    assert_int_equal(get(f, "acme", "k")->version, 1);
+    /* An index that does not advance changes nothing at all. */
+    uint8_t before[32], after[32];
+    state_hash(f, before);
+    res = apply_at(f, 4, buf, len);
+    assert_int_equal(res.status, FSM_INVALID);
+    res = apply_at(f, 2, buf, len);
+    assert_int_equal(res.status, FSM_INVALID);
+    res = apply_at(f, (uint64_t)INT64_MAX + 1, buf, len);
+    assert_int_equal(res.status, FSM_INVALID);
+    state_hash(f, after);
+    assert_memory_equal(before, after, 32);
+    assert_int_equal(fsm_last_applied(f), 4);
+    /* Gaps are fine: raft applies barriers and configuration entries in between. */
+    res = apply_at(f, 10, buf, len);
+    expect(res, FSM_OK, 2);
+    assert_int_equal(get(f, "acme", "k")->raft_index, 10);
+    free(buf);
+    fsm_free(f);
+}
+
+static int collect(const struct fsm_config *c, void *arg)
+{
+    char *out = arg;
+    strcat(out, c->key);
+    strcat(out, c->deleted ? "(x) " : " ");
+    return 0;
+}
+
+static int stop_at_first(const struct fsm_config *c, void *arg)
+{
+    (void)c;
+    (*(int *)arg)++;
+    return 1;
+}
+
+static void test_list(void **state)
+{
+    (void)state;
+    struct fsm *f = new_fsm(NULL);
+    const char *keys[] = {"b2", "app.y", "a", "b", "app.x", "B", "_z"};
+    for (size_t i = 0; i < 7; i++) {
+        expect(put(f, "acme", keys[i], 0, "{}", NULL), FSM_OK, 1);
+    }
+    expect(put(f, "zeta", "q", 0, "{}", NULL), FSM_OK, 1);
+    expect(del(f, "acme", "b", 1, NULL), FSM_OK, 2);
+    char out[256] = "";
+    assert_int_equal(fsm_list(f, "acme", 4, NULL, 0, NULL, 0, collect, out), 7);
+    assert_string_equal(out, "B _z a app.x app.y b(x) b2 ");
+    out[0] = '\0';
+    assert_int_equal(fsm_list(f, "acme", 4, "app.", 4, NULL, 0, collect, out), 2);
+    assert_string_equal(out, "app.x app.y ");
+    out[0] = '\0';
+    assert_int_equal(fsm_list(f, "acme", 4, NULL, 0, "app.x", 5, collect, out), 3);
+    assert_string_equal(out, "app.y b(x) b2 ");
+    out[0] = '\0';
+    assert_int_equal(fsm_list(f, "acme", 4, "b", 1, "b", 1, collect, out), 1);
+    assert_string_equal(out, "b2 ");
+    out[0] = '\0';
+    assert_int_equal(fsm_list(f, "acme", 4, "app.", 4, "az", 2, collect, out), 0);
+    assert_int_equal(fsm_list(f, "acme", 4, "app.", 4, "a", 1, collect, out), 2);
+    assert_int_equal(fsm_list(f, "nope", 4, NULL, 0, NULL, 0, collect, out), 0);
+    int calls = 0;
+    assert_int_equal(fsm_list(f, "acme", 4, NULL, 0, NULL, 0, stop_at_first, &calls), 1);
+    assert_int_equal(calls, 1);
+    fsm_free(f);
+}
+
+/* ---- generated logs ---- */
+
+struct entry {
+    uint64_t index;
+    uint8_t *buf;
+    size_t len;
+};
+
+static const char *gen_projects[] = {"alpha", "beta", "gamma-1"};
+
+/* Generates N entries with a fixed seed, choosing expected versions from a reference state
+ * machine so that most writes succeed, with conflicts, deletes, rollbacks, request-id reuse,
+ * verbatim replays, materialized entries, garbage and index gaps mixed in. */
+static struct entry *generate(size_t n, uint64_t seed)
+{
+    rng_state = seed;
+    struct fsm *g = new_fsm(NULL);
+    struct entry *out = calloc(n, sizeof(*out));
+    assert_non_null(out);
+    uint64_t index = 0;
+    for (size_t i = 0; i < n; i++) {
+        index += 1 + (rng() % 8 == 0 ? rng() % 3 : 0);
+        const char *project = gen_projects[rng() % 3];
+        char key[8], content[48], rid[16];
+        snprintf(key, sizeof(key), "k%d", (int)(rng() % 8));
+        snprintf(content, sizeof(content), "{\"n\":%llu}", (unsigned long long)(rng() % 1000));
+        snprintf(rid, sizeof(rid), "req-%d", (int)(rng() % 40));
+        const struct fsm_config *c = fsm_get(g, project, strlen(project), key, strlen(key));
+        uint64_t current = c != NULL ? c->version : 0;
+        uint64_t expected = rng() % 5 == 0 ? rng() % 4 : current;
+        struct req r = {.project = project,
+                        .key = key,
+                        .expected = expected,
+                        .content = content,
+                        .rid = rng() % 3 == 0 ? rid : NULL,
+                        .schema = rng() % 3 == 0 ? 1 + (int)(rng() % 5) : 0};
+        unsigned pick = (unsigned)(rng() % 100);
+        if (pick < 45) {
+            r.op = CODEC_OP_PUT;
+        } else if (pick < 60) {
+            r.op = CODEC_OP_DELETE;
+            r.content = NULL;
+            r.schema = 0;
+        } else if (pick < 70) {
+            r.op = CODEC_OP_ROLLBACK;
+            if (r.expected == 0) {
+                r.expected = 1;
+            }
+            r.source = 1 + rng() % r.expected;
+        } else if (pick < 80) {
+            r.op = CODEC_OP_MATERIALIZED;
+            r.materialized = index > 20 ? index - 1 - rng() % 20 : 1;
+            if (r.materialized >= index) {
+                r.materialized = index - 1;
+            }
+        }
+        if (pick < 80 && !(r.op == CODEC_OP_MATERIALIZED && r.materialized == 0)) {
+            out[i].buf = encode_req(&r, index, &out[i].len);
+        } else if (pick < 88 && i > 0) {
+            /* A verbatim replay of an earlier entry at a new index. */
+            size_t j = (size_t)(rng() % i);
+            out[i].len = out[j].len;
+            out[i].buf = malloc(out[i].len);
+            assert_non_null(out[i].buf);
+            memcpy(out[i].buf, out[j].buf, out[i].len);
+        } else {
+            out[i].len = 8 * (1 + (size_t)(rng() % 8));
+            out[i].buf = malloc(out[i].len);
+            assert_non_null(out[i].buf);
+            for (size_t k = 0; k < out[i].len; k++) {
+                out[i].buf[k] = (uint8_t)rng();
+            }
+        }
+        out[i].index = index;
+        apply_at(g, index, out[i].buf, out[i].len);
+    }
+    fsm_free(g);
+    return out;
+}
+
+static void free_entries(struct entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(e[i].buf);
+    }
+    free(e);
+}
+
+static void apply_all(struct fsm *f, const struct entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        apply_at(f, e[i].index, e[i].buf, e[i].len);
+    }
+}
+
+static void test_determinism(void **state)
+{
+    (void)state;
+    const size_t n = 1000;
+    struct entry *log = generate(n, 0x1234567887654321ull);
+    uint8_t key[16];
+    memset(key, 0x5a, sizeof(key));
+    /* Different request-table hash keys must not matter. */
+    struct fsm *a = new_fsm(NULL);
+    struct fsm *b = new_fsm(key);
+    size_t seen[6] = {0};
+    for (size_t i = 0; i < n; i++) {
+        struct fsm_result ra = apply_at(a, log[i].index, log[i].buf, log[i].len);
+        struct fsm_result rb = apply_at(b, log[i].index, log[i].buf, log[i].len);
+        assert_int_equal(ra.status, rb.status);
+        assert_int_equal(ra.version, rb.version);
+        assert_int_equal(ra.revision, rb.revision);
+        seen[ra.status]++;
+        uint8_t ha[32], hb[32];
+        state_hash(a, ha);
+        state_hash(b, hb);
+        if (memcmp(ha, hb, 32) != 0) {
+            fail_msg("state hashes differ after entry %zu (index %llu)", i,
+                     (unsigned long long)log[i].index);
+        }
+    }
+    /* The generator reaches every outcome except FULL. */
+    for (int s = FSM_OK; s <= FSM_INVALID; s++) {
+        if (seen[s] == 0) {
+            fail_msg("no entry produced status %d", s);
+        }
+    }
+    /* The same entries in another order give another state. */
+    struct fsm *c = new_fsm(NULL);
+    for (size_t i = 0; i < n; i++) {
+        apply_at(c, log[i].index, log[n - 1 - i].buf, log[n - 1 - i].len);
+    }
+    uint8_t ha[32], hc[32];
+    state_hash(a, ha);
+    state_hash(c, hc);
+    assert_memory_not_equal(ha, hc, 32);
+    fsm_free(a);
+    fsm_free(b);
+    fsm_free(c);
+    free_entries(log, n);
+}
+
+/* ---- snapshots ---- */
+
+static uint8_t *snapshot_of(const struct fsm *f, size_t *len)
+{
+    uint8_t *buf = NULL;
+    if (fsm_snapshot(f, &buf, len, err, sizeof(err)) != 0) {
+        fail_msg("snapshot: %s", err);
+    }
+    assert_int_equal(*len % 8, 0);
+    return buf;
+}
+
+static void test_snapshot_round_trip(void **state)
+{
+    (void)state;
+    struct entry *log = generate(600, 42);
+    struct fsm *a = new_fsm(NULL);
+    apply_all(a, log, 600);
+    size_t len;
+    uint8_t *snap = snapshot_of(a, &len);
+    struct fsm *b = new_fsm(NULL);
+    if (fsm_restore(b, snap, len, err, sizeof(err)) != 0) {
+        fail_msg("restore: %s", err);
+    }
+    uint8_t ha[32], hb[32];
+    state_hash(a, ha);
+    state_hash(b, hb);
+    assert_memory_equal(ha, hb, 32);
+    /* The header carries the same state hash. */
+    assert_memory_equal(snap + 24, ha, 32);
+    assert_int_equal(fsm_last_applied(a), fsm_last_applied(b));
+    assert_int_equal(fsm_revision(a), fsm_revision(b));
+    assert_int_equal(fsm_pending_count(a), fsm_pending_count(b));
+    /* And both go on identically. */
+    struct entry *more = generate(200, 43);
+    uint64_t base = fsm_last_applied(a);
+    for (size_t i = 0; i < 200; i++) {
+        struct fsm_result ra = apply_at(a, base + more[i].index, more[i].buf, more[i].len);
+        struct fsm_result rb = apply_at(b, base + more[i].index, more[i].buf, more[i].len);
+        assert_int_equal(ra.status, rb.status);
+    }
+    state_hash(a, ha);
+    state_hash(b, hb);
+    assert_memory_equal(ha, hb, 32);
+    /* An empty state round-trips too. */
+    struct fsm *e = new_fsm(NULL);
+    free(snap);
+    snap = snapshot_of(e, &len);
+    assert_int_equal(fsm_restore(b, snap, len, err, sizeof(err)), 0);
+    state_hash(e, ha);
+    state_hash(b, hb);
+    assert_memory_equal(ha, hb, 32);
+    assert_int_equal(fsm_last_applied(b), 0);
+    free(snap);
+    fsm_free(a);
+    fsm_free(b);
+    fsm_free(e);
+    free_entries(log, 600);
+    free_entries(more, 200);
+}
+
+static void test_restore_replaces_state(void **state)
+{
+    (void)state;
+    struct fsm *a = new_fsm(NULL);
+    expect(put(a, "acme", "alpha", 0, "{\"a\":1}", "ra"), FSM_OK, 1);
+    expect(put(a, "acme", "alpha", 1, "{\"a\":2}", NULL), FSM_OK, 2);
+    struct fsm *b = new_fsm(NULL);
+    for (int i = 0; i < 50; i++) {
+        char key[16], rid[16];
+        snprintf(key, sizeof(key), "old%d", i);
+        snprintf(rid, sizeof(rid), "rb%d", i);
+        expect(put(b, i % 2 ? "other" : "acme", key, 0, "{\"old\":true}", rid), FSM_OK, 1);
+    }
+    expect(del(b, "acme", "old0", 1, NULL), FSM_OK, 2);
+    materialize(b, 10);
+    size_t len;
+    uint8_t *snap = snapshot_of(a, &len);
+    assert_int_equal(fsm_restore(b, snap, len, err, sizeof(err)), 0);
+    uint8_t ha[32], hb[32];
+    state_hash(a, ha);
+    state_hash(b, hb);
+    assert_memory_equal(ha, hb, 32);
+    assert_null(get(b, "acme", "old0"));
+    assert_null(get(b, "other", "old1"));
+    assert_null(fsm_request_find(b, "acme", 4, "rb0", 3));
+    assert_non_null(fsm_request_find(b, "acme", 4, "ra", 2));
+    uint8_t head[32], zero[32] = {0};
+    fsm_chain_head(b, "other", 5, head);
+    assert_memory_equal(head, zero, 32);
+    assert_int_equal(fsm_pending_count(b), 2);
+    assert_int_equal(fsm_materialized_index(b), 0);
+    assert_int_equal(fsm_revision(b), 2);
+    assert_int_equal(fsm_last_applied(b), 2);
+    char out[64] = "";
+    assert_int_equal(fsm_list(b, "acme", 4, NULL, 0, NULL, 0, collect, out), 1);
+    assert_string_equal(out, "alpha ");
+    /* The old request ids no longer answer: the same id is new again. */
+    expect(put(b, "acme", "fresh", 0, "{}", "rb0"), FSM_OK, 1);
+    free(snap);
+    fsm_free(a);
+    fsm_free(b);
+}
+
+/* Rewrites the header's state hash and checksum after an edit of the body, as a forger
+ * would, so that only the body checks stand between the edit and the state. */
+static void reseal_snapshot(uint8_t *snap, int fix_state_hash)
+{
+    uint64_t body = 0;
+    for (int i = 7; i >= 0; i--) {
+        body = (body << 8) | snap[16 + i];
+    }
+    if (fix_state_hash) {
+        crypto_hash_sha256(snap + 24, snap + 64, body);
+    }
+    memset(snap + 12, 0, 4);
+    uint32_t crc = codec_crc32c(0, snap, 64 + body);
+    for (int i = 0; i < 4; i++) {
+        snap[12 + i] = (uint8_t)(crc >> (8 * i));
+    }
+}
+
+static void test_corrupt_snapshot_refused(void **state)
+{
+    (void)state;
+    struct entry *log = generate(40, 7);
+    struct fsm *src = new_fsm(NULL);
+    apply_all(src, log, 40);
+    expect(put(src, "acme", "marker", 0, "\"zzz-marker-content\"", NULL), FSM_OK, 1);
+    size_t len;
+    uint8_t *snap = snapshot_of(src, &len);
+
+    /* The target has a state of its own that must survive every refusal. */
+    struct fsm *t = new_fsm(NULL);
+    expect(put(t, "mine", "k", 0, "{\"mine\":1}", "rid"), FSM_OK, 1);
+    uint8_t before[32], now[32];
+    state_hash(t, before);
+
+    for (size_t bit = 0; bit < len * 8; bit++) {
+        snap[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        if (fsm_restore(t, snap, len, err, sizeof(err)) == 0) {
+            fail_msg("flipping bit %zu was accepted", bit);
+        }
+        snap[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    }
+    for (size_t n = 0; n < len; n++) {
+        uint8_t *cut = malloc(n > 0 ? n : 1);
+        assert_non_null(cut);
+        memcpy(cut, snap, n);
+        assert_int_not_equal(fsm_restore(t, cut, n, err, sizeof(err)), 0);
+        free(cut);
+    }
+    state_hash(t, now);
+    assert_memory_equal(before, now, 32);
+
+    /* A consistent checksum over an edited body: the state hash no longer matches. */
+    uint8_t *m = memmem(snap, len, "zzz-marker", 10);
+    assert_non_null(m);
+    m[0] = 'y';
+    reseal_snapshot(snap, 0);
+    assert_int_equal(fsm_restore(t, snap, len, err, sizeof(err)), FSM_EINVAL);
+    assert_non_null(strstr(err, "state hash mismatch"));
+    m[0] = 'z';
+    reseal_snapshot(snap, 0);
+
+    /* Forged snapshots with both checks redone: every refusal leaves the state alone, and
+     * whatever is accepted is exactly the state the header claims. */
+    rng_state = 99;
+    uint8_t *work = malloc(len);
+    assert_non_null(work);
+    for (int iter = 0; iter < 3000; iter++) {
+        memcpy(work, snap, len);
+        int edits = 1 + (int)(rng() % 3);
+        for (int k = 0; k < edits; k++) {
+            size_t off = 64 + (size_t)(rng() % (len - 64));
+            switch (rng() % 3) {
+            case 0:
+                work[off] ^= (uint8_t)(1u << (rng() % 8));
+                break;
+            case 1:
+                work[off] = (uint8_t)rng();
+                break;
+            default:
+                work[off] = (uint8_t)(rng() % 4);
+                break;
+            }
+        }
+        reseal_snapshot(work, 1);
+        struct fsm *fresh = new_fsm(NULL);
+        expect(put(fresh, "mine", "k", 0, "{\"mine\":1}", "rid"), FSM_OK, 1);
+        if (fsm_restore(fresh, work, len, err, sizeof(err)) == 0) {
+            state_hash(fresh, now);
+            assert_memory_equal(now, work + 24, 32);
+        } else {
+            state_hash(fresh, now);
+            assert_memory_equal(now, before, 32);
+        }
+        fsm_free(fresh);
+    }
+    free(work);
+
+    /* The untouched snapshot still restores. */
+    assert_int_equal(fsm_restore(t, snap, len, err, sizeof(err)), 0);
+    uint8_t hs[32];
+    state_hash(src, hs);
+    state_hash(t, now);
+    assert_memory_equal(hs, now, 32);
+    free(snap);
+    fsm_free(src);
+    fsm_free(t);
+    free_entries(log, 40);
+}
+
+/* ---- limits ---- */
+
+static void test_pending_limit(void **state)
+{
+    (void)state;
+    struct fsm *f = new_fsm(NULL);
+    char key[16];
+    for (unsigned i = 0; i < FSM_MAX_PENDING; i++) {
+        snprintf(key, sizeof(key), "k%u", i);
+        struct fsm_result res = put(f, "acme", key, 0, "1", NULL);
+        assert_int_equal(res.status, FSM_OK);
+    }
+    assert_int_equal(fsm_pending_count(f), FSM_MAX_PENDING);
+    /* Full: nothing changes and the request id is not recorded, so a retry can succeed. */
+    uint64_t rev = fsm_revision(f);
+    struct fsm_result res = put(f, "acme", "late", 0, "1", "late-1");
+    assert_int_equal(res.status, FSM_FULL);
+    assert_non_null(strstr(res.message, "waiting for PostgreSQL"));
+    assert_int_equal(fsm_revision(f), rev);
+    assert_null(get(f, "acme", "late"));
+    assert_null(fsm_request_find(f, "acme", 4, "late-1", 6));
+    /* A conflict still answers while full: it needs no queue room. */
+    expect(put(f, "acme", "k0", 0, "1", NULL), FSM_CONFLICT, 1);
+    res = materialize(f, 100);
+    assert_int_equal(res.trimmed, 100);
+    expect(put(f, "acme", "late", 0, "1", "late-1"), FSM_OK, 1);
+    fsm_free(f);
+}
+
+static void test_request_eviction(void **state)
+{
+    (void)state;
+    struct fsm *f = new_fsm(NULL);
+    char key[16], rid[16];
+    /* EXTRA inserts beyond the capacity evict the EXTRA oldest ids: r0 .. r(EXTRA - 1). */
+    const unsigned extra = 5000;
+    const unsigned total = FSM_REQUEST_CAPACITY + extra;
+    for (unsigned i = 0; i < total; i++) {
+        snprintf(key, sizeof(key), "k%u", i % 1000);
+        snprintf(rid, sizeof(rid), "r%u", i);
+        const struct fsm_config *c = get(f, "acme", key);
+        struct fsm_result res = put(f, "acme", key, c != NULL ? c->version : 0, "1", rid);
+        assert_int_equal(res.status, FSM_OK);
+        if (i % 10000 == 9999) {
+            materialize(f, fsm_last_applied(f));
+        }
+    }
+    /* Every later id is still found, which also checks that the deletions from the
+     * open-addressing index kept every probe chain intact. */
+    for (unsigned i = 0; i < total; i++) {
+        snprintf(rid, sizeof(rid), "r%u", i);
+        const struct fsm_request *q = fsm_request_find(f, "acme", 4, rid, strlen(rid));
+        if ((q != NULL) != (i >= extra)) {
+            fail_msg("request id %s: found %d, expected %d", rid, q != NULL, i >= extra);
+        }
+    }
+    /* A forgotten id is new again, and its insert evicts the oldest, r5000. */
+    const struct fsm_config *c = get(f, "acme", "k0");
+    struct fsm_result res = put(f, "acme", "k0", c->version, "1", "r0");
+    assert_int_equal(res.status, FSM_OK);
+    assert_null(fsm_request_find(f, "acme", 4, "r5000", 5));
+    c = get(f, "acme", "k0");
+    res = put(f, "acme", "k0", c->version, "1", "r5001");
+    assert_int_equal(res.status, FSM_DUPLICATE);
+
+    /* A restored full table evicts in the same order as the original. */
+    size_t len;
+    uint8_t *snap = snapshot_of(f, &len);
+    struct fsm *g = new_fsm(NULL);
+    assert_int_equal(fsm_restore(g, snap, len, err, sizeof(err)), 0);
+    free(snap);
+    c = get(f, "acme", "k1");
+    uint64_t v = c->version;
+    expect(put(f, "acme", "k1", v, "2", "new-1"), FSM_OK, v + 1);
+    expect(put(g, "acme", "k1", v, "2", "new-1"), FSM_OK, v + 1);
+    assert_null(fsm_request_find(g, "acme", 4, "r5001", 5));
+    assert_non_null(fsm_request_find(g, "acme", 4, "r5002", 5));
+    uint8_t hf[32], hg[32];
+    state_hash(f, hf);
+    state_hash(g, hg);
+    assert_memory_equal(hf, hg, 32);
+    fsm_free(f);
+    fsm_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_revision_known_answer),
+        cmocka_unit_test(test_cas),
+        cmocka_unit_test(test_delete_tombstone_recreate),
+        cmocka_unit_test(test_rollback),
+        cmocka_unit_test(test_chain),
+        cmocka_unit_test(test_request_ids),
+        cmocka_unit_test(test_materialized),
+        cmocka_unit_test(test_invalid_entries),
+        cmocka_unit_test(test_list),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_snapshot_round_trip),
+        cmocka_unit_test(test_restore_replaces_state),
+        cmocka_unit_test(test_corrupt_snapshot_refused),
+        cmocka_unit_test(test_pending_limit),
+        cmocka_unit_test(test_request_eviction),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
