@@ -9,6 +9,8 @@
 #include <raft.h>
 #include <raft/uv.h>
 
+#include "rfsm.h"
+
 /* How often the glue looks at raft's state: leadership changes (raft 0.15 has no callback
  * for them), the post-election barrier, I/O failure, and shutdown progress. */
 #define POLL_MS 10
@@ -48,9 +50,8 @@ struct rnode {
     struct raft raft;
     struct raft_io io;
     struct raft_uv_transport transport;
-    struct raft_fsm raft_fsm;
+    struct rfsm adapter;
     uv_timer_t poll;
-    struct fsm_result result; /* the last apply's outcome, read by the apply callback */
 
     uint64_t ready_term;       /* term whose election barrier completed; 0 = none */
     bool election_barrier;     /* an election barrier is in flight */
@@ -77,66 +78,6 @@ struct rnode {
     void (*stopped_cb)(void *data);
     void *stopped_data;
 };
-
-/* ---- the state machine adapter ------------------------------------------------------ */
-
-static int fsm_apply_cb(struct raft_fsm *f, const struct raft_buffer *buf, void **result)
-{
-    struct rnode *rn = f->data;
-    /* raft 0.15 tells apply neither the index nor the term; the entry being applied is the
-     * one after the last applied (barriers and configuration entries advance last_applied
-     * without reaching the state machine). */
-    uint64_t index = rn->raft.last_applied + 1;
-    if (fsm_apply(rn->fsm, index, buf->base, buf->len, &rn->result) != 0) {
-        /* Out of memory: the state is unchanged. Report it as a result; raft would ignore a
-         * return code and stall the request. */
-        memset(&rn->result, 0, sizeof(rn->result));
-        rn->result.status = FSM_FULL;
-        snprintf(rn->result.message, sizeof(rn->result.message), "out of memory applying");
-    }
-    *result = &rn->result;
-    return 0;
-}
-
-static int fsm_snapshot_cb(struct raft_fsm *f, struct raft_buffer *bufs[], unsigned *n_bufs)
-{
-    struct rnode *rn = f->data;
-    uint8_t *snap = NULL;
-    size_t len = 0;
-    char err[256];
-    if (fsm_snapshot(rn->fsm, &snap, &len, err, sizeof(err)) != 0) {
-        fprintf(stderr, "raft: taking a snapshot failed: %s\n", err);
-        return RAFT_NOMEM;
-    }
-    /* raft frees what it is given with raft_free (fsm version 1). */
-    *bufs = raft_malloc(sizeof(**bufs));
-    void *base = raft_malloc(len);
-    if (*bufs == NULL || base == NULL) {
-        raft_free(*bufs);
-        raft_free(base);
-        free(snap);
-        return RAFT_NOMEM;
-    }
-    memcpy(base, snap, len);
-    free(snap);
-    (*bufs)[0].base = base;
-    (*bufs)[0].len = len;
-    *n_bufs = 1;
-    return 0;
-}
-
-static int fsm_restore_cb(struct raft_fsm *f, struct raft_buffer *buf)
-{
-    struct rnode *rn = f->data;
-    char err[256];
-    if (fsm_restore(rn->fsm, buf->base, buf->len, err, sizeof(err)) != 0) {
-        fprintf(stderr, "raft: restoring a snapshot failed: %s\n", err);
-        return RAFT_CORRUPT;
-    }
-    /* On success the buffer belongs to the state machine (raft's snapshotRestore). */
-    raft_free(buf->base);
-    return 0;
-}
 
 /* ---- requests ----------------------------------------------------------------------- */
 
@@ -486,12 +427,14 @@ static void on_poll(uv_timer_t *t)
 {
     struct rnode *rn = t->data;
     uint64_t now = uv_now(rn->loop);
-    if (rn->raft.state == RAFT_UNAVAILABLE && rn->phase == RUNNING) {
+    if ((rn->raft.state == RAFT_UNAVAILABLE || rn->adapter.fatal) && rn->phase == RUNNING) {
         /* raft converts to unavailable when its I/O fails: running on would serve stale
          * state, so stop the process. */
         if (!rn->fatal_reported && rn->fatal != NULL) {
             char msg[512];
-            snprintf(msg, sizeof(msg), "raft stopped working: %s", raft_errmsg(&rn->raft));
+            snprintf(msg, sizeof(msg), "raft stopped working: %s",
+                     rn->adapter.fatal ? "out of memory applying an entry"
+                                       : raft_errmsg(&rn->raft));
             rn->fatal_reported = true;
             rn->fatal(rn->fatal_data, msg);
         }
@@ -638,11 +581,7 @@ int rnode_start(struct rnode **out, uv_loop_t *loop, const struct rnode_config *
     rn->fsm = fsm;
     rn->fatal = fatal;
     rn->fatal_data = fatal_data;
-    rn->raft_fsm.version = 1;
-    rn->raft_fsm.data = rn;
-    rn->raft_fsm.apply = fsm_apply_cb;
-    rn->raft_fsm.snapshot = fsm_snapshot_cb;
-    rn->raft_fsm.restore = fsm_restore_cb;
+    rfsm_init(&rn->adapter, fsm, &rn->raft);
     rn->raft.data = rn;
     rn->poll.data = rn;
     uv_timer_init(loop, &rn->poll);
@@ -658,7 +597,7 @@ int rnode_start(struct rnode **out, uv_loop_t *loop, const struct rnode_config *
         goto err_transport;
     }
     raft_uv_set_connect_retry_delay(&rn->io, conf->connect_retry_delay_ms);
-    rv = raft_init(&rn->raft, &rn->io, &rn->raft_fsm, conf->id, conf->address);
+    rv = raft_init(&rn->raft, &rn->io, &rn->adapter.raft_fsm, conf->id, conf->address);
     if (rv != 0) {
         snprintf(errmsg, errlen, "raft init: %s", raft_errmsg(&rn->raft));
         goto err_io;

@@ -1,0 +1,28 @@
+/*
+ * rfsm: the state machine of fsm.c seen through canonical raft's struct raft_fsm.
+ *
+ * Shared by the node (rnode.c) and the deterministic simulation tests, which drive the same
+ * adapter under raft's fixture. raft 0.15 ignores apply's return value and stalls the request
+ * when it is non-zero, so apply always returns 0 and the outcome travels in the result slot.
+ */
+#ifndef CONCLAVE_RFSM_H
+#define CONCLAVE_RFSM_H
+
+#include <raft.h>
+
+#include "fsm.h"
+
+struct rfsm {
+    struct raft_fsm raft_fsm; /* what raft_init() takes */
+    struct fsm *fsm;          /* borrowed */
+    struct raft *raft;        /* borrowed: tells the index of the entry being applied */
+    struct fsm_result result; /* the last apply's outcome; raft hands a pointer to it to the
+                                 request's callback right after apply, and to nobody on
+                                 followers, so nothing is allocated per entry */
+    int fatal;                /* set when apply ran out of memory: the node must stop */
+};
+
+/* Prepares A to apply to FSM for RAFT. Pass &A->raft_fsm to raft_init(). */
+void rfsm_init(struct rfsm *a, struct fsm *fsm, struct raft *raft);
+
+#endif /* CONCLAVE_RFSM_H */
