@@ -81,11 +81,7 @@ void api_error(struct api_call *call, int status, const char *code, const char *
     va_end(ap);
 }
 
-/* 400 naming FIELD in the body as well as in the message. */
-static void field_error(struct api_call *call, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void field_error(struct api_call *call, const char *field, const char *fmt, ...)
+void api_field_error(struct api_call *call, const char *field, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -138,7 +134,10 @@ static void run_done(int status, const char *errmsg, void *arg)
         return;
     }
     case APIH_UNPROCESSABLE:
-        api_error(call, 422, "invalid_schema", "%s", errmsg);
+        http_respond_error_ex(call->req, 422, NULL,
+                              call->err_field ? json_pack("{s:s}", "field", call->err_field) : NULL,
+                              "invalid_schema", "%s", errmsg);
+        call_free(call);
         return;
     case APIH_FORBIDDEN:
         api_error(call, 403, "forbidden", "%s", errmsg);
@@ -155,7 +154,11 @@ static void run_done(int status, const char *errmsg, void *arg)
         api_error(call, 409, "conflict", "%s", errmsg);
         return;
     case DB_INVALID:
-        api_error(call, 400, "bad_request", "%s", errmsg);
+        if (call->err_field != NULL) {
+            api_field_error(call, call->err_field, "%s", errmsg);
+        } else {
+            api_error(call, 400, "bad_request", "%s", errmsg);
+        }
         return;
     case DB_UNAVAILABLE:
     case PGPOOL_EUNAVAILABLE:
@@ -528,12 +531,12 @@ void api_handle(struct http_request *req, void *data)
                           "missing Authorization header; send Authorization: Bearer TOKEN");
                 return;
             }
-            field_error(call, bad,
-                        strcmp(bad, "project") == 0
-                            ? "%s in the path is not a valid project id: use 1 to 63 of a-z, "
-                              "0-9 and inner -"
-                            : "%s in the path is not a valid id: expected a UUID",
-                        bad);
+            api_field_error(call, bad,
+                            strcmp(bad, "project") == 0
+                                ? "%s in the path is not a valid project id: use 1 to 63 of a-z, "
+                                  "0-9 and inner -"
+                                : "%s in the path is not a valid id: expected a UUID",
+                            bad);
             return;
         }
         authenticate(call);
@@ -589,19 +592,19 @@ int api_field_string(struct api_call *call, const char *name, bool required, siz
     *out = NULL;
     if (v == NULL) {
         if (required) {
-            field_error(call, name, "field \"%s\" is required", name);
+            api_field_error(call, name, "field \"%s\" is required", name);
             return -1;
         }
         return 0;
     }
     if (!json_is_string(v)) {
-        field_error(call, name, "field \"%s\" must be a string", name);
+        api_field_error(call, name, "field \"%s\" must be a string", name);
         return -1;
     }
     const char *s = json_string_value(v);
     size_t n = code_points(s);
     if (strlen(s) != json_string_length(v) || n < min || n > max) {
-        field_error(call, name, "field \"%s\" must have %zu to %zu characters", name, min, max);
+        api_field_error(call, name, "field \"%s\" must have %zu to %zu characters", name, min, max);
         return -1;
     }
     *out = s;
@@ -616,7 +619,7 @@ int api_field_bool(struct api_call *call, const char *name, bool def, bool *out)
         return 0;
     }
     if (!json_is_boolean(v)) {
-        field_error(call, name, "field \"%s\" must be true or false", name);
+        api_field_error(call, name, "field \"%s\" must be true or false", name);
         return -1;
     }
     *out = json_is_true(v);
@@ -634,7 +637,7 @@ int api_fields_known(struct api_call *call, const char *const *allowed)
             ok = ok || strcmp(*a, key) == 0;
         }
         if (!ok) {
-            field_error(call, key, "field \"%s\" is not known here", key);
+            api_field_error(call, key, "field \"%s\" is not known here", key);
             return -1;
         }
     }
@@ -667,9 +670,9 @@ int api_page(struct api_call *call, bool after_is_uuid, int *limit, const char *
         char *end = NULL;
         long v = rc > 0 ? strtol(buf, &end, 10) : 0;
         if (rc < 0 || end == buf || *end != '\0' || v < 1 || v > 1000) {
-            field_error(call, "limit",
-                        "query parameter limit must be a whole number from 1 to "
-                        "1000");
+            api_field_error(call, "limit",
+                            "query parameter limit must be a whole number from 1 to "
+                            "1000");
             return -1;
         }
         *limit = (int)v;
@@ -677,8 +680,8 @@ int api_page(struct api_call *call, bool after_is_uuid, int *limit, const char *
     rc = query_get(call, "after", buf, sizeof(buf));
     if (rc != 0) {
         if (rc < 0 || !(after_is_uuid ? api_is_uuid(buf) : api_is_slug(buf))) {
-            field_error(call, "after",
-                        "query parameter after must be the next_after of a previous page");
+            api_field_error(call, "after",
+                            "query parameter after must be the next_after of a previous page");
             return -1;
         }
         snprintf(call->after, sizeof(call->after), "%s", buf);

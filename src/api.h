@@ -67,6 +67,7 @@ struct api_call {
     void *data;            /* handler state, freed with free() when the call ends */
     char after[96];        /* the decoded ?after= cursor of api_page() */
     bool invalidates_auth; /* success changes who may do what: flush this node's cache */
+    const char *err_field; /* the body field a work function's 400/422 is about, or NULL */
 };
 
 /* The node's HTTP handler: takes over REQ. DATA is the struct node. */
@@ -102,6 +103,10 @@ void api_run(struct api_call *call, api_work_fn work, int ok_status);
 /* Answers an error and ends the call. */
 void api_error(struct api_call *call, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Answers 400 bad_request with "field": FIELD in the body, and ends the call. */
+void api_field_error(struct api_call *call, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Answers STATUS with BODY (stolen; NULL sends no body) and ends the call. */
 void api_reply(struct api_call *call, int status, json_t *body);

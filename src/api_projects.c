@@ -73,8 +73,9 @@ void apih_project_create(struct api_call *call)
         return;
     }
     if (!api_is_slug(id)) {
-        api_error(call, 400, "bad_request",
-                  "field \"id\" must be 1 to 63 of a-z, 0-9 and inner -, e.g. \"payments-eu\"");
+        api_field_error(call, "id",
+                        "field \"id\" must be 1 to 63 of a-z, 0-9 and inner -, e.g. "
+                        "\"payments-eu\"");
         return;
     }
     struct new_key *k = alloc_or_500(call, sizeof(*k));
@@ -268,12 +269,12 @@ void apih_role_set(struct api_call *call)
         return;
     }
     if (!api_is_uuid(user)) {
-        api_error(call, 400, "bad_request", "field \"user_id\" must be a user's UUID");
+        api_field_error(call, "user_id", "field \"user_id\" must be a user's UUID");
         return;
     }
     if (strcmp(role, "admin") != 0 && strcmp(role, "editor") != 0 && strcmp(role, "viewer") != 0) {
-        api_error(call, 400, "bad_request",
-                  "field \"role_level\" must be \"admin\", \"editor\" or \"viewer\"");
+        api_field_error(call, "role_level",
+                        "field \"role_level\" must be \"admin\", \"editor\" or \"viewer\"");
         return;
     }
     struct role_change *c = alloc_or_500(call, sizeof(*c));

@@ -74,6 +74,7 @@ static int create_work(PGconn *conn, struct api_call *call, char *errmsg, size_t
 {
     struct schema_req *r = call->data;
     struct prepared p;
+    call->err_field = "schema_content";
     int rc = prepare(r->content, &p, errmsg, errlen);
     if (rc != DB_OK) {
         return rc;
@@ -95,12 +96,12 @@ static struct schema_req *read_request(struct api_call *call, bool required)
     }
     json_t *content = json_object_get(call->body, "schema_content");
     if (content == NULL && required) {
-        api_error(call, 400, "bad_request", "field \"schema_content\" is required");
+        api_field_error(call, "schema_content", "field \"schema_content\" is required");
         return NULL;
     }
     if (!required && content == NULL && name == NULL) {
-        api_error(call, 400, "bad_request",
-                  "nothing to change: send field \"name\" and/or \"schema_content\"");
+        api_field_error(call, "schema_content",
+                        "nothing to change: send field \"name\" and/or \"schema_content\"");
         return NULL;
     }
     struct schema_req *r = calloc(1, sizeof(*r));
@@ -193,6 +194,7 @@ static int update_work(PGconn *conn, struct api_call *call, char *errmsg, size_t
     if (rc != DB_OK) {
         return rc;
     }
+    call->err_field = "schema_content";
     if (r->content != NULL && (rc = prepare(r->content, &p, errmsg, errlen)) != DB_OK) {
         return rc;
     }

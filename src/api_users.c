@@ -34,6 +34,7 @@ static int create_work(PGconn *conn, struct api_call *call, char *errmsg, size_t
     if (rc == DB_CONFLICT) {
         snprintf(errmsg, errlen, "email %s is already registered", u->email);
     } else if (rc == DB_INVALID) {
+        call->err_field = "email";
         snprintf(errmsg, errlen, "field \"email\" is not a valid email address");
     }
     return rc;
@@ -54,11 +55,11 @@ void apih_user_create(struct api_call *call)
     const char *at = strchr(email, '@');
     if (at == NULL || at == email || at[1] == '\0' || strchr(at + 1, '@') != NULL ||
         strpbrk(email, " \t\r\n") != NULL) {
-        api_error(call, 400, "bad_request", "field \"email\" is not a valid email address");
+        api_field_error(call, "email", "field \"email\" is not a valid email address");
         return;
     }
     if (auth_password_acceptable(password, why, sizeof(why)) != 0) {
-        api_error(call, 400, "bad_request", "field \"password\": %s", why);
+        api_field_error(call, "password", "field \"password\": %s", why);
         return;
     }
     struct new_user *u = calloc(1, sizeof(*u));

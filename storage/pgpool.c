@@ -66,8 +66,8 @@ struct pgpool {
     int queued;
     int busy;
     int open;
-    int exited;   /* workers that have left their loop */
-    bool closing; /* written on the loop thread under mu; workers exit when they see it */
+    int exited;           /* workers that have left their loop */
+    bool closing;         /* written on the loop thread under mu; workers exit when they see it */
     uint64_t retry_at_ns; /* no connection attempt before this */
     unsigned backoff_ms;  /* 0 while the last attempt succeeded */
     bool probing;         /* a worker is trying to reach PostgreSQL after a failure */
@@ -302,8 +302,8 @@ static bool restore_connection(PGconn *conn)
     case PQTRANS_INTRANS:
     case PQTRANS_INERROR: {
         PGresult *res = PQexec(conn, "ROLLBACK");
-        bool ok = PQresultStatus(res) == PGRES_COMMAND_OK &&
-                  PQtransactionStatus(conn) == PQTRANS_IDLE;
+        bool ok =
+            PQresultStatus(res) == PGRES_COMMAND_OK && PQtransactionStatus(conn) == PQTRANS_IDLE;
         PQclear(res);
         return ok;
     }
@@ -331,8 +331,7 @@ static void run_locked(struct worker *w, struct job *job)
                      "connection to postgresql lost during the job");
         }
     } else if (status < 0 && job->errmsg[0] == '\0') {
-        snprintf(job->errmsg, sizeof(job->errmsg), "postgresql job failed with status %d",
-                 status);
+        snprintf(job->errmsg, sizeof(job->errmsg), "postgresql job failed with status %d", status);
     }
     bool keep = !lost && restore_connection(w->conn);
     PGconn *discard = NULL;

@@ -30,11 +30,13 @@
 #include "pgconf.h"
 
 /* Status codes of the pool itself. Work functions return 0, a positive job-specific code or
- * -1 (or another negative code above -100); values from -199 to -100 are reserved for these. */
-#define PGPOOL_EUNAVAILABLE (-100) /* no connection within the acquire timeout, PostgreSQL
-                                      down, or the connection was lost during the job; a job
-                                      that started may or may not have taken effect */
-#define PGPOOL_ECLOSED      (-101) /* the pool is closing; the job never ran */
+ * -1 (or another negative code above -100); values from -199 to -100 are reserved for these.
+ *
+ * PGPOOL_EUNAVAILABLE: no connection within the acquire timeout, PostgreSQL down, or the
+ * connection was lost during the job (answer 503 with Retry-After). A job that had started may
+ * or may not have taken effect. PGPOOL_ECLOSED: the pool is closing; the job never ran. */
+#define PGPOOL_EUNAVAILABLE (-100)
+#define PGPOOL_ECLOSED      (-101)
 #define PGPOOL_ENOMEM       (-102) /* out of memory */
 #define PGPOOL_EINVAL       (-103) /* invalid settings or arguments */
 #define PGPOOL_ESYS         (-104) /* a thread or libuv handle could not be created */

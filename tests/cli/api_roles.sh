@@ -17,10 +17,10 @@ T_ROOT=$(login root@example.com "$PW")
 
 # new_user EMAIL: created by the instance admin through the API; prints the id.
 new_user() {
-  api POST /v1/users "$(j --arg e "$1" --arg p "$PW" '{email: $e, password: $p}')" "$T_ROOT"
+  api POST /v1/users "{\"email\": \"$1\", \"password\": \"$PW\"}" "$T_ROOT"
   expect_code 201
   expect_match .id "$UUID_RE"
-  jq -r .id <<<"$body"
+  json_get id
 }
 
 ALICE_ID=$(new_user alice@example.com)
@@ -35,7 +35,7 @@ T_DAVE=$(login dave@example.com "$PW")
 
 # new_project TOKEN ID: prints the project's first API key.
 new_project() {
-  api POST /v1/projects "$(j --arg id "$2" '{id: $id, name: ("project " + $id)}')" "$1"
+  api POST /v1/projects "{\"id\": \"$2\", \"name\": \"project $2\"}" "$1"
   expect_code 201
   jq -r .api_key.key <<<"$body"
 }
@@ -43,7 +43,7 @@ new_project() {
 # grant TOKEN PROJECT USER_ID LEVEL
 grant() {
   api POST "/v1/projects/$2/roles" \
-    "$(j --arg u "$3" --arg l "$4" '{user_id: $u, role_level: $l}')" "$1"
+    "{\"user_id\": \"$3\", \"role_level\": \"$4\"}" "$1"
   expect_code 200
 }
 
@@ -117,10 +117,10 @@ UNKNOWN_TOKEN="cs_$(rand_b64url 43)"
 n_fresh=0
 fresh_user() {
   n_fresh=$((n_fresh + 1))
-  api POST /v1/users "$(j --arg e "fresh$n_fresh@example.com" --arg p "$PW" \
-    '{email: $e, password: $p}')" "$T_ROOT"
+  api POST /v1/users "{\"email\": \"fresh$n_fresh@example.com\", \"password\": \"$PW\"}" \
+    "$T_ROOT"
   expect_code 201
-  FRESH=$(jq -r .id <<<"$body")
+  FRESH=$(json_get id)
 }
 fresh_project() {
   n_fresh=$((n_fresh + 1))
@@ -132,7 +132,7 @@ fresh_project() {
 fresh_key() {
   api POST /v1/projects/p-one/api-keys '{"name": "fresh"}' "$T_ALICE"
   expect_code 201
-  FRESH=$(jq -r .id <<<"$body")
+  FRESH=$(json_get id)
 }
 fresh_role() {
   fresh_user
@@ -141,7 +141,7 @@ fresh_role() {
 fresh_schema() {
   api POST /v1/schemas '{"name": "fresh", "schema_content": {"type": "object"}}' "$T_ALICE"
   expect_code 201
-  FRESH=$(jq -r .id <<<"$body")
+  FRESH=$(json_get id)
 }
 
 # do_row METHOD PATH CALLER: prepares the targets, then makes the request.
@@ -157,19 +157,19 @@ do_row() {
   *'{schema}'*) p=${p//'{schema}'/$S_ALICE} ;;
   esac
   case "$m $2" in
-  "POST /v1/auth/login") req=$(j --arg p "$PW" '{email: "alice@example.com", password: $p}') ;;
+  "POST /v1/auth/login") req="{\"email\": \"alice@example.com\", \"password\": \"$PW\"}" ;;
   "POST /v1/users")
     n_fresh=$((n_fresh + 1))
-    req=$(j --arg e "row$n_fresh@example.com" --arg p "$PW" '{email: $e, password: $p}')
+    req="{\"email\": \"row$n_fresh@example.com\", \"password\": \"$PW\"}"
     ;;
   "POST /v1/projects")
     n_fresh=$((n_fresh + 1))
-    req=$(j --arg id "p-row-$n_fresh" '{id: $id, name: "row"}')
+    req="{\"id\": \"p-row-$n_fresh\", \"name\": \"row\"}"
     ;;
   "POST /v1/projects/"*/api-keys) req='{"name": "row"}' ;;
   "POST /v1/projects/"*/roles)
     fresh_user
-    req=$(j --arg u "$FRESH" '{user_id: $u, role_level: "viewer"}')
+    req="{\"user_id\": \"$FRESH\", \"role_level\": \"viewer\"}"
     ;;
   "POST /v1/schemas") req='{"name": "row", "schema_content": {"type": "object"}}' ;;
   "PUT /v1/schemas/"*) req='{"name": "renamed"}' ;;
@@ -229,38 +229,60 @@ DELETE /v1/schemas/{fresh-schema}         401  401 401 401 401 403 403  403  204
 EOF
 )
 
-matrix_fails=0
-{
-  printf '%-6s %-40s' METHOD PATH
-  printf ' %-9s' "${CALLERS[@]}"
-  printf '\n'
-} >"$TMP/grid"
+# Run every cell. Error bodies are checked afterwards in one jq run (jq starts slowly).
+declare -A CELL=()
+ROWS=()
 : >"$TMP/grid.why"
+: >"$TMP/grid.errors"
 while read -r -a f; do
   [[ ${#f[@]} -eq $((2 + ${#CALLERS[@]})) ]] || fail "matrix line has ${#f[@]} fields: ${f[*]}"
-  printf '%-6s %-40s' "${f[0]}" "${f[1]}" >>"$TMP/grid"
+  r=${#ROWS[@]}
+  ROWS+=("${f[0]} ${f[1]}")
   for i in "${!CALLERS[@]}"; do
     want=${f[$((i + 2))]}
-    if [[ $want == - ]]; then
-      printf ' %-9s' - >>"$TMP/grid"
-      continue
-    fi
+    CELL[$r,$i]=-
+    [[ $want != - ]] || continue
     do_row "${f[0]}" "${f[1]}" "${CALLERS[$i]}"
-    cell=$code
+    CELL[$r,$i]=$code
     if [[ $code != "$want" ]]; then
-      cell="$code!$want"
-      echo "${f[0]} ${f[1]} as ${CALLERS[$i]}: expected $want, got $code (${last_req}): ${body:0:300}" >>"$TMP/grid.why"
-    elif [[ -n ${ERROR_OF[$want]:-} ]] && ! ( expect_error "${ERROR_OF[$want]}" "$want" ) 2>>"$TMP/grid.why"; then
-      cell="${code}e"
+      CELL[$r,$i]="$code!$want"
+      echo "${f[0]} ${f[1]} as ${CALLERS[$i]}: expected $want, got $code ($last_req): ${body:0:300}" >>"$TMP/grid.why"
+    elif [[ -n ${ERROR_OF[$want]:-} ]]; then
+      if [[ $(header_value Content-Type) != application/json* ]]; then
+        CELL[$r,$i]="${code}e"
+        echo "${f[0]} ${f[1]} as ${CALLERS[$i]}: Content-Type should be application/json, got <$(header_value Content-Type)>" >>"$TMP/grid.why"
+      fi
+      printf '%s\t%s\t%s\n' "$r,$i" "${ERROR_OF[$want]}" "${body//$'\n'/ }" >>"$TMP/grid.errors"
     fi
-    [[ $cell == "$want" ]] || matrix_fails=$((matrix_fails + 1))
-    printf ' %-9s' "$cell" >>"$TMP/grid"
   done
-  printf '\n' >>"$TMP/grid"
 done <<<"$MATRIX"
 
+# {"error": CODE, "message": lowercase text} for every 4xx cell.
+jq -R -r 'split("\t") as [$cell, $want, $b]
+  | ($b | try fromjson catch null) as $j
+  | if ($j | type) == "object" and $j.error == $want and ($j.message | type) == "string"
+       and ($j.message | length) > 0 and ($j.message | test("^[A-Z][a-z]") | not)
+    then empty else "\($cell)\t\($want)\t\($b)" end' "$TMP/grid.errors" >"$TMP/grid.bad"
+while IFS=$'\t' read -r cell want b; do
+  CELL[$cell]="${CELL[$cell]}e"
+  r=${cell%,*}
+  i=${cell#*,}
+  echo "${ROWS[$r]} as ${CALLERS[$i]}: expected {\"error\": \"$want\", \"message\": lowercase text}, got: ${b:0:300}" >>"$TMP/grid.why"
+done <"$TMP/grid.bad"
+
 echo "Role matrix (cell = status; GOT!WANT marks a wrong status, CODEe a wrong error body):"
-cat "$TMP/grid"
+printf '%-47s' "METHOD PATH"
+printf ' %-9s' "${CALLERS[@]}"
+printf '\n'
+matrix_fails=0
+for r in "${!ROWS[@]}"; do
+  printf '%-47s' "${ROWS[$r]}"
+  for i in "${!CALLERS[@]}"; do
+    printf ' %-9s' "${CELL[$r,$i]}"
+    [[ ${CELL[$r,$i]} =~ ^[0-9-]+$ ]] || matrix_fails=$((matrix_fails + 1))
+  done
+  printf '\n'
+done
 if ((matrix_fails > 0)); then
   echo "FAIL: $matrix_fails matrix cell(s) differ from docs/api.md:" >&2
   cat "$TMP/grid.why" >&2
@@ -564,7 +586,7 @@ api POST /v1/schemas '{"name": "shape", "schema_content": {"type": "object", "re
 soft expect_code 201
 soft expect_match .id "$UUID_RE"
 soft expect_json .name shape
-soft expect_json '.schema_content | tojson' '{"required":["a"],"type":"object"}'
+soft expect_json '.schema_content == {"type": "object", "required": ["a"]}' true
 soft expect_json .schema_hash "$(printf '%s' '{"required":["a"],"type":"object"}' | sha256sum | cut -c1-64)"
 soft expect_json .created_by_user_id "$DAVE_ID"
 soft expect_match .created_at "$TIME_RE"
@@ -581,6 +603,6 @@ api PUT "/v1/schemas/$S_SHAPE" '{"schema_content": {"type": "array"}}' "$T_DAVE"
 soft expect_code 200
 soft expect_json .name shape
 soft expect_json .schema_hash "$(printf '%s' '{"type":"array"}' | sha256sum | cut -c1-64)"
-soft expect_json '.schema_content | tojson' '{"type":"array"}'
+soft expect_json '.schema_content == {"type": "array"}' true
 
 finish "api roles"

@@ -48,9 +48,9 @@ struct fixture {
     int nevents;
     int resets;
     int notifies;
-    bool off_loop;           /* a callback ran on another thread */
-    bool close_on_reset;     /* the callback closes the listener at the first reset */
-    int after_close_calls;   /* callbacks after pglisten_close() */
+    bool off_loop;         /* a callback ran on another thread */
+    bool close_on_reset;   /* the callback closes the listener at the first reset */
+    int after_close_calls; /* callbacks after pglisten_close() */
     bool close_called;
 };
 
@@ -68,6 +68,10 @@ static bool run_until(struct fixture *f, cond_fn cond, uint64_t timeout_ms)
         if (uv_hrtime() >= deadline) {
             return false;
         }
+        /* The loop's clock is stale after blocking work on this thread; without the update
+         * the tick would already be due, fire first, and uv_run() would then sleep until the
+         * next timer of the pool. */
+        uv_update_time(&f->loop);
         uv_timer_start(&f->tick, on_tick, 10, 0);
         uv_run(&f->loop, UV_RUN_ONCE);
     }
@@ -132,8 +136,7 @@ static void start_listener(struct fixture *f, const char *url, const char *const
     assert_int_equal(pgconf_init(&conf), 0);
     assert_int_equal(pgconf_set_url(&conf, url, err, sizeof(err)), 0);
     conf.acquire_timeout_s = 2;
-    int rc = pglisten_start(&f->listener, &f->loop, &conf, channels, on_event, f, err,
-                            sizeof(err));
+    int rc = pglisten_start(&f->listener, &f->loop, &conf, channels, on_event, f, err, sizeof(err));
     pgconf_free(&conf);
     if (rc != 0) {
         fail_msg("pglisten_start: %s", err);
@@ -368,9 +371,8 @@ static void test_rejects_bad_channels(void **state)
     memset(long_name, 'c', sizeof(long_name) - 1);
     long_name[sizeof(long_name) - 1] = '\0';
     const char *const too_long[] = {CH_PLAIN, long_name, NULL};
-    assert_int_equal(
-        pglisten_start(&l, &loop, &conf, too_long, on_event, NULL, err, sizeof(err)),
-        PGLISTEN_EINVAL);
+    assert_int_equal(pglisten_start(&l, &loop, &conf, too_long, on_event, NULL, err, sizeof(err)),
+                     PGLISTEN_EINVAL);
     assert_non_null(strstr(err, "1 to 63 bytes"));
     const char *const empty[] = {"", NULL};
     assert_int_equal(pglisten_start(&l, &loop, &conf, empty, on_event, NULL, err, sizeof(err)),
