@@ -15,7 +15,7 @@
  * for them), the post-election barrier, I/O failure, and shutdown progress. */
 #define POLL_MS 10
 /* Shutdown waits at most this long for entries to be stored and for a transfer. */
-#define SHUTDOWN_STORE_MS 3000
+#define SHUTDOWN_STORE_MS    3000
 #define SHUTDOWN_TRANSFER_MS 3000
 
 /* A proposal in flight. */
@@ -330,7 +330,7 @@ int rnode_add_member(struct rnode *rn, uint64_t id, const char *address, rnode_c
     int rv = raft_add(&rn->raft, &rn->change, id, address, add_done);
     if (rv != 0) {
         return rv == RAFT_DUPLICATEID || rv == RAFT_DUPLICATEADDRESS ? RNODE_EINVAL
-                                                                       : map_status(rv);
+                                                                     : map_status(rv);
     }
     rn->changing = true;
     return 0;

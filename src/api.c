@@ -40,6 +40,10 @@ static const struct api_route routes[] = {
     {"GET", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, apih_schema_get},
     {"PUT", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, apih_schema_update},
     {"DELETE", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, apih_schema_delete},
+    {"GET", "/v1/cluster", API_INSTANCE_ADMIN, ROLE_NONE, apih_cluster_get},
+    {"POST", "/v1/cluster/members", API_INSTANCE_ADMIN, ROLE_NONE, apih_cluster_add},
+    {"DELETE", "/v1/cluster/members/{member}", API_INSTANCE_ADMIN, ROLE_NONE, apih_cluster_remove},
+    {"POST", "/v1/cluster/transfer", API_INSTANCE_ADMIN, ROLE_NONE, apih_cluster_transfer},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -52,6 +56,11 @@ static void call_free(struct api_call *call)
     json_decref(call->body);
     free(call->data);
     free(call);
+}
+
+void api_reply_done(struct api_call *call)
+{
+    call_free(call);
 }
 
 void api_reply(struct api_call *call, int status, json_t *body)
@@ -473,6 +482,19 @@ static bool match(const char *pattern, const char *path, struct api_call *call, 
                 snprintf(dst, sizeof(call->params[0]), "%s", "");
             }
             bool is_project = strncmp(p, "{project}", plen) == 0;
+            bool is_member = strncmp(p, "{member}", plen) == 0;
+            if (is_member) {
+                bool digits = dst[0] != '\0' && strlen(dst) <= 5;
+                for (const char *c = dst; *c; c++) {
+                    digits = digits && isdigit((unsigned char)*c);
+                }
+                if (bad_param[0] == '\0' && !digits) {
+                    snprintf(bad_param, bad_len, "member");
+                }
+                p += plen;
+                s += slen;
+                continue;
+            }
             if (!is_project) {
                 for (char *c = dst; *c; c++) {
                     *c = (char)tolower((unsigned char)*c); /* UUIDs compare in lowercase */

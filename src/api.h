@@ -108,6 +108,9 @@ void api_error(struct api_call *call, int status, const char *code, const char *
 void api_field_error(struct api_call *call, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Ends CALL after the handler answered its request itself (http_respond_*). */
+void api_reply_done(struct api_call *call);
+
 /* Answers STATUS with BODY (stolen; NULL sends no body) and ends the call. */
 void api_reply(struct api_call *call, int status, json_t *body);
 

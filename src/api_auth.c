@@ -16,7 +16,21 @@
 
 void apih_health(struct api_call *call)
 {
-    api_reply(call, 200, json_pack("{s:s}", "status", "ok"));
+    /* No secret here: enough for an operator's script to see who leads and how far each
+     * node has applied (scripts/cluster status). */
+    struct node *node = call->node;
+    json_t *raft = json_null();
+    if (node->raft != NULL) {
+        struct rnode_info info;
+        rnode_info(node->raft, &info);
+        raft = json_pack("{s:s,s:b,s:I,s:I,s:I,s:I}", "state", info.state, "ready", info.ready,
+                         "term", (json_int_t)info.term, "leader_id", (json_int_t)info.leader_id,
+                         "commit_index", (json_int_t)info.commit_index, "applied_index",
+                         (json_int_t)info.applied_index);
+    }
+    api_reply(call, 200,
+              json_pack("{s:s,s:I,s:o}", "status", "ok", "node_id", (json_int_t)node->conf->node_id,
+                        "raft", raft));
 }
 
 void apih_ready(struct api_call *call)

@@ -41,4 +41,9 @@ void apih_schema_get(struct api_call *call);
 void apih_schema_update(struct api_call *call);
 void apih_schema_delete(struct api_call *call);
 
+void apih_cluster_get(struct api_call *call);
+void apih_cluster_add(struct api_call *call);
+void apih_cluster_remove(struct api_call *call);
+void apih_cluster_transfer(struct api_call *call);
+
 #endif /* CONCLAVE_API_HANDLERS_H */

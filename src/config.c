@@ -163,6 +163,13 @@ static int set_defaults(struct config *conf, const char *dir)
     conf->password_ops = crypto_pwhash_OPSLIMIT_INTERACTIVE;
     conf->password_mem_kib = crypto_pwhash_MEMLIMIT_INTERACTIVE / 1024;
     conf->access_log = true;
+    /* Raft defaults, measured on loopback on a 2-core machine (docs/architecture.md). */
+    conf->raft.election_timeout_ms = 1000;
+    conf->raft.heartbeat_timeout_ms = 100;
+    conf->raft.install_snapshot_timeout_ms = 5000;
+    conf->raft.connect_retry_delay_ms = 200;
+    conf->raft.snapshot_threshold = 1024;
+    conf->raft.snapshot_trailing = 2048;
     return 0;
 }
 
@@ -286,10 +293,113 @@ static int parse_auth(struct ctx *c, json_t *auth, struct config *conf)
     return 0;
 }
 
+/* Checks an "IP:PORT" raft address and copies it into OUT. */
+static int raft_address(struct ctx *c, const char *field, json_t *v, char *out, size_t outlen)
+{
+    char *host = NULL;
+    int port = 0;
+    if (!json_is_string(v)) {
+        return bad(c, field, "must be a string IP:PORT");
+    }
+    if (parse_listen(c, field, json_string_value(v), &host, &port) != 0) {
+        return -1;
+    }
+    free(host);
+    if (json_string_length(v) >= outlen) {
+        return bad(c, field, "is too long");
+    }
+    snprintf(out, outlen, "%s", json_string_value(v));
+    return 0;
+}
+
+static int parse_raft(struct ctx *c, json_t *raft, struct config *conf)
+{
+    static const char *const known[] = {"address",
+                                        "peers",
+                                        "election_timeout_ms",
+                                        "heartbeat_timeout_ms",
+                                        "install_snapshot_timeout_ms",
+                                        "connect_retry_delay_ms",
+                                        "snapshot_threshold",
+                                        "snapshot_trailing",
+                                        NULL};
+    struct rnode_config *r = &conf->raft;
+    if (!json_is_object(raft)) {
+        return bad(c, "raft", "must be an object");
+    }
+    if (only_known(c, raft, "raft.", known) != 0) {
+        return -1;
+    }
+    json_t *addr = json_object_get(raft, "address");
+    if (addr == NULL) {
+        return bad(c, "raft.address", "is required: the IP:PORT this node's raft binds");
+    }
+    if (raft_address(c, "raft.address", addr, r->address, sizeof(r->address)) != 0) {
+        return -1;
+    }
+    json_t *peers = json_object_get(raft, "peers");
+    if (peers != NULL) {
+        if (!json_is_array(peers) || json_array_size(peers) > RNODE_MAX_MEMBERS) {
+            return bad(c, "raft.peers", "must be an array of at most 16 {\"id\", \"address\"}");
+        }
+        size_t i;
+        json_t *p;
+        json_array_foreach(peers, i, p)
+        {
+            char field[64];
+            snprintf(field, sizeof(field), "raft.peers[%zu]", i);
+            json_t *id = json_object_get(p, "id");
+            if (!json_is_object(p) || json_object_size(p) != 2 || !json_is_integer(id) ||
+                json_integer_value(id) < 1 || json_integer_value(id) > 65535) {
+                return bad(c, field, "must be {\"id\": 1..65535, \"address\": \"IP:PORT\"}");
+            }
+            r->bootstrap[i].id = (uint64_t)json_integer_value(id);
+            snprintf(field, sizeof(field), "raft.peers[%zu].address", i);
+            if (raft_address(c, field, json_object_get(p, "address"), r->bootstrap[i].address,
+                             sizeof(r->bootstrap[i].address)) != 0) {
+                return -1;
+            }
+            for (size_t j = 0; j < i; j++) {
+                if (r->bootstrap[j].id == r->bootstrap[i].id) {
+                    snprintf(field, sizeof(field), "raft.peers[%zu].id", i);
+                    return bad(c, field, "repeats an earlier peer's id");
+                }
+            }
+            r->nbootstrap++;
+        }
+    }
+    struct {
+        const char *key;
+        unsigned *field;
+        long long min, max;
+    } ints[] = {
+        {"election_timeout_ms", &r->election_timeout_ms, 50, 60000},
+        {"heartbeat_timeout_ms", &r->heartbeat_timeout_ms, 10, 10000},
+        {"install_snapshot_timeout_ms", &r->install_snapshot_timeout_ms, 100, 600000},
+        {"connect_retry_delay_ms", &r->connect_retry_delay_ms, 10, 60000},
+        {"snapshot_threshold", &r->snapshot_threshold, 16, 10000000},
+        {"snapshot_trailing", &r->snapshot_trailing, 0, 10000000},
+    };
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        long long v = *ints[i].field;
+        if (get_int(c, raft, "raft.", ints[i].key, ints[i].min, ints[i].max, &v) != 0) {
+            return -1;
+        }
+        *ints[i].field = (unsigned)v;
+    }
+    if (r->heartbeat_timeout_ms * 2 > r->election_timeout_ms) {
+        return bad(c, "raft.heartbeat_timeout_ms",
+                   "must be at most half of raft.election_timeout_ms, or followers start "
+                   "elections between heartbeats");
+    }
+    conf->has_raft = true;
+    return 0;
+}
+
 static int parse_root(struct ctx *c, json_t *root, struct config *conf)
 {
     static const char *const known[] = {"node_id", "data_dir", "http", "database",
-                                        "auth",    "log",      NULL};
+                                        "auth",    "raft",     "log",  NULL};
     if (!json_is_object(root)) {
         return bad(c, "the top level", "must be a JSON object");
     }
@@ -312,6 +422,9 @@ static int parse_root(struct ctx *c, json_t *root, struct config *conf)
         return -1;
     }
     if ((sec = json_object_get(root, "auth")) != NULL && parse_auth(c, sec, conf) != 0) {
+        return -1;
+    }
+    if ((sec = json_object_get(root, "raft")) != NULL && parse_raft(c, sec, conf) != 0) {
         return -1;
     }
     if ((sec = json_object_get(root, "log")) != NULL) {
@@ -384,6 +497,12 @@ int config_load(const char *path, struct config *conf, char *errmsg, size_t errl
         conf->secret_file = strdup(env_secret);
     }
     if (absolutize(&c, &conf->data_dir) != 0 || absolutize(&c, &conf->secret_file) != 0) {
+        goto err;
+    }
+    conf->raft.id = conf->node_id;
+    if ((size_t)snprintf(conf->raft.dir, sizeof(conf->raft.dir), "%s/raft", conf->data_dir) >=
+        sizeof(conf->raft.dir)) {
+        bad(&c, "data_dir", "is too long");
         goto err;
     }
     json_decref(root);

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "pgconf.h"
+#include "rnode.h"
 
 struct config {
     unsigned node_id;                 /* 1..65535; default 1 */
@@ -32,6 +33,8 @@ struct config {
     unsigned long long password_ops;  /* argon2id opslimit; default libsodium INTERACTIVE */
     size_t password_mem_kib;          /* argon2id memlimit in KiB; default libsodium INTERACTIVE */
     bool access_log;                  /* default true */
+    bool has_raft;                    /* a "raft" section was given */
+    struct rnode_config raft;         /* raft.*; dir is <data_dir>/raft, id is node_id */
     char *source;                     /* the path the config was loaded from; owned */
 };
 

@@ -1,6 +1,7 @@
 #include "node.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,16 +54,36 @@ static void listen_closed(void *data)
     component_closed(data);
 }
 
-static void http_closed(struct http_server *server)
+static void close_pool(struct node *node)
 {
-    struct node *node = server->data;
-    component_closed(node);
     /* Running PostgreSQL jobs may still answer cancelled requests; the pool finishes them
-     * before its close callback, so close it only now that no new request can arrive. */
+     * before its close callback, so close it only once no new request can arrive. */
     if (node->pool != NULL) {
         node->pending_closes++;
         pgpool_close(node->pool, pool_closed, node);
         node->pool = NULL;
+    }
+}
+
+static void raft_stopped(void *data)
+{
+    struct node *node = data;
+    component_closed(node);
+    close_pool(node);
+}
+
+static void http_closed(struct http_server *server)
+{
+    struct node *node = server->data;
+    component_closed(node);
+    /* No request arrives any more: let raft store what it appended, hand leadership over
+     * and close (rnode_shutdown), then close the pool. */
+    if (node->raft != NULL) {
+        node->pending_closes++;
+        rnode_shutdown(node->raft, raft_stopped, node);
+        node->raft = NULL;
+    } else {
+        close_pool(node);
     }
 }
 
@@ -86,15 +107,26 @@ static void begin_stop(struct node *node, bool http_started)
     if (http_started) {
         node->pending_closes++;
         http_server_close(&node->http, http_closed);
-    } else if (node->pool != NULL) {
+    } else if (node->raft != NULL) {
         node->pending_closes++;
-        pgpool_close(node->pool, pool_closed, node);
-        node->pool = NULL;
+        rnode_shutdown(node->raft, raft_stopped, node);
+        node->raft = NULL;
+    } else {
+        close_pool(node);
     }
     if (!uv_is_closing((uv_handle_t *)&node->sigterm)) {
         uv_close((uv_handle_t *)&node->sigterm, close_signal_cb);
         uv_close((uv_handle_t *)&node->sigint, close_signal_cb);
     }
+}
+
+static void on_raft_fatal(void *data, const char *message)
+{
+    struct node *node = data;
+    fprintf(stderr, "node %u: fatal: %s; stopping with exit status 1\n", node->conf->node_id,
+            message);
+    node->exit_code = 1;
+    begin_stop(node, true);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -137,6 +169,9 @@ int node_run(const struct config *conf, char *errmsg, size_t errlen)
         return -1;
     }
     node->conf = conf;
+    /* A peer or client that goes away mid-write must cost a write error (EPIPE), not the
+     * process: the default action of SIGPIPE is to terminate silently. */
+    signal(SIGPIPE, SIG_IGN);
     if (uv_loop_init(&node->loop) != 0) {
         snprintf(errmsg, errlen, "cannot create the event loop");
         free(node);
@@ -171,6 +206,19 @@ int node_run(const struct config *conf, char *errmsg, size_t errlen)
         snprintf(errmsg, errlen, "postgresql listener: %s", why);
         goto fail;
     }
+    if (conf->has_raft) {
+        unsigned char key[16];
+        randombytes_buf(key, sizeof(key));
+        if (fsm_new(&node->fsm, key, why, sizeof(why)) != 0) {
+            snprintf(errmsg, errlen, "state machine: %s", why);
+            goto fail;
+        }
+        if (rnode_start(&node->raft, &node->loop, &conf->raft, node->fsm, on_raft_fatal, node, why,
+                        sizeof(why)) != 0) {
+            snprintf(errmsg, errlen, "raft on %s: %s", conf->raft.address, why);
+            goto fail;
+        }
+    }
     struct http_config hc;
     http_config_init(&hc);
     hc.max_body_bytes = conf->http_max_body_bytes;
@@ -194,10 +242,14 @@ int node_run(const struct config *conf, char *errmsg, size_t errlen)
     }
     uv_signal_start(&node->sigterm, on_signal, SIGTERM);
     uv_signal_start(&node->sigint, on_signal, SIGINT);
-    fprintf(stderr, "node %u: serving http on %s:%d, data in %s\n", conf->node_id, conf->http_host,
-            http_server_port(&node->http), conf->data_dir);
+    fprintf(stderr, "node %u: serving http on %s:%d, raft on %s, data in %s\n", conf->node_id,
+            conf->http_host, http_server_port(&node->http),
+            conf->has_raft ? conf->raft.address : "(none)", conf->data_dir);
     uv_run(&node->loop, UV_RUN_DEFAULT);
-    rc = 0;
+    rc = node->exit_code == 0 ? 0 : -1;
+    if (rc != 0) {
+        snprintf(errmsg, errlen, "stopped after a fatal raft error (see above)");
+    }
     goto out;
 
 fail:
@@ -212,6 +264,7 @@ out:
         }
     }
     authcache_free(node->cache);
+    fsm_free(node->fsm);
     sodium_memzero(node->secret, sizeof(node->secret));
     free(node);
     return rc;

@@ -19,6 +19,7 @@
 #include "http_server.h"
 #include "pglisten.h"
 #include "pgpool.h"
+#include "rnode.h"
 
 struct node {
     uv_loop_t loop;
@@ -29,6 +30,9 @@ struct node {
     struct pgpool *pool;
     struct pglisten *listen;
     struct authcache *cache;
+    struct fsm *fsm;    /* the replicated state; NULL without a raft section */
+    struct rnode *raft; /* NULL without a raft section, and once shut down */
+    int exit_code;      /* 0, or 1 after a fatal raft error */
     uv_signal_t sigterm;
     uv_signal_t sigint;
     bool stopping;

@@ -49,8 +49,9 @@ struct pgpool;
 /* Runs on a worker thread with CONN live, in blocking mode, with no transaction open and no
  * result pending. CONN stays owned by the pool: the work function must not close it or keep it
  * after returning. It returns 0, a job-specific positive code, or a negative code (not in the
- * reserved range above), and fills ERRMSG (PGPOOL_ERRMSG_SIZE bytes) on failure. If it leaves
- * a transaction open the pool rolls it back; if it leaves the connection broken or busy the
+ * reserved range above), and fills ERRMSG (PGPOOL_ERRMSG_SIZE bytes) on failure. It must not
+ * LISTEN: the pool treats anything the server sends on an idle connection as its farewell. If it
+ * leaves a transaction open the pool rolls it back; if it leaves the connection broken or busy the
  * pool discards it. */
 typedef int (*pgpool_work_fn)(PGconn *conn, void *arg, char *errmsg, size_t errlen);
 

@@ -94,8 +94,8 @@ alive() {
 }
 
 start_node() {
-  local n=$1 port pid attempt i ready
-  [[ -z $(eval echo "\${NODE_${n}_PID:-}") ]] || fail "start_node $n: node $n is already running"
+  local n=$1 port pid attempt i ready pid_var="NODE_$1_PID"
+  [[ -z ${!pid_var:-} ]] || fail "start_node $n: node $n is already running"
   mkdir -p "$TMP/node$n"
   chmod 700 "$TMP/node$n"
   for ((attempt = 1; attempt <= 4; attempt++)); do
@@ -122,10 +122,12 @@ start_node() {
     if alive "$pid"; then
       kill -KILL "$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
+      forget_pid "$pid"
       fail "node $n did not answer 200 on /ready within 10 s; log:
 $(tail -n 30 "$TMP/node$n.log")"
     fi
     wait "$pid" 2>/dev/null || true
+    forget_pid "$pid"
     # Lost a race for the port with another test: try another one.
     grep -qi 'in use' "$TMP/node$n.log" || break
   done
@@ -161,8 +163,8 @@ forget_pid() {
 }
 
 stop_node() {
-  local n=$1 pid rc
-  pid=$(eval echo "\${NODE_${n}_PID:-}")
+  local n=$1 pid rc pid_var="NODE_$1_PID"
+  pid=${!pid_var:-}
   [[ -n $pid ]] || fail "stop_node $n: node $n is not running"
   stop_pid "$pid"
   rc=$STOP_RC

@@ -34,13 +34,20 @@ pgdir="$TMP/pg"
 mkdir -p "$pgdir"
 chmod 755 "$TMP" "$pgdir"
 pg_init "$pgdir/data"
-pgport=$(free_port)
-pg_start "$pgdir/data" "$pgport" "$pgdir/log"
+# Another test may take the port between the probe and the start: try a few.
+for attempt in 1 2 3 4; do
+  pgport=$(free_port)
+  pg_start "$pgdir/data" "$pgport" "$pgdir/log" && break
+  [[ $attempt -lt 4 ]] || fail "could not start the private PostgreSQL"
+done
 trap 'pg_stop "$pgdir/data"; node_cleanup' EXIT
 export DATABASE_URL="host=127.0.0.1 port=$pgport user=conclave dbname=postgres"
 "$BIN" migrate up >/dev/null
 create_user admin@example.com "admin-password-1" --admin >/dev/null
+# A short acquire timeout, so that requests during the outage fail within curl's patience.
+export DB_ACQUIRE_TIMEOUT_SECONDS=2
 start_node 3
+unset DB_ACQUIRE_TIMEOUT_SECONDS
 token=$(login admin@example.com "admin-password-1" 3)
 
 pg_stop "$pgdir/data"

@@ -1,0 +1,597 @@
+#include "materialize.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+
+/*
+ * How a batch is written, in four round trips (five when the batch overlaps the cursor):
+ *
+ *   1. BEGIN;
+ *   2. lock the cursor row (SELECT ... FOR UPDATE). A concurrent materializer waits here
+ *      until the holder commits, and then, in READ COMMITTED, every later statement of this
+ *      transaction sees what the holder wrote; so the version checks below never read a
+ *      stale configs row. The lock is taken by its own statement for that reason: a
+ *      statement's snapshot is taken before it waits for a lock;
+ *   3. (only when some revisions are at or below the cursor) read their stored revision
+ *      numbers and hashes, to prove the replay is the same history;
+ *   4. one statement that receives the new revisions as 16 parallel arrays (unnest), checks
+ *      them against the database (version chain, project and schema rows), and only when
+ *      nothing is wrong inserts the revisions, upserts the fold of each key into configs and
+ *      advances the cursor. It returns the first problem found, or the row counts;
+ *   5. COMMIT.
+ *
+ * Arrays keep the SQL text constant whatever the batch size (no statement of 9,000
+ * parameters to parse) and cost one text literal per column.
+ *
+ * The deleted-schema race. The leader validates content against a schema and proposes the
+ * revision; if the schema row is deleted before the revision reaches PostgreSQL, the
+ * configs upsert cannot reference it (ON DELETE RESTRICT only protects schemas already bound
+ * in configs). The revision is committed in Raft and cannot be changed, and storing the
+ * config with schema_id NULL would make configs differ from the fold of its revisions
+ * (invariant 2). So the batch fails with DB_ERROR naming the schema, and the materializer
+ * stalls until an operator restores the schema row (same id; the revision carries its hash).
+ * The window is small because the API refuses to delete a schema bound in configs, but a
+ * revision still in the queue is not in configs yet. Closing it for good needs a decision
+ * above this module: soft-deleting schemas (a deleted_at column, so the row the foreign key
+ * needs never disappears) is the simplest.
+ */
+
+#define NCOLS 16
+
+enum col {
+    C_REVISION,
+    C_PROJECT,
+    C_KEY,
+    C_VERSION,
+    C_OP,
+    C_CONTENT,
+    C_SOURCE_VERSION,
+    C_SCHEMA_ID,
+    C_SCHEMA_HASH,
+    C_ACTOR,
+    C_REQUEST_ID,
+    C_CREATED_US,
+    C_RAFT_INDEX,
+    C_RAFT_TERM,
+    C_PREV_HASH,
+    C_HASH,
+};
+
+static const char WRITE_SQL[] =
+    "WITH input AS ("
+    " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[],"
+    "  $6::text[], $7::bigint[], $8::uuid[], $9::text[], $10::text[], $11::text[],"
+    "  $12::bigint[], $13::bigint[], $14::bigint[], $15::text[], $16::text[])"
+    " AS t(revision, project_id, key, version, op, content, source_version, schema_id,"
+    "  schema_hash, actor, request_id, created_us, raft_index, raft_term, prev_hash, hash)"
+    "),"
+    /* Each revision with the version it follows: the previous one of its key in the batch,
+     * else the configs row's, else 0 (no row). */
+    " chain AS ("
+    " SELECT i.project_id, i.key, i.revision, i.raft_index, i.version,"
+    "  coalesce(lag(i.version) OVER w, c.version, 0) AS previous"
+    " FROM input i LEFT JOIN configs c ON c.project_id = i.project_id AND c.key = i.key"
+    " WINDOW w AS (PARTITION BY i.project_id, i.key ORDER BY i.raft_index)"
+    "),"
+    /* The last revision of each key in the batch: the state configs must hold. */
+    " last AS ("
+    " SELECT DISTINCT ON (project_id, key) * FROM input"
+    " ORDER BY project_id, key, raft_index DESC"
+    "),"
+    " problem AS ("
+    " SELECT raft_index, format('config %s/%s: revision %s (raft index %s) has version %s, '"
+    "  || CASE WHEN previous = 0 THEN 'but the config has no row, so it must be version 1'"
+    "  ELSE format('but follows version %s, so it must be version %s', previous,"
+    "  previous + 1) END, project_id, key, revision, raft_index, version) AS msg"
+    " FROM chain WHERE version <> previous + 1"
+    " UNION ALL"
+    " SELECT raft_index, format('project %s of revision %s (raft index %s) does not exist',"
+    "  project_id, revision, raft_index)"
+    " FROM input i WHERE NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = i.project_id)"
+    " UNION ALL"
+    " SELECT raft_index, format('schema %s of config %s/%s (revision %s, raft index %s) no "
+    "longer exists; it was deleted after the revision was validated against it',"
+    "  schema_id, project_id, key, revision, raft_index)"
+    " FROM last l WHERE op <> 'delete' AND schema_id IS NOT NULL"
+    " AND NOT EXISTS (SELECT 1 FROM config_schemas s WHERE s.id = l.schema_id)"
+    "),"
+    /* ON CONFLICT DO NOTHING (never DO UPDATE, which the append-only trigger refuses): a
+     * row already present beyond the cursor is skipped here and detected by its count.
+     * created_at is 'epoch' plus a whole number of microseconds: exact for |created_us| <
+     * 2^53 (until the year 2255), where to_timestamp(double precision) starts rounding in
+     * 2242. */
+    " ins AS ("
+    " INSERT INTO config_revisions (revision, project_id, key, version, op, content,"
+    "  source_version, schema_id, schema_hash, actor, request_id, created_at, raft_index,"
+    "  raft_term, prev_hash, hash)"
+    " SELECT revision, project_id, key, version, op::revision_op, content::json,"
+    "  source_version, schema_id, decode(schema_hash, 'hex'), actor, request_id,"
+    "  'epoch'::timestamptz + created_us * interval '1 microsecond', raft_index, raft_term,"
+    "  decode(prev_hash, 'hex'), decode(hash, 'hex')"
+    " FROM input WHERE NOT EXISTS (SELECT 1 FROM problem)"
+    " ON CONFLICT (raft_index) DO NOTHING"
+    " RETURNING 1"
+    "),"
+    " up AS ("
+    " INSERT INTO configs (project_id, key, version, content, deleted, schema_id,"
+    "  schema_hash, last_revision, updated_by, updated_at)"
+    " SELECT project_id, key, version,"
+    "  CASE WHEN op = 'delete' THEN NULL ELSE content::jsonb END, op = 'delete',"
+    "  CASE WHEN op = 'delete' THEN NULL ELSE schema_id END,"
+    "  CASE WHEN op = 'delete' THEN NULL ELSE decode(schema_hash, 'hex') END,"
+    "  revision, actor, 'epoch'::timestamptz + created_us * interval '1 microsecond'"
+    " FROM last WHERE NOT EXISTS (SELECT 1 FROM problem)"
+    " ON CONFLICT (project_id, key) DO UPDATE SET version = excluded.version,"
+    "  content = excluded.content, deleted = excluded.deleted, schema_id = excluded.schema_id,"
+    "  schema_hash = excluded.schema_hash, last_revision = excluded.last_revision,"
+    "  updated_by = excluded.updated_by, updated_at = excluded.updated_at"
+    " RETURNING 1"
+    "),"
+    " cur AS ("
+    " UPDATE materializer_cursor SET raft_index = (SELECT max(raft_index) FROM input),"
+    "  revision = (SELECT max(revision) FROM input), updated_at = now()"
+    " WHERE id AND NOT EXISTS (SELECT 1 FROM problem)"
+    " RETURNING 1"
+    ")"
+    " SELECT (SELECT msg FROM problem ORDER BY raft_index LIMIT 1),"
+    "  (SELECT count(*) FROM problem), (SELECT count(*) FROM ins),"
+    "  (SELECT count(*) FROM up), (SELECT count(*) FROM cur)";
+
+/* A growing text buffer; after a failed allocation it stays failed and ignores writes. */
+struct buf {
+    char *data;
+    size_t len, cap;
+    bool oom;
+};
+
+static void buf_put(struct buf *b, const char *s, size_t n)
+{
+    if (b->oom) {
+        return;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1) {
+            cap *= 2;
+        }
+        char *d = realloc(b->data, cap);
+        if (d == NULL) {
+            b->oom = true;
+            return;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static void buf_puts(struct buf *b, const char *s)
+{
+    buf_put(b, s, strlen(s));
+}
+
+/* Starts the next element of an array literal: "{" before the first, "," before others. */
+static void elem(struct buf *b)
+{
+    buf_put(b, b->len == 0 ? "{" : ",", 1);
+}
+
+static void elem_null(struct buf *b)
+{
+    elem(b);
+    buf_puts(b, "NULL");
+}
+
+static void elem_u64(struct buf *b, uint64_t v)
+{
+    char s[24];
+    snprintf(s, sizeof(s), "%" PRIu64, v);
+    elem(b);
+    buf_puts(b, s);
+}
+
+static void elem_i64(struct buf *b, int64_t v)
+{
+    char s[24];
+    snprintf(s, sizeof(s), "%" PRId64, v);
+    elem(b);
+    buf_puts(b, s);
+}
+
+/* A text element, double-quoted with '"' and '\' escaped, as array_in() reads it. */
+static void elem_text(struct buf *b, const char *s, size_t n)
+{
+    elem(b);
+    buf_put(b, "\"", 1);
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"' || s[i] == '\\') {
+            buf_put(b, s + start, i - start);
+            buf_put(b, "\\", 1);
+            start = i;
+        }
+    }
+    buf_put(b, s + start, n - start);
+    buf_put(b, "\"", 1);
+}
+
+static void elem_hex(struct buf *b, const uint8_t *bytes, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    elem(b);
+    for (size_t i = 0; i < n; i++) {
+        char h[2] = {digits[bytes[i] >> 4], digits[bytes[i] & 15]};
+        buf_put(b, h, 2);
+    }
+}
+
+static void elem_uuid(struct buf *b, const uint8_t id[16])
+{
+    char s[37];
+    snprintf(s, sizeof(s), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7], id[8], id[9], id[10], id[11],
+             id[12], id[13], id[14], id[15]);
+    elem(b);
+    buf_puts(b, s);
+}
+
+/* Ends an array literal ("{}" when it has no element). */
+static void arr_end(struct buf *b)
+{
+    if (b->len == 0) {
+        buf_put(b, "{", 1);
+    }
+    buf_put(b, "}", 1);
+}
+
+/* Parses a non-negative bigint column. */
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    if (s == NULL || *s < '0' || *s > '9') {
+        return false;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0') {
+        return false;
+    }
+    *out = (uint64_t)v;
+    return true;
+}
+
+/* Only two outcomes matter to the caller: retry (connection lost) or stop. */
+static int settle(int rc)
+{
+    return rc == DB_OK || rc == DB_UNAVAILABLE ? rc : DB_ERROR;
+}
+
+static bool is_op(const char *op)
+{
+    return strcmp(op, "put") == 0 || strcmp(op, "delete") == 0 || strcmp(op, "rollback") == 0;
+}
+
+/* Checks what can be checked without the database. Returns 0, or -1 with ERRMSG. */
+static int check_batch(const struct mat_revision *revs, size_t n, char *errmsg, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct mat_revision *r = &revs[i];
+        const char *bad = NULL;
+        if (r->project == NULL || r->key == NULL || r->op == NULL || r->actor == NULL) {
+            bad = "project, key, op and actor are required";
+        } else if (!is_op(r->op)) {
+            bad = "op is not put, delete or rollback";
+        } else if ((r->content == NULL) != (strcmp(r->op, "delete") == 0)) {
+            bad = "content must be NULL exactly for a delete";
+        } else if (r->content != NULL && memchr(r->content, '\0', r->content_len) != NULL) {
+            bad = "content holds a NUL byte";
+        } else if (r->revision > INT64_MAX || r->version > INT64_MAX ||
+                   r->source_version > INT64_MAX || r->raft_index > INT64_MAX ||
+                   r->raft_term > INT64_MAX) {
+            bad = "a number does not fit in a bigint";
+        } else if (i > 0 && r->raft_index <= revs[i - 1].raft_index) {
+            bad = "raft indexes are not increasing";
+        } else if (i > 0 && r->revision != revs[i - 1].revision + 1) {
+            bad = "revision numbers are not consecutive";
+        }
+        if (bad != NULL) {
+            snprintf(errmsg, errlen,
+                     "materializing: batch entry %zu (revision %" PRIu64 ", raft index %" PRIu64
+                     "): %s",
+                     i, r->revision, r->raft_index, bad);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int mat_read_cursor(PGconn *conn, uint64_t *raft_index, uint64_t *revision, char *errmsg,
+                    size_t errlen)
+{
+    PGresult *res;
+    int rc = db_query(conn, "reading materializer cursor",
+                      "SELECT raft_index, revision FROM materializer_cursor WHERE id", 0, NULL,
+                      &res, errmsg, errlen);
+    if (rc != DB_OK) {
+        return settle(rc);
+    }
+    uint64_t idx, rev;
+    if (PQntuples(res) != 1) {
+        snprintf(errmsg, errlen,
+                 "reading materializer cursor: materializer_cursor has %d rows, "
+                 "not 1 (are the migrations applied?)",
+                 PQntuples(res));
+        PQclear(res);
+        return DB_ERROR;
+    }
+    if (!parse_u64(PQgetvalue(res, 0, 0), &idx) || !parse_u64(PQgetvalue(res, 0, 1), &rev)) {
+        snprintf(errmsg, errlen, "reading materializer cursor: unreadable values '%s', '%s'",
+                 PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+        PQclear(res);
+        return DB_ERROR;
+    }
+    PQclear(res);
+    *raft_index = idx;
+    *revision = rev;
+    return DB_OK;
+}
+
+/* Reads the cursor under a row lock that lasts until the transaction ends. */
+static int lock_cursor(PGconn *conn, uint64_t *raft_index, uint64_t *revision, char *errmsg,
+                       size_t errlen)
+{
+    PGresult *res;
+    int rc = db_query(conn, "locking materializer cursor",
+                      "SELECT raft_index, revision FROM materializer_cursor WHERE id FOR UPDATE", 0,
+                      NULL, &res, errmsg, errlen);
+    if (rc != DB_OK) {
+        return settle(rc);
+    }
+    bool ok = PQntuples(res) == 1 && parse_u64(PQgetvalue(res, 0, 0), raft_index) &&
+              parse_u64(PQgetvalue(res, 0, 1), revision);
+    if (!ok) {
+        snprintf(errmsg, errlen, "locking materializer cursor: no readable cursor row (%d rows)",
+                 PQntuples(res));
+    }
+    PQclear(res);
+    return ok ? DB_OK : DB_ERROR;
+}
+
+/*
+ * Proves that REVS[0..N), all at or below the cursor, are the rows already stored: same
+ * raft index, same revision number, same hash. A mismatch means this leader's log and the
+ * history in PostgreSQL disagree, which Raft should make impossible; nothing may be written.
+ */
+static int verify_written(PGconn *conn, const struct mat_revision *revs, size_t n, char *errmsg,
+                          size_t errlen)
+{
+    struct buf idx = {0};
+    for (size_t i = 0; i < n; i++) {
+        elem_u64(&idx, revs[i].raft_index);
+    }
+    arr_end(&idx);
+    if (idx.oom) {
+        free(idx.data);
+        snprintf(errmsg, errlen, "checking materialized revisions: out of memory");
+        return DB_ERROR;
+    }
+    const char *p[] = {idx.data};
+    PGresult *res;
+    int rc = db_query(conn, "checking materialized revisions",
+                      "SELECT raft_index, revision, encode(hash, 'hex') FROM config_revisions"
+                      " WHERE raft_index = ANY($1::bigint[]) ORDER BY raft_index",
+                      1, p, &res, errmsg, errlen);
+    free(idx.data);
+    if (rc != DB_OK) {
+        return settle(rc);
+    }
+    int rows = PQntuples(res);
+    int row = 0;
+    rc = DB_OK;
+    for (size_t i = 0; i < n && rc == DB_OK; i++) {
+        const struct mat_revision *r = &revs[i];
+        char hex[2 * 32 + 3];
+        db_bytea_hex(r->hash, 32, hex);
+        const char *want = hex + 2; /* db_bytea_hex() adds a "\x" prefix, encode() does not */
+        uint64_t stored_index = 0, stored_rev = 0;
+        if (row < rows) {
+            parse_u64(PQgetvalue(res, row, 0), &stored_index);
+            parse_u64(PQgetvalue(res, row, 1), &stored_rev);
+        }
+        if (row >= rows || stored_index != r->raft_index) {
+            snprintf(errmsg, errlen,
+                     "materializing: divergence at raft index %" PRIu64
+                     ": it is at or below the cursor but config_revisions has no row for it",
+                     r->raft_index);
+            rc = DB_ERROR;
+            break;
+        }
+        const char *have = PQgetvalue(res, row, 2);
+        if (stored_rev != r->revision || strcmp(have, want) != 0) {
+            snprintf(errmsg, errlen,
+                     "materializing: divergence at raft index %" PRIu64
+                     ": config_revisions holds revision %" PRIu64 " with hash %s, the batch has "
+                     "revision %" PRIu64 " with hash %s",
+                     r->raft_index, stored_rev, have, r->revision, want);
+            rc = DB_ERROR;
+        }
+        row++;
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Fills the 16 array literals of WRITE_SQL from REVS[0..N). Returns false when out of
+ * memory; the caller frees every buffer either way. */
+static bool build_arrays(const struct mat_revision *revs, size_t n, struct buf cols[NCOLS])
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct mat_revision *r = &revs[i];
+        elem_u64(&cols[C_REVISION], r->revision);
+        elem_text(&cols[C_PROJECT], r->project, strlen(r->project));
+        elem_text(&cols[C_KEY], r->key, strlen(r->key));
+        elem_u64(&cols[C_VERSION], r->version);
+        elem_text(&cols[C_OP], r->op, strlen(r->op));
+        if (r->content != NULL) {
+            elem_text(&cols[C_CONTENT], r->content, r->content_len);
+        } else {
+            elem_null(&cols[C_CONTENT]);
+        }
+        if (r->source_version != 0) {
+            elem_u64(&cols[C_SOURCE_VERSION], r->source_version);
+        } else {
+            elem_null(&cols[C_SOURCE_VERSION]);
+        }
+        if (r->has_schema) {
+            elem_uuid(&cols[C_SCHEMA_ID], r->schema_id);
+            elem_hex(&cols[C_SCHEMA_HASH], r->schema_hash, 32);
+        } else {
+            elem_null(&cols[C_SCHEMA_ID]);
+            elem_null(&cols[C_SCHEMA_HASH]);
+        }
+        elem_text(&cols[C_ACTOR], r->actor, strlen(r->actor));
+        if (r->request_id != NULL) {
+            elem_text(&cols[C_REQUEST_ID], r->request_id, strlen(r->request_id));
+        } else {
+            elem_null(&cols[C_REQUEST_ID]);
+        }
+        elem_i64(&cols[C_CREATED_US], r->created_at_us);
+        elem_u64(&cols[C_RAFT_INDEX], r->raft_index);
+        elem_u64(&cols[C_RAFT_TERM], r->raft_term);
+        elem_hex(&cols[C_PREV_HASH], r->prev_hash, 32);
+        elem_hex(&cols[C_HASH], r->hash, 32);
+    }
+    bool ok = true;
+    for (int c = 0; c < NCOLS; c++) {
+        arr_end(&cols[c]);
+        ok = ok && !cols[c].oom;
+    }
+    return ok;
+}
+
+/* Inserts REVS[0..N), all above the cursor, and advances the cursor: round trip 4. */
+static int write_new(PGconn *conn, const struct mat_revision *revs, size_t n, char *errmsg,
+                     size_t errlen)
+{
+    struct buf cols[NCOLS] = {0};
+    const char *params[NCOLS];
+    PGresult *res = NULL;
+    int rc;
+    if (!build_arrays(revs, n, cols)) {
+        snprintf(errmsg, errlen, "materializing: out of memory building the batch");
+        rc = DB_ERROR;
+        goto out;
+    }
+    for (int c = 0; c < NCOLS; c++) {
+        params[c] = cols[c].data;
+    }
+    rc = db_query(conn, "materializing revisions", WRITE_SQL, NCOLS, params, &res, errmsg, errlen);
+    if (rc != DB_OK) {
+        rc = settle(rc);
+        goto out;
+    }
+    const char *problem = PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0);
+    uint64_t problems = 0, inserted = 0, upserted = 0, cursors = 0;
+    parse_u64(PQgetvalue(res, 0, 1), &problems);
+    parse_u64(PQgetvalue(res, 0, 2), &inserted);
+    parse_u64(PQgetvalue(res, 0, 3), &upserted);
+    parse_u64(PQgetvalue(res, 0, 4), &cursors);
+    if (problem != NULL) {
+        snprintf(errmsg, errlen, "materializing: %s%s", problem,
+                 problems > 1 ? " (and more problems in the same batch)" : "");
+        rc = DB_ERROR;
+    } else if (inserted != n) {
+        /* Under the cursor lock, rows beyond the cursor can only come from a writer that
+         * bypassed it: the cursor and the log disagree. */
+        snprintf(errmsg, errlen,
+                 "materializing: %" PRIu64 " of %zu revisions (raft indexes %" PRIu64 "..%" PRIu64
+                 ") were already in config_revisions beyond the cursor",
+                 (uint64_t)n - inserted, n, revs[0].raft_index, revs[n - 1].raft_index);
+        rc = DB_ERROR;
+    } else if (cursors != 1 || upserted == 0) {
+        snprintf(errmsg, errlen,
+                 "materializing: unexpected outcome: %" PRIu64 " configs and %" PRIu64
+                 " cursor rows written",
+                 upserted, cursors);
+        rc = DB_ERROR;
+    }
+out:
+    PQclear(res);
+    for (int c = 0; c < NCOLS; c++) {
+        free(cols[c].data);
+    }
+    return rc;
+}
+
+int mat_write_batch(PGconn *conn, const struct mat_revision *revs, size_t n, uint64_t *cursor_out,
+                    char *errmsg, size_t errlen)
+{
+    uint64_t cur_index, cur_rev;
+    if (n == 0) {
+        int rc = mat_read_cursor(conn, &cur_index, &cur_rev, errmsg, errlen);
+        if (rc == DB_OK) {
+            *cursor_out = cur_index;
+        }
+        return rc;
+    }
+    if (check_batch(revs, n, errmsg, errlen) != 0) {
+        return DB_ERROR;
+    }
+    int rc = settle(db_begin(conn, errmsg, errlen));
+    if (rc != DB_OK) {
+        return rc;
+    }
+    rc = lock_cursor(conn, &cur_index, &cur_rev, errmsg, errlen);
+    if (rc != DB_OK) {
+        goto err_in_tx;
+    }
+    /* revs is in raft order, so what is already written is a prefix. */
+    size_t done = 0;
+    while (done < n && revs[done].raft_index <= cur_index) {
+        done++;
+    }
+    if (done > 0) {
+        rc = verify_written(conn, revs, done, errmsg, errlen);
+        if (rc != DB_OK) {
+            goto err_in_tx;
+        }
+    }
+    if (done == n) {
+        db_rollback(conn); /* nothing to write; the transaction only held the lock */
+        *cursor_out = cur_index;
+        return DB_OK;
+    }
+    if (revs[done].revision != cur_rev + 1) {
+        snprintf(errmsg, errlen,
+                 "materializing: revision gap: the cursor is at revision %" PRIu64
+                 " (raft index %" PRIu64 ") but the next revision of the batch is %" PRIu64
+                 " (raft index %" PRIu64 ")",
+                 cur_rev, cur_index, revs[done].revision, revs[done].raft_index);
+        rc = DB_ERROR;
+        goto err_in_tx;
+    }
+    rc = write_new(conn, revs + done, n - done, errmsg, errlen);
+    if (rc != DB_OK) {
+        goto err_in_tx;
+    }
+    rc = settle(db_commit(conn, errmsg, errlen));
+    if (rc != DB_OK) {
+        /* A failed COMMIT has ended the transaction (rolled back, or unknown when the
+         * connection dropped); there is nothing left to roll back. */
+        return rc;
+    }
+    *cursor_out = revs[n - 1].raft_index;
+    return DB_OK;
+
+err_in_tx:
+    db_rollback(conn);
+    return rc;
+}

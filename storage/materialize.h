@@ -1,0 +1,97 @@
+/*
+ * mat: the materializer's PostgreSQL side. It writes batches of revisions that Raft has
+ * committed to `config_revisions`, folds them into `configs` and advances
+ * `materializer_cursor`, all in one transaction, so that after any crash a new leader
+ * resumes exactly after the cursor: no gap, no duplicate.
+ *
+ * Blocking; pool worker threads only. storage/ includes nothing from raft/, so this module
+ * has its own row type, struct mat_revision, which the glue above fills from the state
+ * machine's struct revision.
+ *
+ * Concurrency: every batch locks the cursor row first (SELECT ... FOR UPDATE), so two
+ * materializers (an old leader that has not yet noticed it lost, and the new one) take turns,
+ * and the second one skips what the first wrote. Nothing else writes `configs`,
+ * `config_revisions` or the cursor.
+ */
+#ifndef CONCLAVE_MATERIALIZE_H
+#define CONCLAVE_MATERIALIZE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+/*
+ * One committed revision, as one `config_revisions` row. The struct only borrows its strings
+ * and content: mat_write_batch() copies what it needs into its query and keeps no pointer.
+ * Strings are NUL-terminated UTF-8; integers must fit in a bigint (at most INT64_MAX).
+ */
+struct mat_revision {
+    uint64_t revision; /* cluster-wide revision number, >= 1, +1 per revision */
+    const char *project;
+    const char *key;
+    uint64_t version; /* the config's version after this change, >= 1 */
+    const char *op;   /* "put", "delete" or "rollback" */
+    /* Canonical JSON text, NULL exactly for delete. Stored byte for byte in
+     * config_revisions.content (json) and parsed into configs.content (jsonb). It must not
+     * contain a NUL byte. */
+    const char *content;
+    size_t content_len;
+    uint64_t source_version; /* rollback: the version restored; 0 means NULL */
+    int has_schema;          /* schema_id and schema_hash are present together or not at all */
+    uint8_t schema_id[16];   /* the uuid's 16 bytes in network order */
+    uint8_t schema_hash[32];
+    const char *actor;
+    const char *request_id; /* NULL when absent */
+    int64_t created_at_us;  /* the leader's timestamp, microseconds since 1970-01-01 UTC */
+    uint64_t raft_index;
+    uint64_t raft_term;
+    uint8_t prev_hash[32];
+    uint8_t hash[32];
+};
+
+/* Reads the cursor: the highest Raft index, and the revision, whose changes are in
+ * PostgreSQL. Returns DB_OK with both filled; DB_UNAVAILABLE when the connection is lost (the
+ * caller retries, on another connection); DB_ERROR otherwise (no cursor row, for instance
+ * because the migrations are not applied), with ERRMSG saying why. On failure the outputs are
+ * left unchanged. */
+int mat_read_cursor(PGconn *conn, uint64_t *raft_index, uint64_t *revision, char *errmsg,
+                    size_t errlen);
+
+/*
+ * Writes REVS[0..N) (in Raft order: raft_index and revision strictly increasing) in one
+ * transaction on CONN, which must not be inside a transaction:
+ *
+ *   - revisions with raft_index <= the cursor were written by an earlier batch (perhaps by an
+ *     earlier leader) and are skipped, after checking that the stored row at that raft index
+ *     has the same revision number and hash;
+ *   - the others are inserted into `config_revisions`; the first must be the cursor's
+ *     revision + 1 and the rest consecutive, and each config's versions must continue its
+ *     `configs` row (version 1 when there is none) without a gap;
+ *   - `configs` is set to the fold of each key's revisions: put and rollback store the
+ *     content and schema, delete leaves a tombstone (deleted, content and schema NULL);
+ *   - the cursor moves to the last raft_index and revision of the batch.
+ *
+ * The caller keeps ownership of REVS and everything it points to. On DB_OK, *CURSOR_OUT is
+ * the cursor's raft index after the call (unchanged when every revision was already
+ * written; the current cursor when N is 0), and the batch is committed. Otherwise nothing of
+ * the batch is written, *CURSOR_OUT is untouched, ERRMSG says why, and the result is:
+ *
+ *   DB_UNAVAILABLE  the connection was lost or the server is shutting down. If it happened
+ *                   during COMMIT the outcome is unknown; retrying the same batch on another
+ *                   connection is always safe, because the retry skips what was committed.
+ *   DB_ERROR        anything else, and retrying the same batch will fail the same way: a
+ *                   batch out of order, a revision or version gap, a divergence (a stored
+ *                   row with the same raft index but another hash), a config, project or
+ *                   schema row that disagrees with the batch, or a value the schema refuses.
+ *
+ * A schema deleted after the leader validated a revision against it, but before the
+ * revision is materialized, makes the batch fail with DB_ERROR ("schema ... no longer
+ * exists"): configs.schema_id references config_schemas with ON DELETE RESTRICT, and the
+ * materializer does not rewrite a committed revision. Until the schema row is restored the
+ * materializer cannot progress; see the comment in materialize.c.
+ */
+int mat_write_batch(PGconn *conn, const struct mat_revision *revs, size_t n, uint64_t *cursor_out,
+                    char *errmsg, size_t errlen);
+
+#endif /* CONCLAVE_MATERIALIZE_H */
