@@ -59,6 +59,8 @@ static int restore_cb(struct raft_fsm *f, struct raft_buffer *buf)
         return RAFT_CORRUPT;
     }
     /* On success the buffer belongs to the state machine (raft's snapshotRestore). */
+    fprintf(stderr, "raft: restored a snapshot of %zu bytes (applied index %llu)\n", buf->len,
+            (unsigned long long)fsm_last_applied(a->fsm));
     raft_free(buf->base);
     return 0;
 }

@@ -102,7 +102,9 @@ static void apply_done(struct raft_apply *req, int status, void *result)
     struct apply_req *a = req->data;
     a->rn->inflight_applies--;
     int st = map_status(status);
-    a->cb(a->data, st, st == 0 ? (const struct fsm_result *)result : NULL);
+    if (a->cb != NULL) {
+        a->cb(a->data, st, st == 0 ? (const struct fsm_result *)result : NULL, req->index);
+    }
     free(a);
 }
 

@@ -41,6 +41,8 @@
 struct rnode_member {
     uint64_t id;
     char address[RNODE_ADDRESS_MAX];
+    char http[RNODE_ADDRESS_MAX]; /* the member's HTTP API "IP:PORT", "" when unknown (config
+                                     only: raft does not carry it) */
     int role; /* RAFT_VOTER, RAFT_STANDBY or RAFT_SPARE */
 };
 
@@ -77,9 +79,11 @@ struct rnode_info {
 
 struct rnode;
 
-/* STATUS is 0 with RES describing the outcome, or a negative RNODE_E* code (RES NULL). RES
- * is valid only during the call. */
-typedef void (*rnode_apply_cb)(void *data, int status, const struct fsm_result *res);
+/* STATUS is 0 with RES describing the outcome of the entry at raft index INDEX, or a negative
+ * RNODE_E* code (RES NULL, INDEX the index it was appended at or 0). RES is valid only during
+ * the call. */
+typedef void (*rnode_apply_cb)(void *data, int status, const struct fsm_result *res,
+                               uint64_t index);
 typedef void (*rnode_done_cb)(void *data, int status);
 /* A fatal raft I/O error: the node must stop and exit non-zero. */
 typedef void (*rnode_fatal_cb)(void *data, const char *message);
@@ -98,8 +102,8 @@ bool rnode_ready(const struct rnode *rn);
 /* The state machine (for stale reads on any node). */
 const struct fsm *rnode_fsm(const struct rnode *rn);
 
-/* Proposes the encoded entry ENTRY (LEN bytes, a multiple of 8; copied). CB runs exactly
- * once, never from within this call, unless this call returns non-zero (then never). */
+/* Proposes the encoded entry ENTRY (LEN bytes, a multiple of 8; copied). CB (may be NULL)
+ * runs exactly once, never from within this call, unless this call returns non-zero. */
 int rnode_apply(struct rnode *rn, const void *entry, size_t len, rnode_apply_cb cb, void *data);
 
 /* Calls CB once every entry committed before this call is applied here, as the leader. One

@@ -9,6 +9,7 @@
 
 #include "api_handlers.h"
 #include "auth.h"
+#include "codec.h"
 #include "db.h"
 #include "db_auth.h"
 #include "node.h"
@@ -40,6 +41,12 @@ static const struct api_route routes[] = {
     {"GET", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, apih_schema_get},
     {"PUT", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, apih_schema_update},
     {"DELETE", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, apih_schema_delete},
+    {"POST", "/v1/projects/{project}/configs", API_PROJECT, ROLE_EDITOR, apih_config_create},
+    {"GET", "/v1/projects/{project}/configs", API_PROJECT, ROLE_VIEWER, apih_config_list},
+    {"GET", "/v1/projects/{project}/configs/{ckey}", API_PROJECT, ROLE_VIEWER, apih_config_get},
+    {"PUT", "/v1/projects/{project}/configs/{ckey}", API_PROJECT, ROLE_EDITOR, apih_config_put},
+    {"DELETE", "/v1/projects/{project}/configs/{ckey}", API_PROJECT, ROLE_EDITOR,
+     apih_config_delete},
     {"GET", "/v1/cluster", API_INSTANCE_ADMIN, ROLE_NONE, apih_cluster_get},
     {"POST", "/v1/cluster/members", API_INSTANCE_ADMIN, ROLE_NONE, apih_cluster_add},
     {"DELETE", "/v1/cluster/members/{member}", API_INSTANCE_ADMIN, ROLE_NONE, apih_cluster_remove},
@@ -117,8 +124,8 @@ static int pool_work(PGconn *conn, void *arg, char *errmsg, size_t errlen)
     return call->work(conn, call, errmsg, errlen);
 }
 
-/* Submits WORK with DONE as its completion. */
-static void submit(struct api_call *call, api_work_fn work, pgpool_done_fn done)
+void api_submit(struct api_call *call, api_work_fn work,
+                void (*done)(int status, const char *errmsg, void *call))
 {
     call->work = work;
     int rc = pgpool_submit(call->node->pool, pool_work, done, call);
@@ -127,9 +134,8 @@ static void submit(struct api_call *call, api_work_fn work, pgpool_done_fn done)
     }
 }
 
-static void run_done(int status, const char *errmsg, void *arg)
+void api_finish(struct api_call *call, int status, const char *errmsg)
 {
-    struct api_call *call = arg;
     switch (status) {
     case DB_OK: {
         if (call->invalidates_auth) {
@@ -183,10 +189,15 @@ static void run_done(int status, const char *errmsg, void *arg)
     }
 }
 
+static void run_done(int status, const char *errmsg, void *arg)
+{
+    api_finish(arg, status, errmsg);
+}
+
 void api_run(struct api_call *call, api_work_fn work, int ok_status)
 {
     call->ok_status = ok_status;
-    submit(call, work, run_done);
+    api_submit(call, work, run_done);
 }
 
 /* ---- authorisation ------------------------------------------------------------------ */
@@ -232,7 +243,7 @@ static void role_done(int status, const char *errmsg, void *arg)
     struct api_call *call = arg;
     struct node *node = call->node;
     if (status != DB_OK && status != DB_NOT_FOUND) {
-        run_done(status, errmsg, arg);
+        api_finish(call, status, errmsg);
         return;
     }
     bool exists = status == DB_OK;
@@ -291,7 +302,7 @@ static void authorize(struct api_call *call)
                 return;
             }
             call->cache_gen = authcache_generation(node->cache);
-            submit(call, role_work, role_done);
+            api_submit(call, role_work, role_done);
             return;
         }
     }
@@ -323,7 +334,7 @@ static void principal_done(int status, const char *errmsg, void *arg)
         return;
     }
     if (status != DB_OK) {
-        run_done(status, errmsg, arg);
+        api_finish(call, status, errmsg);
         return;
     }
     json_t *row = call->result;
@@ -385,7 +396,7 @@ static void authenticate(struct api_call *call)
         snprintf(call->who.key_id, sizeof(call->who.key_id), "%s", prefix);
     }
     call->cache_gen = authcache_generation(node->cache);
-    submit(call, principal_work, principal_done);
+    api_submit(call, principal_work, principal_done);
 }
 
 /* ---- routing ------------------------------------------------------------------------ */
@@ -483,6 +494,14 @@ static bool match(const char *pattern, const char *path, struct api_call *call, 
             }
             bool is_project = strncmp(p, "{project}", plen) == 0;
             bool is_member = strncmp(p, "{member}", plen) == 0;
+            if (strncmp(p, "{ckey}", plen) == 0) {
+                if (bad_param[0] == '\0' && !codec_key_ok(dst, strlen(dst))) {
+                    snprintf(bad_param, bad_len, "key");
+                }
+                p += plen;
+                s += slen;
+                continue;
+            }
             if (is_member) {
                 bool digits = dst[0] != '\0' && strlen(dst) <= 5;
                 for (const char *c = dst; *c; c++) {
@@ -666,8 +685,7 @@ int api_fields_known(struct api_call *call, const char *const *allowed)
     return 0;
 }
 
-/* Finds query parameter NAME, decoded into OUT. 1 when present, 0 absent, -1 malformed. */
-static int query_get(struct api_call *call, const char *name, char *out, size_t outlen)
+int api_query(struct api_call *call, const char *name, char *out, size_t outlen)
 {
     const char *q = http_request_query(call->req);
     size_t nlen = strlen(name);
@@ -687,7 +705,7 @@ int api_page(struct api_call *call, bool after_is_uuid, int *limit, const char *
     char buf[96];
     *limit = 100;
     *after = NULL;
-    int rc = query_get(call, "limit", buf, sizeof(buf));
+    int rc = api_query(call, "limit", buf, sizeof(buf));
     if (rc != 0) {
         char *end = NULL;
         long v = rc > 0 ? strtol(buf, &end, 10) : 0;
@@ -699,7 +717,7 @@ int api_page(struct api_call *call, bool after_is_uuid, int *limit, const char *
         }
         *limit = (int)v;
     }
-    rc = query_get(call, "after", buf, sizeof(buf));
+    rc = api_query(call, "after", buf, sizeof(buf));
     if (rc != 0) {
         if (rc < 0 || !(after_is_uuid ? api_is_uuid(buf) : api_is_slug(buf))) {
             api_field_error(call, "after",

@@ -56,7 +56,7 @@ struct api_call {
     struct http_request *req; /* owned until answered */
     struct node *node;
     const struct api_route *route;
-    char params[API_MAX_PARAMS][96]; /* decoded and validated path parameters */
+    char params[API_MAX_PARAMS][260]; /* decoded and validated path parameters */
     struct principal who;            /* the caller, for every route but API_PUBLIC */
     enum role_level role;            /* API_PROJECT: the caller's role in the project */
     uint64_t cache_gen;              /* auth cache generation when a lookup started */
@@ -93,9 +93,22 @@ int api_fields_known(struct api_call *call, const char *const *allowed);
  * *AFTER is NULL when absent, else points into call-owned memory. */
 int api_page(struct api_call *call, bool after_is_uuid, int *limit, const char **after);
 
+/* Finds query parameter NAME, percent-decoded into OUT. 1 when present, 0 when absent, -1 when
+ * malformed or longer than OUTLEN. */
+int api_query(struct api_call *call, const char *name, char *out, size_t outlen);
+
 /* Wraps ITEMS (stolen; LIMIT + 1 rows were asked for) as a page {"items", "next_after"},
  * using field KEY of the last item as the cursor. */
 json_t *api_page_result(json_t *items, int limit, const char *key);
+
+/* Runs WORK on a pool worker and then DONE(status, errmsg, call) on the loop. If the pool
+ * refuses the job, answers 503 and ends the call (DONE never runs). */
+void api_submit(struct api_call *call, api_work_fn work,
+                void (*done)(int status, const char *errmsg, void *call));
+
+/* Answers the outcome of a work function the standard way (DB_OK: OK_STATUS with
+ * call->result; DB_NOT_FOUND: 404; ...) and ends the call. */
+void api_finish(struct api_call *call, int status, const char *errmsg);
 
 /* Runs WORK on a pool worker; on DB_OK answers OK_STATUS with call->result. */
 void api_run(struct api_call *call, api_work_fn work, int ok_status);

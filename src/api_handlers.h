@@ -41,6 +41,12 @@ void apih_schema_get(struct api_call *call);
 void apih_schema_update(struct api_call *call);
 void apih_schema_delete(struct api_call *call);
 
+void apih_config_create(struct api_call *call);
+void apih_config_put(struct api_call *call);
+void apih_config_delete(struct api_call *call);
+void apih_config_get(struct api_call *call);
+void apih_config_list(struct api_call *call);
+
 void apih_cluster_get(struct api_call *call);
 void apih_cluster_add(struct api_call *call);
 void apih_cluster_remove(struct api_call *call);

@@ -349,9 +349,20 @@ static int parse_raft(struct ctx *c, json_t *raft, struct config *conf)
             char field[64];
             snprintf(field, sizeof(field), "raft.peers[%zu]", i);
             json_t *id = json_object_get(p, "id");
-            if (!json_is_object(p) || json_object_size(p) != 2 || !json_is_integer(id) ||
-                json_integer_value(id) < 1 || json_integer_value(id) > 65535) {
-                return bad(c, field, "must be {\"id\": 1..65535, \"address\": \"IP:PORT\"}");
+            json_t *http = json_object_get(p, "http");
+            if (!json_is_object(p) || json_object_size(p) != (http ? 3u : 2u) ||
+                !json_is_integer(id) || json_integer_value(id) < 1 ||
+                json_integer_value(id) > 65535) {
+                return bad(c, field,
+                           "must be {\"id\": 1..65535, \"address\": \"IP:PORT\", \"http\": "
+                           "\"IP:PORT\" (optional)}");
+            }
+            if (http != NULL) {
+                snprintf(field, sizeof(field), "raft.peers[%zu].http", i);
+                if (raft_address(c, field, http, r->bootstrap[i].http,
+                                 sizeof(r->bootstrap[i].http)) != 0) {
+                    return -1;
+                }
             }
             r->bootstrap[i].id = (uint64_t)json_integer_value(id);
             snprintf(field, sizeof(field), "raft.peers[%zu].address", i);

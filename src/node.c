@@ -14,6 +14,16 @@
 
 static const char *const auth_channels[] = {"conclave_auth", NULL};
 
+uint64_t raft_applied(struct node *node)
+{
+    if (node->raft == NULL) {
+        return 0;
+    }
+    struct rnode_info info;
+    rnode_info(node->raft, &info);
+    return info.applied_index;
+}
+
 uint64_t node_now_ms(struct node *node)
 {
     return uv_now(&node->loop);
@@ -68,20 +78,57 @@ static void close_pool(struct node *node)
 static void raft_stopped(void *data)
 {
     struct node *node = data;
+    /* Until now requests finishing during the shutdown could still read the rnode (it
+     * refuses new work once shutting down); it is freed now. */
+    node->raft = NULL;
     component_closed(node);
     close_pool(node);
+}
+
+static void stop_raft(struct node *node);
+
+static void matd_closed(void *data)
+{
+    struct node *node = data;
+    component_closed(node);
+    node->matd = NULL;
+    stop_raft(node);
+}
+
+static void fwd_closed(void *data)
+{
+    component_closed(data);
+}
+
+/* Once no request can arrive: close the forwarder; let the materializer finish its batch;
+ * then raft stores what it appended, hands leadership over and closes; then the pool. */
+static void after_http(struct node *node)
+{
+    if (node->fwd != NULL) {
+        node->pending_closes++;
+        fwd_close(node->fwd, fwd_closed, node);
+        node->fwd = NULL;
+    }
+    if (node->matd != NULL) {
+        node->pending_closes++;
+        matd_close(node->matd, matd_closed, node);
+        return;
+    }
+    stop_raft(node);
 }
 
 static void http_closed(struct http_server *server)
 {
     struct node *node = server->data;
     component_closed(node);
-    /* No request arrives any more: let raft store what it appended, hand leadership over
-     * and close (rnode_shutdown), then close the pool. */
+    after_http(node);
+}
+
+static void stop_raft(struct node *node)
+{
     if (node->raft != NULL) {
         node->pending_closes++;
         rnode_shutdown(node->raft, raft_stopped, node);
-        node->raft = NULL;
     } else {
         close_pool(node);
     }
@@ -107,12 +154,8 @@ static void begin_stop(struct node *node, bool http_started)
     if (http_started) {
         node->pending_closes++;
         http_server_close(&node->http, http_closed);
-    } else if (node->raft != NULL) {
-        node->pending_closes++;
-        rnode_shutdown(node->raft, raft_stopped, node);
-        node->raft = NULL;
     } else {
-        close_pool(node);
+        after_http(node);
     }
     if (!uv_is_closing((uv_handle_t *)&node->sigterm)) {
         uv_close((uv_handle_t *)&node->sigterm, close_signal_cb);
@@ -216,6 +259,12 @@ int node_run(const struct config *conf, char *errmsg, size_t errlen)
         if (rnode_start(&node->raft, &node->loop, &conf->raft, node->fsm, on_raft_fatal, node, why,
                         sizeof(why)) != 0) {
             snprintf(errmsg, errlen, "raft on %s: %s", conf->raft.address, why);
+            goto fail;
+        }
+        if (matd_init(&node->matd, &node->loop, node->pool, node->raft, node->fsm, why,
+                      sizeof(why)) != 0 ||
+            fwd_init(&node->fwd, &node->loop, conf->node_id, why, sizeof(why)) != 0) {
+            snprintf(errmsg, errlen, "%s", why);
             goto fail;
         }
     }

@@ -19,6 +19,8 @@
 #include "http_server.h"
 #include "pglisten.h"
 #include "pgpool.h"
+#include "forward.h"
+#include "materializer.h"
 #include "rnode.h"
 
 struct node {
@@ -32,6 +34,8 @@ struct node {
     struct authcache *cache;
     struct fsm *fsm;    /* the replicated state; NULL without a raft section */
     struct rnode *raft; /* NULL without a raft section, and once shut down */
+    struct matd *matd;  /* the materializer; with raft only */
+    struct fwd *fwd;    /* forwards leader-only requests; with raft only */
     int exit_code;      /* 0, or 1 after a fatal raft error */
     uv_signal_t sigterm;
     uv_signal_t sigint;
@@ -42,6 +46,14 @@ struct node {
 /* Runs a node with CONF until a stop signal. Returns 0 after a clean stop, or -1 with ERRMSG
  * when it could not start (bad secret, port in use, ...). */
 int node_run(const struct config *conf, char *errmsg, size_t errlen);
+
+struct api_call;
+
+/* Forwards CALL to the leader (one hop), or answers 503 when that is not possible. */
+void node_forward(struct node *node, struct api_call *call);
+
+/* The raft index this node has applied (0 without raft). */
+uint64_t raft_applied(struct node *node);
 
 /* Milliseconds on the loop's clock (uv_now), for cache expiry. */
 uint64_t node_now_ms(struct node *node);

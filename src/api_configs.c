@@ -1,0 +1,872 @@
+/*
+ * Configs: compare-and-swap writes through Raft, and reads from the state machine.
+ *
+ * A write request is a small state machine (struct write):
+ *
+ *   validate ──► request id seen? ──► early version check ──► schema (PostgreSQL job) ──►
+ *   propose (raft) ──► applied: outcome ──► materializer: in PostgreSQL ──► 200
+ *
+ * Every write carries a request id (the client's, or the HTTP request id), so that a client
+ * told "outcome unknown" can retry and learn the first outcome instead of writing twice.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <sodium.h>
+
+#include "api_handlers.h"
+#include "canonjson.h"
+#include "codec.h"
+#include "db.h"
+#include "db_configs.h"
+#include "db_schemas.h"
+#include "jsonschema.h"
+#include "materializer.h"
+#include "node.h"
+
+/* How long a write waits for PostgreSQL after Raft committed it, before answering 504. */
+#define WRITE_MATERIALIZE_TIMEOUT_MS 10000
+/* How long a stale read waits for ?min_index. */
+#define MIN_INDEX_TIMEOUT_MS 5000
+
+static const struct http_header retry1[] = {{"Retry-After", "1"}, {NULL, NULL}};
+
+struct write {
+    struct codec_entry e;
+    char project[260];
+    char key[260];
+    char actor[128];
+    char request_id[CODEC_MAX_REQUEST_ID + 1];
+    char *content; /* canonical JSON, owned */
+    size_t content_len;
+    json_t *doc; /* the parsed content, for schema validation; owned */
+    bool schema_given;      /* the body named a schema_id (or null to unbind) */
+    char schema_text[40];   /* the schema's UUID text, "" for none */
+    uint64_t index;         /* raft index of the applied entry */
+    int ok_status;          /* 201 for create, 200 otherwise */
+    struct fsm_result res;  /* outcome, for the answer after materialization */
+};
+
+static void write_free(struct write *w)
+{
+    free(w->content);
+    json_decref(w->doc);
+}
+
+static int64_t wall_us(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+static bool parse_uuid(const char *text, uint8_t out[16])
+{
+    char hex[33];
+    size_t n = 0;
+    for (const char *c = text; *c && n < 32; c++) {
+        if (*c != '-') {
+            hex[n++] = *c;
+        }
+    }
+    hex[n] = '\0';
+    size_t len = 0;
+    return api_is_uuid(text) &&
+           sodium_hex2bin(out, 16, hex, n, NULL, &len, NULL) == 0 && len == 16;
+}
+
+static void uuid_text(const uint8_t id[16], char out[37])
+{
+    char hex[33];
+    sodium_bin2hex(hex, sizeof(hex), id, 16);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+/* ---- answers ------------------------------------------------------------------------ */
+
+static json_t *write_body(struct api_call *call, struct write *w, uint64_t version,
+                          uint64_t revision, uint64_t index)
+{
+    (void)call;
+    return json_pack("{s:s,s:s,s:I,s:I,s:I,s:s}", "project", w->project, "key", w->key,
+                     "version", (json_int_t)version, "revision", (json_int_t)revision,
+                     "raft_index", (json_int_t)index, "request_id", w->request_id);
+}
+
+static void answer_conflict(struct api_call *call, struct write *w, uint64_t current)
+{
+    http_respond_error_ex(call->req, 409, NULL,
+                          json_pack("{s:I,s:s}", "current_version", (json_int_t)current,
+                                    "request_id", w->request_id),
+                          "conflict",
+                          "config %s is at version %" PRIu64 ", not %" PRIu64
+                          "; read it again and retry with expected_version %" PRIu64,
+                          w->key, current, w->e.expected_version, current);
+    write_free(w);
+    api_reply_done(call);
+}
+
+static void answer_not_found(struct api_call *call, struct write *w)
+{
+    write_free(w);
+    api_error(call, 404, "not_found", "config %s does not exist in project %s", w->key,
+              w->project);
+}
+
+static void answer_unknown(struct api_call *call, struct write *w, const char *why)
+{
+    http_respond_error_ex(call->req, 504, NULL, json_pack("{s:s}", "request_id", w->request_id),
+                          "outcome_unknown",
+                          "%s; retry with the same request_id (%s) to learn the outcome", why,
+                          w->request_id);
+    write_free(w);
+    api_reply_done(call);
+}
+
+static void materialized(void *data, int status)
+{
+    struct api_call *call = data;
+    struct write *w = call->data;
+    if (status != 0) {
+        answer_unknown(call, w,
+                       status == MATD_ETIMEDOUT
+                           ? "the change is committed in raft but not yet in postgresql"
+                           : "leadership changed before the change reached postgresql");
+        return;
+    }
+    json_t *body = write_body(call, w, w->res.version, w->res.revision, w->index);
+    int status_code = w->ok_status;
+    write_free(w);
+    api_reply(call, status_code, body);
+}
+
+/* Answers from an outcome recorded for the request id (a retry). */
+static void answer_first(struct api_call *call, struct write *w, enum fsm_status first,
+                         uint64_t version, uint64_t revision, uint64_t index)
+{
+    if (first == FSM_CONFLICT) {
+        answer_conflict(call, w, version);
+    } else if (first == FSM_NOT_FOUND) {
+        answer_not_found(call, w);
+    } else {
+        w->res.version = version;
+        w->res.revision = revision;
+        w->index = index;
+        if (matd_wait(call->node->matd, index, WRITE_MATERIALIZE_TIMEOUT_MS, materialized,
+                      call) != 0) {
+            answer_unknown(call, w, "the node is stopping");
+        }
+    }
+}
+
+/* ---- proposing ---------------------------------------------------------------------- */
+
+static void applied(void *data, int status, const struct fsm_result *res, uint64_t index)
+{
+    struct api_call *call = data;
+    struct write *w = call->data;
+    if (status == RNODE_ENOTLEADER || status == RNODE_ESHUTDOWN) {
+        write_free(w);
+        http_respond_error_ex(call->req, 503, retry1, NULL, "unavailable",
+                              "this node lost leadership before the write was appended; retry");
+        api_reply_done(call);
+        return;
+    }
+    if (status != 0) {
+        answer_unknown(call, w, "leadership was lost after the write was appended");
+        return;
+    }
+    w->res = *res;
+    w->index = index;
+    switch (res->status) {
+    case FSM_OK:
+        matd_kick(call->node->matd);
+        if (matd_wait(call->node->matd, index, WRITE_MATERIALIZE_TIMEOUT_MS, materialized,
+                      call) != 0) {
+            answer_unknown(call, w, "the node is stopping");
+        }
+        return;
+    case FSM_CONFLICT:
+        answer_conflict(call, w, res->version);
+        return;
+    case FSM_NOT_FOUND:
+        answer_not_found(call, w);
+        return;
+    case FSM_DUPLICATE:
+        if (res->mismatch) {
+            write_free(w);
+            api_field_error(call, "request_id",
+                            "request_id %s was already used for a different write; use a new "
+                            "request_id for a new write",
+                            w->request_id);
+            return;
+        }
+        answer_first(call, w, res->first_status, res->version, res->revision, res->first_index);
+        return;
+    case FSM_FULL:
+        write_free(w);
+        http_respond_error_ex(call->req, 503, retry1, NULL, "unavailable",
+                              "the state machine is full: %s", res->message);
+        api_reply_done(call);
+        return;
+    default:
+        fprintf(stderr, "configs: rid=%s the state machine refused an entry: %s\n",
+                http_request_id(call->req), res->message);
+        write_free(w);
+        api_error(call, 500, "internal", "the state machine refused the entry (%s)",
+                  res->message);
+    }
+}
+
+static void propose(struct api_call *call)
+{
+    struct write *w = call->data;
+    struct node *node = call->node;
+    if (node->raft == NULL || node->stopping) {
+        write_free(w);
+        http_respond_error_ex(call->req, 503, retry1, NULL, "unavailable", "the node is stopping");
+        api_reply_done(call);
+        return;
+    }
+    struct rnode_info info;
+    rnode_info(node->raft, &info);
+    w->e.term = info.term;
+    w->e.timestamp_us = wall_us();
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char err[512];
+    if (codec_encode(&w->e, &buf, &len, err, sizeof(err)) != 0) {
+        write_free(w);
+        api_error(call, 400, "bad_request", "%s", err);
+        return;
+    }
+    int rc = rnode_apply(node->raft, buf, len, applied, call);
+    free(buf);
+    if (rc != 0) {
+        write_free(w);
+        http_respond_error_ex(call->req, 503, retry1, NULL, "unavailable",
+                              "this node cannot propose now (not the ready leader); retry");
+        api_reply_done(call);
+    }
+}
+
+/* The schema job: loads the schema, validates the content, fills the entry's schema. */
+static int schema_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
+{
+    struct write *w = call->data;
+    json_t *row = NULL;
+    int rc = dbschemas_get(conn, w->schema_text, &row, errmsg, errlen);
+    if (rc == DB_NOT_FOUND) {
+        call->err_field = "schema_id";
+        snprintf(errmsg, errlen, "schema %s does not exist", w->schema_text);
+        return DB_INVALID;
+    }
+    if (rc != DB_OK) {
+        return rc;
+    }
+    const char *hash = json_string_value(json_object_get(row, "schema_hash"));
+    size_t len = 0;
+    if (hash == NULL || sodium_hex2bin(w->e.schema_hash, 32, hash, strlen(hash), NULL, &len,
+                                       NULL) != 0 ||
+        len != 32) {
+        json_decref(row);
+        snprintf(errmsg, errlen, "schema %s has a malformed hash", w->schema_text);
+        return DB_ERROR;
+    }
+    struct jsonschema *compiled = NULL;
+    char why[512];
+    if (jsonschema_compile(json_object_get(row, "schema_content"), &compiled, why,
+                           sizeof(why)) != 0) {
+        json_decref(row);
+        snprintf(errmsg, errlen, "schema %s no longer compiles: %s", w->schema_text, why);
+        return DB_ERROR;
+    }
+    json_decref(row);
+    json_t *errors = NULL;
+    int v = jsonschema_validate(compiled, w->doc, &errors);
+    jsonschema_free(compiled);
+    if (v != 0) {
+        call->result = errors ? errors : json_array();
+        snprintf(errmsg, errlen, "content does not match schema %s", w->schema_text);
+        return APIH_UNPROCESSABLE;
+    }
+    return DB_OK;
+}
+
+static void schema_done(int status, const char *errmsg, void *arg);
+
+/* Validation done on the loop; decides whether a schema job is needed. */
+static void after_checks(struct api_call *call)
+{
+    struct write *w = call->data;
+    if (w->e.op == CODEC_OP_DELETE || w->schema_text[0] == '\0') {
+        propose(call);
+        return;
+    }
+    w->e.has_schema = 1;
+    if (!parse_uuid(w->schema_text, w->e.schema_id)) {
+        write_free(w);
+        api_field_error(call, "schema_id", "field \"schema_id\" must be a schema's UUID");
+        return;
+    }
+    api_submit(call, schema_work, schema_done);
+}
+
+static void schema_done(int status, const char *errmsg, void *arg)
+{
+    struct api_call *call = arg;
+    struct write *w = call->data;
+    if (status == DB_OK) {
+        propose(call);
+        return;
+    }
+    if (status == APIH_UNPROCESSABLE) {
+        json_t *errors = call->result;
+        call->result = NULL;
+        write_free(w);
+        http_respond_error_ex(call->req, 422, NULL, json_pack("{s:o}", "errors", errors),
+                              "schema_violation", "%s", errmsg);
+        api_reply_done(call);
+        return;
+    }
+    write_free(w);
+    api_finish(call, status, errmsg);
+}
+
+/* ---- leadership: forward or refuse -------------------------------------------------- */
+
+/* True when this node may coordinate a write or a linearizable read. Otherwise the request is
+ * forwarded to the leader once (a forwarded request is never forwarded again: the loop
+ * guard), or answered 503 with Retry-After. */
+static bool lead_or_forward(struct api_call *call)
+{
+    struct node *node = call->node;
+    if (node->raft == NULL) {
+        api_error(call, 503, "unavailable",
+                  "this node runs without raft (no \"raft\" section in its configuration)");
+        return false;
+    }
+    if (rnode_ready(node->raft)) {
+        return true;
+    }
+    node_forward(node, call);
+    return false;
+}
+
+/* ---- writes ------------------------------------------------------------------------- */
+
+/* Fills the common part of a write from the call and body. On failure answers and returns
+ * NULL. CONTENT_REQUIRED: put and create. */
+static struct write *write_new(struct api_call *call, enum codec_op op, const char *key)
+{
+    struct write *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        api_error(call, 500, "internal", "out of memory");
+        return NULL;
+    }
+    call->data = w;
+    snprintf(w->project, sizeof(w->project), "%s", call->params[0]);
+    snprintf(w->key, sizeof(w->key), "%s", key);
+    if (call->who.kind == PRINCIPAL_APIKEY) {
+        snprintf(w->actor, sizeof(w->actor), "apikey:%s", call->who.key_id);
+    } else {
+        snprintf(w->actor, sizeof(w->actor), "user:%s", call->who.user_id);
+    }
+    w->e.op = op;
+    w->e.project = w->project;
+    w->e.project_len = strlen(w->project);
+    w->e.key = w->key;
+    w->e.key_len = strlen(w->key);
+    w->e.actor = w->actor;
+    w->e.actor_len = strlen(w->actor);
+    w->ok_status = 200;
+    return w;
+}
+
+/* Reads content (any JSON value), canonicalised. */
+static int read_content(struct api_call *call, struct write *w)
+{
+    json_t *content = json_object_get(call->body, "content");
+    if (content == NULL) {
+        api_field_error(call, "content", "field \"content\" is required");
+        return -1;
+    }
+    char err[256];
+    if (canonjson_dump(content, &w->content, &w->content_len, err, sizeof(err)) != 0) {
+        api_field_error(call, "content", "field \"content\": %s", err);
+        return -1;
+    }
+    w->doc = json_incref(content);
+    w->e.content = (const uint8_t *)w->content;
+    w->e.content_len = w->content_len;
+    return 0;
+}
+
+/* Reads request_id (optional; defaults to the HTTP request id) and schema_id. */
+static int read_common(struct api_call *call, struct write *w)
+{
+    json_t *rid = json_object_get(call->body, "request_id");
+    const char *id = http_request_id(call->req);
+    if (rid != NULL) {
+        if (!json_is_string(rid) || json_string_length(rid) < 1 ||
+            json_string_length(rid) > CODEC_MAX_REQUEST_ID ||
+            !codec_request_id_ok(json_string_value(rid), json_string_length(rid))) {
+            api_field_error(call, "request_id",
+                            "field \"request_id\" must be a string of 1 to %d characters",
+                            CODEC_MAX_REQUEST_ID);
+            return -1;
+        }
+        id = json_string_value(rid);
+    }
+    snprintf(w->request_id, sizeof(w->request_id), "%s", id);
+    w->e.request_id = w->request_id;
+    w->e.request_id_len = strlen(w->request_id);
+    json_t *schema = json_object_get(call->body, "schema_id");
+    if (schema != NULL) {
+        w->schema_given = true;
+        if (!json_is_null(schema) &&
+            (!json_is_string(schema) || !api_is_uuid(json_string_value(schema)))) {
+            api_field_error(call, "schema_id",
+                            "field \"schema_id\" must be a schema's UUID, or null to unbind");
+            return -1;
+        }
+        if (json_is_string(schema)) {
+            snprintf(w->schema_text, sizeof(w->schema_text), "%s", json_string_value(schema));
+        }
+    }
+    return 0;
+}
+
+static int read_version(struct api_call *call, const char *name, json_t *v, uint64_t min,
+                        uint64_t *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)min) {
+        api_field_error(call, name, "field \"%s\" must be a whole number >= %" PRIu64, name,
+                        min);
+        return -1;
+    }
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+/* The checks against this leader's state machine before anything is proposed: a retried
+ * request id gets its first outcome, a stale expected_version fails early. */
+static void check_and_go(struct api_call *call)
+{
+    struct write *w = call->data;
+    const struct fsm *fsm = rnode_fsm(call->node->raft);
+    const struct fsm_request *seen =
+        fsm_request_find(fsm, w->project, strlen(w->project), w->request_id,
+                         strlen(w->request_id));
+    if (seen != NULL) {
+        uint8_t fp[32];
+        fsm_request_fingerprint(&w->e, fp);
+        if (sodium_memcmp(fp, seen->fingerprint, 32) != 0) {
+            write_free(w);
+            api_field_error(call, "request_id",
+                            "request_id %s was already used for a different write; use a new "
+                            "request_id for a new write",
+                            w->request_id);
+            return;
+        }
+        answer_first(call, w, seen->status, seen->version, seen->revision, seen->raft_index);
+        return;
+    }
+    const struct fsm_config *cur = fsm_get(fsm, w->project, strlen(w->project), w->key,
+                                           strlen(w->key));
+    uint64_t current = cur ? cur->version : 0;
+    if ((w->e.op == CODEC_OP_DELETE || w->e.op == CODEC_OP_ROLLBACK) &&
+        (cur == NULL || cur->deleted)) {
+        answer_not_found(call, w);
+        return;
+    }
+    if (current != w->e.expected_version) {
+        answer_conflict(call, w, current);
+        return;
+    }
+    /* Without a schema_id in the body a write keeps the key's current binding. */
+    if (!w->schema_given && cur != NULL && cur->has_schema) {
+        uuid_text(cur->schema_id, w->schema_text);
+    }
+    after_checks(call);
+}
+
+void apih_config_create(struct api_call *call)
+{
+    static const char *const known[] = {"key", "content", "schema_id", "request_id", NULL};
+    const char *key;
+    if (!lead_or_forward(call) || api_body_object(call) != 0 ||
+        api_fields_known(call, known) != 0 ||
+        api_field_string(call, "key", true, 1, CODEC_MAX_KEY, &key) != 0) {
+        return;
+    }
+    if (!codec_key_ok(key, strlen(key))) {
+        api_field_error(call, "key",
+                        "field \"key\" must be 1 to 256 of A-Z, a-z, 0-9, . _ : - and not start "
+                        "with . : -");
+        return;
+    }
+    struct write *w = write_new(call, CODEC_OP_PUT, key);
+    if (w == NULL || read_content(call, w) != 0 || read_common(call, w) != 0) {
+        if (w != NULL) {
+            write_free(w);
+        }
+        return;
+    }
+    w->e.expected_version = 0;
+    w->ok_status = 201;
+    check_and_go(call);
+}
+
+void apih_config_put(struct api_call *call)
+{
+    static const char *const known[] = {"content", "expected_version", "schema_id",
+                                        "request_id", NULL};
+    if (!lead_or_forward(call) || api_body_object(call) != 0 ||
+        api_fields_known(call, known) != 0) {
+        return;
+    }
+    struct write *w = write_new(call, CODEC_OP_PUT, call->params[1]);
+    json_t *ev = json_object_get(call->body, "expected_version");
+    if (w == NULL) {
+        return;
+    }
+    if (ev == NULL) {
+        write_free(w);
+        api_field_error(call, "expected_version",
+                        "field \"expected_version\" is required (0 creates the key)");
+        return;
+    }
+    if (read_version(call, "expected_version", ev, 0, &w->e.expected_version) != 0 ||
+        read_content(call, w) != 0 || read_common(call, w) != 0) {
+        write_free(w);
+        return;
+    }
+    if (w->e.expected_version == 0) {
+        w->ok_status = 201;
+    }
+    check_and_go(call);
+}
+
+void apih_config_delete(struct api_call *call)
+{
+    char buf[32];
+    uint64_t expected = 0;
+    if (!lead_or_forward(call)) {
+        return;
+    }
+    int q = api_query(call, "expected_version", buf, sizeof(buf));
+    char *end = NULL;
+    if (q <= 0 || (expected = strtoull(buf, &end, 10)) < 1 || *end != '\0' || buf[0] == '-') {
+        api_field_error(call, "expected_version",
+                        "query parameter expected_version (>= 1) is required: "
+                        "DELETE ...?expected_version=N");
+        return;
+    }
+    struct write *w = write_new(call, CODEC_OP_DELETE, call->params[1]);
+    if (w == NULL) {
+        return;
+    }
+    w->e.expected_version = expected;
+    char rid[CODEC_MAX_REQUEST_ID + 1];
+    int r = api_query(call, "request_id", rid, sizeof(rid));
+    snprintf(w->request_id, sizeof(w->request_id), "%s",
+             r > 0 && rid[0] != '\0' ? rid : http_request_id(call->req));
+    w->e.request_id = w->request_id;
+    w->e.request_id_len = strlen(w->request_id);
+    check_and_go(call);
+}
+
+/* ---- reads -------------------------------------------------------------------------- */
+
+static json_t *config_json(const struct fsm_config *c, const char *project)
+{
+    json_error_t jerr;
+    json_t *content = json_loadb((const char *)c->content, c->content_len, JSON_DECODE_ANY,
+                                 &jerr);
+    char schema[37] = "";
+    if (c->has_schema) {
+        uuid_text(c->schema_id, schema);
+    }
+    time_t secs = (time_t)(c->updated_at / 1000000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char when[80];
+    snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (int)(c->updated_at % 1000000));
+    return json_pack("{s:s,s:s,s:I,s:o,s:o,s:I,s:s,s:s}", "project", project, "key", c->key,
+                     "version", (json_int_t)c->version, "content",
+                     content ? content : json_null(), "schema_id",
+                     c->has_schema ? json_string(schema) : json_null(), "revision",
+                     (json_int_t)c->last_revision, "updated_by", c->updated_by, "updated_at",
+                     when);
+}
+
+/* A read in progress: the consistency it asked for, and for min_index the timer. */
+struct read {
+    uv_timer_t timer;
+    struct api_call *call;
+    uint64_t min_index;
+    uint64_t deadline;
+    bool list;
+};
+
+static json_t *list_items(struct api_call *call, const struct fsm *fsm);
+static void apih_config_get_version(struct api_call *call);
+
+static void read_answer(struct api_call *call)
+{
+    struct node *node = call->node;
+    struct read *r = call->data;
+    if (node->raft == NULL) {
+        http_respond_error_ex(call->req, 503, retry1, NULL, "unavailable", "the node is stopping");
+        api_reply_done(call);
+        return;
+    }
+    const struct fsm *fsm = rnode_fsm(node->raft);
+    struct rnode_info info;
+    rnode_info(node->raft, &info);
+    char index[32];
+    snprintf(index, sizeof(index), "%" PRIu64, info.applied_index);
+    if (r->list) {
+        json_t *page = list_items(call, fsm);
+        if (page == NULL) {
+            return; /* answered */
+        }
+        struct http_header h[] = {{"X-Conclave-Index", index}, {NULL, NULL}};
+        http_respond_json_ex(call->req, 200, h, page);
+        api_reply_done(call);
+        return;
+    }
+    const struct fsm_config *c = fsm_get(fsm, call->params[0], strlen(call->params[0]),
+                                         call->params[1], strlen(call->params[1]));
+    if (c == NULL || c->deleted) {
+        struct http_header h[] = {{"X-Conclave-Index", index}, {NULL, NULL}};
+        http_respond_error_ex(call->req, 404, h, NULL, "not_found",
+                              c ? "config %s was deleted (at version %" PRIu64 ")"
+                                : "config %s does not exist",
+                              call->params[1], c ? c->version : 0);
+        api_reply_done(call);
+        return;
+    }
+    char etag[40];
+    snprintf(etag, sizeof(etag), "\"%" PRIu64 "\"", c->version);
+    struct http_header h[] = {{"X-Conclave-Index", index}, {"ETag", etag}, {NULL, NULL}};
+    http_respond_json_ex(call->req, 200, h, config_json(c, call->params[0]));
+    api_reply_done(call);
+}
+
+static void barrier_done(void *data, int status)
+{
+    struct api_call *call = data;
+    if (status != 0) {
+        http_respond_error_ex(call->req, 503, retry1, NULL, "unavailable",
+                              "leadership changed during a linearizable read; retry");
+        api_reply_done(call);
+        return;
+    }
+    read_answer(call);
+}
+
+static void timer_closed(uv_handle_t *handle)
+{
+    struct read *r = handle->data;
+    struct api_call *call = r->call;
+    uint64_t applied = raft_applied(call->node);
+    if (applied >= r->min_index) {
+        read_answer(call);
+        return;
+    }
+    char index[32];
+    snprintf(index, sizeof(index), "%" PRIu64, applied);
+    struct http_header h[] = {{"X-Conclave-Index", index}, {"Retry-After", "1"}, {NULL, NULL}};
+    http_respond_error_ex(call->req, 504, h, NULL, "timeout",
+                          "this node has applied up to index %" PRIu64
+                          ", not yet %" PRIu64 "; retry or read from another node",
+                          applied, r->min_index);
+    api_reply_done(call);
+}
+
+static void min_index_tick(uv_timer_t *t)
+{
+    struct read *r = t->data;
+    struct api_call *call = r->call;
+    if (raft_applied(call->node) >= r->min_index || uv_now(t->loop) >= r->deadline ||
+        call->node->stopping) {
+        uv_close((uv_handle_t *)t, timer_closed);
+    }
+}
+
+static void read_start(struct api_call *call, bool list)
+{
+    struct node *node = call->node;
+    char buf[32];
+    if (node->raft == NULL) {
+        api_error(call, 503, "unavailable",
+                  "this node runs without raft (no \"raft\" section in its configuration)");
+        return;
+    }
+    struct read *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        api_error(call, 500, "internal", "out of memory");
+        return;
+    }
+    call->data = r;
+    r->call = call;
+    r->list = list;
+    bool stale = false;
+    int q = api_query(call, "consistency", buf, sizeof(buf));
+    if (q < 0 || (q > 0 && strcmp(buf, "stale") != 0 && strcmp(buf, "linearizable") != 0)) {
+        api_field_error(call, "consistency",
+                        "query parameter consistency must be linearizable or stale");
+        return;
+    }
+    stale = q > 0 && strcmp(buf, "stale") == 0;
+    q = api_query(call, "min_index", buf, sizeof(buf));
+    if (q != 0) {
+        char *end = NULL;
+        r->min_index = q > 0 ? strtoull(buf, &end, 10) : 0;
+        if (q < 0 || end == buf || *end != '\0' || buf[0] == '-') {
+            api_field_error(call, "min_index",
+                            "query parameter min_index must be a raft index (a whole number)");
+            return;
+        }
+    }
+    if (!stale) {
+        if (!lead_or_forward(call)) {
+            return;
+        }
+        int rc = rnode_barrier(node->raft, barrier_done, call);
+        if (rc != 0) {
+            http_respond_error_ex(call->req, 503, retry1, NULL, "unavailable",
+                                  "cannot start a linearizable read here; retry");
+            api_reply_done(call);
+        }
+        return;
+    }
+    if (raft_applied(node) >= r->min_index) {
+        read_answer(call);
+        return;
+    }
+    r->deadline = uv_now(&node->loop) + MIN_INDEX_TIMEOUT_MS;
+    uv_timer_init(&node->loop, &r->timer);
+    r->timer.data = r;
+    uv_timer_start(&r->timer, min_index_tick, 5, 5);
+}
+
+void apih_config_get(struct api_call *call)
+{
+    char buf[32];
+    if (api_query(call, "version", buf, sizeof(buf)) != 0) {
+        apih_config_get_version(call);
+        return;
+    }
+    read_start(call, false);
+}
+
+void apih_config_list(struct api_call *call)
+{
+    read_start(call, true);
+}
+
+/* ---- listing ------------------------------------------------------------------------ */
+
+struct list_acc {
+    json_t *items;
+    const char *project;
+    int limit;
+    int count;
+};
+
+static int list_visit(const struct fsm_config *c, void *arg)
+{
+    struct list_acc *a = arg;
+    if (c->deleted) {
+        return 0;
+    }
+    if (a->count == a->limit) {
+        return 1; /* one more than a page exists */
+    }
+    json_array_append_new(a->items, config_json(c, a->project));
+    a->count++;
+    return 0;
+}
+
+static json_t *list_items(struct api_call *call, const struct fsm *fsm)
+{
+    char prefix[260] = "", after[260] = "", lim[16];
+    int limit = 100;
+    if (api_query(call, "prefix", prefix, sizeof(prefix)) < 0 ||
+        api_query(call, "after", after, sizeof(after)) < 0) {
+        api_field_error(call, "prefix", "query parameters prefix and after must be config keys");
+        return NULL;
+    }
+    int q = api_query(call, "limit", lim, sizeof(lim));
+    if (q != 0) {
+        char *end = NULL;
+        long v = q > 0 ? strtol(lim, &end, 10) : 0;
+        if (q < 0 || end == lim || *end != '\0' || v < 1 || v > 1000) {
+            api_field_error(call, "limit",
+                            "query parameter limit must be a whole number from 1 to 1000");
+            return NULL;
+        }
+        limit = (int)v;
+    }
+    struct list_acc a = {.items = json_array(), .project = call->params[0], .limit = limit};
+    size_t seen = fsm_list(fsm, call->params[0], strlen(call->params[0]), prefix, strlen(prefix),
+                           after, strlen(after), list_visit, &a);
+    (void)seen;
+    json_t *next = json_null();
+    size_t n = json_array_size(a.items);
+    /* list_visit stopped early only when it met a live key past the page. */
+    if (a.count == limit && n > 0) {
+        const char *last = json_string_value(json_object_get(json_array_get(a.items, n - 1),
+                                                             "key"));
+        struct list_acc probe = {.items = json_array(), .project = call->params[0], .limit = 1};
+        fsm_list(fsm, call->params[0], strlen(call->params[0]), prefix, strlen(prefix), last,
+                 strlen(last), list_visit, &probe);
+        if (json_array_size(probe.items) > 0) {
+            next = json_string(last);
+        }
+        json_decref(probe.items);
+    }
+    return json_pack("{s:o,s:o}", "items", a.items, "next_after", next);
+}
+
+/* ---- history ------------------------------------------------------------------------ */
+
+static int version_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
+{
+    uint64_t *version = call->data;
+    int rc = dbconfigs_at_version(conn, call->params[0], call->params[1], *version,
+                                  &call->result, errmsg, errlen);
+    if (rc == DB_NOT_FOUND) {
+        snprintf(errmsg, errlen, "config %s has no version %" PRIu64 " in postgresql (it may "
+                                 "not exist, or not be materialized yet)",
+                 call->params[1], *version);
+    }
+    return rc;
+}
+
+/* GET ...?version=N: a past version, from PostgreSQL's audit log. */
+static void apih_config_get_version(struct api_call *call)
+{
+    char buf[32];
+    char *end = NULL;
+    uint64_t *version = calloc(1, sizeof(*version));
+    if (version == NULL) {
+        api_error(call, 500, "internal", "out of memory");
+        return;
+    }
+    call->data = version;
+    if (api_query(call, "version", buf, sizeof(buf)) <= 0 ||
+        (*version = strtoull(buf, &end, 10)) < 1 || *end != '\0' || buf[0] == '-') {
+        api_field_error(call, "version", "query parameter version must be a whole number >= 1");
+        return;
+    }
+    api_run(call, version_work, 200);
+}
