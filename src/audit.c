@@ -248,12 +248,11 @@ static bool parse_u64(const char *s, uint64_t *out)
 }
 
 /* Records a chain problem: counted always, listed while the list has room. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 5, 6)))
-#endif
-static void
-add_problem(struct audit *a, uint64_t revision, const char *key, size_t keylen, const char *fmt,
-            ...)
+static void add_problem(struct audit *a, uint64_t revision, const char *key, size_t keylen,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void add_problem(struct audit *a, uint64_t revision, const char *key, size_t keylen,
+                        const char *fmt, ...)
 {
     a->total++;
     if (a->oom || json_array_size(a->problems) >= AUDIT_MAX_PROBLEMS) {
@@ -549,6 +548,10 @@ int audit_verify_project(PGconn *conn, const char *project, json_t **report, cha
     if (sodium_init() < 0) {
         snprintf(errmsg, errlen, "auditing project %s: libsodium failed to initialise", project);
         return DB_ERROR;
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        snprintf(errmsg, errlen, "auditing project %s: the connection is lost", project);
+        return DB_UNAVAILABLE;
     }
     if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
         snprintf(errmsg, errlen,

@@ -164,8 +164,8 @@ static int set_defaults(struct config *conf, const char *dir)
     conf->password_mem_kib = crypto_pwhash_MEMLIMIT_INTERACTIVE / 1024;
     conf->access_log = true;
     /* Raft defaults, measured on loopback on a 2-core machine (docs/architecture.md). */
-    conf->raft.election_timeout_ms = 1000;
-    conf->raft.heartbeat_timeout_ms = 100;
+    conf->raft.election_timeout_ms = 500;
+    conf->raft.heartbeat_timeout_ms = 50;
     conf->raft.install_snapshot_timeout_ms = 5000;
     conf->raft.connect_retry_delay_ms = 200;
     conf->raft.snapshot_threshold = 1024;

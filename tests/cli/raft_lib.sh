@@ -33,7 +33,7 @@ raft_config() {
     --arg raft "127.0.0.1:${!rp}" --argjson peers "$list" --arg url "$DATABASE_URL" \
     --arg secret "$secret" \
     '{node_id: $id, data_dir: $dir, http: {listen: $listen},
-      raft: {address: $raft, peers: $peers, election_timeout_ms: 1000, heartbeat_timeout_ms: 100,
+      raft: {address: $raft, peers: $peers, election_timeout_ms: 500, heartbeat_timeout_ms: 50,
              snapshot_threshold: 32, snapshot_trailing: 8},
       database: {url: $url, max_connections: 4},
       auth: {secret_file: $secret, password_ops: 1, password_mem_kib: 64}}' >"$TMP/rnode$i.json"
