@@ -43,7 +43,7 @@ struct rnode_member {
     char address[RNODE_ADDRESS_MAX];
     char http[RNODE_ADDRESS_MAX]; /* the member's HTTP API "IP:PORT", "" when unknown (config
                                      only: raft does not carry it) */
-    int role; /* RAFT_VOTER, RAFT_STANDBY or RAFT_SPARE */
+    int role;                     /* RAFT_VOTER, RAFT_STANDBY or RAFT_SPARE */
 };
 
 struct rnode_config {

@@ -57,9 +57,9 @@ struct api_call {
     struct node *node;
     const struct api_route *route;
     char params[API_MAX_PARAMS][260]; /* decoded and validated path parameters */
-    struct principal who;            /* the caller, for every route but API_PUBLIC */
-    enum role_level role;            /* API_PROJECT: the caller's role in the project */
-    uint64_t cache_gen;              /* auth cache generation when a lookup started */
+    struct principal who;             /* the caller, for every route but API_PUBLIC */
+    enum role_level role;             /* API_PROJECT: the caller's role in the project */
+    uint64_t cache_gen;               /* auth cache generation when a lookup started */
     api_work_fn work;
     int ok_status;         /* status sent when the work succeeds */
     json_t *result;        /* what to send then; NULL sends no body (204) */

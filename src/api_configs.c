@@ -18,6 +18,7 @@
 #include <sodium.h>
 
 #include "api_handlers.h"
+#include "audit.h"
 #include "canonjson.h"
 #include "codec.h"
 #include "db.h"
@@ -42,12 +43,12 @@ struct write {
     char request_id[CODEC_MAX_REQUEST_ID + 1];
     char *content; /* canonical JSON, owned */
     size_t content_len;
-    json_t *doc; /* the parsed content, for schema validation; owned */
-    bool schema_given;      /* the body named a schema_id (or null to unbind) */
-    char schema_text[40];   /* the schema's UUID text, "" for none */
-    uint64_t index;         /* raft index of the applied entry */
-    int ok_status;          /* 201 for create, 200 otherwise */
-    struct fsm_result res;  /* outcome, for the answer after materialization */
+    json_t *doc;           /* the parsed content, for schema validation; owned */
+    bool schema_given;     /* the body named a schema_id (or null to unbind) */
+    char schema_text[40];  /* the schema's UUID text, "" for none */
+    uint64_t index;        /* raft index of the applied entry */
+    int ok_status;         /* 201 for create, 200 otherwise */
+    struct fsm_result res; /* outcome, for the answer after materialization */
 };
 
 static void write_free(struct write *w)
@@ -74,8 +75,7 @@ static bool parse_uuid(const char *text, uint8_t out[16])
     }
     hex[n] = '\0';
     size_t len = 0;
-    return api_is_uuid(text) &&
-           sodium_hex2bin(out, 16, hex, n, NULL, &len, NULL) == 0 && len == 16;
+    return api_is_uuid(text) && sodium_hex2bin(out, 16, hex, n, NULL, &len, NULL) == 0 && len == 16;
 }
 
 static void uuid_text(const uint8_t id[16], char out[37])
@@ -91,20 +91,20 @@ static json_t *write_body(struct api_call *call, struct write *w, uint64_t versi
                           uint64_t revision, uint64_t index)
 {
     (void)call;
-    return json_pack("{s:s,s:s,s:I,s:I,s:I,s:s}", "project", w->project, "key", w->key,
-                     "version", (json_int_t)version, "revision", (json_int_t)revision,
-                     "raft_index", (json_int_t)index, "request_id", w->request_id);
+    return json_pack("{s:s,s:s,s:I,s:I,s:I,s:s}", "project", w->project, "key", w->key, "version",
+                     (json_int_t)version, "revision", (json_int_t)revision, "raft_index",
+                     (json_int_t)index, "request_id", w->request_id);
 }
 
 static void answer_conflict(struct api_call *call, struct write *w, uint64_t current)
 {
-    http_respond_error_ex(call->req, 409, NULL,
-                          json_pack("{s:I,s:s}", "current_version", (json_int_t)current,
-                                    "request_id", w->request_id),
-                          "conflict",
-                          "config %s is at version %" PRIu64 ", not %" PRIu64
-                          "; read it again and retry with expected_version %" PRIu64,
-                          w->key, current, w->e.expected_version, current);
+    http_respond_error_ex(
+        call->req, 409, NULL,
+        json_pack("{s:I,s:s}", "current_version", (json_int_t)current, "request_id", w->request_id),
+        "conflict",
+        "config %s is at version %" PRIu64 ", not %" PRIu64
+        "; read it again and retry with expected_version %" PRIu64,
+        w->key, current, w->e.expected_version, current);
     write_free(w);
     api_reply_done(call);
 }
@@ -112,16 +112,14 @@ static void answer_conflict(struct api_call *call, struct write *w, uint64_t cur
 static void answer_not_found(struct api_call *call, struct write *w)
 {
     write_free(w);
-    api_error(call, 404, "not_found", "config %s does not exist in project %s", w->key,
-              w->project);
+    api_error(call, 404, "not_found", "config %s does not exist in project %s", w->key, w->project);
 }
 
 static void answer_unknown(struct api_call *call, struct write *w, const char *why)
 {
-    http_respond_error_ex(call->req, 504, NULL, json_pack("{s:s}", "request_id", w->request_id),
-                          "outcome_unknown",
-                          "%s; retry with the same request_id (%s) to learn the outcome", why,
-                          w->request_id);
+    http_respond_error_ex(
+        call->req, 504, NULL, json_pack("{s:s}", "request_id", w->request_id), "outcome_unknown",
+        "%s; retry with the same request_id (%s) to learn the outcome", why, w->request_id);
     write_free(w);
     api_reply_done(call);
 }
@@ -155,8 +153,8 @@ static void answer_first(struct api_call *call, struct write *w, enum fsm_status
         w->res.version = version;
         w->res.revision = revision;
         w->index = index;
-        if (matd_wait(call->node->matd, index, WRITE_MATERIALIZE_TIMEOUT_MS, materialized,
-                      call) != 0) {
+        if (matd_wait(call->node->matd, index, WRITE_MATERIALIZE_TIMEOUT_MS, materialized, call) !=
+            0) {
             answer_unknown(call, w, "the node is stopping");
         }
     }
@@ -184,8 +182,8 @@ static void applied(void *data, int status, const struct fsm_result *res, uint64
     switch (res->status) {
     case FSM_OK:
         matd_kick(call->node->matd);
-        if (matd_wait(call->node->matd, index, WRITE_MATERIALIZE_TIMEOUT_MS, materialized,
-                      call) != 0) {
+        if (matd_wait(call->node->matd, index, WRITE_MATERIALIZE_TIMEOUT_MS, materialized, call) !=
+            0) {
             answer_unknown(call, w, "the node is stopping");
         }
         return;
@@ -216,8 +214,7 @@ static void applied(void *data, int status, const struct fsm_result *res, uint64
         fprintf(stderr, "configs: rid=%s the state machine refused an entry: %s\n",
                 http_request_id(call->req), res->message);
         write_free(w);
-        api_error(call, 500, "internal", "the state machine refused the entry (%s)",
-                  res->message);
+        api_error(call, 500, "internal", "the state machine refused the entry (%s)", res->message);
     }
 }
 
@@ -269,8 +266,8 @@ static int schema_work(PGconn *conn, struct api_call *call, char *errmsg, size_t
     }
     const char *hash = json_string_value(json_object_get(row, "schema_hash"));
     size_t len = 0;
-    if (hash == NULL || sodium_hex2bin(w->e.schema_hash, 32, hash, strlen(hash), NULL, &len,
-                                       NULL) != 0 ||
+    if (hash == NULL ||
+        sodium_hex2bin(w->e.schema_hash, 32, hash, strlen(hash), NULL, &len, NULL) != 0 ||
         len != 32) {
         json_decref(row);
         snprintf(errmsg, errlen, "schema %s has a malformed hash", w->schema_text);
@@ -278,8 +275,8 @@ static int schema_work(PGconn *conn, struct api_call *call, char *errmsg, size_t
     }
     struct jsonschema *compiled = NULL;
     char why[512];
-    if (jsonschema_compile(json_object_get(row, "schema_content"), &compiled, why,
-                           sizeof(why)) != 0) {
+    if (jsonschema_compile(json_object_get(row, "schema_content"), &compiled, why, sizeof(why)) !=
+        0) {
         json_decref(row);
         snprintf(errmsg, errlen, "schema %s no longer compiles: %s", w->schema_text, why);
         return DB_ERROR;
@@ -444,8 +441,7 @@ static int read_version(struct api_call *call, const char *name, json_t *v, uint
                         uint64_t *out)
 {
     if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)min) {
-        api_field_error(call, name, "field \"%s\" must be a whole number >= %" PRIu64, name,
-                        min);
+        api_field_error(call, name, "field \"%s\" must be a whole number >= %" PRIu64, name, min);
         return -1;
     }
     *out = (uint64_t)json_integer_value(v);
@@ -459,8 +455,7 @@ static void check_and_go(struct api_call *call)
     struct write *w = call->data;
     const struct fsm *fsm = rnode_fsm(call->node->raft);
     const struct fsm_request *seen =
-        fsm_request_find(fsm, w->project, strlen(w->project), w->request_id,
-                         strlen(w->request_id));
+        fsm_request_find(fsm, w->project, strlen(w->project), w->request_id, strlen(w->request_id));
     if (seen != NULL) {
         uint8_t fp[32];
         fsm_request_fingerprint(&w->e, fp);
@@ -475,8 +470,8 @@ static void check_and_go(struct api_call *call)
         answer_first(call, w, seen->status, seen->version, seen->revision, seen->raft_index);
         return;
     }
-    const struct fsm_config *cur = fsm_get(fsm, w->project, strlen(w->project), w->key,
-                                           strlen(w->key));
+    const struct fsm_config *cur =
+        fsm_get(fsm, w->project, strlen(w->project), w->key, strlen(w->key));
     uint64_t current = cur ? cur->version : 0;
     if ((w->e.op == CODEC_OP_DELETE || w->e.op == CODEC_OP_ROLLBACK) &&
         (cur == NULL || cur->deleted)) {
@@ -523,8 +518,8 @@ void apih_config_create(struct api_call *call)
 
 void apih_config_put(struct api_call *call)
 {
-    static const char *const known[] = {"content", "expected_version", "schema_id",
-                                        "request_id", NULL};
+    static const char *const known[] = {"content", "expected_version", "schema_id", "request_id",
+                                        NULL};
     if (!lead_or_forward(call) || api_body_object(call) != 0 ||
         api_fields_known(call, known) != 0) {
         return;
@@ -585,8 +580,7 @@ void apih_config_delete(struct api_call *call)
 static json_t *config_json(const struct fsm_config *c, const char *project)
 {
     json_error_t jerr;
-    json_t *content = json_loadb((const char *)c->content, c->content_len, JSON_DECODE_ANY,
-                                 &jerr);
+    json_t *content = json_loadb((const char *)c->content, c->content_len, JSON_DECODE_ANY, &jerr);
     char schema[37] = "";
     if (c->has_schema) {
         uuid_text(c->schema_id, schema);
@@ -599,11 +593,9 @@ static json_t *config_json(const struct fsm_config *c, const char *project)
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
              (int)(c->updated_at % 1000000));
     return json_pack("{s:s,s:s,s:I,s:o,s:o,s:I,s:s,s:s}", "project", project, "key", c->key,
-                     "version", (json_int_t)c->version, "content",
-                     content ? content : json_null(), "schema_id",
-                     c->has_schema ? json_string(schema) : json_null(), "revision",
-                     (json_int_t)c->last_revision, "updated_by", c->updated_by, "updated_at",
-                     when);
+                     "version", (json_int_t)c->version, "content", content ? content : json_null(),
+                     "schema_id", c->has_schema ? json_string(schema) : json_null(), "revision",
+                     (json_int_t)c->last_revision, "updated_by", c->updated_by, "updated_at", when);
 }
 
 /* A read in progress: the consistency it asked for, and for min_index the timer. */
@@ -685,8 +677,8 @@ static void timer_closed(uv_handle_t *handle)
     snprintf(index, sizeof(index), "%" PRIu64, applied);
     struct http_header h[] = {{"X-Conclave-Index", index}, {"Retry-After", "1"}, {NULL, NULL}};
     http_respond_error_ex(call->req, 504, h, NULL, "timeout",
-                          "this node has applied up to index %" PRIu64
-                          ", not yet %" PRIu64 "; retry or read from another node",
+                          "this node has applied up to index %" PRIu64 ", not yet %" PRIu64
+                          "; retry or read from another node",
                           applied, r->min_index);
     api_reply_done(call);
 }
@@ -824,8 +816,8 @@ static json_t *list_items(struct api_call *call, const struct fsm *fsm)
     size_t n = json_array_size(a.items);
     /* list_visit stopped early only when it met a live key past the page. */
     if (a.count == limit && n > 0) {
-        const char *last = json_string_value(json_object_get(json_array_get(a.items, n - 1),
-                                                             "key"));
+        const char *last =
+            json_string_value(json_object_get(json_array_get(a.items, n - 1), "key"));
         struct list_acc probe = {.items = json_array(), .project = call->params[0], .limit = 1};
         fsm_list(fsm, call->params[0], strlen(call->params[0]), prefix, strlen(prefix), last,
                  strlen(last), list_visit, &probe);
@@ -842,11 +834,12 @@ static json_t *list_items(struct api_call *call, const struct fsm *fsm)
 static int version_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
     uint64_t *version = call->data;
-    int rc = dbconfigs_at_version(conn, call->params[0], call->params[1], *version,
-                                  &call->result, errmsg, errlen);
+    int rc = dbconfigs_at_version(conn, call->params[0], call->params[1], *version, &call->result,
+                                  errmsg, errlen);
     if (rc == DB_NOT_FOUND) {
-        snprintf(errmsg, errlen, "config %s has no version %" PRIu64 " in postgresql (it may "
-                                 "not exist, or not be materialized yet)",
+        snprintf(errmsg, errlen,
+                 "config %s has no version %" PRIu64 " in postgresql (it may "
+                 "not exist, or not be materialized yet)",
                  call->params[1], *version);
     }
     return rc;
@@ -869,4 +862,300 @@ static void apih_config_get_version(struct api_call *call)
         return;
     }
     api_run(call, version_work, 200);
+}
+
+/* ---- revisions, rollback, audit ------------------------------------------------------ */
+
+struct hist {
+    uint64_t after;
+    int limit;
+};
+
+static int revisions_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
+{
+    struct hist *h = call->data;
+    json_t *rows = NULL;
+    int rc = dbconfigs_revisions(conn, call->params[0], call->params[1], h->after, h->limit + 1,
+                                 &rows, errmsg, errlen);
+    if (rc != DB_OK) {
+        return rc;
+    }
+    json_t *next = json_null();
+    if (json_array_size(rows) > (size_t)h->limit) {
+        json_array_remove(rows, (size_t)h->limit);
+        next = json_incref(json_object_get(json_array_get(rows, (size_t)h->limit - 1), "version"));
+    }
+    call->result = json_pack("{s:o,s:o}", "items", rows, "next_after_version", next);
+    return DB_OK;
+}
+
+/* Reads ?NAME= as a whole number >= 0 (DEF when absent). */
+static int query_u64(struct api_call *call, const char *name, uint64_t def, uint64_t max,
+                     uint64_t *out)
+{
+    char buf[32];
+    char *end = NULL;
+    int q = api_query(call, name, buf, sizeof(buf));
+    *out = def;
+    if (q == 0) {
+        return 0;
+    }
+    if (q > 0) {
+        *out = strtoull(buf, &end, 10);
+    }
+    if (q < 0 || end == buf || *end != '\0' || buf[0] == '-' || *out > max) {
+        api_field_error(call, name, "query parameter %s must be a whole number from 0 to %" PRIu64,
+                        name, max);
+        return -1;
+    }
+    return 0;
+}
+
+void apih_config_revisions(struct api_call *call)
+{
+    struct hist *h = calloc(1, sizeof(*h));
+    uint64_t limit = 100;
+    if (h == NULL) {
+        api_error(call, 500, "internal", "out of memory");
+        return;
+    }
+    call->data = h;
+    if (query_u64(call, "after_version", 0, INT64_MAX, &h->after) != 0 ||
+        query_u64(call, "limit", 100, 1000, &limit) != 0) {
+        return;
+    }
+    if (limit == 0) {
+        api_field_error(call, "limit", "query parameter limit must be from 1 to 1000");
+        return;
+    }
+    h->limit = (int)limit;
+    api_run(call, revisions_work, 200);
+}
+
+/* Rollback: load the target version's content from PostgreSQL, then continue as a write. */
+static int rollback_load(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
+{
+    struct write *w = call->data;
+    json_t *row = NULL;
+    int rc =
+        dbconfigs_at_version(conn, w->project, w->key, w->e.source_version, &row, errmsg, errlen);
+    if (rc == DB_NOT_FOUND) {
+        snprintf(errmsg, errlen, "config %s has no version %" PRIu64 " to roll back to", w->key,
+                 w->e.source_version);
+        return rc;
+    }
+    if (rc != DB_OK) {
+        return rc;
+    }
+    json_t *content = json_object_get(row, "content");
+    if (content == NULL || json_is_null(content) ||
+        (json_string_value(json_object_get(row, "op")) != NULL &&
+         strcmp(json_string_value(json_object_get(row, "op")), "delete") == 0)) {
+        json_decref(row);
+        call->err_field = "target_version";
+        snprintf(errmsg, errlen,
+                 "version %" PRIu64 " of %s is a delete; pick a version with "
+                 "content",
+                 w->e.source_version, w->key);
+        return DB_INVALID;
+    }
+    char err[256];
+    if (canonjson_dump(content, &w->content, &w->content_len, err, sizeof(err)) != 0) {
+        json_decref(row);
+        snprintf(errmsg, errlen, "version %" PRIu64 ": %s", w->e.source_version, err);
+        return DB_ERROR;
+    }
+    w->doc = json_incref(content);
+    w->e.content = (const uint8_t *)w->content;
+    w->e.content_len = w->content_len;
+    json_decref(row);
+    return DB_OK;
+}
+
+static void rollback_loaded(int status, const char *errmsg, void *arg)
+{
+    struct api_call *call = arg;
+    struct write *w = call->data;
+    if (status != DB_OK) {
+        write_free(w);
+        api_finish(call, status, errmsg);
+        return;
+    }
+    if (!rnode_ready(call->node->raft)) {
+        write_free(w);
+        http_respond_error_ex(call->req, 503, retry1, NULL, "unavailable",
+                              "leadership changed; retry");
+        api_reply_done(call);
+        return;
+    }
+    check_and_go(call);
+}
+
+void apih_config_rollback(struct api_call *call)
+{
+    static const char *const known[] = {"target_version", "expected_version", "request_id", NULL};
+    if (!lead_or_forward(call) || api_body_object(call) != 0 ||
+        api_fields_known(call, known) != 0) {
+        return;
+    }
+    struct write *w = write_new(call, CODEC_OP_ROLLBACK, call->params[1]);
+    if (w == NULL) {
+        return;
+    }
+    json_t *tv = json_object_get(call->body, "target_version");
+    json_t *ev = json_object_get(call->body, "expected_version");
+    if (tv == NULL || ev == NULL) {
+        write_free(w);
+        api_field_error(call, tv == NULL ? "target_version" : "expected_version",
+                        "fields \"target_version\" and \"expected_version\" are required");
+        return;
+    }
+    if (read_version(call, "target_version", tv, 1, &w->e.source_version) != 0 ||
+        read_version(call, "expected_version", ev, 1, &w->e.expected_version) != 0 ||
+        read_common(call, w) != 0) {
+        write_free(w);
+        return;
+    }
+    if (w->e.source_version >= w->e.expected_version) {
+        write_free(w);
+        api_field_error(call, "target_version",
+                        "field \"target_version\" must be below the current version");
+        return;
+    }
+    api_submit(call, rollback_load, rollback_loaded);
+}
+
+static int verify_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
+{
+    return audit_verify_project(conn, call->params[0], &call->result, errmsg, errlen);
+}
+
+void apih_audit_verify(struct api_call *call)
+{
+    api_run(call, verify_work, 200);
+}
+
+/* ---- watch -------------------------------------------------------------------------- */
+
+/* A long poll: answers as soon as PostgreSQL holds a revision after AFTER, or at the timeout
+ * with none. PostgreSQL is asked again only when this node learns that more was materialized
+ * (the leader's cursor, or a materialized(N) entry applied here). */
+struct watch {
+    uv_timer_t timer;
+    struct api_call *call;
+    uint64_t after;
+    uint64_t deadline;
+    uint64_t seen; /* the materialized index at the last query */
+    bool querying;
+    bool closing;
+    int err; /* a failed query's status, answered once the timer is closed */
+    char errmsg[512];
+};
+
+static uint64_t materialized_index(struct node *node)
+{
+    uint64_t a = node->raft ? fsm_materialized_index(rnode_fsm(node->raft)) : 0;
+    uint64_t b = node->matd ? matd_cursor(node->matd) : 0;
+    return a > b ? a : b;
+}
+
+static int watch_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
+{
+    struct watch *wt = call->data;
+    return dbconfigs_changes(conn, call->params[0], wt->after, 1000, &call->result, errmsg, errlen);
+}
+
+static void watch_closed(uv_handle_t *h)
+{
+    struct watch *wt = h->data;
+    struct api_call *call = wt->call;
+    if (wt->err != 0) {
+        api_finish(call, wt->err, wt->errmsg);
+        return;
+    }
+    json_t *changes = call->result;
+    call->result = NULL;
+    if (changes == NULL) {
+        changes = json_array();
+    }
+    uint64_t next = wt->after;
+    size_t n = json_array_size(changes);
+    if (n > 0) {
+        next = (uint64_t)json_integer_value(
+            json_object_get(json_array_get(changes, n - 1), "revision"));
+    }
+    api_reply(call, 200,
+              json_pack("{s:o,s:I}", "changes", changes, "next_after_revision", (json_int_t)next));
+}
+
+static void watch_finish(struct watch *wt)
+{
+    if (!wt->closing) {
+        wt->closing = true;
+        uv_close((uv_handle_t *)&wt->timer, watch_closed);
+    }
+}
+
+static void watch_queried(int status, const char *errmsg, void *arg)
+{
+    struct api_call *call = arg;
+    struct watch *wt = call->data;
+    wt->querying = false;
+    if (status != DB_OK) {
+        /* Answered from the timer's close callback, once nothing refers to the call. */
+        json_decref(call->result);
+        call->result = NULL;
+        wt->err = status;
+        snprintf(wt->errmsg, sizeof(wt->errmsg), "%s", errmsg);
+        watch_finish(wt);
+        return;
+    }
+    if (json_array_size(call->result) > 0 || uv_now(wt->timer.loop) >= wt->deadline ||
+        call->node->stopping) {
+        watch_finish(wt);
+        return;
+    }
+    json_decref(call->result);
+    call->result = NULL;
+}
+
+static void watch_tick(uv_timer_t *t)
+{
+    struct watch *wt = t->data;
+    struct api_call *call = wt->call;
+    if (wt->querying || wt->closing) {
+        return;
+    }
+    if (uv_now(t->loop) >= wt->deadline || call->node->stopping) {
+        watch_finish(wt);
+        return;
+    }
+    uint64_t m = materialized_index(call->node);
+    if (m == wt->seen && wt->seen != 0) {
+        return;
+    }
+    wt->seen = m == 0 ? 1 : m;
+    wt->querying = true;
+    api_submit(call, watch_work, watch_queried);
+}
+
+void apih_watch(struct api_call *call)
+{
+    uint64_t after = 0, timeout = 30;
+    if (query_u64(call, "after_revision", 0, INT64_MAX, &after) != 0 ||
+        query_u64(call, "timeout", 30, 300, &timeout) != 0) {
+        return;
+    }
+    struct watch *wt = calloc(1, sizeof(*wt));
+    if (wt == NULL) {
+        api_error(call, 500, "internal", "out of memory");
+        return;
+    }
+    call->data = wt;
+    wt->call = call;
+    wt->after = after;
+    wt->deadline = uv_now(&call->node->loop) + timeout * 1000;
+    uv_timer_init(&call->node->loop, &wt->timer);
+    wt->timer.data = wt;
+    uv_timer_start(&wt->timer, watch_tick, 0, 50);
 }

@@ -46,6 +46,10 @@ void apih_config_put(struct api_call *call);
 void apih_config_delete(struct api_call *call);
 void apih_config_get(struct api_call *call);
 void apih_config_list(struct api_call *call);
+void apih_config_revisions(struct api_call *call);
+void apih_config_rollback(struct api_call *call);
+void apih_watch(struct api_call *call);
+void apih_audit_verify(struct api_call *call);
 
 void apih_cluster_get(struct api_call *call);
 void apih_cluster_add(struct api_call *call);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 
@@ -30,15 +31,16 @@ struct fwd_req;
 
 struct fwd {
     uv_loop_t *loop;
-    CURLM *multi;             /* NULL once fwd_close() ran: no libcurl call after that */
-    uv_timer_t timer;         /* libcurl's single timeout */
-    char forwarded_by[64];    /* the complete "X-Conclave-Forwarded-By: N" header line */
-    struct fwd_req *reqs;     /* accepted, not yet answered; after fwd_close(): to be failed */
-    struct fwd_sock *socks;   /* poll handles not yet closing */
-    unsigned open_handles;    /* the timer plus every poll handle whose close callback is due */
-    bool closing;             /* fwd_close() was called */
-    bool timer_closed;        /* the timer's close callback ran, FWD_ECLOSED was delivered */
-    bool poll_failed;         /* some request in reqs has poll_err set */
+    CURLM *multi;           /* NULL once fwd_close() ran: no libcurl call after that */
+    uv_timer_t timer;       /* libcurl's single timeout */
+    char forwarded_by[64];  /* the complete "X-Conclave-Forwarded-By: N" header line */
+    struct fwd_req *reqs;   /* accepted, not yet answered; after fwd_close(): to be failed */
+    struct fwd_sock *socks; /* poll handles not yet closing */
+    unsigned open_handles;  /* the timer plus every poll handle whose close callback is due */
+    bool closing;           /* fwd_close() was called */
+    bool timer_closed;      /* the timer's close callback ran, FWD_ECLOSED was delivered */
+    bool poll_failed;       /* some request in reqs has poll_err set */
+    int poll_errno;         /* the socket error on_poll() is reporting to libcurl, or 0 */
     void (*closed_cb)(void *data);
     void *closed_data;
 };
@@ -224,8 +226,7 @@ static size_t on_header(char *buffer, size_t size, size_t nitems, void *userdata
     const char *end = buffer + n;
     while (value < end && (*value == ' ' || *value == '\t'))
         value++;
-    while (end > value && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' ||
-                           end[-1] == '\t'))
+    while (end > value && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
         end--;
 
     for (int i = 0; i < HDR_COUNT; i++) {
@@ -285,18 +286,22 @@ static int classify(const struct fwd_req *req, CURLcode res)
 }
 
 /*
- * Takes req out of the multi handle, runs its callback and frees it. Must not run inside a
- * libcurl call. The callback may call fwd_send() and fwd_close(); req is unlinked first, so
- * fwd_close() does not see it.
+ * Takes req out of the multi handle, runs its callback and frees it: with libcurl's result res,
+ * or, when poll_failure, with req->poll_err for a transfer libcurl still considers running.
+ * Must not run inside a libcurl call. The callback may call fwd_send() and fwd_close(); req is
+ * unlinked first, so fwd_close() does not see it.
  */
-static void req_finish(struct fwd_req *req, CURLcode res)
+static void req_finish(struct fwd_req *req, CURLcode res, bool poll_failure)
 {
     struct fwd *f = req->f;
     req_unlink(f, req);
     curl_multi_remove_handle(f->multi, req->easy);
 
-    int rc = req->poll_err != 0 ? (req->sent ? FWD_ERESET : FWD_EUNREACHABLE)
-                                : (res == CURLE_OK && !req->oom ? 0 : classify(req, res));
+    int rc;
+    if (poll_failure)
+        rc = req->sent ? FWD_ERESET : FWD_EUNREACHABLE;
+    else
+        rc = res == CURLE_OK && !req->oom ? 0 : classify(req, res);
     if (rc == 0) {
         long status = 0, connects = 0;
         curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -314,7 +319,7 @@ static void req_finish(struct fwd_req *req, CURLcode res)
         req->cb(req->data, 0, &resp, NULL);
     } else {
         char msg[CURL_ERROR_SIZE + 512];
-        if (req->poll_err != 0)
+        if (poll_failure)
             snprintf(msg, sizeof msg, "%s: cannot watch the socket: %s", req->what,
                      uv_strerror(req->poll_err));
         else if (rc == FWD_ETOOLARGE)
@@ -322,6 +327,9 @@ static void req_finish(struct fwd_req *req, CURLcode res)
                      FWD_MAX_RESPONSE_BYTES);
         else if (rc == FWD_ENOMEM)
             snprintf(msg, sizeof msg, "%s: out of memory", req->what);
+        else if (f->poll_errno != 0 && strstr(req->errbuf, "select/poll") != NULL)
+            /* libcurl only learnt that the socket failed; say how (reset, refused, ...). */
+            snprintf(msg, sizeof msg, "%s: %s", req->what, strerror(f->poll_errno));
         else
             snprintf(msg, sizeof msg, "%s: %s", req->what,
                      req->errbuf[0] ? req->errbuf : curl_easy_strerror(res));
@@ -345,14 +353,14 @@ static void check_completions(struct fwd *f)
         /* msg dies with the removal that req_finish() does; take the result first. */
         CURLcode res = msg->data.result;
         if (priv != NULL)
-            req_finish(priv, res);
+            req_finish(priv, res, false);
     }
     while (f->multi != NULL && f->poll_failed) {
         f->poll_failed = false;
         for (struct fwd_req *req = f->reqs; req != NULL; req = req->next) {
             if (req->poll_err != 0) {
                 f->poll_failed = true; /* look again: the callback may change the list */
-                req_finish(req, CURLE_OK);
+                req_finish(req, CURLE_OK, true);
                 break;
             }
         }
@@ -403,9 +411,14 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     if (f->multi == NULL)
         return;
     int flags = 0;
-    if (status < 0)
+    if (status < 0) {
+        /* libuv stopped the handle on POLLERR; libcurl fails the transfer at once. */
         flags = CURL_CSELECT_ERR;
-    else {
+        int so_error = 0;
+        socklen_t optlen = sizeof so_error;
+        if (getsockopt(sk->fd, SOL_SOCKET, SO_ERROR, &so_error, &optlen) == 0)
+            f->poll_errno = so_error;
+    } else {
         if (events & UV_READABLE)
             flags |= CURL_CSELECT_IN;
         if (events & UV_WRITABLE)
@@ -414,6 +427,7 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     int running;
     curl_multi_socket_action(f->multi, sk->fd, flags, &running);
     check_completions(f);
+    f->poll_errno = 0;
 }
 
 static void on_timeout(uv_timer_t *timer)
@@ -450,10 +464,8 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     struct fwd_sock *sk = socketp;
 
     if (what == CURL_POLL_REMOVE) {
-        if (sk != NULL) {
-            curl_multi_assign(f->multi, s, NULL);
-            sock_close(sk);
-        }
+        if (sk != NULL)
+            sock_close(sk); /* libcurl forgets the association itself */
         return 0;
     }
     if (sk == NULL) {
@@ -465,6 +477,17 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
             return 0;
         }
         int rc = uv_poll_init_socket(f->loop, &sk->poll, s);
+        if (rc == UV_EEXIST) {
+            /* A handle for this descriptor number outlived libcurl's use of it (the socket
+             * was closed without a removal call): it watches a dead socket, drop it. */
+            for (struct fwd_sock *old = f->socks; old != NULL; old = old->next) {
+                if (old->fd == s) {
+                    sock_close(old);
+                    break;
+                }
+            }
+            rc = uv_poll_init_socket(f->loop, &sk->poll, s);
+        }
         if (rc != 0) {
             free(sk);
             fail_transfer(f, easy, rc);
@@ -515,8 +538,7 @@ static void global_init(void)
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-int fwd_init(struct fwd **out, uv_loop_t *loop, unsigned self_node_id, char *errmsg,
-             size_t errlen)
+int fwd_init(struct fwd **out, uv_loop_t *loop, unsigned self_node_id, char *errmsg, size_t errlen)
 {
     *out = NULL;
     pthread_once(&global_once, global_init);
@@ -585,6 +607,9 @@ static bool setup_easy(struct fwd_req *req, const char *url, const char *method,
     ok &= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_PROXY, "") == CURLE_OK; /* ignore http_proxy & co */
     ok &= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
+    /* Without this, ending a transfer whose host name is still being resolved (timeout,
+     * fwd_close) joins the resolver thread and blocks the loop until getaddrinfo() returns. */
+    ok &= curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)FWD_MAX_RESPONSE_BYTES) ==
@@ -632,8 +657,7 @@ static bool url_ok(const char *url, char *errmsg, size_t errlen)
         set_err(errmsg, errlen, "bad url: %s", curl_url_strerror(uc));
         goto out;
     }
-    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        strcmp(scheme, "http") != 0) {
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK || strcmp(scheme, "http") != 0) {
         set_err(errmsg, errlen, "bad url: only http:// is supported");
         goto out;
     }
@@ -676,8 +700,7 @@ int fwd_send(struct fwd *f, const char *base_url, const char *method, const char
     }
     if ((authorization != NULL && !is_header_value(authorization)) ||
         (request_id != NULL && !is_header_value(request_id))) {
-        set_err(errmsg, errlen, "forward to %s: control character in a header value",
-                base_url);
+        set_err(errmsg, errlen, "forward to %s: control character in a header value", base_url);
         return FWD_EINVAL;
     }
 
@@ -709,8 +732,8 @@ int fwd_send(struct fwd *f, const char *base_url, const char *method, const char
         return FWD_EINVAL;
     }
 
-    bool post_like = strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
-                     strcmp(method, "PATCH") == 0;
+    bool post_like =
+        strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0;
     bool has_body = body != NULL || post_like;
     if (has_body) {
         req->body = malloc(len ? len : 1);

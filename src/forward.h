@@ -46,8 +46,7 @@
 #define FWD_EINVAL       (-5) /* a bad argument, or libcurl unusable; nothing was sent */
 #define FWD_ETOOLARGE    (-6) /* the response body is over FWD_MAX_RESPONSE_BYTES */
 #define FWD_EPROTO       (-7) /* the answer is not valid HTTP/1.1 */
-#define FWD_ERESET       (-8) /* the connection failed after the request went out, before a
-                                 full answer (reset, closed, or broke off mid-body) */
+#define FWD_ERESET       (-8) /* connection lost after the request went out, before the answer */
 
 /* An upstream answer. Everything it points to is owned by the module and valid only during the
  * callback; copy what you keep. Header values are without surrounding blanks. */
@@ -59,8 +58,9 @@ struct fwd_response {
     const char *retry_after;    /* Retry-After, or NULL */
     const char *etag;           /* ETag, or NULL */
     const char *conclave_index; /* X-Conclave-Index, or NULL */
-    long new_connections; /* connections this request opened (CURLINFO_NUM_CONNECTS): 0 when
-                             it ran on a kept-alive one */
+    /* Connections this request opened (CURLINFO_NUM_CONNECTS): 0 when it ran on a kept-alive
+     * one. For metrics and tests. */
+    long new_connections;
 };
 
 /*
@@ -86,8 +86,7 @@ struct fwd;
  * until its callback. On failure (FWD_ENOMEM, or FWD_EINVAL when libcurl or the timer cannot
  * be set up) *out is NULL, nothing is left to release and errmsg says why.
  */
-int fwd_init(struct fwd **out, uv_loop_t *loop, unsigned self_node_id, char *errmsg,
-             size_t errlen);
+int fwd_init(struct fwd **out, uv_loop_t *loop, unsigned self_node_id, char *errmsg, size_t errlen);
 
 /*
  * Starts one request: method (an HTTP token such as "GET" or "PUT") on base_url (an

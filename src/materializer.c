@@ -9,7 +9,7 @@
 #include "materialize.h"
 #include "revision.h"
 
-#define TICK_MS 20
+#define TICK_MS        20
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 
@@ -27,7 +27,7 @@ struct batch {
     struct matd *m;
     uint64_t term;
     size_t n;
-    struct revision *revs;    /* owned copies */
+    struct revision *revs;     /* owned copies */
     struct mat_revision *rows; /* point into revs */
     uint64_t cursor;           /* out */
     uint64_t cursor_revision;  /* out, read_cursor only */
@@ -41,12 +41,12 @@ struct matd {
     struct fsm *fsm;
     uv_timer_t timer;
     struct waiter *waiters;
-    uint64_t cursor;       /* valid when cursor_term == the current term */
-    uint64_t cursor_term;  /* term in which cursor was read; 0 = unknown */
-    bool busy;             /* a job is at a worker */
-    uint64_t retry_at;     /* after a failure, no new job before this (loop ms) */
+    uint64_t cursor;      /* valid when cursor_term == the current term */
+    uint64_t cursor_term; /* term in which cursor was read; 0 = unknown */
+    bool busy;            /* a job is at a worker */
+    uint64_t retry_at;    /* after a failure, no new job before this (loop ms) */
     uint64_t backoff;
-    uint64_t proposed;     /* highest materialized(N) proposed in this term */
+    uint64_t proposed; /* highest materialized(N) proposed in this term */
     bool closing;
     void (*closed_cb)(void *);
     void *closed_data;
@@ -306,8 +306,7 @@ void matd_kick(struct matd *m)
     }
 }
 
-int matd_wait(struct matd *m, uint64_t raft_index, uint64_t timeout_ms, matd_wait_cb cb,
-              void *data)
+int matd_wait(struct matd *m, uint64_t raft_index, uint64_t timeout_ms, matd_wait_cb cb, void *data)
 {
     if (m == NULL || m->closing) {
         return MATD_ECLOSED;

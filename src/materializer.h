@@ -24,9 +24,9 @@
 
 #define MATD_BATCH 256
 
-#define MATD_ETIMEDOUT (-1)   /* not in PostgreSQL by the deadline (PostgreSQL down or slow) */
+#define MATD_ETIMEDOUT   (-1) /* not in PostgreSQL by the deadline (PostgreSQL down or slow) */
 #define MATD_ELEADERSHIP (-2) /* this node stopped leading: a new leader will write it */
-#define MATD_ECLOSED (-3)
+#define MATD_ECLOSED     (-3)
 
 struct matd;
 
