@@ -19,6 +19,7 @@
 static const struct api_route routes[] = {
     {"GET", "/health", API_PUBLIC, ROLE_NONE, apih_health},
     {"GET", "/ready", API_PUBLIC, ROLE_NONE, apih_ready},
+    {"GET", "/metrics", API_PUBLIC, ROLE_NONE, apih_metrics},
     {"POST", "/v1/auth/login", API_PUBLIC, ROLE_NONE, apih_login},
     {"POST", "/v1/auth/logout", API_SESSION, ROLE_NONE, apih_logout},
     {"GET", "/v1/users/me", API_SESSION, ROLE_NONE, apih_me},
@@ -556,6 +557,9 @@ void api_handle(struct http_request *req, void *data)
         if (!match(routes[i].pattern, path, call, bad, sizeof(bad))) {
             continue;
         }
+        /* Metrics count requests by pattern, never by raw path (bounded cardinality); a 405
+         * counts under the pattern its path matched. */
+        http_request_set_tag(req, routes[i].pattern);
         if (strcmp(routes[i].method, method) != 0) {
             size_t n = strlen(allow);
             snprintf(allow + n, sizeof(allow) - n, "%s%s", n ? ", " : "", routes[i].method);

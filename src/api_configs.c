@@ -954,7 +954,8 @@ static int rollback_load(PGconn *conn, struct api_call *call, char *errmsg, size
         json_decref(row);
         call->err_field = "target_version";
         snprintf(errmsg, errlen,
-                 "version %" PRIu64 " of %s is a delete; pick a version with "
+                 "field \"target_version\": version %" PRIu64
+                 " of %s is a delete; pick a version with "
                  "content",
                  w->e.source_version, w->key);
         return DB_INVALID;

@@ -15,6 +15,7 @@
 
 void apih_health(struct api_call *call);
 void apih_ready(struct api_call *call);
+void apih_metrics(struct api_call *call); /* in metrics.c */
 void apih_login(struct api_call *call);
 void apih_logout(struct api_call *call);
 void apih_me(struct api_call *call);

@@ -74,6 +74,7 @@ struct http_request {
     char *body; /* body_len bytes and a NUL, or NULL when empty */
     size_t body_len, body_cap;
     char id[HTTP_REQUEST_ID_MAX + 1];
+    const char *tag; /* http_request_set_tag(); not owned */
 
     char *out; /* the serialised answer, waiting for the earlier ones to be written */
     size_t out_len;
@@ -176,9 +177,13 @@ static void access_log(const struct http_request *req, int status)
         return;
     char path[LOG_PATH_MAX * 3 + 8];
     log_path(req, path, sizeof path);
-    double ms = (double)(uv_hrtime() - req->start_ns) / 1e6;
+    uint64_t elapsed_ns = uv_hrtime() - req->start_ns;
+    double ms = (double)elapsed_ns / 1e6;
     server_log(req->server, "http method=%s path=%s status=%d ms=%.2f rid=%s",
                req->method ? req->method : "-", path, status, ms, req->id);
+    if (req->server->cfg.observe)
+        req->server->cfg.observe(req, status, (double)elapsed_ns / 1e9,
+                                 req->server->cfg.observe_data);
 }
 
 /* ---------------------------------------------------------------- requests */
@@ -240,6 +245,10 @@ static void request_release_detached(struct http_request *req)
 
 static int arena_append(struct http_request *req, const char *data, size_t len)
 {
+    /* DATA may point into the arena itself (the path and query are copied from the raw URL
+     * stored there): keep it as an offset, because growing the arena moves it. */
+    bool inside = req->arena != NULL && data >= req->arena && data < req->arena + req->arena_cap;
+    size_t off = inside ? (size_t)(data - req->arena) : 0;
     if (req->arena_len + len + 1 > req->arena_cap) {
         size_t cap = req->arena_cap ? req->arena_cap : 512;
         while (cap < req->arena_len + len + 1)
@@ -249,6 +258,9 @@ static int arena_append(struct http_request *req, const char *data, size_t len)
             return -1;
         req->arena = grown;
         req->arena_cap = cap;
+        if (inside) {
+            data = req->arena + off;
+        }
     }
     memcpy(req->arena + req->arena_len, data, len);
     req->arena_len += len;
@@ -1153,6 +1165,8 @@ void http_config_init(struct http_config *cfg)
         .max_pipelined = 32,
         .log = NULL,
         .log_data = NULL,
+        .observe = NULL,
+        .observe_data = NULL,
     };
 }
 
@@ -1306,6 +1320,16 @@ const char *http_request_query(const struct http_request *req)
 const char *http_request_id(const struct http_request *req)
 {
     return req->id;
+}
+
+void http_request_set_tag(struct http_request *req, const char *tag)
+{
+    req->tag = tag;
+}
+
+const char *http_request_tag(const struct http_request *req)
+{
+    return req->tag;
 }
 
 const char *http_request_header(const struct http_request *req, const char *name)

@@ -37,6 +37,17 @@ struct http_header {
 /* Receives one access-log line (no trailing newline). The line is only valid during the call. */
 typedef void (*http_log_fn)(const char *line, void *data);
 
+struct http_request;
+
+/*
+ * Receives the same event as the access log, structured: REQ was just answered with STATUS
+ * (499 when its client was gone) SECONDS after its first byte arrived. REQ may only be read
+ * (method, path, tag, ...) during the call; it may be one that failed before its request line
+ * was parsed (method "", path "/").
+ */
+typedef void (*http_observe_fn)(const struct http_request *req, int status, double seconds,
+                                void *data);
+
 /*
  * Limits and timeouts. Fill with http_config_init() and then change fields; the server copies
  * the struct at init. The status a client gets when a limit is hit is in docs/http.md.
@@ -52,6 +63,8 @@ struct http_config {
     unsigned max_pipelined;      /* requests in flight per connection; default 32 */
     http_log_fn log;             /* access log; NULL writes lines to stderr */
     void *log_data;              /* passed to log; not owned */
+    http_observe_fn observe;     /* with every access-log line; NULL: none (the default) */
+    void *observe_data;          /* passed to observe; not owned */
 };
 
 struct http_request;
@@ -124,6 +137,13 @@ const char *http_request_method(const struct http_request *req); /* "GET", "POST
 const char *http_request_path(const struct http_request *req);   /* still percent-encoded */
 const char *http_request_query(const struct http_request *req);  /* raw, without '?'; "" */
 const char *http_request_id(const struct http_request *req);
+
+/* Attaches TAG to req for the observer (the API tags its route pattern). TAG is kept by pointer,
+ * not copied: it must outlive req, typically a static string. */
+void http_request_set_tag(struct http_request *req, const char *tag);
+
+/* The tag set by http_request_set_tag(), or NULL. */
+const char *http_request_tag(const struct http_request *req);
 
 /* The first header named name (case-insensitive), value without surrounding blanks; or NULL. */
 const char *http_request_header(const struct http_request *req, const char *name);

@@ -13,6 +13,9 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 
+/* Bucket bounds of the batch size histogram, up to MATD_BATCH. */
+static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+
 struct waiter {
     struct waiter *next;
     uint64_t index;
@@ -47,6 +50,9 @@ struct matd {
     uint64_t retry_at;    /* after a failure, no new job before this (loop ms) */
     uint64_t backoff;
     uint64_t proposed; /* highest materialized(N) proposed in this term */
+    uint64_t batches;  /* for matd_stats() */
+    uint64_t failures;
+    struct metrics_histogram batch_size;
     bool closing;
     void (*closed_cb)(void *);
     void *closed_data;
@@ -69,7 +75,10 @@ static void answer(struct matd *m, bool (*pick)(struct waiter *, struct matd *),
 
 static bool is_written(struct waiter *w, struct matd *m)
 {
-    return m->cursor_term != 0 && w->index <= m->cursor;
+    /* Either this leader wrote it, or a materialized(N) entry (proposed only after a commit
+     * in PostgreSQL) covers it: a retried request id whose write is long in PostgreSQL. */
+    return (m->cursor_term != 0 && w->index <= m->cursor) ||
+           w->index <= fsm_materialized_index(m->fsm);
 }
 
 static bool is_late(struct waiter *w, struct matd *m)
@@ -133,6 +142,13 @@ static void write_done(int status, const char *errmsg, void *arg)
     struct batch *b = arg;
     struct matd *m = b->m;
     m->busy = false;
+    if (status == DB_OK && !b->read_only) {
+        /* Written even when the term has moved on since: PostgreSQL holds the rows. */
+        m->batches++;
+        metrics_histogram_observe(&m->batch_size, (double)b->n);
+    } else if (status != DB_OK) {
+        m->failures++;
+    }
     if (status == DB_OK && b->term == m->cursor_term) {
         if (b->cursor > m->cursor) {
             m->cursor = b->cursor;
@@ -263,6 +279,7 @@ static void timer_closed(uv_handle_t *h)
 static void on_timer(uv_timer_t *t)
 {
     struct matd *m = t->data;
+    answer(m, is_written, 0);
     answer(m, is_late, MATD_ETIMEDOUT);
     step(m);
     if (m->closing && !m->busy) {
@@ -292,6 +309,8 @@ int matd_init(struct matd **out, uv_loop_t *loop, struct pgpool *pool, struct rn
     m->pool = pool;
     m->rn = rn;
     m->fsm = fsm;
+    metrics_histogram_init(&m->batch_size, batch_bounds,
+                           sizeof(batch_bounds) / sizeof(batch_bounds[0]));
     uv_timer_init(loop, &m->timer);
     m->timer.data = m;
     schedule(m, TICK_MS);
@@ -328,6 +347,25 @@ int matd_wait(struct matd *m, uint64_t raft_index, uint64_t timeout_ms, matd_wai
 uint64_t matd_cursor(const struct matd *m)
 {
     return m->cursor_term != 0 ? m->cursor : 0;
+}
+
+void matd_stats(const struct matd *m, struct matd_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->batches = m->batches;
+    out->failures = m->failures;
+    out->batch_size = m->batch_size;
+    /* The queue is in raft order; count what lies after the cursor in MATD_BATCH steps. */
+    const struct revision *chunk[MATD_BATCH];
+    uint64_t from = matd_cursor(m) + 1;
+    for (;;) {
+        size_t n = fsm_pending_from(m->fsm, from, chunk, MATD_BATCH);
+        out->lag_revisions += n;
+        if (n < MATD_BATCH) {
+            break;
+        }
+        from = chunk[n - 1]->raft_index + 1;
+    }
 }
 
 void matd_close(struct matd *m, void (*cb)(void *data), void *data)

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "fsm.h"
+#include "metrics.h"
 #include "pgpool.h"
 #include "rnode.h"
 
@@ -48,6 +49,18 @@ int matd_wait(struct matd *m, uint64_t raft_index, uint64_t timeout_ms, matd_wai
 
 /* The raft index PostgreSQL is known to hold everything up to (0 before the first read). */
 uint64_t matd_cursor(const struct matd *m);
+
+/* What /metrics reports about the materializer. */
+struct matd_stats {
+    uint64_t lag_revisions; /* queued revisions after the cursor (every queued one while the
+                               cursor is unknown, as on a follower) */
+    uint64_t batches;       /* batches written to PostgreSQL */
+    uint64_t failures;      /* cursor reads and batch writes that failed (each is retried) */
+    struct metrics_histogram batch_size; /* revisions per written batch */
+};
+
+/* Fills *OUT with the current numbers (a copy). */
+void matd_stats(const struct matd *m, struct matd_stats *out);
 
 /* Fails every waiter with MATD_ECLOSED, lets a running batch finish, closes the timer, then
  * calls CB(DATA). The rnode and pool must still be open until then. */

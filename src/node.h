@@ -21,6 +21,7 @@
 #include "pgpool.h"
 #include "forward.h"
 #include "materializer.h"
+#include "metrics.h"
 #include "rnode.h"
 
 struct node {
@@ -41,6 +42,10 @@ struct node {
     uv_signal_t sigint;
     bool stopping;
     int pending_closes; /* components whose close callback has not run yet */
+    /* What GET /metrics counts; freed after the loop. */
+    struct metrics *metrics;
+    /* Feeds raft's leader id to the metrics every LEADER_SAMPLE_MS; started with raft only. */
+    uv_timer_t leader_sampler;
 };
 
 /* Runs a node with CONF until a stop signal. Returns 0 after a clean stop, or -1 with ERRMSG

@@ -1,0 +1,109 @@
+/*
+ * metrics: the numbers GET /metrics exposes, in the Prometheus text exposition format 0.0.4.
+ *
+ * The module keeps what the node has to count itself (requests by route pattern, method and
+ * status; request durations; leader changes) in plain structs, and renders those together
+ * with a snapshot of gauges that the node reads from its components at scrape time (struct
+ * metrics_gauges). docs/operations.md lists every metric and what to alert on.
+ *
+ * Cardinality stays bounded because the route label is a route pattern of the API's table
+ * ("/v1/projects/{project}/configs/{ckey}") or "other", never a raw path, and the method is
+ * one of http-parser's fixed names.
+ *
+ * Loop thread only; no locks.
+ */
+#ifndef CONCLAVE_METRICS_H
+#define CONCLAVE_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The most finite bucket bounds a histogram may have (the +Inf bucket is implicit). */
+#define METRICS_MAX_BOUNDS 16
+
+/* The most (route, method, status) series kept; observations of further series are dropped.
+ * The API's routes, the parser's methods and the statuses the code sends stay far below. */
+#define METRICS_MAX_SERIES 4096
+
+/* A histogram with fixed buckets. Plain data: copying the struct copies a snapshot. */
+struct metrics_histogram {
+    const double *bounds;                 /* ascending finite upper bounds; borrowed (static) */
+    size_t nbounds;                       /* at most METRICS_MAX_BOUNDS */
+    uint64_t buckets[METRICS_MAX_BOUNDS]; /* observations in (bounds[i-1], bounds[i]] */
+    uint64_t count;                       /* every observation: the +Inf bucket */
+    double sum;
+};
+
+/* Empties H and sets its bounds (NBOUNDS ascending values, kept by pointer; NBOUNDS beyond
+ * METRICS_MAX_BOUNDS is cut to it). */
+void metrics_histogram_init(struct metrics_histogram *h, const double *bounds, size_t nbounds);
+
+/* Counts V in the first bucket whose bound is >= V (in none but +Inf when V exceeds all). */
+void metrics_histogram_observe(struct metrics_histogram *h, double v);
+
+/* The bucket bounds of conclave_http_request_duration_seconds, in seconds. */
+extern const double metrics_duration_bounds[];
+extern const size_t metrics_duration_nbounds;
+
+/* What the node reads from its components when it is scraped. */
+struct metrics_gauges {
+    /* false without a raft section (or once raft is shut down): every conclave_raft_*,
+     * conclave_fsm_* and conclave_materializer_* family is left out of the output. */
+    bool has_raft;
+    uint64_t raft_term;
+    uint64_t raft_commit_index;
+    uint64_t raft_applied_index;
+    bool raft_is_leader;
+    uint64_t fsm_revision;
+    uint64_t fsm_pending_revisions;
+    uint64_t materializer_lag_revisions;
+    uint64_t materializer_batches;
+    uint64_t materializer_failures;
+    struct metrics_histogram materializer_batch_size;
+
+    /* false once the pool is closed: the conclave_pg_pool_* families are left out. */
+    bool has_pool;
+    uint64_t pool_connections_open;
+    uint64_t pool_busy;
+    uint64_t pool_queued;
+    uint64_t pool_jobs;
+    uint64_t pool_jobs_failed;
+    uint64_t pool_connect_failures;
+
+    uint64_t auth_cache_entries;
+};
+
+struct metrics;
+
+/* A new, empty set of counters, or NULL when out of memory. Free with metrics_free(). */
+struct metrics *metrics_new(void);
+void metrics_free(struct metrics *m);
+
+/*
+ * Counts one answered request: conclave_http_requests_total{route,method,status} and
+ * conclave_http_request_duration_seconds{route,method}. ROUTE is the route pattern the request
+ * matched, or NULL for "other"; METHOD NULL or "" counts as "-". Both strings are copied the
+ * first time a series is seen. Out of memory, or past METRICS_MAX_SERIES, the observation is
+ * dropped (it cannot fail from the caller's point of view).
+ */
+void metrics_observe_request(struct metrics *m, const char *route, const char *method, int status,
+                             double seconds);
+
+/* Reports the leader id raft currently knows (0: none). Every change to a non-zero id other than
+ * the last one seen counts in conclave_raft_leader_changes_total, the first leader included. */
+void metrics_observe_leader(struct metrics *m, uint64_t leader_id);
+
+/*
+ * Renders M and G (G may be NULL: only M's families) as exposition text: a HELP and a TYPE
+ * line for every family, series sorted by their labels, one trailing newline. On success
+ * returns 0, *OUT is the text (NUL-terminated, free() it) and *LEN its length without the NUL;
+ * returns -1 when out of memory (*OUT NULL).
+ */
+int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char **out,
+                   size_t *len);
+
+/* The content type of the output. */
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+#endif /* CONCLAVE_METRICS_H */

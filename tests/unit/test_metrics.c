@@ -1,0 +1,340 @@
+/*
+ * metrics: the exposition text for a few observations, byte for byte; label escaping;
+ * cumulative histogram buckets with +Inf, _sum and _count; leader change counting.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "metrics.h"
+
+#define REQS_HEAD                                                                                  \
+    "# HELP conclave_http_requests_total HTTP requests answered, by route pattern (\"other\": "    \
+    "no route matched), method and status.\n"                                                      \
+    "# TYPE conclave_http_requests_total counter\n"
+#define DURS_HEAD                                                                                  \
+    "# HELP conclave_http_request_duration_seconds Time from the first byte of a request to its "  \
+    "answer being queued, by route pattern and method.\n"                                          \
+    "# TYPE conclave_http_request_duration_seconds histogram\n"
+
+static char *render(const struct metrics *m, const struct metrics_gauges *g)
+{
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(metrics_render(m, g, &text, &len), 0);
+    assert_non_null(text);
+    assert_int_equal(len, strlen(text));
+    return text;
+}
+
+static void test_empty(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_new();
+    assert_non_null(m);
+    char *text = render(m, NULL);
+    assert_string_equal(text, REQS_HEAD DURS_HEAD);
+    free(text);
+    metrics_free(m);
+}
+
+static void test_requests_exact(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_new();
+    const char *put = "/v1/projects/{project}/configs/{ckey}";
+    /* Out of order on purpose: the output is sorted by route, method, status. Durations are
+     * powers of two so that the sums are exact; 0.5 sits on a bound (le is inclusive). */
+    metrics_observe_request(m, NULL, "GET", 404, 20);
+    metrics_observe_request(m, put, "PUT", 409, 0.5);
+    metrics_observe_request(m, put, "PUT", 200, 0.0009765625);
+    metrics_observe_request(m, put, "PUT", 200, 0.0078125);
+    metrics_observe_request(m, "/health", "GET", 200, 0);
+    char *text = render(m, NULL);
+    const char *want = REQS_HEAD
+        "conclave_http_requests_total{route=\"/health\",method=\"GET\",status=\"200\"} 1\n"
+        "conclave_http_requests_total{route=\"/v1/projects/{project}/configs/{ckey}\","
+        "method=\"PUT\",status=\"200\"} 2\n"
+        "conclave_http_requests_total{route=\"/v1/projects/{project}/configs/{ckey}\","
+        "method=\"PUT\",status=\"409\"} 1\n"
+        "conclave_http_requests_total{route=\"other\",method=\"GET\",status=\"404\"} 1\n" DURS_HEAD
+        "conclave_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\","
+        "le=\"0.0005\"} 1\n"
+        "conclave_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\","
+        "le=\"0.001\"} 1\n"
+        "conclave_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\","
+        "le=\"0.0025\"} 1\n"
+        "conclave_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\","
+        "le=\"0.005\"} 1\n"
+        "conclave_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\","
+        "le=\"0.01\"} 1\n"
+        "conclave_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\","
+        "le=\"0.025\"} 1\n"
+        "conclave_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\","
+        "le=\"0.05\"} 1\n"
+        "conclave_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\","
+        "le=\"0.1\"} 1\n"
+        "conclave_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\","
+        "le=\"0.25\"} 1\n"
+        "conclave_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\","
+        "le=\"0.5\"} 1\n"
+        "conclave_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\","
+        "le=\"1\"} 1\n"
+        "conclave_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\","
+        "le=\"2.5\"} 1\n"
+        "conclave_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\","
+        "le=\"5\"} 1\n"
+        "conclave_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\","
+        "le=\"10\"} 1\n"
+        "conclave_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\","
+        "le=\"+Inf\"} 1\n"
+        "conclave_http_request_duration_seconds_sum{route=\"/health\",method=\"GET\"} 0\n"
+        "conclave_http_request_duration_seconds_count{route=\"/health\",method=\"GET\"} 1\n"
+#define P                                                                                          \
+    "conclave_http_request_duration_seconds_bucket{route=\"/v1/projects/{project}/configs/"        \
+    "{ckey}\",method=\"PUT\","
+        P "le=\"0.0005\"} 0\n" P "le=\"0.001\"} 1\n" P "le=\"0.0025\"} 1\n" P "le=\"0.005\"} 1\n" P
+        "le=\"0.01\"} 2\n" P "le=\"0.025\"} 2\n" P "le=\"0.05\"} 2\n" P "le=\"0.1\"} 2\n" P
+        "le=\"0.25\"} 2\n" P "le=\"0.5\"} 3\n" P "le=\"1\"} 3\n" P "le=\"2.5\"} 3\n" P
+        "le=\"5\"} 3\n" P "le=\"10\"} 3\n" P "le=\"+Inf\"} 3\n"
+#undef P
+        "conclave_http_request_duration_seconds_sum{route=\"/v1/projects/{project}/configs/"
+        "{ckey}\",method=\"PUT\"} 0.5087890625\n"
+        "conclave_http_request_duration_seconds_count{route=\"/v1/projects/{project}/configs/"
+        "{ckey}\",method=\"PUT\"} 3\n"
+#define P "conclave_http_request_duration_seconds_bucket{route=\"other\",method=\"GET\","
+        P "le=\"0.0005\"} 0\n" P "le=\"0.001\"} 0\n" P "le=\"0.0025\"} 0\n" P "le=\"0.005\"} 0\n" P
+        "le=\"0.01\"} 0\n" P "le=\"0.025\"} 0\n" P "le=\"0.05\"} 0\n" P "le=\"0.1\"} 0\n" P
+        "le=\"0.25\"} 0\n" P "le=\"0.5\"} 0\n" P "le=\"1\"} 0\n" P "le=\"2.5\"} 0\n" P
+        "le=\"5\"} 0\n" P "le=\"10\"} 0\n" P "le=\"+Inf\"} 1\n"
+#undef P
+        "conclave_http_request_duration_seconds_sum{route=\"other\",method=\"GET\"} 20\n"
+        "conclave_http_request_duration_seconds_count{route=\"other\",method=\"GET\"} 1\n";
+    assert_string_equal(text, want);
+    free(text);
+    metrics_free(m);
+}
+
+static void test_label_escaping(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_new();
+    metrics_observe_request(m, "/a\"b\\c\nd", "", 200, 1);
+    char *text = render(m, NULL);
+    assert_non_null(strstr(text, "conclave_http_requests_total{route=\"/a\\\"b\\\\c\\nd\","
+                                 "method=\"-\",status=\"200\"} 1\n"));
+    assert_non_null(strstr(text, "conclave_http_request_duration_seconds_count{route="
+                                 "\"/a\\\"b\\\\c\\nd\",method=\"-\"} 1\n"));
+    /* The raw line feed never reaches the output: every line is a comment or a sample. */
+    for (const char *line = text; *line != '\0'; line = strchr(line, '\n') + 1) {
+        assert_true(line[0] == '#' || strncmp(line, "conclave_", 9) == 0);
+    }
+    free(text);
+    metrics_free(m);
+}
+
+static void test_histogram_cumulative(void **state)
+{
+    (void)state;
+    static const double bounds[] = {0.5, 1, 2.5};
+    struct metrics_histogram h;
+    metrics_histogram_init(&h, bounds, 3);
+    metrics_histogram_observe(&h, 0.25);
+    metrics_histogram_observe(&h, 0.5);
+    metrics_histogram_observe(&h, 2);
+    metrics_histogram_observe(&h, 7);
+    assert_int_equal(h.buckets[0], 2);
+    assert_int_equal(h.buckets[1], 0);
+    assert_int_equal(h.buckets[2], 1);
+    assert_int_equal(h.count, 4);
+
+    /* Rendered as the materializer's batch size, with the rest of the gauges. */
+    struct metrics *m = metrics_new();
+    metrics_observe_leader(m, 0);
+    metrics_observe_leader(m, 1);
+    metrics_observe_leader(m, 1);
+    metrics_observe_leader(m, 0); /* an election: no leader known for a moment */
+    metrics_observe_leader(m, 1); /* the same leader again is no change */
+    metrics_observe_leader(m, 3);
+    struct metrics_gauges g = {
+        .has_raft = true,
+        .raft_term = 7,
+        .raft_commit_index = 120,
+        .raft_applied_index = 119,
+        .raft_is_leader = true,
+        .fsm_revision = 42,
+        .fsm_pending_revisions = 5,
+        .materializer_lag_revisions = 2,
+        .materializer_batches = 4,
+        .materializer_failures = 1,
+        .materializer_batch_size = h,
+        .has_pool = true,
+        .pool_connections_open = 3,
+        .pool_busy = 1,
+        .pool_queued = 0,
+        .pool_jobs = 1000,
+        .pool_jobs_failed = 2,
+        .pool_connect_failures = 6,
+        .auth_cache_entries = 9,
+    };
+    char *text = render(m, &g);
+    const char *want =
+        REQS_HEAD DURS_HEAD "# HELP conclave_raft_term The current raft term.\n"
+                            "# TYPE conclave_raft_term gauge\n"
+                            "conclave_raft_term 7\n"
+                            "# HELP conclave_raft_commit_index The highest raft index known to be "
+                            "committed.\n"
+                            "# TYPE conclave_raft_commit_index gauge\n"
+                            "conclave_raft_commit_index 120\n"
+                            "# HELP conclave_raft_applied_index The highest raft index applied to "
+                            "the state machine.\n"
+                            "# TYPE conclave_raft_applied_index gauge\n"
+                            "conclave_raft_applied_index 119\n"
+                            "# HELP conclave_raft_is_leader 1 when this node is the raft leader, "
+                            "else 0.\n"
+                            "# TYPE conclave_raft_is_leader gauge\n"
+                            "conclave_raft_is_leader 1\n"
+                            "# HELP conclave_raft_leader_changes_total Changes of the leader this "
+                            "node observed (sampled every second), the first leader included.\n"
+                            "# TYPE conclave_raft_leader_changes_total counter\n"
+                            "conclave_raft_leader_changes_total 2\n"
+                            "# HELP conclave_fsm_revision The last revision number of the state "
+                            "machine.\n"
+                            "# TYPE conclave_fsm_revision gauge\n"
+                            "conclave_fsm_revision 42\n"
+                            "# HELP conclave_fsm_pending_revisions Revisions in this node's state "
+                            "machine queue that no materialized(N) entry covers yet.\n"
+                            "# TYPE conclave_fsm_pending_revisions gauge\n"
+                            "conclave_fsm_pending_revisions 5\n"
+                            "# HELP conclave_materializer_lag_revisions Queued revisions beyond "
+                            "the materializer's PostgreSQL cursor (on a follower: every queued "
+                            "revision).\n"
+                            "# TYPE conclave_materializer_lag_revisions gauge\n"
+                            "conclave_materializer_lag_revisions 2\n"
+                            "# HELP conclave_materializer_batches_total Batches of revisions this "
+                            "node wrote to PostgreSQL as leader.\n"
+                            "# TYPE conclave_materializer_batches_total counter\n"
+                            "conclave_materializer_batches_total 4\n"
+                            "# HELP conclave_materializer_batch_size Revisions per batch written "
+                            "to PostgreSQL.\n"
+                            "# TYPE conclave_materializer_batch_size histogram\n"
+                            "conclave_materializer_batch_size_bucket{le=\"0.5\"} 2\n"
+                            "conclave_materializer_batch_size_bucket{le=\"1\"} 2\n"
+                            "conclave_materializer_batch_size_bucket{le=\"2.5\"} 3\n"
+                            "conclave_materializer_batch_size_bucket{le=\"+Inf\"} 4\n"
+                            "conclave_materializer_batch_size_sum 9.75\n"
+                            "conclave_materializer_batch_size_count 4\n"
+                            "# HELP conclave_materializer_failures_total Materializer jobs (cursor "
+                            "reads and batch writes) that failed and were retried.\n"
+                            "# TYPE conclave_materializer_failures_total counter\n"
+                            "conclave_materializer_failures_total 1\n"
+                            "# HELP conclave_pg_pool_connections_open PostgreSQL connections open "
+                            "in the pool.\n"
+                            "# TYPE conclave_pg_pool_connections_open gauge\n"
+                            "conclave_pg_pool_connections_open 3\n"
+                            "# HELP conclave_pg_pool_busy PostgreSQL jobs running on pool "
+                            "workers.\n"
+                            "# TYPE conclave_pg_pool_busy gauge\n"
+                            "conclave_pg_pool_busy 1\n"
+                            "# HELP conclave_pg_pool_queued PostgreSQL jobs waiting for a pool "
+                            "worker.\n"
+                            "# TYPE conclave_pg_pool_queued gauge\n"
+                            "conclave_pg_pool_queued 0\n"
+                            "# HELP conclave_pg_pool_jobs_total PostgreSQL jobs finished.\n"
+                            "# TYPE conclave_pg_pool_jobs_total counter\n"
+                            "conclave_pg_pool_jobs_total 1000\n"
+                            "# HELP conclave_pg_pool_jobs_failed_total PostgreSQL jobs finished "
+                            "with a failure status (including no connection).\n"
+                            "# TYPE conclave_pg_pool_jobs_failed_total counter\n"
+                            "conclave_pg_pool_jobs_failed_total 2\n"
+                            "# HELP conclave_pg_pool_connect_failures_total Failed attempts to "
+                            "open a PostgreSQL connection.\n"
+                            "# TYPE conclave_pg_pool_connect_failures_total counter\n"
+                            "conclave_pg_pool_connect_failures_total 6\n"
+                            "# HELP conclave_auth_cache_entries Entries in this node's "
+                            "authentication cache.\n"
+                            "# TYPE conclave_auth_cache_entries gauge\n"
+                            "conclave_auth_cache_entries 9\n";
+    assert_string_equal(text, want);
+    free(text);
+    metrics_free(m);
+}
+
+/* Without raft and pool only the families that exist are written: no raft sample at all. */
+static void test_no_raft_families(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_new();
+    metrics_observe_leader(m, 2);
+    struct metrics_gauges g = {.auth_cache_entries = 0};
+    char *text = render(m, &g);
+    assert_null(strstr(text, "raft"));
+    assert_null(strstr(text, "fsm"));
+    assert_null(strstr(text, "materializer"));
+    assert_null(strstr(text, "pg_pool"));
+    assert_non_null(strstr(text, "\nconclave_auth_cache_entries 0\n"));
+    free(text);
+    metrics_free(m);
+}
+
+/* Sums print in the shortest form that reads back exactly; integers without an exponent. */
+static void test_number_format(void **state)
+{
+    (void)state;
+    static const double bounds[] = {1e-5, 100000, 1e6};
+    struct metrics_gauges g = {.has_raft = true};
+    struct metrics *m = metrics_new();
+    metrics_histogram_init(&g.materializer_batch_size, bounds, 3);
+    metrics_histogram_observe(&g.materializer_batch_size, 0.1);
+    metrics_histogram_observe(&g.materializer_batch_size, 0.2);
+    char *text = render(m, &g);
+    assert_non_null(strstr(text, "conclave_materializer_batch_size_bucket{le=\"1e-05\"} 0\n"));
+    assert_non_null(strstr(text, "conclave_materializer_batch_size_bucket{le=\"100000\"} 2\n"));
+    assert_non_null(strstr(text, "conclave_materializer_batch_size_bucket{le=\"1000000\"} 2\n"));
+    assert_non_null(strstr(text, "conclave_materializer_batch_size_sum 0.30000000000000004\n"));
+    free(text);
+    metrics_free(m);
+}
+
+/* Past METRICS_MAX_SERIES new series are dropped, existing ones still count. */
+static void test_series_cap(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_new();
+    for (int i = 0; i < METRICS_MAX_SERIES + 10; i++) {
+        metrics_observe_request(m, "/x", "GET", 1000 + i, 0.001);
+    }
+    metrics_observe_request(m, "/x", "GET", 1000, 0.001);
+    char *text = render(m, NULL);
+    size_t samples = 0;
+    for (const char *p = text; (p = strstr(p, "\nconclave_http_requests_total{")) != NULL; p++) {
+        samples++;
+    }
+    assert_int_equal(samples, METRICS_MAX_SERIES);
+    assert_non_null(strstr(text, "{route=\"/x\",method=\"GET\",status=\"1000\"} 2\n"));
+    assert_non_null(
+        strstr(text, "conclave_http_request_duration_seconds_count{route=\"/x\",method=\"GET\"} "
+                     "4107\n"));
+    free(text);
+    metrics_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_requests_exact),
+        cmocka_unit_test(test_label_escaping),
+        cmocka_unit_test(test_histogram_cumulative),
+        cmocka_unit_test(test_no_raft_families),
+        cmocka_unit_test(test_number_format),
+        cmocka_unit_test(test_series_cap),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
