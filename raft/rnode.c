@@ -281,7 +281,6 @@ void rnode_info(struct rnode *rn, struct rnode_info *info)
         info->members[i].role = s->role;
         info->nmembers++;
     }
-    fsm_state_hash(rn->fsm, info->state_hash);
 }
 
 /* ---- membership --------------------------------------------------------------------- */

@@ -74,7 +74,6 @@ struct rnode_info {
     uint64_t last_index;
     struct rnode_member members[RNODE_MAX_MEMBERS];
     unsigned nmembers;
-    uint8_t state_hash[32];
 };
 
 struct rnode;
@@ -110,7 +109,8 @@ int rnode_apply(struct rnode *rn, const void *entry, size_t len, rnode_apply_cb 
  * raft barrier serves every request that arrived before it was issued. */
 int rnode_barrier(struct rnode *rn, rnode_done_cb cb, void *data);
 
-/* Fills INFO with the current view. */
+/* Fills INFO with the current view. Cheap: it does not hash the state (fsm_state_hash() on
+ * rnode_fsm() does, in time proportional to the state). */
 void rnode_info(struct rnode *rn, struct rnode_info *info);
 
 /* Membership, on the leader only. add: as a spare, then promoted to voter once caught up.

@@ -66,6 +66,9 @@ static const struct api_route routes[] = {
 
 static void call_free(struct api_call *call)
 {
+    if (call->data_free != NULL && call->data != NULL) {
+        call->data_free(call->data);
+    }
     json_decref(call->result);
     json_decref(call->body);
     free(call->data);

@@ -61,13 +61,14 @@ struct api_call {
     enum role_level role;             /* API_PROJECT: the caller's role in the project */
     uint64_t cache_gen;               /* auth cache generation when a lookup started */
     api_work_fn work;
-    int ok_status;         /* status sent when the work succeeds */
-    json_t *result;        /* what to send then; NULL sends no body (204) */
-    json_t *body;          /* the parsed request body, when the handler asked for it */
-    void *data;            /* handler state, freed with free() when the call ends */
-    char after[96];        /* the decoded ?after= cursor of api_page() */
-    bool invalidates_auth; /* success changes who may do what: flush this node's cache */
-    const char *err_field; /* the body field a work function's 400/422 is about, or NULL */
+    int ok_status;                 /* status sent when the work succeeds */
+    json_t *result;                /* what to send then; NULL sends no body (204) */
+    json_t *body;                  /* the parsed request body, when the handler asked for it */
+    void *data;                    /* handler state, freed with free() when the call ends */
+    void (*data_free)(void *data); /* when set, releases what DATA owns before its free() */
+    char after[96];                /* the decoded ?after= cursor of api_page() */
+    bool invalidates_auth;         /* success changes who may do what: flush this node's cache */
+    const char *err_field;         /* the body field a work function's 400/422 is about, or NULL */
 };
 
 /* The node's HTTP handler: takes over REQ. DATA is the struct node. */

@@ -44,8 +44,10 @@ void apih_cluster_get(struct api_call *call)
     }
     struct rnode_info info;
     rnode_info(call->node->raft, &info);
+    uint8_t state_hash[32];
+    fsm_state_hash(rnode_fsm(call->node->raft), state_hash);
     char hash[65];
-    sodium_bin2hex(hash, sizeof(hash), info.state_hash, sizeof(info.state_hash));
+    sodium_bin2hex(hash, sizeof(hash), state_hash, sizeof(state_hash));
     json_t *members = json_array();
     for (unsigned i = 0; i < info.nmembers; i++) {
         json_array_append_new(

@@ -51,10 +51,15 @@ struct write {
     struct fsm_result res; /* outcome, for the answer after materialization */
 };
 
-static void write_free(struct write *w)
+/* Releases what W owns; the call frees W itself when it ends (api_call.data_free), whatever
+ * path answered it, so no handler frees it by hand. */
+static void write_free(void *data)
 {
+    struct write *w = data;
     free(w->content);
+    w->content = NULL;
     json_decref(w->doc);
+    w->doc = NULL;
 }
 
 static int64_t wall_us(void)
@@ -105,13 +110,11 @@ static void answer_conflict(struct api_call *call, struct write *w, uint64_t cur
         "config %s is at version %" PRIu64 ", not %" PRIu64
         "; read it again and retry with expected_version %" PRIu64,
         w->key, current, w->e.expected_version, current);
-    write_free(w);
     api_reply_done(call);
 }
 
 static void answer_not_found(struct api_call *call, struct write *w)
 {
-    write_free(w);
     api_error(call, 404, "not_found", "config %s does not exist in project %s", w->key, w->project);
 }
 
@@ -120,7 +123,6 @@ static void answer_unknown(struct api_call *call, struct write *w, const char *w
     http_respond_error_ex(
         call->req, 504, NULL, json_pack("{s:s}", "request_id", w->request_id), "outcome_unknown",
         "%s; retry with the same request_id (%s) to learn the outcome", why, w->request_id);
-    write_free(w);
     api_reply_done(call);
 }
 
@@ -137,7 +139,6 @@ static void materialized(void *data, int status)
     }
     json_t *body = write_body(call, w, w->res.version, w->res.revision, w->index);
     int status_code = w->ok_status;
-    write_free(w);
     api_reply(call, status_code, body);
 }
 
@@ -167,7 +168,6 @@ static void applied(void *data, int status, const struct fsm_result *res, uint64
     struct api_call *call = data;
     struct write *w = call->data;
     if (status == RNODE_ENOTLEADER || status == RNODE_ESHUTDOWN) {
-        write_free(w);
         http_respond_error_ex(call->req, 503, retry1, NULL, "unavailable",
                               "this node lost leadership before the write was appended; retry");
         api_reply_done(call);
@@ -195,7 +195,6 @@ static void applied(void *data, int status, const struct fsm_result *res, uint64
         return;
     case FSM_DUPLICATE:
         if (res->mismatch) {
-            write_free(w);
             api_field_error(call, "request_id",
                             "request_id %s was already used for a different write; use a new "
                             "request_id for a new write",
@@ -205,7 +204,6 @@ static void applied(void *data, int status, const struct fsm_result *res, uint64
         answer_first(call, w, res->first_status, res->version, res->revision, res->first_index);
         return;
     case FSM_FULL:
-        write_free(w);
         http_respond_error_ex(call->req, 503, retry1, NULL, "unavailable",
                               "the state machine is full: %s", res->message);
         api_reply_done(call);
@@ -213,7 +211,6 @@ static void applied(void *data, int status, const struct fsm_result *res, uint64
     default:
         fprintf(stderr, "configs: rid=%s the state machine refused an entry: %s\n",
                 http_request_id(call->req), res->message);
-        write_free(w);
         api_error(call, 500, "internal", "the state machine refused the entry (%s)", res->message);
     }
 }
@@ -223,7 +220,6 @@ static void propose(struct api_call *call)
     struct write *w = call->data;
     struct node *node = call->node;
     if (node->raft == NULL || node->stopping) {
-        write_free(w);
         http_respond_error_ex(call->req, 503, retry1, NULL, "unavailable", "the node is stopping");
         api_reply_done(call);
         return;
@@ -236,14 +232,12 @@ static void propose(struct api_call *call)
     size_t len = 0;
     char err[512];
     if (codec_encode(&w->e, &buf, &len, err, sizeof(err)) != 0) {
-        write_free(w);
         api_error(call, 400, "bad_request", "%s", err);
         return;
     }
     int rc = rnode_apply(node->raft, buf, len, applied, call);
     free(buf);
     if (rc != 0) {
-        write_free(w);
         http_respond_error_ex(call->req, 503, retry1, NULL, "unavailable",
                               "this node cannot propose now (not the ready leader); retry");
         api_reply_done(call);
@@ -305,7 +299,6 @@ static void after_checks(struct api_call *call)
     }
     w->e.has_schema = 1;
     if (!parse_uuid(w->schema_text, w->e.schema_id)) {
-        write_free(w);
         api_field_error(call, "schema_id", "field \"schema_id\" must be a schema's UUID");
         return;
     }
@@ -315,7 +308,6 @@ static void after_checks(struct api_call *call)
 static void schema_done(int status, const char *errmsg, void *arg)
 {
     struct api_call *call = arg;
-    struct write *w = call->data;
     if (status == DB_OK) {
         propose(call);
         return;
@@ -323,13 +315,11 @@ static void schema_done(int status, const char *errmsg, void *arg)
     if (status == APIH_UNPROCESSABLE) {
         json_t *errors = call->result;
         call->result = NULL;
-        write_free(w);
         http_respond_error_ex(call->req, 422, NULL, json_pack("{s:o}", "errors", errors),
                               "schema_violation", "%s", errmsg);
         api_reply_done(call);
         return;
     }
-    write_free(w);
     api_finish(call, status, errmsg);
 }
 
@@ -365,6 +355,7 @@ static struct write *write_new(struct api_call *call, enum codec_op op, const ch
         return NULL;
     }
     call->data = w;
+    call->data_free = write_free;
     snprintf(w->project, sizeof(w->project), "%s", call->params[0]);
     snprintf(w->key, sizeof(w->key), "%s", key);
     if (call->who.kind == PRINCIPAL_APIKEY) {
@@ -460,7 +451,6 @@ static void check_and_go(struct api_call *call)
         uint8_t fp[32];
         fsm_request_fingerprint(&w->e, fp);
         if (sodium_memcmp(fp, seen->fingerprint, 32) != 0) {
-            write_free(w);
             api_field_error(call, "request_id",
                             "request_id %s was already used for a different write; use a new "
                             "request_id for a new write",
@@ -506,9 +496,6 @@ void apih_config_create(struct api_call *call)
     }
     struct write *w = write_new(call, CODEC_OP_PUT, key);
     if (w == NULL || read_content(call, w) != 0 || read_common(call, w) != 0) {
-        if (w != NULL) {
-            write_free(w);
-        }
         return;
     }
     w->e.expected_version = 0;
@@ -530,14 +517,12 @@ void apih_config_put(struct api_call *call)
         return;
     }
     if (ev == NULL) {
-        write_free(w);
         api_field_error(call, "expected_version",
                         "field \"expected_version\" is required (0 creates the key)");
         return;
     }
     if (read_version(call, "expected_version", ev, 0, &w->e.expected_version) != 0 ||
         read_content(call, w) != 0 || read_common(call, w) != 0) {
-        write_free(w);
         return;
     }
     if (w->e.expected_version == 0) {
@@ -976,14 +961,11 @@ static int rollback_load(PGconn *conn, struct api_call *call, char *errmsg, size
 static void rollback_loaded(int status, const char *errmsg, void *arg)
 {
     struct api_call *call = arg;
-    struct write *w = call->data;
     if (status != DB_OK) {
-        write_free(w);
         api_finish(call, status, errmsg);
         return;
     }
     if (!rnode_ready(call->node->raft)) {
-        write_free(w);
         http_respond_error_ex(call->req, 503, retry1, NULL, "unavailable",
                               "leadership changed; retry");
         api_reply_done(call);
@@ -1006,7 +988,6 @@ void apih_config_rollback(struct api_call *call)
     json_t *tv = json_object_get(call->body, "target_version");
     json_t *ev = json_object_get(call->body, "expected_version");
     if (tv == NULL || ev == NULL) {
-        write_free(w);
         api_field_error(call, tv == NULL ? "target_version" : "expected_version",
                         "fields \"target_version\" and \"expected_version\" are required");
         return;
@@ -1014,11 +995,9 @@ void apih_config_rollback(struct api_call *call)
     if (read_version(call, "target_version", tv, 1, &w->e.source_version) != 0 ||
         read_version(call, "expected_version", ev, 1, &w->e.expected_version) != 0 ||
         read_common(call, w) != 0) {
-        write_free(w);
         return;
     }
     if (w->e.source_version >= w->e.expected_version) {
-        write_free(w);
         api_field_error(call, "target_version",
                         "field \"target_version\" must be below the current version");
         return;

@@ -76,7 +76,9 @@ write_config() {
 free_port() {
   local p i
   for ((i = 0; i < 50; i++)); do
-    p=$((20000 + RANDOM % 40000))
+    # Below the kernel's ephemeral range (32768-60999), where outgoing connections of
+    # the tests themselves would otherwise take a port between the probe and the bind.
+    p=$((10000 + RANDOM % 22000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return 0
