@@ -743,6 +743,11 @@ int api_page(struct api_call *call, bool after_is_uuid, int *limit, const char *
     return 0;
 }
 
+int api_page_start(struct api_call *call, bool after_is_uuid)
+{
+    return api_page(call, after_is_uuid, &call->page_limit, &call->page_after);
+}
+
 json_t *api_page_result(json_t *items, int limit, const char *key)
 {
     json_t *next = json_null();

@@ -67,6 +67,8 @@ struct api_call {
     void *data;                    /* handler state, freed with free() when the call ends */
     void (*data_free)(void *data); /* when set, releases what DATA owns before its free() */
     char after[96];                /* the decoded ?after= cursor of api_page() */
+    int page_limit;                /* api_page_start(): ?limit= */
+    const char *page_after;        /* api_page_start(): ?after=, or NULL */
     bool invalidates_auth;         /* success changes who may do what: flush this node's cache */
     const char *err_field;         /* the body field a work function's 400/422 is about, or NULL */
 };
@@ -97,6 +99,9 @@ int api_page(struct api_call *call, bool after_is_uuid, int *limit, const char *
 /* Finds query parameter NAME, percent-decoded into OUT. 1 when present, 0 when absent, -1 when
  * malformed or longer than OUTLEN. */
 int api_query(struct api_call *call, const char *name, char *out, size_t outlen);
+
+/* api_page() into call->page_limit and call->page_after, for list handlers. */
+int api_page_start(struct api_call *call, bool after_is_uuid);
 
 /* Wraps ITEMS (stolen; LIMIT + 1 rows were asked for) as a page {"items", "next_after"},
  * using field KEY of the last item as the cursor. */

@@ -89,35 +89,20 @@ void apih_project_create(struct api_call *call)
     api_run(call, create_work, 201);
 }
 
-struct page {
-    int limit;
-    const char *after;
-};
-
-static struct page *page_or_answer(struct api_call *call, bool uuid_cursor)
-{
-    struct page *pg = alloc_or_500(call, sizeof(*pg));
-    if (pg == NULL || api_page(call, uuid_cursor, &pg->limit, &pg->after) != 0) {
-        return NULL;
-    }
-    return pg;
-}
-
 static int list_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
-    struct page *pg = call->data;
     json_t *rows = NULL;
-    int rc = dbprojects_list(conn, call->who.user_id, call->who.is_admin, pg->after, pg->limit + 1,
-                             &rows, errmsg, errlen);
+    int rc = dbprojects_list(conn, call->who.user_id, call->who.is_admin, call->page_after,
+                             call->page_limit + 1, &rows, errmsg, errlen);
     if (rc == DB_OK) {
-        call->result = api_page_result(rows, pg->limit, "id");
+        call->result = api_page_result(rows, call->page_limit, "id");
     }
     return rc;
 }
 
 void apih_project_list(struct api_call *call)
 {
-    if (page_or_answer(call, false) != NULL) {
+    if (api_page_start(call, false) == 0) {
         api_run(call, list_work, 200);
     }
 }
@@ -193,19 +178,18 @@ void apih_key_create(struct api_call *call)
 
 static int key_list_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
-    struct page *pg = call->data;
     json_t *rows = NULL;
-    int rc =
-        dbprojects_key_list(conn, call->params[0], pg->after, pg->limit + 1, &rows, errmsg, errlen);
+    int rc = dbprojects_key_list(conn, call->params[0], call->page_after, call->page_limit + 1,
+                                 &rows, errmsg, errlen);
     if (rc == DB_OK) {
-        call->result = api_page_result(rows, pg->limit, "id");
+        call->result = api_page_result(rows, call->page_limit, "id");
     }
     return rc;
 }
 
 void apih_key_list(struct api_call *call)
 {
-    if (page_or_answer(call, true) != NULL) {
+    if (api_page_start(call, true) == 0) {
         api_run(call, key_list_work, 200);
     }
 }
@@ -230,19 +214,18 @@ void apih_key_revoke(struct api_call *call)
 
 static int role_list_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
-    struct page *pg = call->data;
     json_t *rows = NULL;
-    int rc = dbprojects_role_list(conn, call->params[0], pg->after, pg->limit + 1, &rows, errmsg,
-                                  errlen);
+    int rc = dbprojects_role_list(conn, call->params[0], call->page_after, call->page_limit + 1,
+                                  &rows, errmsg, errlen);
     if (rc == DB_OK) {
-        call->result = api_page_result(rows, pg->limit, "user_id");
+        call->result = api_page_result(rows, call->page_limit, "user_id");
     }
     return rc;
 }
 
 void apih_role_list(struct api_call *call)
 {
-    if (page_or_answer(call, true) != NULL) {
+    if (api_page_start(call, true) == 0) {
         api_run(call, role_list_work, 200);
     }
 }

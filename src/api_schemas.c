@@ -122,31 +122,19 @@ void apih_schema_create(struct api_call *call)
     }
 }
 
-struct page {
-    int limit;
-    const char *after;
-};
-
 static int list_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
-    struct page *pg = call->data;
     json_t *rows = NULL;
-    int rc = dbschemas_list(conn, pg->after, pg->limit + 1, &rows, errmsg, errlen);
+    int rc = dbschemas_list(conn, call->page_after, call->page_limit + 1, &rows, errmsg, errlen);
     if (rc == DB_OK) {
-        call->result = api_page_result(rows, pg->limit, "id");
+        call->result = api_page_result(rows, call->page_limit, "id");
     }
     return rc;
 }
 
 void apih_schema_list(struct api_call *call)
 {
-    struct page *pg = calloc(1, sizeof(*pg));
-    if (pg == NULL) {
-        api_error(call, 500, "internal", "out of memory");
-        return;
-    }
-    call->data = pg;
-    if (api_page(call, true, &pg->limit, &pg->after) == 0) {
+    if (api_page_start(call, true) == 0) {
         api_run(call, list_work, 200);
     }
 }
