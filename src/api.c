@@ -1,6 +1,7 @@
 #include "api.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,7 @@ static const struct api_route routes[] = {
      apih_config_revisions},
     {"POST", "/v1/projects/{project}/configs/{ckey}/rollback", API_PROJECT, ROLE_EDITOR,
      apih_config_rollback},
+    {"GET", "/v1/projects/{project}/revisions", API_PROJECT, ROLE_VIEWER, apih_project_revisions},
     {"GET", "/v1/projects/{project}/watch", API_PROJECT, ROLE_VIEWER, apih_watch},
     {"GET", "/v1/projects/{project}/audit/verify", API_PROJECT, ROLE_VIEWER, apih_audit_verify},
     {"GET", "/v1/cluster", API_INSTANCE_ADMIN, ROLE_NONE, apih_cluster_get},
@@ -709,6 +711,27 @@ int api_query(struct api_call *call, const char *name, char *out, size_t outlen)
             return pct_decode(q + nlen + 1, len - nlen - 1, out, outlen, true) == 0 ? 1 : -1;
         }
         q += len + (amp ? 1 : 0);
+    }
+    return 0;
+}
+
+int api_query_u64(struct api_call *call, const char *name, uint64_t def, uint64_t max,
+                  uint64_t *out)
+{
+    char buf[32];
+    char *end = NULL;
+    int q = api_query(call, name, buf, sizeof(buf));
+    *out = def;
+    if (q == 0) {
+        return 0;
+    }
+    if (q > 0) {
+        *out = strtoull(buf, &end, 10);
+    }
+    if (q < 0 || end == buf || *end != '\0' || buf[0] == '-' || *out > max) {
+        api_field_error(call, name, "query parameter %s must be a whole number from 0 to %" PRIu64,
+                        name, max);
+        return -1;
     }
     return 0;
 }

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -99,6 +100,11 @@ int api_page(struct api_call *call, bool after_is_uuid, int *limit, const char *
 /* Finds query parameter NAME, percent-decoded into OUT. 1 when present, 0 when absent, -1 when
  * malformed or longer than OUTLEN. */
 int api_query(struct api_call *call, const char *name, char *out, size_t outlen);
+
+/* Reads query parameter NAME as a whole number from 0 to MAX into *OUT (DEF when absent).
+ * Returns 0, or -1 after answering 400 with the parameter named. */
+int api_query_u64(struct api_call *call, const char *name, uint64_t def, uint64_t max,
+                  uint64_t *out);
 
 /* api_page() into call->page_limit and call->page_after, for list handlers. */
 int api_page_start(struct api_call *call, bool after_is_uuid);

@@ -1,7 +1,7 @@
 /*
  * api_handlers: the endpoint handlers, one group per file (api_auth.c, api_users.c,
- * api_projects.c, api_schemas.c). Each takes over the call (see api.h) and must end it with
- * exactly one answer.
+ * api_projects.c, api_schemas.c, api_configs.c, api_history.c, api_cluster.c). Each takes over
+ * the call (see api.h) and must end it with exactly one answer.
  */
 #ifndef CONCLAVE_API_HANDLERS_H
 #define CONCLAVE_API_HANDLERS_H
@@ -47,8 +47,10 @@ void apih_config_put(struct api_call *call);
 void apih_config_delete(struct api_call *call);
 void apih_config_get(struct api_call *call);
 void apih_config_list(struct api_call *call);
-void apih_config_revisions(struct api_call *call);
 void apih_config_rollback(struct api_call *call);
+/* api_history.c */
+void apih_config_revisions(struct api_call *call);
+void apih_project_revisions(struct api_call *call);
 void apih_watch(struct api_call *call);
 void apih_audit_verify(struct api_call *call);
 

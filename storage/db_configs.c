@@ -95,6 +95,15 @@ int dbconfigs_changes(PGconn *conn, const char *project, uint64_t after_revision
                               3, p, out, errmsg, errlen);
 }
 
+int dbconfigs_head(PGconn *conn, const char *project, json_t **out, char *errmsg, size_t errlen)
+{
+    const char *p[] = {project};
+    return db_query_json_row(conn, "reading the project's revision head",
+                             "SELECT json_build_object('revisions', count(*), 'head_revision',"
+                             " max(revision)) FROM config_revisions WHERE project_id = $1",
+                             1, p, out, errmsg, errlen);
+}
+
 int dbconfigs_list(PGconn *conn, const char *project, const char *prefix, const char *after,
                    int limit, json_t **out, char *errmsg, size_t errlen)
 {

@@ -54,6 +54,11 @@ int dbconfigs_at_version(PGconn *conn, const char *project, const char *key, uin
 int dbconfigs_changes(PGconn *conn, const char *project, uint64_t after_revision, int limit,
                       json_t **out, char *errmsg, size_t errlen);
 
+/* PROJECT's revision count and last revision: *OUT is {"revisions": N, "head_revision": R or
+ * null when the project has none}. Audit tools use it to size a progress bar and to know where
+ * a history ends when they start. */
+int dbconfigs_head(PGconn *conn, const char *project, json_t **out, char *errmsg, size_t errlen);
+
 /* PROJECT's live (not deleted) configs whose key starts with PREFIX (NULL or "" for all;
  * matched literally, so "%" and "_" are ordinary characters) and sorts after AFTER (NULL or ""
  * for the first page), in bytewise key order (COLLATE "C"), at most LIMIT (>= 0). *OUT is an
