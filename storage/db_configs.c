@@ -99,9 +99,18 @@ int dbconfigs_head(PGconn *conn, const char *project, json_t **out, char *errmsg
 {
     const char *p[] = {project};
     return db_query_json_row(conn, "reading the project's revision head",
-                             "SELECT json_build_object('revisions', count(*), 'head_revision',"
-                             " max(revision)) FROM config_revisions WHERE project_id = $1",
+                             "SELECT json_build_object('revisions', (SELECT count(*) FROM"
+                             " config_revisions WHERE project_id = $1), 'head_revision', (SELECT"
+                             " max(revision) FROM config_revisions WHERE project_id = $1))"
+                             " FROM projects WHERE id = $1",
                              1, p, out, errmsg, errlen);
+}
+
+int dbconfigs_audit_projects(PGconn *conn, json_t **out, char *errmsg, size_t errlen)
+{
+    return db_query_json_rows(conn, "listing projects to audit",
+                              "SELECT to_json(id) FROM projects ORDER BY id COLLATE \"C\"", 0, NULL,
+                              out, errmsg, errlen);
 }
 
 int dbconfigs_list(PGconn *conn, const char *project, const char *prefix, const char *after,

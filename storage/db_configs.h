@@ -55,9 +55,13 @@ int dbconfigs_changes(PGconn *conn, const char *project, uint64_t after_revision
                       json_t **out, char *errmsg, size_t errlen);
 
 /* PROJECT's revision count and last revision: *OUT is {"revisions": N, "head_revision": R or
- * null when the project has none}. Audit tools use it to size a progress bar and to know where
- * a history ends when they start. */
+ * null when the project has none}; DB_NOT_FOUND when no project (live or soft-deleted) has that
+ * id. Audit tools use it to size a progress bar. */
 int dbconfigs_head(PGconn *conn, const char *project, json_t **out, char *errmsg, size_t errlen);
+
+/* The id of every project, live or soft-deleted (their histories stay), in byte order: *OUT is
+ * an array of strings. For auditors reading PostgreSQL directly. */
+int dbconfigs_audit_projects(PGconn *conn, json_t **out, char *errmsg, size_t errlen);
 
 /* PROJECT's live (not deleted) configs whose key starts with PREFIX (NULL or "" for all;
  * matched literally, so "%" and "_" are ordinary characters) and sorts after AFTER (NULL or ""
