@@ -1,0 +1,351 @@
+#include "fsm_store.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void fst_fail(char *errmsg, size_t errlen, const char *fmt, ...)
+{
+    if (errmsg == NULL || errlen == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errmsg, errlen, fmt, ap);
+    va_end(ap);
+}
+
+int fst_cmp_bytes(const char *a, size_t alen, const char *b, size_t blen)
+{
+    size_t n = alen < blen ? alen : blen;
+    int c = n > 0 ? memcmp(a, b, n) : 0;
+    if (c != 0) {
+        return c;
+    }
+    return (alen > blen) - (alen < blen);
+}
+
+char *fst_dup_bytes(const void *src, size_t len)
+{
+    char *p = malloc(len + 1);
+    if (p != NULL) {
+        if (len > 0) {
+            memcpy(p, src, len);
+        }
+        p[len] = '\0';
+    }
+    return p;
+}
+
+/* ---- projects and configs ---- */
+
+/* The position of the first project whose id is >= ID. */
+static size_t project_lower(const struct fsm *f, const char *id, size_t len)
+{
+    size_t lo = 0;
+    size_t hi = f->nprojects;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct project *p = f->projects[mid];
+        if (fst_cmp_bytes(p->id, p->id_len, id, len) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+struct project *fst_project_find(const struct fsm *f, const char *id, size_t len)
+{
+    size_t i = project_lower(f, id, len);
+    if (i < f->nprojects &&
+        fst_cmp_bytes(f->projects[i]->id, f->projects[i]->id_len, id, len) == 0) {
+        return f->projects[i];
+    }
+    return NULL;
+}
+
+size_t fst_config_lower(const struct project *p, const char *key, size_t len)
+{
+    size_t lo = 0;
+    size_t hi = p->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct fsm_config *c = p->configs[mid];
+        if (fst_cmp_bytes(c->key, c->key_len, key, len) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+struct fsm_config *fst_config_find(const struct project *p, const char *key, size_t len)
+{
+    size_t i = fst_config_lower(p, key, len);
+    if (i < p->count && fst_cmp_bytes(p->configs[i]->key, p->configs[i]->key_len, key, len) == 0) {
+        return p->configs[i];
+    }
+    return NULL;
+}
+
+void fst_config_free(struct fsm_config *c)
+{
+    if (c != NULL) {
+        free(c->key);
+        free(c->content);
+        free(c->updated_by);
+        free(c);
+    }
+}
+
+struct project *fst_project_alloc(const char *id, size_t len)
+{
+    struct project *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return NULL;
+    }
+    p->id = fst_dup_bytes(id, len);
+    if (p->id == NULL) {
+        free(p);
+        return NULL;
+    }
+    p->id_len = len;
+    return p;
+}
+
+void fst_project_free(struct project *p)
+{
+    if (p != NULL) {
+        for (size_t i = 0; i < p->count; i++) {
+            fst_config_free(p->configs[i]);
+        }
+        free(p->configs);
+        free(p->id);
+        free(p);
+    }
+}
+
+/* Makes room for one more pointer in *ARR (COUNT used of *CAP). Growing changes nothing
+ * observable, so it may happen before the change that needs it is known to succeed. */
+static int reserve_ptrs(void ***arr, size_t count, size_t *cap)
+{
+    if (count < *cap) {
+        return 0;
+    }
+    size_t ncap = *cap > 0 ? *cap * 2 : 8;
+    void **n = realloc(*arr, ncap * sizeof(*n));
+    if (n == NULL) {
+        return FSM_ENOMEM;
+    }
+    *arr = n;
+    *cap = ncap;
+    return 0;
+}
+
+int fst_projects_reserve(struct fsm *f)
+{
+    void **arr = (void **)f->projects;
+    int rc = reserve_ptrs(&arr, f->nprojects, &f->projects_cap);
+    f->projects = (struct project **)arr;
+    return rc;
+}
+
+int fst_configs_reserve(struct project *p)
+{
+    void **arr = (void **)p->configs;
+    int rc = reserve_ptrs(&arr, p->count, &p->cap);
+    p->configs = (struct fsm_config **)arr;
+    return rc;
+}
+
+void fst_projects_insert(struct fsm *f, struct project *p)
+{
+    size_t i = project_lower(f, p->id, p->id_len);
+    memmove(&f->projects[i + 1], &f->projects[i], (f->nprojects - i) * sizeof(f->projects[0]));
+    f->projects[i] = p;
+    f->nprojects++;
+}
+
+void fst_configs_insert(struct project *p, struct fsm_config *c)
+{
+    size_t i = fst_config_lower(p, c->key, c->key_len);
+    memmove(&p->configs[i + 1], &p->configs[i], (p->count - i) * sizeof(p->configs[0]));
+    p->configs[i] = c;
+    p->count++;
+}
+
+/* ---- the pending queue ---- */
+
+struct revision *fst_pending_at(const struct fsm *f, size_t i)
+{
+    return &f->pending[(f->pending_head + i) % f->pending_cap];
+}
+
+int fst_pending_reserve(struct fsm *f)
+{
+    if (f->pending_count < f->pending_cap) {
+        return 0;
+    }
+    size_t ncap = f->pending_cap > 0 ? f->pending_cap * 2 : 64;
+    struct revision *n = malloc(ncap * sizeof(*n));
+    if (n == NULL) {
+        return FSM_ENOMEM;
+    }
+    for (size_t i = 0; i < f->pending_count; i++) {
+        n[i] = *fst_pending_at(f, i);
+    }
+    free(f->pending);
+    f->pending = n;
+    f->pending_head = 0;
+    f->pending_cap = ncap;
+    return 0;
+}
+
+void fst_pending_push(struct fsm *f, const struct revision *r)
+{
+    f->pending[(f->pending_head + f->pending_count) % f->pending_cap] = *r;
+    f->pending_count++;
+    f->pending_bytes += r->content_len;
+}
+
+void fst_pending_pop(struct fsm *f)
+{
+    struct revision *r = fst_pending_at(f, 0);
+    f->pending_bytes -= r->content_len;
+    revision_clear(r);
+    f->pending_head = (f->pending_head + 1) % f->pending_cap;
+    f->pending_count--;
+}
+
+/* ---- the request-id table ---- */
+
+uint64_t fst_request_hash(const struct fsm *f, const char *project, size_t project_len,
+                          const char *request_id, size_t request_id_len)
+{
+    /* Project ids cannot contain NUL, so the separator makes the key unambiguous. */
+    uint8_t key[CODEC_MAX_PROJECT + 1 + CODEC_MAX_REQUEST_ID];
+    memcpy(key, project, project_len);
+    key[project_len] = 0;
+    memcpy(key + project_len + 1, request_id, request_id_len);
+    uint8_t h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, key, project_len + 1 + request_id_len, f->hash_key);
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = (v << 8) | h[i];
+    }
+    return v;
+}
+
+long fst_request_slot(const struct fsm *f, uint64_t h, const char *project, size_t project_len,
+                      const char *request_id, size_t request_id_len)
+{
+    const size_t mask = REQ_SLOTS - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        uint32_t v = f->req_slots[i];
+        if (v == 0) {
+            return -1;
+        }
+        const struct request *r = &f->requests[v - 1];
+        if (r->hash == h && r->project_len == project_len && r->request_id_len == request_id_len &&
+            memcmp(r->project, project, project_len) == 0 &&
+            memcmp(r->request_id, request_id, request_id_len) == 0) {
+            return (long)i;
+        }
+    }
+}
+
+/* Empties slot I by backward shifting: each following entry of the cluster moves back into
+ * the hole unless its home slot lies cyclically in (hole, its slot], where it must stay to
+ * remain reachable. This keeps lookups correct without tombstone slots. */
+static void request_slot_remove(struct fsm *f, size_t i)
+{
+    const size_t mask = REQ_SLOTS - 1;
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        uint32_t v = f->req_slots[j];
+        if (v == 0) {
+            break;
+        }
+        size_t home = f->requests[v - 1].hash & mask;
+        int stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            f->req_slots[i] = v;
+            i = j;
+        }
+    }
+    f->req_slots[i] = 0;
+}
+
+int fst_request_reserve(struct fsm *f)
+{
+    if (f->req_count < f->req_cap || f->req_cap == FSM_REQUEST_CAPACITY) {
+        return 0;
+    }
+    size_t ncap = f->req_cap > 0 ? f->req_cap * 2 : 64;
+    if (ncap > FSM_REQUEST_CAPACITY) {
+        ncap = FSM_REQUEST_CAPACITY;
+    }
+    struct request *n = realloc(f->requests, ncap * sizeof(*n));
+    if (n == NULL) {
+        return FSM_ENOMEM;
+    }
+    f->requests = n;
+    f->req_cap = ncap;
+    return 0;
+}
+
+void fst_request_insert(struct fsm *f, uint64_t h, const char *project, size_t project_len,
+                        const char *request_id, size_t request_id_len,
+                        const struct fsm_request *outcome)
+{
+    const size_t mask = REQ_SLOTS - 1;
+    if (f->req_count == FSM_REQUEST_CAPACITY) {
+        const struct request *old = &f->requests[f->req_head];
+        long s = fst_request_slot(f, old->hash, old->project, old->project_len, old->request_id,
+                                  old->request_id_len);
+        request_slot_remove(f, (size_t)s);
+        f->req_head = (f->req_head + 1) % FSM_REQUEST_CAPACITY;
+        f->req_count--;
+    }
+    size_t pos = (f->req_head + f->req_count) % FSM_REQUEST_CAPACITY;
+    struct request *r = &f->requests[pos];
+    memset(r, 0, sizeof(*r));
+    r->hash = h;
+    r->project_len = (uint8_t)project_len;
+    r->request_id_len = (uint8_t)request_id_len;
+    memcpy(r->project, project, project_len);
+    memcpy(r->request_id, request_id, request_id_len);
+    r->outcome = *outcome;
+    size_t i = h & mask;
+    while (f->req_slots[i] != 0) {
+        i = (i + 1) & mask;
+    }
+    f->req_slots[i] = (uint32_t)pos + 1;
+    f->req_count++;
+}
+
+const struct request *fst_request_at(const struct fsm *f, size_t i)
+{
+    return &f->requests[(f->req_head + i) % FSM_REQUEST_CAPACITY];
+}
+
+/* ---- lifecycle ---- */
+
+void fst_state_release(struct fsm *f)
+{
+    for (size_t i = 0; i < f->nprojects; i++) {
+        fst_project_free(f->projects[i]);
+    }
+    free(f->projects);
+    while (f->pending_count > 0) {
+        fst_pending_pop(f);
+    }
+    free(f->pending);
+    free(f->requests);
+    free(f->req_slots);
+}
