@@ -10,113 +10,10 @@
 
 #include <http_parser.h>
 
+#include "http_internal.h"
 #include "http_response.h"
 
-/* Bytes read from a socket at once. Reading pauses while unparsed bytes remain, so this is
- * also the most a connection buffers ahead of the parser. */
-#define READ_BUF_SIZE  16384
-#define LISTEN_BACKLOG 511
-/* After our last response we drain the client's remaining bytes this long at most, so that
- * closing with unread data does not reset the connection and destroy that response. */
-#define LINGER_MAX_MS 2000
-/* The longest path written to the access log. */
-#define LOG_PATH_MAX 256
-
-#define REJECT_BODY   "{\"error\":\"unavailable\",\"message\":\"too many open connections\"}"
-#define FALLBACK_BODY "{\"error\":\"internal\",\"message\":\"the response could not be built\"}"
-#define CONTINUE_LINE "HTTP/1.1 100 Continue\r\n\r\n"
-
-/* A connection's single timer serves one purpose at a time; docs/http.md "Timeouts". */
-enum conn_timer {
-    TIMER_NONE,    /* waiting for the handler: its business, not the client's */
-    TIMER_IDLE,    /* nothing in flight: request_timeout before the first request, then idle */
-    TIMER_REQUEST, /* a request is partly received: 408 when it expires */
-    TIMER_WRITE,   /* answers wait for the client to read them */
-    TIMER_LINGER,  /* our side is shut down; draining the client's last bytes */
-};
-
-/* What paused the parser, handled by conn_drive() outside of http-parser's callbacks. */
-enum conn_event { EV_NONE, EV_HEADERS, EV_MESSAGE };
-
-/* Where a header field lives in a request's arena until the headers are complete. */
-struct hdr_span {
-    size_t name_off, name_len;
-    size_t value_off, value_len; /* value_off is SIZE_MAX for a field without value bytes */
-};
-
-struct http_request {
-    struct http_server *server; /* NULL once detached and the server closed: no access log */
-    struct http_conn *conn;     /* NULL once detached: the answer will be discarded */
-    struct http_request *next;  /* conn's queue, or server->detached */
-    struct http_request *prev;  /* server->detached only */
-    uint64_t start_ns;
-    const char *method; /* http-parser's static name, NULL until the request line is read */
-    bool head;          /* HEAD: answers carry no body bytes */
-    bool http10;
-    bool keep_alive;
-    bool dispatched; /* handed to the handler: from then on only the handler answers it */
-    bool responded;
-
-    /* The target and the header fields, copied as the parser delivers them in pieces: the
-     * target at offset 0, then each name and value, each followed by a NUL. Offsets only
-     * while receiving; headers_finalize() sets the pointers below, after which the arena
-     * never grows again (trailer fields of chunked bodies are dropped). */
-    char *arena;
-    size_t arena_len, arena_cap;
-    size_t url_len;
-    enum { PART_URL, PART_FIELD, PART_VALUE } part;
-    struct hdr_span *spans;
-    size_t nspans, spans_cap;
-    struct http_header *headers; /* nspans entries and a NULL name */
-    const char *path;
-    const char *query;
-
-    char *body; /* body_len bytes and a NUL, or NULL when empty */
-    size_t body_len, body_cap;
-    char id[HTTP_REQUEST_ID_MAX + 1];
-    const char *tag; /* http_request_set_tag(); not owned */
-
-    char *out; /* the serialised answer, waiting for the earlier ones to be written */
-    size_t out_len;
-};
-
-struct http_conn {
-    struct http_server *server;
-    struct http_conn *next, *prev; /* server->conns */
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    uv_shutdown_t shutdown;
-    http_parser parser;
-    struct http_request *cur;         /* being received; NULL between requests */
-    struct http_request *head, *tail; /* received, answer not yet written, arrival order */
-    unsigned nqueued;                 /* length of head..tail */
-    unsigned writes_pending;          /* uv_write()s without callback yet */
-    size_t rpos, rlen;                /* rbuf[rpos..rlen) is not parsed yet */
-    size_t hdr_bytes;                 /* head bytes of the request being received */
-    int handles_open;                 /* tcp and timer until their close callbacks ran */
-    enum conn_event event;
-    enum conn_timer timer_mode;
-    bool reading;
-    bool in_drive;         /* conn_drive() is on the stack; nested calls return at once */
-    bool in_body;          /* cur's headers are complete */
-    bool served;           /* a request has started on this connection */
-    bool timer_reset;      /* progress was made: restart the current timer */
-    bool continue_pending; /* cur awaits "100 Continue" until earlier answers are written */
-    bool close_after;      /* read no more requests; close once every answer is written */
-    bool finishing;        /* shut down after the last answer, draining the client */
-    bool closing;          /* uv_close() called; freed when both handles report closed */
-    char rbuf[READ_BUF_SIZE];
-};
-
-struct http_write {
-    uv_write_t req;
-    char *data;
-};
-
 static void conn_drive(struct http_conn *c);
-static void conn_close(struct http_conn *c);
-static void conn_fail(struct http_conn *c, const struct http_header *headers, int status,
-                      const char *code, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* ---------------------------------------------------------------- logging */
 
@@ -186,315 +83,6 @@ static void access_log(const struct http_request *req, int status)
                                  req->server->cfg.observe_data);
 }
 
-/* ---------------------------------------------------------------- requests */
-
-static struct http_request *request_new(struct http_conn *c)
-{
-    struct http_server *s = c->server;
-    struct http_request *req = calloc(1, sizeof *req);
-    if (!req)
-        return NULL;
-    req->server = s;
-    req->conn = c;
-    req->start_ns = uv_hrtime();
-    req->part = PART_URL;
-    snprintf(req->id, sizeof req->id, "%s-%" PRIu64, s->id_prefix, ++s->next_id);
-    return req;
-}
-
-static void request_free(struct http_request *req)
-{
-    free(req->out);
-    free(req->body);
-    free(req->headers);
-    free(req->spans);
-    free(req->arena);
-    free(req);
-}
-
-/* The connection is going away with req unanswered: req stays with its handler. */
-static void request_detach(struct http_request *req)
-{
-    struct http_server *s = req->server;
-    req->conn = NULL;
-    req->next = req->prev = NULL;
-    if (s->closing) {
-        /* The server may be freed before the handler answers: forget it. */
-        req->server = NULL;
-        return;
-    }
-    req->next = s->detached;
-    if (s->detached)
-        s->detached->prev = req;
-    s->detached = req;
-}
-
-static void request_release_detached(struct http_request *req)
-{
-    struct http_server *s = req->server;
-    if (s) {
-        if (req->prev)
-            req->prev->next = req->next;
-        else
-            s->detached = req->next;
-        if (req->next)
-            req->next->prev = req->prev;
-    }
-    request_free(req);
-}
-
-static int arena_append(struct http_request *req, const char *data, size_t len)
-{
-    /* DATA may point into the arena itself (the path and query are copied from the raw URL
-     * stored there): keep it as an offset, because growing the arena moves it. */
-    bool inside = req->arena != NULL && data >= req->arena && data < req->arena + req->arena_cap;
-    size_t off = inside ? (size_t)(data - req->arena) : 0;
-    if (req->arena_len + len + 1 > req->arena_cap) {
-        size_t cap = req->arena_cap ? req->arena_cap : 512;
-        while (cap < req->arena_len + len + 1)
-            cap *= 2;
-        char *grown = realloc(req->arena, cap);
-        if (!grown)
-            return -1;
-        req->arena = grown;
-        req->arena_cap = cap;
-        if (inside) {
-            data = req->arena + off;
-        }
-    }
-    memcpy(req->arena + req->arena_len, data, len);
-    req->arena_len += len;
-    return 0;
-}
-
-static bool request_id_is_sane(const char *id)
-{
-    size_t len = strlen(id);
-    if (len == 0 || len > HTTP_REQUEST_ID_MAX)
-        return false;
-    return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:+/=-") ==
-           len;
-}
-
-/*
- * Turns the arena's offsets into the public pointers: splits the target into path and query,
- * trims header values, builds the header array. Returns 0, -1 when out of memory, or 1 when
- * the target is not a valid URL.
- */
-static int headers_finalize(struct http_request *req)
-{
-    struct http_parser_url u;
-    size_t path_off, query_off;
-
-    if (arena_append(req, "", 1) != 0) /* terminates the last part */
-        return -1;
-    http_parser_url_init(&u);
-    if (req->url_len == 0 || http_parser_parse_url(req->arena, req->url_len, 0, &u) != 0)
-        return 1;
-    path_off = req->arena_len;
-    if (u.field_set & (1 << UF_PATH)) {
-        if (arena_append(req, req->arena + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len) !=
-            0)
-            return -1;
-    } else if (arena_append(req, "/", 1) != 0) {
-        return -1;
-    }
-    if (arena_append(req, "", 1) != 0)
-        return -1;
-    query_off = req->arena_len;
-    if ((u.field_set & (1 << UF_QUERY)) &&
-        arena_append(req, req->arena + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len) != 0)
-        return -1;
-    if (arena_append(req, "", 1) != 0)
-        return -1;
-
-    req->headers = calloc(req->nspans + 1, sizeof *req->headers);
-    if (!req->headers)
-        return -1;
-    for (size_t i = 0; i < req->nspans; i++) {
-        struct hdr_span *sp = &req->spans[i];
-        req->headers[i].name = req->arena + sp->name_off;
-        if (sp->value_off == SIZE_MAX) {
-            req->headers[i].value = "";
-            continue;
-        }
-        /* http-parser drops leading blanks of a value but keeps trailing ones. */
-        char *value = req->arena + sp->value_off;
-        size_t len = sp->value_len;
-        while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t'))
-            len--;
-        value[len] = '\0';
-        req->headers[i].value = value;
-    }
-    req->path = req->arena + path_off;
-    req->query = req->arena + query_off;
-
-    const char *given = http_request_header(req, "X-Request-Id");
-    if (given && request_id_is_sane(given))
-        snprintf(req->id, sizeof req->id, "%s", given);
-    return 0;
-}
-
-/* ---------------------------------------------------------------- parser callbacks */
-
-static int on_message_begin(http_parser *p)
-{
-    struct http_conn *c = p->data;
-    c->cur = request_new(c);
-    if (!c->cur) {
-        conn_close(c);
-        return -1;
-    }
-    c->served = true;
-    c->timer_reset = true; /* each request gets a full request_timeout */
-    return 0;
-}
-
-static int on_url(http_parser *p, const char *at, size_t len)
-{
-    struct http_conn *c = p->data;
-    struct http_request *req = c->cur;
-    size_t max = c->server->cfg.max_url_bytes;
-    if (!req->method) {
-        /* The method is parsed before the first byte of the target. */
-        req->method = http_method_str((enum http_method)p->method);
-        req->head = p->method == HTTP_HEAD;
-    }
-    if (req->url_len + len > max) {
-        conn_fail(c, NULL, 414, "uri_too_long", "request target longer than %zu bytes", max);
-        return -1;
-    }
-    if (arena_append(req, at, len) != 0) {
-        conn_close(c);
-        return -1;
-    }
-    req->url_len += len;
-    return 0;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t len)
-{
-    struct http_conn *c = p->data;
-    struct http_request *req = c->cur;
-    if (c->in_body)
-        return 0; /* trailer fields of a chunked body: not kept */
-    if (req->part != PART_FIELD) {
-        size_t max = c->server->cfg.max_headers;
-        if (req->nspans >= max) {
-            conn_fail(c, NULL, 431, "headers_too_large", "more than %zu header fields", max);
-            return -1;
-        }
-        if (req->nspans == req->spans_cap) {
-            size_t cap = req->spans_cap ? req->spans_cap * 2 : 16;
-            struct hdr_span *grown = realloc(req->spans, cap * sizeof *grown);
-            if (!grown) {
-                conn_close(c);
-                return -1;
-            }
-            req->spans = grown;
-            req->spans_cap = cap;
-        }
-        if (arena_append(req, "", 1) != 0) {
-            conn_close(c);
-            return -1;
-        }
-        req->spans[req->nspans++] =
-            (struct hdr_span){.name_off = req->arena_len, .value_off = SIZE_MAX};
-        req->part = PART_FIELD;
-    }
-    if (arena_append(req, at, len) != 0) {
-        conn_close(c);
-        return -1;
-    }
-    req->spans[req->nspans - 1].name_len += len;
-    return 0;
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t len)
-{
-    struct http_conn *c = p->data;
-    struct http_request *req = c->cur;
-    if (c->in_body)
-        return 0;
-    struct hdr_span *sp = &req->spans[req->nspans - 1];
-    if (req->part != PART_VALUE) {
-        if (arena_append(req, "", 1) != 0) {
-            conn_close(c);
-            return -1;
-        }
-        sp->value_off = req->arena_len;
-        req->part = PART_VALUE;
-    }
-    if (arena_append(req, at, len) != 0) {
-        conn_close(c);
-        return -1;
-    }
-    sp->value_len += len;
-    return 0;
-}
-
-static int on_headers_complete(http_parser *p)
-{
-    struct http_conn *c = p->data;
-    /* Pausing makes http_parser_execute() return right here: conn_drive() then knows exactly
-     * how many bytes the head took and checks the request before reading its body. */
-    c->event = EV_HEADERS;
-    http_parser_pause(p, 1);
-    return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-    struct http_conn *c = p->data;
-    struct http_request *req = c->cur;
-    size_t max = c->server->cfg.max_body_bytes;
-    /* A declared Content-Length was checked up front; this catches chunked bodies. */
-    if (len > max - req->body_len) {
-        conn_fail(c, NULL, 413, "payload_too_large", "request body exceeds %zu bytes", max);
-        return -1;
-    }
-    if (req->body_len + len + 1 > req->body_cap) {
-        size_t cap = req->body_cap ? req->body_cap : 1024;
-        while (cap < req->body_len + len + 1)
-            cap *= 2;
-        if (cap > max + 1)
-            cap = max + 1;
-        char *grown = realloc(req->body, cap);
-        if (!grown) {
-            conn_close(c);
-            return -1;
-        }
-        req->body = grown;
-        req->body_cap = cap;
-    }
-    memcpy(req->body + req->body_len, at, len);
-    req->body_len += len;
-    req->body[req->body_len] = '\0';
-    c->continue_pending = false; /* the client stopped waiting for it */
-    c->timer_reset = true;
-    return 0;
-}
-
-static int on_message_complete(http_parser *p)
-{
-    struct http_conn *c = p->data;
-    /* The handler runs from conn_drive(), outside of the parser, so that it may answer (and
-     * thereby write, or even close the connection) without re-entering http-parser. */
-    c->event = EV_MESSAGE;
-    http_parser_pause(p, 1);
-    return 0;
-}
-
-static const http_parser_settings parser_settings = {
-    .on_message_begin = on_message_begin,
-    .on_url = on_url,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
-
 /* ---------------------------------------------------------------- writing */
 
 static void on_write(uv_write_t *wreq, int status)
@@ -507,7 +95,7 @@ static void on_write(uv_write_t *wreq, int status)
     if (c->closing)
         return;
     if (status < 0) {
-        conn_close(c);
+        hconn_close(c);
         return;
     }
     if (c->timer_mode == TIMER_WRITE)
@@ -522,7 +110,7 @@ static void conn_write(struct http_conn *c, char *data, size_t len)
     if (!w || len > UINT32_MAX) {
         free(w);
         free(data);
-        conn_close(c);
+        hconn_close(c);
         return;
     }
     w->data = data;
@@ -531,7 +119,7 @@ static void conn_write(struct http_conn *c, char *data, size_t len)
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0) {
         free(data);
         free(w);
-        conn_close(c);
+        hconn_close(c);
         return;
     }
     c->writes_pending++;
@@ -542,7 +130,7 @@ static void conn_send_continue(struct http_conn *c)
     char *data = strdup(CONTINUE_LINE);
     c->continue_pending = false;
     if (!data) {
-        conn_close(c);
+        hconn_close(c);
         return;
     }
     conn_write(c, data, strlen(CONTINUE_LINE));
@@ -560,7 +148,7 @@ static void conn_flush(struct http_conn *c)
         char *out = req->out;
         size_t out_len = req->out_len;
         req->out = NULL;
-        request_free(req);
+        hreq_free(req);
         conn_write(c, out, out_len);
     }
     /* "100 Continue" must not overtake answers to earlier requests. */
@@ -582,7 +170,7 @@ static void request_answer(struct http_request *req, int status, const struct ht
     req->responded = true;
     if (!c) {
         access_log(req, 499);
-        request_release_detached(req);
+        hreq_release_detached(req);
         return;
     }
     struct httpres_head h = {
@@ -600,7 +188,7 @@ static void request_answer(struct http_request *req, int status, const struct ht
         if (httpres_build(&h, NULL, FALLBACK_BODY, strlen(FALLBACK_BODY), &req->out, &req->out_len,
                           err, sizeof err) != 0) {
             access_log(req, status);
-            conn_close(c); /* frees req: it is answered */
+            hconn_close(c); /* frees req: it is answered */
             return;
         }
     }
@@ -688,15 +276,15 @@ void http_respond_error_ex(struct http_request *req, int status, const struct ht
  * standing for it) gets an error answer queued behind the answers still owed, reading stops,
  * and the connection closes once that answer is written.
  */
-static void conn_fail(struct http_conn *c, const struct http_header *headers, int status,
-                      const char *code, const char *fmt, ...)
+void hconn_fail(struct http_conn *c, const struct http_header *headers, int status,
+                const char *code, const char *fmt, ...)
 {
     if (c->closing || c->close_after)
         return;
-    struct http_request *req = c->cur ? c->cur : request_new(c);
+    struct http_request *req = c->cur ? c->cur : hreq_new(c);
     c->cur = NULL;
     if (!req) {
-        conn_close(c);
+        hconn_close(c);
         return;
     }
     c->in_body = false;
@@ -744,39 +332,39 @@ static void conn_headers_done(struct http_conn *c)
     c->in_body = true;
     req->http10 = p->http_major == 1 && p->http_minor == 0;
     if (p->http_major != 1) {
-        conn_fail(c, NULL, 505, "http_version_not_supported", "HTTP/%u.%u is not supported",
-                  (unsigned)p->http_major, (unsigned)p->http_minor);
+        hconn_fail(c, NULL, 505, "http_version_not_supported", "HTTP/%u.%u is not supported",
+                   (unsigned)p->http_major, (unsigned)p->http_minor);
         return;
     }
     if (!method_supported(p->method)) {
-        conn_fail(c, allow, 405, "method_not_allowed", "method %s is not supported",
-                  http_method_str((enum http_method)p->method));
+        hconn_fail(c, allow, 405, "method_not_allowed", "method %s is not supported",
+                   http_method_str((enum http_method)p->method));
         return;
     }
-    int rc = headers_finalize(req);
+    int rc = hreq_headers_finalize(req);
     if (rc < 0) {
-        conn_close(c);
+        hconn_close(c);
         return;
     }
     if (rc > 0) {
-        conn_fail(c, NULL, 400, "bad_request", "malformed request target");
+        hconn_fail(c, NULL, 400, "bad_request", "malformed request target");
         return;
     }
     if (!req->http10 && !http_request_header(req, "Host")) {
-        conn_fail(c, NULL, 400, "bad_request", "HTTP/1.1 request without Host header");
+        hconn_fail(c, NULL, 400, "bad_request", "HTTP/1.1 request without Host header");
         return;
     }
     bool chunked = p->flags & F_CHUNKED;
     bool has_length = !chunked && p->content_length != UINT64_MAX;
     if (has_length && p->content_length > s->cfg.max_body_bytes) {
-        conn_fail(c, NULL, 413, "payload_too_large", "request body exceeds %zu bytes",
-                  s->cfg.max_body_bytes);
+        hconn_fail(c, NULL, 413, "payload_too_large", "request body exceeds %zu bytes",
+                   s->cfg.max_body_bytes);
         return;
     }
     const char *expect = http_request_header(req, "Expect");
     if (expect) {
         if (strcasecmp(expect, "100-continue") != 0) {
-            conn_fail(c, NULL, 417, "expectation_failed", "unsupported Expect header");
+            hconn_fail(c, NULL, 417, "expectation_failed", "unsupported Expect header");
             return;
         }
         /* HTTP/1.0 clients do not know 100 (RFC 9110 10.1.1); bodiless requests need none. */
@@ -791,7 +379,7 @@ static void conn_headers_done(struct http_conn *c)
         req->body_cap = (size_t)p->content_length + 1;
         req->body = malloc(req->body_cap);
         if (!req->body)
-            conn_close(c);
+            hconn_close(c);
     }
 }
 
@@ -879,7 +467,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     if (c->closing)
         return;
     if (status < 0 || uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-        conn_close(c);
+        hconn_close(c);
         return;
     }
     c->reading = true;
@@ -897,7 +485,7 @@ static void conn_finish(struct http_conn *c)
     }
     c->shutdown.data = c;
     if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
-        conn_close(c);
+        hconn_close(c);
         return;
     }
     c->timer_mode = TIMER_LINGER;
@@ -926,15 +514,15 @@ static void conn_drive(struct http_conn *c)
         if (in_head && avail > cfg->max_header_bytes - c->hdr_bytes + 1)
             avail = cfg->max_header_bytes - c->hdr_bytes + 1;
         c->event = EV_NONE;
-        size_t n = http_parser_execute(&c->parser, &parser_settings, c->rbuf + c->rpos, avail);
+        size_t n = http_parser_execute(&c->parser, &hreq_parser_settings, c->rbuf + c->rpos, avail);
         c->rpos += n;
         if (in_head)
             c->hdr_bytes += n;
         if (c->closing || c->close_after)
             break; /* a callback failed the request */
         if (in_head && c->hdr_bytes > cfg->max_header_bytes) {
-            conn_fail(c, NULL, 431, "headers_too_large",
-                      "request line and headers exceed %zu bytes", cfg->max_header_bytes);
+            hconn_fail(c, NULL, 431, "headers_too_large",
+                       "request line and headers exceed %zu bytes", cfg->max_header_bytes);
             break;
         }
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
@@ -947,19 +535,19 @@ static void conn_drive(struct http_conn *c)
             continue;
         }
         if (e == HPE_HEADER_OVERFLOW) {
-            conn_fail(c, NULL, 431, "headers_too_large", "header fields too large");
+            hconn_fail(c, NULL, 431, "headers_too_large", "header fields too large");
         } else if (e == HPE_UNEXPECTED_CONTENT_LENGTH) {
-            conn_fail(c, NULL, 400, "bad_request",
-                      "Content-Length with Transfer-Encoding, or repeated Content-Length");
+            hconn_fail(c, NULL, 400, "bad_request",
+                       "Content-Length with Transfer-Encoding, or repeated Content-Length");
         } else if (e == HPE_INVALID_TRANSFER_ENCODING) {
-            conn_fail(c, NULL, 400, "bad_request", "Transfer-Encoding other than chunked");
+            hconn_fail(c, NULL, 400, "bad_request", "Transfer-Encoding other than chunked");
         } else if (e != HPE_OK) {
-            conn_fail(c, NULL, 400, "bad_request", "malformed request: %s",
-                      http_errno_description(e));
+            hconn_fail(c, NULL, 400, "bad_request", "malformed request: %s",
+                       http_errno_description(e));
         } else if (n < avail) {
             /* http-parser stops early without an error only after an Upgrade, which
              * conn_message_done() turns into close_after; anything else is a bug. */
-            conn_close(c);
+            hconn_close(c);
         }
         if (e != HPE_OK || n < avail)
             break;
@@ -975,7 +563,7 @@ static void conn_drive(struct http_conn *c)
     bool want_read = !c->close_after && !conn_saturated(c) && c->rpos == c->rlen;
     if (want_read && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-            conn_close(c);
+            hconn_close(c);
             return;
         }
         c->reading = true;
@@ -993,7 +581,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         /* EOF or an error: no further request can arrive, and a client that is gone cannot
          * read answers, so unanswered requests become cancelled. */
-        conn_close(c);
+        hconn_close(c);
         return;
     }
     if (nread == 0 || c->finishing)
@@ -1009,10 +597,10 @@ static void on_timer(uv_timer_t *timer)
     enum conn_timer mode = c->timer_mode;
     c->timer_mode = TIMER_NONE;
     if (mode == TIMER_REQUEST)
-        conn_fail(c, NULL, 408, "request_timeout", "request not received within %" PRIu64 " ms",
-                  c->server->cfg.request_timeout_ms);
+        hconn_fail(c, NULL, 408, "request_timeout", "request not received within %" PRIu64 " ms",
+                   c->server->cfg.request_timeout_ms);
     else
-        conn_close(c);
+        hconn_close(c);
 }
 
 /* ---------------------------------------------------------------- connection lifetime */
@@ -1044,7 +632,7 @@ static void on_conn_handle_closed(uv_handle_t *handle)
 
 /* Closes at once, dropping unwritten answers. Unanswered requests stay with the handler,
  * detached; everything else is freed now, the connection itself in the close callbacks. */
-static void conn_close(struct http_conn *c)
+void hconn_close(struct http_conn *c)
 {
     if (c->closing)
         return;
@@ -1053,15 +641,15 @@ static void conn_close(struct http_conn *c)
     while (req) {
         struct http_request *next = req->next;
         if (req->dispatched && !req->responded)
-            request_detach(req);
+            hreq_detach(req);
         else
-            request_free(req);
+            hreq_free(req);
         req = next;
     }
     c->head = c->tail = NULL;
     c->nqueued = 0;
     if (c->cur) {
-        request_free(c->cur);
+        hreq_free(c->cur);
         c->cur = NULL;
     }
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
@@ -1140,7 +728,7 @@ static void on_connection(uv_stream_t *listener, int status)
     s->conns = c;
     s->nconns++;
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c);
+        hconn_close(c);
         return;
     }
     /* Answers are single writes; Nagle would only delay pipelined ones. */
@@ -1296,64 +884,6 @@ void http_server_close(struct http_server *server, http_server_close_cb close_cb
     }
     server->detached = NULL;
     for (struct http_conn *c = server->conns; c; c = c->next)
-        conn_close(c); /* unlinks only in its close callback, so c->next stays valid */
+        hconn_close(c); /* unlinks only in its close callback, so c->next stays valid */
     uv_close((uv_handle_t *)&server->listener, on_listener_closed);
-}
-
-/* ---------------------------------------------------------------- request accessors */
-
-const char *http_request_method(const struct http_request *req)
-{
-    return req->method ? req->method : "";
-}
-
-const char *http_request_path(const struct http_request *req)
-{
-    return req->path ? req->path : "/";
-}
-
-const char *http_request_query(const struct http_request *req)
-{
-    return req->query ? req->query : "";
-}
-
-const char *http_request_id(const struct http_request *req)
-{
-    return req->id;
-}
-
-void http_request_set_tag(struct http_request *req, const char *tag)
-{
-    req->tag = tag;
-}
-
-const char *http_request_tag(const struct http_request *req)
-{
-    return req->tag;
-}
-
-const char *http_request_header(const struct http_request *req, const char *name)
-{
-    for (size_t i = 0; req->headers && req->headers[i].name; i++)
-        if (strcasecmp(req->headers[i].name, name) == 0)
-            return req->headers[i].value;
-    return NULL;
-}
-
-const struct http_header *http_request_headers(const struct http_request *req)
-{
-    static const struct http_header none[] = {{NULL, NULL}};
-    return req->headers ? req->headers : none;
-}
-
-const char *http_request_body(const struct http_request *req, size_t *len)
-{
-    if (len)
-        *len = req->body_len;
-    return req->body ? req->body : "";
-}
-
-bool http_request_cancelled(const struct http_request *req)
-{
-    return req->conn == NULL;
 }
