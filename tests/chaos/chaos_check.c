@@ -6,7 +6,8 @@
  *
  * Loads the history, resolves unknown writes and checks it against PostgreSQL when --db is
  * given (tests/chaos/cpg.h), then checks linearizability per key by versions and, on keys
- * with at most N operations (default 3000), by a Wing-Gong-Lowe search (tests/chaos/clin.h).
+ * with at most N operations that may have an effect (default 5000; a budget of
+ * 50,000,000 steps, --wgl-max-steps), by a Wing-Gong-Lowe search (tests/chaos/clin.h).
  * Prints the operations by outcome, the longest time without an acknowledged write, every
  * violation (the first 10 of each kind in full) and a last line
  *
@@ -120,7 +121,7 @@ static int usage(const char *msg)
 int main(int argc, char **argv)
 {
     const char *history = NULL, *db = NULL, *project = NULL;
-    size_t wgl_max_ops = 3000, wgl_max_steps = 20000000;
+    size_t wgl_max_ops = 5000, wgl_max_steps = 50000000;
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc) {
             return usage("every option needs a value");

@@ -139,6 +139,11 @@ static long send_request(struct client *c, const char *method, const char *url, 
     curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, c->s->o->timeout_ms);
     curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, c->s->o->timeout_ms);
     curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+    /* A new connection per request: on a reused connection that died, libcurl would send the
+     * request again on a fresh one, and a refused connection would no longer prove that the
+     * server never saw the request. */
+    curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(c->curl, CURLOPT_FORBID_REUSE, 1L);
     curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, c);
     if (json != NULL) {
@@ -185,7 +190,8 @@ static int64_t answer_int(json_t *ans, const char *name)
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
 }
 
-static void do_write(struct client *c, int key, uint64_t seq)
+/* Returns whether the write was answered 2xx or 409. */
+static bool do_write(struct client *c, int key, uint64_t seq)
 {
     const struct opts *o = c->s->o;
     char keyname[32], value[64], url[1024];
@@ -200,7 +206,7 @@ static void do_write(struct client *c, int key, uint64_t seq)
     json_decref(req);
     if (json == NULL) {
         c->s->write_failed = true;
-        return;
+        return false;
     }
     int64_t invoke = now_us();
     long status = send_request(c, "PUT", url, json);
@@ -227,7 +233,8 @@ static void do_write(struct client *c, int key, uint64_t seq)
                         outcome_of(status), "status", (int)status));
 }
 
-static void do_read(struct client *c, int key)
+/* Returns whether the read was answered 200 or 404. */
+static bool do_read(struct client *c, int key)
 {
     const struct opts *o = c->s->o;
     char keyname[32], url[1024];
@@ -262,6 +269,7 @@ static void do_read(struct client *c, int key)
                         "read", "key", keyname, "value", value, "version", (json_int_t)version,
                         "invoke", (json_int_t)invoke, "complete", (json_int_t)complete, "outcome",
                         outcome, "status", (int)status));
+    return status == 200 || status == 404;
 }
 
 static void *client_main(void *arg)
@@ -274,10 +282,10 @@ static void *client_main(void *arg)
             break;
         }
         int key = (int)(next_rand(&c->rng) % (uint64_t)o->keys);
-        if (next_rand(&c->rng) % 2 == 0) {
-            do_write(c, key, seq++);
-        } else {
-            do_read(c, key);
+        bool ok = next_rand(&c->rng) % 2 == 0 ? do_write(c, key, seq++) : do_read(c, key);
+        if (!ok) {
+            /* Not hammering a node that is down or a cluster without a leader. */
+            usleep(50000);
         }
     }
     return NULL;

@@ -540,7 +540,12 @@ long clin_check_history(const struct chist *h, size_t wgl_max_ops, size_t wgl_ma
             goto out;
         }
         total += v;
-        if (wgl_max_ops > 0 && g <= wgl_max_ops) {
+        /* WGL's size is what it has to order: operations that have or may have an effect. */
+        size_t relevant = 0;
+        for (size_t k = 0; k < g; k++) {
+            relevant += group[k].outcome != CHIST_FAIL;
+        }
+        if (wgl_max_ops > 0 && relevant <= wgl_max_ops) {
             enum clin_wgl_result r = clin_wgl(group, g, wgl_max_steps);
             if (r == CLIN_NOMEM) {
                 total = -1;
