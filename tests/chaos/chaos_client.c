@@ -231,6 +231,7 @@ static bool do_write(struct client *c, int key, uint64_t seq)
                         (json_int_t)expected, "version", (json_int_t)version, "request_id", value,
                         "invoke", (json_int_t)invoke, "complete", (json_int_t)complete, "outcome",
                         outcome_of(status), "status", (int)status));
+    return (status >= 200 && status < 300) || status == 409;
 }
 
 /* Returns whether the read was answered 200 or 404. */
