@@ -702,6 +702,11 @@ static void read_start(struct api_call *call, bool list)
         return;
     }
     stale = q > 0 && strcmp(buf, "stale") == 0;
+#ifdef CONCLAVE_PLANT_STALE_READ
+    /* PLANTED BUG for the chaos tests (docs/reliability.md): a linearizable read is answered
+     * from this node's own state, without the leader's barrier. */
+    stale = true;
+#endif
     q = api_query(call, "min_index", buf, sizeof(buf));
     if (q != 0) {
         char *end = NULL;

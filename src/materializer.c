@@ -109,6 +109,15 @@ static int write_work(PGconn *conn, void *arg, char *errmsg, size_t errlen)
     if (b->read_only) {
         return mat_read_cursor(conn, &b->cursor, &b->cursor_revision, errmsg, errlen);
     }
+#ifdef CONCLAVE_PLANT_SKIP_BATCH
+    /* PLANTED BUG for the chaos tests (docs/reliability.md): every 25th batch is reported
+     * written, and its writes acknowledged, although nothing reached PostgreSQL. */
+    static _Atomic unsigned planted_batches;
+    if (++planted_batches % 25 == 0) {
+        b->cursor = b->rows[b->n - 1].raft_index;
+        return DB_OK;
+    }
+#endif
     return mat_write_batch(conn, b->rows, b->n, &b->cursor, errmsg, errlen);
 }
 
