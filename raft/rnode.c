@@ -181,14 +181,24 @@ static void barrier_done(struct raft_barrier *req, int status)
                     (unsigned long long)rn->conf.id, (unsigned long long)b->term);
         }
     } else {
-        rn->read_barrier = false;
         int st = map_status(status);
         /* A barrier that completed in another term proves nothing about this leader. */
         if (st == 0 && (rn->raft.state != RAFT_LEADER || rn->raft.current_term != b->term)) {
             st = RNODE_ENOTLEADER;
         }
+        /* read_barrier stays set while the waiters run, so that a read they submit is queued
+         * for the next barrier instead of starting one from inside this callback. */
         notify_waiters(b->waiters, st);
-        if (rn->waiting != NULL) {
+        rn->read_barrier = false;
+        if (rn->waiting != NULL && status != 0) {
+            /* raft fails its pending requests while it tears down the leader state, with
+             * raft.state still RAFT_LEADER: rnode_ready() is true, but a raft_barrier() now
+             * re-enters that teardown and crashes (found by the chaos partition fault). The
+             * reads that queued meanwhile cannot be served by this leader either. */
+            struct waiter *w = rn->waiting;
+            rn->waiting = NULL;
+            notify_waiters(w, st == 0 ? RNODE_ENOTLEADER : st);
+        } else if (rn->waiting != NULL) {
             start_read_barrier(rn);
         }
     }
