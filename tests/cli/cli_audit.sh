@@ -50,6 +50,12 @@ write PUT /app.db '{"content": {"host": "db1", "port": 5432}, "expected_version"
 write PUT /app.cache '{"content": ["a", 1, 2.5, null], "expected_version": 0}'
 write PUT /app.db '{"content": {"host": "db2", "port": 5432}, "expected_version": 1}'
 write PUT /flags '{"content": "on", "expected_version": 0}'
+# Revision numbers are cluster-wide: a write to another project leaves a gap in aud's, which
+# the "between revisions" replay below lands in.
+api POST /v1/projects '{"id": "other", "name": "gap maker"}' "$TOKEN" "$L"
+expect_code 201
+api PUT /v1/projects/other/configs/x '{"content": 1, "expected_version": 0}' "$TOKEN" "$L"
+expect_code 201
 write DELETE '/app.cache?expected_version=1' ''
 write PUT /app.db '{"content": {"host": "db3", "nested": {"z": 1, "a": [true]}}, "expected_version": 2}'
 write POST /app.db/rollback '{"target_version": 1, "expected_version": 3}'
@@ -72,7 +78,7 @@ expect_eq "$(jq -r '.projects[0].chain_head' <<<"$out")" "$HEAD" "chain head"
 # Without --project: every project the caller sees, the empty one included.
 audit verify -o json
 expect_status 0
-expect_eq "$(jq -c '[.projects[] | [.project, .revisions_checked]]' <<<"$out")" "[[\"aud\",$N],[\"quiet\",0]]" "all projects"
+expect_eq "$(jq -c '[.projects[] | [.project, .revisions_checked]]' <<<"$out")" "[[\"aud\",$N],[\"other\",1],[\"quiet\",0]]" "all projects"
 DATABASE_URL=$DB_URL audit verify --project aud -o json
 expect_status 0
 jq -e ".ok and .source == \"db\" and .projects[0].revisions_checked == $N" <<<"$out" >/dev/null ||
@@ -90,6 +96,7 @@ for ((k = 0; k < N; k++)); do
   expect_eq "$(jq -r .as_of_revision <<<"$out")" "${POINT_REV[k]}" "as_of_revision"
 done
 # Between two revisions: the state after the earlier one.
+((POINT_REV[4] > POINT_REV[3] + 1)) || fail "no gap between revisions ${POINT_REV[3]} and ${POINT_REV[4]}"
 audit replay --project aud --as-of-revision $((POINT_REV[3] + 1)) -o json
 expect_eq "$(jq -cS '[.configs[] | {key, version, content}] | sort_by(.key)' <<<"$out")" \
   "$(jq -cS 'sort_by(.key)' <<<"${POINT_STATE[3]}")" "replay between revisions"
@@ -159,7 +166,8 @@ f=$(damage missing "sed '4d'")
 offline "$f"
 expect_status 8
 expect_out "FAILED at revision ${POINT_REV[3]} (key flags): prev_hash mismatch"
-f=$(damage swapped "sed -n '1,2p;4p;3p;5,\$p'")
+f=$(damage swapped "awk 'NR == 3 { held = \$0; next } { print } NR == 4 { print held }'")
+cmp -s "$f" "$TMP/aud.jsonl" && fail "the swapped copy equals the export"
 offline "$f"
 expect_status 8
 expect_out "FAILED at revision ${POINT_REV[2]}"
@@ -212,13 +220,13 @@ audit verify --project aud
 expect_status 0
 # A re-ordered chain: two revisions trade places (their numbers swapped).
 RA=${POINT_REV[5]} RB=${POINT_REV[6]}
-tamper "UPDATE config_revisions SET revision = -1 WHERE revision = $RA;
+tamper "UPDATE config_revisions SET revision = 999999999 WHERE revision = $RA;
   UPDATE config_revisions SET revision = $RA WHERE revision = $RB;
-  UPDATE config_revisions SET revision = $RB WHERE revision = -1"
+  UPDATE config_revisions SET revision = $RB WHERE revision = 999999999"
 both_fail "FAILED at revision $RA"
-tamper "UPDATE config_revisions SET revision = -1 WHERE revision = $RA;
+tamper "UPDATE config_revisions SET revision = 999999999 WHERE revision = $RA;
   UPDATE config_revisions SET revision = $RA WHERE revision = $RB;
-  UPDATE config_revisions SET revision = $RB WHERE revision = -1"
+  UPDATE config_revisions SET revision = $RB WHERE revision = 999999999"
 audit verify --project aud
 expect_status 0
 # A live config that no revision explains (the fold).
