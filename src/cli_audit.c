@@ -454,10 +454,11 @@ static void print_verdict(const json_t *rep)
     const json_t *p = json_object_get(rep, "problem");
     if (json_is_true(json_object_get(rep, "ok"))) {
         const char *head = json_string_value(json_object_get(rep, "chain_head"));
+        json_int_t keys = json_integer_value(json_object_get(rep, "keys_checked"));
         printf("project %s: ok: %" JSON_INTEGER_FORMAT " revisions, %" JSON_INTEGER_FORMAT
-               " keys, chain head %s%s\n",
-               project, json_integer_value(json_object_get(rep, "revisions_checked")),
-               json_integer_value(json_object_get(rep, "keys_checked")), head ? head : "(none)",
+               " key%s, chain head %s%s\n",
+               project, json_integer_value(json_object_get(rep, "revisions_checked")), keys,
+               keys == 1 ? "" : "s", head ? head : "(none)",
                json_is_true(json_object_get(rep, "configs_compared"))
                    ? ""
                    : " (configs not compared: an export holds only the revisions)");
