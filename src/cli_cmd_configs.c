@@ -462,6 +462,15 @@ static int run_rollback(struct cli_global *g, int argc, char **argv)
     if (read_before && (rc = current_version(c, project, key, what, &o.expected)) != CLI_EXIT_OK) {
         goto out;
     }
+    if (read_before && o.expected == 0) {
+        char msg[1400];
+        snprintf(msg, sizeof(msg),
+                 "%s: %s has no live version in project %s; for a deleted key pass "
+                 "--expected-version with its delete's version (\"conclave history %s\")",
+                 what, key, project, key);
+        rc = cli_fail(CLI_EXIT_NOT_FOUND, msg);
+        goto out;
+    }
     if (o.request_id != NULL) {
         snprintf(rid, sizeof(rid), "%.63s", o.request_id);
     } else if (cli_request_id(rid, sizeof(rid)) != 0) {

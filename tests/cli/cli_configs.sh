@@ -149,6 +149,9 @@ expect_status 7
 expect_out "must be below the current version"
 c rollback app.db
 expect_status 2
+c rollback nope --to 1
+expect_status 3
+expect_out "nope has no live version in project shop"
 c delete flags --expected-version 7
 expect_status 4
 c delete flags
