@@ -786,7 +786,7 @@ static int cmd_export(struct audit_run *r)
         snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", r->a.out, (long)getpid());
         f = fopen(tmp, "w");
         if (f == NULL) {
-            snprintf(r->err, sizeof(r->err), "cannot create %s: %s", tmp, strerror(errno));
+            snprintf(r->err, sizeof(r->err), "cannot create %.900s: %s", tmp, strerror(errno));
             tmp[0] = '\0';
             rc = CLI_EXIT_FAILURE;
             goto out;
@@ -845,7 +845,7 @@ static int cmd_export(struct audit_run *r)
     }
     goto out;
 write_error:
-    snprintf(r->err, sizeof(r->err), "cannot write the export to %s: %s",
+    snprintf(r->err, sizeof(r->err), "cannot write the export to %.900s: %s",
              to_stdout ? "stdout" : tmp, strerror(errno));
     rc = CLI_EXIT_FAILURE;
 out:

@@ -28,7 +28,7 @@ expect_out 'no command "nothing"'
 run "$BIN"
 expect_status 2
 
-raft_ports 3
+raft_ports 4
 for i in 1 2 3; do
   raft_config "$i" "1 2 3"
   raft_start "$i"
@@ -194,6 +194,19 @@ CONCLAVE_TOKEN=$ROOT run "$BIN" cluster transfer "$T"
 expect_status 0
 L2=$(wait_leader 20) || fail "no leader after the transfer"
 expect_eq "$L2" "$T" "leader after cluster transfer"
+# A fourth node joins through the CLI, then leaves.
+raft_config 4 ""
+raft_start 4
+CONCLAVE_TOKEN=$ROOT run "$BIN" cluster add 4 "127.0.0.1:$RPORT_4"
+expect_status 0
+expect_out "node 4 (127.0.0.1:$RPORT_4) is now a voter"
+CONCLAVE_TOKEN=$ROOT run "$BIN" cluster status -o json
+expect_eq "$(jq -r '.members[] | select(.id == 4) | .role' <<<"$out")" voter "node 4's role"
+CONCLAVE_TOKEN=$ROOT run "$BIN" cluster remove 4
+expect_status 0
+expect_out "node 4 is no longer a member"
+CONCLAVE_TOKEN=$ROOT run "$BIN" cluster status -o json
+expect_eq "$(jq '.members | length' <<<"$out")" 3 "members after the removal"
 CONCLAVE_TOKEN=$ROOT run "$BIN" cluster remove abc
 expect_status 2
 CONCLAVE_TOKEN=$ROOT run "$BIN" cluster add 4
