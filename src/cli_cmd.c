@@ -204,8 +204,62 @@ char *cli_project_path(const char *project, const char *suffix)
     return out;
 }
 
+char *cli_config_path(const char *project, const char *key, const char *suffix)
+{
+    char *p = cli_urlencode(project);
+    char *k = key ? cli_urlencode(key) : NULL;
+    char *out = NULL;
+    if (p != NULL && (key == NULL || k != NULL)) {
+        size_t len = strlen(p) + (k ? strlen(k) : 0) + strlen(suffix) + 32;
+        out = malloc(len);
+        if (out != NULL) {
+            snprintf(out, len, "/v1/projects/%s/configs%s%s%s", p, k ? "/" : "", k ? k : "",
+                     suffix);
+        }
+    }
+    free(p);
+    free(k);
+    return out;
+}
+
+int cli_call(const struct cli_global *g, const char *method, char *path, const json_t *body,
+             const char *what, json_t **reply)
+{
+    struct cli_client *c = NULL;
+    int rc = path == NULL ? cli_fail(CLI_EXIT_FAILURE, "out of memory") : cli_open(g, &c);
+    if (rc == CLI_EXIT_OK) {
+        rc = cli_do(c, method, path, body, what, NULL, reply, NULL);
+    }
+    cli_client_close(c);
+    free(path);
+    return rc;
+}
+
+int cli_list(const struct cli_global *g, char *path, const char *what, size_t n,
+             const char *const *headers, const char *const *members, const size_t *widths,
+             const char *empty)
+{
+    struct cli_client *c = NULL;
+    json_t *all = NULL;
+    int rc = path == NULL ? cli_fail(CLI_EXIT_FAILURE, "out of memory") : cli_open(g, &c);
+    if (rc == CLI_EXIT_OK) {
+        rc = cli_get_all(c, path, "items", "next_after", "after", what, &all);
+    }
+    if (rc == CLI_EXIT_OK) {
+        if (g->json_output) {
+            cli_print_json(all);
+        } else {
+            rc = cli_print_items(json_object_get(all, "items"), n, headers, members, widths, empty);
+        }
+    }
+    json_decref(all);
+    cli_client_close(c);
+    free(path);
+    return rc;
+}
+
 int cli_print_items(const json_t *items, size_t n, const char *const *headers,
-                    const char *const *members, const char *empty)
+                    const char *const *members, const size_t *widths, const char *empty)
 {
     if (json_array_size(items) == 0) {
         puts(empty);
@@ -223,7 +277,7 @@ int cli_print_items(const json_t *items, size_t n, const char *const *headers,
         char *cells[CLI_TABLE_MAX_COLS] = {NULL};
         int bad = 0;
         for (size_t col = 0; col < n; col++) {
-            cells[col] = cli_cell(json_object_get(item, members[col]), 60);
+            cells[col] = cli_cell(json_object_get(item, members[col]), widths ? widths[col] : 60);
             bad |= cells[col] == NULL;
         }
         if (bad || cli_table_add(t, (const char *const *)cells) != 0) {

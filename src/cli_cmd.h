@@ -50,12 +50,29 @@ int cli_read_json_input(const char *path, json_t **out, char *err, size_t errlen
  * frees (NULL when out of memory). SUFFIX is appended as is. */
 char *cli_project_path(const char *project, const char *suffix);
 
+/* "/v1/projects/PROJECT/configs[/KEY]SUFFIX" with PROJECT and KEY (may be NULL)
+ * percent-encoded, in a new string the caller frees (NULL when out of memory). */
+char *cli_config_path(const char *project, const char *key, const char *suffix);
+
 /* Prints ITEMS (an array of objects, borrowed) as a table: column i has header HEADERS[i] and
- * shows member MEMBERS[i] of each item (cut to 60 characters). N is at most
- * CLI_TABLE_MAX_COLS. Prints EMPTY instead when there are no items. Returns CLI_EXIT_OK or the
- * printed failure's status. */
+ * shows member MEMBERS[i] of each item, cut to WIDTHS[i] characters (WIDTHS NULL: 60 each).
+ * N is at most CLI_TABLE_MAX_COLS. Prints EMPTY instead when there are no items. Returns
+ * CLI_EXIT_OK or the printed failure's status. */
 int cli_print_items(const json_t *items, size_t n, const char *const *headers,
-                    const char *const *members, const char *empty);
+                    const char *const *members, const size_t *widths, const char *empty);
+
+/* Opens a client for G and makes one call of METHOD PATH with BODY (borrowed, may be NULL).
+ * PATH is owned and freed here; NULL means building it ran out of memory. On success *REPLY
+ * (may be NULL to drop it) gets the answer (new reference or NULL). Failures are printed;
+ * returns the exit status. */
+int cli_call(const struct cli_global *g, const char *method, char *path, const json_t *body,
+             const char *what, json_t **reply);
+
+/* Reads every page of the list at PATH (owned, freed here; NULL: out of memory) and prints it
+ * as cli_print_items does, or as one JSON document with -o json. Returns the exit status. */
+int cli_list(const struct cli_global *g, char *path, const char *what, size_t n,
+             const char *const *headers, const char *const *members, const size_t *widths,
+             const char *empty);
 
 /* Dispatches `conclave CMD SUB ...`: finds ARGV[1] among the N names in SUBS and runs the
  * matching function with ARGC-1/ARGV+1 (so that ARGV[0] is the subcommand). A missing or

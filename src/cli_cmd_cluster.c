@@ -39,7 +39,8 @@ static int print_cluster(const struct cli_global *g, const json_t *reply, const 
     printf("\n");
     static const char *const headers[] = {"ID", "ADDRESS", "ROLE", "LEADER"};
     static const char *const members[] = {"id", "address", "role", "leader"};
-    return cli_print_items(json_object_get(reply, "members"), 4, headers, members, "no members");
+    return cli_print_items(json_object_get(reply, "members"), 4, headers, members, NULL,
+                           "no members");
 }
 
 /* One call, then the cluster it answers (every cluster call answers the cluster). */

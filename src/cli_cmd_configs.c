@@ -19,25 +19,6 @@
 
 #define WRITE_ATTEMPTS 4
 
-/* "/v1/projects/P/configs[/KEY]SUFFIX" with P and KEY percent-encoded, in a new string. */
-static char *config_path(const char *project, const char *key, const char *suffix)
-{
-    char *p = cli_urlencode(project);
-    char *k = key ? cli_urlencode(key) : NULL;
-    char *out = NULL;
-    if (p != NULL && (key == NULL || k != NULL)) {
-        size_t len = strlen(p) + (k ? strlen(k) : 0) + strlen(suffix) + 32;
-        out = malloc(len);
-        if (out != NULL) {
-            snprintf(out, len, "/v1/projects/%s/configs%s%s%s", p, k ? "/" : "", k ? k : "",
-                     suffix);
-        }
-    }
-    free(p);
-    free(k);
-    return out;
-}
-
 /* A write: retried with the same request id while its outcome is unknown. On a non-2xx
  * answer returns its status with *ERR_REPLY (printed by the caller); on no answer at all,
  * prints and returns CLI_EXIT_UNAVAILABLE with *STATUS 0. */
@@ -130,7 +111,7 @@ static int write_failed(int rc, long status, const json_t *err_reply, const char
 static int current_version(struct cli_client *c, const char *project, const char *key,
                            const char *what, long long *version)
 {
-    char *path = config_path(project, key, "");
+    char *path = cli_config_path(project, key, "");
     json_t *reply = NULL, *err_reply = NULL;
     long status = 0;
     if (path == NULL) {
@@ -171,7 +152,7 @@ static bool is_tombstone(struct cli_client *c, const char *project, const char *
 {
     char suffix[64];
     snprintf(suffix, sizeof(suffix), "?version=%lld", v);
-    char *path = config_path(project, key, suffix);
+    char *path = cli_config_path(project, key, suffix);
     json_t *reply = NULL, *err_reply = NULL;
     bool dead = false;
     if (path != NULL && cli_do(c, "GET", path, NULL, "read", NULL, &reply, &err_reply) == 0) {
@@ -328,7 +309,7 @@ static int run_put(struct cli_global *g, int argc, char **argv)
                                                               : json_string(o.schema));
         }
         free(path);
-        path = config_path(project, key, "");
+        path = cli_config_path(project, key, "");
         if (body == NULL || path == NULL) {
             rc = cli_fail(CLI_EXIT_FAILURE, "out of memory");
             goto out;
@@ -414,7 +395,7 @@ static int run_delete(struct cli_global *g, int argc, char **argv)
         goto out;
     }
     snprintf(suffix, sizeof(suffix), "?expected_version=%lld&request_id=%s", o.expected, erid);
-    path = config_path(project, key, suffix);
+    path = cli_config_path(project, key, suffix);
     if (path == NULL) {
         rc = cli_fail(CLI_EXIT_FAILURE, "out of memory");
         goto out;
@@ -479,7 +460,7 @@ static int run_rollback(struct cli_global *g, int argc, char **argv)
     }
     body = json_pack("{s:I,s:I,s:s}", "target_version", (json_int_t)o.to, "expected_version",
                      (json_int_t)o.expected, "request_id", o.request_id ? o.request_id : rid);
-    path = config_path(project, key, "/rollback");
+    path = cli_config_path(project, key, "/rollback");
     if (body == NULL || path == NULL) {
         rc = cli_fail(CLI_EXIT_FAILURE, "out of memory");
         goto out;

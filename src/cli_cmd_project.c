@@ -13,45 +13,6 @@
 #include "cli_cmd.h"
 #include "cli_out.h"
 
-/* Runs one call for a subcommand: opens the client, sends METHOD PATH with BODY (borrowed, may
- * be NULL) and, on success, hands the reply (new reference or NULL) to *REPLY. PATH is freed
- * here; a NULL PATH means an allocation failed. */
-static int one_call(struct cli_global *g, const char *method, char *path, const json_t *body,
-                    const char *what, json_t **reply)
-{
-    struct cli_client *c = NULL;
-    int rc = path == NULL ? cli_fail(CLI_EXIT_FAILURE, "out of memory") : cli_open(g, &c);
-    if (rc == CLI_EXIT_OK) {
-        rc = cli_do(c, method, path, body, what, NULL, reply, NULL);
-    }
-    cli_client_close(c);
-    free(path);
-    return rc;
-}
-
-/* Reads every page of the list at PATH (freed here) and prints it as a table, or as JSON. */
-static int list_call(struct cli_global *g, char *path, const char *what, size_t n,
-                     const char *const *headers, const char *const *members, const char *empty)
-{
-    struct cli_client *c = NULL;
-    json_t *all = NULL;
-    int rc = path == NULL ? cli_fail(CLI_EXIT_FAILURE, "out of memory") : cli_open(g, &c);
-    if (rc == CLI_EXIT_OK) {
-        rc = cli_get_all(c, path, "items", "next_after", "after", what, &all);
-    }
-    if (rc == CLI_EXIT_OK) {
-        if (g->json_output) {
-            cli_print_json(all);
-        } else {
-            rc = cli_print_items(json_object_get(all, "items"), n, headers, members, empty);
-        }
-    }
-    json_decref(all);
-    cli_client_close(c);
-    free(path);
-    return rc;
-}
-
 /* Prints REPLY as JSON or MESSAGE, and releases REPLY. */
 static int done(struct cli_global *g, json_t *reply, const char *message)
 {
@@ -79,7 +40,7 @@ static int project_create(struct cli_global *g, int argc, char **argv)
     json_t *reply = NULL;
     char what[300];
     snprintf(what, sizeof(what), "project create %s", id);
-    rc = body ? one_call(g, "POST", strdup("/v1/projects"), body, what, &reply)
+    rc = body ? cli_call(g, "POST", strdup("/v1/projects"), body, what, &reply)
               : cli_fail(CLI_EXIT_FAILURE, "out of memory");
     json_decref(body);
     if (rc != CLI_EXIT_OK) {
@@ -104,8 +65,8 @@ static int project_list(struct cli_global *g, int argc, char **argv)
     }
     static const char *const headers[] = {"ID", "NAME", "ROLE", "CREATED"};
     static const char *const members[] = {"id", "name", "role", "created_at"};
-    return list_call(g, strdup("/v1/projects"), "project list", 4, headers, members,
-                     "no projects (create one with \"conclave project create ID\")");
+    return cli_list(g, strdup("/v1/projects"), "project list", 4, headers, members, NULL,
+                    "no projects (create one with \"conclave project create ID\")");
 }
 
 static int project_delete(struct cli_global *g, int argc, char **argv)
@@ -119,7 +80,7 @@ static int project_delete(struct cli_global *g, int argc, char **argv)
     snprintf(what, sizeof(what), "project delete %s", id);
     snprintf(msg, sizeof(msg), "deleted project %s (its revisions are kept)", id);
     json_t *reply = NULL;
-    rc = one_call(g, "DELETE", cli_project_path(id, ""), NULL, what, &reply);
+    rc = cli_call(g, "DELETE", cli_project_path(id, ""), NULL, what, &reply);
     return rc == CLI_EXIT_OK ? done(g, reply, msg) : rc;
 }
 
@@ -175,7 +136,7 @@ static int role_grant(struct cli_global *g, int argc, char **argv)
     char what[400], msg[500];
     snprintf(what, sizeof(what), "role grant %s %s", user, role);
     snprintf(msg, sizeof(msg), "%s is now %s of project %s", user, role, project);
-    rc = body ? one_call(g, "POST", cli_project_path(project, "/roles"), body, what, &reply)
+    rc = body ? cli_call(g, "POST", cli_project_path(project, "/roles"), body, what, &reply)
               : cli_fail(CLI_EXIT_FAILURE, "out of memory");
     json_decref(body);
     return rc == CLI_EXIT_OK ? done(g, reply, msg) : rc;
@@ -265,8 +226,8 @@ static int role_list(struct cli_global *g, int argc, char **argv)
     }
     static const char *const headers[] = {"EMAIL", "ROLE", "USER ID", "SINCE"};
     static const char *const members[] = {"email", "role_level", "user_id", "created_at"};
-    return list_call(g, cli_project_path(project, "/roles"), "role list", 4, headers, members,
-                     "no roles");
+    return cli_list(g, cli_project_path(project, "/roles"), "role list", 4, headers, members, NULL,
+                    "no roles");
 }
 
 static int run_role(struct cli_global *g, int argc, char **argv)
@@ -307,7 +268,7 @@ static int apikey_create(struct cli_global *g, int argc, char **argv)
     }
     json_t *body = v[0] ? json_pack("{s:s}", "name", v[0]) : json_object();
     json_t *reply = NULL;
-    rc = body ? one_call(g, "POST", cli_project_path(project, "/api-keys"), body, "apikey create",
+    rc = body ? cli_call(g, "POST", cli_project_path(project, "/api-keys"), body, "apikey create",
                          &reply)
               : cli_fail(CLI_EXIT_FAILURE, "out of memory");
     json_decref(body);
@@ -333,8 +294,8 @@ static int apikey_list(struct cli_global *g, int argc, char **argv)
     }
     static const char *const headers[] = {"ID", "PREFIX", "NAME", "CREATED", "REVOKED"};
     static const char *const members[] = {"id", "prefix", "name", "created_at", "revoked_at"};
-    return list_call(g, cli_project_path(project, "/api-keys"), "apikey list", 5, headers, members,
-                     "no API keys");
+    return cli_list(g, cli_project_path(project, "/api-keys"), "apikey list", 5, headers, members,
+                    NULL, "no API keys");
 }
 
 static int apikey_revoke(struct cli_global *g, int argc, char **argv)
@@ -354,7 +315,7 @@ static int apikey_revoke(struct cli_global *g, int argc, char **argv)
     snprintf(what, sizeof(what), "apikey revoke %s", id);
     snprintf(msg, sizeof(msg), "revoked API key %s of project %s", id, project);
     json_t *reply = NULL;
-    rc = one_call(g, "DELETE", eid ? cli_project_path(project, suffix) : NULL, NULL, what, &reply);
+    rc = cli_call(g, "DELETE", eid ? cli_project_path(project, suffix) : NULL, NULL, what, &reply);
     free(eid);
     return rc == CLI_EXIT_OK ? done(g, reply, msg) : rc;
 }

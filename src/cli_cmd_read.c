@@ -11,25 +11,6 @@
 #include "cli_cmd.h"
 #include "cli_out.h"
 
-/* "/v1/projects/P/configs[/KEY]SUFFIX" with P and KEY percent-encoded, in a new string. */
-static char *read_path(const char *project, const char *key, const char *suffix)
-{
-    char *p = cli_urlencode(project);
-    char *k = key ? cli_urlencode(key) : NULL;
-    char *out = NULL;
-    if (p != NULL && (key == NULL || k != NULL)) {
-        size_t len = strlen(p) + (k ? strlen(k) : 0) + strlen(suffix) + 32;
-        out = malloc(len);
-        if (out != NULL) {
-            snprintf(out, len, "/v1/projects/%s/configs%s%s%s", p, k ? "/" : "", k ? k : "",
-                     suffix);
-        }
-    }
-    free(p);
-    free(k);
-    return out;
-}
-
 enum { OPT_VERSION = 256, OPT_CONSISTENCY };
 
 static int check_consistency(const char *cmd, const char *v)
@@ -89,7 +70,7 @@ static int run_get(struct cli_global *g, int argc, char **argv)
     }
     struct cli_client *c = NULL;
     json_t *reply = NULL;
-    char *path = read_path(project, key, suffix);
+    char *path = cli_config_path(project, key, suffix);
     int rc = path ? cli_open(g, &c) : cli_fail(CLI_EXIT_FAILURE, "out of memory");
     if (rc == CLI_EXIT_OK) {
         rc = cli_do(c, "GET", path, NULL, what, NULL, &reply, NULL);
@@ -152,54 +133,12 @@ static int run_list(struct cli_global *g, int argc, char **argv)
     snprintf(suffix, sizeof(suffix), "?prefix=%s%s%s", eprefix ? eprefix : "",
              consistency ? "&consistency=" : "", consistency ? consistency : "");
     free(eprefix);
-    struct cli_client *c = NULL;
-    json_t *all = NULL;
-    struct cli_table *t = NULL;
-    char *path = read_path(project, NULL, suffix);
-    int rc = path ? cli_open(g, &c) : cli_fail(CLI_EXIT_FAILURE, "out of memory");
-    if (rc == CLI_EXIT_OK) {
-        rc = cli_get_all(c, path, "items", "next_after", "after", "list", &all);
-    }
-    if (rc != CLI_EXIT_OK) {
-        goto out;
-    }
-    if (g->json_output) {
-        cli_print_json(all);
-        goto out;
-    }
     static const char *const headers[] = {"KEY", "VERSION", "REVISION", "UPDATED", "BY", "CONTENT"};
-    t = cli_table_new(6, headers);
-    size_t i;
-    json_t *item;
-    json_array_foreach(json_object_get(all, "items"), i, item)
-    {
-        char *cells[6] = {
-            cli_cell(json_object_get(item, "key"), 0),
-            cli_cell(json_object_get(item, "version"), 0),
-            cli_cell(json_object_get(item, "revision"), 0),
-            cli_cell(json_object_get(item, "updated_at"), 0),
-            cli_cell(json_object_get(item, "updated_by"), 0),
-            cli_cell(json_object_get(item, "content"), 40),
-        };
-        if (t != NULL && cli_table_add(t, (const char *const *)cells) != 0) {
-            cli_table_free(t);
-            t = NULL;
-        }
-        for (int k = 0; k < 6; k++) {
-            free(cells[k]);
-        }
-    }
-    if (t == NULL) {
-        rc = cli_fail(CLI_EXIT_FAILURE, "out of memory");
-        goto out;
-    }
-    cli_table_print(t, stdout);
-out:
-    cli_table_free(t);
-    free(path);
-    json_decref(all);
-    cli_client_close(c);
-    return rc;
+    static const char *const members[] = {"key",        "version",    "revision",
+                                          "updated_at", "updated_by", "content"};
+    static const size_t widths[] = {0, 0, 0, 0, 0, 40};
+    return cli_list(g, cli_config_path(project, NULL, suffix), "list", 6, headers, members, widths,
+                    prefix[0] ? "no live keys with that prefix" : "no live keys");
 }
 
 static int run_history(struct cli_global *g, int argc, char **argv)
@@ -221,8 +160,7 @@ static int run_history(struct cli_global *g, int argc, char **argv)
     snprintf(what, sizeof(what), "history %s", key);
     struct cli_client *c = NULL;
     json_t *all = NULL;
-    struct cli_table *t = NULL;
-    char *path = read_path(project, key, "/revisions");
+    char *path = cli_config_path(project, key, "/revisions");
     int rc = path ? cli_open(g, &c) : cli_fail(CLI_EXIT_FAILURE, "out of memory");
     if (rc == CLI_EXIT_OK) {
         rc = cli_get_all(c, path, "items", "next_after_version", "after_version", what, &all);
@@ -240,8 +178,7 @@ static int run_history(struct cli_global *g, int argc, char **argv)
         cli_print_json(all);
         goto out;
     }
-    static const char *const headers[] = {"VERSION", "OP", "REVISION", "WRITTEN", "BY", "CONTENT"};
-    t = cli_table_new(6, headers);
+    /* The op column says which version a rollback copied. */
     size_t i;
     json_t *item;
     json_array_foreach(json_object_get(all, "items"), i, item)
@@ -252,29 +189,14 @@ static int run_history(struct cli_global *g, int argc, char **argv)
         if (json_is_integer(src)) {
             snprintf(op, sizeof(op), "rollback to %lld", (long long)json_integer_value(src));
         }
-        char *cells[6] = {
-            cli_cell(json_object_get(item, "version"), 0),
-            strdup(op),
-            cli_cell(json_object_get(item, "revision"), 0),
-            cli_cell(json_object_get(item, "created_at"), 0),
-            cli_cell(json_object_get(item, "actor"), 0),
-            cli_cell(json_object_get(item, "content"), 40),
-        };
-        if (t != NULL && cli_table_add(t, (const char *const *)cells) != 0) {
-            cli_table_free(t);
-            t = NULL;
-        }
-        for (int k = 0; k < 6; k++) {
-            free(cells[k]);
-        }
+        json_object_set_new(item, "op_text", json_string(op));
     }
-    if (t == NULL) {
-        rc = cli_fail(CLI_EXIT_FAILURE, "out of memory");
-        goto out;
-    }
-    cli_table_print(t, stdout);
+    static const char *const headers[] = {"VERSION", "OP", "REVISION", "WRITTEN", "BY", "CONTENT"};
+    static const char *const members[] = {"version",    "op_text", "revision",
+                                          "created_at", "actor",   "content"};
+    static const size_t widths[] = {0, 0, 0, 0, 0, 40};
+    rc = cli_print_items(json_object_get(all, "items"), 6, headers, members, widths, "");
 out:
-    cli_table_free(t);
     free(path);
     json_decref(all);
     cli_client_close(c);

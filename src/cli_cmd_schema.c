@@ -26,20 +26,6 @@ static char *schema_path(const char *id)
     return out;
 }
 
-/* Opens a client and makes one call; PATH is freed here (NULL: out of memory). */
-static int call(struct cli_global *g, const char *method, char *path, const json_t *body,
-                const char *what, json_t **reply)
-{
-    struct cli_client *c = NULL;
-    int rc = path == NULL ? cli_fail(CLI_EXIT_FAILURE, "out of memory") : cli_open(g, &c);
-    if (rc == CLI_EXIT_OK) {
-        rc = cli_do(c, method, path, body, what, NULL, reply, NULL);
-    }
-    cli_client_close(c);
-    free(path);
-    return rc;
-}
-
 /* Prints a schema reply as fields and its content, or as JSON. */
 static void print_schema(const struct cli_global *g, const json_t *s)
 {
@@ -81,7 +67,7 @@ static int schema_create(struct cli_global *g, int argc, char **argv)
     json_t *body = json_pack("{s:s,s:o}", "name", name, "schema_content", content);
     char what[300];
     snprintf(what, sizeof(what), "schema create %s", name);
-    rc = body ? call(g, "POST", strdup("/v1/schemas"), body, what, &reply)
+    rc = body ? cli_call(g, "POST", strdup("/v1/schemas"), body, what, &reply)
               : cli_fail(CLI_EXIT_FAILURE, "out of memory");
     json_decref(body);
     if (rc == CLI_EXIT_OK) {
@@ -126,7 +112,7 @@ static int schema_update(struct cli_global *g, int argc, char **argv)
     }
     char what[300];
     snprintf(what, sizeof(what), "schema update %s", id);
-    rc = call(g, "PUT", schema_path(id), body, what, &reply);
+    rc = cli_call(g, "PUT", schema_path(id), body, what, &reply);
     json_decref(body);
     if (rc == CLI_EXIT_OK) {
         if (g->json_output) {
@@ -150,7 +136,7 @@ static int schema_get(struct cli_global *g, int argc, char **argv)
     char what[300];
     snprintf(what, sizeof(what), "schema get %s", argv[optind]);
     json_t *reply = NULL;
-    rc = call(g, "GET", schema_path(argv[optind]), NULL, what, &reply);
+    rc = cli_call(g, "GET", schema_path(argv[optind]), NULL, what, &reply);
     if (rc == CLI_EXIT_OK) {
         print_schema(g, reply);
     }
@@ -164,24 +150,10 @@ static int schema_list(struct cli_global *g, int argc, char **argv)
     if (rc != CLI_EXIT_OK) {
         return rc;
     }
-    struct cli_client *c = NULL;
-    json_t *all = NULL;
-    if ((rc = cli_open(g, &c)) == CLI_EXIT_OK) {
-        rc = cli_get_all(c, "/v1/schemas", "items", "next_after", "after", "schema list", &all);
-    }
-    if (rc == CLI_EXIT_OK) {
-        static const char *const headers[] = {"ID", "NAME", "HASH", "UPDATED"};
-        static const char *const members[] = {"id", "name", "schema_hash", "updated_at"};
-        if (g->json_output) {
-            cli_print_json(all);
-        } else {
-            rc = cli_print_items(json_object_get(all, "items"), 4, headers, members,
-                                 "no schemas (create one with \"conclave schema create\")");
-        }
-    }
-    json_decref(all);
-    cli_client_close(c);
-    return rc;
+    static const char *const headers[] = {"ID", "NAME", "HASH", "UPDATED"};
+    static const char *const members[] = {"id", "name", "schema_hash", "updated_at"};
+    return cli_list(g, strdup("/v1/schemas"), "schema list", 4, headers, members, NULL,
+                    "no schemas (create one with \"conclave schema create\")");
 }
 
 static int schema_delete(struct cli_global *g, int argc, char **argv)
@@ -192,7 +164,7 @@ static int schema_delete(struct cli_global *g, int argc, char **argv)
     }
     char what[300];
     snprintf(what, sizeof(what), "schema delete %s", argv[optind]);
-    rc = call(g, "DELETE", schema_path(argv[optind]), NULL, what, NULL);
+    rc = cli_call(g, "DELETE", schema_path(argv[optind]), NULL, what, NULL);
     if (rc == CLI_EXIT_OK && !g->json_output) {
         printf("deleted schema %s\n", argv[optind]);
     }

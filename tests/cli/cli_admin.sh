@@ -28,32 +28,20 @@ expect_out 'no command "nothing"'
 run "$BIN"
 expect_status 2
 
-raft_ports 4
-for i in 1 2 3; do
-  raft_config "$i" "1 2 3"
-  raft_start "$i"
-done
-L=$(wait_leader 20) || fail "no leader within 20 s"
+raft_up 4
 ADMIN_ID=$(create_user root@example.com "$PW" --admin)
 ED_ID=$(create_user ed@example.com "$PW")
 create_user bo@example.com "$PW" >/dev/null
 
 export HOME=$TMP/home XDG_CONFIG_HOME=
 mkdir -p "$HOME"
-unset CONCLAVE_TOKEN CONCLAVE_API_KEY CONCLAVE_PROJECT CONCLAVE_OUTPUT CONCLAVE_ENDPOINTS DATABASE_URL
+unset CONCLAVE_TOKEN CONCLAVE_API_KEY CONCLAVE_PROJECT CONCLAVE_OUTPUT CONCLAVE_ENDPOINTS
 # The endpoints and the project come from a config file this time.
 jq -n --arg a "$NODE_1_URL" --arg b "$NODE_2_URL" --arg c "$NODE_3_URL" \
   '{endpoints: [$a, $b, $c], project: "shop"}' >"$TMP/client.json"
 export CONCLAVE_CONFIG=$TMP/client.json
 c() { run "$BIN" "$@"; }
-cin() {
-  local input=$1
-  shift
-  set +e
-  out=$("$BIN" "$@" 2>&1 <<<"$input")
-  status=$?
-  set -e
-}
+ci() { run_in "$1" "$BIN" "${@:2}"; }
 CONCLAVE_CONFIG=$TMP/none.json run "$BIN" get x
 expect_status 2
 expect_out "config file $TMP/none.json does not exist"
@@ -65,7 +53,7 @@ c get x -o yaml
 expect_status 2
 expect_out 'output format "yaml" is unknown'
 
-cin "$PW" login --email ed@example.com
+ci "$PW" login --email ed@example.com
 expect_status 0
 
 # --- project --------------------------------------------------------------------------------
@@ -133,12 +121,12 @@ c apikey list -o json
 KID=$(jq -r '.items[] | select(.name == "deployer") | .id' <<<"$out")
 [[ -n $KID ]] || fail "apikey list has no deployer key: $out"
 jq -e '[.items[] | has("key")] | any | not' <<<"$out" >/dev/null || fail "apikey list shows a key"
-cin '{"a": 1}' put k1 --create --api-key "$KEY"
+ci '{"a": 1}' put k1 --create --api-key "$KEY"
 expect_status 0
 c apikey revoke "$KID"
 expect_status 0
 sleep 1.2
-cin '{"a": 2}' put k1 --api-key "$KEY"
+ci '{"a": 2}' put k1 --api-key "$KEY"
 expect_status 5
 c apikey revoke 00000000-0000-0000-0000-000000000000
 expect_status 3
@@ -154,11 +142,11 @@ SID=$(jq -r '.items[] | select(.name == "db-config") | .id' <<<"$out")
 c schema get "$SID"
 expect_status 0
 expect_out '"required"'
-cin '{"type": "object", "minProperties": "many"}' schema create broken
+ci '{"type": "object", "minProperties": "many"}' schema create broken
 expect_status 7
-cin '{"pool": 5}' put db --create --schema "$SID"
+ci '{"pool": 5}' put db --create --schema "$SID"
 expect_status 0
-cin '{"pool": "five"}' put db --schema "$SID"
+ci '{"pool": "five"}' put db --schema "$SID"
 expect_status 7
 expect_out "pool"
 c get db -o json
@@ -174,7 +162,7 @@ expect_status 2
 c schema get 00000000-0000-0000-0000-000000000000
 expect_status 3
 # Unbind, then the schema can go.
-cin '{"pool": 6}' put db --schema none
+ci '{"pool": 6}' put db --schema none
 expect_status 0
 c schema delete "$SID"
 expect_status 0

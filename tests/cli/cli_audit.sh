@@ -12,12 +12,7 @@ make_test_db cli_audit
 T_START=$(date +%s)
 PW=cli-audit-password-1
 
-raft_ports 3
-for i in 1 2 3; do
-  raft_config "$i" "1 2 3"
-  raft_start "$i"
-done
-L=$(wait_leader 20) || fail "no leader within 20 s"
+raft_up 3
 create_user auditor@example.com "$PW" --admin >/dev/null
 TOKEN=$(login auditor@example.com "$PW" "$L")
 api POST /v1/projects '{"id": "aud", "name": "audited"}' "$TOKEN" "$L"
@@ -139,6 +134,17 @@ expect_eq "$(tail -1 "$TMP/aud.jsonl" | jq -r '[.end, .revisions, .chain_head] |
 DATABASE_URL=$DB_URL run "$BIN" audit export --project aud
 expect_status 0
 expect_eq "$(sed 1d <<<"$out")" "$(sed 1d "$TMP/aud.jsonl")" "export from the database equals the API's"
+# The progress bar: drawn on a terminal (a pseudo-terminal made by script(1)), never into a
+# pipe; the file written is the same either way.
+set +e
+tty_out=$(script -qec "$(printf '%q ' "$BIN" audit export --project aud --out "$TMP/tty.jsonl")" /dev/null 2>&1)
+tty_status=$?
+set -e
+expect_eq "$tty_status" 0 "export on a terminal"
+[[ $tty_out =~ \[[#.]{30}\]\ +[0-9]+%\ [0-9]+/$N\ revisions ]] || fail "no progress bar on a terminal: $tty_out"
+expect_eq "$(sed 1d "$TMP/tty.jsonl")" "$(sed 1d "$TMP/aud.jsonl")" "export written on a terminal"
+run "$BIN" audit export --project aud --out "$TMP/pipe.jsonl"
+[[ $out == "exported $N revisions of project aud to $TMP/pipe.jsonl (chain head $HEAD)" ]] || fail "export into a pipe should print only its summary: $out"
 offline() { # FILE: verify with no reachable server and no database
   run env -u DATABASE_URL CONCLAVE_ENDPOINTS=http://127.0.0.1:9 CONCLAVE_TOKEN= \
     "$BIN" audit verify --file "$1"

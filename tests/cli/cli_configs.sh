@@ -9,12 +9,7 @@ make_test_db cli_configs
 "$BIN" migrate up >/dev/null
 PW=cli-configs-password-1
 
-raft_ports 3
-for i in 1 2 3; do
-  raft_config "$i" "1 2 3"
-  raft_start "$i"
-done
-L=$(wait_leader 20) || fail "no leader within 20 s"
+raft_up 3
 create_user ed@example.com "$PW" >/dev/null
 create_user vi@example.com "$PW" >/dev/null
 
@@ -26,21 +21,14 @@ mkdir -p "$HOME"
 export CONCLAVE_ENDPOINTS="http://127.0.0.1:$DEAD,$NODE_1_URL,$NODE_2_URL,$NODE_3_URL"
 unset CONCLAVE_TOKEN CONCLAVE_API_KEY CONCLAVE_PROJECT CONCLAVE_OUTPUT CONCLAVE_CONFIG DATABASE_URL
 c() { run "$BIN" "$@"; }
-cin() { # STDIN CMD...: run with STDIN as standard input
-  local input=$1
-  shift
-  set +e
-  out=$("$BIN" "$@" 2>&1 <<<"$input")
-  status=$?
-  set -e
-}
+ci() { run_in "$1" "$BIN" "${@:2}"; }
 
 # --- login ---------------------------------------------------------------------------------
-cin "wrong-password" login --email ed@example.com
+ci "wrong-password" login --email ed@example.com
 expect_status 5
 expect_out "login as ed@example.com"
 [[ ! -e $HOME/.config/conclave/credentials ]] || fail "a failed login saved credentials"
-cin "$PW" login --email ed@example.com
+ci "$PW" login --email ed@example.com
 expect_status 0
 expect_out "logged in as ed@example.com"
 CREDS=$HOME/.config/conclave/credentials
@@ -90,17 +78,17 @@ expect_status 0
 expect_eq "$(jq -c .content <<<"$out")" '{"host":"db1","pool":5,"tags":["a","b"]}' "get -o json content"
 REV1=$(jq -r .revision <<<"$out")
 # From standard input, with the expected version given.
-cin '{"host": "db2", "pool": 5}' put app.db - --expected-version 1
+ci '{"host": "db2", "pool": 5}' put app.db - --expected-version 1
 expect_status 0
 expect_out "version 2"
 # A stale version: conflict, nothing written.
-cin '{"host": "stale"}' put app.db - --expected-version 1
+ci '{"host": "stale"}' put app.db - --expected-version 1
 expect_status 4
 expect_out "version"
 c get app.db -o json --consistency stale
 expect_eq "$(jq -r .content.host <<<"$out")" db2 "content after the stale put"
 # Without --expected-version: read-then-CAS.
-cin '{"host": "db3", "pool": 8}' put app.db
+ci '{"host": "db3", "pool": 8}' put app.db
 expect_status 0
 expect_out "version 3"
 # Bad input: not JSON, missing file; nothing is sent.
@@ -121,9 +109,9 @@ expect_status 0
 expect_eq "$(jq -r .content.host <<<"$out")" db1 "get --version 1"
 
 # --- list, history, rollback, delete --------------------------------------------------------
-cin '"on"' put flags --create
+ci '"on"' put flags --create
 expect_status 0
-cin '{"ttl": 30}' put app.cache --create
+ci '{"ttl": 30}' put app.cache --create
 expect_status 0
 c list
 expect_status 0
@@ -168,13 +156,13 @@ expect_status 0
 VI_TOKEN=$(login vi@example.com "$PW" "$L")
 CONCLAVE_TOKEN=$VI_TOKEN run "$BIN" get app.db
 expect_status 0
-CONCLAVE_TOKEN=$VI_TOKEN cin '{"x": 1}' put app.db -
+CONCLAVE_TOKEN=$VI_TOKEN ci '{"x": 1}' put app.db -
 expect_status 5
 expect_out "put app.db"
 CONCLAVE_TOKEN=not-a-token run "$BIN" get app.db
 expect_status 5
 # An API key writes and reads its own project.
-cin '{"k": 1}' put by-key --create --api-key "$KEY"
+ci '{"k": 1}' put by-key --create --api-key "$KEY"
 expect_status 0
 CONCLAVE_API_KEY=$KEY run "$BIN" get by-key -o json
 expect_eq "$(jq -c .content <<<"$out")" '{"k":1}' "read with the API key"
@@ -184,9 +172,9 @@ expect_eq "$(jq -c .content <<<"$out")" '{"k":1}' "read with the API key"
 WPID=$!
 NODE_PIDS+=("$WPID")
 sleep 1
-cin '{"ttl": 60}' put app.cache
+ci '{"ttl": 60}' put app.cache
 expect_status 0
-cin '"ignored"' put other.key --create
+ci '"ignored"' put other.key --create
 expect_status 0
 c delete app.cache
 expect_status 0
@@ -221,7 +209,7 @@ export CONCLAVE_TOKEN=$(login ed@example.com "$PW" "$L")
 F=$(((L % 3) + 1))
 raft_kill "$F" KILL
 export CONCLAVE_ENDPOINTS="http://127.0.0.1:$DEAD,$(eval echo "\$NODE_${F}_URL"),$NODE_1_URL,$NODE_2_URL,$NODE_3_URL"
-cin '{"host": "after-kill"}' put app.db
+ci '{"host": "after-kill"}' put app.db
 expect_status 0
 c get app.db -o json
 expect_status 0

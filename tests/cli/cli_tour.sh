@@ -9,12 +9,7 @@ source "$(dirname "$0")/raft_lib.sh"
 make_test_db cli_tour
 "$BIN" migrate up >/dev/null
 
-raft_ports 3
-for i in 1 2 3; do
-  raft_config "$i" "1 2 3"
-  raft_start "$i"
-done
-wait_leader 20 >/dev/null || fail "no leader within 20 s"
+raft_up 3
 PW=tour-admin-password-1
 create_user admin@localhost "$PW" --admin >/dev/null
 
