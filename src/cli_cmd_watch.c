@@ -2,9 +2,9 @@
  * cli_cmd_watch: `conclave watch`, a loop of long polls on GET /v1/projects/{id}/watch that
  * prints each change of the project as it arrives, until SIGINT or SIGTERM.
  *
- * Without --after-revision the watch starts "now": the project's past revisions are paged
- * through silently first (short polls until one comes back empty), so that every change
- * committed after that point is printed exactly once, even one made while catching up.
+ * Without --after-revision the watch starts "now": after the project's head revision, read
+ * once from GET /v1/projects/{id}/revisions, so that every change committed after that point
+ * is printed exactly once.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -134,16 +134,16 @@ static int run_watch(struct cli_global *g, int argc, char **argv)
     cli_client_set_abort(c, &stop_requested);
 
     if (after < 0) {
-        after = 0;
-        do {
-            json_decref(reply);
-            reply = NULL;
-            rc = poll_once(c, eproject, &after, 1, &reply, &status);
-        } while (rc == CLI_EXIT_OK && !stop_requested &&
-                 json_array_size(json_object_get(reply, "changes")) > 0);
+        /* "Now" is the project's head revision in PostgreSQL, the table the watch itself
+         * reads, so every change committed after this call is printed and none is skipped. */
+        char path[512];
+        snprintf(path, sizeof(path), "/v1/projects/%s/revisions?limit=1", eproject);
+        rc = cli_do(c, "GET", path, NULL, "watch", NULL, &reply, NULL);
         if (rc != CLI_EXIT_OK) {
             goto out;
         }
+        json_t *head = json_object_get(reply, "head_revision");
+        after = json_is_integer(head) ? (long long)json_integer_value(head) : 0;
     }
     fprintf(stderr, "watching project %s%s%s after revision %lld (Ctrl-C stops)\n", project,
             prefix[0] ? ", keys starting with " : "", prefix, after);

@@ -171,7 +171,12 @@ expect_eq "$(jq -c .content <<<"$out")" '{"k":1}' "read with the API key"
 "$BIN" watch app. --poll-timeout 2 >"$TMP/watch.out" 2>"$TMP/watch.err" &
 WPID=$!
 NODE_PIDS+=("$WPID")
-sleep 1
+# The banner comes once the watch knows where "now" is; every write after it must show.
+for ((n = 0; n < 100; n++)); do
+  grep -q "^watching project shop" "$TMP/watch.err" && break
+  sleep 0.1
+done
+grep -q "^watching project shop" "$TMP/watch.err" || fail "watch did not start: $(cat "$TMP/watch.err")"
 ci '{"ttl": 60}' put app.cache
 expect_status 0
 ci '"ignored"' put other.key --create
