@@ -290,8 +290,24 @@ int cli_client_call(struct cli_client *c, const char *method, const char *path, 
             snprintf(err, errlen, "out of memory reading the answer of %s", c->urls[i]);
             goto out;
         }
+        long sent = 0;
+        if (cc != CURLE_OK && strcmp(method, "GET") != 0 &&
+            curl_easy_getinfo(c->curl, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK && sent > 0) {
+            /* The request left, so the node may have carried it out: sending it to another
+             * node could do it twice. The caller decides (a config write retries with its
+             * request id, which the cluster applies at most once); its next call starts at the
+             * next node. */
+            free(b.data);
+            c->preferred = (i + 1) % c->n_urls;
+            snprintf(err, errlen,
+                     "%s took the request but sent no answer (%s): it may or may not have been "
+                     "carried out; look before you retry",
+                     c->urls[i], curl_easy_strerror(cc));
+            rc = CLI_EXIT_UNAVAILABLE;
+            goto out;
+        }
         if (cc != CURLE_OK) {
-            /* No answer: the next node may do. */
+            /* Never sent (or a read): the next node may do. */
             free(b.data);
             int w = snprintf(tried + used, sizeof(tried) - used, "%s%s: %s", used ? "; " : "",
                              c->urls[i], curl_easy_strerror(cc));

@@ -3,8 +3,11 @@
  * credentials, project, output format) and HTTP calls to the nodes with failover.
  *
  * A call goes to the endpoints in order, starting with the one that answered last. A node
- * that does not answer (connection refused, reset, timeout) or answers 503 is skipped for the
- * next one; any other HTTP answer is final. docs/cli.md describes the options and files.
+ * that cannot be reached, or answers 503, is skipped for the next one; any other HTTP answer
+ * is final. A request other than GET that reached a node which then gave no answer (reset,
+ * timeout) is not sent elsewhere, since it may have been carried out: the call fails with
+ * CLI_EXIT_UNAVAILABLE and the next call starts at the next node. docs/cli.md describes the
+ * options and files.
  */
 #ifndef CONCLAVE_CLI_CLIENT_H
 #define CONCLAVE_CLI_CLIENT_H

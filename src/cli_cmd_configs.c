@@ -58,7 +58,7 @@ static int write_call(struct cli_client *c, const char *method, const char *path
         }
         json_decref(r);
         fprintf(stderr, "conclave: %s: outcome unknown (%s); retrying with request id %s\n", what,
-                rc != CLI_EXIT_OK ? "no node answered" : "the cluster is busy", request_id);
+                rc != CLI_EXIT_OK ? err : "the cluster is busy", request_id);
         sleep((unsigned)attempt);
     }
     return rc;

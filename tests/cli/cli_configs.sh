@@ -210,6 +210,40 @@ expect_out "conclave login"
 # The failover below runs with a token from the environment.
 export CONCLAVE_TOKEN=$(login ed@example.com "$PW" "$L")
 
+# --- a node that takes requests but never answers (SIGSTOP) -------------------------------
+L=$(wait_leader 20) || fail "no leader"
+c get app.db -o json
+V=$(jq -r .version <<<"$out")
+S=$(((L % 3) + 1))
+S_PID_VAR="NODE_${S}_PID"
+S_URL_VAR="NODE_${S}_URL"
+kill -STOP "${!S_PID_VAR}"
+SAVED_ENDPOINTS=$CONCLAVE_ENDPOINTS
+export CONCLAVE_ENDPOINTS="${!S_URL_VAR},$NODE_1_URL,$NODE_2_URL,$NODE_3_URL"
+# A read moves on to the next node.
+c get app.db --timeout 2
+expect_status 0
+# A config write is retried elsewhere with the same request id, and happens once.
+ci '{"host": "while-stopped"}' put app.db --timeout 2 --request-id cli-stop-1 --expected-version "$V"
+expect_status 0
+expect_out "outcome unknown"
+expect_out "retrying with request id cli-stop-1"
+# Any other change is not sent twice: the client says the outcome is unknown.
+c project create limbo --timeout 2
+expect_status 6
+expect_out "may or may not have been carried out"
+kill -CONT "${!S_PID_VAR}"
+export CONCLAVE_ENDPOINTS=$SAVED_ENDPOINTS
+# The stopped node had taken it, and did it once it ran again.
+for ((n = 0; n < 50; n++)); do
+  run "$BIN" project list -o json
+  jq -e '[.items[].id] | index("limbo")' <<<"$out" >/dev/null && break
+  sleep 0.1
+done
+jq -e '[.items[].id] | index("limbo")' <<<"$out" >/dev/null || fail "the project made while its node was stopped is missing: $out"
+c history app.db -o json
+expect_eq "$(jq '[.items[] | select(.request_id == "cli-stop-1")] | length' <<<"$out")" 1 "versions written by the retried put"
+
 # --- failover: a node down, then all of them ------------------------------------------------
 F=$(((L % 3) + 1))
 raft_kill "$F" KILL
