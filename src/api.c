@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <sodium.h>
+
 #include "api_handlers.h"
 #include "auth.h"
 #include "codec.h"
@@ -779,4 +781,11 @@ json_t *api_page_result(json_t *items, int limit, const char *key)
         next = json_incref(json_object_get(json_array_get(items, (size_t)limit - 1), key));
     }
     return json_pack("{s:o,s:o}", "items", items, "next_after", next);
+}
+
+void api_uuid_text(const uint8_t id[16], char out[37])
+{
+    char hex[33];
+    sodium_bin2hex(hex, sizeof(hex), id, 16);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }

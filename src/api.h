@@ -141,6 +141,8 @@ void api_reply(struct api_call *call, int status, json_t *body);
 
 /* Syntax checks shared by handlers. */
 bool api_is_uuid(const char *s);
+/* Writes the 16-byte ID as canonical UUID text (8-4-4-4-12 lowercase hex) into OUT. */
+void api_uuid_text(const uint8_t id[16], char out[37]);
 bool api_is_slug(const char *s);
 
 #endif /* CONCLAVE_API_H */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_handlers.h"
 #include "forward.h"
 #include "node.h"
 
@@ -107,4 +108,19 @@ void node_forward(struct node *node, struct api_call *call)
                  FORWARD_TIMEOUT_MS, forwarded, call, err, sizeof(err)) != 0) {
         not_leader(call, info.leader_id, "forwarding to the leader failed");
     }
+}
+
+bool api_lead_or_forward(struct api_call *call)
+{
+    struct node *node = call->node;
+    if (node->raft == NULL) {
+        api_error(call, 503, "unavailable",
+                  "this node runs without raft (no \"raft\" section in its configuration)");
+        return false;
+    }
+    if (rnode_ready(node->raft)) {
+        return true;
+    }
+    node_forward(node, call);
+    return false;
 }

@@ -1,7 +1,7 @@
 /*
  * api_handlers: the endpoint handlers, one group per file (api_auth.c, api_users.c,
- * api_projects.c, api_schemas.c, api_configs.c, api_history.c, api_cluster.c). Each takes over
- * the call (see api.h) and must end it with exactly one answer.
+ * api_projects.c, api_schemas.c, api_configs.c, api_reads.c, api_history.c, api_cluster.c).
+ * Each takes over the call (see api.h) and must end it with exactly one answer.
  */
 #ifndef CONCLAVE_API_HANDLERS_H
 #define CONCLAVE_API_HANDLERS_H
@@ -12,6 +12,11 @@
 #define APIH_UNPROCESSABLE 100 /* 422 invalid_schema; the message says where */
 #define APIH_FORBIDDEN     101 /* 403 forbidden; the message says why */
 #define APIH_UNAUTHORIZED  102 /* 401 unauthorized */
+
+/* True when this node may coordinate a write or a linearizable read (it is the ready
+ * leader). Otherwise the call is taken over: forwarded to the leader once (a forwarded
+ * request is never forwarded again), or answered 503 with Retry-After. In api_forward.c. */
+bool api_lead_or_forward(struct api_call *call);
 
 void apih_health(struct api_call *call);
 void apih_ready(struct api_call *call);

@@ -231,27 +231,34 @@ void apih_role_list(struct api_call *call)
 }
 
 struct role_change {
-    char user[64];
+    char user[64];   /* the user's UUID, or "" to find the user by email */
+    char email[256]; /* used when user is "" */
     char role[16];
 };
 
 static int role_set_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
     struct role_change *rc_ = call->data;
-    return dbprojects_role_set(conn, call->params[0], rc_->user, rc_->role, call->who.user_id,
-                               &call->result, errmsg, errlen);
+    return dbprojects_role_set(conn, call->params[0], rc_->user[0] ? rc_->user : NULL, rc_->email,
+                               rc_->role, call->who.user_id, &call->result, errmsg, errlen);
 }
 
 void apih_role_set(struct api_call *call)
 {
-    static const char *const known[] = {"user_id", "role_level", NULL};
-    const char *user, *role;
+    static const char *const known[] = {"user_id", "email", "role_level", NULL};
+    const char *user = NULL, *email = NULL, *role;
     if (api_body_object(call) != 0 || api_fields_known(call, known) != 0 ||
-        api_field_string(call, "user_id", true, 36, 36, &user) != 0 ||
+        api_field_string(call, "user_id", false, 36, 36, &user) != 0 ||
+        api_field_string(call, "email", false, 3, 254, &email) != 0 ||
         api_field_string(call, "role_level", true, 1, 16, &role) != 0) {
         return;
     }
-    if (!api_is_uuid(user)) {
+    if ((user == NULL) == (email == NULL)) {
+        api_field_error(call, "user_id",
+                        "give the user as exactly one of \"user_id\" or \"email\"");
+        return;
+    }
+    if (user != NULL && !api_is_uuid(user)) {
         api_field_error(call, "user_id", "field \"user_id\" must be a user's UUID");
         return;
     }
@@ -264,7 +271,8 @@ void apih_role_set(struct api_call *call)
     if (c == NULL) {
         return;
     }
-    snprintf(c->user, sizeof(c->user), "%s", user);
+    snprintf(c->user, sizeof(c->user), "%s", user ? user : "");
+    snprintf(c->email, sizeof(c->email), "%s", email ? email : "");
     for (char *p = c->user; *p; p++) {
         *p = (char)(*p >= 'A' && *p <= 'F' ? *p - 'A' + 'a' : *p);
     }

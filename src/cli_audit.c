@@ -403,7 +403,7 @@ static int verify_stream(struct audit_run *r, const char *project, struct cli_as
     if (rc == CLI_EXIT_AUDIT) {
         /* A broken export file is a finding like a broken chain. */
         memset(&p, 0, sizeof(p));
-        snprintf(p.text, sizeof(p.text), "%s", r->err);
+        snprintf(p.text, sizeof(p.text), "%.590s", r->err);
         problem = true;
         rc = CLI_EXIT_OK;
     }
@@ -454,10 +454,11 @@ static void print_verdict(const json_t *rep)
     const json_t *p = json_object_get(rep, "problem");
     if (json_is_true(json_object_get(rep, "ok"))) {
         const char *head = json_string_value(json_object_get(rep, "chain_head"));
+        json_int_t keys = json_integer_value(json_object_get(rep, "keys_checked"));
         printf("project %s: ok: %" JSON_INTEGER_FORMAT " revisions, %" JSON_INTEGER_FORMAT
-               " keys, chain head %s%s\n",
-               project, json_integer_value(json_object_get(rep, "revisions_checked")),
-               json_integer_value(json_object_get(rep, "keys_checked")), head ? head : "(none)",
+               " key%s, chain head %s%s\n",
+               project, json_integer_value(json_object_get(rep, "revisions_checked")), keys,
+               keys == 1 ? "" : "s", head ? head : "(none)",
                json_is_true(json_object_get(rep, "configs_compared"))
                    ? ""
                    : " (configs not compared: an export holds only the revisions)");
@@ -485,6 +486,11 @@ static int cmd_verify(struct audit_run *r)
         const char *project = NULL;
         json_t *rep = NULL;
         rc = cli_asrc_open_file(r->a.file, &s, &project, r->err, sizeof(r->err));
+        if (rc == CLI_EXIT_AUDIT) {
+            /* Not an export at all: there is no project to report on, only the file. */
+            fprintf(stderr, "conclave audit verify: %s\n", r->err);
+            goto out;
+        }
         if (rc == CLI_EXIT_OK && r->g.project != NULL && strcmp(r->g.project, project) != 0) {
             snprintf(r->err, sizeof(r->err), "%s is an export of project %s, not %s", r->a.file,
                      project, r->g.project);
@@ -586,13 +592,13 @@ static int write_file(const char *dir, const char *name, const char *text, char 
     snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "w");
     if (f == NULL) {
-        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        snprintf(err, errlen, "cannot create %.900s: %s", tmp, strerror(errno));
         return CLI_EXIT_FAILURE;
     }
     bool ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        snprintf(err, errlen, "cannot write %.900s: %s", path, strerror(errno));
         unlink(tmp);
         return CLI_EXIT_FAILURE;
     }
@@ -780,7 +786,7 @@ static int cmd_export(struct audit_run *r)
         snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", r->a.out, (long)getpid());
         f = fopen(tmp, "w");
         if (f == NULL) {
-            snprintf(r->err, sizeof(r->err), "cannot create %s: %s", tmp, strerror(errno));
+            snprintf(r->err, sizeof(r->err), "cannot create %.900s: %s", tmp, strerror(errno));
             tmp[0] = '\0';
             rc = CLI_EXIT_FAILURE;
             goto out;
@@ -839,7 +845,7 @@ static int cmd_export(struct audit_run *r)
     }
     goto out;
 write_error:
-    snprintf(r->err, sizeof(r->err), "cannot write the export to %s: %s",
+    snprintf(r->err, sizeof(r->err), "cannot write the export to %.900s: %s",
              to_stdout ? "stdout" : tmp, strerror(errno));
     rc = CLI_EXIT_FAILURE;
 out:

@@ -212,8 +212,9 @@ static int check_admin_left(PGconn *conn, const char *project, char *errmsg, siz
     return DB_OK;
 }
 
-int dbprojects_role_set(PGconn *conn, const char *project, const char *user, const char *role,
-                        const char *granted_by, json_t **out, char *errmsg, size_t errlen)
+int dbprojects_role_set(PGconn *conn, const char *project, const char *user, const char *email,
+                        const char *role, const char *granted_by, json_t **out, char *errmsg,
+                        size_t errlen)
 {
     json_t *row = NULL;
     *out = NULL;
@@ -224,20 +225,21 @@ int dbprojects_role_set(PGconn *conn, const char *project, const char *user, con
     if ((rc = lock_project(conn, project, errmsg, errlen)) != DB_OK) {
         goto err;
     }
-    const char *up[] = {user};
-    json_t *exists = NULL;
+    /* The email index is on lower(email) among live users, so at most one row matches. */
+    const char *up[] = {user, email};
+    json_t *found = NULL;
     rc = db_query_json_row(conn, "user",
                            "SELECT json_build_object('id', id) FROM users "
-                           "WHERE id = $1::uuid AND deleted_at IS NULL",
-                           1, up, &exists, errmsg, errlen);
-    json_decref(exists);
+                           "WHERE ($1::uuid IS NOT NULL AND id = $1::uuid OR "
+                           "$1::uuid IS NULL AND lower(email) = lower($2)) AND deleted_at IS NULL",
+                           2, up, &found, errmsg, errlen);
     if (rc == DB_NOT_FOUND) {
-        snprintf(errmsg, errlen, "user %s not found", user);
+        snprintf(errmsg, errlen, "user %s not found", user ? user : email);
     }
     if (rc != DB_OK) {
         goto err;
     }
-    const char *p[] = {user, project, role, granted_by};
+    const char *p[] = {json_string_value(json_object_get(found, "id")), project, role, granted_by};
     rc = db_query_json_row(
         conn, "setting role",
         "INSERT INTO roles (user_id, project_id, role_level, granted_by) "
@@ -253,11 +255,13 @@ int dbprojects_role_set(PGconn *conn, const char *project, const char *user, con
         (rc = db_commit(conn, errmsg, errlen)) != DB_OK) {
         goto err;
     }
+    json_decref(found);
     *out = row;
     return DB_OK;
 
 err:
     db_rollback(conn);
+    json_decref(found);
     json_decref(row);
     return rc;
 }

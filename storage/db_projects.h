@@ -56,10 +56,12 @@ int dbprojects_key_revoke(PGconn *conn, const char *project, const char *key_id,
 int dbprojects_role_list(PGconn *conn, const char *project, const char *after, int limit,
                          json_t **out, char *errmsg, size_t errlen);
 
-/* Grants or changes USER's ROLE in PROJECT. DB_NOT_FOUND for an unknown or deleted user;
+/* Grants or changes ROLE in PROJECT of the live user whose id is USER, or, when USER is NULL,
+ * whose email is EMAIL (case-insensitive). DB_NOT_FOUND for an unknown or deleted user;
  * DB_REFUSED when it would leave the project without an admin. */
-int dbprojects_role_set(PGconn *conn, const char *project, const char *user, const char *role,
-                        const char *granted_by, json_t **out, char *errmsg, size_t errlen);
+int dbprojects_role_set(PGconn *conn, const char *project, const char *user, const char *email,
+                        const char *role, const char *granted_by, json_t **out, char *errmsg,
+                        size_t errlen);
 
 /* Removes USER's role in PROJECT. DB_NOT_FOUND when there is none; DB_REFUSED when it is the
  * last admin. */

@@ -12,12 +12,7 @@ make_test_db cli_audit
 T_START=$(date +%s)
 PW=cli-audit-password-1
 
-raft_ports 3
-for i in 1 2 3; do
-  raft_config "$i" "1 2 3"
-  raft_start "$i"
-done
-L=$(wait_leader 20) || fail "no leader within 20 s"
+raft_up 3
 create_user auditor@example.com "$PW" --admin >/dev/null
 TOKEN=$(login auditor@example.com "$PW" "$L")
 api POST /v1/projects '{"id": "aud", "name": "audited"}' "$TOKEN" "$L"
@@ -50,6 +45,12 @@ write PUT /app.db '{"content": {"host": "db1", "port": 5432}, "expected_version"
 write PUT /app.cache '{"content": ["a", 1, 2.5, null], "expected_version": 0}'
 write PUT /app.db '{"content": {"host": "db2", "port": 5432}, "expected_version": 1}'
 write PUT /flags '{"content": "on", "expected_version": 0}'
+# Revision numbers are cluster-wide: a write to another project leaves a gap in aud's, which
+# the "between revisions" replay below lands in.
+api POST /v1/projects '{"id": "other", "name": "gap maker"}' "$TOKEN" "$L"
+expect_code 201
+api PUT /v1/projects/other/configs/x '{"content": 1, "expected_version": 0}' "$TOKEN" "$L"
+expect_code 201
 write DELETE '/app.cache?expected_version=1' ''
 write PUT /app.db '{"content": {"host": "db3", "nested": {"z": 1, "a": [true]}}, "expected_version": 2}'
 write POST /app.db/rollback '{"target_version": 1, "expected_version": 3}'
@@ -72,7 +73,7 @@ expect_eq "$(jq -r '.projects[0].chain_head' <<<"$out")" "$HEAD" "chain head"
 # Without --project: every project the caller sees, the empty one included.
 audit verify -o json
 expect_status 0
-expect_eq "$(jq -c '[.projects[] | [.project, .revisions_checked]]' <<<"$out")" "[[\"aud\",$N],[\"quiet\",0]]" "all projects"
+expect_eq "$(jq -c '[.projects[] | [.project, .revisions_checked]]' <<<"$out")" "[[\"aud\",$N],[\"other\",1],[\"quiet\",0]]" "all projects"
 DATABASE_URL=$DB_URL audit verify --project aud -o json
 expect_status 0
 jq -e ".ok and .source == \"db\" and .projects[0].revisions_checked == $N" <<<"$out" >/dev/null ||
@@ -90,6 +91,7 @@ for ((k = 0; k < N; k++)); do
   expect_eq "$(jq -r .as_of_revision <<<"$out")" "${POINT_REV[k]}" "as_of_revision"
 done
 # Between two revisions: the state after the earlier one.
+((POINT_REV[4] > POINT_REV[3] + 1)) || fail "no gap between revisions ${POINT_REV[3]} and ${POINT_REV[4]}"
 audit replay --project aud --as-of-revision $((POINT_REV[3] + 1)) -o json
 expect_eq "$(jq -cS '[.configs[] | {key, version, content}] | sort_by(.key)' <<<"$out")" \
   "$(jq -cS 'sort_by(.key)' <<<"${POINT_STATE[3]}")" "replay between revisions"
@@ -132,6 +134,17 @@ expect_eq "$(tail -1 "$TMP/aud.jsonl" | jq -r '[.end, .revisions, .chain_head] |
 DATABASE_URL=$DB_URL run "$BIN" audit export --project aud
 expect_status 0
 expect_eq "$(sed 1d <<<"$out")" "$(sed 1d "$TMP/aud.jsonl")" "export from the database equals the API's"
+# The progress bar: drawn on a terminal (a pseudo-terminal made by script(1)), never into a
+# pipe; the file written is the same either way.
+set +e
+tty_out=$(script -qec "$(printf '%q ' "$BIN" audit export --project aud --out "$TMP/tty.jsonl")" /dev/null 2>&1)
+tty_status=$?
+set -e
+expect_eq "$tty_status" 0 "export on a terminal"
+[[ $tty_out =~ \[[#.]{30}\]\ +[0-9]+%\ [0-9]+/$N\ revisions ]] || fail "no progress bar on a terminal: $tty_out"
+expect_eq "$(sed 1d "$TMP/tty.jsonl")" "$(sed 1d "$TMP/aud.jsonl")" "export written on a terminal"
+run "$BIN" audit export --project aud --out "$TMP/pipe.jsonl"
+[[ $out == "exported $N revisions of project aud to $TMP/pipe.jsonl (chain head $HEAD)" ]] || fail "export into a pipe should print only its summary: $out"
 offline() { # FILE: verify with no reachable server and no database
   run env -u DATABASE_URL CONCLAVE_ENDPOINTS=http://127.0.0.1:9 CONCLAVE_TOKEN= \
     "$BIN" audit verify --file "$1"
@@ -159,7 +172,8 @@ f=$(damage missing "sed '4d'")
 offline "$f"
 expect_status 8
 expect_out "FAILED at revision ${POINT_REV[3]} (key flags): prev_hash mismatch"
-f=$(damage swapped "sed -n '1,2p;4p;3p;5,\$p'")
+f=$(damage swapped "awk 'NR == 3 { held = \$0; next } { print } NR == 4 { print held }'")
+cmp -s "$f" "$TMP/aud.jsonl" && fail "the swapped copy equals the export"
 offline "$f"
 expect_status 8
 expect_out "FAILED at revision ${POINT_REV[2]}"
@@ -212,13 +226,13 @@ audit verify --project aud
 expect_status 0
 # A re-ordered chain: two revisions trade places (their numbers swapped).
 RA=${POINT_REV[5]} RB=${POINT_REV[6]}
-tamper "UPDATE config_revisions SET revision = -1 WHERE revision = $RA;
+tamper "UPDATE config_revisions SET revision = 999999999 WHERE revision = $RA;
   UPDATE config_revisions SET revision = $RA WHERE revision = $RB;
-  UPDATE config_revisions SET revision = $RB WHERE revision = -1"
+  UPDATE config_revisions SET revision = $RB WHERE revision = 999999999"
 both_fail "FAILED at revision $RA"
-tamper "UPDATE config_revisions SET revision = -1 WHERE revision = $RA;
+tamper "UPDATE config_revisions SET revision = 999999999 WHERE revision = $RA;
   UPDATE config_revisions SET revision = $RA WHERE revision = $RB;
-  UPDATE config_revisions SET revision = $RB WHERE revision = -1"
+  UPDATE config_revisions SET revision = $RB WHERE revision = 999999999"
 audit verify --project aud
 expect_status 0
 # A live config that no revision explains (the fold).

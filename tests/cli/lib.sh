@@ -36,6 +36,16 @@ run() {
   set -e
 }
 
+# run_in INPUT CMD...: run with INPUT (and a newline) as standard input.
+run_in() {
+  local input=$1
+  shift
+  set +e
+  out=$("$@" 2>&1 <<<"$input")
+  status=$?
+  set -e
+}
+
 expect_status() {
   [[ $status -eq $1 ]] || fail "expected exit $1, got $status from: $out"
 }

@@ -11,6 +11,8 @@
 #                          nothing
 #   wait_leader SECONDS    waits for one; prints its id
 #   health I FIELD         prints .raft.FIELD of node I's /health
+#   raft_up N              raft_ports N, then nodes 1..3 bootstrapped together and started;
+#                          sets L to the leader's id (nodes 4..N are left for joining)
 
 raft_ports() {
   local i
@@ -104,4 +106,14 @@ wait_leader() {
     sleep 0.05
   done
   return 1
+}
+
+raft_up() {
+  local i
+  raft_ports "$1"
+  for i in 1 2 3; do
+    raft_config "$i" "1 2 3"
+    raft_start "$i"
+  done
+  L=$(wait_leader 20) || fail "no leader within 20 s"
 }

@@ -1,0 +1,202 @@
+# The administration commands of the client (project, role, apikey, schema, cluster), the
+# config file, and every command's --help, run as the real binary against a real three-node
+# cluster, with their failure paths and exit statuses (docs/cli.md).
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/node_lib.sh"
+source "$(dirname "$0")/raft_lib.sh"
+make_test_db cli_admin
+"$BIN" migrate up >/dev/null
+PW=cli-admin-password-1
+
+# --- help: every command has one, with an example, without a server --------------------------
+for cmd in login logout put get list delete history rollback watch project role apikey schema \
+  cluster audit; do
+  run "$BIN" "$cmd" --help
+  expect_status 0
+  expect_out "usage: conclave $cmd"
+  expect_out "example"
+  run "$BIN" help "$cmd"
+  expect_status 0
+  expect_out "usage: conclave $cmd"
+done
+run "$BIN" help
+expect_status 0
+expect_out "client commands:"
+run "$BIN" help nothing
+expect_status 2
+expect_out 'no command "nothing"'
+run "$BIN"
+expect_status 2
+
+raft_up 4
+ADMIN_ID=$(create_user root@example.com "$PW" --admin)
+ED_ID=$(create_user ed@example.com "$PW")
+create_user bo@example.com "$PW" >/dev/null
+
+export HOME=$TMP/home XDG_CONFIG_HOME=
+mkdir -p "$HOME"
+unset CONCLAVE_TOKEN CONCLAVE_API_KEY CONCLAVE_PROJECT CONCLAVE_OUTPUT CONCLAVE_ENDPOINTS
+# The endpoints and the project come from a config file this time.
+jq -n --arg a "$NODE_1_URL" --arg b "$NODE_2_URL" --arg c "$NODE_3_URL" \
+  '{endpoints: [$a, $b, $c], project: "shop"}' >"$TMP/client.json"
+export CONCLAVE_CONFIG=$TMP/client.json
+c() { run "$BIN" "$@"; }
+ci() { run_in "$1" "$BIN" "${@:2}"; }
+CONCLAVE_CONFIG=$TMP/none.json run "$BIN" get x
+expect_status 2
+expect_out "config file $TMP/none.json does not exist"
+echo '{"endpoints": 5}' >"$TMP/bad-client.json"
+CONCLAVE_CONFIG=$TMP/bad-client.json run "$BIN" get x
+expect_status 2
+expect_out '"endpoints" should be a string or a list of strings'
+c get x -o yaml
+expect_status 2
+expect_out 'output format "yaml" is unknown'
+
+ci "$PW" login --email ed@example.com
+expect_status 0
+
+# --- project --------------------------------------------------------------------------------
+c project create shop
+expect_status 0
+c project create shop
+expect_status 4
+expect_out "project create shop"
+c project create "Bad Id!"
+expect_status 7
+expect_out "id"
+c project create other -o json
+expect_status 0
+expect_eq "$(jq -r '.role' <<<"$out")" admin "project create -o json role"
+c project list
+expect_status 0
+expect_out "shop"
+expect_out "admin"
+c project list -o json
+expect_eq "$(jq -c '[.items[].id]' <<<"$out")" '["other","shop"]' "project list"
+c project
+expect_status 2
+expect_out "missing subcommand: one of create, list, delete"
+c project rename shop
+expect_status 2
+expect_out 'unknown subcommand "rename"'
+c project delete other
+expect_status 0
+c project delete other
+expect_status 3
+
+# --- role -----------------------------------------------------------------------------------
+c role grant bo@example.com editor
+expect_status 0
+expect_out "bo@example.com is now editor of project shop"
+c role list -o json
+expect_eq "$(jq -c '[.items[] | [.email, .role_level]] | sort' <<<"$out")" \
+  '[["bo@example.com","editor"],["ed@example.com","admin"]]' "roles"
+c role list
+expect_out "bo@example.com"
+c role grant BO@example.com viewer
+expect_status 0
+c role grant nobody@example.com viewer
+expect_status 3
+expect_out "nobody@example.com"
+c role grant bo@example.com owner
+expect_status 2
+expect_out "should be admin, editor or viewer"
+c role revoke "$ED_ID"
+expect_status 4
+expect_out "admin"
+c role revoke bo@example.com
+expect_status 0
+c role revoke bo@example.com
+expect_status 3
+expect_out "has no role in project shop"
+c role list -o json
+expect_eq "$(jq -c '[.items[].email]' <<<"$out")" '["ed@example.com"]' "roles after revoke"
+
+# --- apikey ---------------------------------------------------------------------------------
+c apikey create --name deployer
+expect_status 0
+KEY=$(tail -n 1 <<<"$out" | tr -d ' ')
+c apikey list -o json
+KID=$(jq -r '.items[] | select(.name == "deployer") | .id' <<<"$out")
+[[ -n $KID ]] || fail "apikey list has no deployer key: $out"
+jq -e '[.items[] | has("key")] | any | not' <<<"$out" >/dev/null || fail "apikey list shows a key"
+ci '{"a": 1}' put k1 --create --api-key "$KEY"
+expect_status 0
+c apikey revoke "$KID"
+expect_status 0
+sleep 1.2
+ci '{"a": 2}' put k1 --api-key "$KEY"
+expect_status 5
+c apikey revoke 00000000-0000-0000-0000-000000000000
+expect_status 3
+
+# --- schema ---------------------------------------------------------------------------------
+echo '{"type": "object", "required": ["pool"], "properties": {"pool": {"type": "integer"}}}' \
+  >"$TMP/schema.json"
+c schema create db-config "$TMP/schema.json"
+expect_status 0
+c schema list -o json
+SID=$(jq -r '.items[] | select(.name == "db-config") | .id' <<<"$out")
+[[ -n $SID ]] || fail "schema list: $out"
+c schema get "$SID"
+expect_status 0
+expect_out '"required"'
+ci '{"type": "object", "minProperties": "many"}' schema create broken
+expect_status 7
+ci '{"pool": 5}' put db --create --schema "$SID"
+expect_status 0
+ci '{"pool": "five"}' put db --schema "$SID"
+expect_status 7
+expect_out "pool"
+c get db -o json
+expect_eq "$(jq -c .content <<<"$out")" '{"pool":5}' "content after the refused write"
+c schema delete "$SID"
+expect_status 4
+c schema update "$SID" --name db-config-v2
+expect_status 0
+c schema get "$SID" -o json
+expect_eq "$(jq -r .name <<<"$out")" db-config-v2 "schema name after update"
+c schema update "$SID"
+expect_status 2
+c schema get 00000000-0000-0000-0000-000000000000
+expect_status 3
+# Unbind, then the schema can go.
+ci '{"pool": 6}' put db --schema none
+expect_status 0
+c schema delete "$SID"
+expect_status 0
+
+# --- cluster (instance admins) --------------------------------------------------------------
+c cluster status
+expect_status 5
+ROOT=$(login root@example.com "$PW" "$L")
+CONCLAVE_TOKEN=$ROOT run "$BIN" cluster status
+expect_status 0
+expect_out "leader:"
+expect_out "state hash:"
+CONCLAVE_TOKEN=$ROOT run "$BIN" cluster status -o json
+expect_eq "$(jq '.members | length' <<<"$out")" 3 "members"
+T=$(((L % 3) + 1))
+CONCLAVE_TOKEN=$ROOT run "$BIN" cluster transfer "$T"
+expect_status 0
+L2=$(wait_leader 20) || fail "no leader after the transfer"
+expect_eq "$L2" "$T" "leader after cluster transfer"
+# A fourth node joins through the CLI, then leaves.
+raft_config 4 ""
+raft_start 4
+CONCLAVE_TOKEN=$ROOT run "$BIN" cluster add 4 "127.0.0.1:$RPORT_4"
+expect_status 0
+expect_out "node 4 (127.0.0.1:$RPORT_4) is now a voter"
+CONCLAVE_TOKEN=$ROOT run "$BIN" cluster status -o json
+expect_eq "$(jq -r '.members[] | select(.id == 4) | .role' <<<"$out")" voter "node 4's role"
+CONCLAVE_TOKEN=$ROOT run "$BIN" cluster remove 4
+expect_status 0
+expect_out "node 4 is no longer a member"
+CONCLAVE_TOKEN=$ROOT run "$BIN" cluster status -o json
+expect_eq "$(jq '.members | length' <<<"$out")" 3 "members after the removal"
+CONCLAVE_TOKEN=$ROOT run "$BIN" cluster remove abc
+expect_status 2
+CONCLAVE_TOKEN=$ROOT run "$BIN" cluster add 4
+expect_status 2
+echo "cli_admin: ok"
