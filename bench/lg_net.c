@@ -63,6 +63,7 @@ struct net {
     uint64_t t_kill;   /* when the leader was killed, 0 before */
     uint64_t t_first;  /* first write acknowledged after the kill, 0 before */
     int stopping;
+    unsigned ticks;
     char err[512]; /* a fatal error: the run means nothing */
 };
 
@@ -321,9 +322,11 @@ static void handle_answer(struct client *c)
         if (getenv("LG_DEBUG")) {
             fprintf(stderr, "\nclient %d: %s\n", c->id, why);
         }
-        if (c->phase == PH_LEARN && c->errors > 100) {
+        if ((c->phase == PH_LEARN || c->phase == PH_SETUP) && c->errors > 100) {
+            /* Setup and learning must finish; a steady error is a broken target, not load. */
             char msg[400];
-            snprintf(msg, sizeof msg, "learning the versions of the keys failed: %.300s", why);
+            snprintf(msg, sizeof msg, "%s the keys failed: %.300s",
+                     c->phase == PH_LEARN ? "learning the versions of" : "creating", why);
             fatal(n, msg);
         }
         return;
@@ -484,7 +487,9 @@ static void on_tick(uv_timer_t *t)
             ops += n->c[i].ops;
             errors += n->c[i].errors;
         }
-        lg_progress(o, (double)(now - n->t_start) / 1e9, ops, errors);
+        if (++n->ticks % 5 == 0) {
+            lg_progress(o, (double)(now - n->t_start) / 1e9, ops, errors);
+        }
         if (o->workload == LG_W_FAILOVER && !n->t_kill &&
             now >= n->t_start + (uint64_t)(o->kill_after_s * 1e9)) {
             if (kill(o->kill_pid, SIGKILL) != 0) {
@@ -601,7 +606,7 @@ int lg_net_run(const struct lg_opts *o, struct lg_result *r, char *err, size_t c
         snprintf(err, cap, "%s", n.err);
         goto out;
     }
-    r->seconds = n.t_start ? (double)o->duration_s : 0;
+    r->seconds = n.t_start && o->workload != LG_W_SETUP ? (double)o->duration_s : 0;
     if (o->workload == LG_W_FAILOVER) {
         r->failover_ms = n.t_first ? (double)(n.t_first - n.t_kill) / 1e6 : -1;
         r->seconds = n.t_start ? (double)(n.deadline - n.t_start) / 1e9 : 0;
