@@ -21,11 +21,11 @@ static int print_cluster(const struct cli_global *g, const json_t *reply, const 
         cli_print_json(reply);
         return CLI_EXIT_OK;
     }
-    printf("%-14s%s\n", "answered by:", endpoint ? endpoint : "-");
+    printf("%-14s %s\n", "answered by:", endpoint ? endpoint : "-");
     cli_print_field(reply, "node_id", "node:", 14);
     cli_print_field(reply, "state", "state:", 14);
     json_t *leader = json_object_get(reply, "leader");
-    printf("%-14s", "leader:");
+    printf("%-14s ", "leader:");
     if (json_is_object(leader)) {
         printf("%lld (%s)\n", (long long)json_integer_value(json_object_get(leader, "id")),
                json_string_value(json_object_get(leader, "address")));
