@@ -59,6 +59,14 @@ static void pg_fail(struct pg_shared *sh, const char *what, PGconn *conn)
     atomic_store(&sh->failed, 1);
 }
 
+/* The revision row both writes insert, from the row their CTE (named after FROM) returned; the
+ * schema name is the one %s. */
+#define REVISION_INSERT                                                                            \
+    "INSERT INTO %s.config_revisions (revision, project_id, key, version, op, content, actor, "    \
+    "created_at, raft_index, raft_term, prev_hash, hash) SELECT last_revision, $1, key, "          \
+    "version, 'put', $3::json, 'bench', now(), last_revision, 1, sha256(''::bytea), "              \
+    "sha256(convert_to($3, 'UTF8')) FROM "
+
 /* Prepares the three statements of a client. Returns 0 or -1 (reported). */
 static int prepare(struct pg_shared *sh, PGconn *conn)
 {
@@ -79,12 +87,8 @@ static int prepare(struct pg_shared *sh, PGconn *conn)
              "WITH u AS (UPDATE %s.configs SET version = version + 1, content = $3::jsonb, "
              "last_revision = nextval('%s.revision_seq'), updated_by = 'bench', "
              "updated_at = now() WHERE project_id = $1 AND key = $2 AND version = $4 "
-             "AND NOT deleted RETURNING key, version, last_revision) "
-             "INSERT INTO %s.config_revisions (revision, project_id, key, version, op, content, "
-             "actor, created_at, raft_index, raft_term, prev_hash, hash) "
-             "SELECT last_revision, $1, key, version, 'put', $3::json, 'bench', now(), "
-             "last_revision, 1, sha256(''::bytea), sha256(convert_to($3, 'UTF8')) FROM u "
-             "RETURNING version",
+             "AND NOT deleted RETURNING key, version, last_revision) " REVISION_INSERT
+             "u RETURNING version",
              s, s, s);
     r = PQprepare(conn, "cas", sql, 4, types);
     ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -97,12 +101,7 @@ static int prepare(struct pg_shared *sh, PGconn *conn)
              "WITH i AS (INSERT INTO %s.configs (project_id, key, version, content, "
              "last_revision, updated_by, updated_at) VALUES ($1, $2, 1, $3::jsonb, "
              "nextval('%s.revision_seq'), 'bench', now()) ON CONFLICT DO NOTHING "
-             "RETURNING key, version, last_revision) "
-             "INSERT INTO %s.config_revisions (revision, project_id, key, version, op, content, "
-             "actor, created_at, raft_index, raft_term, prev_hash, hash) "
-             "SELECT last_revision, $1, key, version, 'put', $3::json, 'bench', now(), "
-             "last_revision, 1, sha256(''::bytea), sha256(convert_to($3, 'UTF8')) FROM i "
-             "RETURNING version",
+             "RETURNING key, version, last_revision) " REVISION_INSERT "i RETURNING version",
              s, s, s);
     r = PQprepare(conn, "create", sql, 3, types);
     ok = PQresultStatus(r) == PGRES_COMMAND_OK;
