@@ -185,7 +185,12 @@ expect_eq "$L2" "$T" "leader after cluster transfer"
 # A fourth node joins through the CLI, then leaves.
 raft_config 4 ""
 raft_start 4
-CONCLAVE_TOKEN=$ROOT run "$BIN" cluster add 4 "127.0.0.1:$RPORT_4"
+# Exit 6 means "retry": right after the transfer an election may still be settling.
+for ((n = 0; n < 10; n++)); do
+  CONCLAVE_TOKEN=$ROOT run "$BIN" cluster add 4 "127.0.0.1:$RPORT_4"
+  ((status != 6)) && break
+  sleep 1
+done
 expect_status 0
 expect_out "node 4 (127.0.0.1:$RPORT_4) is now a voter"
 CONCLAVE_TOKEN=$ROOT run "$BIN" cluster status -o json
