@@ -185,10 +185,13 @@ expect_eq "$L2" "$T" "leader after cluster transfer"
 # A fourth node joins through the CLI, then leaves.
 raft_config 4 ""
 raft_start 4
-# Exit 6 means "retry": right after the transfer an election may still be settling.
+# Exit 6 means "retry". Right after a transfer the new leader refuses membership changes as
+# not_leader for up to a few seconds although /health calls it the ready leader (seen in about
+# 1 run in 6; cause not found yet, see the closing note of issue 6); a retry succeeds.
 for ((n = 0; n < 10; n++)); do
   CONCLAVE_TOKEN=$ROOT run "$BIN" cluster add 4 "127.0.0.1:$RPORT_4"
   ((status != 6)) && break
+  echo "cluster add: exit 6, retrying: $out" >&2
   sleep 1
 done
 expect_status 0
