@@ -15,11 +15,49 @@
 #include "materializer.h"
 #include "node.h"
 
-/* ---- one key's revisions ---------------------------------------------------------------- */
+/* ---- paging, shared by both revision lists ----------------------------------------------- */
+
+/* A page request: rows after a cursor, at most LIMIT of them. */
 struct hist {
     uint64_t after;
     int limit;
 };
+
+/* Reads ?CURSOR_PARAM= and ?limit= into a new struct hist owned by the call, then runs WORK.
+ * A bad parameter is answered 400 naming it. */
+static void hist_start(struct api_call *call, const char *cursor_param, api_work_fn work)
+{
+    struct hist *h = calloc(1, sizeof(*h));
+    uint64_t limit = 100;
+    if (h == NULL) {
+        api_error(call, 500, "internal", "out of memory");
+        return;
+    }
+    call->data = h;
+    if (api_query_u64(call, cursor_param, 0, INT64_MAX, &h->after) != 0 ||
+        api_query_u64(call, "limit", 100, 1000, &limit) != 0) {
+        return;
+    }
+    if (limit == 0) {
+        api_field_error(call, "limit", "query parameter limit must be from 1 to 1000");
+        return;
+    }
+    h->limit = (int)limit;
+    api_run(call, work, 200);
+}
+
+/* The work read LIMIT + 1 ROWS to learn whether another page follows: drops the extra row and
+ * returns the cursor of the next page (member CURSOR of the last row kept), or JSON null. */
+static json_t *hist_trim(json_t *rows, int limit, const char *cursor)
+{
+    if (json_array_size(rows) <= (size_t)limit) {
+        return json_null();
+    }
+    json_array_remove(rows, (size_t)limit);
+    return json_incref(json_object_get(json_array_get(rows, (size_t)limit - 1), cursor));
+}
+
+/* ---- one key's revisions ---------------------------------------------------------------- */
 
 static int revisions_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
@@ -30,34 +68,14 @@ static int revisions_work(PGconn *conn, struct api_call *call, char *errmsg, siz
     if (rc != DB_OK) {
         return rc;
     }
-    json_t *next = json_null();
-    if (json_array_size(rows) > (size_t)h->limit) {
-        json_array_remove(rows, (size_t)h->limit);
-        next = json_incref(json_object_get(json_array_get(rows, (size_t)h->limit - 1), "version"));
-    }
+    json_t *next = hist_trim(rows, h->limit, "version");
     call->result = json_pack("{s:o,s:o}", "items", rows, "next_after_version", next);
     return DB_OK;
 }
 
 void apih_config_revisions(struct api_call *call)
 {
-    struct hist *h = calloc(1, sizeof(*h));
-    uint64_t limit = 100;
-    if (h == NULL) {
-        api_error(call, 500, "internal", "out of memory");
-        return;
-    }
-    call->data = h;
-    if (api_query_u64(call, "after_version", 0, INT64_MAX, &h->after) != 0 ||
-        api_query_u64(call, "limit", 100, 1000, &limit) != 0) {
-        return;
-    }
-    if (limit == 0) {
-        api_field_error(call, "limit", "query parameter limit must be from 1 to 1000");
-        return;
-    }
-    h->limit = (int)limit;
-    api_run(call, revisions_work, 200);
+    hist_start(call, "after_version", revisions_work);
 }
 
 /* ---- a project's revisions --------------------------------------------------------------- */
@@ -90,11 +108,7 @@ static int project_revisions_work(PGconn *conn, struct api_call *call, char *err
         return rc;
     }
     db_rollback(conn); /* read only: nothing to commit */
-    json_t *next = json_null();
-    if (json_array_size(rows) > (size_t)h->limit) {
-        json_array_remove(rows, (size_t)h->limit);
-        next = json_incref(json_object_get(json_array_get(rows, (size_t)h->limit - 1), "revision"));
-    }
+    json_t *next = hist_trim(rows, h->limit, "revision");
     call->result = json_pack("{s:o,s:o,s:O,s:O}", "items", rows, "next_after_revision", next,
                              "head_revision", json_object_get(head, "head_revision"), "revisions",
                              json_object_get(head, "revisions"));
@@ -104,23 +118,7 @@ static int project_revisions_work(PGconn *conn, struct api_call *call, char *err
 
 void apih_project_revisions(struct api_call *call)
 {
-    struct hist *h = calloc(1, sizeof(*h));
-    uint64_t limit = 100;
-    if (h == NULL) {
-        api_error(call, 500, "internal", "out of memory");
-        return;
-    }
-    call->data = h;
-    if (api_query_u64(call, "after_revision", 0, INT64_MAX, &h->after) != 0 ||
-        api_query_u64(call, "limit", 100, 1000, &limit) != 0) {
-        return;
-    }
-    if (limit == 0) {
-        api_field_error(call, "limit", "query parameter limit must be from 1 to 1000");
-        return;
-    }
-    h->limit = (int)limit;
-    api_run(call, project_revisions_work, 200);
+    hist_start(call, "after_revision", project_revisions_work);
 }
 
 /* ---- audit ------------------------------------------------------------------------------ */
