@@ -44,21 +44,23 @@ warm() {
 }
 
 # converge WHAT WANT METHOD PATH TOKEN: polls node 2 every 50 ms from now on until it
-# answers WANT; fails after 1.5 s. Reports how long it took.
+# answers WANT. "Within a second" is measured at the start of each request, so a slow answer
+# does not count against the node: the test fails when a request sent more than 1000 ms after
+# the change (through node 1) still gets the old answer.
 converge() {
-  local what=$1 want=$2 t0 el
+  local what=$1 want=$2 t0 sent
   t0=$(now_ms)
   while :; do
+    sent=$(($(now_ms) - t0))
     api "$3" "$4" "" "$5" 2
-    el=$(($(now_ms) - t0))
     [[ $code == "$want" ]] && break
-    if ((el > 1500)); then
-      soft fail "$what: node 2 still answers $code (want $want) ${el} ms after the change through node 1: ${body:0:200}"
+    if ((sent > 1000)); then
+      soft fail "$what: node 2 still answers $code (want $want) to a request sent ${sent} ms after the change through node 1: ${body:0:200}"
       return 0
     fi
     sleep 0.05
   done
-  echo "$what: node 2 answered $want after ${el} ms"
+  echo "$what: node 2 answered $want to a request sent ${sent} ms after the change"
 }
 
 # 1. An API key revoked through node 1.

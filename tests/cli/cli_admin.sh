@@ -202,4 +202,4 @@ CONCLAVE_TOKEN=$ROOT run "$BIN" cluster remove abc
 expect_status 2
 CONCLAVE_TOKEN=$ROOT run "$BIN" cluster add 4
 expect_status 2
-echo "cli_admin: ok"
+test_done "cli_admin"

@@ -279,4 +279,4 @@ audit export --project aud --out "$TMP/notty.jsonl"
 [[ $out != *"["*"]"* ]] || fail "a progress bar without a terminal: $out"
 
 echo "cli_audit: $(($(date +%s) - T_START)) s"
-echo "cli_audit: ok"
+test_done "cli_audit"

@@ -262,4 +262,4 @@ expect_status 6
 expect_out "get app.db"
 expect_out "127.0.0.1:$DEAD"
 
-echo "cli_configs: ok"
+test_done "cli_configs"

@@ -65,4 +65,4 @@ grep -q "project demo: ok: 4 revisions" <<<"$out" || fail "audit verify: $out"
 tail -n 15 <<<"$out" | grep -q '"pool": 20' ||
   fail "the replay as of revision 2 should show pool 20: $out"
 cat "$TMP/tour.out"
-echo "cli_tour: ok"
+test_done "cli_tour"

@@ -6,11 +6,48 @@ SRC=${CONCLAVE_SOURCE_DIR:?run through ctest}
 source "$SRC/scripts/lib/pg.sh"
 PG_BIN=$(pg_bindir)
 TMP=$(mktemp -d /tmp/conclave-cli-test.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
 
 fail() {
   echo "FAIL: $*" >&2
   exit 1
+}
+
+# The one exit path of every test. The EXIT trap captures the test's status before anything
+# else runs, then runs the hooks registered with at_exit (newest first) and exits with that
+# status. A test must not install an EXIT trap of its own: a trap such as
+# `trap 'stop_a; stop_b' EXIT` hands stop_b the status of stop_a, not the test's, and a
+# failing test then exits 0. Hooks see the status in TEST_STATUS, must not call exit (or
+# fail), and cannot change the status.
+EXIT_HOOKS=()
+TEST_STATUS=
+at_exit() {
+  EXIT_HOOKS=("$1" "${EXIT_HOOKS[@]}")
+}
+_test_exit() {
+  TEST_STATUS=$?
+  trap - EXIT
+  set +e
+  local hook
+  for hook in "${EXIT_HOOKS[@]}"; do
+    eval "$hook"
+  done
+  rm -rf "$TMP"
+  exit "$TEST_STATUS"
+}
+trap _test_exit EXIT
+
+# test_done NAME: the last line of every test. With CONCLAVE_TEST_CANARY=1 (scripts/test
+# --canary) it plants a failure instead: the test must then exit non-zero through the same
+# path as a real failure, which proves its status survives its cleanup. The marker file tells
+# the canary run that the test got this far, so that it failed for the planted reason.
+test_done() {
+  if [[ ${CONCLAVE_TEST_CANARY:-} == 1 ]]; then
+    if [[ -n ${CONCLAVE_CANARY_DIR:-} ]]; then
+      echo "$1" >"$CONCLAVE_CANARY_DIR/${CONCLAVE_TEST_NAME:-$(basename "$0" .sh)}"
+    fi
+    fail "canary: planted failure at the end of $1 (CONCLAVE_TEST_CANARY=1)"
+  fi
+  echo "$1: ok"
 }
 
 [[ -n ${CONCLAVE_TEST_PG:-} ]] || fail "CONCLAVE_TEST_PG is not set; run the tests with scripts/test"

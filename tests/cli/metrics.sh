@@ -90,7 +90,8 @@ function bad(msg) {
   printf "line %d: %s: %s\n", NR, msg, $0
   errors++
 }
-# Parses the label set at the start of S ("{...}"); returns what follows it, or "" after a
+BEGIN { BAD = "\001" }
+# Parses the label set at the start of S ("{...}"); returns what follows it, or BAD after a
 # complaint. Sets LABELS_NO_LE to the set without its le label (histogram series key) and LE.
 function labels(s,    c, name, val, out) {
   s = substr(s, 2)
@@ -103,7 +104,7 @@ function labels(s,    c, name, val, out) {
     }
     if (!match(s, /^[a-zA-Z_][a-zA-Z0-9_]*="/)) {
       bad("malformed label name")
-      return ""
+      return BAD
     }
     name = substr(s, 1, RLENGTH - 2)
     s = substr(s, RLENGTH + 1)
@@ -112,7 +113,7 @@ function labels(s,    c, name, val, out) {
       c = substr(s, 1, 1)
       if (c == "") {
         bad("unterminated label value")
-        return ""
+        return BAD
       }
       s = substr(s, 2)
       if (c == "\"") break
@@ -120,7 +121,7 @@ function labels(s,    c, name, val, out) {
         c = substr(s, 1, 1)
         if (c != "\\" && c != "\"" && c != "n") {
           bad("bad escape in a label value")
-          return ""
+          return BAD
         }
         s = substr(s, 2)
         val = val "\\" c
@@ -134,7 +135,7 @@ function labels(s,    c, name, val, out) {
     if (c == ",") s = substr(s, 2)
     else if (c != "}") {
       bad("expected , or } after a label")
-      return ""
+      return BAD
     }
   }
 }
@@ -154,8 +155,10 @@ function labels(s,    c, name, val, out) {
   LABELS_NO_LE = ""
   LE = ""
   if (substr(rest, 1, 1) == "{") {
+    # labels() returns BAD after reporting a malformed label set; an empty rest is a
+    # labelled sample without a value, which the value check below refuses.
     rest = labels(rest)
-    if (rest == "") next
+    if (rest == BAD) next
   }
   if (rest !~ /^ (-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?|\+Inf|-Inf|NaN)$/) { bad("bad value"); next }
   value = substr(rest, 2)
@@ -200,4 +203,5 @@ out=$(awk -f "$TMP/check.awk" "$TMP/raw.txt") ||
 $out"
 
 stop_node 1
-echo "metrics: ok ($(grep -c '^conclave_' "$TMP/raw.txt") samples)"
+echo "metrics: $(grep -c '^conclave_' "$TMP/raw.txt") samples"
+test_done metrics

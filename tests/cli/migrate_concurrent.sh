@@ -22,4 +22,4 @@ done
 expect_eq "$(sql "SELECT version || ':' || dirty FROM schema_migrations")" \
   "$(basename "$(ls "$SRC"/migrations/*.up.sql | tail -n 1)" | sed 's/_.*//; s/^0*//'):false" \
   "final version row"
-echo "concurrent migrate: ok"
+test_done "concurrent migrate"

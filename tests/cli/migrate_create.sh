@@ -33,4 +33,4 @@ printf 'SELECT 1;\n' >"$dir/900_lonely.up.sql"
 run "$BIN" migrate --dir "$dir" up
 expect_status 1
 expect_out "migration 900_lonely has no down file"
-echo "migrate create: ok"
+test_done "migrate create"

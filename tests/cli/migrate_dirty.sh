@@ -47,4 +47,4 @@ expect_status 1
 expect_out "ended the transaction itself"
 run "$BIN" migrate --dir "$dir" version
 expect_eq "$out" "$((last + 1)) (dirty)" "version after a self-committing migration"
-echo "dirty migrate: ok"
+test_done "dirty migrate"

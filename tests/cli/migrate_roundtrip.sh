@@ -82,4 +82,4 @@ expect_out 'DB_MAX_CONNECTIONS="zero" is not a whole number'
 run "$BIN" migrate --dir /nonexistent up
 expect_status 1
 expect_out "cannot open migrations directory /nonexistent"
-echo "migrate round trip: ok"
+test_done "migrate round trip"

@@ -6,7 +6,7 @@
 #                           /ready; exports NODE_N_URL and NODE_N_PID
 #   stop_node N             SIGTERM, wait up to 10 s, SIGKILL by pid; fails unless the node
 #                           exited 0 on its own
-#   stop_nodes              stops every node still running (also run by the EXIT trap)
+#   stop_nodes              stops every node still running (also run at exit)
 #   create_user E P [--admin]  `conclave admin create-user`, password on stdin; prints the id
 #   login E P [NODE]        prints a session token
 #   api METHOD PATH [BODY] [TOKEN] [NODE]
@@ -184,21 +184,20 @@ stop_nodes() {
   NODE_PIDS=()
 }
 
+# Registered with at_exit: stops every node this test started and, when the test failed,
+# shows the end of each node's log.
 node_cleanup() {
-  local rc=$? f
-  set +e
+  local f
   stop_nodes
-  if [[ $rc -ne 0 ]]; then
+  if [[ $TEST_STATUS -ne 0 ]]; then
     for f in "$TMP"/node*.log; do
       [[ -f $f ]] || continue
       echo "--- last lines of $(basename "$f"):" >&2
       tail -n 40 "$f" >&2
     done
   fi
-  rm -rf "$TMP"
-  exit "$rc"
 }
-trap node_cleanup EXIT
+at_exit node_cleanup
 
 # create_user EMAIL PASSWORD [--admin]: prints the new user's id.
 create_user() {
@@ -342,7 +341,7 @@ soft() {
 
 finish() {
   ((SOFT_FAILS == 0)) || fail "$1: $SOFT_FAILS check(s) failed, see the FAIL lines above"
-  echo "$1: ok"
+  test_done "$1"
 }
 
 UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'

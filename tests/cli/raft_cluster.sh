@@ -124,4 +124,4 @@ raft_kill "$old" TERM
 grep -q "hands leadership over" "$TMP/node$old.log" || fail "node $old did not hand over"
 leader=$(wait_leader 20) || fail "no leader after SIGTERM of node $old"
 [[ $leader != "$old" ]] || fail "the stopped node cannot lead"
-echo "raft cluster: ok"
+test_done "raft cluster"

@@ -40,7 +40,7 @@ for attempt in 1 2 3 4; do
   pg_start "$pgdir/data" "$pgport" "$pgdir/log" && break
   [[ $attempt -lt 4 ]] || fail "could not start the private PostgreSQL"
 done
-trap 'pg_stop "$pgdir/data"; node_cleanup' EXIT
+at_exit 'stop_nodes; pg_stop "$pgdir/data"'
 export DATABASE_URL="host=127.0.0.1 port=$pgport user=conclave dbname=postgres"
 "$BIN" migrate up >/dev/null
 create_user admin@example.com "admin-password-1" --admin >/dev/null
@@ -74,4 +74,4 @@ expect_code 200
 # SIGTERM: a clean stop with exit 0 (stop_node fails otherwise).
 stop_node 3
 grep -q "SIGTERM received, stopping" "$TMP/node3.log" || fail "no stop message in the log"
-echo "serve lifecycle: ok"
+test_done "serve lifecycle"
