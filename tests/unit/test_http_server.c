@@ -59,6 +59,8 @@ struct fixture {
     /* Written by the loop thread. */
     char *log[MAX_LOG];
     int nlog;
+    int deferring;     /* /defer requests the handler holds and has not answered yet */
+    int max_deferring; /* the most it held at once */
     atomic_int handled;
     atomic_int deferred_done;
     atomic_int cancelled_seen;
@@ -90,6 +92,9 @@ static void on_deferred(uv_timer_t *timer)
     struct deferred *d = timer->data;
     if (http_request_cancelled(d->req))
         atomic_fetch_add(&d->fx->cancelled_seen, 1);
+    /* Counted down before answering: the answer may let the server hand over the next
+     * pipelined request from inside http_respond(). */
+    d->fx->deferring--;
     http_respond(d->req, 200, NULL, d->text, strlen(d->text));
     atomic_fetch_add(&d->fx->deferred_done, 1);
     uv_close((uv_handle_t *)&d->timer, deferred_free);
@@ -122,6 +127,8 @@ static void handler(struct http_request *req, void *data)
         }
         d->fx = fx;
         d->req = req;
+        if (++fx->deferring > fx->max_deferring)
+            fx->max_deferring = fx->deferring;
         uv_timer_init(&fx->loop, &d->timer);
         d->timer.data = d;
         uv_timer_start(&d->timer, on_deferred, ms, 0);
@@ -354,6 +361,19 @@ static const char *header_of(const char *raw, const char *name)
     return value;
 }
 
+/* Asserts that line is the access-log line that starts with head and ends with request id rid;
+ * the duration between them varies and is not compared. */
+static void assert_access_line(const char *line, const char *head, const char *rid)
+{
+    char tail[80];
+    snprintf(tail, sizeof tail, " rid=%s", rid);
+    size_t len = strlen(line);
+    size_t tail_len = strlen(tail);
+    if (strncmp(line, head, strlen(head)) != 0 || len < tail_len ||
+        strcmp(line + len - tail_len, tail) != 0)
+        fail_msg("log line \"%s\" is not \"%s...%s\"", line, head, tail);
+}
+
 /* ---------------------------------------------------------------- tests */
 
 static void test_get_json(void **state)
@@ -423,21 +443,29 @@ static void test_pipelined_reverse(void **state)
     struct fixture *fx = fixture_new();
     struct http_config cfg;
     test_config(&cfg, fx);
-    fx->send = "GET /defer?ms=150&name=a HTTP/1.1\r\nHost: t\r\n\r\n"
-               "GET /defer?ms=100&name=b HTTP/1.1\r\nHost: t\r\n\r\n"
-               "GET /defer?ms=50&name=c HTTP/1.1\r\nHost: t\r\n\r\n";
+    /* The delays are far apart so that the answer order does not depend on scheduling. */
+    fx->send = "GET /defer?ms=300&name=a HTTP/1.1\r\nHost: t\r\nX-Request-Id: id-a\r\n\r\n"
+               "GET /defer?ms=150&name=b HTTP/1.1\r\nHost: t\r\nX-Request-Id: id-b\r\n\r\n"
+               "GET /defer?ms=1&name=c HTTP/1.1\r\nHost: t\r\nX-Request-Id: id-c\r\n\r\n";
     fx->expect = 3;
     run(fx, &cfg, client_script);
 
     const char *names[] = {"a", "b", "c"};
+    const char *ids[] = {"id-a", "id-b", "id-c"};
     for (int i = 0; i < 3; i++) {
         assert_status(fx->resp[i], "HTTP/1.1 200 OK");
         assert_string_equal(body_of(fx->resp[i]), names[i]);
+        assert_string_equal(header_of(fx->resp[i], "X-Request-Id"), ids[i]);
         assert_string_equal(header_of(fx->resp[i], "Content-Type"), "text/plain; charset=utf-8");
     }
-    /* The handler answered c first: the log is in answer order, the wire in request order. */
+    /* All three reached the handler before any was answered, and it answered c first: the
+     * log is in answer order, the wire in request order. */
+    assert_int_equal(fx->max_deferring, 3);
     assert_int_equal(fx->nlog, 3);
-    assert_non_null(strstr(fx->log[0], "path=/defer status=200"));
+    const char *head = "http method=GET path=/defer status=200 ms=";
+    assert_access_line(fx->log[0], head, "id-c");
+    assert_access_line(fx->log[1], head, "id-b");
+    assert_access_line(fx->log[2], head, "id-a");
     fixture_free(fx);
 }
 
@@ -448,25 +476,38 @@ static void test_pipelined_backpressure(void **state)
     struct http_config cfg;
     test_config(&cfg, fx);
     cfg.max_pipelined = 2;
-    fx->send = "GET /defer?ms=60&name=r0 HTTP/1.1\r\nHost: t\r\n\r\n"
-               "GET /defer?ms=50&name=r1 HTTP/1.1\r\nHost: t\r\n\r\n"
-               "GET /defer?ms=40&name=r2 HTTP/1.1\r\nHost: t\r\n\r\n"
-               "GET /defer?ms=30&name=r3 HTTP/1.1\r\nHost: t\r\n\r\n"
-               "GET /defer?ms=20&name=r4 HTTP/1.1\r\nHost: t\r\n\r\n"
-               "GET /defer?ms=10&name=r5 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    /* In each pair the first request takes much longer than the second, so the handler answers
+     * every pair in reverse and the pairs one after the other. */
+    fx->send = "GET /defer?ms=150&name=r0 HTTP/1.1\r\nHost: t\r\nX-Request-Id: id-0\r\n\r\n"
+               "GET /defer?ms=1&name=r1 HTTP/1.1\r\nHost: t\r\nX-Request-Id: id-1\r\n\r\n"
+               "GET /defer?ms=150&name=r2 HTTP/1.1\r\nHost: t\r\nX-Request-Id: id-2\r\n\r\n"
+               "GET /defer?ms=1&name=r3 HTTP/1.1\r\nHost: t\r\nX-Request-Id: id-3\r\n\r\n"
+               "GET /defer?ms=150&name=r4 HTTP/1.1\r\nHost: t\r\nX-Request-Id: id-4\r\n\r\n"
+               "GET /defer?ms=1&name=r5 HTTP/1.1\r\nHost: t\r\nX-Request-Id: id-5\r\n"
+               "Connection: close\r\n\r\n";
     fx->expect = 6;
     fx->check_eof = true;
     run(fx, &cfg, client_script);
 
     for (int i = 0; i < 6; i++) {
-        char name[8];
+        char name[8], id[8];
         snprintf(name, sizeof name, "r%d", i);
+        snprintf(id, sizeof id, "id-%d", i);
         assert_status(fx->resp[i], "HTTP/1.1 200 OK");
         assert_string_equal(body_of(fx->resp[i]), name);
+        assert_string_equal(header_of(fx->resp[i], "X-Request-Id"), id);
     }
     assert_string_equal(header_of(fx->resp[4], "Connection"), "");
     assert_string_equal(header_of(fx->resp[5], "Connection"), "close");
     assert_true(fx->eof);
+    /* The limit holds the handler to two requests at a time: the next request is handed over
+     * only once an earlier answer has been written, so the log shows the pairs in turn. */
+    assert_int_equal(fx->max_deferring, 2);
+    assert_int_equal(fx->nlog, 6);
+    const char *head = "http method=GET path=/defer status=200 ms=";
+    const char *answered[] = {"id-1", "id-0", "id-3", "id-2", "id-5", "id-4"};
+    for (int i = 0; i < 6; i++)
+        assert_access_line(fx->log[i], head, answered[i]);
     fixture_free(fx);
 }
 
