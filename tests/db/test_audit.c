@@ -61,29 +61,6 @@ struct chain {
 };
 static struct chain chains[3];
 
-#define assert_sql(sql)                                                                            \
-    do {                                                                                           \
-        const char *st_ = pgtest_sqlstate(conn, sql);                                              \
-        if (strcmp(st_, "00000") != 0) {                                                           \
-            fail_msg("SQLSTATE %s (%s) for: %s", st_, pgtest_last_message(), sql);                 \
-        }                                                                                          \
-    } while (0)
-
-#define assert_db_ok(rc)                                                                           \
-    do {                                                                                           \
-        int rc_ = (rc);                                                                            \
-        if (rc_ != DB_OK) {                                                                        \
-            fail_msg("expected DB_OK, got %d: %s", rc_, err);                                      \
-        }                                                                                          \
-    } while (0)
-
-#define assert_contains(haystack, needle)                                                          \
-    do {                                                                                           \
-        if (strstr((haystack), (needle)) == NULL) {                                                \
-            fail_msg("\"%s\" does not contain \"%s\"", (haystack), (needle));                      \
-        }                                                                                          \
-    } while (0)
-
 static int setup(void **state)
 {
     (void)state;
@@ -92,13 +69,19 @@ static int setup(void **state)
     pgtest_create_db(prefix, conninfo, sizeof(conninfo));
     pgtest_migrate_up(conninfo);
     conn = pgtest_connect(conninfo);
-    assert_sql("INSERT INTO users (id, email, password_hash) VALUES "
-               "(" USER1 ", 'alice@example.com', " ARGON ")");
-    assert_sql("INSERT INTO projects (id, name, owner_user_id) VALUES "
-               "('payments', 'Payments', " USER1 "), ('search', 'Search', " USER1 "),"
-               " ('empty', 'Empty', " USER1 ")");
-    assert_sql("INSERT INTO config_schemas (id, name, schema_content, schema_hash) VALUES"
-               " ('" SCHEMA1 "', 'service', '{\"type\": \"object\"}', " HASH32 ")");
+    pgtest_assert_rows(conn,
+                       "INSERT INTO users (id, email, password_hash) VALUES "
+                       "(" USER1 ", 'alice@example.com', " ARGON ")",
+                       1);
+    pgtest_assert_rows(conn,
+                       "INSERT INTO projects (id, name, owner_user_id) VALUES "
+                       "('payments', 'Payments', " USER1 "), ('search', 'Search', " USER1 "),"
+                       " ('empty', 'Empty', " USER1 ")",
+                       3);
+    pgtest_assert_rows(conn,
+                       "INSERT INTO config_schemas (id, name, schema_content, schema_hash) VALUES"
+                       " ('" SCHEMA1 "', 'service', '{\"type\": \"object\"}', " HASH32 ")",
+                       1);
     memset(hist, 0, sizeof(hist));
     memset(chains, 0, sizeof(chains));
     nrev = nsealed = nwritten = 0;
@@ -222,7 +205,7 @@ static void write_all(void)
     uint64_t cursor = 0;
     int rc = mat_write_batch(conn, m, n, &cursor, err, sizeof(err));
     free(m);
-    assert_db_ok(rc);
+    pgtest_assert_db_ok(rc, err);
     assert_int_equal(cursor, hist[nrev - 1].raft_index);
     nwritten = nrev;
 }
@@ -379,7 +362,8 @@ static void test_revisions_of_a_key(void **state)
     (void)state;
     standard_history();
     json_t *out;
-    assert_db_ok(dbconfigs_revisions(conn, "payments", "a", 0, 100, &out, err, sizeof(err)));
+    pgtest_assert_db_ok(dbconfigs_revisions(conn, "payments", "a", 0, 100, &out, err, sizeof(err)),
+                        err);
     assert_int_equal(json_array_size(out), 3);
     check_revision_json(json_array_get(out, 0), rev(2), false);
     check_revision_json(json_array_get(out, 1), rev(5), false);
@@ -387,7 +371,8 @@ static void test_revisions_of_a_key(void **state)
     json_decref(out);
 
     /* The delete and the recreate: versions keep counting, the delete has no content. */
-    assert_db_ok(dbconfigs_revisions(conn, "payments", "b", 0, 100, &out, err, sizeof(err)));
+    pgtest_assert_db_ok(dbconfigs_revisions(conn, "payments", "b", 0, 100, &out, err, sizeof(err)),
+                        err);
     assert_int_equal(json_array_size(out), 3);
     check_revision_json(json_array_get(out, 0), rev(3), false);
     check_revision_json(json_array_get(out, 1), rev(6), false);
@@ -395,26 +380,30 @@ static void test_revisions_of_a_key(void **state)
     json_decref(out);
 
     /* Pages: after_version and limit. */
-    assert_db_ok(dbconfigs_revisions(conn, "payments", "a", 1, 1, &out, err, sizeof(err)));
+    pgtest_assert_db_ok(dbconfigs_revisions(conn, "payments", "a", 1, 1, &out, err, sizeof(err)),
+                        err);
     assert_int_equal(json_array_size(out), 1);
     check_revision_json(json_array_get(out, 0), rev(5), false);
     json_decref(out);
-    assert_db_ok(dbconfigs_revisions(conn, "payments", "a", 3, 10, &out, err, sizeof(err)));
+    pgtest_assert_db_ok(dbconfigs_revisions(conn, "payments", "a", 3, 10, &out, err, sizeof(err)),
+                        err);
     assert_int_equal(json_array_size(out), 0);
     json_decref(out);
-    assert_db_ok(
-        dbconfigs_revisions(conn, "payments", "a", UINT64_MAX, 10, &out, err, sizeof(err)));
+    pgtest_assert_db_ok(
+        dbconfigs_revisions(conn, "payments", "a", UINT64_MAX, 10, &out, err, sizeof(err)), err);
     assert_int_equal(json_array_size(out), 0);
     json_decref(out);
 
     /* Projects are separate: search's "a" is another key. */
-    assert_db_ok(dbconfigs_revisions(conn, "search", "a", 0, 100, &out, err, sizeof(err)));
+    pgtest_assert_db_ok(dbconfigs_revisions(conn, "search", "a", 0, 100, &out, err, sizeof(err)),
+                        err);
     assert_int_equal(json_array_size(out), 2);
     check_revision_json(json_array_get(out, 0), rev(4), false);
     check_revision_json(json_array_get(out, 1), rev(16), false);
     json_decref(out);
 
-    assert_db_ok(dbconfigs_revisions(conn, "payments", "nope", 0, 100, &out, err, sizeof(err)));
+    pgtest_assert_db_ok(
+        dbconfigs_revisions(conn, "payments", "nope", 0, 100, &out, err, sizeof(err)), err);
     assert_int_equal(json_array_size(out), 0);
     json_decref(out);
     assert_int_equal(dbconfigs_revisions(conn, "payments", "a", 0, -1, &out, err, sizeof(err)),
@@ -427,20 +416,23 @@ static void test_revision_at_version(void **state)
     (void)state;
     standard_history();
     json_t *out;
-    assert_db_ok(dbconfigs_at_version(conn, "payments", "a", 1, &out, err, sizeof(err)));
+    pgtest_assert_db_ok(dbconfigs_at_version(conn, "payments", "a", 1, &out, err, sizeof(err)),
+                        err);
     check_revision_json(out, rev(2), false);
     json_decref(out);
-    assert_db_ok(dbconfigs_at_version(conn, "payments", "b", 2, &out, err, sizeof(err)));
+    pgtest_assert_db_ok(dbconfigs_at_version(conn, "payments", "b", 2, &out, err, sizeof(err)),
+                        err);
     check_revision_json(out, rev(6), false);
     json_decref(out);
-    assert_db_ok(dbconfigs_at_version(conn, "payments", "db.url", 1, &out, err, sizeof(err)));
+    pgtest_assert_db_ok(dbconfigs_at_version(conn, "payments", "db.url", 1, &out, err, sizeof(err)),
+                        err);
     check_revision_json(out, rev(8), false);
     json_decref(out);
 
     assert_int_equal(dbconfigs_at_version(conn, "payments", "a", 4, &out, err, sizeof(err)),
                      DB_NOT_FOUND);
     assert_null(out);
-    assert_contains(err, "payments/a has no version 4");
+    pgtest_assert_contains(err, "payments/a has no version 4");
     assert_int_equal(dbconfigs_at_version(conn, "payments", "a", 0, &out, err, sizeof(err)),
                      DB_NOT_FOUND);
     assert_int_equal(dbconfigs_at_version(conn, "search", "db.url", 1, &out, err, sizeof(err)),
@@ -454,21 +446,25 @@ static void test_changes_of_a_project(void **state)
     static const uint64_t payments[] = {1, 2, 3, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 17};
     size_t n = sizeof(payments) / sizeof(payments[0]);
     json_t *out;
-    assert_db_ok(dbconfigs_changes(conn, "payments", 0, 1000, &out, err, sizeof(err)));
+    pgtest_assert_db_ok(dbconfigs_changes(conn, "payments", 0, 1000, &out, err, sizeof(err)), err);
     assert_int_equal(json_array_size(out), n);
     for (size_t i = 0; i < n; i++) {
         check_revision_json(json_array_get(out, i), rev(payments[i]), true);
     }
     json_decref(out);
 
-    /* A watcher pages with the last revision it saw, two at a time. */
+    /* A watcher pages with the last revision it saw, two at a time. Every page holds exactly
+     * what is left, at most two, and the page after the last revision is empty: a query that
+     * ignored its limit and returned everything at once fails here. The loop is bounded, so a
+     * query that ignored the revision to start after fails instead of repeating forever. */
     uint64_t after = 0;
     size_t seen = 0;
-    for (;;) {
-        assert_db_ok(dbconfigs_changes(conn, "payments", after, 2, &out, err, sizeof(err)));
+    for (size_t page = 0; page <= (n + 1) / 2; page++) {
+        pgtest_assert_db_ok(dbconfigs_changes(conn, "payments", after, 2, &out, err, sizeof(err)),
+                            err);
         size_t got = json_array_size(out);
+        assert_int_equal(got, n - seen < 2 ? n - seen : 2);
         for (size_t i = 0; i < got; i++) {
-            assert_true(seen < n);
             check_revision_json(json_array_get(out, i), rev(payments[seen]), true);
             seen++;
         }
@@ -476,18 +472,15 @@ static void test_changes_of_a_project(void **state)
             after = (uint64_t)int_member(json_array_get(out, got - 1), "revision");
         }
         json_decref(out);
-        if (got < 2) {
-            break;
-        }
     }
     assert_int_equal(seen, n);
 
-    assert_db_ok(dbconfigs_changes(conn, "search", 4, 1000, &out, err, sizeof(err)));
+    pgtest_assert_db_ok(dbconfigs_changes(conn, "search", 4, 1000, &out, err, sizeof(err)), err);
     assert_int_equal(json_array_size(out), 2);
     check_revision_json(json_array_get(out, 0), rev(9), true);
     check_revision_json(json_array_get(out, 1), rev(16), true);
     json_decref(out);
-    assert_db_ok(dbconfigs_changes(conn, "search", 16, 1000, &out, err, sizeof(err)));
+    pgtest_assert_db_ok(dbconfigs_changes(conn, "search", 16, 1000, &out, err, sizeof(err)), err);
     assert_int_equal(json_array_size(out), 0);
     json_decref(out);
 }
@@ -496,7 +489,8 @@ static void test_changes_of_a_project(void **state)
 static json_t *list_keys(const char *prefix, const char *after, int limit, const char *const *want)
 {
     json_t *out;
-    assert_db_ok(dbconfigs_list(conn, "payments", prefix, after, limit, &out, err, sizeof(err)));
+    pgtest_assert_db_ok(
+        dbconfigs_list(conn, "payments", prefix, after, limit, &out, err, sizeof(err)), err);
     size_t n = 0;
     while (want[n] != NULL) {
         n++;
@@ -575,7 +569,8 @@ static void test_list_live_configs(void **state)
     static const char *const feat_after[] = {"featxb", NULL};
     json_decref(list_keys("feat", "feature", 10, feat_after));
 
-    assert_db_ok(dbconfigs_list(conn, "empty", NULL, NULL, 100, &out, err, sizeof(err)));
+    pgtest_assert_db_ok(dbconfigs_list(conn, "empty", NULL, NULL, 100, &out, err, sizeof(err)),
+                        err);
     assert_int_equal(json_array_size(out), 0);
     json_decref(out);
     assert_int_equal(dbconfigs_list(conn, "payments", NULL, NULL, -5, &out, err, sizeof(err)),
@@ -634,22 +629,28 @@ static void assert_problem(const json_t *report, size_t i, uint64_t revision, co
         assert_int_equal(int_member(p, "revision"), revision);
     }
     assert_string_equal(str_member(p, "key"), key);
-    assert_contains(str_member(p, "problem"), text);
+    pgtest_assert_contains(str_member(p, "problem"), text);
 }
 
-/* Runs SQL on config_revisions with the append-only triggers off, and proves they are on
- * again afterwards. */
-static void tamper(const char *sql)
+/* Runs SQL on config_revisions with the append-only triggers off, requires it to change
+ * exactly ROWS rows (a tampering that misses its row would leave the verifier nothing to
+ * find), and proves the triggers are on again afterwards. */
+static void tamper(const char *sql, long rows)
 {
-    assert_sql("ALTER TABLE config_revisions DISABLE TRIGGER USER");
-    const char *st = pgtest_sqlstate(conn, sql);
-    const char *msg = pgtest_last_message();
-    assert_sql("ALTER TABLE config_revisions ENABLE TRIGGER USER");
-    if (strcmp(st, "00000") != 0) {
-        fail_msg("SQLSTATE %s (%s) for: %s", st, msg, sql);
+    pgtest_exec(conn, "ALTER TABLE config_revisions DISABLE TRIGGER USER");
+    PGresult *res = PQexec(conn, sql);
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    char why[512];
+    snprintf(why, sizeof(why), "%s", ok ? PQcmdTuples(res) : PQresultErrorMessage(res));
+    PQclear(res);
+    pgtest_exec(conn, "ALTER TABLE config_revisions ENABLE TRIGGER USER");
+    if (!ok) {
+        fail_msg("%s for: %s", why, sql);
     }
-    assert_string_equal(
-        pgtest_sqlstate(conn, "UPDATE config_revisions SET actor = 'x' WHERE false"), "23001");
+    if (strtol(why, NULL, 10) != rows) {
+        fail_msg("%s rows changed, expected %ld, by: %s", why, rows, sql);
+    }
+    pgtest_assert_sqlstate(conn, "23001", "UPDATE config_revisions SET actor = 'x' WHERE false");
 }
 
 static void test_verify_intact_history(void **state)
@@ -673,7 +674,7 @@ static void test_verify_intact_history(void **state)
     json_decref(report);
 
     /* A soft-deleted project is audited too: its chain stays. */
-    assert_sql("UPDATE projects SET deleted_at = now() WHERE id = 'search'");
+    pgtest_assert_rows(conn, "UPDATE projects SET deleted_at = now() WHERE id = 'search'", 1);
     report = verify("search");
     assert_report_ok(report, "search", 3, 2);
     json_decref(report);
@@ -682,7 +683,7 @@ static void test_verify_intact_history(void **state)
     assert_int_equal(audit_verify_project(conn, "nowhere", &report, err, sizeof(err)),
                      DB_NOT_FOUND);
     assert_null(report);
-    assert_contains(err, "nowhere");
+    pgtest_assert_contains(err, "nowhere");
     assert_int_equal(PQtransactionStatus(conn), PQTRANS_IDLE);
 }
 
@@ -694,7 +695,8 @@ static void test_verify_detects_changed_content(void **state)
     /* The same JSON value in other text: jsonb cannot tell, the hash can. Revision 2 is not
      * the last of its key, so configs still agrees. */
     tamper("UPDATE config_revisions SET content = '{\"x\": 1.5, \"s\": \"caf\xc3\xa9 "
-           "\xe2\x82\xac\"}' WHERE revision = 2");
+           "\xe2\x82\xac\"}' WHERE revision = 2",
+           1);
     json_t *report = verify("payments");
     assert_problem_count(report, 1);
     hex_text(rev(2)->hash, 32, stored);
@@ -703,7 +705,7 @@ static void test_verify_detects_changed_content(void **state)
     json_decref(report);
 
     /* Another value in the key's last revision: the hash, and configs no longer the fold. */
-    tamper("UPDATE config_revisions SET content = '{\"n\":3}' WHERE revision = 17");
+    tamper("UPDATE config_revisions SET content = '{\"n\":3}' WHERE revision = 17", 1);
     report = verify("payments");
     assert_problem_count(report, 3);
     assert_problem(report, 0, 2, "a", "hash mismatch");
@@ -722,7 +724,7 @@ static void test_verify_detects_changed_actor(void **state)
 {
     (void)state;
     standard_history();
-    tamper("UPDATE config_revisions SET actor = 'user:mallory' WHERE revision = 1");
+    tamper("UPDATE config_revisions SET actor = 'user:mallory' WHERE revision = 1", 1);
     json_t *report = verify("payments");
     assert_problem_count(report, 1);
     assert_problem(report, 0, 1, "B", "hash mismatch");
@@ -730,7 +732,7 @@ static void test_verify_detects_changed_actor(void **state)
 
     /* A request id removed: configs does not keep request ids, so only the hash tells. */
     assert_non_null(rev(14)->request_id);
-    tamper("UPDATE config_revisions SET request_id = NULL WHERE revision = 14");
+    tamper("UPDATE config_revisions SET request_id = NULL WHERE revision = 14", 1);
     report = verify("payments");
     assert_problem_count(report, 2);
     assert_problem(report, 1, 14, "gone", "hash mismatch");
@@ -747,7 +749,7 @@ static void test_verify_detects_changed_hash(void **state)
     forged[64] = '\0';
     snprintf(sql, sizeof(sql),
              "UPDATE config_revisions SET hash = decode('%s', 'hex') WHERE revision = 5", forged);
-    tamper(sql);
+    tamper(sql, 1);
     json_t *report = verify("payments");
     assert_problem_count(report, 2);
     /* The row itself: its stored hash is not what its columns hash to. */
@@ -772,7 +774,8 @@ static void test_verify_detects_rewritten_chain_start(void **state)
     standard_history();
     /* A first revision that claims a predecessor: both its link and its hash are wrong. */
     tamper("UPDATE config_revisions SET prev_hash = decode(repeat('01', 32), 'hex')"
-           " WHERE revision = 4");
+           " WHERE revision = 4",
+           1);
     json_t *report = verify("search");
     assert_problem_count(report, 2);
     assert_problem(report, 0, 4, "a", "prev_hash mismatch");
@@ -786,22 +789,29 @@ static void test_verify_detects_changed_configs(void **state)
     (void)state;
     standard_history();
     /* configs is not append-only: no triggers to switch off. */
-    assert_sql("UPDATE configs SET content = '{\"s\": \"other\"}'"
-               " WHERE project_id = 'payments' AND key = 'a'");
+    pgtest_assert_rows(conn,
+                       "UPDATE configs SET content = '{\"s\": \"other\"}'"
+                       " WHERE project_id = 'payments' AND key = 'a'",
+                       1);
     json_t *report = verify("payments");
     assert_problem_count(report, 1);
     assert_problem(report, 0, 7, "a", "fold mismatch");
     assert_problem(report, 0, 7, "a", "content differs");
     json_decref(report);
     /* Semantically equal content is no mismatch (configs holds jsonb). */
-    assert_sql("UPDATE configs SET content = '{\"x\": 1.5, \"s\": \"caf\xc3\xa9 \xe2\x82\xac\"}'"
-               " WHERE project_id = 'payments' AND key = 'a'");
+    pgtest_assert_rows(
+        conn,
+        "UPDATE configs SET content = '{\"x\": 1.5, \"s\": \"caf\xc3\xa9 \xe2\x82\xac\"}'"
+        " WHERE project_id = 'payments' AND key = 'a'",
+        1);
     report = verify("payments");
     assert_report_ok(report, "payments", 14, 8);
     json_decref(report);
 
-    assert_sql("UPDATE configs SET updated_by = 'mallory', version = 7"
-               " WHERE project_id = 'payments' AND key = 'feat_a'");
+    pgtest_assert_rows(conn,
+                       "UPDATE configs SET updated_by = 'mallory', version = 7"
+                       " WHERE project_id = 'payments' AND key = 'feat_a'",
+                       1);
     report = verify("payments");
     assert_problem_count(report, 1);
     assert_problem(report, 0, 11, "feat_a", "version: configs 7, revisions 1");
@@ -814,20 +824,27 @@ static void test_verify_detects_changed_configs(void **state)
              "UPDATE configs SET updated_by = '%s', version = 1"
              " WHERE project_id = 'payments' AND key = 'feat_a'",
              rev(11)->actor);
-    assert_sql(sql);
+    pgtest_assert_rows(conn, sql, 1);
     report = verify("payments");
     assert_report_ok(report, "payments", 14, 8);
     json_decref(report);
 
     /* A tombstone brought back to life, a missing row and a row without revisions. */
-    assert_sql("UPDATE configs SET deleted = false, content = '{}'"
-               " WHERE project_id = 'payments' AND key = 'gone'");
-    assert_sql("DELETE FROM configs WHERE project_id = 'payments' AND key = 'featxb'");
-    assert_sql(
+    pgtest_assert_rows(conn,
+                       "UPDATE configs SET deleted = false, content = '{}'"
+                       " WHERE project_id = 'payments' AND key = 'gone'",
+                       1);
+    pgtest_assert_rows(conn, "DELETE FROM configs WHERE project_id = 'payments' AND key = 'featxb'",
+                       1);
+    pgtest_assert_rows(
+        conn,
         "INSERT INTO configs (project_id, key, version, content, last_revision,"
-        " updated_by, updated_at) VALUES ('payments', 'extra', 1, '1', 99, 'mallory', now())");
-    assert_sql("UPDATE configs SET schema_id = NULL, schema_hash = NULL"
-               " WHERE project_id = 'payments' AND key = 'db.url'");
+        " updated_by, updated_at) VALUES ('payments', 'extra', 1, '1', 99, 'mallory', now())",
+        1);
+    pgtest_assert_rows(conn,
+                       "UPDATE configs SET schema_id = NULL, schema_hash = NULL"
+                       " WHERE project_id = 'payments' AND key = 'db.url'",
+                       1);
     report = verify("payments");
     assert_problem_count(report, 4);
     assert_problem(report, 0, 8, "db.url", "schema_id: configs null, revisions " SCHEMA1);
@@ -847,7 +864,7 @@ static void test_verify_detects_deleted_revision(void **state)
 {
     (void)state;
     standard_history();
-    tamper("DELETE FROM config_revisions WHERE revision = 5");
+    tamper("DELETE FROM config_revisions WHERE revision = 5", 1);
     json_t *report = verify("payments");
     assert_problem_count(report, 2);
     char want[200], h3[65], h5[65];
@@ -865,7 +882,7 @@ static void test_verify_detects_deleted_revision(void **state)
     json_decref(report);
 
     /* The first revision of a key gone: its next version starts the key. */
-    tamper("DELETE FROM config_revisions WHERE revision = 14");
+    tamper("DELETE FROM config_revisions WHERE revision = 14", 1);
     report = verify("payments");
     assert_problem_count(report, 4);
     assert_problem(report, 2, 15, "gone", "prev_hash mismatch");
@@ -875,7 +892,7 @@ static void test_verify_detects_deleted_revision(void **state)
     json_decref(report);
 
     /* The last revision of a key gone: configs is ahead of the revisions. */
-    tamper("DELETE FROM config_revisions WHERE revision = 16");
+    tamper("DELETE FROM config_revisions WHERE revision = 16", 1);
     report = verify("search");
     assert_problem_count(report, 1);
     assert_problem(report, 0, 4, "a", "version: configs 2, revisions 1");
@@ -891,7 +908,7 @@ static void test_verify_detects_odd_rows(void **state)
     standard_history();
     /* A schema id without its hash cannot be hashed at all (the state machine writes both or
      * neither); db.url's configs row keeps the hash, so the fold differs too. */
-    tamper("UPDATE config_revisions SET schema_hash = NULL WHERE revision = 8");
+    tamper("UPDATE config_revisions SET schema_hash = NULL WHERE revision = 8", 1);
     json_t *report = verify("payments");
     assert_problem_count(report, 2);
     assert_problem(report, 0, 8, "db.url", "schema: schema_id is set but schema_hash is NULL");
@@ -899,7 +916,7 @@ static void test_verify_detects_odd_rows(void **state)
     json_decref(report);
 
     /* Raft order and revision order disagree. */
-    tamper("UPDATE config_revisions SET raft_index = 2 WHERE revision = 5");
+    tamper("UPDATE config_revisions SET raft_index = 2 WHERE revision = 5", 1);
     report = verify("payments");
     assert_problem_count(report, 4);
     assert_problem(report, 0, 5, "a",
@@ -930,7 +947,8 @@ static void test_verify_many_pages(void **state)
 
     /* 150 actors changed in the second page, none in a key's last revision. */
     tamper("UPDATE config_revisions SET actor = 'user:mallory'"
-           " WHERE revision BETWEEN 1001 AND 1150");
+           " WHERE revision BETWEEN 1001 AND 1150",
+           150);
     report = verify("payments");
     assert_false(json_is_true(json_object_get(report, "ok")));
     assert_int_equal(int_member(report, "problems_total"), 150);
@@ -963,7 +981,7 @@ static void test_verify_large_contents(void **state)
     json_t *report = verify("payments");
     assert_report_ok(report, "payments", 12, 4);
     json_decref(report);
-    tamper("UPDATE config_revisions SET content = '\"y\"' WHERE revision = 11");
+    tamper("UPDATE config_revisions SET content = '\"y\"' WHERE revision = 11", 1);
     report = verify("payments");
     assert_problem_count(report, 2);
     assert_problem(report, 0, 11, "big2", "hash mismatch");
@@ -977,17 +995,17 @@ static void test_verify_failures(void **state)
     standard_history();
     json_t *report = (json_t *)1;
     /* Inside the caller's transaction: refused, and the transaction is left alone. */
-    assert_sql("BEGIN");
+    pgtest_exec(conn, "BEGIN");
     assert_int_equal(audit_verify_project(conn, "payments", &report, err, sizeof(err)), DB_ERROR);
     assert_null(report);
-    assert_contains(err, "inside a transaction");
+    pgtest_assert_contains(err, "inside a transaction");
     assert_int_equal(PQtransactionStatus(conn), PQTRANS_INTRANS);
-    assert_sql("ROLLBACK");
+    pgtest_exec(conn, "ROLLBACK");
 
     PGconn *victim = pgtest_connect(conninfo);
     char sql[128];
     snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d)", PQbackendPID(victim));
-    assert_sql(sql);
+    pgtest_assert_value(conn, sql, "t");
     report = (json_t *)1;
     assert_int_equal(audit_verify_project(victim, "payments", &report, err, sizeof(err)),
                      DB_UNAVAILABLE);

@@ -45,29 +45,6 @@ static char texts[MAXREV][128];
 static size_t nrev;
 static uint64_t last_index;
 
-#define assert_sql(sql)                                                                            \
-    do {                                                                                           \
-        const char *st_ = pgtest_sqlstate(conn, sql);                                              \
-        if (strcmp(st_, "00000") != 0) {                                                           \
-            fail_msg("SQLSTATE %s (%s) for: %s", st_, pgtest_last_message(), sql);                 \
-        }                                                                                          \
-    } while (0)
-
-#define assert_db_ok(rc)                                                                           \
-    do {                                                                                           \
-        int rc_ = (rc);                                                                            \
-        if (rc_ != DB_OK) {                                                                        \
-            fail_msg("expected DB_OK, got %d: %s", rc_, err);                                      \
-        }                                                                                          \
-    } while (0)
-
-#define assert_contains(haystack, needle)                                                          \
-    do {                                                                                           \
-        if (strstr((haystack), (needle)) == NULL) {                                                \
-            fail_msg("\"%s\" does not contain \"%s\"", (haystack), (needle));                      \
-        }                                                                                          \
-    } while (0)
-
 static int setup(void **state)
 {
     (void)state;
@@ -76,13 +53,19 @@ static int setup(void **state)
     pgtest_create_db(prefix, conninfo, sizeof(conninfo));
     pgtest_migrate_up(conninfo);
     conn = pgtest_connect(conninfo);
-    assert_sql("INSERT INTO users (id, email, password_hash) VALUES "
-               "(" USER1 ", 'alice@example.com', " ARGON ")");
-    assert_sql("INSERT INTO projects (id, name, owner_user_id) VALUES "
-               "('payments', 'Payments', " USER1 "), ('search', 'Search', " USER1 ")");
-    assert_sql("INSERT INTO config_schemas (id, name, schema_content, schema_hash) VALUES"
-               " ('" SCHEMA1 "', 'service', '{\"type\": \"object\"}', " HASH32 "),"
-               " ('" SCHEMA2 "', 'doomed', 'true', " HASH32 ")");
+    pgtest_assert_rows(conn,
+                       "INSERT INTO users (id, email, password_hash) VALUES "
+                       "(" USER1 ", 'alice@example.com', " ARGON ")",
+                       1);
+    pgtest_assert_rows(conn,
+                       "INSERT INTO projects (id, name, owner_user_id) VALUES "
+                       "('payments', 'Payments', " USER1 "), ('search', 'Search', " USER1 ")",
+                       2);
+    pgtest_assert_rows(conn,
+                       "INSERT INTO config_schemas (id, name, schema_content, schema_hash) VALUES"
+                       " ('" SCHEMA1 "', 'service', '{\"type\": \"object\"}', " HASH32 "),"
+                       " ('" SCHEMA2 "', 'doomed', 'true', " HASH32 ")",
+                       2);
     memset(revs, 0, sizeof(revs));
     nrev = 0;
     last_index = 0;
@@ -172,18 +155,21 @@ static long count_rows(const char *table)
 {
     char sql[128];
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
-    PGresult *res = query(sql, 0, NULL);
-    long n = atol(PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return n;
+    return pgtest_long(conn, sql);
 }
 
 static void check_cursor(uint64_t want_index, uint64_t want_revision)
 {
     uint64_t idx = 99, rev = 99;
-    assert_db_ok(mat_read_cursor(conn, &idx, &rev, err, sizeof(err)));
+    pgtest_assert_db_ok(mat_read_cursor(conn, &idx, &rev, err, sizeof(err)), err);
     assert_int_equal(idx, want_index);
     assert_int_equal(rev, want_revision);
+    /* The row itself, read without the code under test. */
+    char want[64];
+    snprintf(want, sizeof(want), "%llu,%llu", (unsigned long long)want_index,
+             (unsigned long long)want_revision);
+    pgtest_assert_value(conn, "SELECT raft_index || ',' || revision FROM materializer_cursor",
+                        want);
 }
 
 /* The cursor must cover exactly revs[0..upto). */
@@ -333,7 +319,8 @@ static void check_all(size_t upto)
 static void write_ok(size_t from, size_t to)
 {
     uint64_t cursor = 0;
-    assert_db_ok(mat_write_batch(conn, revs + from, to - from, &cursor, err, sizeof(err)));
+    pgtest_assert_db_ok(mat_write_batch(conn, revs + from, to - from, &cursor, err, sizeof(err)),
+                        err);
     assert_int_equal(cursor, revs[to - 1].raft_index);
 }
 
@@ -347,7 +334,7 @@ static void write_fails(size_t from, size_t to, const char *want)
         fail_msg("expected DB_ERROR, got %d (%s)", rc, err);
     }
     assert_int_equal(cursor, 12345);
-    assert_contains(err, want);
+    pgtest_assert_contains(err, want);
 }
 
 /* A mixed history on several keys and two projects. */
@@ -387,24 +374,26 @@ static void test_replay_is_noop(void **state)
 {
     (void)state;
     mixed_history();
+    /* A write moves the cursor's updated_at; otherwise "it stays" below would prove nothing. */
+    char before[64], stamp[64], sql[160];
+    snprintf(before, sizeof(before), "%s",
+             pgtest_value(conn, "SELECT updated_at::text FROM materializer_cursor"));
     write_ok(0, nrev);
-    PGresult *res = query("SELECT updated_at::text FROM materializer_cursor", 0, NULL);
-    char stamp[64];
-    snprintf(stamp, sizeof(stamp), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
+    snprintf(stamp, sizeof(stamp), "%s",
+             pgtest_value(conn, "SELECT updated_at::text FROM materializer_cursor"));
+    snprintf(sql, sizeof(sql), "SELECT updated_at > '%s' FROM materializer_cursor", before);
+    pgtest_assert_value(conn, sql, "t");
     /* The whole batch again, and a part of it: nothing is written, the cursor stays. Had the
      * insert been an UPDATE of any kind, the append-only trigger would have refused it. */
     write_ok(0, nrev);
     uint64_t cursor = 0;
-    assert_db_ok(mat_write_batch(conn, revs + 2, 3, &cursor, err, sizeof(err)));
+    pgtest_assert_db_ok(mat_write_batch(conn, revs + 2, 3, &cursor, err, sizeof(err)), err);
     assert_int_equal(cursor, revs[nrev - 1].raft_index); /* the cursor, not the batch's end */
     check_all(nrev);
-    res = query("SELECT updated_at::text FROM materializer_cursor", 0, NULL);
-    assert_string_equal(PQgetvalue(res, 0, 0), stamp);
-    PQclear(res);
+    pgtest_assert_value(conn, "SELECT updated_at::text FROM materializer_cursor", stamp);
     /* An empty batch reports the cursor. */
     cursor = 0;
-    assert_db_ok(mat_write_batch(conn, revs, 0, &cursor, err, sizeof(err)));
+    pgtest_assert_db_ok(mat_write_batch(conn, revs, 0, &cursor, err, sizeof(err)), err);
     assert_int_equal(cursor, revs[nrev - 1].raft_index);
 }
 
@@ -428,18 +417,15 @@ static void test_content_is_stored_byte_for_byte(void **state)
     add("payments", "literal-null", "put", 1, "\"NULL\"");
     write_ok(0, nrev);
     check_all(nrev);
-    PGresult *res =
-        query("SELECT content::text FROM config_revisions WHERE key = 'order'", 0, NULL);
-    assert_string_equal(PQgetvalue(res, 0, 0), "{\"b\":1,\"a\":0.1}");
-    PQclear(res);
+    pgtest_assert_value(conn, "SELECT content::text FROM config_revisions WHERE key = 'order'",
+                        "{\"b\":1,\"a\":0.1}");
     /* configs holds jsonb: the same value, re-serialised. */
-    res = query("SELECT content->>'a', content->>'b' FROM configs WHERE key = 'order'", 0, NULL);
-    assert_string_equal(PQgetvalue(res, 0, 0), "0.1");
-    assert_string_equal(PQgetvalue(res, 0, 1), "1");
-    PQclear(res);
-    res = query("SELECT content->>'p' FROM configs WHERE key = 'escapes'", 0, NULL);
-    assert_string_equal(PQgetvalue(res, 0, 0), "C:\\dir\xc3\xa9");
-    PQclear(res);
+    pgtest_assert_value(conn,
+                        "SELECT (content->>'a') || ' ' || (content->>'b') FROM configs"
+                        " WHERE key = 'order'",
+                        "0.1 1");
+    pgtest_assert_value(conn, "SELECT content->>'p' FROM configs WHERE key = 'escapes'",
+                        "C:\\dir\xc3\xa9");
 }
 
 /* A batch refused for a version gap leaves nothing behind, not even its valid first part. */
@@ -452,7 +438,7 @@ static void test_version_gap_refused_atomically(void **state)
     add("payments", "fresh", "put", 1, "1");         /* valid */
     add("payments", "feature:flags", "put", 5, "2"); /* configs is at 3 */
     write_fails(good, nrev, "config payments/feature:flags: revision 14");
-    assert_contains(err, "has version 5, but follows version 3, so it must be version 4");
+    pgtest_assert_contains(err, "has version 5, but follows version 3, so it must be version 4");
     check_all(good);
 
     /* A gap inside the batch itself. */
@@ -460,14 +446,14 @@ static void test_version_gap_refused_atomically(void **state)
     add("payments", "fresh", "put", 1, "1");
     add("payments", "fresh", "put", 3, "2");
     write_fails(good, nrev, "config payments/fresh: revision 14");
-    assert_contains(err, "has version 3, but follows version 1, so it must be version 2");
+    pgtest_assert_contains(err, "has version 3, but follows version 1, so it must be version 2");
     check_all(good);
 
     /* A new key must start at version 1. */
     nrev = good;
     add("search", "newkey", "put", 2, "1");
     write_fails(good, nrev, "config search/newkey: revision 13");
-    assert_contains(err, "the config has no row, so it must be version 1");
+    pgtest_assert_contains(err, "the config has no row, so it must be version 1");
     check_all(good);
 
     /* A duplicate version (the row is at 4, not below). */
@@ -496,7 +482,7 @@ static void test_revision_gap_refused(void **state)
     struct mat_revision swapped[2] = {revs[5], revs[4]};
     uint64_t cursor = 7;
     assert_int_equal(mat_write_batch(conn, swapped, 2, &cursor, err, sizeof(err)), DB_ERROR);
-    assert_contains(err, "raft indexes are not increasing");
+    pgtest_assert_contains(err, "raft indexes are not increasing");
     assert_int_equal(cursor, 7);
     check_all(4);
 }
@@ -513,10 +499,10 @@ static void test_divergent_replay_reported(void **state)
     uint64_t cursor = 7;
     assert_int_equal(mat_write_batch(conn, other + 2, nrev - 2, &cursor, err, sizeof(err)),
                      DB_ERROR);
-    assert_contains(err, "divergence at raft index");
+    pgtest_assert_contains(err, "divergence at raft index");
     char want[64];
     snprintf(want, sizeof(want), "raft index %llu", (unsigned long long)revs[3].raft_index);
-    assert_contains(err, want);
+    pgtest_assert_contains(err, want);
     assert_int_equal(cursor, 7);
     check_all(6);
     /* A raft index below the cursor that never held a revision. */
@@ -525,7 +511,8 @@ static void test_divergent_replay_reported(void **state)
     assert_true(other[5].raft_index < revs[5].raft_index);
     assert_int_equal(mat_write_batch(conn, other + 5, nrev - 5, &cursor, err, sizeof(err)),
                      DB_ERROR);
-    assert_contains(err, "config_revisions has no row for it");
+    pgtest_assert_contains(err, "config_revisions has no row for it");
+    assert_int_equal(cursor, 7);
     check_all(6);
     /* The true history still goes through. */
     write_ok(2, nrev);
@@ -545,9 +532,9 @@ static void test_row_beyond_cursor_reported(void **state)
              "actor, created_at, raft_index, raft_term, prev_hash, hash) VALUES (3, 'payments', "
              "'%s', 1, 'put', '{}', 'intruder', now(), %llu, 1, " HASH32 ", " HASH32 ")",
              revs[2].key, (unsigned long long)revs[2].raft_index);
-    assert_sql(sql);
+    pgtest_assert_rows(conn, sql, 1);
     write_fails(2, nrev, "were already in config_revisions beyond the cursor");
-    assert_contains(err, "1 of 10 revisions");
+    pgtest_assert_contains(err, "1 of 10 revisions");
     assert_int_equal(count_rows("config_revisions"), 3);
     check_configs(2);
     check_cursor_at(2);
@@ -570,11 +557,10 @@ static void test_created_at_keeps_microseconds(void **state)
     }
     write_ok(0, nrev);
     check_all(nrev); /* compares created_at and updated_at to the microsecond */
-    PGresult *res = query("SELECT created_at AT TIME ZONE 'UTC' FROM config_revisions"
-                          " WHERE key = 't0'",
-                          0, NULL);
-    assert_string_equal(PQgetvalue(res, 0, 0), "2023-11-14 22:13:20.123457");
-    PQclear(res);
+    pgtest_assert_value(conn,
+                        "SELECT created_at AT TIME ZONE 'UTC' FROM config_revisions"
+                        " WHERE key = 't0'",
+                        "2023-11-14 22:13:20.123457");
 }
 
 static void test_batch_of_500(void **state)
@@ -615,13 +601,15 @@ static void test_deleted_schema_reported(void **state)
     (void)state;
     add("payments", "a", "put", 1, "1");
     set_schema(add("payments", "bound", "put", 1, "{}"), 0xa2);
-    assert_sql("DELETE FROM config_schemas WHERE id = '" SCHEMA2 "'");
+    pgtest_assert_rows(conn, "DELETE FROM config_schemas WHERE id = '" SCHEMA2 "'", 1);
     write_fails(0, nrev, "schema " SCHEMA2 " of config payments/bound (revision 2");
-    assert_contains(err, "no longer exists");
+    pgtest_assert_contains(err, "no longer exists");
     check_all(0);
     /* Restoring the schema row unblocks the materializer. */
-    assert_sql("INSERT INTO config_schemas (id, name, schema_content, schema_hash) VALUES"
-               " ('" SCHEMA2 "', 'doomed', 'true', " HASH32 ")");
+    pgtest_assert_rows(conn,
+                       "INSERT INTO config_schemas (id, name, schema_content, schema_hash) VALUES"
+                       " ('" SCHEMA2 "', 'doomed', 'true', " HASH32 ")",
+                       1);
     write_ok(0, nrev);
     check_all(nrev);
     /* A schema that only an intermediate revision of a key names is not needed: configs
@@ -648,7 +636,7 @@ static void test_lost_connection_is_unavailable(void **state)
     PGconn *victim = pgtest_connect(conninfo);
     char sql[128];
     snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d)", PQbackendPID(victim));
-    assert_sql(sql);
+    pgtest_assert_value(conn, sql, "t");
     uint64_t cursor = 7;
     int rc = mat_write_batch(victim, revs, nrev, &cursor, err, sizeof(err));
     assert_int_equal(rc, DB_UNAVAILABLE);
@@ -685,21 +673,21 @@ static void test_concurrent_materializers_take_turns(void **state)
     mixed_history();
     write_ok(0, 2);
     /* This connection holds the cursor lock, as a materializer in the middle of a batch. */
-    assert_sql("BEGIN");
-    assert_sql("SELECT 1 FROM materializer_cursor FOR UPDATE");
+    pgtest_exec(conn, "BEGIN");
+    char want[32];
+    snprintf(want, sizeof(want), "%llu", (unsigned long long)revs[1].raft_index);
+    pgtest_assert_value(conn, "SELECT raft_index FROM materializer_cursor FOR UPDATE", want);
     struct racer other = {.conn = pgtest_connect(conninfo), .from = 2, .to = nrev};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, race, &other), 0);
     /* Wait until the other materializer is blocked on the lock. */
     char sql[256];
     snprintf(sql, sizeof(sql),
-             "SELECT 1 FROM pg_stat_activity WHERE pid = %d AND wait_event_type = 'Lock'",
+             "SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND wait_event_type = 'Lock'",
              PQbackendPID(other.conn));
     bool blocked = false;
     for (int i = 0; i < 500 && !blocked; i++) {
-        PGresult *res = query(sql, 0, NULL);
-        blocked = PQntuples(res) == 1;
-        PQclear(res);
+        blocked = pgtest_long(conn, sql) == 1;
         if (!blocked) {
             usleep(10000);
         }

@@ -164,32 +164,11 @@ static void finish(struct fixture *f)
     PQfinish(f->admin);
 }
 
-static void admin_exec(struct fixture *f, const char *sql)
-{
-    PGresult *res = PQexec(f->admin, sql);
-    ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        fail_msg("%s: %s", sql, PQresultErrorMessage(res));
-    }
-    PQclear(res);
-}
-
-static long admin_long(struct fixture *f, const char *sql)
-{
-    PGresult *res = PQexec(f->admin, sql);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        fail_msg("%s: %s", sql, PQresultErrorMessage(res));
-    }
-    long v = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return v;
-}
-
 static long listener_pid(struct fixture *f)
 {
-    return admin_long(f, "SELECT coalesce(max(pid), 0) FROM pg_stat_activity "
-                         "WHERE application_name = '" PGLISTEN_APPLICATION_NAME "' "
-                         "AND datname = current_database()");
+    return pgtest_long(f->admin, "SELECT coalesce(max(pid), 0) FROM pg_stat_activity "
+                                 "WHERE application_name = '" PGLISTEN_APPLICATION_NAME "' "
+                                 "AND datname = current_database()");
 }
 
 static int want_resets;
@@ -224,12 +203,13 @@ static void wait_notifies(struct fixture *f, int n)
 /* The I-th event that is not a reset. */
 static const struct event *nth_notify(struct fixture *f, int i)
 {
+    int left = i;
     for (int k = 0; k < f->nevents; k++) {
-        if (!f->events[k].reset && i-- == 0) {
+        if (!f->events[k].reset && left-- == 0) {
             return &f->events[k];
         }
     }
-    fail_msg("no notification %d", i);
+    fail_msg("no notification %d among %d events", i, f->nevents);
     return NULL;
 }
 
@@ -264,10 +244,10 @@ static void test_notifications_and_resets(void **state)
     assert_true(pid1 != 0);
 
     /* A channel nobody listens to first: had it arrived, it would come before the others. */
-    admin_exec(f, "NOTIFY not_listened, 'x'");
-    admin_exec(f, "SELECT pg_notify('" CH_PLAIN "', 'hello')");
-    admin_exec(f, "SELECT pg_notify('Mixed Case \"q\"', 'odd ''name''')");
-    admin_exec(f, "NOTIFY " CH_PLAIN);
+    pgtest_exec(f->admin, "NOTIFY not_listened, 'x'");
+    pgtest_exec(f->admin, "SELECT pg_notify('" CH_PLAIN "', 'hello')");
+    pgtest_exec(f->admin, "SELECT pg_notify('Mixed Case \"q\"', 'odd ''name''')");
+    pgtest_exec(f->admin, "NOTIFY " CH_PLAIN);
     wait_notifies(f, 3);
     assert_notify(f, 0, CH_PLAIN, "hello");
     assert_notify(f, 1, CH_ODD, "odd 'name'");
@@ -280,14 +260,15 @@ static void test_notifications_and_resets(void **state)
     /* The listener's session is killed: it reconnects and says caches must go. */
     char sql[128];
     snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%ld)::int", pid1);
-    assert_int_equal(admin_long(f, sql), 1);
+    assert_int_equal(pgtest_long(f->admin, sql), 1);
     wait_resets(f, 2);
     long pid2 = listener_pid(f);
     assert_true(pid2 != 0 && pid2 != pid1);
 
     /* And later notifications still arrive, in order, all of them. */
-    admin_exec(f, "SELECT pg_notify('" CH_PLAIN "', 'after')");
-    admin_exec(f, "SELECT pg_notify('" CH_PLAIN "', g::text) FROM generate_series(1, 500) g");
+    pgtest_exec(f->admin, "SELECT pg_notify('" CH_PLAIN "', 'after')");
+    pgtest_exec(f->admin,
+                "SELECT pg_notify('" CH_PLAIN "', g::text) FROM generate_series(1, 500) g");
     wait_notifies(f, 3 + 1 + 500);
     assert_notify(f, 3, CH_PLAIN, "after");
     for (int i = 1; i <= 500; i++) {
@@ -295,6 +276,9 @@ static void test_notifications_and_resets(void **state)
         snprintf(payload, sizeof(payload), "%d", i);
         assert_notify(f, 3 + i, CH_PLAIN, payload);
     }
+    /* All of them exactly once: nothing further arrives. */
+    run_until(f, never, 200);
+    assert_int_equal(f->notifies, 3 + 1 + 500);
     assert_int_equal(f->resets, 2);
     finish(f);
     free(f);
@@ -310,7 +294,7 @@ static void test_close_from_callback(void **state)
     start_listener(f, conninfo, channels);
     assert_true(run_until(f, is_closed, 10000));
     assert_int_equal(f->resets, 1);
-    admin_exec(f, "NOTIFY " CH_PLAIN ", 'too late'");
+    pgtest_exec(f->admin, "NOTIFY " CH_PLAIN ", 'too late'");
     run_until(f, never, 200);
     assert_int_equal(f->nevents, 1);
     finish(f);
@@ -336,8 +320,11 @@ static void test_unreachable_then_prompt_close(void **state)
     open_fixture(f);
     const char *const channels[] = {CH_PLAIN, NULL};
     start_listener(f, url, channels);
-    /* Long enough for the backoff to reach seconds. */
-    run_until(f, never, 3000);
+    /* The backoff doubles from 0.1 s to at most 2 s, so its sleeps end about 0.1, 0.3, 0.7,
+     * 1.5, 3.1 and 5.1 s after the start. At 3.6 s the thread is about 1.5 s from its next
+     * attempt: a close that did not wake it would take that long. (At 3.0 s it would be only
+     * 0.1 s away, and a sleeping thread could not be told from a woken one.) */
+    run_until(f, never, 3600);
     assert_int_equal(f->nevents, 0);
 
     /* The thread sleeps in its backoff; closing wakes it at once. */
@@ -367,16 +354,21 @@ static void test_rejects_bad_channels(void **state)
     assert_int_equal(pglisten_start(&l, &loop, &conf, none, on_event, NULL, err, sizeof(err)),
                      PGLISTEN_EINVAL);
     assert_null(l);
+    pgtest_assert_contains(err, "at least one channel");
     char long_name[PGLISTEN_CHANNEL_MAX + 2];
     memset(long_name, 'c', sizeof(long_name) - 1);
     long_name[sizeof(long_name) - 1] = '\0';
     const char *const too_long[] = {CH_PLAIN, long_name, NULL};
     assert_int_equal(pglisten_start(&l, &loop, &conf, too_long, on_event, NULL, err, sizeof(err)),
                      PGLISTEN_EINVAL);
-    assert_non_null(strstr(err, "1 to 63 bytes"));
+    pgtest_assert_contains(err, "1 to 63 bytes");
+    assert_null(l);
     const char *const empty[] = {"", NULL};
+    err[0] = '\0';
     assert_int_equal(pglisten_start(&l, &loop, &conf, empty, on_event, NULL, err, sizeof(err)),
                      PGLISTEN_EINVAL);
+    pgtest_assert_contains(err, "1 to 63 bytes");
+    assert_null(l);
     pgconf_free(&conf);
     assert_int_equal(uv_loop_close(&loop), 0);
 }

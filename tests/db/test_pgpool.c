@@ -141,25 +141,13 @@ static void finish(struct fixture *f)
     PQfinish(f->admin);
 }
 
-/* One integer from SQL on the test's own connection. */
-static long admin_long(struct fixture *f, const char *sql)
-{
-    PGresult *res = PQexec(f->admin, sql);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        fail_msg("%s: %s", sql, PQresultErrorMessage(res));
-    }
-    long v = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return v;
-}
-
 /* How many sessions of F's pool the server has. */
 static long server_sessions(struct fixture *f)
 {
     char sql[256];
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'", f->app);
-    return admin_long(f, sql);
+    return pgtest_long(f->admin, sql);
 }
 
 /* ---- jobs ---- */
@@ -432,9 +420,7 @@ static void test_many_jobs_exactly_once(void **state)
              "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'", f.app);
     long left = -1;
     for (int i = 0; i < 500 && left != 0; i++) {
-        PGresult *res = PQexec(c, sql);
-        left = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-        PQclear(res);
+        left = pgtest_long(c, sql);
         if (left != 0) {
             usleep(10000);
         }
@@ -458,7 +444,7 @@ static void test_job_errors_and_codes(void **state)
     wait_done(&f, 3, 20000);
 
     assert_int_equal(div.status, -1);
-    assert_non_null(strstr(div.errmsg, "division by zero"));
+    pgtest_assert_contains(div.errmsg, "division by zero");
     assert_int_equal(code.status, 7);
     assert_string_equal(code.errmsg, "job-specific outcome 7");
     assert_int_equal(neg.status, -5);
@@ -494,7 +480,7 @@ static void test_transaction_left_open_is_rolled_back(void **state)
     assert_int_equal(pid1.status, 0);
     assert_int_equal(open_tx.status, 0);
     assert_int_equal(failed_tx.status, -1);
-    assert_non_null(strstr(failed_tx.errmsg, "division by zero"));
+    pgtest_assert_contains(failed_tx.errmsg, "division by zero");
     assert_int_equal(check.status, 0);
     /* The table of the abandoned transaction is gone. */
     assert_int_equal(check.result, 1);
@@ -542,9 +528,7 @@ static void test_unreachable_fails_within_acquire_timeout(void **state)
         assert_int_equal(jobs[i].status, PGPOOL_EUNAVAILABLE);
         assert_false(jobs[i].ran);
         assert_true(jobs[i].done_on_loop);
-        if (strstr(jobs[i].errmsg, "cannot connect") == NULL) {
-            fail_msg("unexpected message: %s", jobs[i].errmsg);
-        }
+        pgtest_assert_contains(jobs[i].errmsg, "cannot connect");
         /* About the acquire timeout of 1 s: not much sooner, not much later. */
         double waited = (double)(jobs[i].done_ns - t0) / 1e9;
         if (waited < 0.9 || waited > 4.0) {
@@ -574,7 +558,7 @@ static void test_busy_pool_times_out_queued_job(void **state)
     wait_done(&f, 1, 10000);
     assert_int_equal(queued.status, PGPOOL_EUNAVAILABLE);
     assert_false(queued.ran);
-    assert_non_null(strstr(queued.errmsg, "became free"));
+    pgtest_assert_contains(queued.errmsg, "became free");
     double waited = (double)(queued.done_ns - t0) / 1e9;
     assert_true(waited >= 0.9 && waited < 2.4);
     /* The pool is busy, not broken. */
@@ -617,7 +601,7 @@ static void test_killed_idle_connections_are_replaced(void **state)
              "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
              "WHERE application_name = '%s'",
              f.app);
-    assert_int_equal(admin_long(&f, sql), 2);
+    assert_int_equal(pgtest_long(f.admin, sql), 2);
     struct pool_count none = {&f, 0};
     assert_true(run_until(&f, sessions_are, &none, 10000));
 
@@ -652,7 +636,7 @@ static bool sleep_is_running(void *ctx)
              "SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE application_name = '%s' "
              "AND state = 'active' AND query LIKE 'SELECT pg_sleep%%'",
              w->f->app);
-    w->pid = admin_long(w->f, sql);
+    w->pid = pgtest_long(w->f->admin, sql);
     return w->pid != 0;
 }
 
@@ -668,11 +652,13 @@ static void test_connection_killed_during_job(void **state)
     assert_true(run_until(&f, sleep_is_running, &w, 10000));
     char sql[128];
     snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%ld)::int", w.pid);
-    assert_int_equal(admin_long(&f, sql), 1);
+    assert_int_equal(pgtest_long(f.admin, sql), 1);
 
     wait_done(&f, 1, 10000);
     assert_int_equal(slow.status, PGPOOL_EUNAVAILABLE);
-    assert_true(slow.errmsg[0] != '\0');
+    /* The job's own message is kept: the server's "terminating connection ..." or libpq's
+     * "server closed the connection unexpectedly", depending on which arrives first. */
+    pgtest_assert_contains(slow.errmsg, "connection");
     assert_false(pgpool_healthy(f.pool));
 
     /* The next job gets a new connection. */
@@ -732,6 +718,7 @@ static void test_max_lifetime_recycles_between_jobs(void **state)
     submit(&f, work_sleep, &slow);
     wait_done(&f, 1, 10000);
     assert_int_equal(slow.status, 0);
+    assert_true(slow.pid > 0);
     assert_int_equal(slow.pid, slow.pid_after);
     /* Between jobs it is replaced. */
     struct job next = {0};
@@ -799,10 +786,14 @@ static void test_rejects_bad_settings(void **state)
     char err[256] = "";
     assert_int_equal(pgpool_init(&pool, &loop, &conf, "x", err, sizeof(err)), PGPOOL_EINVAL);
     assert_null(pool);
-    assert_non_null(strstr(err, "min connections"));
+    pgtest_assert_contains(err, "min connections");
     conf.min_connections = 0;
     conf.max_connections = 0;
+    pool = (struct pgpool *)(uintptr_t)1;
+    err[0] = '\0';
     assert_int_equal(pgpool_init(&pool, &loop, &conf, "x", err, sizeof(err)), PGPOOL_EINVAL);
+    assert_null(pool);
+    pgtest_assert_contains(err, "max connections 0");
     pgconf_free(&conf);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
