@@ -557,7 +557,7 @@ soft expect_eq "$(jq '.items | length' <<<"$body")" \
   "$(sql "SELECT count(*) FROM projects WHERE deleted_at IS NULL")" "projects an instance admin sees"
 api GET "/v1/projects?limit=1" "" "$T_ALICE"
 soft expect_json '.items | length' 1
-soft expect_match '.next_after' '.'
+soft expect_json '.next_after != null' true # alice has more projects than one
 
 api GET "/v1/projects/p-one/api-keys?limit=1000" "" "$T_ALICE"
 soft expect_code 200

@@ -64,7 +64,7 @@ expect_status 4
 expect_out "project create shop"
 c project create "Bad Id!"
 expect_status 7
-expect_out "id"
+expect_out 'field "id" must be'
 c project create other -o json
 expect_status 0
 expect_eq "$(jq -r '.role' <<<"$out")" admin "project create -o json role"

@@ -208,7 +208,9 @@ c get app.db
 expect_status 5
 expect_out "conclave login"
 # The failover below runs with a token from the environment.
-export CONCLAVE_TOKEN=$(login ed@example.com "$PW" "$L")
+# (Assigned, then exported: `export X=$(...)` would hide a failed login behind export's 0.)
+CONCLAVE_TOKEN=$(login ed@example.com "$PW" "$L")
+export CONCLAVE_TOKEN
 
 # --- a node that takes requests but never answers (SIGSTOP) -------------------------------
 L=$(wait_leader 20) || fail "no leader"

@@ -32,6 +32,7 @@ T_ROOT=$(login root@example.com "$PW" "$L")
 new_user() {
   api POST /v1/users "{\"email\": \"$1\", \"password\": \"$PW\"}" "$T_ROOT" "$L"
   expect_code 201
+  expect_match .id "$UUID_RE" # the ids are expected values below
   json_get id
 }
 ALICE_ID=$(new_user alice@example.com) # admin of cfg and cfg-two
@@ -103,7 +104,7 @@ expect_code 200
 soft expect_json '[.project, .key, .version, (.content | tojson), .schema_id] | map(tostring) | join(" ")' \
   'cfg app.db 2 {"host":"b","port":5433} null'
 soft expect_match .revision '^[1-9][0-9]*$'
-soft expect_match .updated_by '.'
+soft expect_match .updated_by "$CAROL_ID" # carol wrote version 2
 soft expect_match .updated_at "$TIME_RE"
 soft expect_header ETag '^"2"$'
 soft expect_header X-Conclave-Index '^[1-9][0-9]*$'
@@ -420,7 +421,7 @@ soft expect_code 200
 soft expect_json '[.version, .op, (.content | tojson)] | map(tostring) | join(" ")' '2 put {"a":2}'
 soft expect_match .created_at "$TIME_RE"
 soft expect_match .hash '^[0-9a-f]{64}$'
-soft expect_match .actor '.'
+soft expect_match .actor "$CAROL_ID" # carol wrote version 2
 api GET "$P/rb?version=1" "" "$T_BOB" "$L"
 soft expect_json '.content.a' 1
 api GET "$P/rb?version=4" "" "$T_BOB" "$L"
@@ -525,7 +526,9 @@ code=$(<"$TMP/watch.code")
 last_req="GET /v1/projects/cfg/watch?after_revision=$HEAD&timeout=10 (node $F1)"
 echo "watch: answered $((t_done - t_write)) ms after the write was acknowledged ($((t_done - t0)) ms after it started)"
 soft expect_eq "$code" 200 "watch status"
-soft expect_eq "$((t_done - t0 < 4000))" 1 "watch answered within 4 s of a 10 s poll ($((t_done - t0)) ms)"
+# "As soon as" (docs/api.md): within 1 s of the write's acknowledgement (it is in PostgreSQL
+# by then), not merely before the poll's timeout.
+soft expect_eq "$((t_done - t_write < 1000))" 1 "watch answered $((t_done - t_write)) ms after the write was acknowledged"
 soft expect_eq "$((t_done - t0 >= 400))" 1 "watch waited for the write ($((t_done - t0)) ms)"
 soft expect_json '.changes | length' 1
 soft expect_json '.changes[0] | [.key, .version, .op, .revision, (.content | tojson)] | map(tostring) | join(" ")' \
@@ -537,7 +540,7 @@ api GET "/v1/projects/cfg/watch?after_revision=$W_REV&timeout=1" "" "$T_BOB" "$L
 el=$(($(now_ms) - t0))
 soft expect_code 200
 soft expect_json '[(.changes | length), .next_after_revision] | map(tostring) | join(" ")' "0 $W_REV"
-soft expect_eq "$((el >= 900 && el < 3000))" 1 "a 1 s watch at the head took ${el} ms"
+soft expect_eq "$((el >= 900 && el < 2000))" 1 "a 1 s watch at the head took ${el} ms"
 # Another project's watch sees none of cfg's changes.
 api GET "/v1/projects/cfg-two/watch?after_revision=0&timeout=1" "" "$T_ALICE" "$F1"
 soft expect_code 200
