@@ -1,4 +1,4 @@
-#include "codec.h"
+#include "raft/codec.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-#include "fsm.h"
+#include "raft/fsm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,7 +6,7 @@
 
 #include <sodium.h>
 
-#include "fsm_store.h"
+#include "raft/fsm_internal.h"
 
 int fsm_new(struct fsm **out, const uint8_t *hash_key, char *errmsg, size_t errlen)
 {

@@ -39,8 +39,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "codec.h"
-#include "revision.h"
+#include "raft/codec.h"
+#include "raft/revision.h"
 
 /* Configs, tombstones included (a tombstone is never dropped). */
 #define FSM_MAX_CONFIGS 1000000u

@@ -9,7 +9,7 @@
 
 #include <sodium.h>
 
-#include "fsm_store.h"
+#include "raft/fsm_internal.h"
 
 static uint64_t le_load(const uint8_t *p, int n)
 {

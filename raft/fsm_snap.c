@@ -7,7 +7,7 @@
 
 #include <sodium.h>
 
-#include "fsm_store.h"
+#include "raft/fsm_internal.h"
 
 /* ---- serialisation (snapshot body and state hash) ---- */
 

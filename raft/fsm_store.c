@@ -1,4 +1,4 @@
-#include "fsm_store.h"
+#include "raft/fsm_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-#include "revision.h"
+#include "raft/revision.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-#include "rfsm.h"
+#include "raft/rfsm.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
 
 #include <raft.h>
 
-#include "fsm.h"
+#include "raft/fsm.h"
 
 struct rfsm {
     struct raft_fsm raft_fsm; /* what raft_init() takes */

@@ -1,4 +1,4 @@
-#include "rnode.h"
+#include "raft/rnode.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -9,7 +9,7 @@
 #include <raft.h>
 #include <raft/uv.h>
 
-#include "rfsm.h"
+#include "raft/rfsm.h"
 
 /* How often the glue looks at raft's state: leadership changes (raft 0.15 has no callback
  * for them), the post-election barrier, I/O failure, and shutdown progress. */

@@ -25,7 +25,7 @@
 
 #include <uv.h>
 
-#include "fsm.h"
+#include "raft/fsm.h"
 
 #define RNODE_MAX_MEMBERS 16
 #define RNODE_ADDRESS_MAX 64

@@ -4,11 +4,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
-#include "cli_audit.h"
-#include "cmd_admin.h"
-#include "cmd_migrate.h"
-#include "cmd_serve.h"
+#include "cli/cli.h"
+#include "cli/cli_audit.h"
+#include "server/cmd_admin.h"
+#include "server/cmd_migrate.h"
+#include "server/cmd_serve.h"
 
 static const char server_text[] =
     "\n"

@@ -1,4 +1,4 @@
-#include "db.h"
+#include "storage/db.h"
 
 #include <stdio.h>
 #include <string.h>

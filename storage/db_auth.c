@@ -1,8 +1,8 @@
-#include "db_auth.h"
+#include "storage/db_auth.h"
 
 #include <stdio.h>
 
-#include "db.h"
+#include "storage/db.h"
 
 int dbauth_user_for_login(PGconn *conn, const char *email, json_t **out, char *errmsg,
                           size_t errlen)

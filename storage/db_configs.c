@@ -1,10 +1,10 @@
-#include "db_configs.h"
+#include "storage/db_configs.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "db.h"
-#include "db_auth.h"
+#include "storage/db.h"
+#include "storage/db_auth.h"
 
 #define TS_CREATED DB_TS("created_at")
 #define TS_UPDATED DB_TS("updated_at")

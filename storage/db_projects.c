@@ -1,10 +1,10 @@
-#include "db_projects.h"
+#include "storage/db_projects.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "db.h"
-#include "db_auth.h"
+#include "storage/db.h"
+#include "storage/db_auth.h"
 
 #define PROJECT_COLS                                                                               \
     "'id', p.id, 'name', p.name, 'owner_user_id', p.owner_user_id, 'created_at', " DB_TS(          \

@@ -1,10 +1,10 @@
-#include "db_schemas.h"
+#include "storage/db_schemas.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "db.h"
-#include "db_auth.h"
+#include "storage/db.h"
+#include "storage/db_auth.h"
 
 #define SCHEMA_COLS                                                                                \
     "'id', id, 'name', name, 'schema_hash', encode(schema_hash, 'hex'), "                          \

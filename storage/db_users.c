@@ -1,9 +1,9 @@
-#include "db_users.h"
+#include "storage/db_users.h"
 
 #include <stdio.h>
 
-#include "db.h"
-#include "db_auth.h"
+#include "storage/db.h"
+#include "storage/db_auth.h"
 
 #define USER_JSON                                                                                  \
     "json_build_object('id', id, 'email', email, 'is_admin', is_admin, 'created_at', " DB_TS(      \

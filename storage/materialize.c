@@ -1,4 +1,4 @@
-#include "materialize.h"
+#include "storage/materialize.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "db.h"
+#include "storage/db.h"
 
 /*
  * How a batch is written, in four round trips (five when the batch overlaps the cursor):

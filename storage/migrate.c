@@ -1,4 +1,4 @@
-#include "migrate.h"
+#include "storage/migrate.h"
 
 #include <stdio.h>
 #include <stdlib.h>

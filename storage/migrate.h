@@ -21,7 +21,7 @@
 
 #include <libpq-fe.h>
 
-#include "migration_set.h"
+#include "storage/migration_set.h"
 
 /* pg_advisory_lock key: the bytes of "conclave" read as a big-endian integer. */
 #define MIGRATE_LOCK_KEY 7165064476440098405LL

@@ -1,4 +1,4 @@
-#include "migration_set.h"
+#include "storage/migration_set.h"
 
 #include <ctype.h>
 #include <dirent.h>

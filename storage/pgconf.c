@@ -1,4 +1,4 @@
-#include "pgconf.h"
+#include "storage/pgconf.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -1,4 +1,4 @@
-#include "pglisten.h"
+#include "storage/pglisten.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -20,7 +20,7 @@
 
 #include <uv.h>
 
-#include "pgconf.h"
+#include "storage/pgconf.h"
 
 #define PGLISTEN_EINVAL (-1) /* bad arguments (no channel, a channel name too long) */
 #define PGLISTEN_ENOMEM (-2) /* out of memory */

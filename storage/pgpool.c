@@ -1,4 +1,4 @@
-#include "pgpool.h"
+#include "storage/pgpool.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -27,7 +27,7 @@
 #include <libpq-fe.h>
 #include <uv.h>
 
-#include "pgconf.h"
+#include "storage/pgconf.h"
 
 /* Status codes of the pool itself. Work functions return 0, a positive job-specific code or
  * -1 (or another negative code above -100); values from -199 to -100 are reserved for these.

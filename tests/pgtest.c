@@ -13,9 +13,9 @@
 
 #include <cmocka.h>
 
-#include "db.h"
-#include "migrate.h"
-#include "migration_set.h"
+#include "storage/db.h"
+#include "storage/migrate.h"
+#include "storage/migration_set.h"
 
 static char last_message[1024];
 

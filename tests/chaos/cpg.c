@@ -8,8 +8,8 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
-#include "audit.h"
-#include "db.h"
+#include "audit/audit.h"
+#include "storage/db.h"
 
 struct row {
     const char *request_id; /* points into the PGresult */

@@ -8,7 +8,7 @@
  *     ("lost write" otherwise);
  *   - requires no row for any failed write ("failed write left a row");
  *   - requires every row to come from a write in the history ("phantom revision");
- * and then runs audit_verify_project() (src/audit.h): hash chain, versions 1..N per key with
+ * and then runs audit_verify_project() (src/audit/audit.h): hash chain, versions 1..N per key with
  * no gap or duplicate, and `configs` equal to the fold of the revisions ("audit").
  */
 #ifndef CONCLAVE_CPG_H

@@ -1,5 +1,5 @@
 /*
- * The config read queries (storage/db_configs.c) and the audit verifier (src/audit.c) against
+ * The config read queries (storage/db_configs.c) and the audit verifier (src/audit/audit.c) against
  * a real PostgreSQL with every migration applied.
  *
  * Each test gets a fresh database and a realistic history written by the materializer: two
@@ -25,12 +25,12 @@
 #include <cmocka.h>
 #include <sodium.h>
 
-#include "audit.h"
-#include "db.h"
-#include "db_configs.h"
-#include "materialize.h"
+#include "audit/audit.h"
+#include "storage/db.h"
+#include "storage/db_configs.h"
+#include "storage/materialize.h"
 #include "pgtest.h"
-#include "revision.h"
+#include "raft/revision.h"
 
 #define USER1   "'00000000-0000-0000-0000-000000000001'"
 #define SCHEMA1 "00000000-0000-0000-0000-0000000000a1"

@@ -20,8 +20,8 @@
 
 #include <cmocka.h>
 
-#include "db.h"
-#include "materialize.h"
+#include "storage/db.h"
+#include "storage/materialize.h"
 #include "pgtest.h"
 
 #define USER1   "'00000000-0000-0000-0000-000000000001'"

@@ -20,8 +20,8 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "pgconf.h"
-#include "pglisten.h"
+#include "storage/pgconf.h"
+#include "storage/pglisten.h"
 #include "pgtest.h"
 
 #define CH_PLAIN "cfg_changes"

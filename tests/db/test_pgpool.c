@@ -21,8 +21,8 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "pgconf.h"
-#include "pgpool.h"
+#include "storage/pgconf.h"
+#include "storage/pgpool.h"
 #include "pgtest.h"
 
 static char conninfo[512];

@@ -15,8 +15,8 @@
 #include <cmocka.h>
 #include <sodium.h>
 
-#include "auditlog.h"
-#include "revision.h"
+#include "audit/auditlog.h"
+#include "raft/revision.h"
 
 #define T0 1795000000000000LL /* 2026-11-18T...Z, microseconds */
 

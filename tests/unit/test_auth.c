@@ -11,8 +11,8 @@
 #include <cmocka.h>
 #include <sodium.h>
 
-#include "auth.h"
-#include "authcache.h"
+#include "server/auth.h"
+#include "server/authcache.h"
 
 static const unsigned char secret[32] = {1, 2, 3};
 

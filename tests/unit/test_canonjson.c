@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "canonjson.h"
+#include "jsonschema/canonjson.h"
 
 /* Parses IN and checks that its canonical text is EXPECTED, and that the canonical text is a
  * fixed point (canonicalising it again changes nothing). */

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "codec.h"
+#include "raft/codec.h"
 
 static char err[256];
 

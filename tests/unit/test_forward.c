@@ -22,8 +22,8 @@
 
 #include <jansson.h>
 
-#include "forward.h"
-#include "http_server.h"
+#include "http/forward.h"
+#include "http/http_server.h"
 
 #define SELF_NODE_ID 7
 #define MAX_HUNG     16

@@ -15,9 +15,9 @@
 #include <cmocka.h>
 #include <sodium.h>
 
-#include "codec.h"
-#include "fsm.h"
-#include "revision.h"
+#include "raft/codec.h"
+#include "raft/fsm.h"
+#include "raft/revision.h"
 
 static char err[256];
 

@@ -22,8 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http_response.h"
-#include "http_server.h"
+#include "http/http_response.h"
+#include "http/http_server.h"
 
 #define MAX_RESP         8
 #define RESP_CAP         16384

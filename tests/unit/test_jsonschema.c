@@ -15,7 +15,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "jsonschema.h"
+#include "jsonschema/jsonschema.h"
 
 static json_t *parse(const char *text)
 {

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "metrics.h"
+#include "server/metrics.h"
 
 #define REQS_HEAD                                                                                  \
     "# HELP conclave_http_requests_total HTTP requests answered, by route pattern (\"other\": "    \

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "migration_set.h"
+#include "storage/migration_set.h"
 
 static char dir[256];
 

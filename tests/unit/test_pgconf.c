@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "pgconf.h"
+#include "storage/pgconf.h"
 
 static const char *vars[] = {"DATABASE_URL",
                              "DB_MAX_CONNECTIONS",

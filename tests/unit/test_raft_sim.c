@@ -71,9 +71,9 @@
 #include <raft.h>
 #include <raft/fixture.h>
 
-#include "codec.h"
-#include "fsm.h"
-#include "rfsm.h"
+#include "raft/codec.h"
+#include "raft/fsm.h"
+#include "raft/rfsm.h"
 
 #define MAX_NODES      5
 #define N_PROJECTS     2

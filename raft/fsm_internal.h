@@ -1,0 +1,149 @@
+/*
+ * fsm_internal: the fsm module's one private header: the state machine's data structures and
+ * the primitive operations of fsm_store.c, shared by fsm.c (apply and accessors), fsm_snap.c
+ * (serialisation) and fsm_restore.c (restore). It includes only the module's public fsm.h, so
+ * the module's parts form no include loop; nothing outside raft/fsm*.c includes it.
+ *
+ * None of these functions checks a limit or validates input: the callers in fsm.c and
+ * fsm_restore.c do, before they change anything, so that a refused command or snapshot leaves
+ * the state as it was.
+ */
+#ifndef CONCLAVE_FSM_INTERNAL_H
+#define CONCLAVE_FSM_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sodium.h>
+
+#include "raft/fsm.h"
+
+#define SNAP_MAGIC       "CNCLSNAP"
+#define SNAP_VERSION     1
+#define SNAP_HEADER_SIZE 64
+
+/* Open-addressing slots of the request-id table: a power of two at least twice the
+ * capacity, so the load factor stays at or below 1/2 and every probe sequence meets an
+ * empty slot. */
+#define REQ_SLOTS (2u * FSM_REQUEST_CAPACITY)
+
+/*
+ * Data structures. Everything that is hashed or serialised is kept in a canonical order by
+ * construction, so the state hash can never depend on insertion history:
+ * - projects: an array sorted by id (bytewise), each with its configs in an array sorted by
+ *   key (bytewise). Lookups are binary searches; an insert shifts pointers. Configs are never
+ *   removed (tombstones stay), so there is no delete path to get wrong.
+ * - pending: a ring of revisions in raft order (which is also raft_index order).
+ * - requests: a ring in insertion (FIFO) order, the order that decides evictions and the
+ *   order in which it is serialised, plus a linear-probing index over it keyed by SipHash of
+ *   (project, request id). The index's layout depends on the hash key and is never
+ *   serialised; only lookups use it.
+ */
+struct project {
+    char *id; /* NUL-terminated */
+    size_t id_len;
+    uint8_t head[REVISION_HASH_SIZE]; /* hash of the latest revision; zeros = genesis */
+    struct fsm_config **configs;      /* ascending by key; each owned */
+    size_t count;
+    size_t cap;
+    /* Scratch for fsm_restore()'s cross-checks; meaningless otherwise. */
+    uint64_t max_revision;
+    int seen_pending;
+    uint64_t last_pending_revision;
+    uint8_t last_pending_hash[REVISION_HASH_SIZE];
+};
+
+struct request {
+    uint64_t hash; /* SipHash of the key, kept to rehome entries on deletion */
+    uint8_t project_len;
+    uint8_t request_id_len;
+    char project[CODEC_MAX_PROJECT + 1];
+    char request_id[CODEC_MAX_REQUEST_ID + 1];
+    struct fsm_request outcome;
+};
+
+struct fsm {
+    /* Replicated state. */
+    uint64_t last_applied;
+    uint64_t revision;
+    uint64_t materialized;
+    struct project **projects; /* ascending by id; each owned */
+    size_t nprojects;
+    size_t projects_cap;
+    size_t nconfigs;
+    uint64_t content_bytes;   /* sum of live content lengths */
+    struct revision *pending; /* ring; entries own their strings */
+    size_t pending_head;
+    size_t pending_count;
+    size_t pending_cap;
+    uint64_t pending_bytes;   /* sum of queued content lengths */
+    struct request *requests; /* ring; head stays 0 until the table is full */
+    size_t req_head;
+    size_t req_count;
+    size_t req_cap;
+    /* Local only: the lookup index over requests and its key. */
+    uint32_t *req_slots; /* REQ_SLOTS entries: ring position + 1, or 0 when empty */
+    uint8_t hash_key[crypto_shorthash_KEYBYTES];
+};
+
+void fst_fail(char *errmsg, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+int fst_cmp_bytes(const char *a, size_t alen, const char *b, size_t blen);
+
+char *fst_dup_bytes(const void *src, size_t len);
+
+struct project *fst_project_find(const struct fsm *f, const char *id, size_t len);
+
+/* The position of the first config of P whose key is >= KEY. */
+size_t fst_config_lower(const struct project *p, const char *key, size_t len);
+
+struct fsm_config *fst_config_find(const struct project *p, const char *key, size_t len);
+
+void fst_config_free(struct fsm_config *c);
+
+struct project *fst_project_alloc(const char *id, size_t len);
+
+void fst_project_free(struct project *p);
+
+int fst_projects_reserve(struct fsm *f);
+
+int fst_configs_reserve(struct project *p);
+
+/* Inserts P at its sorted position; room must have been reserved. */
+void fst_projects_insert(struct fsm *f, struct project *p);
+
+void fst_configs_insert(struct project *p, struct fsm_config *c);
+
+struct revision *fst_pending_at(const struct fsm *f, size_t i);
+
+int fst_pending_reserve(struct fsm *f);
+
+/* Moves R (its owned strings included) to the end of the queue; room must be reserved. */
+void fst_pending_push(struct fsm *f, const struct revision *r);
+
+void fst_pending_pop(struct fsm *f);
+
+uint64_t fst_request_hash(const struct fsm *f, const char *project, size_t project_len,
+                          const char *request_id, size_t request_id_len);
+
+/* Returns the slot holding (PROJECT, REQUEST_ID), or -1. Lengths must be within the codec's
+ * maximums. */
+long fst_request_slot(const struct fsm *f, uint64_t h, const char *project, size_t project_len,
+                      const char *request_id, size_t request_id_len);
+
+/* Makes room for one more request (the ring grows until it reaches the capacity, after which
+ * inserts evict instead). */
+int fst_request_reserve(struct fsm *f);
+
+/* Records a new key (not present; room reserved), evicting the oldest when full. */
+void fst_request_insert(struct fsm *f, uint64_t h, const char *project, size_t project_len,
+                        const char *request_id, size_t request_id_len,
+                        const struct fsm_request *outcome);
+
+const struct request *fst_request_at(const struct fsm *f, size_t i);
+
+/* Frees everything F owns but the struct itself. */
+void fst_state_release(struct fsm *f);
+
+#endif /* CONCLAVE_FSM_INTERNAL_H */

@@ -1,0 +1,662 @@
+/* JSON Schema validation: walks a document against a compiled schema (see
+ * jsonschema_internal.h), collecting failures as JSON objects. */
+#include "jsonschema/jsonschema_internal.h"
+
+#include <float.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonschema/jsonschema_buf.h"
+#include "jsonschema/jsonschema_value.h"
+
+/* Backtracking budget of one regex match: a pathological pattern fails the keyword instead
+ * of stalling the thread. */
+#define REGEX_MATCH_LIMIT 1000000u
+/* multipleOf on non-integers: accepted when the quotient is within this fraction of itself
+ * from an integer. Doubles carry about 16 significant digits, so 0.3 / 0.1, which is
+ * 2.9999999999999996, passes while 0.31 / 0.1 does not. */
+#define MULTIPLE_TOLERANCE 1e-12
+
+struct vctx {
+    json_t *errors; /* the failures so far; NULL when the caller wants only the verdict */
+    size_t nerrors;
+    long steps;
+    bool stop; /* a limit was hit or memory ran out: every evaluation now fails at once */
+    bool oom;
+    pcre2_match_data *md;    /* created on the first regex match */
+    pcre2_match_context *mc; /* carries REGEX_MATCH_LIMIT */
+};
+
+/* Appends one failure object. PATH is the rendered document pointer (it may hold NUL bytes
+ * from document keys); the schema pointer is SCHEMA_PATH followed by TOKEN unless TOKEN is
+ * NULL. An allocation failure stops the validation. */
+static void add_error(struct vctx *c, const struct jsbuf *path, const char *schema_path,
+                      const char *token, const char *keyword, const struct jsbuf *msg)
+{
+    struct jsbuf spath = {0};
+    jsbuf_puts(&spath, schema_path);
+    if (token)
+        jsbuf_put_token(&spath, token, strlen(token));
+    json_t *e = json_object();
+    bool ok = e && !path->oom && !spath.oom && !msg->oom &&
+              json_object_set_new(e, "path", json_stringn(jsbuf_str(path), path->len)) == 0 &&
+              json_object_set_new(e, "keyword", json_string(keyword)) == 0 &&
+              json_object_set_new(e, "schema_path", json_string(jsbuf_str(&spath))) == 0 &&
+              json_object_set_new(e, "message", json_string(jsbuf_str(msg))) == 0;
+    free(spath.p);
+    if (!ok) {
+        json_decref(e);
+        c->oom = c->stop = true;
+    } else if (json_array_append_new(c->errors, e) != 0) {
+        c->oom = c->stop = true;
+    }
+}
+
+/* Stops the validation, which then reports the document invalid, with a "limit" entry at AT
+ * whether or not the failing evaluation was collecting errors. */
+__attribute__((format(printf, 4, 5))) static void
+limit(struct vctx *c, const struct jspath *at, const char *schema_path, const char *fmt, ...)
+{
+    if (c->stop)
+        return;
+    c->stop = true;
+    if (!c->errors)
+        return;
+    struct jsbuf path = {0}, msg = {0};
+    jsbuf_put_path(&path, at);
+    va_list ap;
+    va_start(ap, fmt);
+    jsbuf_vprintf(&msg, fmt, ap);
+    va_end(ap);
+    add_error(c, &path, schema_path, NULL, "limit", &msg);
+    free(path.p);
+    free(msg.p);
+}
+
+/* Records that KEYWORD of N failed at AT when COLLECT is set; returns false, so checks can
+ * write `ok = fail(...)`. The failure of a false schema points at the schema itself. */
+__attribute__((format(printf, 6, 7))) static bool fail(struct vctx *c, bool collect,
+                                                       const struct jspath *at,
+                                                       const struct node *n, const char *keyword,
+                                                       const char *fmt, ...)
+{
+    if (!collect || c->stop)
+        return false;
+    if (c->nerrors == JSONSCHEMA_MAX_ERRORS) {
+        limit(c, NULL, "", "more than %d failures; only the first %d are listed",
+              JSONSCHEMA_MAX_ERRORS, JSONSCHEMA_MAX_ERRORS);
+        return false;
+    }
+    struct jsbuf path = {0}, msg = {0};
+    jsbuf_put_path(&path, at);
+    va_list ap;
+    va_start(ap, fmt);
+    jsbuf_vprintf(&msg, fmt, ap);
+    va_end(ap);
+    add_error(c, &path, n->path, n->boolean == 0 ? NULL : keyword, keyword, &msg);
+    c->nerrors++;
+    free(path.p);
+    free(msg.p);
+    return false;
+}
+
+/* Searches S for RE: 1 on a match, 0 on none, a negative PCRE2 error code otherwise. */
+static int regex_search(struct vctx *c, const pcre2_code *re, const char *s, size_t len)
+{
+    if (!c->md) {
+        c->md = pcre2_match_data_create(1, NULL);
+        c->mc = pcre2_match_context_create(NULL);
+        if (!c->md || !c->mc) {
+            c->oom = c->stop = true;
+            return PCRE2_ERROR_NOMEMORY;
+        }
+        pcre2_set_match_limit(c->mc, REGEX_MATCH_LIMIT);
+    }
+    /* 0 means the one-pair ovector was too small to hold the groups: still a match. */
+    int rc = pcre2_match(re, (PCRE2_SPTR)s, len, 0, 0, c->md, c->mc);
+    if (rc >= 0)
+        return 1;
+    return rc == PCRE2_ERROR_NOMATCH ? 0 : rc;
+}
+
+static const char *regex_error(int code, char *buf, size_t len)
+{
+    pcre2_get_error_message(code, (PCRE2_UCHAR *)buf, len);
+    return buf;
+}
+
+static const char *plural(json_int_t n)
+{
+    return n == 1 ? "" : "s";
+}
+
+static bool eval(struct vctx *c, const struct node *n, const json_t *v, const struct jspath *at,
+                 int depth, bool collect);
+
+/* type, enum, const: the keywords that apply to every instance type. */
+static bool check_common(struct vctx *c, const struct node *n, const json_t *v,
+                         const struct jspath *at, bool collect)
+{
+    bool ok = true;
+    if (n->types && !(n->types & jsvalue_types_of(v))) {
+        struct jsbuf names = {0};
+        jsvalue_put_types(&names, n->types);
+        ok = fail(c, collect, at, n, "type", "must be %s, got %s", jsbuf_str(&names),
+                  jsvalue_type_name(v));
+        free(names.p);
+    }
+    if (n->enum_values) {
+        bool found = false;
+        for (size_t i = 0; i < json_array_size(n->enum_values) && !found; i++)
+            found = jsvalue_equal(v, json_array_get(n->enum_values, i));
+        if (!found && collect) {
+            struct jsbuf text = {0};
+            jsbuf_put_json(&text, n->enum_values);
+            ok = fail(c, collect, at, n, "enum", "must be one of %s", jsbuf_str(&text));
+            free(text.p);
+        }
+        ok = ok && found;
+    }
+    if (n->const_value && !jsvalue_equal(v, n->const_value)) {
+        if (collect) {
+            struct jsbuf text = {0};
+            jsbuf_put_json(&text, n->const_value);
+            fail(c, collect, at, n, "const", "must be %s", jsbuf_str(&text));
+            free(text.p);
+        }
+        ok = false;
+    }
+    return ok;
+}
+
+static bool is_multiple(const json_t *v, const json_t *divisor)
+{
+    json_int_t iv, id;
+    if (jsvalue_as_int(v, &iv) && jsvalue_as_int(divisor, &id))
+        return iv % id == 0; /* id > 0 was checked when compiling */
+    double q = jsvalue_number(v) / jsvalue_number(divisor);
+    if (q > DBL_MAX || q < -DBL_MAX)
+        return false; /* an overflowing quotient: no integer count of divisors reaches v */
+    double aq = q < 0 ? -q : q;
+    if (aq >= 4503599627370496.0)
+        return true; /* no fractional bits left */
+    double frac = aq - (double)(json_int_t)aq;
+    double dist = frac < 0.5 ? frac : 1.0 - frac;
+    return dist <= MULTIPLE_TOLERANCE * aq;
+}
+
+static bool check_number(struct vctx *c, const struct node *n, const json_t *v,
+                         const struct jspath *at, bool collect)
+{
+    if (!n->minimum && !n->exclusive_minimum && !n->maximum && !n->exclusive_maximum &&
+        !n->multiple_of)
+        return true;
+    char got[32], bound[32];
+    bool ok = true;
+    jsvalue_number_text(v, got, sizeof got);
+    if (n->minimum && jsvalue_cmp(v, n->minimum) < 0) {
+        jsvalue_number_text(n->minimum, bound, sizeof bound);
+        ok = fail(c, collect, at, n, "minimum", "must be >= %s, got %s", bound, got);
+    }
+    if (n->exclusive_minimum && jsvalue_cmp(v, n->exclusive_minimum) <= 0) {
+        jsvalue_number_text(n->exclusive_minimum, bound, sizeof bound);
+        ok = fail(c, collect, at, n, "exclusiveMinimum", "must be > %s, got %s", bound, got);
+    }
+    if (n->maximum && jsvalue_cmp(v, n->maximum) > 0) {
+        jsvalue_number_text(n->maximum, bound, sizeof bound);
+        ok = fail(c, collect, at, n, "maximum", "must be <= %s, got %s", bound, got);
+    }
+    if (n->exclusive_maximum && jsvalue_cmp(v, n->exclusive_maximum) >= 0) {
+        jsvalue_number_text(n->exclusive_maximum, bound, sizeof bound);
+        ok = fail(c, collect, at, n, "exclusiveMaximum", "must be < %s, got %s", bound, got);
+    }
+    if (n->multiple_of && !is_multiple(v, n->multiple_of)) {
+        jsvalue_number_text(n->multiple_of, bound, sizeof bound);
+        ok = fail(c, collect, at, n, "multipleOf", "must be a multiple of %s, got %s", bound, got);
+    }
+    return ok;
+}
+
+static bool check_string(struct vctx *c, const struct node *n, const json_t *v,
+                         const struct jspath *at, bool collect)
+{
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+    bool ok = true;
+    if (n->min_length >= 0 || n->max_length >= 0) {
+        /* Code points: jansson strings are valid UTF-8, so every byte that is not a
+         * continuation byte (10xxxxxx) starts one. */
+        json_int_t chars = 0;
+        for (size_t i = 0; i < len; i++)
+            chars += ((unsigned char)s[i] & 0xC0) != 0x80;
+        if (n->min_length >= 0 && chars < n->min_length)
+            ok = fail(c, collect, at, n, "minLength",
+                      "must be at least %" JSON_INTEGER_FORMAT
+                      " character%s long, got %" JSON_INTEGER_FORMAT,
+                      n->min_length, plural(n->min_length), chars);
+        if (n->max_length >= 0 && chars > n->max_length)
+            ok = fail(c, collect, at, n, "maxLength",
+                      "must be at most %" JSON_INTEGER_FORMAT
+                      " character%s long, got %" JSON_INTEGER_FORMAT,
+                      n->max_length, plural(n->max_length), chars);
+    }
+    if (n->pattern) {
+        int m = regex_search(c, n->pattern, s, len);
+        char why[128];
+        if (m == 0)
+            ok = fail(c, collect, at, n, "pattern", "must match the pattern \"%s\"",
+                      n->pattern_source);
+        else if (m < 0)
+            ok = fail(c, collect, at, n, "pattern", "could not be matched against \"%s\": %s",
+                      n->pattern_source, regex_error(m, why, sizeof why));
+    }
+    if (n->format && !jsformat_check(n->format, s, len))
+        ok = fail(c, collect, at, n, "format", "must be a valid %s", jsformat_name(n->format));
+    return ok;
+}
+
+struct hashed {
+    uint64_t hash;
+    size_t index;
+};
+
+/* Orders by hash, then by index, so that within a bucket earlier items come first. */
+static int hashed_cmp(const void *a, const void *b)
+{
+    const struct hashed *x = a, *y = b;
+    if (x->hash != y->hash)
+        return x->hash < y->hash ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* uniqueItems: hashes every item and compares only items with equal hashes, so a large array
+ * costs O(n log n) rather than O(n^2) comparisons. Failures come in item order. */
+static bool check_unique(struct vctx *c, const struct node *n, const json_t *v,
+                         const struct jspath *at, bool collect)
+{
+    size_t size = json_array_size(v);
+    if (size < 2)
+        return true;
+    struct hashed *h = malloc(size * sizeof *h);
+    size_t *first = calloc(size, sizeof *first); /* index of an earlier equal item + 1, or 0 */
+    if (!h || !first) {
+        free(h);
+        free(first);
+        c->oom = c->stop = true;
+        return false;
+    }
+    for (size_t i = 0; i < size; i++)
+        h[i] = (struct hashed){jsvalue_hash(json_array_get(v, i)), i};
+    qsort(h, size, sizeof *h, hashed_cmp);
+    for (size_t run = 0; run < size;) {
+        size_t end = run + 1;
+        while (end < size && h[end].hash == h[run].hash)
+            end++;
+        /* An item that duplicates an earlier one is skipped as a candidate: the earlier one
+         * comes first in the bucket and matches too. */
+        for (size_t j = run + 1; j < end; j++) {
+            for (size_t k = run; k < j && !first[h[j].index]; k++) {
+                if (!first[h[k].index] &&
+                    jsvalue_equal(json_array_get(v, h[k].index), json_array_get(v, h[j].index)))
+                    first[h[j].index] = h[k].index + 1;
+            }
+        }
+        run = end;
+    }
+    bool ok = true;
+    for (size_t i = 0; i < size && (ok || collect); i++) {
+        if (first[i])
+            ok = fail(c, collect, at, n, "uniqueItems",
+                      "items %zu and %zu are equal; items must be unique", first[i] - 1, i);
+    }
+    free(h);
+    free(first);
+    return ok;
+}
+
+static const char *properties_word(json_int_t n)
+{
+    return n == 1 ? "property" : "properties";
+}
+
+static bool check_array(struct vctx *c, const struct node *n, const json_t *v,
+                        const struct jspath *at, int depth, bool collect)
+{
+    size_t size = json_array_size(v);
+    bool ok = true;
+    if (n->min_items >= 0 && (json_int_t)size < n->min_items)
+        ok = fail(c, collect, at, n, "minItems",
+                  "must have at least %" JSON_INTEGER_FORMAT " item%s, got %zu", n->min_items,
+                  plural(n->min_items), size);
+    if (n->max_items >= 0 && (json_int_t)size > n->max_items)
+        ok = fail(c, collect, at, n, "maxItems",
+                  "must have at most %" JSON_INTEGER_FORMAT " item%s, got %zu", n->max_items,
+                  plural(n->max_items), size);
+    if (!ok && !collect)
+        return false;
+    for (size_t i = 0; i < size; i++) {
+        /* 2020-12: prefixItems covers the first items, items every item after them. */
+        const struct node *sub = i < n->prefix_items.n ? n->prefix_items.v[i] : n->items;
+        if (!sub)
+            break;
+        struct jspath child = {at, NULL, 0, i};
+        bool item_ok;
+        if (sub == n->items && sub->boolean == 0)
+            item_ok = fail(c, collect, &child, n, "items",
+                           "is not allowed: the array may hold at most %zu item%s",
+                           n->prefix_items.n, plural((json_int_t)n->prefix_items.n));
+        else
+            item_ok = eval(c, sub, json_array_get(v, i), &child, depth + 1, collect);
+        if (!item_ok) {
+            ok = false;
+            if (!collect || c->stop)
+                return false;
+        }
+    }
+    if (n->contains) {
+        json_int_t found = 0;
+        for (size_t i = 0; i < size; i++) {
+            struct jspath child = {at, NULL, 0, i};
+            if (eval(c, n->contains, json_array_get(v, i), &child, depth + 1, false))
+                found++;
+            if (c->stop)
+                return false;
+        }
+        json_int_t min = n->min_contains >= 0 ? n->min_contains : 1;
+        if (found < min)
+            ok = fail(c, collect, at, n, n->min_contains >= 0 ? "minContains" : "contains",
+                      "must contain at least %" JSON_INTEGER_FORMAT
+                      " item%s matching contains, found %" JSON_INTEGER_FORMAT,
+                      min, plural(min), found);
+        if (n->max_contains >= 0 && found > n->max_contains)
+            ok = fail(c, collect, at, n, "maxContains",
+                      "must contain at most %" JSON_INTEGER_FORMAT
+                      " item%s matching contains, found %" JSON_INTEGER_FORMAT,
+                      n->max_contains, plural(n->max_contains), found);
+    }
+    if (n->unique_items && (ok || collect))
+        ok = check_unique(c, n, v, at, collect) && ok;
+    return ok;
+}
+
+/* The subschemas that apply to one property KEY of an object: properties, the matching
+ * patternProperties, else additionalProperties; and propertyNames on the name itself. */
+static bool check_property(struct vctx *c, const struct node *n, const char *key, size_t klen,
+                           const json_t *value, const struct jspath *at, int depth, bool collect)
+{
+    struct jspath child = {at, key, klen, 0};
+    bool ok = true, matched = false;
+    const struct named *p = jsonschema_find_named(&n->properties, key, klen);
+    if (p) {
+        matched = true;
+        ok = eval(c, p->schema, value, &child, depth + 1, collect);
+        if (!ok && (!collect || c->stop))
+            return false;
+    }
+    for (size_t i = 0; i < n->npattern_properties; i++) {
+        const struct patprop *pp = &n->pattern_properties[i];
+        int m = regex_search(c, pp->re, key, klen);
+        bool sub_ok = true;
+        if (m < 0) {
+            char why[128];
+            sub_ok = fail(c, collect, &child, n, "patternProperties",
+                          "property name could not be matched against \"%s\": %s", pp->source,
+                          regex_error(m, why, sizeof why));
+        } else if (m > 0) {
+            matched = true;
+            sub_ok = eval(c, pp->schema, value, &child, depth + 1, collect);
+        }
+        if (!sub_ok) {
+            ok = false;
+            if (!collect || c->stop)
+                return false;
+        }
+    }
+    if (!matched && n->additional_properties) {
+        bool sub_ok;
+        if (n->additional_properties->boolean == 0)
+            sub_ok = fail(c, collect, &child, n, "additionalProperties",
+                          "property \"%s\" is not allowed", key);
+        else
+            sub_ok = eval(c, n->additional_properties, value, &child, depth + 1, collect);
+        if (!sub_ok) {
+            ok = false;
+            if (!collect || c->stop)
+                return false;
+        }
+    }
+    if (n->property_names) {
+        json_t *name = json_stringn_nocheck(key, klen);
+        if (!name) {
+            c->oom = c->stop = true;
+            return false;
+        }
+        if (!eval(c, n->property_names, name, &child, depth + 1, collect))
+            ok = false;
+        json_decref(name);
+    }
+    return ok;
+}
+
+static bool check_object(struct vctx *c, const struct node *n, const json_t *v,
+                         const struct jspath *at, int depth, bool collect)
+{
+    json_int_t size = (json_int_t)json_object_size(v);
+    bool ok = true;
+    if (n->min_properties >= 0 && size < n->min_properties)
+        ok = fail(c, collect, at, n, "minProperties",
+                  "must have at least %" JSON_INTEGER_FORMAT " %s, got %" JSON_INTEGER_FORMAT,
+                  n->min_properties, properties_word(n->min_properties), size);
+    if (n->max_properties >= 0 && size > n->max_properties)
+        ok = fail(c, collect, at, n, "maxProperties",
+                  "must have at most %" JSON_INTEGER_FORMAT " %s, got %" JSON_INTEGER_FORMAT,
+                  n->max_properties, properties_word(n->max_properties), size);
+    for (size_t i = 0; n->required && i < json_array_size(n->required); i++) {
+        const json_t *name = json_array_get(n->required, i);
+        if (!json_object_getn(v, json_string_value(name), json_string_length(name)))
+            ok = fail(c, collect, at, n, "required", "missing required property \"%s\"",
+                      json_string_value(name));
+    }
+    if (n->dependent_required) {
+        json_t *deps = (json_t *)n->dependent_required;
+        for (void *it = json_object_iter(deps); it; it = json_object_iter_next(deps, it)) {
+            if (!json_object_getn(v, json_object_iter_key(it), json_object_iter_key_len(it)))
+                continue;
+            const json_t *names = json_object_iter_value(it);
+            for (size_t i = 0; i < json_array_size(names); i++) {
+                const json_t *name = json_array_get(names, i);
+                if (!json_object_getn(v, json_string_value(name), json_string_length(name)))
+                    ok = fail(c, collect, at, n, "dependentRequired",
+                              "missing property \"%s\", required when \"%s\" is present",
+                              json_string_value(name), json_object_iter_key(it));
+            }
+        }
+    }
+    if (!ok && !collect)
+        return false;
+    if (n->properties.n || n->npattern_properties || n->additional_properties ||
+        n->property_names) {
+        json_t *obj = (json_t *)v;
+        for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
+            if (!check_property(c, n, json_object_iter_key(it), json_object_iter_key_len(it),
+                                json_object_iter_value(it), at, depth, collect)) {
+                ok = false;
+                if (!collect || c->stop)
+                    return false;
+            }
+        }
+    }
+    for (size_t i = 0; i < n->dependent_schemas.n; i++) {
+        const struct named *d = &n->dependent_schemas.v[i];
+        if (json_object_getn(v, d->name, d->len) &&
+            !eval(c, d->schema, v, at, depth + 1, collect)) {
+            ok = false;
+            if (!collect || c->stop)
+                return false;
+        }
+    }
+    return ok;
+}
+
+/* allOf, anyOf, oneOf, not, if/then/else. Only allOf and the chosen then/else branch report
+ * their subschemas' failures; the others are tried silently and fail as a whole. */
+static bool check_applicators(struct vctx *c, const struct node *n, const json_t *v,
+                              const struct jspath *at, int depth, bool collect)
+{
+    bool ok = true;
+    for (size_t i = 0; i < n->all_of.n; i++) {
+        if (!eval(c, n->all_of.v[i], v, at, depth + 1, collect)) {
+            ok = false;
+            if (!collect || c->stop)
+                return false;
+        }
+    }
+    if (n->any_of.n > 0) {
+        bool any = false;
+        for (size_t i = 0; i < n->any_of.n && !any; i++)
+            any = eval(c, n->any_of.v[i], v, at, depth + 1, false);
+        if (c->stop)
+            return false;
+        if (!any)
+            ok = fail(c, collect, at, n, "anyOf",
+                      "must match at least one of the %zu schemas in anyOf, matched none",
+                      n->any_of.n);
+    }
+    if (n->one_of.n > 0) {
+        size_t matches = 0, first = 0, second = 0;
+        for (size_t i = 0; i < n->one_of.n && matches < 2; i++) {
+            if (eval(c, n->one_of.v[i], v, at, depth + 1, false)) {
+                if (matches++ == 0)
+                    first = i;
+                else
+                    second = i;
+            }
+        }
+        if (c->stop)
+            return false;
+        if (matches == 0)
+            ok = fail(c, collect, at, n, "oneOf",
+                      "must match exactly one of the %zu schemas in oneOf, matched none",
+                      n->one_of.n);
+        else if (matches > 1)
+            ok = fail(c, collect, at, n, "oneOf",
+                      "must match exactly one schema in oneOf, matched schemas %zu and %zu", first,
+                      second);
+    }
+    if (n->not_schema) {
+        bool matched = eval(c, n->not_schema, v, at, depth + 1, false);
+        if (c->stop)
+            return false;
+        if (matched)
+            ok = fail(c, collect, at, n, "not", "must not match the schema in not");
+    }
+    /* Without then or else, if cannot change the verdict and is not evaluated. */
+    if (n->if_schema && (n->then_schema || n->else_schema)) {
+        bool cond = eval(c, n->if_schema, v, at, depth + 1, false);
+        if (c->stop)
+            return false;
+        const struct node *branch = cond ? n->then_schema : n->else_schema;
+        if (branch && !eval(c, branch, v, at, depth + 1, collect))
+            ok = false;
+    }
+    return ok;
+}
+
+/* Validates V at AT against N. COLLECT: record every failure; otherwise stop at the first
+ * and record nothing (anyOf, oneOf, not, if, contains, and callers without an error list).
+ * DEPTH counts the evaluations in progress. */
+static bool eval(struct vctx *c, const struct node *n, const json_t *v, const struct jspath *at,
+                 int depth, bool collect)
+{
+    if (c->stop)
+        return false;
+    if (++c->steps > JSONSCHEMA_MAX_STEPS) {
+        limit(c, at, n->path,
+              "validation stopped after %ld steps; the schema branches too much for this "
+              "document",
+              JSONSCHEMA_MAX_STEPS);
+        return false;
+    }
+    if (depth > JSONSCHEMA_MAX_EVAL_DEPTH) {
+        limit(c, at, n->path,
+              "validation stopped: more than %d subschemas nested (a long chain of $ref?)",
+              JSONSCHEMA_MAX_EVAL_DEPTH);
+        return false;
+    }
+    if (n->boolean == 1)
+        return true;
+    if (n->boolean == 0)
+        return fail(c, collect, at, n, "false", "no value is allowed here");
+    bool ok = true;
+    if (n->ref_target && !eval(c, n->ref_target, v, at, depth + 1, collect)) {
+        ok = false;
+        if (!collect || c->stop)
+            return false;
+    }
+    ok = check_common(c, n, v, at, collect) && ok;
+    if (!ok && !collect)
+        return false;
+    switch (json_typeof(v)) {
+    case JSON_INTEGER:
+    case JSON_REAL:
+        ok = check_number(c, n, v, at, collect) && ok;
+        break;
+    case JSON_STRING:
+        ok = check_string(c, n, v, at, collect) && ok;
+        break;
+    case JSON_ARRAY:
+        ok = check_array(c, n, v, at, depth, collect) && ok;
+        break;
+    case JSON_OBJECT:
+        ok = check_object(c, n, v, at, depth, collect) && ok;
+        break;
+    default:
+        break;
+    }
+    if (!ok && !collect)
+        return false;
+    ok = check_applicators(c, n, v, at, depth, collect) && ok;
+    return ok && !c->stop;
+}
+
+int jsonschema_validate(const struct jsonschema *s, const json_t *doc, json_t **errors)
+{
+    struct vctx c = {0};
+    struct jsbuf where = {0};
+    bool valid;
+    if (errors) {
+        *errors = NULL;
+        c.errors = json_array();
+        if (!c.errors)
+            return JSONSCHEMA_ENOMEM;
+    }
+    if (jsvalue_too_deep(doc, 0, JSONSCHEMA_MAX_DEPTH, NULL, &where)) {
+        valid = false;
+        if (c.errors) {
+            struct jsbuf msg = {0};
+            jsbuf_printf(&msg, "arrays and objects nest deeper than %d levels here",
+                         JSONSCHEMA_MAX_DEPTH);
+            add_error(&c, &where, "", NULL, "limit", &msg);
+            free(msg.p);
+        }
+    } else {
+        valid = eval(&c, s->root, doc, NULL, 0, errors != NULL) && !c.stop;
+    }
+    free(where.p);
+    pcre2_match_data_free(c.md);
+    pcre2_match_context_free(c.mc);
+    if (c.oom) {
+        json_decref(c.errors);
+        return JSONSCHEMA_ENOMEM;
+    }
+    if (valid) {
+        json_decref(c.errors);
+        return 0;
+    }
+    if (errors)
+        *errors = c.errors;
+    return JSONSCHEMA_INVALID;
+}

@@ -1,0 +1,791 @@
+#include "server/api.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sodium.h>
+
+#include "server/api_internal.h"
+#include "server/auth.h"
+#include "raft/codec.h"
+#include "storage/db.h"
+#include "storage/db_auth.h"
+#include "server/node.h"
+#include "storage/pgpool.h"
+
+/* The route table. Order matters only for readability: patterns never overlap. */
+static const struct api_route routes[] = {
+    {"GET", "/health", API_PUBLIC, ROLE_NONE, apih_health},
+    {"GET", "/ready", API_PUBLIC, ROLE_NONE, apih_ready},
+    {"GET", "/metrics", API_PUBLIC, ROLE_NONE, apih_metrics},
+    {"POST", "/v1/auth/login", API_PUBLIC, ROLE_NONE, apih_login},
+    {"POST", "/v1/auth/logout", API_SESSION, ROLE_NONE, apih_logout},
+    {"GET", "/v1/users/me", API_SESSION, ROLE_NONE, apih_me},
+    {"POST", "/v1/users", API_INSTANCE_ADMIN, ROLE_NONE, apih_user_create},
+    {"GET", "/v1/users", API_INSTANCE_ADMIN, ROLE_NONE, apih_user_list},
+    {"GET", "/v1/users/{user}", API_INSTANCE_ADMIN, ROLE_NONE, apih_user_get},
+    {"DELETE", "/v1/users/{user}", API_INSTANCE_ADMIN, ROLE_NONE, apih_user_delete},
+    {"POST", "/v1/projects", API_SESSION, ROLE_NONE, apih_project_create},
+    {"GET", "/v1/projects", API_SESSION, ROLE_NONE, apih_project_list},
+    {"GET", "/v1/projects/{project}", API_PROJECT, ROLE_VIEWER, apih_project_get},
+    {"DELETE", "/v1/projects/{project}", API_PROJECT, ROLE_ADMIN, apih_project_delete},
+    {"POST", "/v1/projects/{project}/api-keys", API_PROJECT, ROLE_ADMIN, apih_key_create},
+    {"GET", "/v1/projects/{project}/api-keys", API_PROJECT, ROLE_ADMIN, apih_key_list},
+    {"DELETE", "/v1/projects/{project}/api-keys/{key}", API_PROJECT, ROLE_ADMIN, apih_key_revoke},
+    {"GET", "/v1/projects/{project}/roles", API_PROJECT, ROLE_ADMIN, apih_role_list},
+    {"POST", "/v1/projects/{project}/roles", API_PROJECT, ROLE_ADMIN, apih_role_set},
+    {"DELETE", "/v1/projects/{project}/roles/{user}", API_PROJECT, ROLE_ADMIN, apih_role_delete},
+    {"POST", "/v1/schemas", API_SESSION, ROLE_NONE, apih_schema_create},
+    {"GET", "/v1/schemas", API_SESSION, ROLE_NONE, apih_schema_list},
+    {"GET", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, apih_schema_get},
+    {"PUT", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, apih_schema_update},
+    {"DELETE", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, apih_schema_delete},
+    {"POST", "/v1/projects/{project}/configs", API_PROJECT, ROLE_EDITOR, apih_config_create},
+    {"GET", "/v1/projects/{project}/configs", API_PROJECT, ROLE_VIEWER, apih_config_list},
+    {"GET", "/v1/projects/{project}/configs/{ckey}", API_PROJECT, ROLE_VIEWER, apih_config_get},
+    {"PUT", "/v1/projects/{project}/configs/{ckey}", API_PROJECT, ROLE_EDITOR, apih_config_put},
+    {"DELETE", "/v1/projects/{project}/configs/{ckey}", API_PROJECT, ROLE_EDITOR,
+     apih_config_delete},
+    {"GET", "/v1/projects/{project}/configs/{ckey}/revisions", API_PROJECT, ROLE_VIEWER,
+     apih_config_revisions},
+    {"POST", "/v1/projects/{project}/configs/{ckey}/rollback", API_PROJECT, ROLE_EDITOR,
+     apih_config_rollback},
+    {"GET", "/v1/projects/{project}/revisions", API_PROJECT, ROLE_VIEWER, apih_project_revisions},
+    {"GET", "/v1/projects/{project}/watch", API_PROJECT, ROLE_VIEWER, apih_watch},
+    {"GET", "/v1/projects/{project}/audit/verify", API_PROJECT, ROLE_VIEWER, apih_audit_verify},
+    {"GET", "/v1/cluster", API_INSTANCE_ADMIN, ROLE_NONE, apih_cluster_get},
+    {"POST", "/v1/cluster/members", API_INSTANCE_ADMIN, ROLE_NONE, apih_cluster_add},
+    {"DELETE", "/v1/cluster/members/{member}", API_INSTANCE_ADMIN, ROLE_NONE, apih_cluster_remove},
+    {"POST", "/v1/cluster/transfer", API_INSTANCE_ADMIN, ROLE_NONE, apih_cluster_transfer},
+};
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* ---- answering ---------------------------------------------------------------------- */
+
+static void call_free(struct api_call *call)
+{
+    if (call->data_free != NULL && call->data != NULL) {
+        call->data_free(call->data);
+    }
+    json_decref(call->result);
+    json_decref(call->body);
+    free(call->data);
+    free(call);
+}
+
+void api_reply_done(struct api_call *call)
+{
+    call_free(call);
+}
+
+void api_reply(struct api_call *call, int status, json_t *body)
+{
+    if (body == NULL) {
+        http_respond(call->req, status, NULL, NULL, 0);
+    } else {
+        http_respond_json(call->req, status, body);
+    }
+    call_free(call);
+}
+
+static void verror(struct api_call *call, int status, const struct http_header *headers,
+                   json_t *extra, const char *code, const char *fmt, va_list ap)
+{
+    char msg[1024];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    http_respond_error_ex(call->req, status, headers, extra, code, "%s", msg);
+    call_free(call);
+}
+
+void api_error(struct api_call *call, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verror(call, status, NULL, NULL, code, fmt, ap);
+    va_end(ap);
+}
+
+void api_field_error(struct api_call *call, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verror(call, 400, NULL, json_pack("{s:s}", "field", field), "bad_request", fmt, ap);
+    va_end(ap);
+}
+
+static void unavailable(struct api_call *call, const char *why)
+{
+    static const struct http_header retry[] = {{"Retry-After", "2"}, {NULL, NULL}};
+    fprintf(stderr, "api: rid=%s postgresql unavailable: %s\n", http_request_id(call->req), why);
+    http_respond_error_ex(call->req, 503, retry, NULL, "unavailable",
+                          "postgresql is unavailable; retry in a few seconds");
+    call_free(call);
+}
+
+/* ---- pool plumbing ------------------------------------------------------------------ */
+
+static int pool_work(PGconn *conn, void *arg, char *errmsg, size_t errlen)
+{
+    struct api_call *call = arg;
+    /* Only the work function's own fields of CALL are touched here: the request belongs to
+     * the loop thread until the done callback. */
+    return call->work(conn, call, errmsg, errlen);
+}
+
+void api_submit(struct api_call *call, api_work_fn work,
+                void (*done)(int status, const char *errmsg, void *call))
+{
+    call->work = work;
+    int rc = pgpool_submit(call->node->pool, pool_work, done, call);
+    if (rc != 0) {
+        unavailable(call, rc == PGPOOL_ECLOSED ? "node is stopping" : "pool refused the job");
+    }
+}
+
+void api_finish(struct api_call *call, int status, const char *errmsg)
+{
+    switch (status) {
+    case DB_OK: {
+        if (call->invalidates_auth) {
+            /* Other nodes drop their caches on the NOTIFY; this one must not answer a
+             * following request from its cache before that arrives. */
+            authcache_flush(call->node->cache);
+        }
+        json_t *result = call->result;
+        call->result = NULL;
+        api_reply(call, call->ok_status, result);
+        return;
+    }
+    case APIH_UNPROCESSABLE:
+        http_respond_error_ex(call->req, 422, NULL,
+                              call->err_field ? json_pack("{s:s}", "field", call->err_field) : NULL,
+                              "invalid_schema", "%s", errmsg);
+        call_free(call);
+        return;
+    case APIH_FORBIDDEN:
+        api_error(call, 403, "forbidden", "%s", errmsg);
+        return;
+    case APIH_UNAUTHORIZED:
+        api_error(call, 401, "unauthorized", "%s", errmsg);
+        return;
+    case DB_NOT_FOUND:
+        api_error(call, 404, "not_found", "%s", errmsg);
+        return;
+    case DB_CONFLICT:
+    case DB_IN_USE:
+    case DB_REFUSED:
+        api_error(call, 409, "conflict", "%s", errmsg);
+        return;
+    case DB_INVALID:
+        if (call->err_field != NULL) {
+            api_field_error(call, call->err_field, "%s", errmsg);
+        } else {
+            api_error(call, 400, "bad_request", "%s", errmsg);
+        }
+        return;
+    case DB_UNAVAILABLE:
+    case PGPOOL_EUNAVAILABLE:
+    case PGPOOL_ECLOSED:
+        unavailable(call, errmsg);
+        return;
+    default:
+        fprintf(stderr, "api: rid=%s internal error: %s\n", http_request_id(call->req), errmsg);
+        api_error(call, 500, "internal",
+                  "internal error; the node log has the cause under "
+                  "request id %s",
+                  http_request_id(call->req));
+    }
+}
+
+static void run_done(int status, const char *errmsg, void *arg)
+{
+    api_finish(arg, status, errmsg);
+}
+
+void api_run(struct api_call *call, api_work_fn work, int ok_status)
+{
+    call->ok_status = ok_status;
+    api_submit(call, work, run_done);
+}
+
+/* ---- authorisation ------------------------------------------------------------------ */
+
+static void decide_project(struct api_call *call, bool exists, enum role_level role)
+{
+    if (!exists || (role == ROLE_NONE && !call->who.is_admin)) {
+        api_error(call, 404, "not_found", "project %s not found", call->params[0]);
+        return;
+    }
+    call->role = call->who.is_admin ? ROLE_ADMIN : role;
+    if (call->role < call->route->min_role) {
+        static const char *const names[] = {"none", "viewer", "editor", "admin"};
+        api_error(call, 403, "forbidden", "this needs the %s role in project %s; you have %s",
+                  names[call->route->min_role], call->params[0], names[call->role]);
+        return;
+    }
+    call->route->handler(call);
+}
+
+static enum role_level role_from_text(const char *s)
+{
+    if (s == NULL) {
+        return ROLE_NONE;
+    }
+    if (strcmp(s, "admin") == 0) {
+        return ROLE_ADMIN;
+    }
+    if (strcmp(s, "editor") == 0) {
+        return ROLE_EDITOR;
+    }
+    return strcmp(s, "viewer") == 0 ? ROLE_VIEWER : ROLE_NONE;
+}
+
+static int role_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
+{
+    return dbauth_role_lookup(conn, call->who.user_id, call->params[0], &call->result, errmsg,
+                              errlen);
+}
+
+static void role_done(int status, const char *errmsg, void *arg)
+{
+    struct api_call *call = arg;
+    struct node *node = call->node;
+    if (status != DB_OK && status != DB_NOT_FOUND) {
+        api_finish(call, status, errmsg);
+        return;
+    }
+    bool exists = status == DB_OK;
+    enum role_level role =
+        exists ? role_from_text(json_string_value(json_object_get(call->result, "role")))
+               : ROLE_NONE;
+    json_decref(call->result);
+    call->result = NULL;
+    authcache_put_role(node->cache, call->cache_gen, call->who.user_id, call->params[0], exists,
+                       role, node_now_ms(node));
+    decide_project(call, exists, role);
+}
+
+static void authorize(struct api_call *call)
+{
+    const struct api_route *r = call->route;
+    bool key = call->who.kind == PRINCIPAL_APIKEY;
+    switch (r->access) {
+    case API_PUBLIC:
+        break;
+    case API_SESSION:
+        if (key) {
+            api_error(call, 403, "forbidden",
+                      "api keys may only work inside their own project; log in as a user");
+            return;
+        }
+        break;
+    case API_INSTANCE_ADMIN:
+        if (key || !call->who.is_admin) {
+            api_error(call, 403, "forbidden", "only instance admins may do this");
+            return;
+        }
+        break;
+    case API_PROJECT:
+        if (key) {
+            if (strcmp(call->who.project_id, call->params[0]) != 0) {
+                api_error(call, 404, "not_found", "project %s not found", call->params[0]);
+                return;
+            }
+            if (r->min_role > ROLE_EDITOR) {
+                api_error(call, 403, "forbidden",
+                          "api keys act as editor; this needs the admin role in project %s",
+                          call->params[0]);
+                return;
+            }
+            call->role = ROLE_EDITOR;
+            break;
+        }
+        {
+            bool exists;
+            enum role_level role;
+            struct node *node = call->node;
+            if (authcache_get_role(node->cache, call->who.user_id, call->params[0],
+                                   node_now_ms(node), &exists, &role)) {
+                decide_project(call, exists, role);
+                return;
+            }
+            call->cache_gen = authcache_generation(node->cache);
+            api_submit(call, role_work, role_done);
+            return;
+        }
+    }
+    r->handler(call);
+}
+
+/* ---- authentication ----------------------------------------------------------------- */
+
+static int principal_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
+{
+    if (call->who.kind == PRINCIPAL_USER) {
+        return dbauth_session_lookup(conn, call->who.token_hash, &call->result, errmsg, errlen);
+    }
+    return dbauth_apikey_lookup(conn, call->who.key_id, &call->result, errmsg, errlen);
+}
+
+static void copy_str(char *dst, size_t n, json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    snprintf(dst, n, "%s", s ? s : "");
+}
+
+static void principal_done(int status, const char *errmsg, void *arg)
+{
+    struct api_call *call = arg;
+    struct node *node = call->node;
+    if (status == DB_NOT_FOUND) {
+        api_error(call, 401, "unauthorized", "unknown, expired or revoked token");
+        return;
+    }
+    if (status != DB_OK) {
+        api_finish(call, status, errmsg);
+        return;
+    }
+    json_t *row = call->result;
+    call->result = NULL;
+    uint64_t valid_ms = AUTHCACHE_TTL_MS;
+    if (call->who.kind == PRINCIPAL_USER) {
+        copy_str(call->who.user_id, sizeof(call->who.user_id), row, "user_id");
+        copy_str(call->who.email, sizeof(call->who.email), row, "email");
+        call->who.is_admin = json_is_true(json_object_get(row, "is_admin"));
+        json_int_t left = json_integer_value(json_object_get(row, "expires_in_s"));
+        valid_ms = left > 0 ? (uint64_t)left * 1000 : 0;
+    } else {
+        const char *hex = json_string_value(json_object_get(row, "key_hash"));
+        if (hex == NULL || !auth_hash_equals_hex(call->who.token_hash, hex)) {
+            json_decref(row);
+            api_error(call, 401, "unauthorized", "unknown, expired or revoked token");
+            return;
+        }
+        copy_str(call->who.key_id, sizeof(call->who.key_id), row, "id");
+        copy_str(call->who.project_id, sizeof(call->who.project_id), row, "project_id");
+    }
+    json_decref(row);
+    authcache_put_principal(node->cache, call->cache_gen, &call->who, node_now_ms(node), valid_ms);
+    authorize(call);
+}
+
+static void authenticate(struct api_call *call)
+{
+    struct node *node = call->node;
+    const char *h = http_request_header(call->req, "Authorization");
+    if (h == NULL) {
+        api_error(call, 401, "unauthorized",
+                  "missing Authorization header; send Authorization: Bearer TOKEN");
+        return;
+    }
+    if (strncasecmp(h, "Bearer ", 7) != 0) {
+        api_error(call, 401, "unauthorized", "the Authorization header must be Bearer TOKEN");
+        return;
+    }
+    const char *token = h + 7;
+    while (*token == ' ') {
+        token++;
+    }
+    char prefix[AUTH_KEY_PREFIX_CHARS + 1];
+    enum auth_token_kind kind = auth_token_kind(token, prefix);
+    if (kind == AUTH_TOKEN_BAD) {
+        api_error(call, 401, "unauthorized",
+                  "malformed token; expected a session token (cs_...) or an api key (ck_...)");
+        return;
+    }
+    auth_hmac(node->secret, node->secret_len, token, call->who.token_hash);
+    if (authcache_get_principal(node->cache, call->who.token_hash, node_now_ms(node), &call->who)) {
+        authorize(call);
+        return;
+    }
+    call->who.kind = kind == AUTH_TOKEN_SESSION ? PRINCIPAL_USER : PRINCIPAL_APIKEY;
+    if (kind == AUTH_TOKEN_APIKEY) {
+        /* key_id carries the prefix for the lookup; principal_done() replaces it. */
+        snprintf(call->who.key_id, sizeof(call->who.key_id), "%s", prefix);
+    }
+    call->cache_gen = authcache_generation(node->cache);
+    api_submit(call, principal_work, principal_done);
+}
+
+/* ---- routing ------------------------------------------------------------------------ */
+
+bool api_is_uuid(const char *s)
+{
+    if (strlen(s) != 36) {
+        return false;
+    }
+    for (int i = 0; i < 36; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool api_is_slug(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-') {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c = (char)tolower((unsigned char)c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decodes N bytes of IN into OUT (OUTLEN with the terminator). -1 when malformed,
+ * too long, or decoding to a NUL or '/'. */
+static int pct_decode(const char *in, size_t n, char *out, size_t outlen, bool plus_space)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = in[i];
+        if (c == '%') {
+            int hi = i + 1 < n ? hexval(in[i + 1]) : -1, lo = i + 2 < n ? hexval(in[i + 2]) : -1;
+            if (hi < 0 || lo < 0) {
+                return -1;
+            }
+            c = (char)(hi * 16 + lo);
+            i += 2;
+            if (c == '\0') {
+                return -1;
+            }
+        } else if (c == '+' && plus_space) {
+            c = ' ';
+        }
+        if (o + 1 >= outlen) {
+            return -1;
+        }
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* Matches PATH against PATTERN, filling CALL's params. */
+static bool match(const char *pattern, const char *path, struct api_call *call, char *bad_param,
+                  size_t bad_len)
+{
+    int np = 0;
+    const char *p = pattern, *s = path;
+    while (*p != '\0') {
+        if (*s != '/' || *p != '/') {
+            return false;
+        }
+        p++;
+        s++;
+        const char *pend = strchr(p, '/');
+        const char *send = strchr(s, '/');
+        size_t plen = pend ? (size_t)(pend - p) : strlen(p);
+        size_t slen = send ? (size_t)(send - s) : strlen(s);
+        if (p[0] == '{') {
+            if (slen == 0 || np >= API_MAX_PARAMS) {
+                return false;
+            }
+            char *dst = call->params[np++];
+            if (pct_decode(s, slen, dst, sizeof(call->params[0]), false) != 0 ||
+                strchr(dst, '/') != NULL) {
+                snprintf(dst, sizeof(call->params[0]), "%s", "");
+            }
+            bool is_project = strncmp(p, "{project}", plen) == 0;
+            bool is_member = strncmp(p, "{member}", plen) == 0;
+            if (strncmp(p, "{ckey}", plen) == 0) {
+                if (bad_param[0] == '\0' && !codec_key_ok(dst, strlen(dst))) {
+                    snprintf(bad_param, bad_len, "key");
+                }
+                p += plen;
+                s += slen;
+                continue;
+            }
+            if (is_member) {
+                bool digits = dst[0] != '\0' && strlen(dst) <= 5;
+                for (const char *c = dst; *c; c++) {
+                    digits = digits && isdigit((unsigned char)*c);
+                }
+                if (bad_param[0] == '\0' && !digits) {
+                    snprintf(bad_param, bad_len, "member");
+                }
+                p += plen;
+                s += slen;
+                continue;
+            }
+            if (!is_project) {
+                for (char *c = dst; *c; c++) {
+                    *c = (char)tolower((unsigned char)*c); /* UUIDs compare in lowercase */
+                }
+            }
+            if (bad_param[0] == '\0' && !(is_project ? api_is_slug(dst) : api_is_uuid(dst))) {
+                snprintf(bad_param, bad_len, "%.*s", (int)(plen - 2), p + 1);
+            }
+        } else if (plen != slen || strncmp(p, s, plen) != 0) {
+            return false;
+        }
+        p += plen;
+        s += slen;
+    }
+    return *s == '\0';
+}
+
+void api_handle(struct http_request *req, void *data)
+{
+    struct node *node = data;
+    struct api_call *call = calloc(1, sizeof(*call));
+    if (call == NULL) {
+        http_respond_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    call->req = req;
+    call->node = node;
+    const char *method = http_request_method(req);
+    const char *path = http_request_path(req);
+    char allow[64] = "";
+    for (size_t i = 0; i < NROUTES; i++) {
+        char bad[32] = "";
+        memset(call->params, 0, sizeof(call->params));
+        if (!match(routes[i].pattern, path, call, bad, sizeof(bad))) {
+            continue;
+        }
+        /* Metrics count requests by pattern, never by raw path (bounded cardinality); a 405
+         * counts under the pattern its path matched. */
+        http_request_set_tag(req, routes[i].pattern);
+        if (strcmp(routes[i].method, method) != 0) {
+            size_t n = strlen(allow);
+            snprintf(allow + n, sizeof(allow) - n, "%s%s", n ? ", " : "", routes[i].method);
+            continue;
+        }
+        call->route = &routes[i];
+        if (node->stopping) {
+            unavailable(call, "node is stopping");
+            return;
+        }
+        if (routes[i].access == API_PUBLIC) {
+            routes[i].handler(call);
+            return;
+        }
+        if (bad[0] != '\0') {
+            /* Authenticate first would leak nothing more; answering 400 early saves a lookup
+             * for a request that cannot succeed. A missing token still comes first. */
+            if (http_request_header(req, "Authorization") == NULL) {
+                api_error(call, 401, "unauthorized",
+                          "missing Authorization header; send Authorization: Bearer TOKEN");
+                return;
+            }
+            api_field_error(call, bad,
+                            strcmp(bad, "project") == 0
+                                ? "%s in the path is not a valid project id: use 1 to 63 of a-z, "
+                                  "0-9 and inner -"
+                                : "%s in the path is not a valid id: expected a UUID",
+                            bad);
+            return;
+        }
+        authenticate(call);
+        return;
+    }
+    if (allow[0] != '\0') {
+        struct http_header h[] = {{"Allow", allow}, {NULL, NULL}};
+        http_respond_error_ex(req, 405, h, NULL, "method_not_allowed",
+                              "%s is not allowed on %s; allowed: %s", method, path, allow);
+        call_free(call);
+        return;
+    }
+    api_error(call, 404, "not_found", "no such endpoint: %s %s", method, path);
+}
+
+/* ---- input helpers ------------------------------------------------------------------ */
+
+int api_body_object(struct api_call *call)
+{
+    size_t len = 0;
+    const char *text = http_request_body(call->req, &len);
+    json_error_t err;
+    json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    if (v == NULL) {
+        api_error(call, 400, "bad_request",
+                  "request body is not valid json: line %d, column "
+                  "%d: %s",
+                  err.line, err.column, err.text);
+        return -1;
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        api_error(call, 400, "bad_request", "request body must be a json object");
+        return -1;
+    }
+    call->body = v;
+    return 0;
+}
+
+static size_t code_points(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++) {
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    }
+    return n;
+}
+
+int api_field_string(struct api_call *call, const char *name, bool required, size_t min, size_t max,
+                     const char **out)
+{
+    json_t *v = json_object_get(call->body, name);
+    *out = NULL;
+    if (v == NULL) {
+        if (required) {
+            api_field_error(call, name, "field \"%s\" is required", name);
+            return -1;
+        }
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        api_field_error(call, name, "field \"%s\" must be a string", name);
+        return -1;
+    }
+    const char *s = json_string_value(v);
+    size_t n = code_points(s);
+    if (strlen(s) != json_string_length(v) || n < min || n > max) {
+        api_field_error(call, name, "field \"%s\" must have %zu to %zu characters", name, min, max);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+int api_field_bool(struct api_call *call, const char *name, bool def, bool *out)
+{
+    json_t *v = json_object_get(call->body, name);
+    *out = def;
+    if (v == NULL) {
+        return 0;
+    }
+    if (!json_is_boolean(v)) {
+        api_field_error(call, name, "field \"%s\" must be true or false", name);
+        return -1;
+    }
+    *out = json_is_true(v);
+    return 0;
+}
+
+int api_fields_known(struct api_call *call, const char *const *allowed)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(call->body, key, v)
+    {
+        bool ok = false;
+        for (const char *const *a = allowed; *a; a++) {
+            ok = ok || strcmp(*a, key) == 0;
+        }
+        if (!ok) {
+            api_field_error(call, key, "field \"%s\" is not known here", key);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int api_query(struct api_call *call, const char *name, char *out, size_t outlen)
+{
+    const char *q = http_request_query(call->req);
+    size_t nlen = strlen(name);
+    while (*q != '\0') {
+        const char *amp = strchr(q, '&');
+        size_t len = amp ? (size_t)(amp - q) : strlen(q);
+        if (len > nlen && strncmp(q, name, nlen) == 0 && q[nlen] == '=') {
+            return pct_decode(q + nlen + 1, len - nlen - 1, out, outlen, true) == 0 ? 1 : -1;
+        }
+        q += len + (amp ? 1 : 0);
+    }
+    return 0;
+}
+
+int api_query_u64(struct api_call *call, const char *name, uint64_t def, uint64_t max,
+                  uint64_t *out)
+{
+    char buf[32];
+    char *end = NULL;
+    int q = api_query(call, name, buf, sizeof(buf));
+    *out = def;
+    if (q == 0) {
+        return 0;
+    }
+    if (q > 0) {
+        *out = strtoull(buf, &end, 10);
+    }
+    if (q < 0 || end == buf || *end != '\0' || buf[0] == '-' || *out > max) {
+        api_field_error(call, name, "query parameter %s must be a whole number from 0 to %" PRIu64,
+                        name, max);
+        return -1;
+    }
+    return 0;
+}
+
+int api_page(struct api_call *call, bool after_is_uuid, int *limit, const char **after)
+{
+    char buf[96];
+    *limit = 100;
+    *after = NULL;
+    int rc = api_query(call, "limit", buf, sizeof(buf));
+    if (rc != 0) {
+        char *end = NULL;
+        long v = rc > 0 ? strtol(buf, &end, 10) : 0;
+        if (rc < 0 || end == buf || *end != '\0' || v < 1 || v > 1000) {
+            api_field_error(call, "limit",
+                            "query parameter limit must be a whole number from 1 to "
+                            "1000");
+            return -1;
+        }
+        *limit = (int)v;
+    }
+    rc = api_query(call, "after", buf, sizeof(buf));
+    if (rc != 0) {
+        if (rc < 0 || !(after_is_uuid ? api_is_uuid(buf) : api_is_slug(buf))) {
+            api_field_error(call, "after",
+                            "query parameter after must be the next_after of a previous page");
+            return -1;
+        }
+        snprintf(call->after, sizeof(call->after), "%s", buf);
+        *after = call->after;
+    }
+    return 0;
+}
+
+int api_page_start(struct api_call *call, bool after_is_uuid)
+{
+    return api_page(call, after_is_uuid, &call->page_limit, &call->page_after);
+}
+
+json_t *api_page_result(json_t *items, int limit, const char *key)
+{
+    json_t *next = json_null();
+    if (json_array_size(items) > (size_t)limit) {
+        json_array_remove(items, (size_t)limit);
+        next = json_incref(json_object_get(json_array_get(items, (size_t)limit - 1), key));
+    }
+    return json_pack("{s:o,s:o}", "items", items, "next_after", next);
+}
+
+void api_uuid_text(const uint8_t id[16], char out[37])
+{
+    char hex[33];
+    sodium_bin2hex(hex, sizeof(hex), id, 16);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}

@@ -1,0 +1,148 @@
+/*
+ * api: from an HTTP request to a handler, through routing, authentication and authorisation.
+ *
+ * Every request is an explicit little state machine (struct api_call):
+ *
+ *   route ──► authenticate ──► check access ──► (project routes) project role ──► handler
+ *               │ cache or PostgreSQL job          │ cache or PostgreSQL job
+ *               ▼                                  ▼
+ *              401                            404 (no role), 403 (role too low)
+ *
+ * A handler validates its input (400 naming the field) and usually runs one PostgreSQL job
+ * through api_run(); the job's status maps to the HTTP answer in one place. Everything runs on
+ * the loop thread except the work functions, which run on pool workers.
+ */
+#ifndef CONCLAVE_API_H
+#define CONCLAVE_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "server/authcache.h"
+#include "http/http_server.h"
+
+struct node;
+struct api_call;
+
+typedef void (*api_handler_fn)(struct api_call *call);
+
+/* A PostgreSQL job of a handler: runs on a pool worker, returns an enum db_status, stores what
+ * to send in call->result and writes a user-facing message into ERRMSG on a 4xx outcome. */
+typedef int (*api_work_fn)(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen);
+
+enum api_access {
+    API_PUBLIC,         /* no token */
+    API_SESSION,        /* a user's session; API keys are refused with 403 */
+    API_INSTANCE_ADMIN, /* an instance admin's session */
+    API_PROJECT,        /* a session with at least min_role in the project of the first path
+                           parameter, or that project's API key when min_role <= editor */
+};
+
+struct api_route {
+    const char *method;
+    const char *pattern; /* "/v1/projects/{project}/roles/{user}": {project} is a slug,
+                            every other parameter a UUID */
+    enum api_access access;
+    enum role_level min_role;
+    api_handler_fn handler;
+};
+
+#define API_MAX_PARAMS 3
+
+struct api_call {
+    struct http_request *req; /* owned until answered */
+    struct node *node;
+    const struct api_route *route;
+    char params[API_MAX_PARAMS][260]; /* decoded and validated path parameters */
+    struct principal who;             /* the caller, for every route but API_PUBLIC */
+    enum role_level role;             /* API_PROJECT: the caller's role in the project */
+    uint64_t cache_gen;               /* auth cache generation when a lookup started */
+    api_work_fn work;
+    int ok_status;                 /* status sent when the work succeeds */
+    json_t *result;                /* what to send then; NULL sends no body (204) */
+    json_t *body;                  /* the parsed request body, when the handler asked for it */
+    void *data;                    /* handler state, freed with free() when the call ends */
+    void (*data_free)(void *data); /* when set, releases what DATA owns before its free() */
+    char after[96];                /* the decoded ?after= cursor of api_page() */
+    int page_limit;                /* api_page_start(): ?limit= */
+    const char *page_after;        /* api_page_start(): ?after=, or NULL */
+    bool invalidates_auth;         /* success changes who may do what: flush this node's cache */
+    const char *err_field;         /* the body field a work function's 400/422 is about, or NULL */
+};
+
+/* The node's HTTP handler: takes over REQ. DATA is the struct node. */
+void api_handle(struct http_request *req, void *data);
+
+/* Parses the body as a JSON object into call->body (owned by the call). On failure answers
+ * 400 and returns -1: the handler must return at once. */
+int api_body_object(struct api_call *call);
+
+/* Reads string field NAME of call->body: missing (when REQUIRED) or mistyped or outside
+ * [MIN, MAX] code points answers 400 naming the field and returns -1. *OUT is NULL when the
+ * field is absent and not required. */
+int api_field_string(struct api_call *call, const char *name, bool required, size_t min, size_t max,
+                     const char **out);
+
+/* Reads optional boolean field NAME (default DEF). */
+int api_field_bool(struct api_call *call, const char *name, bool def, bool *out);
+
+/* Refuses (400) every field of call->body not in ALLOWED (NULL-terminated). */
+int api_fields_known(struct api_call *call, const char *const *allowed);
+
+/* Reads ?limit= (1..1000, default 100) and ?after=; AFTER_IS_UUID selects the cursor check.
+ * *AFTER is NULL when absent, else points into call-owned memory. */
+int api_page(struct api_call *call, bool after_is_uuid, int *limit, const char **after);
+
+/* Finds query parameter NAME, percent-decoded into OUT. 1 when present, 0 when absent, -1 when
+ * malformed or longer than OUTLEN. */
+int api_query(struct api_call *call, const char *name, char *out, size_t outlen);
+
+/* Reads query parameter NAME as a whole number from 0 to MAX into *OUT (DEF when absent).
+ * Returns 0, or -1 after answering 400 with the parameter named. */
+int api_query_u64(struct api_call *call, const char *name, uint64_t def, uint64_t max,
+                  uint64_t *out);
+
+/* api_page() into call->page_limit and call->page_after, for list handlers. */
+int api_page_start(struct api_call *call, bool after_is_uuid);
+
+/* Wraps ITEMS (stolen; LIMIT + 1 rows were asked for) as a page {"items", "next_after"},
+ * using field KEY of the last item as the cursor. */
+json_t *api_page_result(json_t *items, int limit, const char *key);
+
+/* Runs WORK on a pool worker and then DONE(status, errmsg, call) on the loop. If the pool
+ * refuses the job, answers 503 and ends the call (DONE never runs). */
+void api_submit(struct api_call *call, api_work_fn work,
+                void (*done)(int status, const char *errmsg, void *call));
+
+/* Answers the outcome of a work function the standard way (DB_OK: OK_STATUS with
+ * call->result; DB_NOT_FOUND: 404; ...) and ends the call. */
+void api_finish(struct api_call *call, int status, const char *errmsg);
+
+/* Runs WORK on a pool worker; on DB_OK answers OK_STATUS with call->result. */
+void api_run(struct api_call *call, api_work_fn work, int ok_status);
+
+/* Answers an error and ends the call. */
+void api_error(struct api_call *call, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Answers 400 bad_request with "field": FIELD in the body, and ends the call. */
+void api_field_error(struct api_call *call, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Ends CALL after the handler answered its request itself (http_respond_*). */
+void api_reply_done(struct api_call *call);
+
+/* Answers STATUS with BODY (stolen; NULL sends no body) and ends the call. */
+void api_reply(struct api_call *call, int status, json_t *body);
+
+/* Syntax checks shared by handlers. */
+bool api_is_uuid(const char *s);
+/* Writes the 16-byte ID as canonical UUID text (8-4-4-4-12 lowercase hex) into OUT. */
+void api_uuid_text(const uint8_t id[16], char out[37]);
+bool api_is_slug(const char *s);
+
+#endif /* CONCLAVE_API_H */

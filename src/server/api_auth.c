@@ -1,0 +1,96 @@
+/*
+ * Login, logout and the caller's own account.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "server/api_internal.h"
+#include "server/auth.h"
+#include "storage/db.h"
+#include "storage/db_auth.h"
+#include "storage/db_users.h"
+#include "server/node.h"
+
+/* What the login job needs besides the call. The password is wiped when the call ends. */
+struct login {
+    char email[256];
+    char password[AUTH_PASSWORD_MAX + 1];
+};
+
+static int login_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
+{
+    struct login *l = call->data;
+    const struct config *conf = call->node->conf;
+    json_t *user = NULL;
+    int rc = dbauth_user_for_login(conn, l->email, &user, errmsg, errlen);
+    if (rc != DB_OK && rc != DB_NOT_FOUND) {
+        return rc;
+    }
+    const char *hash = user ? json_string_value(json_object_get(user, "password_hash")) : NULL;
+    bool ok = auth_password_verify(hash, l->password, conf->password_ops, conf->password_mem_kib);
+    sodium_memzero(l->password, sizeof(l->password));
+    if (!ok) {
+        json_decref(user);
+        snprintf(errmsg, errlen, "wrong email or password");
+        return APIH_UNAUTHORIZED;
+    }
+    char token[AUTH_SESSION_CHARS + 1];
+    unsigned char th[AUTH_HASH_BYTES];
+    auth_new_session_token(token);
+    auth_hmac(call->node->secret, call->node->secret_len, token, th);
+    const char *user_id = json_string_value(json_object_get(user, "id"));
+    json_t *session = NULL;
+    rc = dbauth_session_create(conn, th, user_id, conf->session_ttl_s, &session, errmsg, errlen);
+    if (rc == DB_OK) {
+        call->result = json_pack("{s:s,s:s,s:O}", "token", token, "user_id", user_id, "expires_at",
+                                 json_object_get(session, "expires_at"));
+    }
+    sodium_memzero(token, sizeof(token));
+    json_decref(session);
+    json_decref(user);
+    return rc;
+}
+
+void apih_login(struct api_call *call)
+{
+    static const char *const known[] = {"email", "password", NULL};
+    const char *email, *password;
+    if (api_body_object(call) != 0 || api_fields_known(call, known) != 0 ||
+        api_field_string(call, "email", true, 1, 254, &email) != 0 ||
+        api_field_string(call, "password", true, 1, AUTH_PASSWORD_MAX, &password) != 0) {
+        return;
+    }
+    struct login *l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        api_error(call, 500, "internal", "out of memory");
+        return;
+    }
+    snprintf(l->email, sizeof(l->email), "%s", email);
+    snprintf(l->password, sizeof(l->password), "%s", password);
+    call->data = l;
+    api_run(call, login_work, 200);
+}
+
+static int logout_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
+{
+    return dbauth_session_revoke(conn, call->who.token_hash, errmsg, errlen);
+}
+
+void apih_logout(struct api_call *call)
+{
+    call->invalidates_auth = true;
+    api_run(call, logout_work, 204);
+}
+
+static int me_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
+{
+    return dbusers_get(conn, call->who.user_id, &call->result, errmsg, errlen);
+}
+
+void apih_me(struct api_call *call)
+{
+    api_run(call, me_work, 200);
+}

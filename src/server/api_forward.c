@@ -1,0 +1,126 @@
+/*
+ * Forwarding a request that needs the leader (a config write, a linearizable read) from a
+ * follower to the leader, over the forwarder's kept-alive connections: one hop only. A
+ * request that already carries the forwarded-by header is never forwarded again, so two nodes
+ * with different ideas of the leader cannot bounce a request between them.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/api.h"
+#include "server/api_internal.h"
+#include "http/forward.h"
+#include "server/node.h"
+
+/* Longer than a write's own wait for PostgreSQL, so the leader answers first. */
+#define FORWARD_TIMEOUT_MS 15000
+
+static const struct http_header retry1[] = {{"Retry-After", "1"}, {NULL, NULL}};
+
+static void not_leader(struct api_call *call, uint64_t leader, const char *why)
+{
+    http_respond_error_ex(call->req, 503, retry1,
+                          json_pack("{s:I}", "leader_id", (json_int_t)leader), "unavailable",
+                          "%s; retry in a moment", why);
+    api_reply_done(call);
+}
+
+static void forwarded(void *data, int rc, const struct fwd_response *resp, const char *errmsg)
+{
+    struct api_call *call = data;
+    if (rc != 0) {
+        fprintf(stderr, "forward: rid=%s %s\n", http_request_id(call->req), errmsg);
+        /* Only a request that was certainly never sent failed for sure; for a write, any
+         * other failure (timeout, reset after sending, a broken answer) leaves the outcome
+         * unknown, and calling it a failure would be a lie a linearizability check catches. */
+        if (rc != FWD_EUNREACHABLE && strcmp(http_request_method(call->req), "GET") != 0) {
+            http_respond_error_ex(call->req, 504, NULL, NULL, "outcome_unknown",
+                                  "the leader's answer was lost (%s); retry with the same "
+                                  "request_id to learn the outcome",
+                                  errmsg);
+            api_reply_done(call);
+            return;
+        }
+        not_leader(call, 0, "the leader could not be reached");
+        return;
+    }
+    struct http_header h[6];
+    int n = 0;
+    if (resp->content_type != NULL) {
+        h[n++] = (struct http_header){"Content-Type", resp->content_type};
+    }
+    if (resp->retry_after != NULL) {
+        h[n++] = (struct http_header){"Retry-After", resp->retry_after};
+    }
+    if (resp->etag != NULL) {
+        h[n++] = (struct http_header){"ETag", resp->etag};
+    }
+    if (resp->conclave_index != NULL) {
+        h[n++] = (struct http_header){"X-Conclave-Index", resp->conclave_index};
+    }
+    h[n] = (struct http_header){NULL, NULL};
+    http_respond(call->req, resp->status, h, resp->body, resp->len);
+    api_reply_done(call);
+}
+
+void node_forward(struct node *node, struct api_call *call)
+{
+    struct rnode_info info;
+    rnode_info(node->raft, &info);
+    if (http_request_header(call->req, FWD_HEADER_FORWARDED_BY) != NULL) {
+        not_leader(call, info.leader_id,
+                   "this node is not the leader either (the request was already forwarded "
+                   "once)");
+        return;
+    }
+    if (info.leader_id == 0 || info.leader_id == node->conf->node_id) {
+        not_leader(call, info.leader_id,
+                   info.leader_id == 0 ? "no leader is elected right now"
+                                       : "this node leads but is not ready yet");
+        return;
+    }
+    const char *http = NULL;
+    for (unsigned i = 0; i < node->conf->raft.nbootstrap; i++) {
+        if (node->conf->raft.bootstrap[i].id == info.leader_id &&
+            node->conf->raft.bootstrap[i].http[0] != '\0') {
+            http = node->conf->raft.bootstrap[i].http;
+        }
+    }
+    if (http == NULL || node->fwd == NULL) {
+        not_leader(call, info.leader_id,
+                   "this node is not the leader and does not know the leader's http address "
+                   "(raft.peers[].http); send the request to the leader");
+        return;
+    }
+    char base[96], target[8192], err[256];
+    snprintf(base, sizeof(base), "http://%s", http);
+    const char *query = http_request_query(call->req);
+    snprintf(target, sizeof(target), "%s%s%s", http_request_path(call->req), query[0] ? "?" : "",
+             query);
+    size_t len = 0;
+    const char *body = http_request_body(call->req, &len);
+    const char *method = http_request_method(call->req);
+    bool with_body = strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0;
+    if (fwd_send(node->fwd, base, method, target, http_request_header(call->req, "Authorization"),
+                 http_request_id(call->req), with_body ? body : NULL, with_body ? len : 0,
+                 FORWARD_TIMEOUT_MS, forwarded, call, err, sizeof(err)) != 0) {
+        not_leader(call, info.leader_id, "forwarding to the leader failed");
+    }
+}
+
+bool api_lead_or_forward(struct api_call *call)
+{
+    struct node *node = call->node;
+    if (node->raft == NULL) {
+        api_error(call, 503, "unavailable",
+                  "this node runs without raft (no \"raft\" section in its configuration)");
+        return false;
+    }
+    if (rnode_ready(node->raft)) {
+        return true;
+    }
+    node_forward(node, call);
+    return false;
+}

@@ -1,0 +1,259 @@
+/*
+ * History: a key's revisions, a project's revisions, the audit verification and watch. All of
+ * them read PostgreSQL's audit log (config_revisions), never the state machine, so they show
+ * only what is materialized: a write is in this history once it has been acknowledged.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/api_internal.h"
+#include "audit/audit.h"
+#include "storage/db.h"
+#include "storage/db_configs.h"
+#include "server/materializer.h"
+#include "server/node.h"
+
+/* ---- paging, shared by both revision lists ----------------------------------------------- */
+
+/* A page request: rows after a cursor, at most LIMIT of them. */
+struct hist {
+    uint64_t after;
+    int limit;
+};
+
+/* Reads ?CURSOR_PARAM= and ?limit= into a new struct hist owned by the call, then runs WORK.
+ * A bad parameter is answered 400 naming it. */
+static void hist_start(struct api_call *call, const char *cursor_param, api_work_fn work)
+{
+    struct hist *h = calloc(1, sizeof(*h));
+    uint64_t limit = 100;
+    if (h == NULL) {
+        api_error(call, 500, "internal", "out of memory");
+        return;
+    }
+    call->data = h;
+    if (api_query_u64(call, cursor_param, 0, INT64_MAX, &h->after) != 0 ||
+        api_query_u64(call, "limit", 100, 1000, &limit) != 0) {
+        return;
+    }
+    if (limit == 0) {
+        api_field_error(call, "limit", "query parameter limit must be from 1 to 1000");
+        return;
+    }
+    h->limit = (int)limit;
+    api_run(call, work, 200);
+}
+
+/* The work read LIMIT + 1 ROWS to learn whether another page follows: drops the extra row and
+ * returns the cursor of the next page (member CURSOR of the last row kept), or JSON null. */
+static json_t *hist_trim(json_t *rows, int limit, const char *cursor)
+{
+    if (json_array_size(rows) <= (size_t)limit) {
+        return json_null();
+    }
+    json_array_remove(rows, (size_t)limit);
+    return json_incref(json_object_get(json_array_get(rows, (size_t)limit - 1), cursor));
+}
+
+/* ---- one key's revisions ---------------------------------------------------------------- */
+
+static int revisions_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
+{
+    struct hist *h = call->data;
+    json_t *rows = NULL;
+    int rc = dbconfigs_revisions(conn, call->params[0], call->params[1], h->after, h->limit + 1,
+                                 &rows, errmsg, errlen);
+    if (rc != DB_OK) {
+        return rc;
+    }
+    json_t *next = hist_trim(rows, h->limit, "version");
+    call->result = json_pack("{s:o,s:o}", "items", rows, "next_after_version", next);
+    return DB_OK;
+}
+
+void apih_config_revisions(struct api_call *call)
+{
+    hist_start(call, "after_version", revisions_work);
+}
+
+/* ---- a project's revisions --------------------------------------------------------------- */
+
+/*
+ * GET /v1/projects/{id}/revisions?after_revision=R&limit=N: every revision of the project in
+ * revision order, for auditors that recompute the hash chain themselves (`conclave audit`).
+ * "head_revision" and "revisions" describe the whole history at the time of the page, so a
+ * client can size a progress bar; they are read in the same transaction as the page.
+ */
+static int project_revisions_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
+{
+    struct hist *h = call->data;
+    json_t *rows = NULL, *head = NULL;
+    PGresult *res = NULL;
+    int rc =
+        db_query(conn, "opening a snapshot of the revisions",
+                 "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL, &res, errmsg, errlen);
+    PQclear(res);
+    if (rc != DB_OK) {
+        return rc;
+    }
+    rc = dbconfigs_changes(conn, call->params[0], h->after, h->limit + 1, &rows, errmsg, errlen);
+    if (rc == DB_OK) {
+        rc = dbconfigs_head(conn, call->params[0], &head, errmsg, errlen);
+    }
+    if (rc != DB_OK) {
+        db_rollback(conn);
+        json_decref(rows);
+        return rc;
+    }
+    db_rollback(conn); /* read only: nothing to commit */
+    json_t *next = hist_trim(rows, h->limit, "revision");
+    call->result = json_pack("{s:o,s:o,s:O,s:O}", "items", rows, "next_after_revision", next,
+                             "head_revision", json_object_get(head, "head_revision"), "revisions",
+                             json_object_get(head, "revisions"));
+    json_decref(head);
+    return DB_OK;
+}
+
+void apih_project_revisions(struct api_call *call)
+{
+    hist_start(call, "after_revision", project_revisions_work);
+}
+
+/* ---- audit ------------------------------------------------------------------------------ */
+
+static int verify_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
+{
+    return audit_verify_project(conn, call->params[0], &call->result, errmsg, errlen);
+}
+
+void apih_audit_verify(struct api_call *call)
+{
+    api_run(call, verify_work, 200);
+}
+
+/* ---- watch -------------------------------------------------------------------------- */
+
+/* A long poll: answers as soon as PostgreSQL holds a revision after AFTER, or at the timeout
+ * with none. PostgreSQL is asked again only when this node learns that more was materialized
+ * (the leader's cursor, or a materialized(N) entry applied here). */
+struct watch {
+    uv_timer_t timer;
+    struct api_call *call;
+    uint64_t after;
+    uint64_t deadline;
+    uint64_t seen; /* the materialized index at the last query */
+    bool querying;
+    bool closing;
+    int err; /* a failed query's status, answered once the timer is closed */
+    char errmsg[512];
+};
+
+static uint64_t materialized_index(struct node *node)
+{
+    uint64_t a = node->raft ? fsm_materialized_index(rnode_fsm(node->raft)) : 0;
+    uint64_t b = node->matd ? matd_cursor(node->matd) : 0;
+    return a > b ? a : b;
+}
+
+static int watch_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
+{
+    struct watch *wt = call->data;
+    return dbconfigs_changes(conn, call->params[0], wt->after, 1000, &call->result, errmsg, errlen);
+}
+
+static void watch_closed(uv_handle_t *h)
+{
+    struct watch *wt = h->data;
+    struct api_call *call = wt->call;
+    if (wt->err != 0) {
+        api_finish(call, wt->err, wt->errmsg);
+        return;
+    }
+    json_t *changes = call->result;
+    call->result = NULL;
+    if (changes == NULL) {
+        changes = json_array();
+    }
+    uint64_t next = wt->after;
+    size_t n = json_array_size(changes);
+    if (n > 0) {
+        next = (uint64_t)json_integer_value(
+            json_object_get(json_array_get(changes, n - 1), "revision"));
+    }
+    api_reply(call, 200,
+              json_pack("{s:o,s:I}", "changes", changes, "next_after_revision", (json_int_t)next));
+}
+
+static void watch_finish(struct watch *wt)
+{
+    if (!wt->closing) {
+        wt->closing = true;
+        uv_close((uv_handle_t *)&wt->timer, watch_closed);
+    }
+}
+
+static void watch_queried(int status, const char *errmsg, void *arg)
+{
+    struct api_call *call = arg;
+    struct watch *wt = call->data;
+    wt->querying = false;
+    if (status != DB_OK) {
+        /* Answered from the timer's close callback, once nothing refers to the call. */
+        json_decref(call->result);
+        call->result = NULL;
+        wt->err = status;
+        snprintf(wt->errmsg, sizeof(wt->errmsg), "%s", errmsg);
+        watch_finish(wt);
+        return;
+    }
+    if (json_array_size(call->result) > 0 || uv_now(wt->timer.loop) >= wt->deadline ||
+        call->node->stopping) {
+        watch_finish(wt);
+        return;
+    }
+    json_decref(call->result);
+    call->result = NULL;
+}
+
+static void watch_tick(uv_timer_t *t)
+{
+    struct watch *wt = t->data;
+    struct api_call *call = wt->call;
+    if (wt->querying || wt->closing) {
+        return;
+    }
+    if (uv_now(t->loop) >= wt->deadline || call->node->stopping) {
+        watch_finish(wt);
+        return;
+    }
+    uint64_t m = materialized_index(call->node);
+    if (m == wt->seen && wt->seen != 0) {
+        return;
+    }
+    wt->seen = m == 0 ? 1 : m;
+    wt->querying = true;
+    api_submit(call, watch_work, watch_queried);
+}
+
+void apih_watch(struct api_call *call)
+{
+    uint64_t after = 0, timeout = 30;
+    if (api_query_u64(call, "after_revision", 0, INT64_MAX, &after) != 0 ||
+        api_query_u64(call, "timeout", 30, 300, &timeout) != 0) {
+        return;
+    }
+    struct watch *wt = calloc(1, sizeof(*wt));
+    if (wt == NULL) {
+        api_error(call, 500, "internal", "out of memory");
+        return;
+    }
+    call->data = wt;
+    wt->call = call;
+    wt->after = after;
+    wt->deadline = uv_now(&call->node->loop) + timeout * 1000;
+    uv_timer_init(&call->node->loop, &wt->timer);
+    wt->timer.data = wt;
+    uv_timer_start(&wt->timer, watch_tick, 0, 50);
+}

@@ -1,0 +1,96 @@
+/*
+ * The status endpoints: /health (who leads, how far this node applied), /ready (PostgreSQL is
+ * reachable) and /metrics (the node's counters and gauges, rendered by server/metrics.c). They
+ * live here, not beside the histogram code, so that the metrics module includes nothing of the
+ * API or the node: it only counts and renders.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/api_internal.h"
+#include "server/metrics.h"
+#include "server/node.h"
+
+void apih_health(struct api_call *call)
+{
+    /* No secret here: enough for an operator's script to see who leads and how far each
+     * node has applied (scripts/cluster status). */
+    struct node *node = call->node;
+    json_t *raft = json_null();
+    if (node->raft != NULL) {
+        struct rnode_info info;
+        rnode_info(node->raft, &info);
+        raft = json_pack("{s:s,s:b,s:I,s:I,s:I,s:I}", "state", info.state, "ready", info.ready,
+                         "term", (json_int_t)info.term, "leader_id", (json_int_t)info.leader_id,
+                         "commit_index", (json_int_t)info.commit_index, "applied_index",
+                         (json_int_t)info.applied_index);
+    }
+    api_reply(call, 200,
+              json_pack("{s:s,s:I,s:o}", "status", "ok", "node_id", (json_int_t)node->conf->node_id,
+                        "raft", raft));
+}
+
+void apih_ready(struct api_call *call)
+{
+    if (!pgpool_healthy(call->node->pool)) {
+        api_error(call, 503, "unavailable", "postgresql is not reachable yet");
+        return;
+    }
+    api_reply(call, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+static void gather(struct node *node, struct metrics_gauges *g)
+{
+    memset(g, 0, sizeof(*g));
+    if (node->raft != NULL) {
+        struct rnode_info info;
+        rnode_info(node->raft, &info);
+        /* The scrape is an observation too: it catches a change the sampler has not seen. */
+        metrics_observe_leader(node->metrics, info.leader_id);
+        g->has_raft = true;
+        g->raft_term = info.term;
+        g->raft_commit_index = info.commit_index;
+        g->raft_applied_index = info.applied_index;
+        g->raft_is_leader = strcmp(info.state, "leader") == 0;
+        g->fsm_revision = fsm_revision(node->fsm);
+        g->fsm_pending_revisions = fsm_pending_count(node->fsm);
+        g->materializer_lag_revisions = g->fsm_pending_revisions;
+        metrics_histogram_init(&g->materializer_batch_size, NULL, 0);
+        if (node->matd != NULL) {
+            struct matd_stats ms;
+            matd_stats(node->matd, &ms);
+            g->materializer_lag_revisions = ms.lag_revisions;
+            g->materializer_batches = ms.batches;
+            g->materializer_failures = ms.failures;
+            g->materializer_batch_size = ms.batch_size;
+        }
+    }
+    if (node->pool != NULL) {
+        struct pgpool_stats ps;
+        pgpool_stats(node->pool, &ps);
+        g->has_pool = true;
+        g->pool_connections_open = ps.connections_open > 0 ? (uint64_t)ps.connections_open : 0;
+        g->pool_busy = ps.busy > 0 ? (uint64_t)ps.busy : 0;
+        g->pool_queued = ps.queued > 0 ? (uint64_t)ps.queued : 0;
+        g->pool_jobs = ps.jobs_total;
+        g->pool_jobs_failed = ps.jobs_failed;
+        g->pool_connect_failures = ps.connect_failures;
+    }
+    g->auth_cache_entries = authcache_size(node->cache);
+}
+
+void apih_metrics(struct api_call *call)
+{
+    struct metrics_gauges g;
+    char *text = NULL;
+    size_t len = 0;
+    gather(call->node, &g);
+    if (metrics_render(call->node->metrics, &g, &text, &len) != 0) {
+        api_error(call, 500, "internal", "out of memory rendering the metrics");
+        return;
+    }
+    static const struct http_header type[] = {{"Content-Type", METRICS_CONTENT_TYPE}, {NULL, NULL}};
+    http_respond(call->req, 200, type, text, len);
+    free(text);
+    api_reply_done(call);
+}

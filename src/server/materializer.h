@@ -1,0 +1,69 @@
+/*
+ * materializer: the leader's writer of committed revisions into PostgreSQL.
+ *
+ * The state machine queues every committed revision until a materialized(N) entry says
+ * PostgreSQL has it. On the ready leader this module reads PostgreSQL's cursor once per term,
+ * then repeatedly takes the queued revisions after the cursor (in raft order, up to
+ * MATD_BATCH per transaction), writes them with mat_write_batch() on a pool worker, answers the
+ * clients waiting for those raft indexes, and proposes materialized(cursor) so that every
+ * node trims its queue. Followers do nothing. A write is acknowledged only once its revision
+ * is in PostgreSQL (invariant 1 of the design).
+ *
+ * Loop thread only.
+ */
+#ifndef CONCLAVE_MATERIALIZER_H
+#define CONCLAVE_MATERIALIZER_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "raft/fsm.h"
+#include "server/metrics.h"
+#include "storage/pgpool.h"
+#include "raft/rnode.h"
+
+#define MATD_BATCH 256
+
+#define MATD_ETIMEDOUT   (-1) /* not in PostgreSQL by the deadline (PostgreSQL down or slow) */
+#define MATD_ELEADERSHIP (-2) /* this node stopped leading: a new leader will write it */
+#define MATD_ECLOSED     (-3)
+
+struct matd;
+
+/* STATUS 0: the raft index waited for is in PostgreSQL. */
+typedef void (*matd_wait_cb)(void *data, int status);
+
+/* Creates the materializer. All arguments are borrowed and must outlive it. */
+int matd_init(struct matd **out, uv_loop_t *loop, struct pgpool *pool, struct rnode *rn,
+              struct fsm *fsm, char *errmsg, size_t errlen);
+
+/* Says that new revisions may be queued: write them soon. M may be NULL (the node is
+ * stopping); matd_wait() then returns MATD_ECLOSED. */
+void matd_kick(struct matd *m);
+
+/* Calls CB once RAFT_INDEX is in PostgreSQL, or with an error at TIMEOUT_MS at the latest.
+ * CB never runs from within this call. Returns 0, or MATD_ECLOSED. */
+int matd_wait(struct matd *m, uint64_t raft_index, uint64_t timeout_ms, matd_wait_cb cb,
+              void *data);
+
+/* The raft index PostgreSQL is known to hold everything up to (0 before the first read). */
+uint64_t matd_cursor(const struct matd *m);
+
+/* What /metrics reports about the materializer. */
+struct matd_stats {
+    uint64_t lag_revisions; /* queued revisions after the cursor (every queued one while the
+                               cursor is unknown, as on a follower) */
+    uint64_t batches;       /* batches written to PostgreSQL */
+    uint64_t failures;      /* cursor reads and batch writes that failed (each is retried) */
+    struct metrics_histogram batch_size; /* revisions per written batch */
+};
+
+/* Fills *OUT with the current numbers (a copy). */
+void matd_stats(const struct matd *m, struct matd_stats *out);
+
+/* Fails every waiter with MATD_ECLOSED, lets a running batch finish, closes the timer, then
+ * calls CB(DATA). The rnode and pool must still be open until then. */
+void matd_close(struct matd *m, void (*cb)(void *data), void *data);
+
+#endif /* CONCLAVE_MATERIALIZER_H */

@@ -1,0 +1,353 @@
+#include "server/node.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sodium.h>
+
+#include "server/auth.h"
+
+static const char *const auth_channels[] = {"conclave_auth", NULL};
+
+/* How often the leader id is sampled for conclave_raft_leader_changes_total. rnode_info() hashes
+ * the whole state, so this is not the 10 ms of rnode's own poll; a failover takes about a second
+ * (docs/architecture.md), so a change is still seen unless the new leader is gone within one. */
+#define LEADER_SAMPLE_MS 1000
+
+uint64_t raft_applied(struct node *node)
+{
+    if (node->raft == NULL) {
+        return 0;
+    }
+    struct rnode_info info;
+    rnode_info(node->raft, &info);
+    return info.applied_index;
+}
+
+uint64_t node_now_ms(struct node *node)
+{
+    return uv_now(&node->loop);
+}
+
+static void log_access(const char *line, void *data)
+{
+    const struct node *node = data;
+    if (node->conf->access_log) {
+        fprintf(stderr, "%s\n", line);
+    }
+}
+
+static void observe_request(const struct http_request *req, int status, double seconds, void *data)
+{
+    struct node *node = data;
+    metrics_observe_request(node->metrics, http_request_tag(req), http_request_method(req), status,
+                            seconds);
+}
+
+static void sample_leader(uv_timer_t *t)
+{
+    struct node *node = t->data;
+    if (node->raft != NULL) {
+        struct rnode_info info;
+        rnode_info(node->raft, &info);
+        metrics_observe_leader(node->metrics, info.leader_id);
+    }
+}
+
+/* The auth cache is only as good as its invalidation: drop everything on any announcement,
+ * and on the reset event that follows every (re)connection of the LISTEN session. */
+static void on_notify(const char *channel, const char *payload, void *data)
+{
+    struct node *node = data;
+    (void)payload;
+    if (channel == NULL) {
+        fprintf(stderr, "node: listening for auth changes (cache cleared)\n");
+    }
+    authcache_flush(node->cache);
+}
+
+static void component_closed(struct node *node)
+{
+    node->pending_closes--;
+}
+
+static void pool_closed(void *data)
+{
+    component_closed(data);
+}
+
+static void listen_closed(void *data)
+{
+    component_closed(data);
+}
+
+static void close_pool(struct node *node)
+{
+    /* Running PostgreSQL jobs may still answer cancelled requests; the pool finishes them
+     * before its close callback, so close it only once no new request can arrive. */
+    if (node->pool != NULL) {
+        node->pending_closes++;
+        pgpool_close(node->pool, pool_closed, node);
+        node->pool = NULL;
+    }
+}
+
+static void raft_stopped(void *data)
+{
+    struct node *node = data;
+    /* Until now requests finishing during the shutdown could still read the rnode (it
+     * refuses new work once shutting down); it is freed now. */
+    node->raft = NULL;
+    component_closed(node);
+    close_pool(node);
+}
+
+static void stop_raft(struct node *node);
+
+static void matd_closed(void *data)
+{
+    struct node *node = data;
+    component_closed(node);
+    node->matd = NULL;
+    stop_raft(node);
+}
+
+static void fwd_closed(void *data)
+{
+    component_closed(data);
+}
+
+/* Once no request can arrive: close the forwarder; let the materializer finish its batch;
+ * then raft stores what it appended, hands leadership over and closes; then the pool. */
+static void after_http(struct node *node)
+{
+    if (node->fwd != NULL) {
+        node->pending_closes++;
+        fwd_close(node->fwd, fwd_closed, node);
+        node->fwd = NULL;
+    }
+    if (node->matd != NULL) {
+        node->pending_closes++;
+        matd_close(node->matd, matd_closed, node);
+        return;
+    }
+    stop_raft(node);
+}
+
+static void http_closed(struct http_server *server)
+{
+    struct node *node = server->data;
+    component_closed(node);
+    after_http(node);
+}
+
+static void stop_raft(struct node *node)
+{
+    if (node->raft != NULL) {
+        node->pending_closes++;
+        rnode_shutdown(node->raft, raft_stopped, node);
+    } else {
+        close_pool(node);
+    }
+}
+
+static void close_signal_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+/* Starts closing everything that was started; the loop then runs until it is all closed. */
+static void begin_stop(struct node *node, bool http_started)
+{
+    if (node->stopping) {
+        return;
+    }
+    node->stopping = true;
+    if (node->listen != NULL) {
+        node->pending_closes++;
+        pglisten_close(node->listen, listen_closed, node);
+        node->listen = NULL;
+    }
+    if (http_started) {
+        node->pending_closes++;
+        http_server_close(&node->http, http_closed);
+    } else {
+        after_http(node);
+    }
+    if (!uv_is_closing((uv_handle_t *)&node->sigterm)) {
+        uv_close((uv_handle_t *)&node->sigterm, close_signal_cb);
+        uv_close((uv_handle_t *)&node->sigint, close_signal_cb);
+        uv_close((uv_handle_t *)&node->leader_sampler, close_signal_cb);
+    }
+}
+
+static void on_raft_fatal(void *data, const char *message)
+{
+    struct node *node = data;
+    fprintf(stderr, "node %u: fatal: %s; stopping with exit status 1\n", node->conf->node_id,
+            message);
+    node->exit_code = 1;
+    begin_stop(node, true);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct node *node = h->data;
+    fprintf(stderr, "node %u: %s received, stopping\n", node->conf->node_id,
+            signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    begin_stop(node, true);
+}
+
+/* Creates DIR and its parents (mode 0700 for the last). */
+static int make_dirs(const char *dir, char *errmsg, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s", dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+                snprintf(errmsg, errlen, "cannot create %s: %s", path, strerror(errno));
+                return -1;
+            }
+            *p = '/';
+        }
+    }
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        snprintf(errmsg, errlen, "cannot create data directory %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int node_run(const struct config *conf, http_handler_fn handler, char *errmsg, size_t errlen)
+{
+    struct node *node = calloc(1, sizeof(*node));
+    bool http_started = false;
+    int rc = -1;
+    if (node == NULL) {
+        snprintf(errmsg, errlen, "out of memory starting the node");
+        return -1;
+    }
+    node->conf = conf;
+    /* A peer or client that goes away mid-write must cost a write error (EPIPE), not the
+     * process: the default action of SIGPIPE is to terminate silently. */
+    signal(SIGPIPE, SIG_IGN);
+    if (uv_loop_init(&node->loop) != 0) {
+        snprintf(errmsg, errlen, "cannot create the event loop");
+        free(node);
+        return -1;
+    }
+    uv_signal_init(&node->loop, &node->sigterm);
+    uv_signal_init(&node->loop, &node->sigint);
+    node->sigterm.data = node;
+    node->sigint.data = node;
+    uv_timer_init(&node->loop, &node->leader_sampler);
+    node->leader_sampler.data = node;
+
+    if (auth_init() != 0) {
+        snprintf(errmsg, errlen, "libsodium cannot be initialised (no entropy source?)");
+        goto fail;
+    }
+    if (config_read_secret(conf, node->secret, sizeof(node->secret), &node->secret_len, errmsg,
+                           errlen) != 0 ||
+        make_dirs(conf->data_dir, errmsg, errlen) != 0) {
+        goto fail;
+    }
+    node->cache = authcache_new();
+    if (node->cache == NULL) {
+        snprintf(errmsg, errlen, "out of memory creating the auth cache");
+        goto fail;
+    }
+    node->metrics = metrics_new();
+    if (node->metrics == NULL) {
+        snprintf(errmsg, errlen, "out of memory creating the metrics");
+        goto fail;
+    }
+    char why[1024];
+    if (pgpool_init(&node->pool, &node->loop, &conf->db, "conclave-node", why, sizeof(why)) != 0) {
+        snprintf(errmsg, errlen, "postgresql pool: %s", why);
+        goto fail;
+    }
+    if (pglisten_start(&node->listen, &node->loop, &conf->db, auth_channels, on_notify, node, why,
+                       sizeof(why)) != 0) {
+        snprintf(errmsg, errlen, "postgresql listener: %s", why);
+        goto fail;
+    }
+    if (conf->has_raft) {
+        unsigned char key[16];
+        randombytes_buf(key, sizeof(key));
+        if (fsm_new(&node->fsm, key, why, sizeof(why)) != 0) {
+            snprintf(errmsg, errlen, "state machine: %s", why);
+            goto fail;
+        }
+        if (rnode_start(&node->raft, &node->loop, &conf->raft, node->fsm, on_raft_fatal, node, why,
+                        sizeof(why)) != 0) {
+            snprintf(errmsg, errlen, "raft on %s: %s", conf->raft.address, why);
+            goto fail;
+        }
+        if (matd_init(&node->matd, &node->loop, node->pool, node->raft, node->fsm, why,
+                      sizeof(why)) != 0 ||
+            fwd_init(&node->fwd, &node->loop, conf->node_id, why, sizeof(why)) != 0) {
+            snprintf(errmsg, errlen, "%s", why);
+            goto fail;
+        }
+        uv_timer_start(&node->leader_sampler, sample_leader, 0, LEADER_SAMPLE_MS);
+    }
+    struct http_config hc;
+    http_config_init(&hc);
+    hc.max_body_bytes = conf->http_max_body_bytes;
+    hc.max_header_bytes = conf->http_max_header_bytes;
+    if (hc.max_url_bytes > hc.max_header_bytes) {
+        hc.max_url_bytes = hc.max_header_bytes;
+    }
+    hc.request_timeout_ms = conf->http_request_timeout_ms;
+    hc.idle_timeout_ms = conf->http_idle_timeout_ms;
+    hc.max_connections = conf->http_max_connections;
+    hc.log = log_access;
+    hc.log_data = node;
+    hc.observe = observe_request;
+    hc.observe_data = node;
+    if (http_server_init(&node->http, &node->loop, &hc, handler, node, why, sizeof(why)) != 0) {
+        snprintf(errmsg, errlen, "http server: %s", why);
+        goto fail;
+    }
+    http_started = true;
+    if (http_server_listen(&node->http, conf->http_host, conf->http_port, why, sizeof(why)) != 0) {
+        snprintf(errmsg, errlen, "http server on %s:%d: %s", conf->http_host, conf->http_port, why);
+        goto fail;
+    }
+    uv_signal_start(&node->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&node->sigint, on_signal, SIGINT);
+    fprintf(stderr, "node %u: serving http on %s:%d, raft on %s, data in %s\n", conf->node_id,
+            conf->http_host, http_server_port(&node->http),
+            conf->has_raft ? conf->raft.address : "(none)", conf->data_dir);
+    uv_run(&node->loop, UV_RUN_DEFAULT);
+    rc = node->exit_code == 0 ? 0 : -1;
+    if (rc != 0) {
+        snprintf(errmsg, errlen, "stopped after a fatal raft error (see above)");
+    }
+    goto out;
+
+fail:
+    begin_stop(node, http_started);
+    uv_run(&node->loop, UV_RUN_DEFAULT);
+out:
+    if (uv_loop_close(&node->loop) != 0) {
+        fprintf(stderr, "node: event loop still had open handles at exit\n");
+        rc = rc == 0 ? -1 : rc;
+        if (rc == -1 && errmsg[0] == '\0') {
+            snprintf(errmsg, errlen, "event loop still had open handles at exit");
+        }
+    }
+    authcache_free(node->cache);
+    metrics_free(node->metrics);
+    fsm_free(node->fsm);
+    sodium_memzero(node->secret, sizeof(node->secret));
+    free(node);
+    return rc;
+}

@@ -1,0 +1,68 @@
+/*
+ * node: one conclave process serving the API (`conclave serve`).
+ *
+ * The node owns the libuv loop and everything on it: the HTTP server, the PostgreSQL pool,
+ * the LISTEN thread that invalidates the auth cache, and the signal handlers. It runs until
+ * SIGTERM or SIGINT, then stops accepting, lets running PostgreSQL jobs finish, closes every
+ * handle and returns, so that uv_loop_close() succeeds.
+ */
+#ifndef CONCLAVE_NODE_H
+#define CONCLAVE_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "server/authcache.h"
+#include "server/config.h"
+#include "http/http_server.h"
+#include "storage/pglisten.h"
+#include "storage/pgpool.h"
+#include "http/forward.h"
+#include "server/materializer.h"
+#include "server/metrics.h"
+#include "raft/rnode.h"
+
+struct node {
+    uv_loop_t loop;
+    const struct config *conf; /* borrowed from the caller of node_run() */
+    unsigned char secret[128]; /* the node secret: the HMAC key of tokens and API keys */
+    size_t secret_len;
+    struct http_server http;
+    struct pgpool *pool;
+    struct pglisten *listen;
+    struct authcache *cache;
+    struct fsm *fsm;    /* the replicated state; NULL without a raft section */
+    struct rnode *raft; /* NULL without a raft section, and once shut down */
+    struct matd *matd;  /* the materializer; with raft only */
+    struct fwd *fwd;    /* forwards leader-only requests; with raft only */
+    int exit_code;      /* 0, or 1 after a fatal raft error */
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    bool stopping;
+    int pending_closes; /* components whose close callback has not run yet */
+    /* What GET /metrics counts; freed after the loop. */
+    struct metrics *metrics;
+    /* Feeds raft's leader id to the metrics every LEADER_SAMPLE_MS; started with raft only. */
+    uv_timer_t leader_sampler;
+};
+
+/* Runs a node with CONF until a stop signal, answering every HTTP request with HANDLER, which
+ * gets the node as its data (the API's api_handle: the caller wires the two together, so the
+ * node includes nothing of the API that includes it). Returns 0 after a clean stop, or -1 with
+ * ERRMSG when it could not start (bad secret, port in use, ...). */
+int node_run(const struct config *conf, http_handler_fn handler, char *errmsg, size_t errlen);
+
+struct api_call;
+
+/* Forwards CALL to the leader (one hop), or answers 503 when that is not possible. */
+void node_forward(struct node *node, struct api_call *call);
+
+/* The raft index this node has applied (0 without raft). */
+uint64_t raft_applied(struct node *node);
+
+/* Milliseconds on the loop's clock (uv_now), for cache expiry. */
+uint64_t node_now_ms(struct node *node);
+
+#endif /* CONCLAVE_NODE_H */
