@@ -12,7 +12,7 @@ int fsm_new(struct fsm **out, const uint8_t *hash_key, char *errmsg, size_t errl
 {
     *out = NULL;
     if (sodium_init() < 0) {
-        fst_fail(errmsg, errlen, "state machine: libsodium failed to initialise");
+        fsm_store_fail(errmsg, errlen, "state machine: libsodium failed to initialise");
         return FSM_EINVAL;
     }
     struct fsm *f = calloc(1, sizeof(*f));
@@ -32,14 +32,14 @@ int fsm_new(struct fsm **out, const uint8_t *hash_key, char *errmsg, size_t errl
 err_after_alloc:
     free(f);
 err:
-    fst_fail(errmsg, errlen, "state machine: out of memory");
+    fsm_store_fail(errmsg, errlen, "state machine: out of memory");
     return FSM_ENOMEM;
 }
 
 void fsm_free(struct fsm *f)
 {
     if (f != NULL) {
-        fst_state_release(f);
+        fsm_store_state_release(f);
         free(f);
     }
 }
@@ -123,47 +123,48 @@ static int commit_change(struct fsm *f, uint64_t index, const struct codec_entry
     struct revision rev;
     memset(&rev, 0, sizeof(rev));
     if (p == NULL) {
-        if ((np = fst_project_alloc(e->project, e->project_len)) == NULL ||
-            fst_projects_reserve(f) != 0) {
+        if ((np = fsm_store_project_alloc(e->project, e->project_len)) == NULL ||
+            fsm_store_projects_reserve(f) != 0) {
             goto err;
         }
     }
     if (c == NULL) {
         if ((nc = calloc(1, sizeof(*nc))) == NULL ||
-            (nc->key = fst_dup_bytes(e->key, e->key_len)) == NULL ||
-            fst_configs_reserve(p != NULL ? p : np) != 0) {
+            (nc->key = fsm_store_dup_bytes(e->key, e->key_len)) == NULL ||
+            fsm_store_configs_reserve(p != NULL ? p : np) != 0) {
             goto err;
         }
     }
-    if (new_len > 0 && (content = (uint8_t *)fst_dup_bytes(e->content, new_len)) == NULL) {
+    if (new_len > 0 && (content = (uint8_t *)fsm_store_dup_bytes(e->content, new_len)) == NULL) {
         goto err;
     }
-    if ((updated_by = fst_dup_bytes(e->actor, e->actor_len)) == NULL ||
-        (rev.project = fst_dup_bytes(e->project, e->project_len)) == NULL ||
-        (rev.key = fst_dup_bytes(e->key, e->key_len)) == NULL ||
-        (rev.actor = fst_dup_bytes(e->actor, e->actor_len)) == NULL) {
+    if ((updated_by = fsm_store_dup_bytes(e->actor, e->actor_len)) == NULL ||
+        (rev.project = fsm_store_dup_bytes(e->project, e->project_len)) == NULL ||
+        (rev.key = fsm_store_dup_bytes(e->key, e->key_len)) == NULL ||
+        (rev.actor = fsm_store_dup_bytes(e->actor, e->actor_len)) == NULL) {
         goto err;
     }
     if (e->request_id_len > 0 &&
-        (rev.request_id = fst_dup_bytes(e->request_id, e->request_id_len)) == NULL) {
+        (rev.request_id = fsm_store_dup_bytes(e->request_id, e->request_id_len)) == NULL) {
         goto err;
     }
-    if (new_len > 0 && (rev.content = (uint8_t *)fst_dup_bytes(e->content, new_len)) == NULL) {
+    if (new_len > 0 &&
+        (rev.content = (uint8_t *)fsm_store_dup_bytes(e->content, new_len)) == NULL) {
         goto err;
     }
-    if (fst_pending_reserve(f) != 0) {
+    if (fsm_store_pending_reserve(f) != 0) {
         goto err;
     }
 
     /* Stage 2: commit. Nothing below can fail. */
     if (np != NULL) {
-        fst_projects_insert(f, np);
+        fsm_store_projects_insert(f, np);
         p = np;
     }
     if (nc != NULL) {
         nc->project = p->id;
         nc->key_len = e->key_len;
-        fst_configs_insert(p, nc);
+        fsm_store_configs_insert(p, nc);
         f->nconfigs++;
         c = nc;
     }
@@ -204,7 +205,7 @@ static int commit_change(struct fsm *f, uint64_t index, const struct codec_entry
     free(c->updated_by);
     c->updated_by = updated_by;
     c->updated_at = e->timestamp_us;
-    fst_pending_push(f, &rev);
+    fsm_store_pending_push(f, &rev);
 
     out->status = FSM_OK;
     out->version = version;
@@ -215,8 +216,8 @@ err:
     revision_clear(&rev);
     free(updated_by);
     free(content);
-    fst_config_free(nc);
-    fst_project_free(np);
+    fsm_store_config_free(nc);
+    fsm_store_project_free(np);
     return FSM_ENOMEM;
 }
 
@@ -228,9 +229,10 @@ static int apply_config(struct fsm *f, uint64_t index, const struct codec_entry 
     uint64_t rhash = 0;
     if (has_rid) {
         fsm_request_fingerprint(e, fp);
-        rhash = fst_request_hash(f, e->project, e->project_len, e->request_id, e->request_id_len);
-        long s = fst_request_slot(f, rhash, e->project, e->project_len, e->request_id,
-                                  e->request_id_len);
+        rhash =
+            fsm_store_request_hash(f, e->project, e->project_len, e->request_id, e->request_id_len);
+        long s = fsm_store_request_slot(f, rhash, e->project, e->project_len, e->request_id,
+                                        e->request_id_len);
         if (s >= 0) {
             const struct fsm_request *first = &f->requests[f->req_slots[s] - 1].outcome;
             out->status = FSM_DUPLICATE;
@@ -241,12 +243,12 @@ static int apply_config(struct fsm *f, uint64_t index, const struct codec_entry 
             out->mismatch = memcmp(fp, first->fingerprint, sizeof(fp)) != 0;
             return 0;
         }
-        if (fst_request_reserve(f) != 0) {
+        if (fsm_store_request_reserve(f) != 0) {
             return FSM_ENOMEM;
         }
     }
-    struct project *p = fst_project_find(f, e->project, e->project_len);
-    struct fsm_config *c = p != NULL ? fst_config_find(p, e->key, e->key_len) : NULL;
+    struct project *p = fsm_store_project_find(f, e->project, e->project_len);
+    struct fsm_config *c = p != NULL ? fsm_store_config_find(p, e->key, e->key_len) : NULL;
     uint64_t current = c != NULL ? c->version : 0;
     if (e->op != CODEC_OP_PUT && (c == NULL || c->deleted)) {
         /* Checked before the version: deleting or rolling back nothing is "not found"
@@ -273,8 +275,8 @@ static int apply_config(struct fsm *f, uint64_t index, const struct codec_entry 
         rec.revision = out->revision;
         rec.raft_index = index;
         memcpy(rec.fingerprint, fp, sizeof(fp));
-        fst_request_insert(f, rhash, e->project, e->project_len, e->request_id, e->request_id_len,
-                           &rec);
+        fsm_store_request_insert(f, rhash, e->project, e->project_len, e->request_id,
+                                 e->request_id_len, &rec);
     }
     return 0;
 }
@@ -292,8 +294,8 @@ static int apply_materialized(struct fsm *f, uint64_t index, const struct codec_
                  (unsigned long long)n, (unsigned long long)index);
         return 0;
     }
-    while (f->pending_count > 0 && fst_pending_at(f, 0)->raft_index <= n) {
-        fst_pending_pop(f);
+    while (f->pending_count > 0 && fsm_store_pending_at(f, 0)->raft_index <= n) {
+        fsm_store_pending_pop(f);
         out->trimmed++;
     }
     /* A late entry from an old leader may name a lower N; it trims nothing. */
@@ -336,23 +338,23 @@ int fsm_apply(struct fsm *f, uint64_t index, const uint8_t *buf, size_t len, str
 const struct fsm_config *fsm_get(const struct fsm *f, const char *project, size_t project_len,
                                  const char *key, size_t key_len)
 {
-    const struct project *p = fst_project_find(f, project, project_len);
-    return p != NULL ? fst_config_find(p, key, key_len) : NULL;
+    const struct project *p = fsm_store_project_find(f, project, project_len);
+    return p != NULL ? fsm_store_config_find(p, key, key_len) : NULL;
 }
 
 size_t fsm_list(const struct fsm *f, const char *project, size_t project_len, const char *prefix,
                 size_t prefix_len, const char *after, size_t after_len,
                 int (*visit)(const struct fsm_config *config, void *arg), void *arg)
 {
-    const struct project *p = fst_project_find(f, project, project_len);
+    const struct project *p = fsm_store_project_find(f, project, project_len);
     if (p == NULL) {
         return 0;
     }
-    size_t i = fst_config_lower(p, prefix, prefix_len);
+    size_t i = fsm_store_config_lower(p, prefix, prefix_len);
     if (after_len > 0) {
-        size_t j = fst_config_lower(p, after, after_len);
-        if (j < p->count &&
-            fst_cmp_bytes(p->configs[j]->key, p->configs[j]->key_len, after, after_len) == 0) {
+        size_t j = fsm_store_config_lower(p, after, after_len);
+        if (j < p->count && fsm_store_cmp_bytes(p->configs[j]->key, p->configs[j]->key_len, after,
+                                                after_len) == 0) {
             j++;
         }
         if (j > i) {
@@ -381,8 +383,8 @@ const struct fsm_request *fsm_request_find(const struct fsm *f, const char *proj
         request_id_len == 0 || f->req_count == 0) {
         return NULL;
     }
-    uint64_t h = fst_request_hash(f, project, project_len, request_id, request_id_len);
-    long s = fst_request_slot(f, h, project, project_len, request_id, request_id_len);
+    uint64_t h = fsm_store_request_hash(f, project, project_len, request_id, request_id_len);
+    long s = fsm_store_request_slot(f, h, project, project_len, request_id, request_id_len);
     return s >= 0 ? &f->requests[f->req_slots[s] - 1].outcome : NULL;
 }
 
@@ -404,7 +406,7 @@ uint64_t fsm_materialized_index(const struct fsm *f)
 void fsm_chain_head(const struct fsm *f, const char *project, size_t project_len,
                     uint8_t out[REVISION_HASH_SIZE])
 {
-    const struct project *p = fst_project_find(f, project, project_len);
+    const struct project *p = fsm_store_project_find(f, project, project_len);
     if (p != NULL) {
         memcpy(out, p->head, REVISION_HASH_SIZE);
     } else {
@@ -425,7 +427,7 @@ size_t fsm_pending_from(const struct fsm *f, uint64_t from_index, const struct r
     size_t hi = f->pending_count;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (fst_pending_at(f, mid)->raft_index < from_index) {
+        if (fsm_store_pending_at(f, mid)->raft_index < from_index) {
             lo = mid + 1;
         } else {
             hi = mid;
@@ -433,7 +435,7 @@ size_t fsm_pending_from(const struct fsm *f, uint64_t from_index, const struct r
     }
     size_t n = 0;
     for (size_t i = lo; i < f->pending_count && n < max; i++) {
-        out[n++] = fst_pending_at(f, i);
+        out[n++] = fsm_store_pending_at(f, i);
     }
     return n;
 }

@@ -86,64 +86,64 @@ struct fsm {
     uint8_t hash_key[crypto_shorthash_KEYBYTES];
 };
 
-void fst_fail(char *errmsg, size_t errlen, const char *fmt, ...)
+void fsm_store_fail(char *errmsg, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-int fst_cmp_bytes(const char *a, size_t alen, const char *b, size_t blen);
+int fsm_store_cmp_bytes(const char *a, size_t alen, const char *b, size_t blen);
 
-char *fst_dup_bytes(const void *src, size_t len);
+char *fsm_store_dup_bytes(const void *src, size_t len);
 
-struct project *fst_project_find(const struct fsm *f, const char *id, size_t len);
+struct project *fsm_store_project_find(const struct fsm *f, const char *id, size_t len);
 
 /* The position of the first config of P whose key is >= KEY. */
-size_t fst_config_lower(const struct project *p, const char *key, size_t len);
+size_t fsm_store_config_lower(const struct project *p, const char *key, size_t len);
 
-struct fsm_config *fst_config_find(const struct project *p, const char *key, size_t len);
+struct fsm_config *fsm_store_config_find(const struct project *p, const char *key, size_t len);
 
-void fst_config_free(struct fsm_config *c);
+void fsm_store_config_free(struct fsm_config *c);
 
-struct project *fst_project_alloc(const char *id, size_t len);
+struct project *fsm_store_project_alloc(const char *id, size_t len);
 
-void fst_project_free(struct project *p);
+void fsm_store_project_free(struct project *p);
 
-int fst_projects_reserve(struct fsm *f);
+int fsm_store_projects_reserve(struct fsm *f);
 
-int fst_configs_reserve(struct project *p);
+int fsm_store_configs_reserve(struct project *p);
 
 /* Inserts P at its sorted position; room must have been reserved. */
-void fst_projects_insert(struct fsm *f, struct project *p);
+void fsm_store_projects_insert(struct fsm *f, struct project *p);
 
-void fst_configs_insert(struct project *p, struct fsm_config *c);
+void fsm_store_configs_insert(struct project *p, struct fsm_config *c);
 
-struct revision *fst_pending_at(const struct fsm *f, size_t i);
+struct revision *fsm_store_pending_at(const struct fsm *f, size_t i);
 
-int fst_pending_reserve(struct fsm *f);
+int fsm_store_pending_reserve(struct fsm *f);
 
 /* Moves R (its owned strings included) to the end of the queue; room must be reserved. */
-void fst_pending_push(struct fsm *f, const struct revision *r);
+void fsm_store_pending_push(struct fsm *f, const struct revision *r);
 
-void fst_pending_pop(struct fsm *f);
+void fsm_store_pending_pop(struct fsm *f);
 
-uint64_t fst_request_hash(const struct fsm *f, const char *project, size_t project_len,
-                          const char *request_id, size_t request_id_len);
+uint64_t fsm_store_request_hash(const struct fsm *f, const char *project, size_t project_len,
+                                const char *request_id, size_t request_id_len);
 
 /* Returns the slot holding (PROJECT, REQUEST_ID), or -1. Lengths must be within the codec's
  * maximums. */
-long fst_request_slot(const struct fsm *f, uint64_t h, const char *project, size_t project_len,
-                      const char *request_id, size_t request_id_len);
+long fsm_store_request_slot(const struct fsm *f, uint64_t h, const char *project,
+                            size_t project_len, const char *request_id, size_t request_id_len);
 
 /* Makes room for one more request (the ring grows until it reaches the capacity, after which
  * inserts evict instead). */
-int fst_request_reserve(struct fsm *f);
+int fsm_store_request_reserve(struct fsm *f);
 
 /* Records a new key (not present; room reserved), evicting the oldest when full. */
-void fst_request_insert(struct fsm *f, uint64_t h, const char *project, size_t project_len,
-                        const char *request_id, size_t request_id_len,
-                        const struct fsm_request *outcome);
+void fsm_store_request_insert(struct fsm *f, uint64_t h, const char *project, size_t project_len,
+                              const char *request_id, size_t request_id_len,
+                              const struct fsm_request *outcome);
 
-const struct request *fst_request_at(const struct fsm *f, size_t i);
+const struct request *fsm_store_request_at(const struct fsm *f, size_t i);
 
 /* Frees everything F owns but the struct itself. */
-void fst_state_release(struct fsm *f);
+void fsm_store_state_release(struct fsm *f);
 
 #endif /* CONCLAVE_FSM_INTERNAL_H */

@@ -168,7 +168,7 @@ static int parse_config(struct fsm *t, struct project *p, struct reader *r)
     }
     if (p->count > 0) {
         const struct fsm_config *prev = p->configs[p->count - 1];
-        if (fst_cmp_bytes(prev->key, prev->key_len, key, key_len) >= 0) {
+        if (fsm_store_cmp_bytes(prev->key, prev->key_len, key, key_len) >= 0) {
             rd_error(r, "project %s: config keys out of order at %.*s", p->id, (int)key_len, key);
             return FSM_EINVAL;
         }
@@ -220,11 +220,11 @@ static int parse_config(struct fsm *t, struct project *p, struct reader *r)
     *n = c;
     n->project = p->id;
     n->key_len = key_len;
-    n->key = fst_dup_bytes(key, key_len);
-    n->updated_by = fst_dup_bytes(by, by_len);
-    n->content = content != NULL ? (uint8_t *)fst_dup_bytes(content, c.content_len) : NULL;
+    n->key = fsm_store_dup_bytes(key, key_len);
+    n->updated_by = fsm_store_dup_bytes(by, by_len);
+    n->content = content != NULL ? (uint8_t *)fsm_store_dup_bytes(content, c.content_len) : NULL;
     if (n->key == NULL || n->updated_by == NULL || (content != NULL && n->content == NULL)) {
-        fst_config_free(n);
+        fsm_store_config_free(n);
         return FSM_ENOMEM;
     }
     /* The array was sized to the count up front, and keys arrive in order. */
@@ -258,12 +258,12 @@ static int parse_projects(struct fsm *t, struct reader *r)
         }
         if (i > 0) {
             const struct project *prev = t->projects[i - 1];
-            if (fst_cmp_bytes(prev->id, prev->id_len, id, id_len) >= 0) {
+            if (fsm_store_cmp_bytes(prev->id, prev->id_len, id, id_len) >= 0) {
                 rd_error(r, "projects out of order at %.*s", (int)id_len, id);
                 return FSM_EINVAL;
             }
         }
-        struct project *p = fst_project_alloc(id, id_len);
+        struct project *p = fsm_store_project_alloc(id, id_len);
         if (p == NULL) {
             return FSM_ENOMEM;
         }
@@ -351,8 +351,8 @@ static int parse_revision(struct fsm *t, struct reader *r, const struct revision
                    ? (rev->source_version < 1 || rev->source_version >= rev->version)
                    : rev->source_version != 0) {
         bad = "source version out of range";
-    } else if ((p = fst_project_find(t, project, project_len)) == NULL ||
-               (c = fst_config_find(p, key, key_len)) == NULL) {
+    } else if ((p = fsm_store_project_find(t, project, project_len)) == NULL ||
+               (c = fsm_store_config_find(p, key, key_len)) == NULL) {
         bad = "no config for it";
     } else if (rev->revision > c->last_revision ||
                (rev->revision == c->last_revision
@@ -369,12 +369,12 @@ static int parse_revision(struct fsm *t, struct reader *r, const struct revision
         return FSM_EINVAL;
     }
 
-    if ((rev->project = fst_dup_bytes(project, project_len)) == NULL ||
-        (rev->key = fst_dup_bytes(key, key_len)) == NULL ||
-        (rev->actor = fst_dup_bytes(actor, actor_len)) == NULL ||
-        (rid_len > 0 && (rev->request_id = fst_dup_bytes(rid, rid_len)) == NULL) ||
+    if ((rev->project = fsm_store_dup_bytes(project, project_len)) == NULL ||
+        (rev->key = fsm_store_dup_bytes(key, key_len)) == NULL ||
+        (rev->actor = fsm_store_dup_bytes(actor, actor_len)) == NULL ||
+        (rid_len > 0 && (rev->request_id = fsm_store_dup_bytes(rid, rid_len)) == NULL) ||
         (content != NULL &&
-         (rev->content = (uint8_t *)fst_dup_bytes(content, content_len)) == NULL)) {
+         (rev->content = (uint8_t *)fsm_store_dup_bytes(content, content_len)) == NULL)) {
         return FSM_ENOMEM;
     }
     rev->content_len = content_len;
@@ -404,7 +404,7 @@ static int parse_pending(struct fsm *t, struct reader *r)
     t->pending_cap = n;
     for (size_t i = 0; i < n; i++) {
         struct revision rev;
-        int rc = parse_revision(t, r, i > 0 ? fst_pending_at(t, i - 1) : NULL, &rev);
+        int rc = parse_revision(t, r, i > 0 ? fsm_store_pending_at(t, i - 1) : NULL, &rev);
         if (rc != 0) {
             revision_clear(&rev);
             return rc;
@@ -415,9 +415,9 @@ static int parse_pending(struct fsm *t, struct reader *r)
                      (unsigned long long)FSM_MAX_PENDING_BYTES);
             return FSM_EINVAL;
         }
-        fst_pending_push(t, &rev);
+        fsm_store_pending_push(t, &rev);
     }
-    if (n > 0 && fst_pending_at(t, n - 1)->revision != t->revision) {
+    if (n > 0 && fsm_store_pending_at(t, n - 1)->revision != t->revision) {
         rd_error(r, "the last queued revision is not the revision counter %llu",
                  (unsigned long long)t->revision);
         return FSM_EINVAL;
@@ -473,15 +473,16 @@ static int parse_requests(struct fsm *t, struct reader *r)
         } else if (q.raft_index <= prev_index || q.raft_index > t->last_applied) {
             bad = "raft index out of order or range";
         }
-        uint64_t h = bad == NULL ? fst_request_hash(t, project, project_len, rid, rid_len) : 0;
-        if (bad == NULL && fst_request_slot(t, h, project, project_len, rid, rid_len) >= 0) {
+        uint64_t h =
+            bad == NULL ? fsm_store_request_hash(t, project, project_len, rid, rid_len) : 0;
+        if (bad == NULL && fsm_store_request_slot(t, h, project, project_len, rid, rid_len) >= 0) {
             bad = "recorded twice";
         }
         if (bad != NULL) {
             rd_error(r, "request entry %zu: %s", i, bad);
             return FSM_EINVAL;
         }
-        fst_request_insert(t, h, project, project_len, rid, rid_len, &q);
+        fsm_store_request_insert(t, h, project, project_len, rid, rid_len, &q);
         prev_index = q.raft_index;
     }
     return 0;
@@ -515,48 +516,50 @@ static int parse_body(struct fsm *t, struct reader *r)
 int fsm_restore(struct fsm *f, const uint8_t *buf, size_t len, char *errmsg, size_t errlen)
 {
     if (buf == NULL || len < SNAP_HEADER_SIZE) {
-        fst_fail(errmsg, errlen, "snapshot: truncated: %zu bytes, the header alone needs %d", len,
-                 SNAP_HEADER_SIZE);
+        fsm_store_fail(errmsg, errlen, "snapshot: truncated: %zu bytes, the header alone needs %d",
+                       len, SNAP_HEADER_SIZE);
         return FSM_EINVAL;
     }
     if (memcmp(buf, SNAP_MAGIC, 8) != 0) {
-        fst_fail(errmsg, errlen, "snapshot: bad magic (not a conclave snapshot)");
+        fsm_store_fail(errmsg, errlen, "snapshot: bad magic (not a conclave snapshot)");
         return FSM_EINVAL;
     }
     uint64_t version = le_load(buf + 8, 4);
     if (version != SNAP_VERSION) {
-        fst_fail(errmsg, errlen, "snapshot: unsupported format version %llu (this build reads %d)",
-                 (unsigned long long)version, SNAP_VERSION);
+        fsm_store_fail(errmsg, errlen,
+                       "snapshot: unsupported format version %llu (this build reads %d)",
+                       (unsigned long long)version, SNAP_VERSION);
         return FSM_EINVAL;
     }
     for (size_t i = 56; i < SNAP_HEADER_SIZE; i++) {
         if (buf[i] != 0) {
-            fst_fail(errmsg, errlen, "snapshot: reserved header bytes are not zero");
+            fsm_store_fail(errmsg, errlen, "snapshot: reserved header bytes are not zero");
             return FSM_EINVAL;
         }
     }
     if (len % 8 != 0) {
-        fst_fail(errmsg, errlen, "snapshot: length %zu is not a multiple of 8", len);
+        fsm_store_fail(errmsg, errlen, "snapshot: length %zu is not a multiple of 8", len);
         return FSM_EINVAL;
     }
     uint64_t body = le_load(buf + 16, 8);
     if (body > len - SNAP_HEADER_SIZE) {
-        fst_fail(errmsg, errlen,
-                 "snapshot: truncated: body length %llu, have %zu bytes after the "
-                 "header",
-                 (unsigned long long)body, len - SNAP_HEADER_SIZE);
+        fsm_store_fail(errmsg, errlen,
+                       "snapshot: truncated: body length %llu, have %zu bytes after the "
+                       "header",
+                       (unsigned long long)body, len - SNAP_HEADER_SIZE);
         return FSM_EINVAL;
     }
     size_t real = SNAP_HEADER_SIZE + (size_t)body;
     size_t total = (real + 7) & ~(size_t)7;
     /* body <= len - 64 and len is a multiple of 8, so total <= len. */
     if (len != total) {
-        fst_fail(errmsg, errlen, "snapshot: %zu trailing bytes after the padded body", len - total);
+        fsm_store_fail(errmsg, errlen, "snapshot: %zu trailing bytes after the padded body",
+                       len - total);
         return FSM_EINVAL;
     }
     for (size_t i = real; i < total; i++) {
         if (buf[i] != 0) {
-            fst_fail(errmsg, errlen, "snapshot: padding byte %zu is not zero", i - real);
+            fsm_store_fail(errmsg, errlen, "snapshot: padding byte %zu is not zero", i - real);
             return FSM_EINVAL;
         }
     }
@@ -567,8 +570,8 @@ int fsm_restore(struct fsm *f, const uint8_t *buf, size_t len, char *errmsg, siz
     crc = codec_crc32c(crc, buf + SNAP_HEADER_SIZE, (size_t)body);
     uint32_t stored = (uint32_t)le_load(buf + 12, 4);
     if (crc != stored) {
-        fst_fail(errmsg, errlen, "snapshot: checksum mismatch (stored 0x%08x, computed 0x%08x)",
-                 stored, crc);
+        fsm_store_fail(errmsg, errlen,
+                       "snapshot: checksum mismatch (stored 0x%08x, computed 0x%08x)", stored, crc);
         return FSM_EINVAL;
     }
 
@@ -586,8 +589,8 @@ int fsm_restore(struct fsm *f, const uint8_t *buf, size_t len, char *errmsg, siz
                        .errlen = errlen};
     rc = parse_body(t, &r);
     if (rc == FSM_ENOMEM) {
-        fst_fail(errmsg, errlen, "snapshot: out of memory restoring %llu bytes",
-                 (unsigned long long)body);
+        fsm_store_fail(errmsg, errlen, "snapshot: out of memory restoring %llu bytes",
+                       (unsigned long long)body);
         goto err_after_new;
     }
     if (rc != 0) {
@@ -598,14 +601,14 @@ int fsm_restore(struct fsm *f, const uint8_t *buf, size_t len, char *errmsg, siz
     uint8_t h[32];
     fsm_state_hash(t, h);
     if (memcmp(h, buf + 24, sizeof(h)) != 0) {
-        fst_fail(errmsg, errlen,
-                 "snapshot: state hash mismatch (the body is not canonical or the "
-                 "header's hash is wrong)");
+        fsm_store_fail(errmsg, errlen,
+                       "snapshot: state hash mismatch (the body is not canonical or the "
+                       "header's hash is wrong)");
         rc = FSM_EINVAL;
         goto err_after_new;
     }
 
-    fst_state_release(f);
+    fsm_store_state_release(f);
     *f = *t;
     free(t);
     return 0;

@@ -100,7 +100,7 @@ static void write_body(struct sink *s, const struct fsm *f)
     }
     put_u64(s, f->pending_count);
     for (size_t i = 0; i < f->pending_count; i++) {
-        const struct revision *r = fst_pending_at(f, i);
+        const struct revision *r = fsm_store_pending_at(f, i);
         put_u64(s, r->revision);
         put_str(s, r->project, strlen(r->project));
         put_str(s, r->key, strlen(r->key));
@@ -122,7 +122,7 @@ static void write_body(struct sink *s, const struct fsm *f)
     }
     put_u64(s, f->req_count);
     for (size_t i = 0; i < f->req_count; i++) {
-        const struct request *q = fst_request_at(f, i);
+        const struct request *q = fsm_store_request_at(f, i);
         put_str(s, q->project, q->project_len);
         put_str(s, q->request_id, q->request_id_len);
         put_u8(s, (unsigned)q->outcome.status);
@@ -166,7 +166,7 @@ int fsm_snapshot(const struct fsm *f, uint8_t **buf, size_t *len, char *errmsg, 
     size_t total = (SNAP_HEADER_SIZE + body + 7) & ~(size_t)7;
     uint8_t *b = calloc(1, total); /* zeroed: padding, reserved and checksum fields */
     if (b == NULL) {
-        fst_fail(errmsg, errlen, "snapshot: out of memory for %zu bytes", total);
+        fsm_store_fail(errmsg, errlen, "snapshot: out of memory for %zu bytes", total);
         return FSM_ENOMEM;
     }
     struct sink w = {.buf = b + SNAP_HEADER_SIZE, .off = 0, .sha = NULL};

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void fst_fail(char *errmsg, size_t errlen, const char *fmt, ...)
+void fsm_store_fail(char *errmsg, size_t errlen, const char *fmt, ...)
 {
     if (errmsg == NULL || errlen == 0) {
         return;
@@ -16,7 +16,7 @@ void fst_fail(char *errmsg, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-int fst_cmp_bytes(const char *a, size_t alen, const char *b, size_t blen)
+int fsm_store_cmp_bytes(const char *a, size_t alen, const char *b, size_t blen)
 {
     size_t n = alen < blen ? alen : blen;
     int c = n > 0 ? memcmp(a, b, n) : 0;
@@ -26,7 +26,7 @@ int fst_cmp_bytes(const char *a, size_t alen, const char *b, size_t blen)
     return (alen > blen) - (alen < blen);
 }
 
-char *fst_dup_bytes(const void *src, size_t len)
+char *fsm_store_dup_bytes(const void *src, size_t len)
 {
     char *p = malloc(len + 1);
     if (p != NULL) {
@@ -48,7 +48,7 @@ static size_t project_lower(const struct fsm *f, const char *id, size_t len)
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const struct project *p = f->projects[mid];
-        if (fst_cmp_bytes(p->id, p->id_len, id, len) < 0) {
+        if (fsm_store_cmp_bytes(p->id, p->id_len, id, len) < 0) {
             lo = mid + 1;
         } else {
             hi = mid;
@@ -57,24 +57,24 @@ static size_t project_lower(const struct fsm *f, const char *id, size_t len)
     return lo;
 }
 
-struct project *fst_project_find(const struct fsm *f, const char *id, size_t len)
+struct project *fsm_store_project_find(const struct fsm *f, const char *id, size_t len)
 {
     size_t i = project_lower(f, id, len);
     if (i < f->nprojects &&
-        fst_cmp_bytes(f->projects[i]->id, f->projects[i]->id_len, id, len) == 0) {
+        fsm_store_cmp_bytes(f->projects[i]->id, f->projects[i]->id_len, id, len) == 0) {
         return f->projects[i];
     }
     return NULL;
 }
 
-size_t fst_config_lower(const struct project *p, const char *key, size_t len)
+size_t fsm_store_config_lower(const struct project *p, const char *key, size_t len)
 {
     size_t lo = 0;
     size_t hi = p->count;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const struct fsm_config *c = p->configs[mid];
-        if (fst_cmp_bytes(c->key, c->key_len, key, len) < 0) {
+        if (fsm_store_cmp_bytes(c->key, c->key_len, key, len) < 0) {
             lo = mid + 1;
         } else {
             hi = mid;
@@ -83,16 +83,17 @@ size_t fst_config_lower(const struct project *p, const char *key, size_t len)
     return lo;
 }
 
-struct fsm_config *fst_config_find(const struct project *p, const char *key, size_t len)
+struct fsm_config *fsm_store_config_find(const struct project *p, const char *key, size_t len)
 {
-    size_t i = fst_config_lower(p, key, len);
-    if (i < p->count && fst_cmp_bytes(p->configs[i]->key, p->configs[i]->key_len, key, len) == 0) {
+    size_t i = fsm_store_config_lower(p, key, len);
+    if (i < p->count &&
+        fsm_store_cmp_bytes(p->configs[i]->key, p->configs[i]->key_len, key, len) == 0) {
         return p->configs[i];
     }
     return NULL;
 }
 
-void fst_config_free(struct fsm_config *c)
+void fsm_store_config_free(struct fsm_config *c)
 {
     if (c != NULL) {
         free(c->key);
@@ -102,13 +103,13 @@ void fst_config_free(struct fsm_config *c)
     }
 }
 
-struct project *fst_project_alloc(const char *id, size_t len)
+struct project *fsm_store_project_alloc(const char *id, size_t len)
 {
     struct project *p = calloc(1, sizeof(*p));
     if (p == NULL) {
         return NULL;
     }
-    p->id = fst_dup_bytes(id, len);
+    p->id = fsm_store_dup_bytes(id, len);
     if (p->id == NULL) {
         free(p);
         return NULL;
@@ -117,11 +118,11 @@ struct project *fst_project_alloc(const char *id, size_t len)
     return p;
 }
 
-void fst_project_free(struct project *p)
+void fsm_store_project_free(struct project *p)
 {
     if (p != NULL) {
         for (size_t i = 0; i < p->count; i++) {
-            fst_config_free(p->configs[i]);
+            fsm_store_config_free(p->configs[i]);
         }
         free(p->configs);
         free(p->id);
@@ -146,7 +147,7 @@ static int reserve_ptrs(void ***arr, size_t count, size_t *cap)
     return 0;
 }
 
-int fst_projects_reserve(struct fsm *f)
+int fsm_store_projects_reserve(struct fsm *f)
 {
     void **arr = (void **)f->projects;
     int rc = reserve_ptrs(&arr, f->nprojects, &f->projects_cap);
@@ -154,7 +155,7 @@ int fst_projects_reserve(struct fsm *f)
     return rc;
 }
 
-int fst_configs_reserve(struct project *p)
+int fsm_store_configs_reserve(struct project *p)
 {
     void **arr = (void **)p->configs;
     int rc = reserve_ptrs(&arr, p->count, &p->cap);
@@ -162,7 +163,7 @@ int fst_configs_reserve(struct project *p)
     return rc;
 }
 
-void fst_projects_insert(struct fsm *f, struct project *p)
+void fsm_store_projects_insert(struct fsm *f, struct project *p)
 {
     size_t i = project_lower(f, p->id, p->id_len);
     memmove(&f->projects[i + 1], &f->projects[i], (f->nprojects - i) * sizeof(f->projects[0]));
@@ -170,9 +171,9 @@ void fst_projects_insert(struct fsm *f, struct project *p)
     f->nprojects++;
 }
 
-void fst_configs_insert(struct project *p, struct fsm_config *c)
+void fsm_store_configs_insert(struct project *p, struct fsm_config *c)
 {
-    size_t i = fst_config_lower(p, c->key, c->key_len);
+    size_t i = fsm_store_config_lower(p, c->key, c->key_len);
     memmove(&p->configs[i + 1], &p->configs[i], (p->count - i) * sizeof(p->configs[0]));
     p->configs[i] = c;
     p->count++;
@@ -180,12 +181,12 @@ void fst_configs_insert(struct project *p, struct fsm_config *c)
 
 /* ---- the pending queue ---- */
 
-struct revision *fst_pending_at(const struct fsm *f, size_t i)
+struct revision *fsm_store_pending_at(const struct fsm *f, size_t i)
 {
     return &f->pending[(f->pending_head + i) % f->pending_cap];
 }
 
-int fst_pending_reserve(struct fsm *f)
+int fsm_store_pending_reserve(struct fsm *f)
 {
     if (f->pending_count < f->pending_cap) {
         return 0;
@@ -196,7 +197,7 @@ int fst_pending_reserve(struct fsm *f)
         return FSM_ENOMEM;
     }
     for (size_t i = 0; i < f->pending_count; i++) {
-        n[i] = *fst_pending_at(f, i);
+        n[i] = *fsm_store_pending_at(f, i);
     }
     free(f->pending);
     f->pending = n;
@@ -205,16 +206,16 @@ int fst_pending_reserve(struct fsm *f)
     return 0;
 }
 
-void fst_pending_push(struct fsm *f, const struct revision *r)
+void fsm_store_pending_push(struct fsm *f, const struct revision *r)
 {
     f->pending[(f->pending_head + f->pending_count) % f->pending_cap] = *r;
     f->pending_count++;
     f->pending_bytes += r->content_len;
 }
 
-void fst_pending_pop(struct fsm *f)
+void fsm_store_pending_pop(struct fsm *f)
 {
-    struct revision *r = fst_pending_at(f, 0);
+    struct revision *r = fsm_store_pending_at(f, 0);
     f->pending_bytes -= r->content_len;
     revision_clear(r);
     f->pending_head = (f->pending_head + 1) % f->pending_cap;
@@ -223,8 +224,8 @@ void fst_pending_pop(struct fsm *f)
 
 /* ---- the request-id table ---- */
 
-uint64_t fst_request_hash(const struct fsm *f, const char *project, size_t project_len,
-                          const char *request_id, size_t request_id_len)
+uint64_t fsm_store_request_hash(const struct fsm *f, const char *project, size_t project_len,
+                                const char *request_id, size_t request_id_len)
 {
     /* Project ids cannot contain NUL, so the separator makes the key unambiguous. */
     uint8_t key[CODEC_MAX_PROJECT + 1 + CODEC_MAX_REQUEST_ID];
@@ -240,8 +241,8 @@ uint64_t fst_request_hash(const struct fsm *f, const char *project, size_t proje
     return v;
 }
 
-long fst_request_slot(const struct fsm *f, uint64_t h, const char *project, size_t project_len,
-                      const char *request_id, size_t request_id_len)
+long fsm_store_request_slot(const struct fsm *f, uint64_t h, const char *project,
+                            size_t project_len, const char *request_id, size_t request_id_len)
 {
     const size_t mask = REQ_SLOTS - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
@@ -281,7 +282,7 @@ static void request_slot_remove(struct fsm *f, size_t i)
     f->req_slots[i] = 0;
 }
 
-int fst_request_reserve(struct fsm *f)
+int fsm_store_request_reserve(struct fsm *f)
 {
     if (f->req_count < f->req_cap || f->req_cap == FSM_REQUEST_CAPACITY) {
         return 0;
@@ -299,15 +300,15 @@ int fst_request_reserve(struct fsm *f)
     return 0;
 }
 
-void fst_request_insert(struct fsm *f, uint64_t h, const char *project, size_t project_len,
-                        const char *request_id, size_t request_id_len,
-                        const struct fsm_request *outcome)
+void fsm_store_request_insert(struct fsm *f, uint64_t h, const char *project, size_t project_len,
+                              const char *request_id, size_t request_id_len,
+                              const struct fsm_request *outcome)
 {
     const size_t mask = REQ_SLOTS - 1;
     if (f->req_count == FSM_REQUEST_CAPACITY) {
         const struct request *old = &f->requests[f->req_head];
-        long s = fst_request_slot(f, old->hash, old->project, old->project_len, old->request_id,
-                                  old->request_id_len);
+        long s = fsm_store_request_slot(f, old->hash, old->project, old->project_len,
+                                        old->request_id, old->request_id_len);
         request_slot_remove(f, (size_t)s);
         f->req_head = (f->req_head + 1) % FSM_REQUEST_CAPACITY;
         f->req_count--;
@@ -329,21 +330,21 @@ void fst_request_insert(struct fsm *f, uint64_t h, const char *project, size_t p
     f->req_count++;
 }
 
-const struct request *fst_request_at(const struct fsm *f, size_t i)
+const struct request *fsm_store_request_at(const struct fsm *f, size_t i)
 {
     return &f->requests[(f->req_head + i) % FSM_REQUEST_CAPACITY];
 }
 
 /* ---- lifecycle ---- */
 
-void fst_state_release(struct fsm *f)
+void fsm_store_state_release(struct fsm *f)
 {
     for (size_t i = 0; i < f->nprojects; i++) {
-        fst_project_free(f->projects[i]);
+        fsm_store_project_free(f->projects[i]);
     }
     free(f->projects);
     while (f->pending_count > 0) {
-        fst_pending_pop(f);
+        fsm_store_pending_pop(f);
     }
     free(f->pending);
     free(f->requests);

@@ -4,8 +4,8 @@
 
 #include "storage/db.h"
 
-int dbauth_user_for_login(PGconn *conn, const char *email, json_t **out, char *errmsg,
-                          size_t errlen)
+int db_auth_user_for_login(PGconn *conn, const char *email, json_t **out, char *errmsg,
+                           size_t errlen)
 {
     const char *p[] = {email};
     return db_query_json_row(conn, "looking up user",
@@ -15,8 +15,8 @@ int dbauth_user_for_login(PGconn *conn, const char *email, json_t **out, char *e
                              1, p, out, errmsg, errlen);
 }
 
-int dbauth_session_create(PGconn *conn, const unsigned char hash[32], const char *user_id,
-                          unsigned ttl_s, json_t **out, char *errmsg, size_t errlen)
+int db_auth_session_create(PGconn *conn, const unsigned char hash[32], const char *user_id,
+                           unsigned ttl_s, json_t **out, char *errmsg, size_t errlen)
 {
     char hex[2 * 32 + 3], ttl[16];
     db_bytea_hex(hash, 32, hex);
@@ -29,8 +29,8 @@ int dbauth_session_create(PGconn *conn, const unsigned char hash[32], const char
                              3, p, out, errmsg, errlen);
 }
 
-int dbauth_session_lookup(PGconn *conn, const unsigned char hash[32], json_t **out, char *errmsg,
-                          size_t errlen)
+int db_auth_session_lookup(PGconn *conn, const unsigned char hash[32], json_t **out, char *errmsg,
+                           size_t errlen)
 {
     char hex[2 * 32 + 3];
     db_bytea_hex(hash, 32, hex);
@@ -45,7 +45,7 @@ int dbauth_session_lookup(PGconn *conn, const unsigned char hash[32], json_t **o
         1, p, out, errmsg, errlen);
 }
 
-int dbauth_session_revoke(PGconn *conn, const unsigned char hash[32], char *errmsg, size_t errlen)
+int db_auth_session_revoke(PGconn *conn, const unsigned char hash[32], char *errmsg, size_t errlen)
 {
     char hex[2 * 32 + 3];
     db_bytea_hex(hash, 32, hex);
@@ -59,8 +59,8 @@ int dbauth_session_revoke(PGconn *conn, const unsigned char hash[32], char *errm
     return rc;
 }
 
-int dbauth_apikey_lookup(PGconn *conn, const char *prefix, json_t **out, char *errmsg,
-                         size_t errlen)
+int db_auth_apikey_lookup(PGconn *conn, const char *prefix, json_t **out, char *errmsg,
+                          size_t errlen)
 {
     const char *p[] = {prefix};
     return db_query_json_row(
@@ -72,8 +72,8 @@ int dbauth_apikey_lookup(PGconn *conn, const char *prefix, json_t **out, char *e
         1, p, out, errmsg, errlen);
 }
 
-int dbauth_role_lookup(PGconn *conn, const char *user_id, const char *project_id, json_t **out,
-                       char *errmsg, size_t errlen)
+int db_auth_role_lookup(PGconn *conn, const char *user_id, const char *project_id, json_t **out,
+                        char *errmsg, size_t errlen)
 {
     const char *p[] = {user_id, project_id};
     return db_query_json_row(conn, "looking up role",

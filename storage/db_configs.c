@@ -35,8 +35,8 @@ static int limit_param(int limit, char out[16], const char *what, char *errmsg, 
     return DB_OK;
 }
 
-int dbconfigs_revisions(PGconn *conn, const char *project, const char *key, uint64_t after_version,
-                        int limit, json_t **out, char *errmsg, size_t errlen)
+int db_configs_revisions(PGconn *conn, const char *project, const char *key, uint64_t after_version,
+                         int limit, json_t **out, char *errmsg, size_t errlen)
 {
     static const char what[] = "listing config revisions";
     char after[24], lim[16];
@@ -54,8 +54,8 @@ int dbconfigs_revisions(PGconn *conn, const char *project, const char *key, uint
                               4, p, out, errmsg, errlen);
 }
 
-int dbconfigs_at_version(PGconn *conn, const char *project, const char *key, uint64_t version,
-                         json_t **out, char *errmsg, size_t errlen)
+int db_configs_at_version(PGconn *conn, const char *project, const char *key, uint64_t version,
+                          json_t **out, char *errmsg, size_t errlen)
 {
     char ver[24];
     *out = NULL;
@@ -75,8 +75,8 @@ int dbconfigs_at_version(PGconn *conn, const char *project, const char *key, uin
     return rc;
 }
 
-int dbconfigs_changes(PGconn *conn, const char *project, uint64_t after_revision, int limit,
-                      json_t **out, char *errmsg, size_t errlen)
+int db_configs_changes(PGconn *conn, const char *project, uint64_t after_revision, int limit,
+                       json_t **out, char *errmsg, size_t errlen)
 {
     static const char what[] = "listing project changes";
     char after[24], lim[16];
@@ -95,7 +95,7 @@ int dbconfigs_changes(PGconn *conn, const char *project, uint64_t after_revision
                               3, p, out, errmsg, errlen);
 }
 
-int dbconfigs_head(PGconn *conn, const char *project, json_t **out, char *errmsg, size_t errlen)
+int db_configs_head(PGconn *conn, const char *project, json_t **out, char *errmsg, size_t errlen)
 {
     const char *p[] = {project};
     return db_query_json_row(conn, "reading the project's revision head",
@@ -106,15 +106,15 @@ int dbconfigs_head(PGconn *conn, const char *project, json_t **out, char *errmsg
                              1, p, out, errmsg, errlen);
 }
 
-int dbconfigs_audit_projects(PGconn *conn, json_t **out, char *errmsg, size_t errlen)
+int db_configs_audit_projects(PGconn *conn, json_t **out, char *errmsg, size_t errlen)
 {
     return db_query_json_rows(conn, "listing projects to audit",
                               "SELECT to_json(id) FROM projects ORDER BY id COLLATE \"C\"", 0, NULL,
                               out, errmsg, errlen);
 }
 
-int dbconfigs_list(PGconn *conn, const char *project, const char *prefix, const char *after,
-                   int limit, json_t **out, char *errmsg, size_t errlen)
+int db_configs_list(PGconn *conn, const char *project, const char *prefix, const char *after,
+                    int limit, json_t **out, char *errmsg, size_t errlen)
 {
     static const char what[] = "listing configs";
     char lim[16];

@@ -24,7 +24,7 @@
  *   "prev_hash", "hash"              64 lowercase hex digits each
  *
  * These functions do not check that the project exists or is live: the caller has resolved
- * the project and the caller's role before (dbauth_role_lookup()).
+ * the project and the caller's role before (db_auth_role_lookup()).
  */
 #ifndef CONCLAVE_DB_CONFIGS_H
 #define CONCLAVE_DB_CONFIGS_H
@@ -38,37 +38,37 @@
 /* The revisions of PROJECT/KEY with version > AFTER_VERSION, by version ascending, at most
  * LIMIT (>= 0; a negative LIMIT is DB_INVALID): *OUT is an array of revision objects, empty
  * when the key has no such revision (the caller decides whether that is a 404). */
-int dbconfigs_revisions(PGconn *conn, const char *project, const char *key, uint64_t after_version,
-                        int limit, json_t **out, char *errmsg, size_t errlen);
+int db_configs_revisions(PGconn *conn, const char *project, const char *key, uint64_t after_version,
+                         int limit, json_t **out, char *errmsg, size_t errlen);
 
 /* The revision of PROJECT/KEY with VERSION: *OUT is one revision object. DB_NOT_FOUND when
  * there is none (the key never reached that version). A deleted version is found: it is the
  * delete revision, with content null. */
-int dbconfigs_at_version(PGconn *conn, const char *project, const char *key, uint64_t version,
-                         json_t **out, char *errmsg, size_t errlen);
+int db_configs_at_version(PGconn *conn, const char *project, const char *key, uint64_t version,
+                          json_t **out, char *errmsg, size_t errlen);
 
 /* PROJECT's revisions with revision > AFTER_REVISION, in revision order, at most LIMIT
  * (>= 0): *OUT is an array of revision objects with one more member, "key". Revision numbers
  * are cluster-wide, so consecutive entries of one project may skip numbers. For watch: the
  * caller passes the last revision it returned as the next AFTER_REVISION. */
-int dbconfigs_changes(PGconn *conn, const char *project, uint64_t after_revision, int limit,
-                      json_t **out, char *errmsg, size_t errlen);
+int db_configs_changes(PGconn *conn, const char *project, uint64_t after_revision, int limit,
+                       json_t **out, char *errmsg, size_t errlen);
 
 /* PROJECT's revision count and last revision: *OUT is {"revisions": N, "head_revision": R or
  * null when the project has none}; DB_NOT_FOUND when no project (live or soft-deleted) has that
  * id. Audit tools use it to size a progress bar. */
-int dbconfigs_head(PGconn *conn, const char *project, json_t **out, char *errmsg, size_t errlen);
+int db_configs_head(PGconn *conn, const char *project, json_t **out, char *errmsg, size_t errlen);
 
 /* The id of every project, live or soft-deleted (their histories stay), in byte order: *OUT is
  * an array of strings. For auditors reading PostgreSQL directly. */
-int dbconfigs_audit_projects(PGconn *conn, json_t **out, char *errmsg, size_t errlen);
+int db_configs_audit_projects(PGconn *conn, json_t **out, char *errmsg, size_t errlen);
 
 /* PROJECT's live (not deleted) configs whose key starts with PREFIX (NULL or "" for all;
  * matched literally, so "%" and "_" are ordinary characters) and sorts after AFTER (NULL or ""
  * for the first page), in bytewise key order (COLLATE "C"), at most LIMIT (>= 0). *OUT is an
  * array of {"key", "version", "content", "schema_id" (or null), "last_revision",
  * "updated_by", "updated_at"}. The next page starts after the last key returned. */
-int dbconfigs_list(PGconn *conn, const char *project, const char *prefix, const char *after,
-                   int limit, json_t **out, char *errmsg, size_t errlen);
+int db_configs_list(PGconn *conn, const char *project, const char *prefix, const char *after,
+                    int limit, json_t **out, char *errmsg, size_t errlen);
 
 #endif /* CONCLAVE_DB_CONFIGS_H */

@@ -16,7 +16,7 @@
                                                                                            "ed_"   \
                                                                                            "at") " END)"
 
-static int insert_key(PGconn *conn, const char *project, const struct dbprojects_key *key,
+static int insert_key(PGconn *conn, const char *project, const struct db_projects_key *key,
                       const char *created_by, json_t **out, char *errmsg, size_t errlen)
 {
     char hex[2 * 32 + 3];
@@ -29,8 +29,8 @@ static int insert_key(PGconn *conn, const char *project, const struct dbprojects
                              5, p, out, errmsg, errlen);
 }
 
-int dbprojects_create(PGconn *conn, const char *id, const char *name, const char *owner,
-                      const struct dbprojects_key *key, json_t **out, char *errmsg, size_t errlen)
+int db_projects_create(PGconn *conn, const char *id, const char *name, const char *owner,
+                       const struct db_projects_key *key, json_t **out, char *errmsg, size_t errlen)
 {
     json_t *project = NULL, *api_key = NULL;
     PGresult *res = NULL;
@@ -77,8 +77,8 @@ err:
     return rc;
 }
 
-int dbprojects_list(PGconn *conn, const char *user, bool all, const char *after, int limit,
-                    json_t **out, char *errmsg, size_t errlen)
+int db_projects_list(PGconn *conn, const char *user, bool all, const char *after, int limit,
+                     json_t **out, char *errmsg, size_t errlen)
 {
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", limit);
@@ -92,7 +92,7 @@ int dbprojects_list(PGconn *conn, const char *user, bool all, const char *after,
         4, p, out, errmsg, errlen);
 }
 
-int dbprojects_get(PGconn *conn, const char *id, json_t **out, char *errmsg, size_t errlen)
+int db_projects_get(PGconn *conn, const char *id, json_t **out, char *errmsg, size_t errlen)
 {
     const char *p[] = {id};
     return db_query_json_row(conn, "reading project",
@@ -119,7 +119,7 @@ static int exec_one(PGconn *conn, const char *what, const char *sql, int n, cons
     return DB_OK;
 }
 
-int dbprojects_delete(PGconn *conn, const char *id, char *errmsg, size_t errlen)
+int db_projects_delete(PGconn *conn, const char *id, char *errmsg, size_t errlen)
 {
     const char *p[] = {id};
     return exec_one(conn, "deleting project",
@@ -128,14 +128,14 @@ int dbprojects_delete(PGconn *conn, const char *id, char *errmsg, size_t errlen)
                     1, p, errmsg, errlen);
 }
 
-int dbprojects_key_create(PGconn *conn, const char *project, const struct dbprojects_key *key,
-                          const char *created_by, json_t **out, char *errmsg, size_t errlen)
+int db_projects_key_create(PGconn *conn, const char *project, const struct db_projects_key *key,
+                           const char *created_by, json_t **out, char *errmsg, size_t errlen)
 {
     return insert_key(conn, project, key, created_by, out, errmsg, errlen);
 }
 
-int dbprojects_key_list(PGconn *conn, const char *project, const char *after, int limit,
-                        json_t **out, char *errmsg, size_t errlen)
+int db_projects_key_list(PGconn *conn, const char *project, const char *after, int limit,
+                         json_t **out, char *errmsg, size_t errlen)
 {
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", limit);
@@ -146,8 +146,8 @@ int dbprojects_key_list(PGconn *conn, const char *project, const char *after, in
                               3, p, out, errmsg, errlen);
 }
 
-int dbprojects_key_revoke(PGconn *conn, const char *project, const char *key_id, char *errmsg,
-                          size_t errlen)
+int db_projects_key_revoke(PGconn *conn, const char *project, const char *key_id, char *errmsg,
+                           size_t errlen)
 {
     const char *p[] = {project, key_id};
     return exec_one(conn, "revoking api key",
@@ -156,8 +156,8 @@ int dbprojects_key_revoke(PGconn *conn, const char *project, const char *key_id,
                     2, p, errmsg, errlen);
 }
 
-int dbprojects_role_list(PGconn *conn, const char *project, const char *after, int limit,
-                         json_t **out, char *errmsg, size_t errlen)
+int db_projects_role_list(PGconn *conn, const char *project, const char *after, int limit,
+                          json_t **out, char *errmsg, size_t errlen)
 {
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", limit);
@@ -212,9 +212,9 @@ static int check_admin_left(PGconn *conn, const char *project, char *errmsg, siz
     return DB_OK;
 }
 
-int dbprojects_role_set(PGconn *conn, const char *project, const char *user, const char *email,
-                        const char *role, const char *granted_by, json_t **out, char *errmsg,
-                        size_t errlen)
+int db_projects_role_set(PGconn *conn, const char *project, const char *user, const char *email,
+                         const char *role, const char *granted_by, json_t **out, char *errmsg,
+                         size_t errlen)
 {
     json_t *row = NULL;
     *out = NULL;
@@ -266,8 +266,8 @@ err:
     return rc;
 }
 
-int dbprojects_role_delete(PGconn *conn, const char *project, const char *user, char *errmsg,
-                           size_t errlen)
+int db_projects_role_delete(PGconn *conn, const char *project, const char *user, char *errmsg,
+                            size_t errlen)
 {
     int rc = db_begin(conn, errmsg, errlen);
     if (rc != DB_OK) {

@@ -11,9 +11,9 @@
     "'created_by_user_id', created_by_user_id, 'created_at', " DB_TS(                              \
         "created_at") ", 'updated_at', " DB_TS("updated_at")
 
-int dbschemas_create(PGconn *conn, const char *name, const char *content,
-                     const unsigned char hash[32], const char *created_by, json_t **out,
-                     char *errmsg, size_t errlen)
+int db_schemas_create(PGconn *conn, const char *name, const char *content,
+                      const unsigned char hash[32], const char *created_by, json_t **out,
+                      char *errmsg, size_t errlen)
 {
     char hex[2 * 32 + 3];
     db_bytea_hex(hash, 32, hex);
@@ -26,8 +26,8 @@ int dbschemas_create(PGconn *conn, const char *name, const char *content,
                              4, p, out, errmsg, errlen);
 }
 
-int dbschemas_list(PGconn *conn, const char *after, int limit, json_t **out, char *errmsg,
-                   size_t errlen)
+int db_schemas_list(PGconn *conn, const char *after, int limit, json_t **out, char *errmsg,
+                    size_t errlen)
 {
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", limit);
@@ -38,7 +38,7 @@ int dbschemas_list(PGconn *conn, const char *after, int limit, json_t **out, cha
                               2, p, out, errmsg, errlen);
 }
 
-int dbschemas_get(PGconn *conn, const char *id, json_t **out, char *errmsg, size_t errlen)
+int db_schemas_get(PGconn *conn, const char *id, json_t **out, char *errmsg, size_t errlen)
 {
     const char *p[] = {id};
     return db_query_json_row(conn, "reading schema",
@@ -48,8 +48,8 @@ int dbschemas_get(PGconn *conn, const char *id, json_t **out, char *errmsg, size
                              1, p, out, errmsg, errlen);
 }
 
-int dbschemas_update(PGconn *conn, const char *id, const char *name, const char *content,
-                     const unsigned char *hash, json_t **out, char *errmsg, size_t errlen)
+int db_schemas_update(PGconn *conn, const char *id, const char *name, const char *content,
+                      const unsigned char *hash, json_t **out, char *errmsg, size_t errlen)
 {
     char hex[2 * 32 + 3];
     if (hash != NULL) {
@@ -65,7 +65,7 @@ int dbschemas_update(PGconn *conn, const char *id, const char *name, const char 
                              4, p, out, errmsg, errlen);
 }
 
-int dbschemas_delete(PGconn *conn, const char *id, char *errmsg, size_t errlen)
+int db_schemas_delete(PGconn *conn, const char *id, char *errmsg, size_t errlen)
 {
     const char *p[] = {id};
     PGresult *res;

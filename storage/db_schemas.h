@@ -13,22 +13,22 @@
 #include <libpq-fe.h>
 
 /* Inserts a schema. HASH is the SHA-256 of CONTENT (canonical JSON text). */
-int dbschemas_create(PGconn *conn, const char *name, const char *content,
-                     const unsigned char hash[32], const char *created_by, json_t **out,
-                     char *errmsg, size_t errlen);
+int db_schemas_create(PGconn *conn, const char *name, const char *content,
+                      const unsigned char hash[32], const char *created_by, json_t **out,
+                      char *errmsg, size_t errlen);
 
 /* Schemas with id > AFTER, by id, at most LIMIT, without their content. */
-int dbschemas_list(PGconn *conn, const char *after, int limit, json_t **out, char *errmsg,
-                   size_t errlen);
+int db_schemas_list(PGconn *conn, const char *after, int limit, json_t **out, char *errmsg,
+                    size_t errlen);
 
 /* Schema ID with its content. */
-int dbschemas_get(PGconn *conn, const char *id, json_t **out, char *errmsg, size_t errlen);
+int db_schemas_get(PGconn *conn, const char *id, json_t **out, char *errmsg, size_t errlen);
 
 /* Changes NAME and/or CONTENT (NULL keeps the old one; HASH goes with CONTENT). */
-int dbschemas_update(PGconn *conn, const char *id, const char *name, const char *content,
-                     const unsigned char *hash, json_t **out, char *errmsg, size_t errlen);
+int db_schemas_update(PGconn *conn, const char *id, const char *name, const char *content,
+                      const unsigned char *hash, json_t **out, char *errmsg, size_t errlen);
 
 /* Deletes schema ID. DB_IN_USE when a config is still bound to it. */
-int dbschemas_delete(PGconn *conn, const char *id, char *errmsg, size_t errlen);
+int db_schemas_delete(PGconn *conn, const char *id, char *errmsg, size_t errlen);
 
 #endif /* CONCLAVE_DB_SCHEMAS_H */

@@ -9,8 +9,8 @@
     "json_build_object('id', id, 'email', email, 'is_admin', is_admin, 'created_at', " DB_TS(      \
         "created_at") ")"
 
-int dbusers_create(PGconn *conn, const char *email, const char *password_hash, bool is_admin,
-                   json_t **out, char *errmsg, size_t errlen)
+int db_users_create(PGconn *conn, const char *email, const char *password_hash, bool is_admin,
+                    json_t **out, char *errmsg, size_t errlen)
 {
     const char *p[] = {email, password_hash, is_admin ? "t" : "f"};
     return db_query_json_row(conn, "creating user",
@@ -19,8 +19,8 @@ int dbusers_create(PGconn *conn, const char *email, const char *password_hash, b
                              3, p, out, errmsg, errlen);
 }
 
-int dbusers_list(PGconn *conn, const char *after, int limit, json_t **out, char *errmsg,
-                 size_t errlen)
+int db_users_list(PGconn *conn, const char *after, int limit, json_t **out, char *errmsg,
+                  size_t errlen)
 {
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", limit);
@@ -31,7 +31,7 @@ int dbusers_list(PGconn *conn, const char *after, int limit, json_t **out, char 
                               2, p, out, errmsg, errlen);
 }
 
-int dbusers_get(PGconn *conn, const char *id, json_t **out, char *errmsg, size_t errlen)
+int db_users_get(PGconn *conn, const char *id, json_t **out, char *errmsg, size_t errlen)
 {
     const char *p[] = {id};
     return db_query_json_row(conn, "reading user",
@@ -40,7 +40,7 @@ int dbusers_get(PGconn *conn, const char *id, json_t **out, char *errmsg, size_t
                              1, p, out, errmsg, errlen);
 }
 
-int dbusers_delete(PGconn *conn, const char *id, char *errmsg, size_t errlen)
+int db_users_delete(PGconn *conn, const char *id, char *errmsg, size_t errlen)
 {
     const char *p[] = {id};
     PGresult *res = NULL;

@@ -179,7 +179,7 @@ static int run_one(struct migrate_ctx *ctx, const char *path, long long new_vers
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
 
-    if (mset_read_file(path, &sql, errmsg, errlen) != 0) {
+    if (migration_set_read_file(path, &sql, errmsg, errlen) != 0) {
         return -1;
     }
     if (exec_ok(conn, "BEGIN", "starting a transaction", errmsg, errlen) != 0) {
@@ -265,7 +265,7 @@ static int begin_op(struct migrate_ctx *ctx, struct migrate_state *st, long *pos
     }
     *pos = -1;
     if (st->version != 0) {
-        *pos = mset_index_of(ctx->set, st->version);
+        *pos = migration_set_index_of(ctx->set, st->version);
         if (*pos < 0) {
             snprintf(errmsg, errlen,
                      "database is at version %lld but %s has no migration with that version",
@@ -304,7 +304,7 @@ int migrate_up(struct migrate_ctx *ctx, long long steps, long long *applied, cha
         return -1;
     }
     for (size_t i = (size_t)(pos + 1); i < ctx->set->count && (steps == 0 || done < steps); i++) {
-        const struct mset_migration *m = &ctx->set->items[i];
+        const struct migration_set_migration *m = &ctx->set->items[i];
         if (run_one(ctx, m->up_path, m->version, "applied", errmsg, errlen) != 0) {
             goto out;
         }
@@ -333,7 +333,7 @@ int migrate_down(struct migrate_ctx *ctx, long long steps, long long *reverted, 
         return -1;
     }
     for (long i = pos; i >= 0 && (steps == 0 || done < steps); i--) {
-        const struct mset_migration *m = &ctx->set->items[i];
+        const struct migration_set_migration *m = &ctx->set->items[i];
         long long prev = i > 0 ? ctx->set->items[i - 1].version : 0;
         if (run_one(ctx, m->down_path, prev, "reverted", errmsg, errlen) != 0) {
             goto out;
@@ -351,7 +351,7 @@ out:
 
 int migrate_force(struct migrate_ctx *ctx, long long version, char *errmsg, size_t errlen)
 {
-    if (version != 0 && mset_index_of(ctx->set, version) < 0) {
+    if (version != 0 && migration_set_index_of(ctx->set, version) < 0) {
         snprintf(errmsg, errlen,
                  "version %lld is not a migration in %s; force takes 0 (none applied) or the "
                  "version of an existing migration",

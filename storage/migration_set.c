@@ -20,14 +20,14 @@ static int ends_with(const char *s, size_t len, const char *suffix)
     return len >= n && memcmp(s + len - n, suffix, n) == 0;
 }
 
-enum mset_name_kind mset_parse_name(const char *fname, long long *version, const char **name,
-                                    size_t *name_len)
+enum migration_set_name_kind migration_set_parse_name(const char *fname, long long *version,
+                                                      const char **name, size_t *name_len)
 {
     size_t len = strlen(fname);
     if (!ends_with(fname, len, ".sql")) {
         return MSET_NAME_OTHER;
     }
-    enum mset_name_kind kind;
+    enum migration_set_name_kind kind;
     size_t stem;
     if (ends_with(fname, len, ".up.sql")) {
         kind = MSET_NAME_UP;
@@ -63,7 +63,7 @@ enum mset_name_kind mset_parse_name(const char *fname, long long *version, const
     return kind;
 }
 
-void mset_free(struct mset *set)
+void migration_set_free(struct mset *set)
 {
     for (size_t i = 0; i < set->count; i++) {
         free(set->items[i].name);
@@ -86,7 +86,7 @@ static char *join_path(const char *dir, const char *fname)
 }
 
 /* Finds or appends the entry for VERSION. Returns NULL when out of memory. */
-static struct mset_migration *entry_for(struct mset *set, size_t *cap, long long version)
+static struct migration_set_migration *entry_for(struct mset *set, size_t *cap, long long version)
 {
     for (size_t i = 0; i < set->count; i++) {
         if (set->items[i].version == version) {
@@ -95,14 +95,14 @@ static struct mset_migration *entry_for(struct mset *set, size_t *cap, long long
     }
     if (set->count == *cap) {
         size_t ncap = *cap ? *cap * 2 : 16;
-        struct mset_migration *n = realloc(set->items, ncap * sizeof(*n));
+        struct migration_set_migration *n = realloc(set->items, ncap * sizeof(*n));
         if (n == NULL) {
             return NULL;
         }
         set->items = n;
         *cap = ncap;
     }
-    struct mset_migration *m = &set->items[set->count++];
+    struct migration_set_migration *m = &set->items[set->count++];
     memset(m, 0, sizeof(*m));
     m->version = version;
     return m;
@@ -110,17 +110,17 @@ static struct mset_migration *entry_for(struct mset *set, size_t *cap, long long
 
 static int by_version(const void *a, const void *b)
 {
-    long long va = ((const struct mset_migration *)a)->version;
-    long long vb = ((const struct mset_migration *)b)->version;
+    long long va = ((const struct migration_set_migration *)a)->version;
+    long long vb = ((const struct migration_set_migration *)b)->version;
     return (va > vb) - (va < vb);
 }
 
 /* Records one parsed file in SET. Returns 0, or -1 with ERRMSG. */
-static int add_file(struct mset *set, size_t *cap, const char *fname, enum mset_name_kind kind,
-                    long long version, const char *name, size_t name_len, char *errmsg,
-                    size_t errlen)
+static int add_file(struct mset *set, size_t *cap, const char *fname,
+                    enum migration_set_name_kind kind, long long version, const char *name,
+                    size_t name_len, char *errmsg, size_t errlen)
 {
-    struct mset_migration *m = entry_for(set, cap, version);
+    struct migration_set_migration *m = entry_for(set, cap, version);
     if (m == NULL) {
         snprintf(errmsg, errlen, "out of memory reading migrations");
         return -1;
@@ -152,7 +152,7 @@ static int add_file(struct mset *set, size_t *cap, const char *fname, enum mset_
     return 0;
 }
 
-int mset_load(const char *dir, struct mset *out, char *errmsg, size_t errlen)
+int migration_set_load(const char *dir, struct mset *out, char *errmsg, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     size_t cap = 0;
@@ -171,7 +171,8 @@ int mset_load(const char *dir, struct mset *out, char *errmsg, size_t errlen)
         long long version = 0;
         const char *name = NULL;
         size_t name_len = 0;
-        enum mset_name_kind kind = mset_parse_name(e->d_name, &version, &name, &name_len);
+        enum migration_set_name_kind kind =
+            migration_set_parse_name(e->d_name, &version, &name, &name_len);
         if (kind == MSET_NAME_OTHER) {
             continue;
         }
@@ -192,7 +193,7 @@ int mset_load(const char *dir, struct mset *out, char *errmsg, size_t errlen)
         qsort(out->items, out->count, sizeof(out->items[0]), by_version);
     }
     for (size_t i = 0; i < out->count; i++) {
-        struct mset_migration *m = &out->items[i];
+        struct migration_set_migration *m = &out->items[i];
         if (m->up_path == NULL || m->down_path == NULL) {
             /* Name the missing file after the present one, keeping its zero padding. */
             const char *have = m->up_path != NULL ? m->up_path : m->down_path;
@@ -210,11 +211,11 @@ err:
     if (d != NULL) {
         closedir(d);
     }
-    mset_free(out);
+    migration_set_free(out);
     return -1;
 }
 
-long mset_index_of(const struct mset *set, long long version)
+long migration_set_index_of(const struct mset *set, long long version)
 {
     for (size_t i = 0; i < set->count; i++) {
         if (set->items[i].version == version) {
@@ -224,7 +225,7 @@ long mset_index_of(const struct mset *set, long long version)
     return -1;
 }
 
-int mset_read_file(const char *path, char **out, char *errmsg, size_t errlen)
+int migration_set_read_file(const char *path, char **out, char *errmsg, size_t errlen)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
@@ -276,7 +277,7 @@ err_oom:
     return -1;
 }
 
-int mset_name_ok(const char *name)
+int migration_set_name_ok(const char *name)
 {
     size_t n = strlen(name);
     if (n == 0 || n > 100 || !islower((unsigned char)name[0])) {
@@ -321,10 +322,10 @@ static int write_new_file(const char *path, const char *text, char *errmsg, size
     return 0;
 }
 
-int mset_create(const char *dir, const char *name, char **up_path, char **down_path, char *errmsg,
-                size_t errlen)
+int migration_set_create(const char *dir, const char *name, char **up_path, char **down_path,
+                         char *errmsg, size_t errlen)
 {
-    if (!mset_name_ok(name)) {
+    if (!migration_set_name_ok(name)) {
         snprintf(errmsg, errlen,
                  "migration name \"%s\" is not valid; use 1 to 100 characters from a-z, 0-9 "
                  "and _, starting with a letter",
@@ -332,11 +333,11 @@ int mset_create(const char *dir, const char *name, char **up_path, char **down_p
         return -1;
     }
     struct mset set;
-    if (mset_load(dir, &set, errmsg, errlen) != 0) {
+    if (migration_set_load(dir, &set, errmsg, errlen) != 0) {
         return -1;
     }
     long long next = set.count ? set.items[set.count - 1].version + 1 : 1;
-    mset_free(&set);
+    migration_set_free(&set);
 
     char fname[160], up[4096], down[4096], text[512];
     snprintf(fname, sizeof(fname), "%03lld_%s.up.sql", next, name);

@@ -67,7 +67,7 @@ void pgtest_migrate_up(const char *conninfo)
     char dir[4096], err[2048];
     snprintf(dir, sizeof(dir), "%s/migrations", src);
     struct mset set;
-    if (mset_load(dir, &set, err, sizeof(err)) != 0) {
+    if (migration_set_load(dir, &set, err, sizeof(err)) != 0) {
         die("loading migrations", err);
     }
     PGconn *conn = pgtest_connect(conninfo);
@@ -76,7 +76,7 @@ void pgtest_migrate_up(const char *conninfo)
         die("migrate up", err);
     }
     PQfinish(conn);
-    mset_free(&set);
+    migration_set_free(&set);
 }
 
 const char *pgtest_sqlstate(PGconn *conn, const char *sql)

@@ -23,10 +23,10 @@ struct alog {
     uint8_t last_hash[REVISION_HASH_SIZE]; /* zeros before the first revision: the genesis */
     char head_hex[2 * REVISION_HASH_SIZE + 1];
     bool broken;
-    struct alog_problem first; /* the problem that broke the checker, repeated afterwards */
+    struct auditlog_problem first; /* the problem that broke the checker, repeated afterwards */
 };
 
-struct alog *alog_new(const char *project)
+struct alog *auditlog_new(const char *project)
 {
     if (sodium_init() < 0) {
         return NULL;
@@ -38,13 +38,13 @@ struct alog *alog_new(const char *project)
     a->project = strdup(project);
     a->fold = json_object();
     if (a->project == NULL || a->fold == NULL) {
-        alog_free(a);
+        auditlog_free(a);
         return NULL;
     }
     return a;
 }
 
-void alog_free(struct alog *a)
+void auditlog_free(struct alog *a)
 {
     if (a == NULL) {
         return;
@@ -54,27 +54,27 @@ void alog_free(struct alog *a)
     free(a);
 }
 
-uint64_t alog_revisions(const struct alog *a)
+uint64_t auditlog_revisions(const struct alog *a)
 {
     return a->revisions;
 }
 
-uint64_t alog_keys(const struct alog *a)
+uint64_t auditlog_keys(const struct alog *a)
 {
     return json_object_size(a->fold);
 }
 
-uint64_t alog_last_revision(const struct alog *a)
+uint64_t auditlog_last_revision(const struct alog *a)
 {
     return a->last_revision;
 }
 
-const char *alog_chain_head(const struct alog *a)
+const char *auditlog_chain_head(const struct alog *a)
 {
     return a->head_hex;
 }
 
-static int problem(struct alog *a, struct alog_problem *p, uint64_t revision, const char *key,
+static int problem(struct alog *a, struct auditlog_problem *p, uint64_t revision, const char *key,
                    const char *fmt, ...)
 {
     va_list ap;
@@ -149,7 +149,7 @@ static bool parse_uuid(const char *text, uint8_t out[16])
     return sodium_hex2bin(out, 16, hex, 32, NULL, &len, NULL) == 0 && len == 16;
 }
 
-int alog_parse_time(const char *text, int64_t *out_us)
+int auditlog_parse_time(const char *text, int64_t *out_us)
 {
     struct tm tm = {0};
     int frac_digits = 0;
@@ -279,7 +279,7 @@ static const char *read_revision(const json_t *rev, const char *project, struct 
         return "request_id";
     }
     r->request_id = (char *)s;
-    if (!get_str(rev, "created_at", false, &s) || alog_parse_time(s, &r->created_at) != 0) {
+    if (!get_str(rev, "created_at", false, &s) || auditlog_parse_time(s, &r->created_at) != 0) {
         return "created_at";
     }
     if (!get_u64(rev, "raft_index", 1, &r->raft_index)) {
@@ -300,7 +300,7 @@ static const char *read_revision(const json_t *rev, const char *project, struct 
 /* ---- checking and folding ------------------------------------------------------------------ */
 
 static int check_versions(struct alog *a, const struct revision *r, json_t *prev,
-                          struct alog_problem *p)
+                          struct auditlog_problem *p)
 {
     uint64_t last = prev ? (uint64_t)json_integer_value(json_object_get(prev, "version")) : 0;
     bool deleted = prev ? json_is_true(json_object_get(prev, "deleted")) : true;
@@ -341,7 +341,7 @@ static int fold_in(struct alog *a, const struct revision *r, const json_t *rev)
     return ALOG_OK;
 }
 
-int alog_feed(struct alog *a, const json_t *rev, struct alog_problem *p)
+int auditlog_feed(struct alog *a, const json_t *rev, struct auditlog_problem *p)
 {
     if (a->broken) {
         *p = a->first;
@@ -410,7 +410,7 @@ out:
     return rc;
 }
 
-json_t *alog_fold(const struct alog *a)
+json_t *auditlog_fold(const struct alog *a)
 {
     json_t *out = json_object();
     const char *key;
@@ -433,7 +433,7 @@ json_t *alog_fold(const struct alog *a)
     return out;
 }
 
-int alog_compare_live(const struct alog *a, const json_t *live, struct alog_problem *p)
+int auditlog_compare_live(const struct alog *a, const json_t *live, struct auditlog_problem *p)
 {
     static const char *const members[] = {"version", "content", "schema_id", "revision",
                                           "updated_by"};

@@ -5,7 +5,7 @@
  * the JSON objects GET /v1/projects/{id}/revisions answers (docs/api.md): "revision", "key",
  * "version", "op", "content", "source_version", "schema_id", "schema_hash", "actor",
  * "request_id", "created_at", "raft_index", "raft_term", "prev_hash", "hash". It feeds them
- * here in revision order. For each one, alog_feed() checks, in this order:
+ * here in revision order. For each one, auditlog_feed() checks, in this order:
  *
  *   - that every member is present and well-formed;
  *   - order: its revision number and raft index are above the previous revision's;
@@ -31,7 +31,7 @@
 
 #include <jansson.h>
 
-enum alog_status {
+enum auditlog_status {
     ALOG_OK = 0,
     ALOG_PROBLEM = 1, /* the history is wrong; the problem says where and how */
     ALOG_NOMEM = -1,
@@ -39,7 +39,7 @@ enum alog_status {
 
 /* What is wrong, and where: REVISION is 0 and KEY empty when the problem is not one revision's
  * (for instance a config no revision explains). */
-struct alog_problem {
+struct auditlog_problem {
     uint64_t revision;
     char key[257];
     char text[600];
@@ -48,20 +48,20 @@ struct alog_problem {
 struct alog;
 
 /* Returns a new checker for PROJECT's history (PROJECT is copied), or NULL when out of memory.
- * Calls sodium_init(). Release it with alog_free(). */
-struct alog *alog_new(const char *project);
-void alog_free(struct alog *a);
+ * Calls sodium_init(). Release it with auditlog_free(). */
+struct alog *auditlog_new(const char *project);
+void auditlog_free(struct alog *a);
 
 /* Checks REV (borrowed) as the next revision and folds it in. ALOG_OK, or ALOG_PROBLEM with
  * *PROBLEM filled (the checker then refuses every later revision with the same problem), or
  * ALOG_NOMEM. */
-int alog_feed(struct alog *a, const json_t *rev, struct alog_problem *problem);
+int auditlog_feed(struct alog *a, const json_t *rev, struct auditlog_problem *problem);
 
 /* Counts so far, and the last revision's stored hash as 64 hex digits ("" before the first). */
-uint64_t alog_revisions(const struct alog *a);
-uint64_t alog_keys(const struct alog *a);
-uint64_t alog_last_revision(const struct alog *a);
-const char *alog_chain_head(const struct alog *a);
+uint64_t auditlog_revisions(const struct alog *a);
+uint64_t auditlog_keys(const struct alog *a);
+uint64_t auditlog_last_revision(const struct alog *a);
+const char *auditlog_chain_head(const struct alog *a);
 
 /*
  * The fold: a new JSON object (the caller releases it) mapping every key that is live after the
@@ -69,18 +69,19 @@ const char *alog_chain_head(const struct alog *a);
  * "updated_at"}, the members GET /v1/projects/{id}/configs/{key} answers. NULL when out of
  * memory.
  */
-json_t *alog_fold(const struct alog *a);
+json_t *auditlog_fold(const struct alog *a);
 
 /*
  * Compares the fold with LIVE (borrowed), an array of configs as GET /v1/projects/{id}/configs
  * lists them: the same keys, and for each the same version, content, schema_id, revision and
  * updated_by. ALOG_OK when they agree; ALOG_PROBLEM with the first difference otherwise.
  */
-int alog_compare_live(const struct alog *a, const json_t *live, struct alog_problem *problem);
+int auditlog_compare_live(const struct alog *a, const json_t *live,
+                          struct auditlog_problem *problem);
 
 /* Parses an RFC 3339 UTC time as the API writes it ("2026-11-22T07:49:44.123456Z"; the fraction
  * is optional, at most 6 digits; "+00:00" or any other offset is accepted) into microseconds
  * since 1970-01-01 UTC. Returns 0, or -1 when TEXT is not such a time. */
-int alog_parse_time(const char *text, int64_t *out_us);
+int auditlog_parse_time(const char *text, int64_t *out_us);
 
 #endif /* CONCLAVE_AUDITLOG_H */

@@ -161,7 +161,7 @@ static int db_exit(int status)
 static int db_page(struct cli_asrc *s, char *err, size_t errlen)
 {
     json_t *rows = NULL;
-    int rc = dbconfigs_changes(s->conn, s->project, s->after, ASRC_PAGE, &rows, err, errlen);
+    int rc = db_configs_changes(s->conn, s->project, s->after, ASRC_PAGE, &rows, err, errlen);
     if (rc != DB_OK) {
         return db_exit(rc);
     }
@@ -193,7 +193,7 @@ int cli_asrc_open_db(PGconn *conn, const char *project, struct cli_asrc **out, c
         goto fail;
     }
     s->in_tx = true;
-    rc = dbconfigs_head(conn, project, &head, err, errlen);
+    rc = db_configs_head(conn, project, &head, err, errlen);
     if (rc == DB_NOT_FOUND) {
         snprintf(err, errlen, "project %s not found in the database", project);
     }

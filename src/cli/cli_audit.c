@@ -139,7 +139,7 @@ static int parse_args(int argc, char **argv, struct audit_args *a)
         *slot = argv[++i];
     }
     if (a->as_of_time_text != NULL) {
-        if (alog_parse_time(a->as_of_time_text, &a->as_of_time) != 0) {
+        if (auditlog_parse_time(a->as_of_time_text, &a->as_of_time) != 0) {
             return usage_error("--as-of-time \"%s\" is not an RFC 3339 time such as "
                                "2026-11-22T10:00:00Z",
                                a->as_of_time_text);
@@ -220,7 +220,7 @@ static int list_projects(struct audit_run *r, json_t **out)
         return CLI_EXIT_OK;
     }
     if (r->use_db) {
-        int rc = dbconfigs_audit_projects(r->conn, out, r->err, sizeof(r->err));
+        int rc = db_configs_audit_projects(r->conn, out, r->err, sizeof(r->err));
         return rc == DB_OK ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
     }
     json_t *ids = json_array();
@@ -269,13 +269,13 @@ static int list_projects(struct audit_run *r, json_t **out)
 typedef bool (*stop_fn)(const struct audit_args *a, const json_t *rev);
 
 static int feed_all(struct audit_run *r, struct cli_asrc *s, struct alog *a, stop_fn stop,
-                    struct alog_problem *p, bool *problem)
+                    struct auditlog_problem *p, bool *problem)
 {
     uint64_t total = cli_asrc_total(s);
     *problem = false;
     for (;;) {
         const json_t *rev = NULL;
-        int rc = cli_asrc_next(s, alog_chain_head(a), &rev, r->err, sizeof(r->err));
+        int rc = cli_asrc_next(s, auditlog_chain_head(a), &rev, r->err, sizeof(r->err));
         if (rc != CLI_EXIT_OK || rev == NULL) {
             cli_asrc_progress_done();
             return rc;
@@ -284,7 +284,7 @@ static int feed_all(struct audit_run *r, struct cli_asrc *s, struct alog *a, sto
             cli_asrc_progress_done();
             return CLI_EXIT_OK;
         }
-        rc = alog_feed(a, rev, p);
+        rc = auditlog_feed(a, rev, p);
         if (rc == ALOG_NOMEM) {
             cli_asrc_progress_done();
             snprintf(r->err, sizeof(r->err), "out of memory");
@@ -295,7 +295,7 @@ static int feed_all(struct audit_run *r, struct cli_asrc *s, struct alog *a, sto
             *problem = true;
             return CLI_EXIT_OK;
         }
-        cli_asrc_progress(alog_revisions(a), total);
+        cli_asrc_progress(auditlog_revisions(a), total);
     }
 }
 
@@ -351,7 +351,7 @@ static int list_live(struct audit_run *r, const char *project, json_t **out)
  * since, a few times over two seconds, and reported only when it persists.
  */
 static int compare_live_api(struct audit_run *r, const char *project, struct alog *a,
-                            struct alog_problem *p, bool *problem)
+                            struct auditlog_problem *p, bool *problem)
 {
     for (int attempt = 0;; attempt++) {
         json_t *live = NULL;
@@ -359,7 +359,7 @@ static int compare_live_api(struct audit_run *r, const char *project, struct alo
         if (rc != CLI_EXIT_OK) {
             return rc;
         }
-        rc = alog_compare_live(a, live, p);
+        rc = auditlog_compare_live(a, live, p);
         json_decref(live);
         *problem = rc == ALOG_PROBLEM;
         if (!*problem || attempt == 4) {
@@ -368,7 +368,7 @@ static int compare_live_api(struct audit_run *r, const char *project, struct alo
         struct timespec pause = {0, 500 * 1000 * 1000};
         nanosleep(&pause, NULL);
         struct cli_asrc *s = NULL;
-        rc = cli_asrc_open_api(r->client, project, alog_last_revision(a), &s, r->err,
+        rc = cli_asrc_open_api(r->client, project, auditlog_last_revision(a), &s, r->err,
                                sizeof(r->err));
         if (rc != CLI_EXIT_OK) {
             return rc;
@@ -381,7 +381,7 @@ static int compare_live_api(struct audit_run *r, const char *project, struct alo
     }
 }
 
-static json_t *problem_json(const struct alog_problem *p)
+static json_t *problem_json(const struct auditlog_problem *p)
 {
     return json_pack("{s:o,s:o,s:s}", "revision",
                      p->revision ? json_integer((json_int_t)p->revision) : json_null(), "key",
@@ -392,8 +392,8 @@ static json_t *problem_json(const struct alog_problem *p)
 static int verify_stream(struct audit_run *r, const char *project, struct cli_asrc *s,
                          json_t **result)
 {
-    struct alog *a = alog_new(project);
-    struct alog_problem p;
+    struct alog *a = auditlog_new(project);
+    struct auditlog_problem p;
     bool problem = false;
     if (a == NULL) {
         snprintf(r->err, sizeof(r->err), "out of memory");
@@ -413,14 +413,14 @@ static int verify_stream(struct audit_run *r, const char *project, struct cli_as
         compared = true;
     }
     if (rc == CLI_EXIT_OK) {
-        *result = json_pack("{s:s,s:b,s:I,s:I,s:o,s:b,s:o}", "project", project, "ok", !problem,
-                            "revisions_checked", (json_int_t)alog_revisions(a), "keys_checked",
-                            (json_int_t)alog_keys(a), "chain_head",
-                            alog_chain_head(a)[0] ? json_string(alog_chain_head(a)) : json_null(),
-                            "configs_compared", compared, "problem",
-                            problem ? problem_json(&p) : json_null());
+        *result = json_pack(
+            "{s:s,s:b,s:I,s:I,s:o,s:b,s:o}", "project", project, "ok", !problem,
+            "revisions_checked", (json_int_t)auditlog_revisions(a), "keys_checked",
+            (json_int_t)auditlog_keys(a), "chain_head",
+            auditlog_chain_head(a)[0] ? json_string(auditlog_chain_head(a)) : json_null(),
+            "configs_compared", compared, "problem", problem ? problem_json(&p) : json_null());
     }
-    alog_free(a);
+    auditlog_free(a);
     return rc;
 }
 
@@ -578,7 +578,7 @@ static bool past_point(const struct audit_args *a, const json_t *rev)
         int64_t t = 0;
         const char *s = json_string_value(json_object_get(rev, "created_at"));
         /* An unreadable time is left to the checker, which names it. */
-        return s != NULL && alog_parse_time(s, &t) == 0 && t > a->as_of_time;
+        return s != NULL && auditlog_parse_time(s, &t) == 0 && t > a->as_of_time;
     }
     return false;
 }
@@ -685,7 +685,7 @@ static int cmd_replay(struct audit_run *r)
     struct cli_asrc *s = NULL;
     struct alog *a = NULL;
     const char *project = r->g.project;
-    struct alog_problem p;
+    struct auditlog_problem p;
     bool problem = false;
     json_t *fold = NULL;
     int rc;
@@ -707,7 +707,7 @@ static int cmd_replay(struct audit_run *r)
     if (rc != CLI_EXIT_OK) {
         goto out;
     }
-    a = alog_new(project);
+    a = auditlog_new(project);
     if (a == NULL) {
         snprintf(r->err, sizeof(r->err), "out of memory");
         rc = CLI_EXIT_FAILURE;
@@ -724,11 +724,11 @@ static int cmd_replay(struct audit_run *r)
     if (rc != CLI_EXIT_OK) {
         goto out;
     }
-    fold = alog_fold(a);
-    rc = fold ? replay_output(r, project, fold, alog_last_revision(a)) : CLI_EXIT_FAILURE;
+    fold = auditlog_fold(a);
+    rc = fold ? replay_output(r, project, fold, auditlog_last_revision(a)) : CLI_EXIT_FAILURE;
 out:
     json_decref(fold);
-    alog_free(a);
+    auditlog_free(a);
     cli_asrc_close(s);
     return rc;
 }
@@ -762,7 +762,7 @@ static int cmd_export(struct audit_run *r)
     const char *project = r->g.project;
     struct cli_asrc *s = NULL;
     struct alog *a = NULL;
-    struct alog_problem p = {0};
+    struct auditlog_problem p = {0};
     bool problem = false, to_stdout = r->a.out == NULL || strcmp(r->a.out, "-") == 0;
     char tmp[4200] = "", stamp[80], last_hash[80] = "";
     uint64_t count = 0;
@@ -776,7 +776,7 @@ static int cmd_export(struct audit_run *r)
     if (rc != CLI_EXIT_OK) {
         return rc;
     }
-    a = alog_new(project);
+    a = auditlog_new(project);
     if (a == NULL) {
         snprintf(r->err, sizeof(r->err), "out of memory");
         rc = CLI_EXIT_FAILURE;
@@ -815,7 +815,7 @@ static int cmd_export(struct audit_run *r)
         count++;
         const char *h = json_string_value(json_object_get(rev, "hash"));
         snprintf(last_hash, sizeof(last_hash), "%s", h != NULL ? h : "");
-        if (!problem && alog_feed(a, rev, &p) == ALOG_PROBLEM) {
+        if (!problem && auditlog_feed(a, rev, &p) == ALOG_PROBLEM) {
             problem = true;
         }
         cli_asrc_progress(count, cli_asrc_total(s));
@@ -856,7 +856,7 @@ out:
     if (tmp[0] != '\0') {
         unlink(tmp);
     }
-    alog_free(a);
+    auditlog_free(a);
     cli_asrc_close(s);
     return rc;
 }

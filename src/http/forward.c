@@ -20,51 +20,51 @@
 #define FWD_MAX_IDLE_AGE_S 30L
 #define FWD_USER_AGENT     "conclave-forward"
 
-/* The response headers a request captures, in the order of the fields of struct fwd_response
+/* The response headers a request captures, in the order of the fields of struct forward_response
  * they fill. */
 enum { HDR_CONTENT_TYPE, HDR_RETRY_AFTER, HDR_ETAG, HDR_CONCLAVE_INDEX, HDR_COUNT };
 static const char *const captured_headers[HDR_COUNT] = {"Content-Type", "Retry-After", "ETag",
                                                         "X-Conclave-Index"};
 
-struct fwd_sock;
-struct fwd_req;
+struct forward_sock;
+struct forward_req;
 
 struct fwd {
     uv_loop_t *loop;
-    CURLM *multi;           /* NULL once fwd_close() ran: no libcurl call after that */
-    uv_timer_t timer;       /* libcurl's single timeout */
-    char forwarded_by[64];  /* the complete "X-Conclave-Forwarded-By: N" header line */
-    struct fwd_req *reqs;   /* accepted, not yet answered; after fwd_close(): to be failed */
-    struct fwd_sock *socks; /* poll handles not yet closing */
-    unsigned open_handles;  /* the timer plus every poll handle whose close callback is due */
-    bool closing;           /* fwd_close() was called */
-    bool timer_closed;      /* the timer's close callback ran, FWD_ECLOSED was delivered */
-    bool poll_failed;       /* some request in reqs has poll_err set */
-    int poll_errno;         /* the socket error on_poll() is reporting to libcurl, or 0 */
+    CURLM *multi;             /* NULL once forward_close() ran: no libcurl call after that */
+    uv_timer_t timer;         /* libcurl's single timeout */
+    char forwarded_by[64];    /* the complete "X-Conclave-Forwarded-By: N" header line */
+    struct forward_req *reqs; /* accepted, not yet answered; after forward_close(): to be failed */
+    struct forward_sock *socks; /* poll handles not yet closing */
+    unsigned open_handles;      /* the timer plus every poll handle whose close callback is due */
+    bool closing;               /* forward_close() was called */
+    bool timer_closed;          /* the timer's close callback ran, FWD_ECLOSED was delivered */
+    bool poll_failed;           /* some request in reqs has poll_err set */
+    int poll_errno;             /* the socket error on_poll() is reporting to libcurl, or 0 */
     void (*closed_cb)(void *data);
     void *closed_data;
 };
 
 /* One socket libcurl asked us to watch, associated with it through curl_multi_assign(). */
-struct fwd_sock {
+struct forward_sock {
     uv_poll_t poll;
     struct fwd *f;
     curl_socket_t fd;
-    struct fwd_sock *prev, *next;
+    struct forward_sock *prev, *next;
 };
 
-/* One request from fwd_send() to its callback. Owns every buffer libcurl reads or writes. */
-struct fwd_req {
+/* One request from forward_send() to its callback. Owns every buffer libcurl reads or writes. */
+struct forward_req {
     struct fwd *f;
-    struct fwd_req *prev, *next;
-    CURL *easy; /* NULL once fwd_close() cleaned it up */
+    struct forward_req *prev, *next;
+    CURL *easy; /* NULL once forward_close() cleaned it up */
     struct curl_slist *headers;
     char *body; /* the request body copy, or NULL */
     char *resp; /* the response body, NUL-terminated, or NULL while empty */
     size_t resp_len, resp_cap;
     char *hdr[HDR_COUNT];
     char *what; /* "METHOD base_url/path" without the query, for messages */
-    fwd_done_cb cb;
+    forward_done_cb cb;
     void *data;
     bool sent;      /* a connection was ready and the request about to go out */
     bool too_large; /* the body limit stopped the transfer */
@@ -139,7 +139,7 @@ static bool add_header(struct curl_slist **list, const char *name, const char *v
     return true;
 }
 
-static void req_free(struct fwd_req *req)
+static void req_free(struct forward_req *req)
 {
     if (req->easy != NULL)
         curl_easy_cleanup(req->easy);
@@ -152,7 +152,7 @@ static void req_free(struct fwd_req *req)
     free(req);
 }
 
-static void req_link(struct fwd *f, struct fwd_req *req)
+static void req_link(struct fwd *f, struct forward_req *req)
 {
     req->prev = NULL;
     req->next = f->reqs;
@@ -161,7 +161,7 @@ static void req_link(struct fwd *f, struct fwd_req *req)
     f->reqs = req;
 }
 
-static void req_unlink(struct fwd *f, struct fwd_req *req)
+static void req_unlink(struct fwd *f, struct forward_req *req)
 {
     if (req->prev != NULL)
         req->prev->next = req->next;
@@ -176,7 +176,7 @@ static void req_unlink(struct fwd *f, struct fwd_req *req)
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
-    struct fwd_req *req = userdata;
+    struct forward_req *req = userdata;
     size_t n = size * nmemb;
     if (n > FWD_MAX_RESPONSE_BYTES - req->resp_len) {
         req->too_large = true;
@@ -205,7 +205,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 /* Receives each header line with its CRLF, the status line included. */
 static size_t on_header(char *buffer, size_t size, size_t nitems, void *userdata)
 {
-    struct fwd_req *req = userdata;
+    struct forward_req *req = userdata;
     size_t n = size * nitems;
 
     /* A new status line starts a new response (after a 1xx): forget what came before. */
@@ -253,7 +253,7 @@ static int on_prereq(void *clientp, char *conn_primary_ip, char *conn_local_ip,
     (void)conn_local_ip;
     (void)conn_primary_port;
     (void)conn_local_port;
-    struct fwd_req *req = clientp;
+    struct forward_req *req = clientp;
     req->sent = true;
     return CURL_PREREQFUNC_OK;
 }
@@ -262,7 +262,7 @@ static int on_prereq(void *clientp, char *conn_primary_ip, char *conn_local_ip,
 
 /* Maps a finished transfer to our codes; see "Error codes" in forward.h. A request that never
  * had a ready connection was certainly not delivered, whatever the failure. */
-static int classify(const struct fwd_req *req, CURLcode res)
+static int classify(const struct forward_req *req, CURLcode res)
 {
     if (req->oom || res == CURLE_OUT_OF_MEMORY)
         return FWD_ENOMEM;
@@ -288,10 +288,10 @@ static int classify(const struct fwd_req *req, CURLcode res)
 /*
  * Takes req out of the multi handle, runs its callback and frees it: with libcurl's result res,
  * or, when poll_failure, with req->poll_err for a transfer libcurl still considers running.
- * Must not run inside a libcurl call. The callback may call fwd_send() and fwd_close(); req is
- * unlinked first, so fwd_close() does not see it.
+ * Must not run inside a libcurl call. The callback may call forward_send() and forward_close(); req
+ * is unlinked first, so forward_close() does not see it.
  */
-static void req_finish(struct fwd_req *req, CURLcode res, bool poll_failure)
+static void req_finish(struct forward_req *req, CURLcode res, bool poll_failure)
 {
     struct fwd *f = req->f;
     req_unlink(f, req);
@@ -306,7 +306,7 @@ static void req_finish(struct fwd_req *req, CURLcode res, bool poll_failure)
         long status = 0, connects = 0;
         curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_getinfo(req->easy, CURLINFO_NUM_CONNECTS, &connects);
-        struct fwd_response resp = {
+        struct forward_response resp = {
             .status = (int)status,
             .body = req->resp != NULL ? req->resp : "",
             .len = req->resp_len,
@@ -343,7 +343,7 @@ static void check_completions(struct fwd *f)
 {
     CURLMsg *msg;
     int left;
-    /* f->multi turns NULL when a callback calls fwd_close(); f itself stays valid until the
+    /* f->multi turns NULL when a callback calls forward_close(); f itself stays valid until the
      * close callbacks, which run after this loop iteration. */
     while (f->multi != NULL && (msg = curl_multi_info_read(f->multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE)
@@ -357,7 +357,7 @@ static void check_completions(struct fwd *f)
     }
     while (f->multi != NULL && f->poll_failed) {
         f->poll_failed = false;
-        for (struct fwd_req *req = f->reqs; req != NULL; req = req->next) {
+        for (struct forward_req *req = f->reqs; req != NULL; req = req->next) {
             if (req->poll_err != 0) {
                 f->poll_failed = true; /* look again: the callback may change the list */
                 req_finish(req, CURLE_OK, true);
@@ -371,7 +371,7 @@ static void check_completions(struct fwd *f)
 
 static void on_sock_closed(uv_handle_t *handle);
 
-static void sock_close(struct fwd_sock *sk)
+static void sock_close(struct forward_sock *sk)
 {
     struct fwd *f = sk->f;
     if (sk->prev != NULL)
@@ -397,7 +397,7 @@ static void maybe_finish_close(struct fwd *f)
 
 static void on_sock_closed(uv_handle_t *handle)
 {
-    struct fwd_sock *sk = handle->data;
+    struct forward_sock *sk = handle->data;
     struct fwd *f = sk->f;
     free(sk);
     f->open_handles--;
@@ -406,7 +406,7 @@ static void on_sock_closed(uv_handle_t *handle)
 
 static void on_poll(uv_poll_t *handle, int status, int events)
 {
-    struct fwd_sock *sk = handle->data;
+    struct forward_sock *sk = handle->data;
     struct fwd *f = sk->f;
     if (f->multi == NULL)
         return;
@@ -448,7 +448,7 @@ static void fail_transfer(struct fwd *f, CURL *easy, int uv_err)
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
     if (priv == NULL)
         return; /* an internal handle; its connection will time out or be closed */
-    struct fwd_req *req = priv;
+    struct forward_req *req = priv;
     req->poll_err = uv_err;
     f->poll_failed = true;
 }
@@ -461,7 +461,7 @@ static void fail_transfer(struct fwd *f, CURL *easy, int uv_err)
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     struct fwd *f = userp;
-    struct fwd_sock *sk = socketp;
+    struct forward_sock *sk = socketp;
 
     if (what == CURL_POLL_REMOVE) {
         if (sk != NULL)
@@ -480,7 +480,7 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
         if (rc == UV_EEXIST) {
             /* A handle for this descriptor number outlived libcurl's use of it (the socket
              * was closed without a removal call): it watches a dead socket, drop it. */
-            for (struct fwd_sock *old = f->socks; old != NULL; old = old->next) {
+            for (struct forward_sock *old = f->socks; old != NULL; old = old->next) {
                 if (old->fd == s) {
                     sock_close(old);
                     break;
@@ -532,13 +532,14 @@ static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc;
 
 /* curl_global_init() must run once before any other libcurl call. pthread_once makes the first
- * fwd_init() calls of concurrent threads wait for one initialisation and share its result. */
+ * forward_init() calls of concurrent threads wait for one initialisation and share its result. */
 static void global_init(void)
 {
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-int fwd_init(struct fwd **out, uv_loop_t *loop, unsigned self_node_id, char *errmsg, size_t errlen)
+int forward_init(struct fwd **out, uv_loop_t *loop, unsigned self_node_id, char *errmsg,
+                 size_t errlen)
 {
     *out = NULL;
     pthread_once(&global_once, global_init);
@@ -595,7 +596,7 @@ err_free:
 }
 
 /* Sets every libcurl option of req's easy handle; false if libcurl refused one. */
-static bool setup_easy(struct fwd_req *req, const char *url, const char *method, bool has_body,
+static bool setup_easy(struct forward_req *req, const char *url, const char *method, bool has_body,
                        size_t len, unsigned timeout_ms)
 {
     CURL *e = req->easy;
@@ -608,7 +609,7 @@ static bool setup_easy(struct fwd_req *req, const char *url, const char *method,
     ok &= curl_easy_setopt(e, CURLOPT_PROXY, "") == CURLE_OK; /* ignore http_proxy & co */
     ok &= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
     /* Without this, ending a transfer whose host name is still being resolved (timeout,
-     * fwd_close) joins the resolver thread and blocks the loop until getaddrinfo() returns. */
+     * forward_close) joins the resolver thread and blocks the loop until getaddrinfo() returns. */
     ok &= curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms) == CURLE_OK;
@@ -673,9 +674,10 @@ out:
     return ok;
 }
 
-int fwd_send(struct fwd *f, const char *base_url, const char *method, const char *path_and_query,
-             const char *authorization, const char *request_id, const void *body, size_t len,
-             unsigned timeout_ms, fwd_done_cb cb, void *data, char *errmsg, size_t errlen)
+int forward_send(struct fwd *f, const char *base_url, const char *method,
+                 const char *path_and_query, const char *authorization, const char *request_id,
+                 const void *body, size_t len, unsigned timeout_ms, forward_done_cb cb, void *data,
+                 char *errmsg, size_t errlen)
 {
     if (f->closing) {
         set_err(errmsg, errlen, "forward: the forwarder is closed");
@@ -712,7 +714,7 @@ int fwd_send(struct fwd *f, const char *base_url, const char *method, const char
     size_t path_len = strcspn(path_and_query, "?");
     char *url = NULL;
 
-    struct fwd_req *req = calloc(1, sizeof *req);
+    struct forward_req *req = calloc(1, sizeof *req);
     if (req == NULL)
         goto err_nomem;
     req->f = f;
@@ -793,10 +795,11 @@ static void on_timer_closed(uv_handle_t *handle)
     struct fwd *f = handle->data;
     f->open_handles--;
     f->timer_closed = true;
-    /* Every request still listed was abandoned by fwd_close(). A callback may call fwd_send()
-     * (which fails) or fwd_close() (which does nothing), never add to the list. */
+    /* Every request still listed was abandoned by forward_close(). A callback may call
+     * forward_send() (which fails) or forward_close() (which does nothing), never add to the list.
+     */
     while (f->reqs != NULL) {
-        struct fwd_req *req = f->reqs;
+        struct forward_req *req = f->reqs;
         req_unlink(f, req);
         char msg[512];
         snprintf(msg, sizeof msg, "%s: the forwarder was closed", req->what);
@@ -806,7 +809,7 @@ static void on_timer_closed(uv_handle_t *handle)
     maybe_finish_close(f);
 }
 
-void fwd_close(struct fwd *f, void (*closed_cb)(void *data), void *data)
+void forward_close(struct fwd *f, void (*closed_cb)(void *data), void *data)
 {
     if (f->closing)
         return;
@@ -815,7 +818,7 @@ void fwd_close(struct fwd *f, void (*closed_cb)(void *data), void *data)
     f->closed_data = data;
 
     /* Stop every transfer now (closing its connection), but run the callbacks from the loop. */
-    for (struct fwd_req *req = f->reqs; req != NULL; req = req->next) {
+    for (struct forward_req *req = f->reqs; req != NULL; req = req->next) {
         curl_multi_remove_handle(f->multi, req->easy);
         curl_easy_cleanup(req->easy);
         req->easy = NULL;

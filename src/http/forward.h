@@ -9,7 +9,7 @@
  * same leader reuse kept-alive connections instead of paying a TCP handshake each time.
  *
  * Every function of this module must be called on the loop thread, and every callback runs
- * there, from the loop itself: never from inside fwd_send() or fwd_close().
+ * there, from the loop itself: never from inside forward_send() or forward_close().
  *
  * Loop guard: every forwarded request carries FWD_HEADER_FORWARDED_BY with the sender's node
  * id. A node that receives a request with this header must answer it itself (or fail it) and
@@ -29,7 +29,7 @@
 #define FWD_MAX_RESPONSE_BYTES ((size_t)16 * 1024 * 1024)
 
 /*
- * Error codes, passed to fwd_done_cb and returned by fwd_init() and fwd_send().
+ * Error codes, passed to forward_done_cb and returned by forward_init() and forward_send().
  *
  * For a write, FWD_EUNREACHABLE means the leader certainly never saw the request: it can be
  * retried anywhere (a 503 for the client). After FWD_ETIMEDOUT, FWD_ERESET, FWD_EPROTO,
@@ -42,7 +42,7 @@
 #define FWD_EUNREACHABLE (-1) /* connect refused, failed or timed out: nothing was sent */
 #define FWD_ETIMEDOUT    (-2) /* connected, but no full answer within the timeout */
 #define FWD_ENOMEM       (-3) /* out of memory */
-#define FWD_ECLOSED      (-4) /* fwd_close() was called */
+#define FWD_ECLOSED      (-4) /* forward_close() was called */
 #define FWD_EINVAL       (-5) /* a bad argument, or libcurl unusable; nothing was sent */
 #define FWD_ETOOLARGE    (-6) /* the response body is over FWD_MAX_RESPONSE_BYTES */
 #define FWD_EPROTO       (-7) /* the answer is not valid HTTP/1.1 */
@@ -50,7 +50,7 @@
 
 /* An upstream answer. Everything it points to is owned by the module and valid only during the
  * callback; copy what you keep. Header values are without surrounding blanks. */
-struct fwd_response {
+struct forward_response {
     int status;                 /* HTTP status from upstream, any value (4xx and 5xx too) */
     const char *body;           /* never NULL; followed by a NUL byte that len does not count */
     size_t len;                 /* body length in bytes */
@@ -64,15 +64,15 @@ struct fwd_response {
 };
 
 /*
- * Called exactly once per accepted fwd_send(), on the loop thread. rc is 0 when a complete
+ * Called exactly once per accepted forward_send(), on the loop thread. rc is 0 when a complete
  * answer arrived (whatever its status): resp is then non-NULL and errmsg NULL. Otherwise rc is
  * one of the FWD_E* codes, resp is NULL and errmsg says what failed (for instance
  * "PUT http://10.0.0.2:8082/v1/projects/p/configs/k: connection refused"; the query string is
- * left out of messages). errmsg is only valid during the call. The callback may call fwd_send()
- * and fwd_close().
+ * left out of messages). errmsg is only valid during the call. The callback may call forward_send()
+ * and forward_close().
  */
-typedef void (*fwd_done_cb)(void *data, int rc, const struct fwd_response *resp,
-                            const char *errmsg);
+typedef void (*forward_done_cb)(void *data, int rc, const struct forward_response *resp,
+                                const char *errmsg);
 
 struct fwd;
 
@@ -82,11 +82,12 @@ struct fwd;
  * that concurrent first calls from several threads are safe; nothing calls
  * curl_global_cleanup(), libcurl's global state lives as long as the process.
  *
- * On success *out is set and the caller must eventually call fwd_close() and run the loop
+ * On success *out is set and the caller must eventually call forward_close() and run the loop
  * until its callback. On failure (FWD_ENOMEM, or FWD_EINVAL when libcurl or the timer cannot
  * be set up) *out is NULL, nothing is left to release and errmsg says why.
  */
-int fwd_init(struct fwd **out, uv_loop_t *loop, unsigned self_node_id, char *errmsg, size_t errlen);
+int forward_init(struct fwd **out, uv_loop_t *loop, unsigned self_node_id, char *errmsg,
+                 size_t errlen);
 
 /*
  * Starts one request: method (an HTTP token such as "GET" or "PUT") on base_url (an
@@ -104,20 +105,21 @@ int fwd_init(struct fwd **out, uv_loop_t *loop, unsigned self_node_id, char *err
  *
  * Returns 0 when the request was accepted: cb then runs exactly once, later, from the loop.
  * Otherwise returns FWD_EINVAL (bad URL, method, header value with CR/LF, zero timeout, NULL
- * cb), FWD_ENOMEM, or FWD_ECLOSED (after fwd_close()), fills errmsg, and cb never runs.
+ * cb), FWD_ENOMEM, or FWD_ECLOSED (after forward_close()), fills errmsg, and cb never runs.
  */
-int fwd_send(struct fwd *f, const char *base_url, const char *method, const char *path_and_query,
-             const char *authorization, const char *request_id, const void *body, size_t len,
-             unsigned timeout_ms, fwd_done_cb cb, void *data, char *errmsg, size_t errlen);
+int forward_send(struct fwd *f, const char *base_url, const char *method,
+                 const char *path_and_query, const char *authorization, const char *request_id,
+                 const void *body, size_t len, unsigned timeout_ms, forward_done_cb cb, void *data,
+                 char *errmsg, size_t errlen);
 
 /*
  * Stops everything: pending requests are abandoned (their connections closed) and each of their
  * callbacks runs with FWD_ECLOSED, from the loop, before closed_cb. Then closed_cb (may be
  * NULL) runs with data once every handle is closed and f is freed; afterwards the module holds
- * nothing on the loop, so uv_loop_close() can return 0. Later fwd_send() calls, including
- * those made from the FWD_ECLOSED callbacks, fail with FWD_ECLOSED. Calling fwd_close() again
+ * nothing on the loop, so uv_loop_close() can return 0. Later forward_send() calls, including
+ * those made from the FWD_ECLOSED callbacks, fail with FWD_ECLOSED. Calling forward_close() again
  * does nothing (its arguments are ignored). f must not be used after closed_cb.
  */
-void fwd_close(struct fwd *f, void (*closed_cb)(void *data), void *data);
+void forward_close(struct fwd *f, void (*closed_cb)(void *data), void *data);
 
 #endif /* CONCLAVE_FORWARD_H */

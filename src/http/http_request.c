@@ -13,7 +13,7 @@
 
 /* ---------------------------------------------------------------- requests */
 
-struct http_request *hreq_new(struct http_conn *c)
+struct http_request *http_request_new(struct http_conn *c)
 {
     struct http_server *s = c->server;
     struct http_request *req = calloc(1, sizeof *req);
@@ -27,7 +27,7 @@ struct http_request *hreq_new(struct http_conn *c)
     return req;
 }
 
-void hreq_free(struct http_request *req)
+void http_request_free(struct http_request *req)
 {
     free(req->out);
     free(req->body);
@@ -38,7 +38,7 @@ void hreq_free(struct http_request *req)
 }
 
 /* The connection is going away with req unanswered: req stays with its handler. */
-void hreq_detach(struct http_request *req)
+void http_request_detach(struct http_request *req)
 {
     struct http_server *s = req->server;
     req->conn = NULL;
@@ -54,7 +54,7 @@ void hreq_detach(struct http_request *req)
     s->detached = req;
 }
 
-void hreq_release_detached(struct http_request *req)
+void http_request_release_detached(struct http_request *req)
 {
     struct http_server *s = req->server;
     if (s) {
@@ -65,7 +65,7 @@ void hreq_release_detached(struct http_request *req)
         if (req->next)
             req->next->prev = req->prev;
     }
-    hreq_free(req);
+    http_request_free(req);
 }
 
 static int arena_append(struct http_request *req, const char *data, size_t len)
@@ -106,7 +106,7 @@ static bool request_id_is_sane(const char *id)
  * trims header values, builds the header array. Returns 0, -1 when out of memory, or 1 when
  * the target is not a valid URL.
  */
-int hreq_headers_finalize(struct http_request *req)
+int http_request_headers_finalize(struct http_request *req)
 {
     struct http_parser_url u;
     size_t path_off, query_off;
@@ -165,9 +165,9 @@ int hreq_headers_finalize(struct http_request *req)
 static int on_message_begin(http_parser *p)
 {
     struct http_conn *c = p->data;
-    c->cur = hreq_new(c);
+    c->cur = http_request_new(c);
     if (!c->cur) {
-        hconn_close(c);
+        http_server_conn_close(c);
         return -1;
     }
     c->served = true;
@@ -186,11 +186,12 @@ static int on_url(http_parser *p, const char *at, size_t len)
         req->head = p->method == HTTP_HEAD;
     }
     if (req->url_len + len > max) {
-        hconn_fail(c, NULL, 414, "uri_too_long", "request target longer than %zu bytes", max);
+        http_server_conn_fail(c, NULL, 414, "uri_too_long", "request target longer than %zu bytes",
+                              max);
         return -1;
     }
     if (arena_append(req, at, len) != 0) {
-        hconn_close(c);
+        http_server_conn_close(c);
         return -1;
     }
     req->url_len += len;
@@ -206,21 +207,22 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     if (req->part != PART_FIELD) {
         size_t max = c->server->cfg.max_headers;
         if (req->nspans >= max) {
-            hconn_fail(c, NULL, 431, "headers_too_large", "more than %zu header fields", max);
+            http_server_conn_fail(c, NULL, 431, "headers_too_large", "more than %zu header fields",
+                                  max);
             return -1;
         }
         if (req->nspans == req->spans_cap) {
             size_t cap = req->spans_cap ? req->spans_cap * 2 : 16;
             struct hdr_span *grown = realloc(req->spans, cap * sizeof *grown);
             if (!grown) {
-                hconn_close(c);
+                http_server_conn_close(c);
                 return -1;
             }
             req->spans = grown;
             req->spans_cap = cap;
         }
         if (arena_append(req, "", 1) != 0) {
-            hconn_close(c);
+            http_server_conn_close(c);
             return -1;
         }
         req->spans[req->nspans++] =
@@ -228,7 +230,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         req->part = PART_FIELD;
     }
     if (arena_append(req, at, len) != 0) {
-        hconn_close(c);
+        http_server_conn_close(c);
         return -1;
     }
     req->spans[req->nspans - 1].name_len += len;
@@ -244,14 +246,14 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     struct hdr_span *sp = &req->spans[req->nspans - 1];
     if (req->part != PART_VALUE) {
         if (arena_append(req, "", 1) != 0) {
-            hconn_close(c);
+            http_server_conn_close(c);
             return -1;
         }
         sp->value_off = req->arena_len;
         req->part = PART_VALUE;
     }
     if (arena_append(req, at, len) != 0) {
-        hconn_close(c);
+        http_server_conn_close(c);
         return -1;
     }
     sp->value_len += len;
@@ -275,7 +277,8 @@ static int on_body(http_parser *p, const char *at, size_t len)
     size_t max = c->server->cfg.max_body_bytes;
     /* A declared Content-Length was checked up front; this catches chunked bodies. */
     if (len > max - req->body_len) {
-        hconn_fail(c, NULL, 413, "payload_too_large", "request body exceeds %zu bytes", max);
+        http_server_conn_fail(c, NULL, 413, "payload_too_large", "request body exceeds %zu bytes",
+                              max);
         return -1;
     }
     if (req->body_len + len + 1 > req->body_cap) {
@@ -286,7 +289,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
             cap = max + 1;
         char *grown = realloc(req->body, cap);
         if (!grown) {
-            hconn_close(c);
+            http_server_conn_close(c);
             return -1;
         }
         req->body = grown;
@@ -310,7 +313,7 @@ static int on_message_complete(http_parser *p)
     return 0;
 }
 
-const http_parser_settings hreq_parser_settings = {
+const http_parser_settings http_request_parser_settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
     .on_header_field = on_header_field,

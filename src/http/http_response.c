@@ -49,7 +49,7 @@ static void sbuf_header(struct sbuf *b, const char *name, const char *value)
     sbuf_append(b, "\r\n", 2);
 }
 
-const char *httpres_reason(int status)
+const char *http_response_reason(int status)
 {
     if (status < 0 || status > 999)
         return "Unknown";
@@ -68,7 +68,7 @@ static bool is_token_char(unsigned char ch)
     return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
 }
 
-int httpres_check_headers(const struct http_header *headers, char *errmsg, size_t errlen)
+int http_response_check_headers(const struct http_header *headers, char *errmsg, size_t errlen)
 {
     /* The server owns message framing and the request id: a handler overriding any of these
      * would desynchronise the connection or the logs. */
@@ -102,9 +102,9 @@ int httpres_check_headers(const struct http_header *headers, char *errmsg, size_
     return 0;
 }
 
-int httpres_build(const struct httpres_head *head, const struct http_header *headers,
-                  const void *body, size_t len, char **out, size_t *outlen, char *errmsg,
-                  size_t errlen)
+int http_response_build(const struct http_response_head *head, const struct http_header *headers,
+                        const void *body, size_t len, char **out, size_t *outlen, char *errmsg,
+                        size_t errlen)
 {
     struct sbuf b = {0};
     char line[96];
@@ -121,7 +121,7 @@ int httpres_build(const struct httpres_head *head, const struct http_header *hea
         snprintf(errmsg, errlen, "response body is NULL but its length is %zu", len);
         return -1;
     }
-    if (httpres_check_headers(headers, errmsg, errlen) != 0)
+    if (http_response_check_headers(headers, errmsg, errlen) != 0)
         return -1;
 
     /* 204 and 304 never carry a body nor, for 204, a Content-Length (RFC 9110 8.6). */
@@ -129,7 +129,8 @@ int httpres_build(const struct httpres_head *head, const struct http_header *hea
     if (bodiless)
         len = 0;
 
-    snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", head->status, httpres_reason(head->status));
+    snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", head->status,
+             http_response_reason(head->status));
     sbuf_str(&b, line);
     bool has_type = false;
     for (size_t i = 0; headers && headers[i].name; i++) {
@@ -163,7 +164,7 @@ int httpres_build(const struct httpres_head *head, const struct http_header *hea
     return 0;
 }
 
-json_t *httpres_error_body(const char *code, const char *message, json_t *extra)
+json_t *http_response_error_body(const char *code, const char *message, json_t *extra)
 {
     json_t *body = json_object();
     json_t *code_json = json_string(code);
@@ -194,7 +195,7 @@ err:
     return NULL;
 }
 
-char *httpres_dump(const json_t *json, size_t *len)
+char *http_response_dump(const json_t *json, size_t *len)
 {
     char *text = json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY);
     if (text && len)

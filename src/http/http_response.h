@@ -20,7 +20,7 @@ struct http_header {
 };
 
 /* What the server itself contributes to a response. */
-struct httpres_head {
+struct http_response_head {
     int status;               /* 200..599 */
     const char *request_id;   /* sent as X-Request-Id unless NULL; not kept */
     const char *content_type; /* used when the caller's headers carry no Content-Type */
@@ -30,14 +30,14 @@ struct httpres_head {
 };
 
 /* The reason phrase of status, a static string ("Unknown" for codes without one). */
-const char *httpres_reason(int status);
+const char *http_response_reason(int status);
 
 /*
  * Checks caller-supplied headers (NULL-name terminated, may be NULL): names must be tokens,
  * values must not hold CR or LF, and the framing headers the server sets itself
  * (Content-Length, Transfer-Encoding, Connection, X-Request-Id) are refused. Nothing is kept.
  */
-int httpres_check_headers(const struct http_header *headers, char *errmsg, size_t errlen);
+int http_response_check_headers(const struct http_header *headers, char *errmsg, size_t errlen);
 
 /*
  * Serialises status line, headers and body into one buffer. On success *out is a malloc'ed
@@ -45,9 +45,9 @@ int httpres_check_headers(const struct http_header *headers, char *errmsg, size_
  * headers, out of memory) *out is NULL and errmsg says why. head, headers and body are not
  * kept.
  */
-int httpres_build(const struct httpres_head *head, const struct http_header *headers,
-                  const void *body, size_t len, char **out, size_t *outlen, char *errmsg,
-                  size_t errlen);
+int http_response_build(const struct http_response_head *head, const struct http_header *headers,
+                        const void *body, size_t len, char **out, size_t *outlen, char *errmsg,
+                        size_t errlen);
 
 /*
  * Returns a new object {"error": code, "message": message, ...extra}: the fields of extra
@@ -55,10 +55,10 @@ int httpres_build(const struct httpres_head *head, const struct http_header *hea
  * failure. Returns NULL when out of memory or when code/message are not valid UTF-8; the
  * caller releases the result with json_decref().
  */
-json_t *httpres_error_body(const char *code, const char *message, json_t *extra);
+json_t *http_response_error_body(const char *code, const char *message, json_t *extra);
 
 /* Compact JSON text of json, or NULL if it cannot be encoded. The caller frees it with free();
  * json is not kept. */
-char *httpres_dump(const json_t *json, size_t *len);
+char *http_response_dump(const json_t *json, size_t *len);
 
 #endif

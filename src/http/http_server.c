@@ -95,7 +95,7 @@ static void on_write(uv_write_t *wreq, int status)
     if (c->closing)
         return;
     if (status < 0) {
-        hconn_close(c);
+        http_server_conn_close(c);
         return;
     }
     if (c->timer_mode == TIMER_WRITE)
@@ -110,7 +110,7 @@ static void conn_write(struct http_conn *c, char *data, size_t len)
     if (!w || len > UINT32_MAX) {
         free(w);
         free(data);
-        hconn_close(c);
+        http_server_conn_close(c);
         return;
     }
     w->data = data;
@@ -119,7 +119,7 @@ static void conn_write(struct http_conn *c, char *data, size_t len)
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0) {
         free(data);
         free(w);
-        hconn_close(c);
+        http_server_conn_close(c);
         return;
     }
     c->writes_pending++;
@@ -130,7 +130,7 @@ static void conn_send_continue(struct http_conn *c)
     char *data = strdup(CONTINUE_LINE);
     c->continue_pending = false;
     if (!data) {
-        hconn_close(c);
+        http_server_conn_close(c);
         return;
     }
     conn_write(c, data, strlen(CONTINUE_LINE));
@@ -148,7 +148,7 @@ static void conn_flush(struct http_conn *c)
         char *out = req->out;
         size_t out_len = req->out_len;
         req->out = NULL;
-        hreq_free(req);
+        http_request_free(req);
         conn_write(c, out, out_len);
     }
     /* "100 Continue" must not overtake answers to earlier requests. */
@@ -170,10 +170,10 @@ static void request_answer(struct http_request *req, int status, const struct ht
     req->responded = true;
     if (!c) {
         access_log(req, 499);
-        hreq_release_detached(req);
+        http_request_release_detached(req);
         return;
     }
-    struct httpres_head h = {
+    struct http_response_head h = {
         .status = status,
         .request_id = req->id,
         .content_type = content_type,
@@ -181,14 +181,15 @@ static void request_answer(struct http_request *req, int status, const struct ht
         .keep_alive = req->keep_alive && req->http10,
         .omit_body = req->head,
     };
-    if (httpres_build(&h, headers, body, len, &req->out, &req->out_len, err, sizeof err) != 0) {
+    if (http_response_build(&h, headers, body, len, &req->out, &req->out_len, err, sizeof err) !=
+        0) {
         server_log(c->server, "http respond rid=%s: %s; sending 500 instead", req->id, err);
         h.status = status = 500;
         h.content_type = "application/json";
-        if (httpres_build(&h, NULL, FALLBACK_BODY, strlen(FALLBACK_BODY), &req->out, &req->out_len,
-                          err, sizeof err) != 0) {
+        if (http_response_build(&h, NULL, FALLBACK_BODY, strlen(FALLBACK_BODY), &req->out,
+                                &req->out_len, err, sizeof err) != 0) {
             access_log(req, status);
-            hconn_close(c); /* frees req: it is answered */
+            http_server_conn_close(c); /* frees req: it is answered */
             return;
         }
     }
@@ -209,7 +210,7 @@ void http_respond_json_ex(struct http_request *req, int status, const struct htt
 {
     size_t len = 0;
     const char *why = body ? "cannot be encoded" : "missing";
-    char *text = body ? httpres_dump(body, &len) : NULL;
+    char *text = body ? http_response_dump(body, &len) : NULL;
     json_decref(body);
     if (!text) {
         if (req->server)
@@ -239,14 +240,14 @@ static void respond_error_v(struct http_request *req, int status, const struct h
     /* Keep a reference to extra: a message that is not valid UTF-8 (say, echoing client
      * input) is retried in ASCII rather than turning a 4xx into a 500. */
     json_incref(extra);
-    json_t *body = httpres_error_body(code, message, extra);
+    json_t *body = http_response_error_body(code, message, extra);
     if (body) {
         json_decref(extra);
     } else {
         for (char *p = message; *p; p++)
             if ((unsigned char)*p >= 0x80)
                 *p = '?';
-        body = httpres_error_body(code, message, extra);
+        body = http_response_error_body(code, message, extra);
     }
     http_respond_json_ex(req, status, headers, body);
 }
@@ -276,15 +277,15 @@ void http_respond_error_ex(struct http_request *req, int status, const struct ht
  * standing for it) gets an error answer queued behind the answers still owed, reading stops,
  * and the connection closes once that answer is written.
  */
-void hconn_fail(struct http_conn *c, const struct http_header *headers, int status,
-                const char *code, const char *fmt, ...)
+void http_server_conn_fail(struct http_conn *c, const struct http_header *headers, int status,
+                           const char *code, const char *fmt, ...)
 {
     if (c->closing || c->close_after)
         return;
-    struct http_request *req = c->cur ? c->cur : hreq_new(c);
+    struct http_request *req = c->cur ? c->cur : http_request_new(c);
     c->cur = NULL;
     if (!req) {
-        hconn_close(c);
+        http_server_conn_close(c);
         return;
     }
     c->in_body = false;
@@ -332,39 +333,40 @@ static void conn_headers_done(struct http_conn *c)
     c->in_body = true;
     req->http10 = p->http_major == 1 && p->http_minor == 0;
     if (p->http_major != 1) {
-        hconn_fail(c, NULL, 505, "http_version_not_supported", "HTTP/%u.%u is not supported",
-                   (unsigned)p->http_major, (unsigned)p->http_minor);
+        http_server_conn_fail(c, NULL, 505, "http_version_not_supported",
+                              "HTTP/%u.%u is not supported", (unsigned)p->http_major,
+                              (unsigned)p->http_minor);
         return;
     }
     if (!method_supported(p->method)) {
-        hconn_fail(c, allow, 405, "method_not_allowed", "method %s is not supported",
-                   http_method_str((enum http_method)p->method));
+        http_server_conn_fail(c, allow, 405, "method_not_allowed", "method %s is not supported",
+                              http_method_str((enum http_method)p->method));
         return;
     }
-    int rc = hreq_headers_finalize(req);
+    int rc = http_request_headers_finalize(req);
     if (rc < 0) {
-        hconn_close(c);
+        http_server_conn_close(c);
         return;
     }
     if (rc > 0) {
-        hconn_fail(c, NULL, 400, "bad_request", "malformed request target");
+        http_server_conn_fail(c, NULL, 400, "bad_request", "malformed request target");
         return;
     }
     if (!req->http10 && !http_request_header(req, "Host")) {
-        hconn_fail(c, NULL, 400, "bad_request", "HTTP/1.1 request without Host header");
+        http_server_conn_fail(c, NULL, 400, "bad_request", "HTTP/1.1 request without Host header");
         return;
     }
     bool chunked = p->flags & F_CHUNKED;
     bool has_length = !chunked && p->content_length != UINT64_MAX;
     if (has_length && p->content_length > s->cfg.max_body_bytes) {
-        hconn_fail(c, NULL, 413, "payload_too_large", "request body exceeds %zu bytes",
-                   s->cfg.max_body_bytes);
+        http_server_conn_fail(c, NULL, 413, "payload_too_large", "request body exceeds %zu bytes",
+                              s->cfg.max_body_bytes);
         return;
     }
     const char *expect = http_request_header(req, "Expect");
     if (expect) {
         if (strcasecmp(expect, "100-continue") != 0) {
-            hconn_fail(c, NULL, 417, "expectation_failed", "unsupported Expect header");
+            http_server_conn_fail(c, NULL, 417, "expectation_failed", "unsupported Expect header");
             return;
         }
         /* HTTP/1.0 clients do not know 100 (RFC 9110 10.1.1); bodiless requests need none. */
@@ -379,7 +381,7 @@ static void conn_headers_done(struct http_conn *c)
         req->body_cap = (size_t)p->content_length + 1;
         req->body = malloc(req->body_cap);
         if (!req->body)
-            hconn_close(c);
+            http_server_conn_close(c);
     }
 }
 
@@ -467,7 +469,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     if (c->closing)
         return;
     if (status < 0 || uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-        hconn_close(c);
+        http_server_conn_close(c);
         return;
     }
     c->reading = true;
@@ -485,7 +487,7 @@ static void conn_finish(struct http_conn *c)
     }
     c->shutdown.data = c;
     if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
-        hconn_close(c);
+        http_server_conn_close(c);
         return;
     }
     c->timer_mode = TIMER_LINGER;
@@ -514,15 +516,17 @@ static void conn_drive(struct http_conn *c)
         if (in_head && avail > cfg->max_header_bytes - c->hdr_bytes + 1)
             avail = cfg->max_header_bytes - c->hdr_bytes + 1;
         c->event = EV_NONE;
-        size_t n = http_parser_execute(&c->parser, &hreq_parser_settings, c->rbuf + c->rpos, avail);
+        size_t n = http_parser_execute(&c->parser, &http_request_parser_settings, c->rbuf + c->rpos,
+                                       avail);
         c->rpos += n;
         if (in_head)
             c->hdr_bytes += n;
         if (c->closing || c->close_after)
             break; /* a callback failed the request */
         if (in_head && c->hdr_bytes > cfg->max_header_bytes) {
-            hconn_fail(c, NULL, 431, "headers_too_large",
-                       "request line and headers exceed %zu bytes", cfg->max_header_bytes);
+            http_server_conn_fail(c, NULL, 431, "headers_too_large",
+                                  "request line and headers exceed %zu bytes",
+                                  cfg->max_header_bytes);
             break;
         }
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
@@ -535,19 +539,21 @@ static void conn_drive(struct http_conn *c)
             continue;
         }
         if (e == HPE_HEADER_OVERFLOW) {
-            hconn_fail(c, NULL, 431, "headers_too_large", "header fields too large");
+            http_server_conn_fail(c, NULL, 431, "headers_too_large", "header fields too large");
         } else if (e == HPE_UNEXPECTED_CONTENT_LENGTH) {
-            hconn_fail(c, NULL, 400, "bad_request",
-                       "Content-Length with Transfer-Encoding, or repeated Content-Length");
+            http_server_conn_fail(
+                c, NULL, 400, "bad_request",
+                "Content-Length with Transfer-Encoding, or repeated Content-Length");
         } else if (e == HPE_INVALID_TRANSFER_ENCODING) {
-            hconn_fail(c, NULL, 400, "bad_request", "Transfer-Encoding other than chunked");
+            http_server_conn_fail(c, NULL, 400, "bad_request",
+                                  "Transfer-Encoding other than chunked");
         } else if (e != HPE_OK) {
-            hconn_fail(c, NULL, 400, "bad_request", "malformed request: %s",
-                       http_errno_description(e));
+            http_server_conn_fail(c, NULL, 400, "bad_request", "malformed request: %s",
+                                  http_errno_description(e));
         } else if (n < avail) {
             /* http-parser stops early without an error only after an Upgrade, which
              * conn_message_done() turns into close_after; anything else is a bug. */
-            hconn_close(c);
+            http_server_conn_close(c);
         }
         if (e != HPE_OK || n < avail)
             break;
@@ -563,7 +569,7 @@ static void conn_drive(struct http_conn *c)
     bool want_read = !c->close_after && !conn_saturated(c) && c->rpos == c->rlen;
     if (want_read && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-            hconn_close(c);
+            http_server_conn_close(c);
             return;
         }
         c->reading = true;
@@ -581,7 +587,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         /* EOF or an error: no further request can arrive, and a client that is gone cannot
          * read answers, so unanswered requests become cancelled. */
-        hconn_close(c);
+        http_server_conn_close(c);
         return;
     }
     if (nread == 0 || c->finishing)
@@ -597,10 +603,11 @@ static void on_timer(uv_timer_t *timer)
     enum conn_timer mode = c->timer_mode;
     c->timer_mode = TIMER_NONE;
     if (mode == TIMER_REQUEST)
-        hconn_fail(c, NULL, 408, "request_timeout", "request not received within %" PRIu64 " ms",
-                   c->server->cfg.request_timeout_ms);
+        http_server_conn_fail(c, NULL, 408, "request_timeout",
+                              "request not received within %" PRIu64 " ms",
+                              c->server->cfg.request_timeout_ms);
     else
-        hconn_close(c);
+        http_server_conn_close(c);
 }
 
 /* ---------------------------------------------------------------- connection lifetime */
@@ -632,7 +639,7 @@ static void on_conn_handle_closed(uv_handle_t *handle)
 
 /* Closes at once, dropping unwritten answers. Unanswered requests stay with the handler,
  * detached; everything else is freed now, the connection itself in the close callbacks. */
-void hconn_close(struct http_conn *c)
+void http_server_conn_close(struct http_conn *c)
 {
     if (c->closing)
         return;
@@ -641,15 +648,15 @@ void hconn_close(struct http_conn *c)
     while (req) {
         struct http_request *next = req->next;
         if (req->dispatched && !req->responded)
-            hreq_detach(req);
+            http_request_detach(req);
         else
-            hreq_free(req);
+            http_request_free(req);
         req = next;
     }
     c->head = c->tail = NULL;
     c->nqueued = 0;
     if (c->cur) {
-        hreq_free(c->cur);
+        http_request_free(c->cur);
         c->cur = NULL;
     }
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
@@ -728,7 +735,7 @@ static void on_connection(uv_stream_t *listener, int status)
     s->conns = c;
     s->nconns++;
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
-        hconn_close(c);
+        http_server_conn_close(c);
         return;
     }
     /* Answers are single writes; Nagle would only delay pipelined ones. */
@@ -884,6 +891,6 @@ void http_server_close(struct http_server *server, http_server_close_cb close_cb
     }
     server->detached = NULL;
     for (struct http_conn *c = server->conns; c; c = c->next)
-        hconn_close(c); /* unlinks only in its close callback, so c->next stays valid */
+        http_server_conn_close(c); /* unlinks only in its close callback, so c->next stays valid */
     uv_close((uv_handle_t *)&server->listener, on_listener_closed);
 }

@@ -120,27 +120,28 @@ struct http_write {
 /* ---- http_request.c ---- */
 
 /* The callbacks that fill a connection's current request; conn_drive() runs the parser. */
-extern const http_parser_settings hreq_parser_settings;
+extern const http_parser_settings http_request_parser_settings;
 
 /* A new request on C (not yet queued), or NULL when out of memory. */
-struct http_request *hreq_new(struct http_conn *c);
+struct http_request *http_request_new(struct http_conn *c);
 /* Frees REQ and everything it owns; REQ must not be linked anywhere. */
-void hreq_free(struct http_request *req);
+void http_request_free(struct http_request *req);
 /* The connection is going away with REQ unanswered: REQ stays with its handler, on the
  * server's detached list (or on none once the server is closing). */
-void hreq_detach(struct http_request *req);
+void http_request_detach(struct http_request *req);
 /* Unlinks a detached REQ from the server's list and frees it. */
-void hreq_release_detached(struct http_request *req);
+void http_request_release_detached(struct http_request *req);
 /* Turns the arena's offsets into REQ's header array, path and query. Returns 0, -1 when out
  * of memory, or 1 when the target is not a valid URL. */
-int hreq_headers_finalize(struct http_request *req);
+int http_request_headers_finalize(struct http_request *req);
 
 /* ---- http_server.c ---- */
 
 /* Closes C at once, dropping unwritten answers (see the definition). */
-void hconn_close(struct http_conn *c);
+void http_server_conn_close(struct http_conn *c);
 /* Ends C on a protocol error or limit: an error answer behind those still owed, then close. */
-void hconn_fail(struct http_conn *c, const struct http_header *headers, int status,
-                const char *code, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void http_server_conn_fail(struct http_conn *c, const struct http_header *headers, int status,
+                           const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 #endif /* CONCLAVE_HTTP_SERVER_INTERNAL_H */

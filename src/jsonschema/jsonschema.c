@@ -69,7 +69,7 @@ __attribute__((format(printf, 2, 3))) static int refuse(struct compiler *cc, con
     if (cc->errlen == 0)
         return JSONSCHEMA_EBADSCHEMA;
     int n = snprintf(cc->errmsg, cc->errlen,
-                     "at %s: ", cc->path.len > 0 ? jsbuf_str(&cc->path) : "the root");
+                     "at %s: ", cc->path.len > 0 ? jsonschema_buf_str(&cc->path) : "the root");
     if (n >= 0 && (size_t)n < cc->errlen) {
         va_list ap;
         va_start(ap, fmt);
@@ -83,20 +83,20 @@ __attribute__((format(printf, 2, 3))) static int refuse(struct compiler *cc, con
 static size_t push_key(struct compiler *cc, const char *key, size_t len)
 {
     size_t mark = cc->path.len;
-    jsbuf_put_token(&cc->path, key, len);
+    jsonschema_buf_put_token(&cc->path, key, len);
     return mark;
 }
 
 static size_t push_index(struct compiler *cc, size_t i)
 {
     size_t mark = cc->path.len;
-    jsbuf_printf(&cc->path, "/%zu", i);
+    jsonschema_buf_printf(&cc->path, "/%zu", i);
     return mark;
 }
 
 static void pop(struct compiler *cc, size_t mark)
 {
-    jsbuf_truncate(&cc->path, mark);
+    jsonschema_buf_truncate(&cc->path, mark);
 }
 
 static int compile_node(struct compiler *cc, json_t *v, struct node **out);
@@ -124,7 +124,8 @@ static int compile_type(struct compiler *cc, struct node *n, const json_t *v)
         if (count == 0)
             return refuse(cc, "must not be empty");
     } else if (!json_is_string(v)) {
-        return refuse(cc, "must be a string or an array of strings, got %s", jsvalue_type_name(v));
+        return refuse(cc, "must be a string or an array of strings, got %s",
+                      jsonschema_value_type_name(v));
     }
     for (size_t i = 0; i < count; i++) {
         size_t mark = cc->path.len;
@@ -133,8 +134,8 @@ static int compile_type(struct compiler *cc, struct node *n, const json_t *v)
             mark = push_index(cc, i);
         }
         if (!json_is_string(one))
-            return refuse(cc, "must be a string, got %s", jsvalue_type_name(one));
-        unsigned bit = jsvalue_type_bit(json_string_value(one));
+            return refuse(cc, "must be a string, got %s", jsonschema_value_type_name(one));
+        unsigned bit = jsonschema_value_type_bit(json_string_value(one));
         if (bit == 0)
             return refuse(cc,
                           "unknown type \"%s\" (expected null, boolean, object, array, number, "
@@ -153,14 +154,14 @@ static int compile_type(struct compiler *cc, struct node *n, const json_t *v)
 static int check_names(struct compiler *cc, const json_t *v)
 {
     if (!json_is_array(v))
-        return refuse(cc, "must be an array of strings, got %s", jsvalue_type_name(v));
+        return refuse(cc, "must be an array of strings, got %s", jsonschema_value_type_name(v));
     for (size_t i = 0; i < json_array_size(v); i++) {
         const json_t *name = json_array_get(v, i);
         size_t mark = push_index(cc, i);
         if (!json_is_string(name))
-            return refuse(cc, "must be a string, got %s", jsvalue_type_name(name));
+            return refuse(cc, "must be a string, got %s", jsonschema_value_type_name(name));
         for (size_t j = 0; j < i; j++) {
-            if (jsvalue_equal(json_array_get(v, j), name))
+            if (jsonschema_value_equal(json_array_get(v, j), name))
                 return refuse(cc, "\"%s\" is listed twice", json_string_value(name));
         }
         pop(cc, mark);
@@ -171,7 +172,7 @@ static int check_names(struct compiler *cc, const json_t *v)
 static int compile_list(struct compiler *cc, json_t *v, struct nodelist *out)
 {
     if (!json_is_array(v))
-        return refuse(cc, "must be an array of schemas, got %s", jsvalue_type_name(v));
+        return refuse(cc, "must be an array of schemas, got %s", jsonschema_value_type_name(v));
     if (json_array_size(v) == 0)
         return refuse(cc, "must not be empty");
     out->v = calloc(json_array_size(v), sizeof *out->v);
@@ -221,7 +222,7 @@ const struct named *jsonschema_find_named(const struct namedlist *l, const char 
 static int compile_map(struct compiler *cc, json_t *v, struct namedlist *out)
 {
     if (!json_is_object(v))
-        return refuse(cc, "must be an object of schemas, got %s", jsvalue_type_name(v));
+        return refuse(cc, "must be an object of schemas, got %s", jsonschema_value_type_name(v));
     if (json_object_size(v) == 0)
         return 0;
     out->v = calloc(json_object_size(v), sizeof *out->v);
@@ -245,7 +246,7 @@ static int compile_map(struct compiler *cc, json_t *v, struct namedlist *out)
 static int compile_pattern_properties(struct compiler *cc, struct node *n, json_t *v)
 {
     if (!json_is_object(v))
-        return refuse(cc, "must be an object of schemas, got %s", jsvalue_type_name(v));
+        return refuse(cc, "must be an object of schemas, got %s", jsonschema_value_type_name(v));
     if (json_object_size(v) == 0)
         return 0;
     n->pattern_properties = calloc(json_object_size(v), sizeof *n->pattern_properties);
@@ -431,28 +432,35 @@ static int compile_keyword(struct compiler *cc, struct node *n, const struct key
     case KW_ANY:
         return 0;
     case KW_STRING:
-        return json_is_string(v) ? 0 : refuse(cc, "must be a string, got %s", jsvalue_type_name(v));
+        return json_is_string(v)
+                   ? 0
+                   : refuse(cc, "must be a string, got %s", jsonschema_value_type_name(v));
     case KW_BOOLEAN:
-        return json_is_boolean(v) ? 0
-                                  : refuse(cc, "must be a boolean, got %s", jsvalue_type_name(v));
+        return json_is_boolean(v)
+                   ? 0
+                   : refuse(cc, "must be a boolean, got %s", jsonschema_value_type_name(v));
     case KW_ARRAY:
-        return json_is_array(v) ? 0 : refuse(cc, "must be an array, got %s", jsvalue_type_name(v));
+        return json_is_array(v)
+                   ? 0
+                   : refuse(cc, "must be an array, got %s", jsonschema_value_type_name(v));
     case KW_ID:
         /* An embedded $id would start a new base URI for the $refs below it; refs are
          * resolved against the root only, so it is accepted only where it changes nothing. */
         if (n->path[0] != '\0')
             return refuse(cc, "$id is only supported at the root of the schema");
-        return json_is_string(v) ? 0 : refuse(cc, "must be a string, got %s", jsvalue_type_name(v));
+        return json_is_string(v)
+                   ? 0
+                   : refuse(cc, "must be a string, got %s", jsonschema_value_type_name(v));
     case KW_REF:
         if (!json_is_string(v))
-            return refuse(cc, "must be a string, got %s", jsvalue_type_name(v));
+            return refuse(cc, "must be a string, got %s", jsonschema_value_type_name(v));
         *(const char **)slot = json_string_value(v);
         return 0;
     case KW_TYPE:
         return compile_type(cc, n, v);
     case KW_ENUM:
         if (!json_is_array(v))
-            return refuse(cc, "must be an array, got %s", jsvalue_type_name(v));
+            return refuse(cc, "must be an array, got %s", jsonschema_value_type_name(v));
         if (json_array_size(v) == 0)
             return refuse(cc, "must not be empty (no value could ever match)");
         *(const json_t **)slot = v;
@@ -463,37 +471,38 @@ static int compile_keyword(struct compiler *cc, struct node *n, const struct key
     case KW_NUMBER:
     case KW_DIVISOR:
         if (!json_is_number(v))
-            return refuse(cc, "must be a number, got %s%s", jsvalue_type_name(v),
+            return refuse(cc, "must be a number, got %s%s", jsonschema_value_type_name(v),
                           json_is_boolean(v) ? " (the boolean form is from draft 4)" : "");
         if (kw->kind == KW_DIVISOR && !(json_number_value(v) > 0)) {
-            jsvalue_number_text(v, num, sizeof num);
+            jsonschema_value_number_text(v, num, sizeof num);
             return refuse(cc, "must be greater than 0, got %s", num);
         }
         *(const json_t **)slot = v;
         return 0;
     case KW_COUNT:
         if (!json_is_number(v))
-            return refuse(cc, "must be a non-negative integer, got %s", jsvalue_type_name(v));
-        if (!jsvalue_as_int(v, &count) || count < 0) {
-            jsvalue_number_text(v, num, sizeof num);
+            return refuse(cc, "must be a non-negative integer, got %s",
+                          jsonschema_value_type_name(v));
+        if (!jsonschema_value_as_int(v, &count) || count < 0) {
+            jsonschema_value_number_text(v, num, sizeof num);
             return refuse(cc, "must be a non-negative integer, got %s", num);
         }
         *(json_int_t *)slot = count;
         return 0;
     case KW_FLAG:
         if (!json_is_boolean(v))
-            return refuse(cc, "must be a boolean, got %s", jsvalue_type_name(v));
+            return refuse(cc, "must be a boolean, got %s", jsonschema_value_type_name(v));
         *(bool *)slot = json_is_true(v);
         return 0;
     case KW_PATTERN:
         if (!json_is_string(v))
-            return refuse(cc, "must be a string, got %s", jsvalue_type_name(v));
+            return refuse(cc, "must be a string, got %s", jsonschema_value_type_name(v));
         n->pattern_source = json_string_value(v);
         return compile_regex(cc, json_string_value(v), json_string_length(v), slot);
     case KW_FORMAT:
         if (!json_is_string(v))
-            return refuse(cc, "must be a string, got %s", jsvalue_type_name(v));
-        *(enum jsformat *)slot = jsformat_lookup(json_string_value(v));
+            return refuse(cc, "must be a string, got %s", jsonschema_value_type_name(v));
+        *(enum jsformat *)slot = jsonschema_format_lookup(json_string_value(v));
         if (*(enum jsformat *)slot == JSFORMAT_NONE)
             return refuse(cc,
                           "unknown format \"%s\" (supported: date-time, date, time, email, "
@@ -505,7 +514,8 @@ static int compile_keyword(struct compiler *cc, struct node *n, const struct key
         return check_names(cc, v);
     case KW_NAMES_MAP:
         if (!json_is_object(v))
-            return refuse(cc, "must be an object of string arrays, got %s", jsvalue_type_name(v));
+            return refuse(cc, "must be an object of string arrays, got %s",
+                          jsonschema_value_type_name(v));
         for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it)) {
             size_t mark = push_key(cc, json_object_iter_key(it), json_object_iter_key_len(it));
             int rc = check_names(cc, json_object_iter_value(it));
@@ -547,7 +557,7 @@ static int compile_node(struct compiler *cc, json_t *v, struct node **out)
         return nomem(cc);
     s->nodes[s->nnodes++] = n;
     *out = n;
-    n->path = strdup(jsbuf_str(&cc->path));
+    n->path = strdup(jsonschema_buf_str(&cc->path));
     if (!n->path)
         return nomem(cc);
     n->min_length = n->max_length = n->min_items = n->max_items = -1;
@@ -559,7 +569,7 @@ static int compile_node(struct compiler *cc, json_t *v, struct node **out)
     n->boolean = -1;
     if (!json_is_object(v))
         return refuse(cc, "must be a schema (an object or a boolean), got %s",
-                      jsvalue_type_name(v));
+                      jsonschema_value_type_name(v));
     for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it)) {
         const char *name = json_object_iter_key(it);
         size_t len = json_object_iter_key_len(it);
@@ -610,7 +620,7 @@ static int resolve_ref(struct compiler *cc, struct node *n, struct node **sorted
     int rc = 0;
     for (const char *p = ref + 1; *p && rc == 0; p++) {
         if (*p != '%') {
-            jsbuf_putn(&ptr, p, 1);
+            jsonschema_buf_putn(&ptr, p, 1);
             continue;
         }
         int hi = hex_value(p[1]), lo = hi < 0 ? -1 : hex_value(p[2]);
@@ -618,11 +628,11 @@ static int resolve_ref(struct compiler *cc, struct node *n, struct node **sorted
             rc = refuse(cc, "malformed percent-encoding in $ref \"%s\"", ref);
         } else {
             char c = (char)(hi * 16 + lo);
-            jsbuf_putn(&ptr, &c, 1);
+            jsonschema_buf_putn(&ptr, &c, 1);
             p += 2;
         }
     }
-    const char *target = jsbuf_str(&ptr);
+    const char *target = jsonschema_buf_str(&ptr);
     if (rc == 0 && ptr.oom)
         rc = nomem(cc);
     if (rc == 0 && target[0] != '\0' && target[0] != '/')
@@ -670,7 +680,7 @@ static int resolve_refs(struct compiler *cc)
         if (!n->ref)
             continue;
         pop(cc, 0);
-        jsbuf_puts(&cc->path, n->path);
+        jsonschema_buf_puts(&cc->path, n->path);
         push_key(cc, "$ref", 4);
         rc = resolve_ref(cc, n, sorted, s->nnodes);
     }
@@ -736,7 +746,7 @@ static int check_cycles(struct compiler *cc)
                 while (k > 0 && stack[k].next != 1 && stack[k].n != child)
                     k--;
                 pop(cc, 0);
-                jsbuf_puts(&cc->path, stack[k].n->path);
+                jsonschema_buf_puts(&cc->path, stack[k].n->path);
                 push_key(cc, "$ref", 4);
                 rc = refuse(cc,
                             "$ref \"%s\" forms a cycle that never descends into the document "
@@ -761,7 +771,7 @@ int jsonschema_compile(const json_t *schema, struct jsonschema **out, char *errm
         errmsg[0] = '\0';
     if (!schema)
         return refuse(&cc, "no schema given");
-    if (jsvalue_too_deep(schema, 0, JSONSCHEMA_MAX_DEPTH, NULL, &cc.path)) {
+    if (jsonschema_value_too_deep(schema, 0, JSONSCHEMA_MAX_DEPTH, NULL, &cc.path)) {
         rc = refuse(&cc, "schema nests arrays and objects deeper than %d levels",
                     JSONSCHEMA_MAX_DEPTH);
         goto err_path;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void jsbuf_putn(struct jsbuf *b, const char *s, size_t n)
+void jsonschema_buf_putn(struct jsbuf *b, const char *s, size_t n)
 {
     if (b->oom)
         return;
@@ -26,12 +26,12 @@ void jsbuf_putn(struct jsbuf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-void jsbuf_puts(struct jsbuf *b, const char *s)
+void jsonschema_buf_puts(struct jsbuf *b, const char *s)
 {
-    jsbuf_putn(b, s, strlen(s));
+    jsonschema_buf_putn(b, s, strlen(s));
 }
 
-void jsbuf_vprintf(struct jsbuf *b, const char *fmt, va_list ap)
+void jsonschema_buf_vprintf(struct jsbuf *b, const char *fmt, va_list ap)
 {
     char small[256];
     va_list copy;
@@ -41,7 +41,7 @@ void jsbuf_vprintf(struct jsbuf *b, const char *fmt, va_list ap)
     if (n < 0) {
         b->oom = true;
     } else if ((size_t)n < sizeof small) {
-        jsbuf_putn(b, small, (size_t)n);
+        jsonschema_buf_putn(b, small, (size_t)n);
     } else {
         char *big = malloc((size_t)n + 1);
         if (!big) {
@@ -49,34 +49,34 @@ void jsbuf_vprintf(struct jsbuf *b, const char *fmt, va_list ap)
             return;
         }
         vsnprintf(big, (size_t)n + 1, fmt, ap);
-        jsbuf_putn(b, big, (size_t)n);
+        jsonschema_buf_putn(b, big, (size_t)n);
         free(big);
     }
 }
 
-void jsbuf_printf(struct jsbuf *b, const char *fmt, ...)
+void jsonschema_buf_printf(struct jsbuf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    jsbuf_vprintf(b, fmt, ap);
+    jsonschema_buf_vprintf(b, fmt, ap);
     va_end(ap);
 }
 
-void jsbuf_put_token(struct jsbuf *b, const char *s, size_t n)
+void jsonschema_buf_put_token(struct jsbuf *b, const char *s, size_t n)
 {
-    jsbuf_putn(b, "/", 1);
+    jsonschema_buf_putn(b, "/", 1);
     size_t start = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '~' || s[i] == '/') {
-            jsbuf_putn(b, s + start, i - start);
-            jsbuf_putn(b, s[i] == '~' ? "~0" : "~1", 2);
+            jsonschema_buf_putn(b, s + start, i - start);
+            jsonschema_buf_putn(b, s[i] == '~' ? "~0" : "~1", 2);
             start = i + 1;
         }
     }
-    jsbuf_putn(b, s + start, n - start);
+    jsonschema_buf_putn(b, s + start, n - start);
 }
 
-void jsbuf_put_json(struct jsbuf *b, const json_t *v)
+void jsonschema_buf_put_json(struct jsbuf *b, const json_t *v)
 {
     char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
     if (!text) {
@@ -85,19 +85,19 @@ void jsbuf_put_json(struct jsbuf *b, const json_t *v)
     }
     size_t len = strlen(text);
     if (len <= 200) {
-        jsbuf_putn(b, text, len);
+        jsonschema_buf_putn(b, text, len);
     } else {
         /* Back up over continuation bytes (10xxxxxx) so the cut keeps the text UTF-8. */
         len = 200;
         while (len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80)
             len--;
-        jsbuf_putn(b, text, len);
-        jsbuf_puts(b, "...");
+        jsonschema_buf_putn(b, text, len);
+        jsonschema_buf_puts(b, "...");
     }
     free(text);
 }
 
-void jsbuf_truncate(struct jsbuf *b, size_t len)
+void jsonschema_buf_truncate(struct jsbuf *b, size_t len)
 {
     if (b->p && len <= b->len) {
         b->len = len;
@@ -105,18 +105,18 @@ void jsbuf_truncate(struct jsbuf *b, size_t len)
     }
 }
 
-const char *jsbuf_str(const struct jsbuf *b)
+const char *jsonschema_buf_str(const struct jsbuf *b)
 {
     return b->p ? b->p : "";
 }
 
-void jsbuf_put_path(struct jsbuf *b, const struct jspath *at)
+void jsonschema_buf_put_path(struct jsbuf *b, const struct jspath *at)
 {
     if (!at)
         return;
-    jsbuf_put_path(b, at->up);
+    jsonschema_buf_put_path(b, at->up);
     if (at->key)
-        jsbuf_put_token(b, at->key, at->keylen);
+        jsonschema_buf_put_token(b, at->key, at->keylen);
     else
-        jsbuf_printf(b, "/%zu", at->index);
+        jsonschema_buf_printf(b, "/%zu", at->index);
 }

@@ -20,22 +20,23 @@ struct jsbuf {
 };
 
 /* Appends the N bytes at S (borrowed; may hold NUL bytes). */
-void jsbuf_putn(struct jsbuf *b, const char *s, size_t n);
+void jsonschema_buf_putn(struct jsbuf *b, const char *s, size_t n);
 /* Appends the NUL-terminated S (borrowed). */
-void jsbuf_puts(struct jsbuf *b, const char *s);
+void jsonschema_buf_puts(struct jsbuf *b, const char *s);
 /* Appends printf-style text of any length. */
-void jsbuf_vprintf(struct jsbuf *b, const char *fmt, va_list ap);
-__attribute__((format(printf, 2, 3))) void jsbuf_printf(struct jsbuf *b, const char *fmt, ...);
+void jsonschema_buf_vprintf(struct jsbuf *b, const char *fmt, va_list ap);
+__attribute__((format(printf, 2, 3))) void jsonschema_buf_printf(struct jsbuf *b, const char *fmt,
+                                                                 ...);
 /* Appends "/" and the N bytes at S as one RFC 6901 reference token: "~" becomes "~0" and "/"
  * becomes "~1". Compiled schema paths and decoded $ref fragments are both in this escaped
  * form, so they compare as plain strings. */
-void jsbuf_put_token(struct jsbuf *b, const char *s, size_t n);
+void jsonschema_buf_put_token(struct jsbuf *b, const char *s, size_t n);
 /* Appends V (borrowed) as compact JSON, cut to about 200 bytes on a UTF-8 boundary. */
-void jsbuf_put_json(struct jsbuf *b, const json_t *v);
+void jsonschema_buf_put_json(struct jsbuf *b, const json_t *v);
 /* Shortens B to LEN bytes, LEN being at most its length. */
-void jsbuf_truncate(struct jsbuf *b, size_t len);
+void jsonschema_buf_truncate(struct jsbuf *b, size_t len);
 /* B's text: a borrowed pointer into B, "" before the first append. */
-const char *jsbuf_str(const struct jsbuf *b);
+const char *jsonschema_buf_str(const struct jsbuf *b);
 
 /* A position inside a document as a chain of stack frames, innermost first; NULL is the
  * whole document. KEY (borrowed from the document, KEYLEN bytes) names an object member;
@@ -49,6 +50,6 @@ struct jspath {
 
 /* Appends AT as a JSON Pointer (nothing for the whole document). The recursion is as deep as
  * the chain, which the callers bound by JSONSCHEMA_MAX_DEPTH. */
-void jsbuf_put_path(struct jsbuf *b, const struct jspath *at);
+void jsonschema_buf_put_path(struct jsbuf *b, const struct jspath *at);
 
 #endif

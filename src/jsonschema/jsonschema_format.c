@@ -11,7 +11,7 @@ static const char *const format_names[] = {
     [JSFORMAT_UUID] = "uuid",
 };
 
-enum jsformat jsformat_lookup(const char *name)
+enum jsformat jsonschema_format_lookup(const char *name)
 {
     for (int f = JSFORMAT_DATE_TIME; f <= JSFORMAT_UUID; f++) {
         if (strcmp(name, format_names[f]) == 0)
@@ -20,7 +20,7 @@ enum jsformat jsformat_lookup(const char *name)
     return JSFORMAT_NONE;
 }
 
-const char *jsformat_name(enum jsformat f)
+const char *jsonschema_format_name(enum jsformat f)
 {
     return format_names[f];
 }
@@ -409,7 +409,7 @@ static bool check_uuid(const char *s, size_t len)
     return true;
 }
 
-bool jsformat_check(enum jsformat f, const char *s, size_t len)
+bool jsonschema_format_check(enum jsformat f, const char *s, size_t len)
 {
     switch (f) {
     case JSFORMAT_NONE:

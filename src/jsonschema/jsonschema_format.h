@@ -24,13 +24,13 @@ enum jsformat {
 
 /* Returns the format called NAME (a NUL-terminated string, borrowed), or JSFORMAT_NONE when
  * the name is not one of the supported formats. */
-enum jsformat jsformat_lookup(const char *name);
+enum jsformat jsonschema_format_lookup(const char *name);
 
 /* Returns the keyword spelling of F (a static string), or "" for JSFORMAT_NONE. */
-const char *jsformat_name(enum jsformat f);
+const char *jsonschema_format_name(enum jsformat f);
 
 /* Returns true when the LEN bytes at S (borrowed, need not be NUL-terminated) are a valid F.
  * JSFORMAT_NONE accepts everything. */
-bool jsformat_check(enum jsformat f, const char *s, size_t len);
+bool jsonschema_format_check(enum jsformat f, const char *s, size_t len);
 
 #endif

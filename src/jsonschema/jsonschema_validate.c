@@ -37,15 +37,16 @@ static void add_error(struct vctx *c, const struct jsbuf *path, const char *sche
                       const char *token, const char *keyword, const struct jsbuf *msg)
 {
     struct jsbuf spath = {0};
-    jsbuf_puts(&spath, schema_path);
+    jsonschema_buf_puts(&spath, schema_path);
     if (token)
-        jsbuf_put_token(&spath, token, strlen(token));
+        jsonschema_buf_put_token(&spath, token, strlen(token));
     json_t *e = json_object();
-    bool ok = e && !path->oom && !spath.oom && !msg->oom &&
-              json_object_set_new(e, "path", json_stringn(jsbuf_str(path), path->len)) == 0 &&
-              json_object_set_new(e, "keyword", json_string(keyword)) == 0 &&
-              json_object_set_new(e, "schema_path", json_string(jsbuf_str(&spath))) == 0 &&
-              json_object_set_new(e, "message", json_string(jsbuf_str(msg))) == 0;
+    bool ok =
+        e && !path->oom && !spath.oom && !msg->oom &&
+        json_object_set_new(e, "path", json_stringn(jsonschema_buf_str(path), path->len)) == 0 &&
+        json_object_set_new(e, "keyword", json_string(keyword)) == 0 &&
+        json_object_set_new(e, "schema_path", json_string(jsonschema_buf_str(&spath))) == 0 &&
+        json_object_set_new(e, "message", json_string(jsonschema_buf_str(msg))) == 0;
     free(spath.p);
     if (!ok) {
         json_decref(e);
@@ -66,10 +67,10 @@ limit(struct vctx *c, const struct jspath *at, const char *schema_path, const ch
     if (!c->errors)
         return;
     struct jsbuf path = {0}, msg = {0};
-    jsbuf_put_path(&path, at);
+    jsonschema_buf_put_path(&path, at);
     va_list ap;
     va_start(ap, fmt);
-    jsbuf_vprintf(&msg, fmt, ap);
+    jsonschema_buf_vprintf(&msg, fmt, ap);
     va_end(ap);
     add_error(c, &path, schema_path, NULL, "limit", &msg);
     free(path.p);
@@ -91,10 +92,10 @@ __attribute__((format(printf, 6, 7))) static bool fail(struct vctx *c, bool coll
         return false;
     }
     struct jsbuf path = {0}, msg = {0};
-    jsbuf_put_path(&path, at);
+    jsonschema_buf_put_path(&path, at);
     va_list ap;
     va_start(ap, fmt);
-    jsbuf_vprintf(&msg, fmt, ap);
+    jsonschema_buf_vprintf(&msg, fmt, ap);
     va_end(ap);
     add_error(c, &path, n->path, n->boolean == 0 ? NULL : keyword, keyword, &msg);
     c->nerrors++;
@@ -141,30 +142,30 @@ static bool check_common(struct vctx *c, const struct node *n, const json_t *v,
                          const struct jspath *at, bool collect)
 {
     bool ok = true;
-    if (n->types && !(n->types & jsvalue_types_of(v))) {
+    if (n->types && !(n->types & jsonschema_value_types_of(v))) {
         struct jsbuf names = {0};
-        jsvalue_put_types(&names, n->types);
-        ok = fail(c, collect, at, n, "type", "must be %s, got %s", jsbuf_str(&names),
-                  jsvalue_type_name(v));
+        jsonschema_value_put_types(&names, n->types);
+        ok = fail(c, collect, at, n, "type", "must be %s, got %s", jsonschema_buf_str(&names),
+                  jsonschema_value_type_name(v));
         free(names.p);
     }
     if (n->enum_values) {
         bool found = false;
         for (size_t i = 0; i < json_array_size(n->enum_values) && !found; i++)
-            found = jsvalue_equal(v, json_array_get(n->enum_values, i));
+            found = jsonschema_value_equal(v, json_array_get(n->enum_values, i));
         if (!found && collect) {
             struct jsbuf text = {0};
-            jsbuf_put_json(&text, n->enum_values);
-            ok = fail(c, collect, at, n, "enum", "must be one of %s", jsbuf_str(&text));
+            jsonschema_buf_put_json(&text, n->enum_values);
+            ok = fail(c, collect, at, n, "enum", "must be one of %s", jsonschema_buf_str(&text));
             free(text.p);
         }
         ok = ok && found;
     }
-    if (n->const_value && !jsvalue_equal(v, n->const_value)) {
+    if (n->const_value && !jsonschema_value_equal(v, n->const_value)) {
         if (collect) {
             struct jsbuf text = {0};
-            jsbuf_put_json(&text, n->const_value);
-            fail(c, collect, at, n, "const", "must be %s", jsbuf_str(&text));
+            jsonschema_buf_put_json(&text, n->const_value);
+            fail(c, collect, at, n, "const", "must be %s", jsonschema_buf_str(&text));
             free(text.p);
         }
         ok = false;
@@ -175,9 +176,9 @@ static bool check_common(struct vctx *c, const struct node *n, const json_t *v,
 static bool is_multiple(const json_t *v, const json_t *divisor)
 {
     json_int_t iv, id;
-    if (jsvalue_as_int(v, &iv) && jsvalue_as_int(divisor, &id))
+    if (jsonschema_value_as_int(v, &iv) && jsonschema_value_as_int(divisor, &id))
         return iv % id == 0; /* id > 0 was checked when compiling */
-    double q = jsvalue_number(v) / jsvalue_number(divisor);
+    double q = jsonschema_value_number(v) / jsonschema_value_number(divisor);
     if (q > DBL_MAX || q < -DBL_MAX)
         return false; /* an overflowing quotient: no integer count of divisors reaches v */
     double aq = q < 0 ? -q : q;
@@ -196,25 +197,25 @@ static bool check_number(struct vctx *c, const struct node *n, const json_t *v,
         return true;
     char got[32], bound[32];
     bool ok = true;
-    jsvalue_number_text(v, got, sizeof got);
-    if (n->minimum && jsvalue_cmp(v, n->minimum) < 0) {
-        jsvalue_number_text(n->minimum, bound, sizeof bound);
+    jsonschema_value_number_text(v, got, sizeof got);
+    if (n->minimum && jsonschema_value_cmp(v, n->minimum) < 0) {
+        jsonschema_value_number_text(n->minimum, bound, sizeof bound);
         ok = fail(c, collect, at, n, "minimum", "must be >= %s, got %s", bound, got);
     }
-    if (n->exclusive_minimum && jsvalue_cmp(v, n->exclusive_minimum) <= 0) {
-        jsvalue_number_text(n->exclusive_minimum, bound, sizeof bound);
+    if (n->exclusive_minimum && jsonschema_value_cmp(v, n->exclusive_minimum) <= 0) {
+        jsonschema_value_number_text(n->exclusive_minimum, bound, sizeof bound);
         ok = fail(c, collect, at, n, "exclusiveMinimum", "must be > %s, got %s", bound, got);
     }
-    if (n->maximum && jsvalue_cmp(v, n->maximum) > 0) {
-        jsvalue_number_text(n->maximum, bound, sizeof bound);
+    if (n->maximum && jsonschema_value_cmp(v, n->maximum) > 0) {
+        jsonschema_value_number_text(n->maximum, bound, sizeof bound);
         ok = fail(c, collect, at, n, "maximum", "must be <= %s, got %s", bound, got);
     }
-    if (n->exclusive_maximum && jsvalue_cmp(v, n->exclusive_maximum) >= 0) {
-        jsvalue_number_text(n->exclusive_maximum, bound, sizeof bound);
+    if (n->exclusive_maximum && jsonschema_value_cmp(v, n->exclusive_maximum) >= 0) {
+        jsonschema_value_number_text(n->exclusive_maximum, bound, sizeof bound);
         ok = fail(c, collect, at, n, "exclusiveMaximum", "must be < %s, got %s", bound, got);
     }
     if (n->multiple_of && !is_multiple(v, n->multiple_of)) {
-        jsvalue_number_text(n->multiple_of, bound, sizeof bound);
+        jsonschema_value_number_text(n->multiple_of, bound, sizeof bound);
         ok = fail(c, collect, at, n, "multipleOf", "must be a multiple of %s, got %s", bound, got);
     }
     return ok;
@@ -253,8 +254,9 @@ static bool check_string(struct vctx *c, const struct node *n, const json_t *v,
             ok = fail(c, collect, at, n, "pattern", "could not be matched against \"%s\": %s",
                       n->pattern_source, regex_error(m, why, sizeof why));
     }
-    if (n->format && !jsformat_check(n->format, s, len))
-        ok = fail(c, collect, at, n, "format", "must be a valid %s", jsformat_name(n->format));
+    if (n->format && !jsonschema_format_check(n->format, s, len))
+        ok = fail(c, collect, at, n, "format", "must be a valid %s",
+                  jsonschema_format_name(n->format));
     return ok;
 }
 
@@ -289,7 +291,7 @@ static bool check_unique(struct vctx *c, const struct node *n, const json_t *v,
         return false;
     }
     for (size_t i = 0; i < size; i++)
-        h[i] = (struct hashed){jsvalue_hash(json_array_get(v, i)), i};
+        h[i] = (struct hashed){jsonschema_value_hash(json_array_get(v, i)), i};
     qsort(h, size, sizeof *h, hashed_cmp);
     for (size_t run = 0; run < size;) {
         size_t end = run + 1;
@@ -299,8 +301,8 @@ static bool check_unique(struct vctx *c, const struct node *n, const json_t *v,
          * comes first in the bucket and matches too. */
         for (size_t j = run + 1; j < end; j++) {
             for (size_t k = run; k < j && !first[h[j].index]; k++) {
-                if (!first[h[k].index] &&
-                    jsvalue_equal(json_array_get(v, h[k].index), json_array_get(v, h[j].index)))
+                if (!first[h[k].index] && jsonschema_value_equal(json_array_get(v, h[k].index),
+                                                                 json_array_get(v, h[j].index)))
                     first[h[j].index] = h[k].index + 1;
             }
         }
@@ -633,12 +635,12 @@ int jsonschema_validate(const struct jsonschema *s, const json_t *doc, json_t **
         if (!c.errors)
             return JSONSCHEMA_ENOMEM;
     }
-    if (jsvalue_too_deep(doc, 0, JSONSCHEMA_MAX_DEPTH, NULL, &where)) {
+    if (jsonschema_value_too_deep(doc, 0, JSONSCHEMA_MAX_DEPTH, NULL, &where)) {
         valid = false;
         if (c.errors) {
             struct jsbuf msg = {0};
-            jsbuf_printf(&msg, "arrays and objects nest deeper than %d levels here",
-                         JSONSCHEMA_MAX_DEPTH);
+            jsonschema_buf_printf(&msg, "arrays and objects nest deeper than %d levels here",
+                                  JSONSCHEMA_MAX_DEPTH);
             add_error(&c, &where, "", NULL, "limit", &msg);
             free(msg.p);
         }

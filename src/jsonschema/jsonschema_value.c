@@ -14,7 +14,7 @@ static const char *const type_names[] = {"null",   "boolean", "object", "array",
 /* 2^52: doubles of this magnitude or more have no fractional bits. */
 #define TWO_POW_52 4503599627370496.0
 
-unsigned jsvalue_type_bit(const char *name)
+unsigned jsonschema_value_type_bit(const char *name)
 {
     for (size_t t = 0; t < NTYPES; t++) {
         if (strcmp(name, type_names[t]) == 0)
@@ -23,7 +23,7 @@ unsigned jsvalue_type_bit(const char *name)
     return 0;
 }
 
-unsigned jsvalue_types_of(const json_t *v)
+unsigned jsonschema_value_types_of(const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT:
@@ -37,7 +37,7 @@ unsigned jsvalue_types_of(const json_t *v)
     case JSON_REAL: {
         double d = json_real_value(v);
         json_int_t ignored;
-        bool integral = jsvalue_as_int(v, &ignored) || d >= TWO_POW_52 || d <= -TWO_POW_52;
+        bool integral = jsonschema_value_as_int(v, &ignored) || d >= TWO_POW_52 || d <= -TWO_POW_52;
         return JSVALUE_NUMBER | (integral ? JSVALUE_INTEGER : 0);
     }
     case JSON_TRUE:
@@ -49,19 +49,19 @@ unsigned jsvalue_types_of(const json_t *v)
     return 0;
 }
 
-void jsvalue_put_types(struct jsbuf *b, unsigned types)
+void jsonschema_value_put_types(struct jsbuf *b, unsigned types)
 {
     bool first = true;
     for (size_t t = 0; t < NTYPES; t++) {
         if (types & (1u << t)) {
-            jsbuf_puts(b, first ? "" : " or ");
-            jsbuf_puts(b, type_names[t]);
+            jsonschema_buf_puts(b, first ? "" : " or ");
+            jsonschema_buf_puts(b, type_names[t]);
             first = false;
         }
     }
 }
 
-const char *jsvalue_type_name(const json_t *v)
+const char *jsonschema_value_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT:
@@ -83,7 +83,7 @@ const char *jsvalue_type_name(const json_t *v)
     return "unknown";
 }
 
-bool jsvalue_as_int(const json_t *x, json_int_t *out)
+bool jsonschema_value_as_int(const json_t *x, json_int_t *out)
 {
     if (json_is_integer(x)) {
         *out = json_integer_value(x);
@@ -99,7 +99,7 @@ bool jsvalue_as_int(const json_t *x, json_int_t *out)
     return false;
 }
 
-double jsvalue_number(const json_t *x)
+double jsonschema_value_number(const json_t *x)
 {
     return json_is_integer(x) ? (double)json_integer_value(x) : json_real_value(x);
 }
@@ -117,7 +117,7 @@ static int int_real_cmp(json_int_t i, double d)
     return frac > 0 ? -1 : frac < 0 ? 1 : 0;
 }
 
-int jsvalue_cmp(const json_t *a, const json_t *b)
+int jsonschema_value_cmp(const json_t *a, const json_t *b)
 {
     if (json_is_integer(a) && json_is_integer(b)) {
         json_int_t x = json_integer_value(a), y = json_integer_value(b);
@@ -132,10 +132,10 @@ int jsvalue_cmp(const json_t *a, const json_t *b)
     return -int_real_cmp(json_integer_value(b), json_real_value(a));
 }
 
-bool jsvalue_equal(const json_t *a, const json_t *b)
+bool jsonschema_value_equal(const json_t *a, const json_t *b)
 {
     if (json_is_number(a) && json_is_number(b))
-        return jsvalue_cmp(a, b) == 0;
+        return jsonschema_value_cmp(a, b) == 0;
     if (json_typeof(a) != json_typeof(b))
         return false;
     switch (json_typeof(a)) {
@@ -146,7 +146,7 @@ bool jsvalue_equal(const json_t *a, const json_t *b)
         if (json_array_size(a) != json_array_size(b))
             return false;
         for (size_t i = 0; i < json_array_size(a); i++) {
-            if (!jsvalue_equal(json_array_get(a, i), json_array_get(b, i)))
+            if (!jsonschema_value_equal(json_array_get(a, i), json_array_get(b, i)))
                 return false;
         }
         return true;
@@ -158,7 +158,7 @@ bool jsvalue_equal(const json_t *a, const json_t *b)
              it = json_object_iter_next((json_t *)a, it)) {
             const json_t *other =
                 json_object_getn(b, json_object_iter_key(it), json_object_iter_key_len(it));
-            if (!other || !jsvalue_equal(json_object_iter_value(it), other))
+            if (!other || !jsonschema_value_equal(json_object_iter_value(it), other))
                 return false;
         }
         return true;
@@ -184,7 +184,7 @@ static uint64_t hash_bytes(const char *s, size_t n)
     return h;
 }
 
-uint64_t jsvalue_hash(const json_t *v)
+uint64_t jsonschema_value_hash(const json_t *v)
 {
     json_int_t i;
     uint64_t h;
@@ -192,7 +192,7 @@ uint64_t jsvalue_hash(const json_t *v)
     case JSON_INTEGER:
     case JSON_REAL:
         /* 1 and 1.0 are equal, so every integral number hashes as an integer. */
-        if (jsvalue_as_int(v, &i))
+        if (jsonschema_value_as_int(v, &i))
             return mix((uint64_t)i ^ 3);
         double d = json_real_value(v);
         memcpy(&h, &d, sizeof h);
@@ -202,7 +202,7 @@ uint64_t jsvalue_hash(const json_t *v)
     case JSON_ARRAY:
         h = 6;
         for (size_t k = 0; k < json_array_size(v); k++)
-            h = mix(h + jsvalue_hash(json_array_get(v, k)));
+            h = mix(h + jsonschema_value_hash(json_array_get(v, k)));
         return h;
     case JSON_OBJECT:
         /* A sum does not depend on the order of the members. */
@@ -210,7 +210,7 @@ uint64_t jsvalue_hash(const json_t *v)
         for (void *it = json_object_iter((json_t *)v); it;
              it = json_object_iter_next((json_t *)v, it)) {
             uint64_t key = hash_bytes(json_object_iter_key(it), json_object_iter_key_len(it));
-            h += mix(key ^ mix(jsvalue_hash(json_object_iter_value(it))));
+            h += mix(key ^ mix(jsonschema_value_hash(json_object_iter_value(it))));
         }
         return mix(h ^ 7);
     case JSON_TRUE:
@@ -223,7 +223,7 @@ uint64_t jsvalue_hash(const json_t *v)
     return 0;
 }
 
-void jsvalue_number_text(const json_t *x, char *buf, size_t len)
+void jsonschema_value_number_text(const json_t *x, char *buf, size_t len)
 {
     if (json_is_integer(x)) {
         snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(x));
@@ -235,19 +235,20 @@ void jsvalue_number_text(const json_t *x, char *buf, size_t len)
         snprintf(buf, len, "%.17g", d);
 }
 
-bool jsvalue_too_deep(const json_t *v, int level, int max_depth, const struct jspath *at,
-                      struct jsbuf *where)
+bool jsonschema_value_too_deep(const json_t *v, int level, int max_depth, const struct jspath *at,
+                               struct jsbuf *where)
 {
     if (!json_is_array(v) && !json_is_object(v))
         return false;
     if (level >= max_depth) {
-        jsbuf_put_path(where, at);
+        jsonschema_buf_put_path(where, at);
         return true;
     }
     if (json_is_array(v)) {
         for (size_t i = 0; i < json_array_size(v); i++) {
             struct jspath child = {at, NULL, 0, i};
-            if (jsvalue_too_deep(json_array_get(v, i), level + 1, max_depth, &child, where))
+            if (jsonschema_value_too_deep(json_array_get(v, i), level + 1, max_depth, &child,
+                                          where))
                 return true;
         }
         return false;
@@ -255,7 +256,8 @@ bool jsvalue_too_deep(const json_t *v, int level, int max_depth, const struct js
     for (void *it = json_object_iter((json_t *)v); it;
          it = json_object_iter_next((json_t *)v, it)) {
         struct jspath child = {at, json_object_iter_key(it), json_object_iter_key_len(it), 0};
-        if (jsvalue_too_deep(json_object_iter_value(it), level + 1, max_depth, &child, where))
+        if (jsonschema_value_too_deep(json_object_iter_value(it), level + 1, max_depth, &child,
+                                      where))
             return true;
     }
     return false;

@@ -20,48 +20,55 @@
 
 /* The route table. Order matters only for readability: patterns never overlap. */
 static const struct api_route routes[] = {
-    {"GET", "/health", API_PUBLIC, ROLE_NONE, apih_health},
-    {"GET", "/ready", API_PUBLIC, ROLE_NONE, apih_ready},
-    {"GET", "/metrics", API_PUBLIC, ROLE_NONE, apih_metrics},
-    {"POST", "/v1/auth/login", API_PUBLIC, ROLE_NONE, apih_login},
-    {"POST", "/v1/auth/logout", API_SESSION, ROLE_NONE, apih_logout},
-    {"GET", "/v1/users/me", API_SESSION, ROLE_NONE, apih_me},
-    {"POST", "/v1/users", API_INSTANCE_ADMIN, ROLE_NONE, apih_user_create},
-    {"GET", "/v1/users", API_INSTANCE_ADMIN, ROLE_NONE, apih_user_list},
-    {"GET", "/v1/users/{user}", API_INSTANCE_ADMIN, ROLE_NONE, apih_user_get},
-    {"DELETE", "/v1/users/{user}", API_INSTANCE_ADMIN, ROLE_NONE, apih_user_delete},
-    {"POST", "/v1/projects", API_SESSION, ROLE_NONE, apih_project_create},
-    {"GET", "/v1/projects", API_SESSION, ROLE_NONE, apih_project_list},
-    {"GET", "/v1/projects/{project}", API_PROJECT, ROLE_VIEWER, apih_project_get},
-    {"DELETE", "/v1/projects/{project}", API_PROJECT, ROLE_ADMIN, apih_project_delete},
-    {"POST", "/v1/projects/{project}/api-keys", API_PROJECT, ROLE_ADMIN, apih_key_create},
-    {"GET", "/v1/projects/{project}/api-keys", API_PROJECT, ROLE_ADMIN, apih_key_list},
-    {"DELETE", "/v1/projects/{project}/api-keys/{key}", API_PROJECT, ROLE_ADMIN, apih_key_revoke},
-    {"GET", "/v1/projects/{project}/roles", API_PROJECT, ROLE_ADMIN, apih_role_list},
-    {"POST", "/v1/projects/{project}/roles", API_PROJECT, ROLE_ADMIN, apih_role_set},
-    {"DELETE", "/v1/projects/{project}/roles/{user}", API_PROJECT, ROLE_ADMIN, apih_role_delete},
-    {"POST", "/v1/schemas", API_SESSION, ROLE_NONE, apih_schema_create},
-    {"GET", "/v1/schemas", API_SESSION, ROLE_NONE, apih_schema_list},
-    {"GET", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, apih_schema_get},
-    {"PUT", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, apih_schema_update},
-    {"DELETE", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, apih_schema_delete},
-    {"POST", "/v1/projects/{project}/configs", API_PROJECT, ROLE_EDITOR, apih_config_create},
-    {"GET", "/v1/projects/{project}/configs", API_PROJECT, ROLE_VIEWER, apih_config_list},
-    {"GET", "/v1/projects/{project}/configs/{ckey}", API_PROJECT, ROLE_VIEWER, apih_config_get},
-    {"PUT", "/v1/projects/{project}/configs/{ckey}", API_PROJECT, ROLE_EDITOR, apih_config_put},
+    {"GET", "/health", API_PUBLIC, ROLE_NONE, api_status_health},
+    {"GET", "/ready", API_PUBLIC, ROLE_NONE, api_status_ready},
+    {"GET", "/metrics", API_PUBLIC, ROLE_NONE, api_status_metrics},
+    {"POST", "/v1/auth/login", API_PUBLIC, ROLE_NONE, api_auth_login},
+    {"POST", "/v1/auth/logout", API_SESSION, ROLE_NONE, api_auth_logout},
+    {"GET", "/v1/users/me", API_SESSION, ROLE_NONE, api_auth_me},
+    {"POST", "/v1/users", API_INSTANCE_ADMIN, ROLE_NONE, api_users_user_create},
+    {"GET", "/v1/users", API_INSTANCE_ADMIN, ROLE_NONE, api_users_user_list},
+    {"GET", "/v1/users/{user}", API_INSTANCE_ADMIN, ROLE_NONE, api_users_user_get},
+    {"DELETE", "/v1/users/{user}", API_INSTANCE_ADMIN, ROLE_NONE, api_users_user_delete},
+    {"POST", "/v1/projects", API_SESSION, ROLE_NONE, api_projects_project_create},
+    {"GET", "/v1/projects", API_SESSION, ROLE_NONE, api_projects_project_list},
+    {"GET", "/v1/projects/{project}", API_PROJECT, ROLE_VIEWER, api_projects_project_get},
+    {"DELETE", "/v1/projects/{project}", API_PROJECT, ROLE_ADMIN, api_projects_project_delete},
+    {"POST", "/v1/projects/{project}/api-keys", API_PROJECT, ROLE_ADMIN, api_projects_key_create},
+    {"GET", "/v1/projects/{project}/api-keys", API_PROJECT, ROLE_ADMIN, api_projects_key_list},
+    {"DELETE", "/v1/projects/{project}/api-keys/{key}", API_PROJECT, ROLE_ADMIN,
+     api_projects_key_revoke},
+    {"GET", "/v1/projects/{project}/roles", API_PROJECT, ROLE_ADMIN, api_projects_role_list},
+    {"POST", "/v1/projects/{project}/roles", API_PROJECT, ROLE_ADMIN, api_projects_role_set},
+    {"DELETE", "/v1/projects/{project}/roles/{user}", API_PROJECT, ROLE_ADMIN,
+     api_projects_role_delete},
+    {"POST", "/v1/schemas", API_SESSION, ROLE_NONE, api_schemas_schema_create},
+    {"GET", "/v1/schemas", API_SESSION, ROLE_NONE, api_schemas_schema_list},
+    {"GET", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, api_schemas_schema_get},
+    {"PUT", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, api_schemas_schema_update},
+    {"DELETE", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, api_schemas_schema_delete},
+    {"POST", "/v1/projects/{project}/configs", API_PROJECT, ROLE_EDITOR, api_configs_config_create},
+    {"GET", "/v1/projects/{project}/configs", API_PROJECT, ROLE_VIEWER, api_reads_config_list},
+    {"GET", "/v1/projects/{project}/configs/{ckey}", API_PROJECT, ROLE_VIEWER,
+     api_reads_config_get},
+    {"PUT", "/v1/projects/{project}/configs/{ckey}", API_PROJECT, ROLE_EDITOR,
+     api_configs_config_put},
     {"DELETE", "/v1/projects/{project}/configs/{ckey}", API_PROJECT, ROLE_EDITOR,
-     apih_config_delete},
+     api_configs_config_delete},
     {"GET", "/v1/projects/{project}/configs/{ckey}/revisions", API_PROJECT, ROLE_VIEWER,
-     apih_config_revisions},
+     api_history_config_revisions},
     {"POST", "/v1/projects/{project}/configs/{ckey}/rollback", API_PROJECT, ROLE_EDITOR,
-     apih_config_rollback},
-    {"GET", "/v1/projects/{project}/revisions", API_PROJECT, ROLE_VIEWER, apih_project_revisions},
-    {"GET", "/v1/projects/{project}/watch", API_PROJECT, ROLE_VIEWER, apih_watch},
-    {"GET", "/v1/projects/{project}/audit/verify", API_PROJECT, ROLE_VIEWER, apih_audit_verify},
-    {"GET", "/v1/cluster", API_INSTANCE_ADMIN, ROLE_NONE, apih_cluster_get},
-    {"POST", "/v1/cluster/members", API_INSTANCE_ADMIN, ROLE_NONE, apih_cluster_add},
-    {"DELETE", "/v1/cluster/members/{member}", API_INSTANCE_ADMIN, ROLE_NONE, apih_cluster_remove},
-    {"POST", "/v1/cluster/transfer", API_INSTANCE_ADMIN, ROLE_NONE, apih_cluster_transfer},
+     api_configs_config_rollback},
+    {"GET", "/v1/projects/{project}/revisions", API_PROJECT, ROLE_VIEWER,
+     api_history_project_revisions},
+    {"GET", "/v1/projects/{project}/watch", API_PROJECT, ROLE_VIEWER, api_history_watch},
+    {"GET", "/v1/projects/{project}/audit/verify", API_PROJECT, ROLE_VIEWER,
+     api_history_audit_verify},
+    {"GET", "/v1/cluster", API_INSTANCE_ADMIN, ROLE_NONE, api_cluster_cluster_get},
+    {"POST", "/v1/cluster/members", API_INSTANCE_ADMIN, ROLE_NONE, api_cluster_cluster_add},
+    {"DELETE", "/v1/cluster/members/{member}", API_INSTANCE_ADMIN, ROLE_NONE,
+     api_cluster_cluster_remove},
+    {"POST", "/v1/cluster/transfer", API_INSTANCE_ADMIN, ROLE_NONE, api_cluster_cluster_transfer},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -248,8 +255,8 @@ static enum role_level role_from_text(const char *s)
 
 static int role_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
-    return dbauth_role_lookup(conn, call->who.user_id, call->params[0], &call->result, errmsg,
-                              errlen);
+    return db_auth_role_lookup(conn, call->who.user_id, call->params[0], &call->result, errmsg,
+                               errlen);
 }
 
 static void role_done(int status, const char *errmsg, void *arg)
@@ -328,9 +335,9 @@ static void authorize(struct api_call *call)
 static int principal_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
     if (call->who.kind == PRINCIPAL_USER) {
-        return dbauth_session_lookup(conn, call->who.token_hash, &call->result, errmsg, errlen);
+        return db_auth_session_lookup(conn, call->who.token_hash, &call->result, errmsg, errlen);
     }
-    return dbauth_apikey_lookup(conn, call->who.key_id, &call->result, errmsg, errlen);
+    return db_auth_apikey_lookup(conn, call->who.key_id, &call->result, errmsg, errlen);
 }
 
 static void copy_str(char *dst, size_t n, json_t *obj, const char *key)

@@ -25,7 +25,7 @@ static int login_work(PGconn *conn, struct api_call *call, char *errmsg, size_t 
     struct login *l = call->data;
     const struct config *conf = call->node->conf;
     json_t *user = NULL;
-    int rc = dbauth_user_for_login(conn, l->email, &user, errmsg, errlen);
+    int rc = db_auth_user_for_login(conn, l->email, &user, errmsg, errlen);
     if (rc != DB_OK && rc != DB_NOT_FOUND) {
         return rc;
     }
@@ -43,7 +43,7 @@ static int login_work(PGconn *conn, struct api_call *call, char *errmsg, size_t 
     auth_hmac(call->node->secret, call->node->secret_len, token, th);
     const char *user_id = json_string_value(json_object_get(user, "id"));
     json_t *session = NULL;
-    rc = dbauth_session_create(conn, th, user_id, conf->session_ttl_s, &session, errmsg, errlen);
+    rc = db_auth_session_create(conn, th, user_id, conf->session_ttl_s, &session, errmsg, errlen);
     if (rc == DB_OK) {
         call->result = json_pack("{s:s,s:s,s:O}", "token", token, "user_id", user_id, "expires_at",
                                  json_object_get(session, "expires_at"));
@@ -54,7 +54,7 @@ static int login_work(PGconn *conn, struct api_call *call, char *errmsg, size_t 
     return rc;
 }
 
-void apih_login(struct api_call *call)
+void api_auth_login(struct api_call *call)
 {
     static const char *const known[] = {"email", "password", NULL};
     const char *email, *password;
@@ -76,10 +76,10 @@ void apih_login(struct api_call *call)
 
 static int logout_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
-    return dbauth_session_revoke(conn, call->who.token_hash, errmsg, errlen);
+    return db_auth_session_revoke(conn, call->who.token_hash, errmsg, errlen);
 }
 
-void apih_logout(struct api_call *call)
+void api_auth_logout(struct api_call *call)
 {
     call->invalidates_auth = true;
     api_run(call, logout_work, 204);
@@ -87,10 +87,10 @@ void apih_logout(struct api_call *call)
 
 static int me_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
-    return dbusers_get(conn, call->who.user_id, &call->result, errmsg, errlen);
+    return db_users_get(conn, call->who.user_id, &call->result, errmsg, errlen);
 }
 
-void apih_me(struct api_call *call)
+void api_auth_me(struct api_call *call)
 {
     api_run(call, me_work, 200);
 }

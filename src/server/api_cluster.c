@@ -37,7 +37,7 @@ static bool have_raft(struct api_call *call)
     return true;
 }
 
-void apih_cluster_get(struct api_call *call)
+void api_cluster_cluster_get(struct api_call *call)
 {
     if (!have_raft(call)) {
         return;
@@ -103,7 +103,7 @@ static void change_done(void *data, int status, const char *err)
 {
     struct api_call *call = data;
     if (status == 0) {
-        apih_cluster_get(call);
+        api_cluster_cluster_get(call);
         return;
     }
     if (status == RNODE_EUNKNOWN) {
@@ -114,7 +114,7 @@ static void change_done(void *data, int status, const char *err)
     refused(call, status);
 }
 
-void apih_cluster_add(struct api_call *call)
+void api_cluster_cluster_add(struct api_call *call)
 {
     static const char *const known[] = {"id", "address", NULL};
     const char *address;
@@ -141,7 +141,7 @@ void apih_cluster_add(struct api_call *call)
     }
 }
 
-void apih_cluster_remove(struct api_call *call)
+void api_cluster_cluster_remove(struct api_call *call)
 {
     if (!have_raft(call)) {
         return;
@@ -153,7 +153,7 @@ void apih_cluster_remove(struct api_call *call)
     }
 }
 
-void apih_cluster_transfer(struct api_call *call)
+void api_cluster_cluster_transfer(struct api_call *call)
 {
     static const char *const known[] = {"id", NULL};
     if (!have_raft(call)) {

@@ -145,8 +145,8 @@ static void answer_first(struct api_call *call, struct write *w, enum fsm_status
         w->res.version = version;
         w->res.revision = revision;
         w->index = index;
-        if (matd_wait(call->node->matd, index, WRITE_MATERIALIZE_TIMEOUT_MS, materialized, call) !=
-            0) {
+        if (materializer_wait(call->node->matd, index, WRITE_MATERIALIZE_TIMEOUT_MS, materialized,
+                              call) != 0) {
             answer_unknown(call, w, "the node is stopping");
         }
     }
@@ -172,9 +172,9 @@ static void applied(void *data, int status, const struct fsm_result *res, uint64
     w->index = index;
     switch (res->status) {
     case FSM_OK:
-        matd_kick(call->node->matd);
-        if (matd_wait(call->node->matd, index, WRITE_MATERIALIZE_TIMEOUT_MS, materialized, call) !=
-            0) {
+        materializer_kick(call->node->matd);
+        if (materializer_wait(call->node->matd, index, WRITE_MATERIALIZE_TIMEOUT_MS, materialized,
+                              call) != 0) {
             answer_unknown(call, w, "the node is stopping");
         }
         return;
@@ -240,7 +240,7 @@ static int schema_work(PGconn *conn, struct api_call *call, char *errmsg, size_t
 {
     struct write *w = call->data;
     json_t *row = NULL;
-    int rc = dbschemas_get(conn, w->schema_text, &row, errmsg, errlen);
+    int rc = db_schemas_get(conn, w->schema_text, &row, errmsg, errlen);
     if (rc == DB_NOT_FOUND) {
         call->err_field = "schema_id";
         snprintf(errmsg, errlen, "schema %s does not exist", w->schema_text);
@@ -450,7 +450,7 @@ static void check_and_go(struct api_call *call)
     after_checks(call);
 }
 
-void apih_config_create(struct api_call *call)
+void api_configs_config_create(struct api_call *call)
 {
     static const char *const known[] = {"key", "content", "schema_id", "request_id", NULL};
     const char *key;
@@ -474,7 +474,7 @@ void apih_config_create(struct api_call *call)
     check_and_go(call);
 }
 
-void apih_config_put(struct api_call *call)
+void api_configs_config_put(struct api_call *call)
 {
     static const char *const known[] = {"content", "expected_version", "schema_id", "request_id",
                                         NULL};
@@ -502,7 +502,7 @@ void apih_config_put(struct api_call *call)
     check_and_go(call);
 }
 
-void apih_config_delete(struct api_call *call)
+void api_configs_config_delete(struct api_call *call)
 {
     char buf[32];
     uint64_t expected = 0;
@@ -539,7 +539,7 @@ static int rollback_load(PGconn *conn, struct api_call *call, char *errmsg, size
     struct write *w = call->data;
     json_t *row = NULL;
     int rc =
-        dbconfigs_at_version(conn, w->project, w->key, w->e.source_version, &row, errmsg, errlen);
+        db_configs_at_version(conn, w->project, w->key, w->e.source_version, &row, errmsg, errlen);
     if (rc == DB_NOT_FOUND) {
         snprintf(errmsg, errlen, "config %s has no version %" PRIu64 " to roll back to", w->key,
                  w->e.source_version);
@@ -590,7 +590,7 @@ static void rollback_loaded(int status, const char *errmsg, void *arg)
     check_and_go(call);
 }
 
-void apih_config_rollback(struct api_call *call)
+void api_configs_config_rollback(struct api_call *call)
 {
     static const char *const known[] = {"target_version", "expected_version", "request_id", NULL};
     if (!api_lead_or_forward(call) || api_body_object(call) != 0 ||

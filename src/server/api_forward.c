@@ -27,7 +27,7 @@ static void not_leader(struct api_call *call, uint64_t leader, const char *why)
     api_reply_done(call);
 }
 
-static void forwarded(void *data, int rc, const struct fwd_response *resp, const char *errmsg)
+static void forwarded(void *data, int rc, const struct forward_response *resp, const char *errmsg)
 {
     struct api_call *call = data;
     if (rc != 0) {
@@ -65,7 +65,7 @@ static void forwarded(void *data, int rc, const struct fwd_response *resp, const
     api_reply_done(call);
 }
 
-void node_forward(struct node *node, struct api_call *call)
+void api_forward_to_leader(struct node *node, struct api_call *call)
 {
     struct rnode_info info;
     rnode_info(node->raft, &info);
@@ -103,9 +103,10 @@ void node_forward(struct node *node, struct api_call *call)
     const char *body = http_request_body(call->req, &len);
     const char *method = http_request_method(call->req);
     bool with_body = strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0;
-    if (fwd_send(node->fwd, base, method, target, http_request_header(call->req, "Authorization"),
-                 http_request_id(call->req), with_body ? body : NULL, with_body ? len : 0,
-                 FORWARD_TIMEOUT_MS, forwarded, call, err, sizeof(err)) != 0) {
+    if (forward_send(node->fwd, base, method, target,
+                     http_request_header(call->req, "Authorization"), http_request_id(call->req),
+                     with_body ? body : NULL, with_body ? len : 0, FORWARD_TIMEOUT_MS, forwarded,
+                     call, err, sizeof(err)) != 0) {
         not_leader(call, info.leader_id, "forwarding to the leader failed");
     }
 }
@@ -121,6 +122,6 @@ bool api_lead_or_forward(struct api_call *call)
     if (rnode_ready(node->raft)) {
         return true;
     }
-    node_forward(node, call);
+    api_forward_to_leader(node, call);
     return false;
 }

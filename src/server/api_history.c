@@ -63,8 +63,8 @@ static int revisions_work(PGconn *conn, struct api_call *call, char *errmsg, siz
 {
     struct hist *h = call->data;
     json_t *rows = NULL;
-    int rc = dbconfigs_revisions(conn, call->params[0], call->params[1], h->after, h->limit + 1,
-                                 &rows, errmsg, errlen);
+    int rc = db_configs_revisions(conn, call->params[0], call->params[1], h->after, h->limit + 1,
+                                  &rows, errmsg, errlen);
     if (rc != DB_OK) {
         return rc;
     }
@@ -73,7 +73,7 @@ static int revisions_work(PGconn *conn, struct api_call *call, char *errmsg, siz
     return DB_OK;
 }
 
-void apih_config_revisions(struct api_call *call)
+void api_history_config_revisions(struct api_call *call)
 {
     hist_start(call, "after_version", revisions_work);
 }
@@ -98,9 +98,9 @@ static int project_revisions_work(PGconn *conn, struct api_call *call, char *err
     if (rc != DB_OK) {
         return rc;
     }
-    rc = dbconfigs_changes(conn, call->params[0], h->after, h->limit + 1, &rows, errmsg, errlen);
+    rc = db_configs_changes(conn, call->params[0], h->after, h->limit + 1, &rows, errmsg, errlen);
     if (rc == DB_OK) {
-        rc = dbconfigs_head(conn, call->params[0], &head, errmsg, errlen);
+        rc = db_configs_head(conn, call->params[0], &head, errmsg, errlen);
     }
     if (rc != DB_OK) {
         db_rollback(conn);
@@ -116,7 +116,7 @@ static int project_revisions_work(PGconn *conn, struct api_call *call, char *err
     return DB_OK;
 }
 
-void apih_project_revisions(struct api_call *call)
+void api_history_project_revisions(struct api_call *call)
 {
     hist_start(call, "after_revision", project_revisions_work);
 }
@@ -128,7 +128,7 @@ static int verify_work(PGconn *conn, struct api_call *call, char *errmsg, size_t
     return audit_verify_project(conn, call->params[0], &call->result, errmsg, errlen);
 }
 
-void apih_audit_verify(struct api_call *call)
+void api_history_audit_verify(struct api_call *call)
 {
     api_run(call, verify_work, 200);
 }
@@ -153,14 +153,15 @@ struct watch {
 static uint64_t materialized_index(struct node *node)
 {
     uint64_t a = node->raft ? fsm_materialized_index(rnode_fsm(node->raft)) : 0;
-    uint64_t b = node->matd ? matd_cursor(node->matd) : 0;
+    uint64_t b = node->matd ? materializer_cursor_index(node->matd) : 0;
     return a > b ? a : b;
 }
 
 static int watch_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
     struct watch *wt = call->data;
-    return dbconfigs_changes(conn, call->params[0], wt->after, 1000, &call->result, errmsg, errlen);
+    return db_configs_changes(conn, call->params[0], wt->after, 1000, &call->result, errmsg,
+                              errlen);
 }
 
 static void watch_closed(uv_handle_t *h)
@@ -237,7 +238,7 @@ static void watch_tick(uv_timer_t *t)
     api_submit(call, watch_work, watch_queried);
 }
 
-void apih_watch(struct api_call *call)
+void api_history_watch(struct api_call *call)
 {
     uint64_t after = 0, timeout = 30;
     if (api_query_u64(call, "after_revision", 0, INT64_MAX, &after) != 0 ||

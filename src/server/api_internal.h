@@ -21,50 +21,50 @@
 bool api_lead_or_forward(struct api_call *call);
 
 /* The status endpoints, in api_status.c. */
-void apih_health(struct api_call *call);
-void apih_ready(struct api_call *call);
-void apih_metrics(struct api_call *call);
-void apih_login(struct api_call *call);
-void apih_logout(struct api_call *call);
-void apih_me(struct api_call *call);
+void api_status_health(struct api_call *call);
+void api_status_ready(struct api_call *call);
+void api_status_metrics(struct api_call *call);
+void api_auth_login(struct api_call *call);
+void api_auth_logout(struct api_call *call);
+void api_auth_me(struct api_call *call);
 
-void apih_user_create(struct api_call *call);
-void apih_user_list(struct api_call *call);
-void apih_user_get(struct api_call *call);
-void apih_user_delete(struct api_call *call);
+void api_users_user_create(struct api_call *call);
+void api_users_user_list(struct api_call *call);
+void api_users_user_get(struct api_call *call);
+void api_users_user_delete(struct api_call *call);
 
-void apih_project_create(struct api_call *call);
-void apih_project_list(struct api_call *call);
-void apih_project_get(struct api_call *call);
-void apih_project_delete(struct api_call *call);
-void apih_key_create(struct api_call *call);
-void apih_key_list(struct api_call *call);
-void apih_key_revoke(struct api_call *call);
-void apih_role_list(struct api_call *call);
-void apih_role_set(struct api_call *call);
-void apih_role_delete(struct api_call *call);
+void api_projects_project_create(struct api_call *call);
+void api_projects_project_list(struct api_call *call);
+void api_projects_project_get(struct api_call *call);
+void api_projects_project_delete(struct api_call *call);
+void api_projects_key_create(struct api_call *call);
+void api_projects_key_list(struct api_call *call);
+void api_projects_key_revoke(struct api_call *call);
+void api_projects_role_list(struct api_call *call);
+void api_projects_role_set(struct api_call *call);
+void api_projects_role_delete(struct api_call *call);
 
-void apih_schema_create(struct api_call *call);
-void apih_schema_list(struct api_call *call);
-void apih_schema_get(struct api_call *call);
-void apih_schema_update(struct api_call *call);
-void apih_schema_delete(struct api_call *call);
+void api_schemas_schema_create(struct api_call *call);
+void api_schemas_schema_list(struct api_call *call);
+void api_schemas_schema_get(struct api_call *call);
+void api_schemas_schema_update(struct api_call *call);
+void api_schemas_schema_delete(struct api_call *call);
 
-void apih_config_create(struct api_call *call);
-void apih_config_put(struct api_call *call);
-void apih_config_delete(struct api_call *call);
-void apih_config_get(struct api_call *call);
-void apih_config_list(struct api_call *call);
-void apih_config_rollback(struct api_call *call);
+void api_configs_config_create(struct api_call *call);
+void api_configs_config_put(struct api_call *call);
+void api_configs_config_delete(struct api_call *call);
+void api_reads_config_get(struct api_call *call);
+void api_reads_config_list(struct api_call *call);
+void api_configs_config_rollback(struct api_call *call);
 /* api_history.c */
-void apih_config_revisions(struct api_call *call);
-void apih_project_revisions(struct api_call *call);
-void apih_watch(struct api_call *call);
-void apih_audit_verify(struct api_call *call);
+void api_history_config_revisions(struct api_call *call);
+void api_history_project_revisions(struct api_call *call);
+void api_history_watch(struct api_call *call);
+void api_history_audit_verify(struct api_call *call);
 
-void apih_cluster_get(struct api_call *call);
-void apih_cluster_add(struct api_call *call);
-void apih_cluster_remove(struct api_call *call);
-void apih_cluster_transfer(struct api_call *call);
+void api_cluster_cluster_get(struct api_call *call);
+void api_cluster_cluster_add(struct api_call *call);
+void api_cluster_cluster_remove(struct api_call *call);
+void api_cluster_cluster_transfer(struct api_call *call);
 
 #endif /* CONCLAVE_API_INTERNAL_H */

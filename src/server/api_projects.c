@@ -49,9 +49,9 @@ static void attach_key(json_t *key_json, struct new_key *k)
 static int create_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
     struct new_key *k = call->data;
-    struct dbprojects_key dk = {.prefix = k->prefix, .hash = k->hash, .name = "default"};
-    int rc = dbprojects_create(conn, k->id, k->name, call->who.user_id, &dk, &call->result, errmsg,
-                               errlen);
+    struct db_projects_key dk = {.prefix = k->prefix, .hash = k->hash, .name = "default"};
+    int rc = db_projects_create(conn, k->id, k->name, call->who.user_id, &dk, &call->result, errmsg,
+                                errlen);
     if (rc == DB_OK) {
         attach_key(json_object_get(call->result, "api_key"), k);
     } else if (rc == DB_CONFLICT) {
@@ -63,7 +63,7 @@ static int create_work(PGconn *conn, struct api_call *call, char *errmsg, size_t
     return rc;
 }
 
-void apih_project_create(struct api_call *call)
+void api_projects_project_create(struct api_call *call)
 {
     static const char *const known[] = {"id", "name", NULL};
     const char *id, *name;
@@ -92,15 +92,15 @@ void apih_project_create(struct api_call *call)
 static int list_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
     json_t *rows = NULL;
-    int rc = dbprojects_list(conn, call->who.user_id, call->who.is_admin, call->page_after,
-                             call->page_limit + 1, &rows, errmsg, errlen);
+    int rc = db_projects_list(conn, call->who.user_id, call->who.is_admin, call->page_after,
+                              call->page_limit + 1, &rows, errmsg, errlen);
     if (rc == DB_OK) {
         call->result = api_page_result(rows, call->page_limit, "id");
     }
     return rc;
 }
 
-void apih_project_list(struct api_call *call)
+void api_projects_project_list(struct api_call *call)
 {
     if (api_page_start(call, false) == 0) {
         api_run(call, list_work, 200);
@@ -115,7 +115,7 @@ static const char *role_name(enum role_level r)
 
 static int get_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
-    int rc = dbprojects_get(conn, call->params[0], &call->result, errmsg, errlen);
+    int rc = db_projects_get(conn, call->params[0], &call->result, errmsg, errlen);
     if (rc == DB_OK) {
         json_object_set_new(call->result, "role", json_string(role_name(call->role)));
     } else if (rc == DB_NOT_FOUND) {
@@ -124,21 +124,21 @@ static int get_work(PGconn *conn, struct api_call *call, char *errmsg, size_t er
     return rc;
 }
 
-void apih_project_get(struct api_call *call)
+void api_projects_project_get(struct api_call *call)
 {
     api_run(call, get_work, 200);
 }
 
 static int delete_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
-    int rc = dbprojects_delete(conn, call->params[0], errmsg, errlen);
+    int rc = db_projects_delete(conn, call->params[0], errmsg, errlen);
     if (rc == DB_NOT_FOUND) {
         snprintf(errmsg, errlen, "project %s not found", call->params[0]);
     }
     return rc;
 }
 
-void apih_project_delete(struct api_call *call)
+void api_projects_project_delete(struct api_call *call)
 {
     call->invalidates_auth = true;
     api_run(call, delete_work, 204);
@@ -149,16 +149,16 @@ void apih_project_delete(struct api_call *call)
 static int key_create_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
     struct new_key *k = call->data;
-    struct dbprojects_key dk = {.prefix = k->prefix, .hash = k->hash, .name = k->name};
+    struct db_projects_key dk = {.prefix = k->prefix, .hash = k->hash, .name = k->name};
     const char *by = call->who.kind == PRINCIPAL_USER ? call->who.user_id : NULL;
-    int rc = dbprojects_key_create(conn, call->params[0], &dk, by, &call->result, errmsg, errlen);
+    int rc = db_projects_key_create(conn, call->params[0], &dk, by, &call->result, errmsg, errlen);
     if (rc == DB_OK) {
         attach_key(call->result, k);
     }
     return rc;
 }
 
-void apih_key_create(struct api_call *call)
+void api_projects_key_create(struct api_call *call)
 {
     static const char *const known[] = {"name", NULL};
     const char *name = NULL;
@@ -179,15 +179,15 @@ void apih_key_create(struct api_call *call)
 static int key_list_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
     json_t *rows = NULL;
-    int rc = dbprojects_key_list(conn, call->params[0], call->page_after, call->page_limit + 1,
-                                 &rows, errmsg, errlen);
+    int rc = db_projects_key_list(conn, call->params[0], call->page_after, call->page_limit + 1,
+                                  &rows, errmsg, errlen);
     if (rc == DB_OK) {
         call->result = api_page_result(rows, call->page_limit, "id");
     }
     return rc;
 }
 
-void apih_key_list(struct api_call *call)
+void api_projects_key_list(struct api_call *call)
 {
     if (api_page_start(call, true) == 0) {
         api_run(call, key_list_work, 200);
@@ -196,7 +196,7 @@ void apih_key_list(struct api_call *call)
 
 static int key_revoke_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
-    int rc = dbprojects_key_revoke(conn, call->params[0], call->params[1], errmsg, errlen);
+    int rc = db_projects_key_revoke(conn, call->params[0], call->params[1], errmsg, errlen);
     if (rc == DB_NOT_FOUND) {
         snprintf(errmsg, errlen, "api key %s not found in project %s (or already revoked)",
                  call->params[1], call->params[0]);
@@ -204,7 +204,7 @@ static int key_revoke_work(PGconn *conn, struct api_call *call, char *errmsg, si
     return rc;
 }
 
-void apih_key_revoke(struct api_call *call)
+void api_projects_key_revoke(struct api_call *call)
 {
     call->invalidates_auth = true;
     api_run(call, key_revoke_work, 204);
@@ -215,15 +215,15 @@ void apih_key_revoke(struct api_call *call)
 static int role_list_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
     json_t *rows = NULL;
-    int rc = dbprojects_role_list(conn, call->params[0], call->page_after, call->page_limit + 1,
-                                  &rows, errmsg, errlen);
+    int rc = db_projects_role_list(conn, call->params[0], call->page_after, call->page_limit + 1,
+                                   &rows, errmsg, errlen);
     if (rc == DB_OK) {
         call->result = api_page_result(rows, call->page_limit, "user_id");
     }
     return rc;
 }
 
-void apih_role_list(struct api_call *call)
+void api_projects_role_list(struct api_call *call)
 {
     if (api_page_start(call, true) == 0) {
         api_run(call, role_list_work, 200);
@@ -239,11 +239,11 @@ struct role_change {
 static int role_set_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
     struct role_change *rc_ = call->data;
-    return dbprojects_role_set(conn, call->params[0], rc_->user[0] ? rc_->user : NULL, rc_->email,
-                               rc_->role, call->who.user_id, &call->result, errmsg, errlen);
+    return db_projects_role_set(conn, call->params[0], rc_->user[0] ? rc_->user : NULL, rc_->email,
+                                rc_->role, call->who.user_id, &call->result, errmsg, errlen);
 }
 
-void apih_role_set(struct api_call *call)
+void api_projects_role_set(struct api_call *call)
 {
     static const char *const known[] = {"user_id", "email", "role_level", NULL};
     const char *user = NULL, *email = NULL, *role;
@@ -283,7 +283,7 @@ void apih_role_set(struct api_call *call)
 
 static int role_delete_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
-    int rc = dbprojects_role_delete(conn, call->params[0], call->params[1], errmsg, errlen);
+    int rc = db_projects_role_delete(conn, call->params[0], call->params[1], errmsg, errlen);
     if (rc == DB_NOT_FOUND) {
         snprintf(errmsg, errlen, "user %s has no role in project %s", call->params[1],
                  call->params[0]);
@@ -291,7 +291,7 @@ static int role_delete_work(PGconn *conn, struct api_call *call, char *errmsg, s
     return rc;
 }
 
-void apih_role_delete(struct api_call *call)
+void api_projects_role_delete(struct api_call *call)
 {
     call->invalidates_auth = true;
     api_run(call, role_delete_work, 204);

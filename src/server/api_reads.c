@@ -111,7 +111,7 @@ static void timer_closed(uv_handle_t *handle)
 {
     struct read *r = handle->data;
     struct api_call *call = r->call;
-    uint64_t applied = raft_applied(call->node);
+    uint64_t applied = node_raft_applied(call->node);
     if (applied >= r->min_index) {
         read_answer(call);
         return;
@@ -130,7 +130,7 @@ static void min_index_tick(uv_timer_t *t)
 {
     struct read *r = t->data;
     struct api_call *call = r->call;
-    if (raft_applied(call->node) >= r->min_index || uv_now(t->loop) >= r->deadline ||
+    if (node_raft_applied(call->node) >= r->min_index || uv_now(t->loop) >= r->deadline ||
         call->node->stopping) {
         uv_close((uv_handle_t *)t, timer_closed);
     }
@@ -188,7 +188,7 @@ static void read_start(struct api_call *call, bool list)
         }
         return;
     }
-    if (raft_applied(node) >= r->min_index) {
+    if (node_raft_applied(node) >= r->min_index) {
         read_answer(call);
         return;
     }
@@ -198,7 +198,7 @@ static void read_start(struct api_call *call, bool list)
     uv_timer_start(&r->timer, min_index_tick, 5, 5);
 }
 
-void apih_config_get(struct api_call *call)
+void api_reads_config_get(struct api_call *call)
 {
     char buf[32];
     if (api_query(call, "version", buf, sizeof(buf)) != 0) {
@@ -208,7 +208,7 @@ void apih_config_get(struct api_call *call)
     read_start(call, false);
 }
 
-void apih_config_list(struct api_call *call)
+void api_reads_config_list(struct api_call *call)
 {
     read_start(call, true);
 }
@@ -282,8 +282,8 @@ static json_t *list_items(struct api_call *call, const struct fsm *fsm)
 static int version_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
     uint64_t *version = call->data;
-    int rc = dbconfigs_at_version(conn, call->params[0], call->params[1], *version, &call->result,
-                                  errmsg, errlen);
+    int rc = db_configs_at_version(conn, call->params[0], call->params[1], *version, &call->result,
+                                   errmsg, errlen);
     if (rc == DB_NOT_FOUND) {
         snprintf(errmsg, errlen,
                  "config %s has no version %" PRIu64 " in postgresql (it may "

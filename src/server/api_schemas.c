@@ -79,8 +79,8 @@ static int create_work(PGconn *conn, struct api_call *call, char *errmsg, size_t
     if (rc != DB_OK) {
         return rc;
     }
-    rc = dbschemas_create(conn, r->name, p.text, p.hash, call->who.user_id, &call->result, errmsg,
-                          errlen);
+    rc = db_schemas_create(conn, r->name, p.text, p.hash, call->who.user_id, &call->result, errmsg,
+                           errlen);
     free(p.text);
     return rc;
 }
@@ -115,7 +115,7 @@ static struct schema_req *read_request(struct api_call *call, bool required)
     return r;
 }
 
-void apih_schema_create(struct api_call *call)
+void api_schemas_schema_create(struct api_call *call)
 {
     if (read_request(call, true) != NULL) {
         api_run(call, create_work, 201);
@@ -125,14 +125,14 @@ void apih_schema_create(struct api_call *call)
 static int list_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
     json_t *rows = NULL;
-    int rc = dbschemas_list(conn, call->page_after, call->page_limit + 1, &rows, errmsg, errlen);
+    int rc = db_schemas_list(conn, call->page_after, call->page_limit + 1, &rows, errmsg, errlen);
     if (rc == DB_OK) {
         call->result = api_page_result(rows, call->page_limit, "id");
     }
     return rc;
 }
 
-void apih_schema_list(struct api_call *call)
+void api_schemas_schema_list(struct api_call *call)
 {
     if (api_page_start(call, true) == 0) {
         api_run(call, list_work, 200);
@@ -141,14 +141,14 @@ void apih_schema_list(struct api_call *call)
 
 static int get_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
-    int rc = dbschemas_get(conn, call->params[0], &call->result, errmsg, errlen);
+    int rc = db_schemas_get(conn, call->params[0], &call->result, errmsg, errlen);
     if (rc == DB_NOT_FOUND) {
         snprintf(errmsg, errlen, "schema %s not found", call->params[0]);
     }
     return rc;
 }
 
-void apih_schema_get(struct api_call *call)
+void api_schemas_schema_get(struct api_call *call)
 {
     api_run(call, get_work, 200);
 }
@@ -186,13 +186,13 @@ static int update_work(PGconn *conn, struct api_call *call, char *errmsg, size_t
     if (r->content != NULL && (rc = prepare(r->content, &p, errmsg, errlen)) != DB_OK) {
         return rc;
     }
-    rc = dbschemas_update(conn, call->params[0], r->name, p.text, p.text ? p.hash : NULL,
-                          &call->result, errmsg, errlen);
+    rc = db_schemas_update(conn, call->params[0], r->name, p.text, p.text ? p.hash : NULL,
+                           &call->result, errmsg, errlen);
     free(p.text);
     return rc;
 }
 
-void apih_schema_update(struct api_call *call)
+void api_schemas_schema_update(struct api_call *call)
 {
     if (read_request(call, false) != NULL) {
         api_run(call, update_work, 200);
@@ -205,10 +205,10 @@ static int delete_work(PGconn *conn, struct api_call *call, char *errmsg, size_t
     if (rc != DB_OK) {
         return rc;
     }
-    return dbschemas_delete(conn, call->params[0], errmsg, errlen);
+    return db_schemas_delete(conn, call->params[0], errmsg, errlen);
 }
 
-void apih_schema_delete(struct api_call *call)
+void api_schemas_schema_delete(struct api_call *call)
 {
     api_run(call, delete_work, 204);
 }

@@ -11,7 +11,7 @@
 #include "server/metrics.h"
 #include "server/node.h"
 
-void apih_health(struct api_call *call)
+void api_status_health(struct api_call *call)
 {
     /* No secret here: enough for an operator's script to see who leads and how far each
      * node has applied (scripts/cluster status). */
@@ -30,7 +30,7 @@ void apih_health(struct api_call *call)
                         "raft", raft));
 }
 
-void apih_ready(struct api_call *call)
+void api_status_ready(struct api_call *call)
 {
     if (!pgpool_healthy(call->node->pool)) {
         api_error(call, 503, "unavailable", "postgresql is not reachable yet");
@@ -57,8 +57,8 @@ static void gather(struct node *node, struct metrics_gauges *g)
         g->materializer_lag_revisions = g->fsm_pending_revisions;
         metrics_histogram_init(&g->materializer_batch_size, NULL, 0);
         if (node->matd != NULL) {
-            struct matd_stats ms;
-            matd_stats(node->matd, &ms);
+            struct materializer_stats ms;
+            materializer_stats(node->matd, &ms);
             g->materializer_lag_revisions = ms.lag_revisions;
             g->materializer_batches = ms.batches;
             g->materializer_failures = ms.failures;
@@ -79,7 +79,7 @@ static void gather(struct node *node, struct metrics_gauges *g)
     g->auth_cache_entries = authcache_size(node->cache);
 }
 
-void apih_metrics(struct api_call *call)
+void api_status_metrics(struct api_call *call)
 {
     struct metrics_gauges g;
     char *text = NULL;

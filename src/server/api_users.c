@@ -30,7 +30,7 @@ static int create_work(PGconn *conn, struct api_call *call, char *errmsg, size_t
     if (rc != 0) {
         return DB_ERROR;
     }
-    rc = dbusers_create(conn, u->email, hash, u->is_admin, &call->result, errmsg, errlen);
+    rc = db_users_create(conn, u->email, hash, u->is_admin, &call->result, errmsg, errlen);
     if (rc == DB_CONFLICT) {
         snprintf(errmsg, errlen, "email %s is already registered", u->email);
     } else if (rc == DB_INVALID) {
@@ -40,7 +40,7 @@ static int create_work(PGconn *conn, struct api_call *call, char *errmsg, size_t
     return rc;
 }
 
-void apih_user_create(struct api_call *call)
+void api_users_user_create(struct api_call *call)
 {
     static const char *const known[] = {"email", "password", "is_admin", NULL};
     const char *email, *password;
@@ -77,14 +77,14 @@ void apih_user_create(struct api_call *call)
 static int list_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
     json_t *rows = NULL;
-    int rc = dbusers_list(conn, call->page_after, call->page_limit + 1, &rows, errmsg, errlen);
+    int rc = db_users_list(conn, call->page_after, call->page_limit + 1, &rows, errmsg, errlen);
     if (rc == DB_OK) {
         call->result = api_page_result(rows, call->page_limit, "id");
     }
     return rc;
 }
 
-void apih_user_list(struct api_call *call)
+void api_users_user_list(struct api_call *call)
 {
     if (api_page_start(call, true) == 0) {
         api_run(call, list_work, 200);
@@ -93,24 +93,24 @@ void apih_user_list(struct api_call *call)
 
 static int get_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
-    int rc = dbusers_get(conn, call->params[0], &call->result, errmsg, errlen);
+    int rc = db_users_get(conn, call->params[0], &call->result, errmsg, errlen);
     if (rc == DB_NOT_FOUND) {
         snprintf(errmsg, errlen, "user %s not found", call->params[0]);
     }
     return rc;
 }
 
-void apih_user_get(struct api_call *call)
+void api_users_user_get(struct api_call *call)
 {
     api_run(call, get_work, 200);
 }
 
 static int delete_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
-    return dbusers_delete(conn, call->params[0], errmsg, errlen);
+    return db_users_delete(conn, call->params[0], errmsg, errlen);
 }
 
-void apih_user_delete(struct api_call *call)
+void api_users_user_delete(struct api_call *call)
 {
     if (strcmp(call->params[0], call->who.user_id) == 0) {
         api_error(call, 409, "conflict", "you cannot delete your own account");

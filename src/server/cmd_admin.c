@@ -101,7 +101,7 @@ static int create_user(const char *config_path, const char *email, bool is_admin
         fprintf(stderr, "conclave admin: %s\n", err);
         goto out;
     }
-    int st = dbusers_create(conn, email, hash, is_admin, &user, err, sizeof(err));
+    int st = db_users_create(conn, email, hash, is_admin, &user, err, sizeof(err));
     if (st == DB_CONFLICT) {
         fprintf(stderr, "conclave admin: email %s is already registered\n", email);
         goto out;

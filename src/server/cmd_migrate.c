@@ -157,7 +157,7 @@ static int parse_args(int argc, char **argv, struct migrate_args *a)
         if (arg == NULL) {
             return usage_error("%s", "create takes a NAME, e.g. `create add_config_labels`");
         }
-        if (!mset_name_ok(arg)) {
+        if (!migration_set_name_ok(arg)) {
             return usage_error("migration name \"%s\" is not valid; use 1 to 100 characters "
                                "from a-z, 0-9 and _, starting with a letter",
                                arg);
@@ -187,7 +187,7 @@ int cmd_migrate(int argc, char **argv)
     char err[2048];
     if (strcmp(a.command, "create") == 0) {
         char *up = NULL, *down = NULL;
-        if (mset_create(a.dir, a.name, &up, &down, err, sizeof(err)) != 0) {
+        if (migration_set_create(a.dir, a.name, &up, &down, err, sizeof(err)) != 0) {
             fprintf(stderr, "conclave migrate: %s\n", err);
             return 1;
         }
@@ -201,7 +201,7 @@ int cmd_migrate(int argc, char **argv)
     struct pgconf conf;
     PGconn *conn = NULL;
     rc = 1;
-    if (mset_load(a.dir, &set, err, sizeof(err)) != 0) {
+    if (migration_set_load(a.dir, &set, err, sizeof(err)) != 0) {
         fprintf(stderr, "conclave migrate: %s\n", err);
         return 1;
     }
@@ -261,6 +261,6 @@ out_conn:
 out_conf:
     pgconf_free(&conf);
 out_set:
-    mset_free(&set);
+    migration_set_free(&set);
     return rc;
 }

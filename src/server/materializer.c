@@ -20,7 +20,7 @@ struct waiter {
     struct waiter *next;
     uint64_t index;
     uint64_t deadline;
-    matd_wait_cb cb;
+    materializer_wait_cb cb;
     void *data;
 };
 
@@ -50,7 +50,7 @@ struct matd {
     uint64_t retry_at;    /* after a failure, no new job before this (loop ms) */
     uint64_t backoff;
     uint64_t proposed; /* highest materialized(N) proposed in this term */
-    uint64_t batches;  /* for matd_stats() */
+    uint64_t batches;  /* for materializer_stats() */
     uint64_t failures;
     struct metrics_histogram batch_size;
     bool closing;
@@ -306,8 +306,8 @@ static void schedule(struct matd *m, uint64_t delay)
     uv_timer_start(&m->timer, on_timer, delay, 0);
 }
 
-int matd_init(struct matd **out, uv_loop_t *loop, struct pgpool *pool, struct rnode *rn,
-              struct fsm *fsm, char *errmsg, size_t errlen)
+int materializer_init(struct matd **out, uv_loop_t *loop, struct pgpool *pool, struct rnode *rn,
+                      struct fsm *fsm, char *errmsg, size_t errlen)
 {
     struct matd *m = calloc(1, sizeof(*m));
     if (m == NULL) {
@@ -327,14 +327,15 @@ int matd_init(struct matd **out, uv_loop_t *loop, struct pgpool *pool, struct rn
     return 0;
 }
 
-void matd_kick(struct matd *m)
+void materializer_kick(struct matd *m)
 {
     if (m != NULL && !m->closing && !m->busy) {
         schedule(m, 0);
     }
 }
 
-int matd_wait(struct matd *m, uint64_t raft_index, uint64_t timeout_ms, matd_wait_cb cb, void *data)
+int materializer_wait(struct matd *m, uint64_t raft_index, uint64_t timeout_ms,
+                      materializer_wait_cb cb, void *data)
 {
     if (m == NULL || m->closing) {
         return MATD_ECLOSED;
@@ -349,16 +350,16 @@ int matd_wait(struct matd *m, uint64_t raft_index, uint64_t timeout_ms, matd_wai
     w->data = data;
     w->next = m->waiters;
     m->waiters = w;
-    matd_kick(m);
+    materializer_kick(m);
     return 0;
 }
 
-uint64_t matd_cursor(const struct matd *m)
+uint64_t materializer_cursor_index(const struct matd *m)
 {
     return m->cursor_term != 0 ? m->cursor : 0;
 }
 
-void matd_stats(const struct matd *m, struct matd_stats *out)
+void materializer_stats(const struct matd *m, struct materializer_stats *out)
 {
     memset(out, 0, sizeof(*out));
     out->batches = m->batches;
@@ -366,7 +367,7 @@ void matd_stats(const struct matd *m, struct matd_stats *out)
     out->batch_size = m->batch_size;
     /* The queue is in raft order; count what lies after the cursor in MATD_BATCH steps. */
     const struct revision *chunk[MATD_BATCH];
-    uint64_t from = matd_cursor(m) + 1;
+    uint64_t from = materializer_cursor_index(m) + 1;
     for (;;) {
         size_t n = fsm_pending_from(m->fsm, from, chunk, MATD_BATCH);
         out->lag_revisions += n;
@@ -377,7 +378,7 @@ void matd_stats(const struct matd *m, struct matd_stats *out)
     }
 }
 
-void matd_close(struct matd *m, void (*cb)(void *data), void *data)
+void materializer_close(struct matd *m, void (*cb)(void *data), void *data)
 {
     m->closing = true;
     m->closed_cb = cb;

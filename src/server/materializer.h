@@ -32,26 +32,26 @@
 struct matd;
 
 /* STATUS 0: the raft index waited for is in PostgreSQL. */
-typedef void (*matd_wait_cb)(void *data, int status);
+typedef void (*materializer_wait_cb)(void *data, int status);
 
 /* Creates the materializer. All arguments are borrowed and must outlive it. */
-int matd_init(struct matd **out, uv_loop_t *loop, struct pgpool *pool, struct rnode *rn,
-              struct fsm *fsm, char *errmsg, size_t errlen);
+int materializer_init(struct matd **out, uv_loop_t *loop, struct pgpool *pool, struct rnode *rn,
+                      struct fsm *fsm, char *errmsg, size_t errlen);
 
 /* Says that new revisions may be queued: write them soon. M may be NULL (the node is
- * stopping); matd_wait() then returns MATD_ECLOSED. */
-void matd_kick(struct matd *m);
+ * stopping); materializer_wait() then returns MATD_ECLOSED. */
+void materializer_kick(struct matd *m);
 
 /* Calls CB once RAFT_INDEX is in PostgreSQL, or with an error at TIMEOUT_MS at the latest.
  * CB never runs from within this call. Returns 0, or MATD_ECLOSED. */
-int matd_wait(struct matd *m, uint64_t raft_index, uint64_t timeout_ms, matd_wait_cb cb,
-              void *data);
+int materializer_wait(struct matd *m, uint64_t raft_index, uint64_t timeout_ms,
+                      materializer_wait_cb cb, void *data);
 
 /* The raft index PostgreSQL is known to hold everything up to (0 before the first read). */
-uint64_t matd_cursor(const struct matd *m);
+uint64_t materializer_cursor_index(const struct matd *m);
 
 /* What /metrics reports about the materializer. */
-struct matd_stats {
+struct materializer_stats {
     uint64_t lag_revisions; /* queued revisions after the cursor (every queued one while the
                                cursor is unknown, as on a follower) */
     uint64_t batches;       /* batches written to PostgreSQL */
@@ -60,10 +60,10 @@ struct matd_stats {
 };
 
 /* Fills *OUT with the current numbers (a copy). */
-void matd_stats(const struct matd *m, struct matd_stats *out);
+void materializer_stats(const struct matd *m, struct materializer_stats *out);
 
 /* Fails every waiter with MATD_ECLOSED, lets a running batch finish, closes the timer, then
  * calls CB(DATA). The rnode and pool must still be open until then. */
-void matd_close(struct matd *m, void (*cb)(void *data), void *data);
+void materializer_close(struct matd *m, void (*cb)(void *data), void *data);
 
 #endif /* CONCLAVE_MATERIALIZER_H */

@@ -18,7 +18,7 @@ static const char *const auth_channels[] = {"conclave_auth", NULL};
  * (docs/architecture.md), so a change is still seen unless the new leader is gone within one. */
 #define LEADER_SAMPLE_MS 1000
 
-uint64_t raft_applied(struct node *node)
+uint64_t node_raft_applied(struct node *node)
 {
     if (node->raft == NULL) {
         return 0;
@@ -108,7 +108,7 @@ static void raft_stopped(void *data)
 
 static void stop_raft(struct node *node);
 
-static void matd_closed(void *data)
+static void materializer_closed(void *data)
 {
     struct node *node = data;
     component_closed(node);
@@ -116,7 +116,7 @@ static void matd_closed(void *data)
     stop_raft(node);
 }
 
-static void fwd_closed(void *data)
+static void forward_closed(void *data)
 {
     component_closed(data);
 }
@@ -127,12 +127,12 @@ static void after_http(struct node *node)
 {
     if (node->fwd != NULL) {
         node->pending_closes++;
-        fwd_close(node->fwd, fwd_closed, node);
+        forward_close(node->fwd, forward_closed, node);
         node->fwd = NULL;
     }
     if (node->matd != NULL) {
         node->pending_closes++;
-        matd_close(node->matd, matd_closed, node);
+        materializer_close(node->matd, materializer_closed, node);
         return;
     }
     stop_raft(node);
@@ -290,9 +290,9 @@ int node_run(const struct config *conf, http_handler_fn handler, char *errmsg, s
             snprintf(errmsg, errlen, "raft on %s: %s", conf->raft.address, why);
             goto fail;
         }
-        if (matd_init(&node->matd, &node->loop, node->pool, node->raft, node->fsm, why,
-                      sizeof(why)) != 0 ||
-            fwd_init(&node->fwd, &node->loop, conf->node_id, why, sizeof(why)) != 0) {
+        if (materializer_init(&node->matd, &node->loop, node->pool, node->raft, node->fsm, why,
+                              sizeof(why)) != 0 ||
+            forward_init(&node->fwd, &node->loop, conf->node_id, why, sizeof(why)) != 0) {
             snprintf(errmsg, errlen, "%s", why);
             goto fail;
         }

@@ -57,10 +57,10 @@ int node_run(const struct config *conf, http_handler_fn handler, char *errmsg, s
 struct api_call;
 
 /* Forwards CALL to the leader (one hop), or answers 503 when that is not possible. */
-void node_forward(struct node *node, struct api_call *call);
+void api_forward_to_leader(struct node *node, struct api_call *call);
 
 /* The raft index this node has applied (0 without raft). */
-uint64_t raft_applied(struct node *node);
+uint64_t node_raft_applied(struct node *node);
 
 /* Milliseconds on the loop's clock (uv_now), for cache expiry. */
 uint64_t node_now_ms(struct node *node);

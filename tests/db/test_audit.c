@@ -362,7 +362,7 @@ static void test_revisions_of_a_key(void **state)
     (void)state;
     standard_history();
     json_t *out;
-    pgtest_assert_db_ok(dbconfigs_revisions(conn, "payments", "a", 0, 100, &out, err, sizeof(err)),
+    pgtest_assert_db_ok(db_configs_revisions(conn, "payments", "a", 0, 100, &out, err, sizeof(err)),
                         err);
     assert_int_equal(json_array_size(out), 3);
     check_revision_json(json_array_get(out, 0), rev(2), false);
@@ -371,7 +371,7 @@ static void test_revisions_of_a_key(void **state)
     json_decref(out);
 
     /* The delete and the recreate: versions keep counting, the delete has no content. */
-    pgtest_assert_db_ok(dbconfigs_revisions(conn, "payments", "b", 0, 100, &out, err, sizeof(err)),
+    pgtest_assert_db_ok(db_configs_revisions(conn, "payments", "b", 0, 100, &out, err, sizeof(err)),
                         err);
     assert_int_equal(json_array_size(out), 3);
     check_revision_json(json_array_get(out, 0), rev(3), false);
@@ -380,22 +380,22 @@ static void test_revisions_of_a_key(void **state)
     json_decref(out);
 
     /* Pages: after_version and limit. */
-    pgtest_assert_db_ok(dbconfigs_revisions(conn, "payments", "a", 1, 1, &out, err, sizeof(err)),
+    pgtest_assert_db_ok(db_configs_revisions(conn, "payments", "a", 1, 1, &out, err, sizeof(err)),
                         err);
     assert_int_equal(json_array_size(out), 1);
     check_revision_json(json_array_get(out, 0), rev(5), false);
     json_decref(out);
-    pgtest_assert_db_ok(dbconfigs_revisions(conn, "payments", "a", 3, 10, &out, err, sizeof(err)),
+    pgtest_assert_db_ok(db_configs_revisions(conn, "payments", "a", 3, 10, &out, err, sizeof(err)),
                         err);
     assert_int_equal(json_array_size(out), 0);
     json_decref(out);
     pgtest_assert_db_ok(
-        dbconfigs_revisions(conn, "payments", "a", UINT64_MAX, 10, &out, err, sizeof(err)), err);
+        db_configs_revisions(conn, "payments", "a", UINT64_MAX, 10, &out, err, sizeof(err)), err);
     assert_int_equal(json_array_size(out), 0);
     json_decref(out);
 
     /* Projects are separate: search's "a" is another key. */
-    pgtest_assert_db_ok(dbconfigs_revisions(conn, "search", "a", 0, 100, &out, err, sizeof(err)),
+    pgtest_assert_db_ok(db_configs_revisions(conn, "search", "a", 0, 100, &out, err, sizeof(err)),
                         err);
     assert_int_equal(json_array_size(out), 2);
     check_revision_json(json_array_get(out, 0), rev(4), false);
@@ -403,10 +403,10 @@ static void test_revisions_of_a_key(void **state)
     json_decref(out);
 
     pgtest_assert_db_ok(
-        dbconfigs_revisions(conn, "payments", "nope", 0, 100, &out, err, sizeof(err)), err);
+        db_configs_revisions(conn, "payments", "nope", 0, 100, &out, err, sizeof(err)), err);
     assert_int_equal(json_array_size(out), 0);
     json_decref(out);
-    assert_int_equal(dbconfigs_revisions(conn, "payments", "a", 0, -1, &out, err, sizeof(err)),
+    assert_int_equal(db_configs_revisions(conn, "payments", "a", 0, -1, &out, err, sizeof(err)),
                      DB_INVALID);
     assert_null(out);
 }
@@ -416,26 +416,26 @@ static void test_revision_at_version(void **state)
     (void)state;
     standard_history();
     json_t *out;
-    pgtest_assert_db_ok(dbconfigs_at_version(conn, "payments", "a", 1, &out, err, sizeof(err)),
+    pgtest_assert_db_ok(db_configs_at_version(conn, "payments", "a", 1, &out, err, sizeof(err)),
                         err);
     check_revision_json(out, rev(2), false);
     json_decref(out);
-    pgtest_assert_db_ok(dbconfigs_at_version(conn, "payments", "b", 2, &out, err, sizeof(err)),
+    pgtest_assert_db_ok(db_configs_at_version(conn, "payments", "b", 2, &out, err, sizeof(err)),
                         err);
     check_revision_json(out, rev(6), false);
     json_decref(out);
-    pgtest_assert_db_ok(dbconfigs_at_version(conn, "payments", "db.url", 1, &out, err, sizeof(err)),
-                        err);
+    pgtest_assert_db_ok(
+        db_configs_at_version(conn, "payments", "db.url", 1, &out, err, sizeof(err)), err);
     check_revision_json(out, rev(8), false);
     json_decref(out);
 
-    assert_int_equal(dbconfigs_at_version(conn, "payments", "a", 4, &out, err, sizeof(err)),
+    assert_int_equal(db_configs_at_version(conn, "payments", "a", 4, &out, err, sizeof(err)),
                      DB_NOT_FOUND);
     assert_null(out);
     pgtest_assert_contains(err, "payments/a has no version 4");
-    assert_int_equal(dbconfigs_at_version(conn, "payments", "a", 0, &out, err, sizeof(err)),
+    assert_int_equal(db_configs_at_version(conn, "payments", "a", 0, &out, err, sizeof(err)),
                      DB_NOT_FOUND);
-    assert_int_equal(dbconfigs_at_version(conn, "search", "db.url", 1, &out, err, sizeof(err)),
+    assert_int_equal(db_configs_at_version(conn, "search", "db.url", 1, &out, err, sizeof(err)),
                      DB_NOT_FOUND);
 }
 
@@ -446,7 +446,7 @@ static void test_changes_of_a_project(void **state)
     static const uint64_t payments[] = {1, 2, 3, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 17};
     size_t n = sizeof(payments) / sizeof(payments[0]);
     json_t *out;
-    pgtest_assert_db_ok(dbconfigs_changes(conn, "payments", 0, 1000, &out, err, sizeof(err)), err);
+    pgtest_assert_db_ok(db_configs_changes(conn, "payments", 0, 1000, &out, err, sizeof(err)), err);
     assert_int_equal(json_array_size(out), n);
     for (size_t i = 0; i < n; i++) {
         check_revision_json(json_array_get(out, i), rev(payments[i]), true);
@@ -460,7 +460,7 @@ static void test_changes_of_a_project(void **state)
     uint64_t after = 0;
     size_t seen = 0;
     for (size_t page = 0; page <= (n + 1) / 2; page++) {
-        pgtest_assert_db_ok(dbconfigs_changes(conn, "payments", after, 2, &out, err, sizeof(err)),
+        pgtest_assert_db_ok(db_configs_changes(conn, "payments", after, 2, &out, err, sizeof(err)),
                             err);
         size_t got = json_array_size(out);
         assert_int_equal(got, n - seen < 2 ? n - seen : 2);
@@ -475,12 +475,12 @@ static void test_changes_of_a_project(void **state)
     }
     assert_int_equal(seen, n);
 
-    pgtest_assert_db_ok(dbconfigs_changes(conn, "search", 4, 1000, &out, err, sizeof(err)), err);
+    pgtest_assert_db_ok(db_configs_changes(conn, "search", 4, 1000, &out, err, sizeof(err)), err);
     assert_int_equal(json_array_size(out), 2);
     check_revision_json(json_array_get(out, 0), rev(9), true);
     check_revision_json(json_array_get(out, 1), rev(16), true);
     json_decref(out);
-    pgtest_assert_db_ok(dbconfigs_changes(conn, "search", 16, 1000, &out, err, sizeof(err)), err);
+    pgtest_assert_db_ok(db_configs_changes(conn, "search", 16, 1000, &out, err, sizeof(err)), err);
     assert_int_equal(json_array_size(out), 0);
     json_decref(out);
 }
@@ -490,7 +490,7 @@ static json_t *list_keys(const char *prefix, const char *after, int limit, const
 {
     json_t *out;
     pgtest_assert_db_ok(
-        dbconfigs_list(conn, "payments", prefix, after, limit, &out, err, sizeof(err)), err);
+        db_configs_list(conn, "payments", prefix, after, limit, &out, err, sizeof(err)), err);
     size_t n = 0;
     while (want[n] != NULL) {
         n++;
@@ -569,11 +569,11 @@ static void test_list_live_configs(void **state)
     static const char *const feat_after[] = {"featxb", NULL};
     json_decref(list_keys("feat", "feature", 10, feat_after));
 
-    pgtest_assert_db_ok(dbconfigs_list(conn, "empty", NULL, NULL, 100, &out, err, sizeof(err)),
+    pgtest_assert_db_ok(db_configs_list(conn, "empty", NULL, NULL, 100, &out, err, sizeof(err)),
                         err);
     assert_int_equal(json_array_size(out), 0);
     json_decref(out);
-    assert_int_equal(dbconfigs_list(conn, "payments", NULL, NULL, -5, &out, err, sizeof(err)),
+    assert_int_equal(db_configs_list(conn, "payments", NULL, NULL, -5, &out, err, sizeof(err)),
                      DB_INVALID);
     assert_null(out);
 }

@@ -94,13 +94,13 @@ static json_t *good_history(void)
 }
 
 /* Feeds REVS; returns the index of the revision refused (-1 when all pass) and its problem. */
-static int run(const json_t *revs, struct alog_problem *p, struct alog **keep)
+static int run(const json_t *revs, struct auditlog_problem *p, struct alog **keep)
 {
-    struct alog *a = alog_new("shop");
+    struct alog *a = auditlog_new("shop");
     assert_non_null(a);
     int bad = -1;
     for (size_t i = 0; i < json_array_size(revs); i++) {
-        int rc = alog_feed(a, json_array_get(revs, i), p);
+        int rc = auditlog_feed(a, json_array_get(revs, i), p);
         if (rc != ALOG_OK) {
             assert_int_equal(rc, ALOG_PROBLEM);
             bad = (int)i;
@@ -110,14 +110,14 @@ static int run(const json_t *revs, struct alog_problem *p, struct alog **keep)
     if (keep != NULL) {
         *keep = a;
     } else {
-        alog_free(a);
+        auditlog_free(a);
     }
     return bad;
 }
 
 static void expect_problem(json_t *revs, int index, uint64_t revision, const char *prefix)
 {
-    struct alog_problem p;
+    struct auditlog_problem p;
     int bad = run(revs, &p, NULL);
     if (bad != index || p.revision != revision || strncmp(p.text, prefix, strlen(prefix)) != 0) {
         fail_msg("expected \"%s...\" at index %d (revision %llu), got index %d revision %llu: %s",
@@ -136,15 +136,15 @@ static void test_good_history_and_fold(void **state)
 {
     (void)state;
     json_t *revs = good_history();
-    struct alog_problem p;
+    struct auditlog_problem p;
     struct alog *a = NULL;
     assert_int_equal(run(revs, &p, &a), -1);
-    assert_int_equal(alog_revisions(a), 7);
-    assert_int_equal(alog_keys(a), 2);
-    assert_int_equal(alog_last_revision(a), rev_no(revs, 6));
-    assert_string_equal(alog_chain_head(a),
+    assert_int_equal(auditlog_revisions(a), 7);
+    assert_int_equal(auditlog_keys(a), 2);
+    assert_int_equal(auditlog_last_revision(a), rev_no(revs, 6));
+    assert_string_equal(auditlog_chain_head(a),
                         json_string_value(json_object_get(json_array_get(revs, 6), "hash")));
-    json_t *fold = alog_fold(a);
+    json_t *fold = auditlog_fold(a);
     assert_int_equal(json_object_size(fold), 2);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(fold, "a"), "version")), 4);
     json_t *bc = json_object_get(json_object_get(fold, "b"), "content");
@@ -157,20 +157,20 @@ static void test_good_history_and_fold(void **state)
     {
         json_array_append_new(live, json_deep_copy(c));
     }
-    assert_int_equal(alog_compare_live(a, live, &p), ALOG_OK);
+    assert_int_equal(auditlog_compare_live(a, live, &p), ALOG_OK);
     json_object_set_new(json_array_get(live, 0), "version", json_integer(9));
-    assert_int_equal(alog_compare_live(a, live, &p), ALOG_PROBLEM);
+    assert_int_equal(auditlog_compare_live(a, live, &p), ALOG_PROBLEM);
     assert_non_null(strstr(p.text, "has version 9"));
     json_array_remove(live, 0);
-    assert_int_equal(alog_compare_live(a, live, &p), ALOG_PROBLEM);
+    assert_int_equal(auditlog_compare_live(a, live, &p), ALOG_PROBLEM);
     assert_non_null(strstr(p.text, "missing from the configs"));
     json_array_append_new(live, json_pack("{s:s,s:i}", "key", "ghost", "version", 1));
     json_array_append_new(live, json_deep_copy(json_object_get(fold, "a")));
-    assert_int_equal(alog_compare_live(a, live, &p), ALOG_PROBLEM);
+    assert_int_equal(auditlog_compare_live(a, live, &p), ALOG_PROBLEM);
     assert_non_null(strstr(p.text, "config ghost is live"));
     json_decref(live);
     json_decref(fold);
-    alog_free(a);
+    auditlog_free(a);
     json_decref(revs);
 }
 
@@ -264,7 +264,7 @@ static void test_malformed_members(void **state)
     for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
         json_t *revs = good_history();
         json_object_del(json_array_get(revs, 1), members[i]);
-        struct alog_problem p;
+        struct auditlog_problem p;
         assert_int_equal(run(revs, &p, NULL), 1);
         snprintf(want, sizeof(want), "unreadable revision: member \"%s\" is missing or malformed",
                  members[i]);
@@ -274,7 +274,7 @@ static void test_malformed_members(void **state)
     /* A hash that is not hex is unreadable, not merely a mismatch. */
     json_t *revs = good_history();
     json_object_set_new(json_array_get(revs, 0), "hash", json_string("zz"));
-    struct alog_problem p;
+    struct auditlog_problem p;
     assert_int_equal(run(revs, &p, NULL), 0);
     assert_string_equal(p.text, "unreadable revision: member \"hash\" is missing or malformed");
     json_decref(revs);
@@ -285,13 +285,13 @@ static void test_broken_checker_stays_broken(void **state)
     (void)state;
     json_t *revs = good_history();
     json_object_set_new(json_array_get(revs, 0), "actor", json_string("x"));
-    struct alog *a = alog_new("shop");
-    struct alog_problem p, q;
-    assert_int_equal(alog_feed(a, json_array_get(revs, 0), &p), ALOG_PROBLEM);
-    assert_int_equal(alog_feed(a, json_array_get(revs, 1), &q), ALOG_PROBLEM);
+    struct alog *a = auditlog_new("shop");
+    struct auditlog_problem p, q;
+    assert_int_equal(auditlog_feed(a, json_array_get(revs, 0), &p), ALOG_PROBLEM);
+    assert_int_equal(auditlog_feed(a, json_array_get(revs, 1), &q), ALOG_PROBLEM);
     assert_string_equal(p.text, q.text);
-    assert_int_equal(alog_revisions(a), 0);
-    alog_free(a);
+    assert_int_equal(auditlog_revisions(a), 0);
+    auditlog_free(a);
     json_decref(revs);
 }
 
@@ -299,13 +299,13 @@ static void test_parse_time(void **state)
 {
     (void)state;
     int64_t t = 0;
-    assert_int_equal(alog_parse_time("1970-01-01T00:00:01Z", &t), 0);
+    assert_int_equal(auditlog_parse_time("1970-01-01T00:00:01Z", &t), 0);
     assert_int_equal(t, 1000000);
-    assert_int_equal(alog_parse_time("1970-01-01T00:00:01.5Z", &t), 0);
+    assert_int_equal(auditlog_parse_time("1970-01-01T00:00:01.5Z", &t), 0);
     assert_int_equal(t, 1500000);
-    assert_int_equal(alog_parse_time("1970-01-01T01:00:00.000001+01:00", &t), 0);
+    assert_int_equal(auditlog_parse_time("1970-01-01T01:00:00.000001+01:00", &t), 0);
     assert_int_equal(t, 1);
-    assert_int_equal(alog_parse_time("2026-11-22T07:49:44.123456Z", &t), 0);
+    assert_int_equal(auditlog_parse_time("2026-11-22T07:49:44.123456Z", &t), 0);
     assert_int_equal(t, 1795333784123456LL);
     static const char *const bad[] = {"",
                                       "2026-11-22",
@@ -316,7 +316,7 @@ static void test_parse_time(void **state)
                                       "2026-11-22T07:49:44Zx",
                                       "2026-11-22 07:49:44Z"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (alog_parse_time(bad[i], &t) == 0) {
+        if (auditlog_parse_time(bad[i], &t) == 0) {
             fail_msg("\"%s\" parsed as a time", bad[i]);
         }
     }

@@ -3,7 +3,7 @@
  * upstream (it echoes what it received, or holds requests unanswered), plus a raw TCP server
  * for broken upstreams. Everything runs on the test's thread; callbacks only record what they
  * saw and the assertions run after the loop has delivered them. Every test ends with
- * fwd_close(), http_server_close() and uv_loop_close() returning 0.
+ * forward_close(), http_server_close() and uv_loop_close() returning 0.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -46,8 +46,8 @@ struct fixture {
     int nhung;
 
     int ndone; /* fwd callbacks, all requests together */
-    bool fwd_closing;
-    int fwd_closed; /* closed_cb calls */
+    bool forward_closing;
+    int forward_closed; /* closed_cb calls */
     bool server_closed;
 };
 
@@ -64,8 +64,8 @@ struct result {
     char errmsg[512];
     uint64_t start_ns, end_ns;
     bool closed_before; /* closed_cb had already run when this callback ran */
-    bool close_in_cb;   /* the callback calls fwd_close() */
-    bool send_in_cb;    /* the callback tries fwd_send() and stores the result in resend_rc */
+    bool close_in_cb;   /* the callback calls forward_close() */
+    bool send_in_cb;    /* the callback tries forward_send() and stores the result in resend_rc */
     int resend_rc;
 };
 
@@ -167,7 +167,7 @@ static void on_watchdog(uv_timer_t *timer)
 static void on_fwd_closed(void *data)
 {
     struct fixture *fx = data;
-    fx->fwd_closed++;
+    fx->forward_closed++;
 }
 
 static void on_server_closed(struct http_server *server)
@@ -195,8 +195,8 @@ static struct fixture *fixture_start(void)
     assert_true(fx->port > 0);
     snprintf(fx->base, sizeof fx->base, "http://127.0.0.1:%d", fx->port);
 
-    if (fwd_init(&fx->fwd, &fx->loop, SELF_NODE_ID, err, sizeof err) != 0)
-        fail_msg("fwd_init: %s", err);
+    if (forward_init(&fx->fwd, &fx->loop, SELF_NODE_ID, err, sizeof err) != 0)
+        fail_msg("forward_init: %s", err);
     assert_non_null(fx->fwd);
 
     assert_int_equal(uv_timer_init(&fx->loop, &fx->watchdog), 0);
@@ -222,9 +222,9 @@ static void fixture_finish(struct fixture *fx)
     for (int i = 0; i < fx->nhung; i++)
         http_respond(fx->hung[i], 200, NULL, "late", 4);
     fx->nhung = 0;
-    if (!fx->fwd_closing) {
-        fx->fwd_closing = true;
-        fwd_close(fx->fwd, on_fwd_closed, fx);
+    if (!fx->forward_closing) {
+        fx->forward_closing = true;
+        forward_close(fx->fwd, on_fwd_closed, fx);
     }
     http_server_close(&fx->server, on_server_closed);
 
@@ -238,7 +238,7 @@ static void fixture_finish(struct fixture *fx)
         uv_print_all_handles(&fx->loop, stderr);
         fail_msg("handles still open %d ms after closing", WAIT_MS);
     }
-    assert_int_equal(fx->fwd_closed, 1);
+    assert_int_equal(fx->forward_closed, 1);
     assert_true(fx->server_closed);
     uv_close((uv_handle_t *)&fx->watchdog, NULL);
     uv_run(&fx->loop, UV_RUN_DEFAULT);
@@ -248,14 +248,14 @@ static void fixture_finish(struct fixture *fx)
 
 /* ---------------------------------------------------------------- client side */
 
-static void on_done(void *data, int rc, const struct fwd_response *resp, const char *errmsg)
+static void on_done(void *data, int rc, const struct forward_response *resp, const char *errmsg)
 {
     struct result *r = data;
     struct fixture *fx = r->fx;
     r->calls++;
     r->rc = rc;
     r->end_ns = uv_hrtime();
-    r->closed_before = fx->fwd_closed > 0;
+    r->closed_before = fx->forward_closed > 0;
     fx->ndone++;
     if (rc == 0) {
         assert_non_null(resp);
@@ -277,12 +277,12 @@ static void on_done(void *data, int rc, const struct fwd_response *resp, const c
     }
     if (r->send_in_cb) {
         char err[256];
-        r->resend_rc = fwd_send(fx->fwd, fx->base, "GET", "/echo", NULL, NULL, NULL, 0, 1000,
-                                on_done, r, err, sizeof err);
+        r->resend_rc = forward_send(fx->fwd, fx->base, "GET", "/echo", NULL, NULL, NULL, 0, 1000,
+                                    on_done, r, err, sizeof err);
     }
-    if (r->close_in_cb && !fx->fwd_closing) {
-        fx->fwd_closing = true;
-        fwd_close(fx->fwd, on_fwd_closed, fx);
+    if (r->close_in_cb && !fx->forward_closing) {
+        fx->forward_closing = true;
+        forward_close(fx->fwd, on_fwd_closed, fx);
     }
 }
 
@@ -293,11 +293,11 @@ static void send_to(struct fixture *fx, const char *base, struct result *r, cons
     char err[256] = "";
     r->fx = fx;
     r->start_ns = uv_hrtime();
-    int rc = fwd_send(fx->fwd, base, method, path, auth, request_id, body,
-                      body != NULL ? strlen(body) : 0, timeout_ms, on_done, r, err, sizeof err);
+    int rc = forward_send(fx->fwd, base, method, path, auth, request_id, body,
+                          body != NULL ? strlen(body) : 0, timeout_ms, on_done, r, err, sizeof err);
     if (rc != 0)
-        fail_msg("fwd_send %s %s: %d %s", method, path, rc, err);
-    assert_int_equal(r->calls, 0); /* never from inside fwd_send() */
+        fail_msg("forward_send %s %s: %d %s", method, path, rc, err);
+    assert_int_equal(r->calls, 0); /* never from inside forward_send() */
 }
 
 static void send_req(struct fixture *fx, struct result *r, const char *method, const char *path,
@@ -494,7 +494,8 @@ struct chain {
 
 static void chain_next(struct chain *c);
 
-static void on_chain_done(void *data, int rc, const struct fwd_response *resp, const char *errmsg)
+static void on_chain_done(void *data, int rc, const struct forward_response *resp,
+                          const char *errmsg)
 {
     struct chain *c = data;
     int i = c->sent - 1;
@@ -518,10 +519,10 @@ static void chain_next(struct chain *c)
     char id[32], err[256] = "";
     snprintf(id, sizeof id, "seq-%d", c->sent);
     c->sent++;
-    int rc = fwd_send(c->fx->fwd, c->fx->base, "GET", "/echo", "Bearer s", id, NULL, 0,
-                      LONG_TIMEOUT, on_chain_done, c, err, sizeof err);
+    int rc = forward_send(c->fx->fwd, c->fx->base, "GET", "/echo", "Bearer s", id, NULL, 0,
+                          LONG_TIMEOUT, on_chain_done, c, err, sizeof err);
     if (rc != 0)
-        fail_msg("fwd_send: %s", err);
+        fail_msg("forward_send: %s", err);
 }
 
 static void count_poll(uv_handle_t *handle, void *arg)
@@ -825,19 +826,19 @@ static void test_close_with_pending(void **state)
         fail_msg("only %d requests reached the upstream", fx->nhung);
     assert_int_equal(fx->ndone, 0);
 
-    fx->fwd_closing = true;
-    fwd_close(fx->fwd, on_fwd_closed, fx);
-    fwd_close(fx->fwd, on_fwd_closed, fx); /* a second call does nothing */
-    assert_int_equal(fx->ndone, 0);        /* the callbacks come from the loop */
+    fx->forward_closing = true;
+    forward_close(fx->fwd, on_fwd_closed, fx);
+    forward_close(fx->fwd, on_fwd_closed, fx); /* a second call does nothing */
+    assert_int_equal(fx->ndone, 0);            /* the callbacks come from the loop */
 
     char err[256] = "";
     struct result late = {.fx = fx};
-    assert_int_equal(fwd_send(fx->fwd, fx->base, "GET", "/echo", NULL, NULL, NULL, 0, 1000, on_done,
-                              &late, err, sizeof err),
+    assert_int_equal(forward_send(fx->fwd, fx->base, "GET", "/echo", NULL, NULL, NULL, 0, 1000,
+                                  on_done, &late, err, sizeof err),
                      FWD_ECLOSED);
     assert_true(err[0] != '\0');
 
-    if (!run_until(fx, &fx->fwd_closed, 1, WAIT_MS))
+    if (!run_until(fx, &fx->forward_closed, 1, WAIT_MS))
         fail_msg("closed_cb did not run");
     assert_int_equal(fx->ndone, 5);
     for (int i = 0; i < 5; i++) {
@@ -862,7 +863,7 @@ static void test_close_from_callback(void **state)
         fail_msg("the slow request did not arrive");
     fast.close_in_cb = true;
     send_req(fx, &fast, "GET", "/echo", NULL, NULL, NULL);
-    if (!run_until(fx, &fx->fwd_closed, 1, WAIT_MS))
+    if (!run_until(fx, &fx->forward_closed, 1, WAIT_MS))
         fail_msg("closed_cb did not run");
 
     assert_int_equal(fast.calls, 1);
@@ -904,9 +905,9 @@ static void test_bad_arguments(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         err[0] = '\0';
-        int rc = fwd_send(fx->fwd, cases[i].base, cases[i].method, cases[i].path, cases[i].auth,
-                          cases[i].rid, NULL, 0, cases[i].timeout, cases[i].no_cb ? NULL : on_done,
-                          &r, err, sizeof err);
+        int rc = forward_send(fx->fwd, cases[i].base, cases[i].method, cases[i].path, cases[i].auth,
+                              cases[i].rid, NULL, 0, cases[i].timeout,
+                              cases[i].no_cb ? NULL : on_done, &r, err, sizeof err);
         if (rc != FWD_EINVAL)
             fail_msg("case %zu: rc %d, expected FWD_EINVAL", i, rc);
         if (err[0] == '\0')

@@ -1026,23 +1026,26 @@ static void test_response_build(void **state)
     char err[256];
     char *out;
     size_t len;
-    struct httpres_head head = {.status = 204, .request_id = "r1", .content_type = "text/plain"};
-    assert_int_equal(httpres_build(&head, NULL, "ignored", 7, &out, &len, err, sizeof err), 0);
+    struct http_response_head head = {
+        .status = 204, .request_id = "r1", .content_type = "text/plain"};
+    assert_int_equal(http_response_build(&head, NULL, "ignored", 7, &out, &len, err, sizeof err),
+                     0);
     assert_string_equal(out, "HTTP/1.1 204 No Content\r\nX-Request-Id: r1\r\n\r\n");
     assert_int_equal(len, strlen(out));
     free(out);
 
     struct http_header split[] = {{"X-A", "a\r\nX-Evil: 1"}, {NULL, NULL}};
-    assert_int_not_equal(httpres_build(&head, split, NULL, 0, &out, &len, err, sizeof err), 0);
+    assert_int_not_equal(http_response_build(&head, split, NULL, 0, &out, &len, err, sizeof err),
+                         0);
     assert_null(out);
     assert_string_equal(err, "response header X-A: value holds CR or LF");
 
     head.status = 100;
-    assert_int_not_equal(httpres_build(&head, NULL, NULL, 0, &out, &len, err, sizeof err), 0);
+    assert_int_not_equal(http_response_build(&head, NULL, NULL, 0, &out, &len, err, sizeof err), 0);
     assert_string_equal(err, "response status 100: outside 200..599");
 
-    json_t *body = httpres_error_body("e", "m", json_pack("{s:s}", "message", "x"));
-    char *text = httpres_dump(body, NULL);
+    json_t *body = http_response_error_body("e", "m", json_pack("{s:s}", "message", "x"));
+    char *text = http_response_dump(body, NULL);
     assert_string_equal(text, "{\"error\":\"e\",\"message\":\"m\"}");
     free(text);
     json_decref(body);
