@@ -1,5 +1,8 @@
 /*
  * conclave: one binary for the node (`serve`) and every command-line tool.
+ *
+ * The client commands are listed once, in cli/cli.c; the others once, in the table below, which
+ * the usage text, the dispatch and `conclave help COMMAND` all read.
  */
 #include <stdio.h>
 #include <string.h>
@@ -10,43 +13,65 @@
 #include "server/cmd_migrate.h"
 #include "server/cmd_serve.h"
 
-static const char server_text[] =
-    "\n"
-    "audit and server commands:\n"
-    "  audit      verify, replay or export a project's revisions\n"
-    "  serve      run one node: conclave serve --config FILE\n"
-    "  admin      bootstrap tasks: conclave admin create-user --email E [--admin]\n"
-    "  migrate    apply, revert or create PostgreSQL schema migrations\n"
-    "  version    print the version\n"
-    "\n"
-    "\"conclave help COMMAND\" or \"conclave COMMAND --help\" describes a command;\n"
-    "docs/cli.md is the manual.\n";
+/* Prints the version; takes no argument (not even --help). */
+static int version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("conclave %s\n", CONCLAVE_VERSION);
+    return 0;
+}
+
+struct command {
+    const char *name;
+    const char *summary; /* one line for the usage text */
+    /* Runs the command. ARGV[0] is the command's name; returns the exit status. */
+    int (*run)(int argc, char **argv);
+};
+
+/* The audit and server commands, in the order the usage text lists them. */
+static const struct command commands[] = {
+    {"audit", "verify, replay or export a project's revisions", cli_audit},
+    {"serve", "run one node: conclave serve --config FILE", cmd_serve},
+    {"admin", "bootstrap tasks: conclave admin create-user --email E [--admin]", cmd_admin},
+    {"migrate", "apply, revert or create PostgreSQL schema migrations", cmd_migrate},
+    {"version", "print the version", version},
+};
+
+/* The command of the table called NAME ("--version" is "version"), or NULL. */
+static const struct command *find(const char *name)
+{
+    if (strcmp(name, "--version") == 0) {
+        name = "version";
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(commands[i].name, name) == 0) {
+            return &commands[i];
+        }
+    }
+    return NULL;
+}
 
 static void usage(FILE *out)
 {
     fputs("usage: conclave COMMAND [ARGS...]\n\nclient commands:\n", out);
     cli_list_commands(out);
-    fputs(server_text, out);
+    fputs("\naudit and server commands:\n", out);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    }
+    fputs("\n"
+          "\"conclave help COMMAND\" or \"conclave COMMAND --help\" describes a command;\n"
+          "docs/cli.md is the manual.\n",
+          out);
 }
 
 /* Runs the command ARGV[1] (ARGC >= 2). */
 static int run(int argc, char **argv)
 {
-    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
-        printf("conclave %s\n", CONCLAVE_VERSION);
-        return 0;
-    }
-    if (strcmp(argv[1], "serve") == 0) {
-        return cmd_serve(argc - 1, argv + 1);
-    }
-    if (strcmp(argv[1], "admin") == 0) {
-        return cmd_admin(argc - 1, argv + 1);
-    }
-    if (strcmp(argv[1], "migrate") == 0) {
-        return cmd_migrate(argc - 1, argv + 1);
-    }
-    if (strcmp(argv[1], "audit") == 0) {
-        return cli_audit(argc - 1, argv + 1);
+    const struct command *cmd = find(argv[1]);
+    if (cmd != NULL) {
+        return cmd->run(argc - 1, argv + 1);
     }
     if (cli_find(argv[1]) != NULL) {
         return cli_main(argc - 1, argv + 1);
@@ -68,10 +93,11 @@ int main(int argc, char **argv)
         return CLI_EXIT_OK;
     }
     if (strcmp(argv[1], "help") == 0) {
-        /* `help CMD` is `CMD --help` for the commands that exist; cli_help names the rest. */
-        if (cli_find(argv[2]) == NULL && strcmp(argv[2], "audit") != 0 &&
-            strcmp(argv[2], "serve") != 0 && strcmp(argv[2], "admin") != 0 &&
-            strcmp(argv[2], "migrate") != 0) {
+        /* `help CMD` is `CMD --help` for the commands that have a help; cli_help names the
+         * rest. `version` has none: `help version` and `help --version` answer as for a
+         * command that does not exist, as they always have. */
+        const struct command *cmd = find(argv[2]);
+        if (cli_find(argv[2]) == NULL && (cmd == NULL || cmd->run == version)) {
             return cli_help(argv[2]);
         }
         static char help_flag[] = "--help";
