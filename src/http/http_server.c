@@ -272,6 +272,20 @@ void http_respond_error_ex(struct http_request *req, int status, const struct ht
 
 /* ---------------------------------------------------------------- connection state */
 
+/* Appends REQ to the connection's queue of answers owed, in arrival order. The queue holds
+ * REQ from here on: conn_flush() frees it once its answer is written; closing the connection
+ * frees it, or detaches it while a handler still owes its answer. */
+static void conn_enqueue(struct http_conn *c, struct http_request *req)
+{
+    req->next = NULL;
+    if (c->tail)
+        c->tail->next = req;
+    else
+        c->head = req;
+    c->tail = req;
+    c->nqueued++;
+}
+
 /*
  * Ends the connection on a protocol error or limit: the request being received (or a new one
  * standing for it) gets an error answer queued behind the answers still owed, reading stops,
@@ -292,13 +306,7 @@ void http_server_conn_fail(struct http_conn *c, const struct http_header *header
     c->close_after = true;
     c->continue_pending = false;
     req->keep_alive = false;
-    req->next = NULL;
-    if (c->tail)
-        c->tail->next = req;
-    else
-        c->head = req;
-    c->tail = req;
-    c->nqueued++;
+    conn_enqueue(c, req);
     va_list ap;
     va_start(ap, fmt);
     respond_error_v(req, status, headers, NULL, code, fmt, ap);
@@ -399,13 +407,7 @@ static void conn_message_done(struct http_conn *c)
     req->keep_alive = http_should_keep_alive(&c->parser) && !c->parser.upgrade;
     if (!req->keep_alive)
         c->close_after = true;
-    req->next = NULL;
-    if (c->tail)
-        c->tail->next = req;
-    else
-        c->head = req;
-    c->tail = req;
-    c->nqueued++;
+    conn_enqueue(c, req);
     req->dispatched = true;
     s->handler(req, s->data); /* may answer, and so free req, before returning */
 }

@@ -1,14 +1,11 @@
 #include "server/api.h"
 
 #include <ctype.h>
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include <sodium.h>
 
 #include "server/api_internal.h"
 #include "server/auth.h"
@@ -422,72 +419,6 @@ static void authenticate(struct api_call *call)
 
 /* ---- routing ------------------------------------------------------------------------ */
 
-bool api_is_uuid(const char *s)
-{
-    if (strlen(s) != 36) {
-        return false;
-    }
-    for (int i = 0; i < 36; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-bool api_is_slug(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-') {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-')) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    c = (char)tolower((unsigned char)c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Percent-decodes N bytes of IN into OUT (OUTLEN with the terminator). -1 when malformed,
- * too long, or decoding to a NUL or '/'. */
-static int pct_decode(const char *in, size_t n, char *out, size_t outlen, bool plus_space)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = in[i];
-        if (c == '%') {
-            int hi = i + 1 < n ? hexval(in[i + 1]) : -1, lo = i + 2 < n ? hexval(in[i + 2]) : -1;
-            if (hi < 0 || lo < 0) {
-                return -1;
-            }
-            c = (char)(hi * 16 + lo);
-            i += 2;
-            if (c == '\0') {
-                return -1;
-            }
-        } else if (c == '+' && plus_space) {
-            c = ' ';
-        }
-        if (o + 1 >= outlen) {
-            return -1;
-        }
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return 0;
-}
-
 /* Matches PATH against PATTERN, filling CALL's params. */
 static bool match(const char *pattern, const char *path, struct api_call *call, char *bad_param,
                   size_t bad_len)
@@ -509,7 +440,7 @@ static bool match(const char *pattern, const char *path, struct api_call *call, 
                 return false;
             }
             char *dst = call->params[np++];
-            if (pct_decode(s, slen, dst, sizeof(call->params[0]), false) != 0 ||
+            if (api_input_pct_decode(s, slen, dst, sizeof(call->params[0]), false) != 0 ||
                 strchr(dst, '/') != NULL) {
                 snprintf(dst, sizeof(call->params[0]), "%s", "");
             }
@@ -540,7 +471,8 @@ static bool match(const char *pattern, const char *path, struct api_call *call, 
                     *c = (char)tolower((unsigned char)*c); /* UUIDs compare in lowercase */
                 }
             }
-            if (bad_param[0] == '\0' && !(is_project ? api_is_slug(dst) : api_is_uuid(dst))) {
+            if (bad_param[0] == '\0' &&
+                !(is_project ? api_input_is_slug(dst) : api_input_is_uuid(dst))) {
                 snprintf(bad_param, bad_len, "%.*s", (int)(plen - 2), p + 1);
             }
         } else if (plen != slen || strncmp(p, s, plen) != 0) {
@@ -615,184 +547,4 @@ void api_handle(struct http_request *req, void *data)
         return;
     }
     api_error(call, 404, "not_found", "no such endpoint: %s %s", method, path);
-}
-
-/* ---- input helpers ------------------------------------------------------------------ */
-
-int api_body_object(struct api_call *call)
-{
-    size_t len = 0;
-    const char *text = http_request_body(call->req, &len);
-    json_error_t err;
-    json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
-    if (v == NULL) {
-        api_error(call, 400, "bad_request",
-                  "request body is not valid json: line %d, column "
-                  "%d: %s",
-                  err.line, err.column, err.text);
-        return -1;
-    }
-    if (!json_is_object(v)) {
-        json_decref(v);
-        api_error(call, 400, "bad_request", "request body must be a json object");
-        return -1;
-    }
-    call->body = v;
-    return 0;
-}
-
-static size_t code_points(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++) {
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    }
-    return n;
-}
-
-int api_field_string(struct api_call *call, const char *name, bool required, size_t min, size_t max,
-                     const char **out)
-{
-    json_t *v = json_object_get(call->body, name);
-    *out = NULL;
-    if (v == NULL) {
-        if (required) {
-            api_field_error(call, name, "field \"%s\" is required", name);
-            return -1;
-        }
-        return 0;
-    }
-    if (!json_is_string(v)) {
-        api_field_error(call, name, "field \"%s\" must be a string", name);
-        return -1;
-    }
-    const char *s = json_string_value(v);
-    size_t n = code_points(s);
-    if (strlen(s) != json_string_length(v) || n < min || n > max) {
-        api_field_error(call, name, "field \"%s\" must have %zu to %zu characters", name, min, max);
-        return -1;
-    }
-    *out = s;
-    return 0;
-}
-
-int api_field_bool(struct api_call *call, const char *name, bool def, bool *out)
-{
-    json_t *v = json_object_get(call->body, name);
-    *out = def;
-    if (v == NULL) {
-        return 0;
-    }
-    if (!json_is_boolean(v)) {
-        api_field_error(call, name, "field \"%s\" must be true or false", name);
-        return -1;
-    }
-    *out = json_is_true(v);
-    return 0;
-}
-
-int api_fields_known(struct api_call *call, const char *const *allowed)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(call->body, key, v)
-    {
-        bool ok = false;
-        for (const char *const *a = allowed; *a; a++) {
-            ok = ok || strcmp(*a, key) == 0;
-        }
-        if (!ok) {
-            api_field_error(call, key, "field \"%s\" is not known here", key);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-int api_query(struct api_call *call, const char *name, char *out, size_t outlen)
-{
-    const char *q = http_request_query(call->req);
-    size_t nlen = strlen(name);
-    while (*q != '\0') {
-        const char *amp = strchr(q, '&');
-        size_t len = amp ? (size_t)(amp - q) : strlen(q);
-        if (len > nlen && strncmp(q, name, nlen) == 0 && q[nlen] == '=') {
-            return pct_decode(q + nlen + 1, len - nlen - 1, out, outlen, true) == 0 ? 1 : -1;
-        }
-        q += len + (amp ? 1 : 0);
-    }
-    return 0;
-}
-
-int api_query_u64(struct api_call *call, const char *name, uint64_t def, uint64_t max,
-                  uint64_t *out)
-{
-    char buf[32];
-    char *end = NULL;
-    int q = api_query(call, name, buf, sizeof(buf));
-    *out = def;
-    if (q == 0) {
-        return 0;
-    }
-    if (q > 0) {
-        *out = strtoull(buf, &end, 10);
-    }
-    if (q < 0 || end == buf || *end != '\0' || buf[0] == '-' || *out > max) {
-        api_field_error(call, name, "query parameter %s must be a whole number from 0 to %" PRIu64,
-                        name, max);
-        return -1;
-    }
-    return 0;
-}
-
-int api_page(struct api_call *call, bool after_is_uuid, int *limit, const char **after)
-{
-    char buf[96];
-    *limit = 100;
-    *after = NULL;
-    int rc = api_query(call, "limit", buf, sizeof(buf));
-    if (rc != 0) {
-        char *end = NULL;
-        long v = rc > 0 ? strtol(buf, &end, 10) : 0;
-        if (rc < 0 || end == buf || *end != '\0' || v < 1 || v > 1000) {
-            api_field_error(call, "limit",
-                            "query parameter limit must be a whole number from 1 to "
-                            "1000");
-            return -1;
-        }
-        *limit = (int)v;
-    }
-    rc = api_query(call, "after", buf, sizeof(buf));
-    if (rc != 0) {
-        if (rc < 0 || !(after_is_uuid ? api_is_uuid(buf) : api_is_slug(buf))) {
-            api_field_error(call, "after",
-                            "query parameter after must be the next_after of a previous page");
-            return -1;
-        }
-        snprintf(call->after, sizeof(call->after), "%s", buf);
-        *after = call->after;
-    }
-    return 0;
-}
-
-int api_page_start(struct api_call *call, bool after_is_uuid)
-{
-    return api_page(call, after_is_uuid, &call->page_limit, &call->page_after);
-}
-
-json_t *api_page_result(json_t *items, int limit, const char *key)
-{
-    json_t *next = json_null();
-    if (json_array_size(items) > (size_t)limit) {
-        json_array_remove(items, (size_t)limit);
-        next = json_incref(json_object_get(json_array_get(items, (size_t)limit - 1), key));
-    }
-    return json_pack("{s:o,s:o}", "items", items, "next_after", next);
-}
-
-void api_uuid_text(const uint8_t id[16], char out[37])
-{
-    char hex[33];
-    sodium_bin2hex(hex, sizeof(hex), id, 16);
-    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }

@@ -8,9 +8,10 @@
  *               ▼                                  ▼
  *              401                            404 (no role), 403 (role too low)
  *
- * A handler validates its input (400 naming the field) and usually runs one PostgreSQL job
- * through api_run(); the job's status maps to the HTTP answer in one place. Everything runs on
- * the loop thread except the work functions, which run on pool workers.
+ * A handler validates its input with the helpers of api_input.c (400 naming the field) and
+ * usually runs one PostgreSQL job through api_run(); the job's status maps to the HTTP answer in
+ * one place. Everything runs on the loop thread except the work functions, which run on pool
+ * workers.
  */
 #ifndef CONCLAVE_API_H
 #define CONCLAVE_API_H
@@ -67,51 +68,15 @@ struct api_call {
     json_t *body;                  /* the parsed request body, when the handler asked for it */
     void *data;                    /* handler state, freed with free() when the call ends */
     void (*data_free)(void *data); /* when set, releases what DATA owns before its free() */
-    char after[96];                /* the decoded ?after= cursor of api_page() */
-    int page_limit;                /* api_page_start(): ?limit= */
-    const char *page_after;        /* api_page_start(): ?after=, or NULL */
+    char after[96];                /* the decoded ?after= cursor of api_input_page_start() */
+    int page_limit;                /* api_input_page_start(): ?limit= */
+    const char *page_after;        /* api_input_page_start(): ?after=, or NULL */
     bool invalidates_auth;         /* success changes who may do what: flush this node's cache */
     const char *err_field;         /* the body field a work function's 400/422 is about, or NULL */
 };
 
 /* The node's HTTP handler: takes over REQ. DATA is the struct node. */
 void api_handle(struct http_request *req, void *data);
-
-/* Parses the body as a JSON object into call->body (owned by the call). On failure answers
- * 400 and returns -1: the handler must return at once. */
-int api_body_object(struct api_call *call);
-
-/* Reads string field NAME of call->body: missing (when REQUIRED) or mistyped or outside
- * [MIN, MAX] code points answers 400 naming the field and returns -1. *OUT is NULL when the
- * field is absent and not required. */
-int api_field_string(struct api_call *call, const char *name, bool required, size_t min, size_t max,
-                     const char **out);
-
-/* Reads optional boolean field NAME (default DEF). */
-int api_field_bool(struct api_call *call, const char *name, bool def, bool *out);
-
-/* Refuses (400) every field of call->body not in ALLOWED (NULL-terminated). */
-int api_fields_known(struct api_call *call, const char *const *allowed);
-
-/* Reads ?limit= (1..1000, default 100) and ?after=; AFTER_IS_UUID selects the cursor check.
- * *AFTER is NULL when absent, else points into call-owned memory. */
-int api_page(struct api_call *call, bool after_is_uuid, int *limit, const char **after);
-
-/* Finds query parameter NAME, percent-decoded into OUT. 1 when present, 0 when absent, -1 when
- * malformed or longer than OUTLEN. */
-int api_query(struct api_call *call, const char *name, char *out, size_t outlen);
-
-/* Reads query parameter NAME as a whole number from 0 to MAX into *OUT (DEF when absent).
- * Returns 0, or -1 after answering 400 with the parameter named. */
-int api_query_u64(struct api_call *call, const char *name, uint64_t def, uint64_t max,
-                  uint64_t *out);
-
-/* api_page() into call->page_limit and call->page_after, for list handlers. */
-int api_page_start(struct api_call *call, bool after_is_uuid);
-
-/* Wraps ITEMS (stolen; LIMIT + 1 rows were asked for) as a page {"items", "next_after"},
- * using field KEY of the last item as the cursor. */
-json_t *api_page_result(json_t *items, int limit, const char *key);
 
 /* Runs WORK on a pool worker and then DONE(status, errmsg, call) on the loop. If the pool
  * refuses the job, answers 503 and ends the call (DONE never runs). */
@@ -138,11 +103,5 @@ void api_reply_done(struct api_call *call);
 
 /* Answers STATUS with BODY (stolen; NULL sends no body) and ends the call. */
 void api_reply(struct api_call *call, int status, json_t *body);
-
-/* Syntax checks shared by handlers. */
-bool api_is_uuid(const char *s);
-/* Writes the 16-byte ID as canonical UUID text (8-4-4-4-12 lowercase hex) into OUT. */
-void api_uuid_text(const uint8_t id[16], char out[37]);
-bool api_is_slug(const char *s);
 
 #endif /* CONCLAVE_API_H */

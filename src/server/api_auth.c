@@ -58,9 +58,9 @@ void api_auth_login(struct api_call *call)
 {
     static const char *const known[] = {"email", "password", NULL};
     const char *email, *password;
-    if (api_body_object(call) != 0 || api_fields_known(call, known) != 0 ||
-        api_field_string(call, "email", true, 1, 254, &email) != 0 ||
-        api_field_string(call, "password", true, 1, AUTH_PASSWORD_MAX, &password) != 0) {
+    if (api_input_body_object(call) != 0 || api_input_fields_known(call, known) != 0 ||
+        api_input_field_string(call, "email", true, 1, 254, &email) != 0 ||
+        api_input_field_string(call, "password", true, 1, AUTH_PASSWORD_MAX, &password) != 0) {
         return;
     }
     struct login *l = calloc(1, sizeof(*l));

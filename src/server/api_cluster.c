@@ -118,8 +118,9 @@ void api_cluster_cluster_add(struct api_call *call)
 {
     static const char *const known[] = {"id", "address", NULL};
     const char *address;
-    if (!have_raft(call) || api_body_object(call) != 0 || api_fields_known(call, known) != 0 ||
-        api_field_string(call, "address", true, 3, RNODE_ADDRESS_MAX - 1, &address) != 0) {
+    if (!have_raft(call) || api_input_body_object(call) != 0 ||
+        api_input_fields_known(call, known) != 0 ||
+        api_input_field_string(call, "address", true, 3, RNODE_ADDRESS_MAX - 1, &address) != 0) {
         return;
     }
     json_t *id = json_object_get(call->body, "id");
@@ -163,7 +164,7 @@ void api_cluster_cluster_transfer(struct api_call *call)
     size_t len = 0;
     http_request_body(call->req, &len);
     if (len > 0) {
-        if (api_body_object(call) != 0 || api_fields_known(call, known) != 0) {
+        if (api_input_body_object(call) != 0 || api_input_fields_known(call, known) != 0) {
             return;
         }
         json_t *id = json_object_get(call->body, "id");

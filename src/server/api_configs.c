@@ -78,7 +78,8 @@ static bool parse_uuid(const char *text, uint8_t out[16])
     }
     hex[n] = '\0';
     size_t len = 0;
-    return api_is_uuid(text) && sodium_hex2bin(out, 16, hex, n, NULL, &len, NULL) == 0 && len == 16;
+    return api_input_is_uuid(text) && sodium_hex2bin(out, 16, hex, n, NULL, &len, NULL) == 0 &&
+           len == 16;
 }
 
 /* ---- answers ------------------------------------------------------------------------ */
@@ -133,11 +134,17 @@ static void materialized(void *data, int status)
     api_reply(call, status_code, body);
 }
 
-/* Answers from an outcome recorded for the request id (a retry). */
-static void answer_first(struct api_call *call, struct write *w, enum fsm_status first,
-                         uint64_t version, uint64_t revision, uint64_t index)
+/* Answers from an outcome recorded for the request id (a retry). MISMATCH: the id was
+ * recorded for a different write, which is the client's mistake, not a retry. */
+static void answer_first(struct api_call *call, struct write *w, bool mismatch,
+                         enum fsm_status first, uint64_t version, uint64_t revision, uint64_t index)
 {
-    if (first == FSM_CONFLICT) {
+    if (mismatch) {
+        api_field_error(call, "request_id",
+                        "request_id %s was already used for a different write; use a new "
+                        "request_id for a new write",
+                        w->request_id);
+    } else if (first == FSM_CONFLICT) {
         answer_conflict(call, w, version);
     } else if (first == FSM_NOT_FOUND) {
         answer_not_found(call, w);
@@ -185,14 +192,8 @@ static void applied(void *data, int status, const struct fsm_result *res, uint64
         answer_not_found(call, w);
         return;
     case FSM_DUPLICATE:
-        if (res->mismatch) {
-            api_field_error(call, "request_id",
-                            "request_id %s was already used for a different write; use a new "
-                            "request_id for a new write",
-                            w->request_id);
-            return;
-        }
-        answer_first(call, w, res->first_status, res->version, res->revision, res->first_index);
+        answer_first(call, w, res->mismatch, res->first_status, res->version, res->revision,
+                     res->first_index);
         return;
     case FSM_FULL:
         http_respond_error_ex(call->req, 503, retry1, NULL, "unavailable",
@@ -387,7 +388,7 @@ static int read_common(struct api_call *call, struct write *w)
     if (schema != NULL) {
         w->schema_given = true;
         if (!json_is_null(schema) &&
-            (!json_is_string(schema) || !api_is_uuid(json_string_value(schema)))) {
+            (!json_is_string(schema) || !api_input_is_uuid(json_string_value(schema)))) {
             api_field_error(call, "schema_id",
                             "field \"schema_id\" must be a schema's UUID, or null to unbind");
             return -1;
@@ -421,14 +422,8 @@ static void check_and_go(struct api_call *call)
     if (seen != NULL) {
         uint8_t fp[32];
         fsm_request_fingerprint(&w->e, fp);
-        if (sodium_memcmp(fp, seen->fingerprint, 32) != 0) {
-            api_field_error(call, "request_id",
-                            "request_id %s was already used for a different write; use a new "
-                            "request_id for a new write",
-                            w->request_id);
-            return;
-        }
-        answer_first(call, w, seen->status, seen->version, seen->revision, seen->raft_index);
+        answer_first(call, w, sodium_memcmp(fp, seen->fingerprint, 32) != 0, seen->status,
+                     seen->version, seen->revision, seen->raft_index);
         return;
     }
     const struct fsm_config *cur =
@@ -445,7 +440,7 @@ static void check_and_go(struct api_call *call)
     }
     /* Without a schema_id in the body a write keeps the key's current binding. */
     if (!w->schema_given && cur != NULL && cur->has_schema) {
-        api_uuid_text(cur->schema_id, w->schema_text);
+        api_input_uuid_text(cur->schema_id, w->schema_text);
     }
     after_checks(call);
 }
@@ -454,9 +449,9 @@ void api_configs_config_create(struct api_call *call)
 {
     static const char *const known[] = {"key", "content", "schema_id", "request_id", NULL};
     const char *key;
-    if (!api_lead_or_forward(call) || api_body_object(call) != 0 ||
-        api_fields_known(call, known) != 0 ||
-        api_field_string(call, "key", true, 1, CODEC_MAX_KEY, &key) != 0) {
+    if (!api_lead_or_forward(call) || api_input_body_object(call) != 0 ||
+        api_input_fields_known(call, known) != 0 ||
+        api_input_field_string(call, "key", true, 1, CODEC_MAX_KEY, &key) != 0) {
         return;
     }
     if (!codec_key_ok(key, strlen(key))) {
@@ -478,8 +473,8 @@ void api_configs_config_put(struct api_call *call)
 {
     static const char *const known[] = {"content", "expected_version", "schema_id", "request_id",
                                         NULL};
-    if (!api_lead_or_forward(call) || api_body_object(call) != 0 ||
-        api_fields_known(call, known) != 0) {
+    if (!api_lead_or_forward(call) || api_input_body_object(call) != 0 ||
+        api_input_fields_known(call, known) != 0) {
         return;
     }
     struct write *w = write_new(call, CODEC_OP_PUT, call->params[1]);
@@ -509,7 +504,7 @@ void api_configs_config_delete(struct api_call *call)
     if (!api_lead_or_forward(call)) {
         return;
     }
-    int q = api_query(call, "expected_version", buf, sizeof(buf));
+    int q = api_input_query(call, "expected_version", buf, sizeof(buf));
     char *end = NULL;
     if (q <= 0 || (expected = strtoull(buf, &end, 10)) < 1 || *end != '\0' || buf[0] == '-') {
         api_field_error(call, "expected_version",
@@ -523,7 +518,7 @@ void api_configs_config_delete(struct api_call *call)
     }
     w->e.expected_version = expected;
     char rid[CODEC_MAX_REQUEST_ID + 1];
-    int r = api_query(call, "request_id", rid, sizeof(rid));
+    int r = api_input_query(call, "request_id", rid, sizeof(rid));
     snprintf(w->request_id, sizeof(w->request_id), "%s",
              r > 0 && rid[0] != '\0' ? rid : http_request_id(call->req));
     w->e.request_id = w->request_id;
@@ -593,8 +588,8 @@ static void rollback_loaded(int status, const char *errmsg, void *arg)
 void api_configs_config_rollback(struct api_call *call)
 {
     static const char *const known[] = {"target_version", "expected_version", "request_id", NULL};
-    if (!api_lead_or_forward(call) || api_body_object(call) != 0 ||
-        api_fields_known(call, known) != 0) {
+    if (!api_lead_or_forward(call) || api_input_body_object(call) != 0 ||
+        api_input_fields_known(call, known) != 0) {
         return;
     }
     struct write *w = write_new(call, CODEC_OP_ROLLBACK, call->params[1]);

@@ -34,8 +34,8 @@ static void hist_start(struct api_call *call, const char *cursor_param, api_work
         return;
     }
     call->data = h;
-    if (api_query_u64(call, cursor_param, 0, INT64_MAX, &h->after) != 0 ||
-        api_query_u64(call, "limit", 100, 1000, &limit) != 0) {
+    if (api_input_query_u64(call, cursor_param, 0, INT64_MAX, &h->after) != 0 ||
+        api_input_query_u64(call, "limit", 100, 1000, &limit) != 0) {
         return;
     }
     if (limit == 0) {
@@ -241,8 +241,8 @@ static void watch_tick(uv_timer_t *t)
 void api_history_watch(struct api_call *call)
 {
     uint64_t after = 0, timeout = 30;
-    if (api_query_u64(call, "after_revision", 0, INT64_MAX, &after) != 0 ||
-        api_query_u64(call, "timeout", 30, 300, &timeout) != 0) {
+    if (api_input_query_u64(call, "after_revision", 0, INT64_MAX, &after) != 0 ||
+        api_input_query_u64(call, "timeout", 30, 300, &timeout) != 0) {
         return;
     }
     struct watch *wt = calloc(1, sizeof(*wt));

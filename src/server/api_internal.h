@@ -1,9 +1,9 @@
 /*
  * api_internal: the API module's one private header: the endpoint handlers, one group per
  * file (api_status.c, api_auth.c, api_users.c, api_projects.c, api_schemas.c, api_configs.c,
- * api_reads.c, api_history.c, api_cluster.c), which api.c routes to. Each takes over the call
- * (see api.h) and must end it with exactly one answer. It includes only the module's public
- * api.h.
+ * api_reads.c, api_history.c, api_cluster.c), which api.c routes to, and the input helpers
+ * of api_input.c they read requests with. Each handler takes over the call (see api.h) and must
+ * end it with exactly one answer. It includes only the module's public api.h.
  */
 #ifndef CONCLAVE_API_INTERNAL_H
 #define CONCLAVE_API_INTERNAL_H
@@ -14,6 +14,52 @@
 #define APIH_UNPROCESSABLE 100 /* 422 invalid_schema; the message says where */
 #define APIH_FORBIDDEN     101 /* 403 forbidden; the message says why */
 #define APIH_UNAUTHORIZED  102 /* 401 unauthorized */
+
+/* ---- input helpers, in api_input.c ---------------------------------------------------- */
+
+/* Parses the body as a JSON object into call->body (owned by the call). On failure answers
+ * 400 and returns -1: the handler must return at once. */
+int api_input_body_object(struct api_call *call);
+
+/* Reads string field NAME of call->body: missing (when REQUIRED) or mistyped or outside
+ * [MIN, MAX] code points answers 400 naming the field and returns -1. *OUT is NULL when the
+ * field is absent and not required; otherwise it points into call->body. */
+int api_input_field_string(struct api_call *call, const char *name, bool required, size_t min,
+                           size_t max, const char **out);
+
+/* Reads optional boolean field NAME (default DEF); a mistyped one answers 400 and returns -1. */
+int api_input_field_bool(struct api_call *call, const char *name, bool def, bool *out);
+
+/* Refuses (400, returns -1) every field of call->body not in ALLOWED (NULL-terminated). */
+int api_input_fields_known(struct api_call *call, const char *const *allowed);
+
+/* Finds query parameter NAME, percent-decoded into OUT. 1 when present, 0 when absent, -1 when
+ * malformed or longer than OUTLEN. Answers nothing: the caller decides what -1 means. */
+int api_input_query(struct api_call *call, const char *name, char *out, size_t outlen);
+
+/* Reads query parameter NAME as a whole number from 0 to MAX into *OUT (DEF when absent).
+ * Returns 0, or -1 after answering 400 with the parameter named. */
+int api_input_query_u64(struct api_call *call, const char *name, uint64_t def, uint64_t max,
+                        uint64_t *out);
+
+/* Reads ?limit= (1..1000, default 100) into call->page_limit and ?after= into
+ * call->page_after (NULL when absent, else call->after), for list handlers; AFTER_IS_UUID
+ * selects the cursor check. Returns 0, or -1 after answering 400. */
+int api_input_page_start(struct api_call *call, bool after_is_uuid);
+
+/* Wraps ITEMS (stolen; LIMIT + 1 rows were asked for) as a page {"items", "next_after"},
+ * using field KEY of the last item as the cursor. */
+json_t *api_input_page_result(json_t *items, int limit, const char *key);
+
+/* Percent-decodes N bytes of IN into OUT (OUTLEN with the terminator); PLUS_SPACE turns '+'
+ * into a space (query strings, not paths). -1 when malformed, too long, or decoding to a NUL. */
+int api_input_pct_decode(const char *in, size_t n, char *out, size_t outlen, bool plus_space);
+
+/* Syntax checks shared by routing and handlers. */
+bool api_input_is_uuid(const char *s);
+bool api_input_is_slug(const char *s);
+/* Writes the 16-byte ID as canonical UUID text (8-4-4-4-12 lowercase hex) into OUT. */
+void api_input_uuid_text(const uint8_t id[16], char out[37]);
 
 /* True when this node may coordinate a write or a linearizable read (it is the ready
  * leader). Otherwise the call is taken over: forwarded to the leader once (a forwarded

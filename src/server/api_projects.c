@@ -67,12 +67,12 @@ void api_projects_project_create(struct api_call *call)
 {
     static const char *const known[] = {"id", "name", NULL};
     const char *id, *name;
-    if (api_body_object(call) != 0 || api_fields_known(call, known) != 0 ||
-        api_field_string(call, "id", true, 1, 63, &id) != 0 ||
-        api_field_string(call, "name", true, 1, 200, &name) != 0) {
+    if (api_input_body_object(call) != 0 || api_input_fields_known(call, known) != 0 ||
+        api_input_field_string(call, "id", true, 1, 63, &id) != 0 ||
+        api_input_field_string(call, "name", true, 1, 200, &name) != 0) {
         return;
     }
-    if (!api_is_slug(id)) {
+    if (!api_input_is_slug(id)) {
         api_field_error(call, "id",
                         "field \"id\" must be 1 to 63 of a-z, 0-9 and inner -, e.g. "
                         "\"payments-eu\"");
@@ -95,14 +95,14 @@ static int list_work(PGconn *conn, struct api_call *call, char *errmsg, size_t e
     int rc = db_projects_list(conn, call->who.user_id, call->who.is_admin, call->page_after,
                               call->page_limit + 1, &rows, errmsg, errlen);
     if (rc == DB_OK) {
-        call->result = api_page_result(rows, call->page_limit, "id");
+        call->result = api_input_page_result(rows, call->page_limit, "id");
     }
     return rc;
 }
 
 void api_projects_project_list(struct api_call *call)
 {
-    if (api_page_start(call, false) == 0) {
+    if (api_input_page_start(call, false) == 0) {
         api_run(call, list_work, 200);
     }
 }
@@ -164,8 +164,8 @@ void api_projects_key_create(struct api_call *call)
     const char *name = NULL;
     size_t len = 0;
     http_request_body(call->req, &len);
-    if (len > 0 && (api_body_object(call) != 0 || api_fields_known(call, known) != 0 ||
-                    api_field_string(call, "name", false, 0, 200, &name) != 0)) {
+    if (len > 0 && (api_input_body_object(call) != 0 || api_input_fields_known(call, known) != 0 ||
+                    api_input_field_string(call, "name", false, 0, 200, &name) != 0)) {
         return;
     }
     struct new_key *k = alloc_or_500(call, sizeof(*k));
@@ -182,14 +182,14 @@ static int key_list_work(PGconn *conn, struct api_call *call, char *errmsg, size
     int rc = db_projects_key_list(conn, call->params[0], call->page_after, call->page_limit + 1,
                                   &rows, errmsg, errlen);
     if (rc == DB_OK) {
-        call->result = api_page_result(rows, call->page_limit, "id");
+        call->result = api_input_page_result(rows, call->page_limit, "id");
     }
     return rc;
 }
 
 void api_projects_key_list(struct api_call *call)
 {
-    if (api_page_start(call, true) == 0) {
+    if (api_input_page_start(call, true) == 0) {
         api_run(call, key_list_work, 200);
     }
 }
@@ -218,14 +218,14 @@ static int role_list_work(PGconn *conn, struct api_call *call, char *errmsg, siz
     int rc = db_projects_role_list(conn, call->params[0], call->page_after, call->page_limit + 1,
                                    &rows, errmsg, errlen);
     if (rc == DB_OK) {
-        call->result = api_page_result(rows, call->page_limit, "user_id");
+        call->result = api_input_page_result(rows, call->page_limit, "user_id");
     }
     return rc;
 }
 
 void api_projects_role_list(struct api_call *call)
 {
-    if (api_page_start(call, true) == 0) {
+    if (api_input_page_start(call, true) == 0) {
         api_run(call, role_list_work, 200);
     }
 }
@@ -247,10 +247,10 @@ void api_projects_role_set(struct api_call *call)
 {
     static const char *const known[] = {"user_id", "email", "role_level", NULL};
     const char *user = NULL, *email = NULL, *role;
-    if (api_body_object(call) != 0 || api_fields_known(call, known) != 0 ||
-        api_field_string(call, "user_id", false, 36, 36, &user) != 0 ||
-        api_field_string(call, "email", false, 3, 254, &email) != 0 ||
-        api_field_string(call, "role_level", true, 1, 16, &role) != 0) {
+    if (api_input_body_object(call) != 0 || api_input_fields_known(call, known) != 0 ||
+        api_input_field_string(call, "user_id", false, 36, 36, &user) != 0 ||
+        api_input_field_string(call, "email", false, 3, 254, &email) != 0 ||
+        api_input_field_string(call, "role_level", true, 1, 16, &role) != 0) {
         return;
     }
     if ((user == NULL) == (email == NULL)) {
@@ -258,7 +258,7 @@ void api_projects_role_set(struct api_call *call)
                         "give the user as exactly one of \"user_id\" or \"email\"");
         return;
     }
-    if (user != NULL && !api_is_uuid(user)) {
+    if (user != NULL && !api_input_is_uuid(user)) {
         api_field_error(call, "user_id", "field \"user_id\" must be a user's UUID");
         return;
     }

@@ -26,7 +26,7 @@ static json_t *config_json(const struct fsm_config *c, const char *project)
     json_t *content = json_loadb((const char *)c->content, c->content_len, JSON_DECODE_ANY, &jerr);
     char schema[37] = "";
     if (c->has_schema) {
-        api_uuid_text(c->schema_id, schema);
+        api_input_uuid_text(c->schema_id, schema);
     }
     time_t secs = (time_t)(c->updated_at / 1000000);
     struct tm tm;
@@ -154,7 +154,7 @@ static void read_start(struct api_call *call, bool list)
     r->call = call;
     r->list = list;
     bool stale = false;
-    int q = api_query(call, "consistency", buf, sizeof(buf));
+    int q = api_input_query(call, "consistency", buf, sizeof(buf));
     if (q < 0 || (q > 0 && strcmp(buf, "stale") != 0 && strcmp(buf, "linearizable") != 0)) {
         api_field_error(call, "consistency",
                         "query parameter consistency must be linearizable or stale");
@@ -166,7 +166,7 @@ static void read_start(struct api_call *call, bool list)
      * from this node's own state, without the leader's barrier. */
     stale = true;
 #endif
-    q = api_query(call, "min_index", buf, sizeof(buf));
+    q = api_input_query(call, "min_index", buf, sizeof(buf));
     if (q != 0) {
         char *end = NULL;
         r->min_index = q > 0 ? strtoull(buf, &end, 10) : 0;
@@ -201,7 +201,7 @@ static void read_start(struct api_call *call, bool list)
 void api_reads_config_get(struct api_call *call)
 {
     char buf[32];
-    if (api_query(call, "version", buf, sizeof(buf)) != 0) {
+    if (api_input_query(call, "version", buf, sizeof(buf)) != 0) {
         apih_config_get_version(call);
         return;
     }
@@ -240,12 +240,12 @@ static json_t *list_items(struct api_call *call, const struct fsm *fsm)
 {
     char prefix[260] = "", after[260] = "", lim[16];
     int limit = 100;
-    if (api_query(call, "prefix", prefix, sizeof(prefix)) < 0 ||
-        api_query(call, "after", after, sizeof(after)) < 0) {
+    if (api_input_query(call, "prefix", prefix, sizeof(prefix)) < 0 ||
+        api_input_query(call, "after", after, sizeof(after)) < 0) {
         api_field_error(call, "prefix", "query parameters prefix and after must be config keys");
         return NULL;
     }
-    int q = api_query(call, "limit", lim, sizeof(lim));
+    int q = api_input_query(call, "limit", lim, sizeof(lim));
     if (q != 0) {
         char *end = NULL;
         long v = q > 0 ? strtol(lim, &end, 10) : 0;
@@ -304,7 +304,7 @@ static void apih_config_get_version(struct api_call *call)
         return;
     }
     call->data = version;
-    if (api_query(call, "version", buf, sizeof(buf)) <= 0 ||
+    if (api_input_query(call, "version", buf, sizeof(buf)) <= 0 ||
         (*version = strtoull(buf, &end, 10)) < 1 || *end != '\0' || buf[0] == '-') {
         api_field_error(call, "version", "query parameter version must be a whole number >= 1");
         return;

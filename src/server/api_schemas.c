@@ -90,8 +90,8 @@ static struct schema_req *read_request(struct api_call *call, bool required)
 {
     static const char *const known[] = {"name", "schema_content", NULL};
     const char *name;
-    if (api_body_object(call) != 0 || api_fields_known(call, known) != 0 ||
-        api_field_string(call, "name", required, 1, 200, &name) != 0) {
+    if (api_input_body_object(call) != 0 || api_input_fields_known(call, known) != 0 ||
+        api_input_field_string(call, "name", required, 1, 200, &name) != 0) {
         return NULL;
     }
     json_t *content = json_object_get(call->body, "schema_content");
@@ -127,14 +127,14 @@ static int list_work(PGconn *conn, struct api_call *call, char *errmsg, size_t e
     json_t *rows = NULL;
     int rc = db_schemas_list(conn, call->page_after, call->page_limit + 1, &rows, errmsg, errlen);
     if (rc == DB_OK) {
-        call->result = api_page_result(rows, call->page_limit, "id");
+        call->result = api_input_page_result(rows, call->page_limit, "id");
     }
     return rc;
 }
 
 void api_schemas_schema_list(struct api_call *call)
 {
-    if (api_page_start(call, true) == 0) {
+    if (api_input_page_start(call, true) == 0) {
         api_run(call, list_work, 200);
     }
 }

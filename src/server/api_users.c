@@ -46,10 +46,10 @@ void api_users_user_create(struct api_call *call)
     const char *email, *password;
     bool is_admin;
     char why[128];
-    if (api_body_object(call) != 0 || api_fields_known(call, known) != 0 ||
-        api_field_string(call, "email", true, 3, 254, &email) != 0 ||
-        api_field_string(call, "password", true, 0, AUTH_PASSWORD_MAX, &password) != 0 ||
-        api_field_bool(call, "is_admin", false, &is_admin) != 0) {
+    if (api_input_body_object(call) != 0 || api_input_fields_known(call, known) != 0 ||
+        api_input_field_string(call, "email", true, 3, 254, &email) != 0 ||
+        api_input_field_string(call, "password", true, 0, AUTH_PASSWORD_MAX, &password) != 0 ||
+        api_input_field_bool(call, "is_admin", false, &is_admin) != 0) {
         return;
     }
     const char *at = strchr(email, '@');
@@ -79,14 +79,14 @@ static int list_work(PGconn *conn, struct api_call *call, char *errmsg, size_t e
     json_t *rows = NULL;
     int rc = db_users_list(conn, call->page_after, call->page_limit + 1, &rows, errmsg, errlen);
     if (rc == DB_OK) {
-        call->result = api_page_result(rows, call->page_limit, "id");
+        call->result = api_input_page_result(rows, call->page_limit, "id");
     }
     return rc;
 }
 
 void api_users_user_list(struct api_call *call)
 {
-    if (api_page_start(call, true) == 0) {
+    if (api_input_page_start(call, true) == 0) {
         api_run(call, list_work, 200);
     }
 }
