@@ -1,9 +1,9 @@
 #include "raft/codec.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "raft/bytes.h"
 
 /* The config-op payload before its strings: expected, source, term, timestamp. */
 #define FIXED_FIELDS_SIZE 32
@@ -60,20 +60,6 @@ uint32_t codec_crc32c(uint32_t crc, const void *data, size_t len)
         crc = crc32c_table[(crc ^ p[i]) & 0xffu] ^ (crc >> 8);
     }
     return ~crc;
-}
-
-static void fail(char *errmsg, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void fail(char *errmsg, size_t errlen, const char *fmt, ...)
-{
-    if (errmsg == NULL || errlen == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errmsg, errlen, fmt, ap);
-    va_end(ap);
 }
 
 const char *codec_op_name(enum codec_op op)
@@ -203,82 +189,85 @@ static int check_entry(const struct codec_entry *e, char *errmsg, size_t errlen)
 {
     if (e->op == CODEC_OP_MATERIALIZED) {
         if (e->materialized_index < 1 || e->materialized_index > CODEC_MAX_INT64) {
-            fail(errmsg, errlen, "entry: materialized index %llu is out of range",
-                 (unsigned long long)e->materialized_index);
+            bytes_errmsg(errmsg, errlen, "entry: materialized index %llu is out of range",
+                         (unsigned long long)e->materialized_index);
             return CODEC_EINVAL;
         }
         return 0;
     }
     if (e->op != CODEC_OP_PUT && e->op != CODEC_OP_DELETE && e->op != CODEC_OP_ROLLBACK) {
-        fail(errmsg, errlen, "entry: unknown op %d", (int)e->op);
+        bytes_errmsg(errmsg, errlen, "entry: unknown op %d", (int)e->op);
         return CODEC_EINVAL;
     }
     const char *op = codec_op_name(e->op);
     /* The new version, expected + 1, must fit in a bigint. */
     if (e->expected_version >= CODEC_MAX_INT64) {
-        fail(errmsg, errlen, "entry: %s: expected version %llu is out of range", op,
-             (unsigned long long)e->expected_version);
+        bytes_errmsg(errmsg, errlen, "entry: %s: expected version %llu is out of range", op,
+                     (unsigned long long)e->expected_version);
         return CODEC_EINVAL;
     }
     if (e->op == CODEC_OP_ROLLBACK) {
         if (e->source_version < 1 || e->source_version > e->expected_version) {
-            fail(errmsg, errlen,
-                 "entry: rollback: source version %llu is not between 1 and the expected "
-                 "version %llu",
-                 (unsigned long long)e->source_version, (unsigned long long)e->expected_version);
+            bytes_errmsg(errmsg, errlen,
+                         "entry: rollback: source version %llu is not between 1 and the expected "
+                         "version %llu",
+                         (unsigned long long)e->source_version,
+                         (unsigned long long)e->expected_version);
             return CODEC_EINVAL;
         }
     } else if (e->source_version != 0) {
-        fail(errmsg, errlen, "entry: %s: source version %llu given outside a rollback", op,
-             (unsigned long long)e->source_version);
+        bytes_errmsg(errmsg, errlen, "entry: %s: source version %llu given outside a rollback", op,
+                     (unsigned long long)e->source_version);
         return CODEC_EINVAL;
     }
     if (e->term < 1 || e->term > CODEC_MAX_INT64) {
-        fail(errmsg, errlen, "entry: %s: term %llu is out of range", op,
-             (unsigned long long)e->term);
+        bytes_errmsg(errmsg, errlen, "entry: %s: term %llu is out of range", op,
+                     (unsigned long long)e->term);
         return CODEC_EINVAL;
     }
     if (e->timestamp_us < 0 || e->timestamp_us > CODEC_MAX_TIMESTAMP_US) {
-        fail(errmsg, errlen, "entry: %s: leader timestamp %lld is out of range", op,
-             (long long)e->timestamp_us);
+        bytes_errmsg(errmsg, errlen, "entry: %s: leader timestamp %lld is out of range", op,
+                     (long long)e->timestamp_us);
         return CODEC_EINVAL;
     }
     if (e->project == NULL || !codec_project_ok(e->project, e->project_len)) {
-        fail(errmsg, errlen, "entry: %s: project id is not a slug of 1 to %d characters", op,
-             CODEC_MAX_PROJECT);
+        bytes_errmsg(errmsg, errlen, "entry: %s: project id is not a slug of 1 to %d characters",
+                     op, CODEC_MAX_PROJECT);
         return CODEC_EINVAL;
     }
     if (e->key == NULL || !codec_key_ok(e->key, e->key_len)) {
-        fail(errmsg, errlen, "entry: %s: key is not 1 to %d characters of [A-Za-z0-9._:-]", op,
-             CODEC_MAX_KEY);
+        bytes_errmsg(errmsg, errlen, "entry: %s: key is not 1 to %d characters of [A-Za-z0-9._:-]",
+                     op, CODEC_MAX_KEY);
         return CODEC_EINVAL;
     }
     if (e->actor == NULL || !codec_actor_ok(e->actor, e->actor_len)) {
-        fail(errmsg, errlen, "entry: %s: actor is not 1 to %d bytes of UTF-8 without NUL", op,
-             CODEC_MAX_ACTOR);
+        bytes_errmsg(errmsg, errlen, "entry: %s: actor is not 1 to %d bytes of UTF-8 without NUL",
+                     op, CODEC_MAX_ACTOR);
         return CODEC_EINVAL;
     }
     if ((e->request_id == NULL && e->request_id_len != 0) ||
         !codec_request_id_ok(e->request_id, e->request_id_len)) {
-        fail(errmsg, errlen, "entry: %s: request id is not 0 to %d bytes of UTF-8 without NUL", op,
-             CODEC_MAX_REQUEST_ID);
+        bytes_errmsg(errmsg, errlen,
+                     "entry: %s: request id is not 0 to %d bytes of UTF-8 without NUL", op,
+                     CODEC_MAX_REQUEST_ID);
         return CODEC_EINVAL;
     }
     if (e->has_schema != 0 && e->has_schema != 1) {
-        fail(errmsg, errlen, "entry: %s: has_schema is %d, not 0 or 1", op, e->has_schema);
+        bytes_errmsg(errmsg, errlen, "entry: %s: has_schema is %d, not 0 or 1", op, e->has_schema);
         return CODEC_EINVAL;
     }
     if (e->op == CODEC_OP_DELETE) {
         if (e->has_schema) {
-            fail(errmsg, errlen, "entry: delete: carries a schema (a tombstone has none)");
+            bytes_errmsg(errmsg, errlen, "entry: delete: carries a schema (a tombstone has none)");
             return CODEC_EINVAL;
         }
         if (e->content != NULL || e->content_len != 0) {
-            fail(errmsg, errlen, "entry: delete: carries content");
+            bytes_errmsg(errmsg, errlen, "entry: delete: carries content");
             return CODEC_EINVAL;
         }
     } else if (e->content == NULL || e->content_len < 1 || e->content_len > CODEC_MAX_CONTENT) {
-        fail(errmsg, errlen, "entry: %s: content is not 1 to %zu bytes", op, CODEC_MAX_CONTENT);
+        bytes_errmsg(errmsg, errlen, "entry: %s: content is not 1 to %zu bytes", op,
+                     CODEC_MAX_CONTENT);
         return CODEC_EINVAL;
     }
     return 0;
@@ -286,34 +275,10 @@ static int check_entry(const struct codec_entry *e, char *errmsg, size_t errlen)
 
 /* ---- writing ---- */
 
-static uint8_t *put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-    return p + 4;
-}
-
-static uint8_t *put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-    return p + 8;
-}
-
-static uint8_t *put_bytes(uint8_t *p, const void *data, size_t len)
-{
-    if (len > 0) {
-        memcpy(p, data, len);
-    }
-    return p + len;
-}
-
 /* A string: u32 length, then the bytes. LEN is at most CODEC_MAX_CONTENT, checked before. */
 static uint8_t *put_str(uint8_t *p, const void *data, size_t len)
 {
-    return put_bytes(put_u32(p, (uint32_t)len), data, len);
+    return bytes_put(bytes_put_le32(p, (uint32_t)len), data, len);
 }
 
 static size_t payload_size(const struct codec_entry *e)
@@ -347,7 +312,7 @@ int codec_encode(const struct codec_entry *e, uint8_t **buf, size_t *len, char *
     /* calloc: the padding must be zero. */
     uint8_t *b = calloc(1, total);
     if (b == NULL) {
-        fail(errmsg, errlen, "entry: out of memory encoding %zu bytes", total);
+        bytes_errmsg(errmsg, errlen, "entry: out of memory encoding %zu bytes", total);
         return CODEC_ENOMEM;
     }
     memcpy(b, CODEC_MAGIC, 4);
@@ -355,28 +320,28 @@ int codec_encode(const struct codec_entry *e, uint8_t **buf, size_t *len, char *
     b[5] = (uint8_t)e->op;
     b[6] = (uint8_t)(e->op != CODEC_OP_MATERIALIZED && e->has_schema ? CODEC_FLAG_SCHEMA : 0);
     b[7] = 0;
-    put_u32(b + 8, (uint32_t)payload);
+    bytes_put_le32(b + 8, (uint32_t)payload);
     uint8_t *p = b + CODEC_HEADER_SIZE;
     if (e->op == CODEC_OP_MATERIALIZED) {
-        p = put_u64(p, e->materialized_index);
+        p = bytes_put_le64(p, e->materialized_index);
     } else {
-        p = put_u64(p, e->expected_version);
-        p = put_u64(p, e->source_version);
-        p = put_u64(p, e->term);
-        p = put_u64(p, (uint64_t)e->timestamp_us);
+        p = bytes_put_le64(p, e->expected_version);
+        p = bytes_put_le64(p, e->source_version);
+        p = bytes_put_le64(p, e->term);
+        p = bytes_put_le64(p, (uint64_t)e->timestamp_us);
         p = put_str(p, e->project, e->project_len);
         p = put_str(p, e->key, e->key_len);
         p = put_str(p, e->actor, e->actor_len);
         p = put_str(p, e->request_id, e->request_id_len);
         if (e->has_schema) {
-            p = put_bytes(p, e->schema_id, 16);
-            p = put_bytes(p, e->schema_hash, 32);
+            p = bytes_put(p, e->schema_id, 16);
+            p = bytes_put(p, e->schema_hash, 32);
         }
         if (e->op != CODEC_OP_DELETE) {
             p = put_str(p, e->content, e->content_len);
         }
     }
-    put_u32(b + 12, codec_crc32c(0, b, CODEC_HEADER_SIZE + payload));
+    bytes_put_le32(b + 12, codec_crc32c(0, b, CODEC_HEADER_SIZE + payload));
     *buf = b;
     *len = total;
     return 0;
@@ -392,31 +357,13 @@ struct reader {
     size_t off;
 };
 
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
-
 static int rd_u64(struct reader *r, uint64_t *v, const char *what, char *errmsg, size_t errlen)
 {
     if (r->len - r->off < 8) {
-        fail(errmsg, errlen, "entry: payload ends inside the %s field", what);
+        bytes_errmsg(errmsg, errlen, "entry: payload ends inside the %s field", what);
         return CODEC_EINVAL;
     }
-    *v = get_u64(r->p + r->off);
+    *v = bytes_get_le64(r->p + r->off);
     r->off += 8;
     return 0;
 }
@@ -425,7 +372,7 @@ static int rd_fixed(struct reader *r, uint8_t *out, size_t n, const char *what, 
                     size_t errlen)
 {
     if (r->len - r->off < n) {
-        fail(errmsg, errlen, "entry: payload ends inside the %s field", what);
+        bytes_errmsg(errmsg, errlen, "entry: payload ends inside the %s field", what);
         return CODEC_EINVAL;
     }
     memcpy(out, r->p + r->off, n);
@@ -438,18 +385,19 @@ static int rd_str(struct reader *r, const uint8_t **out, size_t *out_len, size_t
                   const char *what, char *errmsg, size_t errlen)
 {
     if (r->len - r->off < 4) {
-        fail(errmsg, errlen, "entry: payload ends inside the length of the %s", what);
+        bytes_errmsg(errmsg, errlen, "entry: payload ends inside the length of the %s", what);
         return CODEC_EINVAL;
     }
-    size_t n = get_u32(r->p + r->off);
+    size_t n = bytes_get_le32(r->p + r->off);
     r->off += 4;
     if (n > max) {
-        fail(errmsg, errlen, "entry: %s length %zu is above the maximum %zu", what, n, max);
+        bytes_errmsg(errmsg, errlen, "entry: %s length %zu is above the maximum %zu", what, n, max);
         return CODEC_EINVAL;
     }
     if (n > r->len - r->off) {
-        fail(errmsg, errlen, "entry: %s length %zu runs past the payload end (%zu bytes left)",
-             what, n, r->len - r->off);
+        bytes_errmsg(errmsg, errlen,
+                     "entry: %s length %zu runs past the payload end (%zu bytes left)", what, n,
+                     r->len - r->off);
         return CODEC_EINVAL;
     }
     *out = r->p + r->off;
@@ -475,7 +423,8 @@ static int decode_payload(struct reader *r, unsigned flags, struct codec_entry *
     /* A negative timestamp is refused whatever its value, so there is no need for a
      * two's complement conversion (implementation-defined for values above INT64_MAX). */
     if (ts > (uint64_t)INT64_MAX) {
-        fail(errmsg, errlen, "entry: %s: leader timestamp is negative", codec_op_name(e->op));
+        bytes_errmsg(errmsg, errlen, "entry: %s: leader timestamp is negative",
+                     codec_op_name(e->op));
         return CODEC_EINVAL;
     }
     e->timestamp_us = (int64_t)ts;
@@ -519,57 +468,58 @@ int codec_decode(const uint8_t *buf, size_t len, struct codec_entry *out, char *
 {
     memset(out, 0, sizeof(*out));
     if (buf == NULL || len < CODEC_HEADER_SIZE) {
-        fail(errmsg, errlen, "entry: truncated: %zu bytes, the header alone needs %d", len,
-             CODEC_HEADER_SIZE);
+        bytes_errmsg(errmsg, errlen, "entry: truncated: %zu bytes, the header alone needs %d", len,
+                     CODEC_HEADER_SIZE);
         return CODEC_EINVAL;
     }
     if (memcmp(buf, CODEC_MAGIC, 4) != 0) {
-        fail(errmsg, errlen, "entry: bad magic (not a conclave entry)");
+        bytes_errmsg(errmsg, errlen, "entry: bad magic (not a conclave entry)");
         return CODEC_EINVAL;
     }
     if (buf[4] != CODEC_VERSION) {
-        fail(errmsg, errlen, "entry: unsupported format version %u (this build reads %d)", buf[4],
-             CODEC_VERSION);
+        bytes_errmsg(errmsg, errlen, "entry: unsupported format version %u (this build reads %d)",
+                     buf[4], CODEC_VERSION);
         return CODEC_EINVAL;
     }
     unsigned op = buf[5];
     unsigned flags = buf[6];
     if (op < CODEC_OP_PUT || op > CODEC_OP_MATERIALIZED) {
-        fail(errmsg, errlen, "entry: unknown op %u", op);
+        bytes_errmsg(errmsg, errlen, "entry: unknown op %u", op);
         return CODEC_EINVAL;
     }
     unsigned allowed = (op == CODEC_OP_PUT || op == CODEC_OP_ROLLBACK) ? CODEC_FLAG_SCHEMA : 0u;
     if ((flags & ~allowed) != 0) {
-        fail(errmsg, errlen, "entry: flags 0x%02x are not valid for %s", flags,
-             codec_op_name((enum codec_op)op));
+        bytes_errmsg(errmsg, errlen, "entry: flags 0x%02x are not valid for %s", flags,
+                     codec_op_name((enum codec_op)op));
         return CODEC_EINVAL;
     }
     if (buf[7] != 0) {
-        fail(errmsg, errlen, "entry: reserved header byte is 0x%02x, not 0", buf[7]);
+        bytes_errmsg(errmsg, errlen, "entry: reserved header byte is 0x%02x, not 0", buf[7]);
         return CODEC_EINVAL;
     }
     if (len % 8 != 0) {
-        fail(errmsg, errlen, "entry: length %zu is not a multiple of 8", len);
+        bytes_errmsg(errmsg, errlen, "entry: length %zu is not a multiple of 8", len);
         return CODEC_EINVAL;
     }
     /* Compared against what is there before any addition, so nothing can overflow. From
      * here on real <= len, and total <= len because len is a multiple of 8. */
-    size_t payload = get_u32(buf + 8);
+    size_t payload = bytes_get_le32(buf + 8);
     if (payload > len - CODEC_HEADER_SIZE) {
-        fail(errmsg, errlen,
-             "entry: truncated: payload length %zu, have %zu bytes after the header", payload,
-             len - CODEC_HEADER_SIZE);
+        bytes_errmsg(errmsg, errlen,
+                     "entry: truncated: payload length %zu, have %zu bytes after the header",
+                     payload, len - CODEC_HEADER_SIZE);
         return CODEC_EINVAL;
     }
     size_t real = CODEC_HEADER_SIZE + payload;
     size_t total = (real + 7) & ~(size_t)7;
     if (len > total) {
-        fail(errmsg, errlen, "entry: %zu trailing bytes after the padded payload", len - total);
+        bytes_errmsg(errmsg, errlen, "entry: %zu trailing bytes after the padded payload",
+                     len - total);
         return CODEC_EINVAL;
     }
     for (size_t i = real; i < total; i++) {
         if (buf[i] != 0) {
-            fail(errmsg, errlen, "entry: padding byte %zu is not zero", i - real);
+            bytes_errmsg(errmsg, errlen, "entry: padding byte %zu is not zero", i - real);
             return CODEC_EINVAL;
         }
     }
@@ -578,10 +528,10 @@ int codec_decode(const uint8_t *buf, size_t len, struct codec_entry *out, char *
     memset(header + 12, 0, 4);
     uint32_t crc = codec_crc32c(0, header, sizeof(header));
     crc = codec_crc32c(crc, buf + CODEC_HEADER_SIZE, payload);
-    uint32_t stored = get_u32(buf + 12);
+    uint32_t stored = bytes_get_le32(buf + 12);
     if (crc != stored) {
-        fail(errmsg, errlen, "entry: checksum mismatch (stored 0x%08x, computed 0x%08x)", stored,
-             crc);
+        bytes_errmsg(errmsg, errlen, "entry: checksum mismatch (stored 0x%08x, computed 0x%08x)",
+                     stored, crc);
         return CODEC_EINVAL;
     }
 
@@ -591,8 +541,8 @@ int codec_decode(const uint8_t *buf, size_t len, struct codec_entry *out, char *
     struct reader r = {.p = buf + CODEC_HEADER_SIZE, .len = payload, .off = 0};
     int rc = decode_payload(&r, flags, &e, errmsg, errlen);
     if (rc == 0 && r.off != r.len) {
-        fail(errmsg, errlen, "entry: %zu unread bytes at the end of the %s payload", r.len - r.off,
-             codec_op_name(e.op));
+        bytes_errmsg(errmsg, errlen, "entry: %zu unread bytes at the end of the %s payload",
+                     r.len - r.off, codec_op_name(e.op));
         rc = CODEC_EINVAL;
     }
     if (rc == 0) {

@@ -6,13 +6,14 @@
 
 #include <sodium.h>
 
+#include "raft/bytes.h"
 #include "raft/fsm_internal.h"
 
 int fsm_new(struct fsm **out, const uint8_t *hash_key, char *errmsg, size_t errlen)
 {
     *out = NULL;
     if (sodium_init() < 0) {
-        fsm_store_fail(errmsg, errlen, "state machine: libsodium failed to initialise");
+        bytes_errmsg(errmsg, errlen, "state machine: libsodium failed to initialise");
         return FSM_EINVAL;
     }
     struct fsm *f = calloc(1, sizeof(*f));
@@ -32,7 +33,7 @@ int fsm_new(struct fsm **out, const uint8_t *hash_key, char *errmsg, size_t errl
 err_after_alloc:
     free(f);
 err:
-    fsm_store_fail(errmsg, errlen, "state machine: out of memory");
+    bytes_errmsg(errmsg, errlen, "state machine: out of memory");
     return FSM_ENOMEM;
 }
 
@@ -54,27 +55,21 @@ void fsm_request_fingerprint(const struct codec_entry *e, uint8_t out[32])
     crypto_generichash_init(&st, NULL, 0, 32);
     uint8_t fixed[1 + 8 + 8 + 1 + 16 + 32 + 4 + 4 + 4];
     memset(fixed, 0, sizeof(fixed));
-    size_t o = 0;
-    fixed[o++] = (uint8_t)e->op;
-    for (int i = 0; i < 8; i++) {
-        fixed[o++] = (uint8_t)(e->expected_version >> (8 * i));
-    }
-    for (int i = 0; i < 8; i++) {
-        fixed[o++] = (uint8_t)(e->source_version >> (8 * i));
-    }
-    fixed[o++] = (uint8_t)(e->has_schema != 0);
+    uint8_t *p = fixed;
+    *p++ = (uint8_t)e->op;
+    p = bytes_put_le64(p, e->expected_version);
+    p = bytes_put_le64(p, e->source_version);
+    *p++ = (uint8_t)(e->has_schema != 0);
     if (e->has_schema) {
-        memcpy(fixed + o, e->schema_id, 16);
-        memcpy(fixed + o + 16, e->schema_hash, 32);
+        memcpy(p, e->schema_id, 16);
+        memcpy(p + 16, e->schema_hash, 32);
     }
-    o += 48;
+    p += 48;
     size_t lens[3] = {e->key_len, e->actor_len, e->content_len};
     for (int k = 0; k < 3; k++) {
-        for (int i = 0; i < 4; i++) {
-            fixed[o++] = (uint8_t)(lens[k] >> (8 * i));
-        }
+        p = bytes_put_le32(p, (uint32_t)lens[k]);
     }
-    crypto_generichash_update(&st, fixed, o);
+    crypto_generichash_update(&st, fixed, (size_t)(p - fixed));
     crypto_generichash_update(&st, (const uint8_t *)e->key, e->key_len);
     crypto_generichash_update(&st, (const uint8_t *)e->actor, e->actor_len);
     if (e->content_len > 0) {
@@ -130,26 +125,25 @@ static int commit_change(struct fsm *f, uint64_t index, const struct codec_entry
     }
     if (c == NULL) {
         if ((nc = calloc(1, sizeof(*nc))) == NULL ||
-            (nc->key = fsm_store_dup_bytes(e->key, e->key_len)) == NULL ||
+            (nc->key = bytes_dup(e->key, e->key_len)) == NULL ||
             fsm_store_configs_reserve(p != NULL ? p : np) != 0) {
             goto err;
         }
     }
-    if (new_len > 0 && (content = (uint8_t *)fsm_store_dup_bytes(e->content, new_len)) == NULL) {
+    if (new_len > 0 && (content = (uint8_t *)bytes_dup(e->content, new_len)) == NULL) {
         goto err;
     }
-    if ((updated_by = fsm_store_dup_bytes(e->actor, e->actor_len)) == NULL ||
-        (rev.project = fsm_store_dup_bytes(e->project, e->project_len)) == NULL ||
-        (rev.key = fsm_store_dup_bytes(e->key, e->key_len)) == NULL ||
-        (rev.actor = fsm_store_dup_bytes(e->actor, e->actor_len)) == NULL) {
+    if ((updated_by = bytes_dup(e->actor, e->actor_len)) == NULL ||
+        (rev.project = bytes_dup(e->project, e->project_len)) == NULL ||
+        (rev.key = bytes_dup(e->key, e->key_len)) == NULL ||
+        (rev.actor = bytes_dup(e->actor, e->actor_len)) == NULL) {
         goto err;
     }
     if (e->request_id_len > 0 &&
-        (rev.request_id = fsm_store_dup_bytes(e->request_id, e->request_id_len)) == NULL) {
+        (rev.request_id = bytes_dup(e->request_id, e->request_id_len)) == NULL) {
         goto err;
     }
-    if (new_len > 0 &&
-        (rev.content = (uint8_t *)fsm_store_dup_bytes(e->content, new_len)) == NULL) {
+    if (new_len > 0 && (rev.content = (uint8_t *)bytes_dup(e->content, new_len)) == NULL) {
         goto err;
     }
     if (fsm_store_pending_reserve(f) != 0) {

@@ -86,12 +86,7 @@ struct fsm {
     uint8_t hash_key[crypto_shorthash_KEYBYTES];
 };
 
-void fsm_store_fail(char *errmsg, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 int fsm_store_cmp_bytes(const char *a, size_t alen, const char *b, size_t blen);
-
-char *fsm_store_dup_bytes(const void *src, size_t len);
 
 struct project *fsm_store_project_find(const struct fsm *f, const char *id, size_t len);
 

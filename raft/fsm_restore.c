@@ -9,16 +9,8 @@
 
 #include <sodium.h>
 
+#include "raft/bytes.h"
 #include "raft/fsm_internal.h"
-
-static uint64_t le_load(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
 
 /* ---- restore ---- */
 
@@ -69,7 +61,7 @@ static const uint8_t *rd_take(struct reader *r, size_t n, const char *what)
 static uint64_t rd_u64(struct reader *r, const char *what)
 {
     const uint8_t *p = rd_take(r, 8, what);
-    return p != NULL ? le_load(p, 8) : 0;
+    return p != NULL ? bytes_get_le64(p) : 0;
 }
 
 static unsigned rd_u8(struct reader *r, const char *what)
@@ -96,7 +88,7 @@ static const char *rd_str(struct reader *r, size_t *len, size_t max, const char 
     if (p == NULL) {
         return NULL;
     }
-    size_t n = (size_t)le_load(p, 4);
+    size_t n = bytes_get_le32(p);
     if (n > max) {
         rd_error(r, "%s length %zu is above the maximum %zu", what, n, max);
         return NULL;
@@ -220,9 +212,9 @@ static int parse_config(struct fsm *t, struct project *p, struct reader *r)
     *n = c;
     n->project = p->id;
     n->key_len = key_len;
-    n->key = fsm_store_dup_bytes(key, key_len);
-    n->updated_by = fsm_store_dup_bytes(by, by_len);
-    n->content = content != NULL ? (uint8_t *)fsm_store_dup_bytes(content, c.content_len) : NULL;
+    n->key = bytes_dup(key, key_len);
+    n->updated_by = bytes_dup(by, by_len);
+    n->content = content != NULL ? (uint8_t *)bytes_dup(content, c.content_len) : NULL;
     if (n->key == NULL || n->updated_by == NULL || (content != NULL && n->content == NULL)) {
         fsm_store_config_free(n);
         return FSM_ENOMEM;
@@ -369,12 +361,11 @@ static int parse_revision(struct fsm *t, struct reader *r, const struct revision
         return FSM_EINVAL;
     }
 
-    if ((rev->project = fsm_store_dup_bytes(project, project_len)) == NULL ||
-        (rev->key = fsm_store_dup_bytes(key, key_len)) == NULL ||
-        (rev->actor = fsm_store_dup_bytes(actor, actor_len)) == NULL ||
-        (rid_len > 0 && (rev->request_id = fsm_store_dup_bytes(rid, rid_len)) == NULL) ||
-        (content != NULL &&
-         (rev->content = (uint8_t *)fsm_store_dup_bytes(content, content_len)) == NULL)) {
+    if ((rev->project = bytes_dup(project, project_len)) == NULL ||
+        (rev->key = bytes_dup(key, key_len)) == NULL ||
+        (rev->actor = bytes_dup(actor, actor_len)) == NULL ||
+        (rid_len > 0 && (rev->request_id = bytes_dup(rid, rid_len)) == NULL) ||
+        (content != NULL && (rev->content = (uint8_t *)bytes_dup(content, content_len)) == NULL)) {
         return FSM_ENOMEM;
     }
     rev->content_len = content_len;
@@ -516,50 +507,50 @@ static int parse_body(struct fsm *t, struct reader *r)
 int fsm_restore(struct fsm *f, const uint8_t *buf, size_t len, char *errmsg, size_t errlen)
 {
     if (buf == NULL || len < SNAP_HEADER_SIZE) {
-        fsm_store_fail(errmsg, errlen, "snapshot: truncated: %zu bytes, the header alone needs %d",
-                       len, SNAP_HEADER_SIZE);
+        bytes_errmsg(errmsg, errlen, "snapshot: truncated: %zu bytes, the header alone needs %d",
+                     len, SNAP_HEADER_SIZE);
         return FSM_EINVAL;
     }
     if (memcmp(buf, SNAP_MAGIC, 8) != 0) {
-        fsm_store_fail(errmsg, errlen, "snapshot: bad magic (not a conclave snapshot)");
+        bytes_errmsg(errmsg, errlen, "snapshot: bad magic (not a conclave snapshot)");
         return FSM_EINVAL;
     }
-    uint64_t version = le_load(buf + 8, 4);
+    uint64_t version = bytes_get_le32(buf + 8);
     if (version != SNAP_VERSION) {
-        fsm_store_fail(errmsg, errlen,
-                       "snapshot: unsupported format version %llu (this build reads %d)",
-                       (unsigned long long)version, SNAP_VERSION);
+        bytes_errmsg(errmsg, errlen,
+                     "snapshot: unsupported format version %llu (this build reads %d)",
+                     (unsigned long long)version, SNAP_VERSION);
         return FSM_EINVAL;
     }
     for (size_t i = 56; i < SNAP_HEADER_SIZE; i++) {
         if (buf[i] != 0) {
-            fsm_store_fail(errmsg, errlen, "snapshot: reserved header bytes are not zero");
+            bytes_errmsg(errmsg, errlen, "snapshot: reserved header bytes are not zero");
             return FSM_EINVAL;
         }
     }
     if (len % 8 != 0) {
-        fsm_store_fail(errmsg, errlen, "snapshot: length %zu is not a multiple of 8", len);
+        bytes_errmsg(errmsg, errlen, "snapshot: length %zu is not a multiple of 8", len);
         return FSM_EINVAL;
     }
-    uint64_t body = le_load(buf + 16, 8);
+    uint64_t body = bytes_get_le64(buf + 16);
     if (body > len - SNAP_HEADER_SIZE) {
-        fsm_store_fail(errmsg, errlen,
-                       "snapshot: truncated: body length %llu, have %zu bytes after the "
-                       "header",
-                       (unsigned long long)body, len - SNAP_HEADER_SIZE);
+        bytes_errmsg(errmsg, errlen,
+                     "snapshot: truncated: body length %llu, have %zu bytes after the "
+                     "header",
+                     (unsigned long long)body, len - SNAP_HEADER_SIZE);
         return FSM_EINVAL;
     }
     size_t real = SNAP_HEADER_SIZE + (size_t)body;
     size_t total = (real + 7) & ~(size_t)7;
     /* body <= len - 64 and len is a multiple of 8, so total <= len. */
     if (len != total) {
-        fsm_store_fail(errmsg, errlen, "snapshot: %zu trailing bytes after the padded body",
-                       len - total);
+        bytes_errmsg(errmsg, errlen, "snapshot: %zu trailing bytes after the padded body",
+                     len - total);
         return FSM_EINVAL;
     }
     for (size_t i = real; i < total; i++) {
         if (buf[i] != 0) {
-            fsm_store_fail(errmsg, errlen, "snapshot: padding byte %zu is not zero", i - real);
+            bytes_errmsg(errmsg, errlen, "snapshot: padding byte %zu is not zero", i - real);
             return FSM_EINVAL;
         }
     }
@@ -568,10 +559,10 @@ int fsm_restore(struct fsm *f, const uint8_t *buf, size_t len, char *errmsg, siz
     memset(header + 12, 0, 4);
     uint32_t crc = codec_crc32c(0, header, sizeof(header));
     crc = codec_crc32c(crc, buf + SNAP_HEADER_SIZE, (size_t)body);
-    uint32_t stored = (uint32_t)le_load(buf + 12, 4);
+    uint32_t stored = bytes_get_le32(buf + 12);
     if (crc != stored) {
-        fsm_store_fail(errmsg, errlen,
-                       "snapshot: checksum mismatch (stored 0x%08x, computed 0x%08x)", stored, crc);
+        bytes_errmsg(errmsg, errlen, "snapshot: checksum mismatch (stored 0x%08x, computed 0x%08x)",
+                     stored, crc);
         return FSM_EINVAL;
     }
 
@@ -589,8 +580,8 @@ int fsm_restore(struct fsm *f, const uint8_t *buf, size_t len, char *errmsg, siz
                        .errlen = errlen};
     rc = parse_body(t, &r);
     if (rc == FSM_ENOMEM) {
-        fsm_store_fail(errmsg, errlen, "snapshot: out of memory restoring %llu bytes",
-                       (unsigned long long)body);
+        bytes_errmsg(errmsg, errlen, "snapshot: out of memory restoring %llu bytes",
+                     (unsigned long long)body);
         goto err_after_new;
     }
     if (rc != 0) {
@@ -601,9 +592,9 @@ int fsm_restore(struct fsm *f, const uint8_t *buf, size_t len, char *errmsg, siz
     uint8_t h[32];
     fsm_state_hash(t, h);
     if (memcmp(h, buf + 24, sizeof(h)) != 0) {
-        fsm_store_fail(errmsg, errlen,
-                       "snapshot: state hash mismatch (the body is not canonical or the "
-                       "header's hash is wrong)");
+        bytes_errmsg(errmsg, errlen,
+                     "snapshot: state hash mismatch (the body is not canonical or the "
+                     "header's hash is wrong)");
         rc = FSM_EINVAL;
         goto err_after_new;
     }

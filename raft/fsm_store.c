@@ -1,20 +1,9 @@
 #include "raft/fsm_internal.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-void fsm_store_fail(char *errmsg, size_t errlen, const char *fmt, ...)
-{
-    if (errmsg == NULL || errlen == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errmsg, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "raft/bytes.h"
 
 int fsm_store_cmp_bytes(const char *a, size_t alen, const char *b, size_t blen)
 {
@@ -24,18 +13,6 @@ int fsm_store_cmp_bytes(const char *a, size_t alen, const char *b, size_t blen)
         return c;
     }
     return (alen > blen) - (alen < blen);
-}
-
-char *fsm_store_dup_bytes(const void *src, size_t len)
-{
-    char *p = malloc(len + 1);
-    if (p != NULL) {
-        if (len > 0) {
-            memcpy(p, src, len);
-        }
-        p[len] = '\0';
-    }
-    return p;
 }
 
 /* ---- projects and configs ---- */
@@ -109,7 +86,7 @@ struct project *fsm_store_project_alloc(const char *id, size_t len)
     if (p == NULL) {
         return NULL;
     }
-    p->id = fsm_store_dup_bytes(id, len);
+    p->id = bytes_dup(id, len);
     if (p->id == NULL) {
         free(p);
         return NULL;
@@ -234,11 +211,7 @@ uint64_t fsm_store_request_hash(const struct fsm *f, const char *project, size_t
     memcpy(key + project_len + 1, request_id, request_id_len);
     uint8_t h[crypto_shorthash_BYTES];
     crypto_shorthash(h, key, project_len + 1 + request_id_len, f->hash_key);
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | h[i];
-    }
-    return v;
+    return bytes_get_le64(h);
 }
 
 long fsm_store_request_slot(const struct fsm *f, uint64_t h, const char *project,

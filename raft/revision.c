@@ -1,10 +1,11 @@
 #include "raft/revision.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
+
+#include "raft/bytes.h"
 
 static const uint8_t canonical_magic[4] = {'C', 'R', 'V', '1'};
 
@@ -25,94 +26,60 @@ const char *revision_op_name(enum revision_op op)
  * The canonical bytes are produced field by field into a sink that either appends to a
  * buffer or feeds SHA-256, so that the bytes that are hashed and the bytes that
  * revision_canonical_bytes() returns come from one piece of code and cannot drift apart.
+ * Integers are big-endian (revision.h says why).
  */
-struct sink {
-    uint8_t *buf; /* NULL: hashing */
-    size_t off;
-    crypto_hash_sha256_state *sha;
-};
-
-static void emit(struct sink *s, const void *data, size_t len)
-{
-    if (len == 0) {
-        return;
-    }
-    if (s->buf != NULL) {
-        memcpy(s->buf + s->off, data, len);
-    } else if (s->sha != NULL) {
-        crypto_hash_sha256_update(s->sha, data, len);
-    }
-    s->off += len;
-}
-
-static void emit_u8(struct sink *s, uint8_t v)
-{
-    emit(s, &v, 1);
-}
-
-static void emit_be64(struct sink *s, uint64_t v)
-{
-    uint8_t b[8];
-    for (int i = 0; i < 8; i++) {
-        b[i] = (uint8_t)(v >> (56 - 8 * i));
-    }
-    emit(s, b, 8);
-}
-
-static void emit_str(struct sink *s, const void *data, size_t len)
+static void emit_str(struct bytes_sink *s, const void *data, size_t len)
 {
     /* Every field is far below 4 GiB (the codec bounds content to about 1 MiB). */
-    uint32_t n = (uint32_t)len;
-    uint8_t b[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
-    emit(s, b, 4);
-    emit(s, data, len);
+    bytes_sink_be32(s, (uint32_t)len);
+    bytes_sink_put(s, data, len);
 }
 
-static void emit_cstr(struct sink *s, const char *str)
+static void emit_cstr(struct bytes_sink *s, const char *str)
 {
     emit_str(s, str, str != NULL ? strlen(str) : 0);
 }
 
-static void write_canonical(struct sink *s, const struct revision *r)
+static void write_canonical(struct bytes_sink *s, const struct revision *r)
 {
-    emit(s, canonical_magic, sizeof(canonical_magic));
-    emit_be64(s, r->revision);
+    bytes_sink_put(s, canonical_magic, sizeof(canonical_magic));
+    bytes_sink_be64(s, r->revision);
     emit_cstr(s, r->project);
     emit_cstr(s, r->key);
-    emit_be64(s, r->version);
+    bytes_sink_be64(s, r->version);
     emit_cstr(s, revision_op_name(r->op));
-    emit_u8(s, r->content != NULL);
+    bytes_sink_u8(s, (uint8_t)(r->content != NULL));
     if (r->content != NULL) {
         emit_str(s, r->content, r->content_len);
     }
-    emit_u8(s, r->source_version != 0);
+    bytes_sink_u8(s, (uint8_t)(r->source_version != 0));
     if (r->source_version != 0) {
-        emit_be64(s, r->source_version);
+        bytes_sink_be64(s, r->source_version);
     }
     /* schema_id and schema_hash are separate nullable columns; each gets its own presence
      * byte so the layout follows the row even though the state machine sets both or none. */
-    emit_u8(s, r->has_schema != 0);
+    bytes_sink_u8(s, (uint8_t)(r->has_schema != 0));
     if (r->has_schema) {
-        emit(s, r->schema_id, sizeof(r->schema_id));
+        bytes_sink_put(s, r->schema_id, sizeof(r->schema_id));
     }
-    emit_u8(s, r->has_schema != 0);
+    bytes_sink_u8(s, (uint8_t)(r->has_schema != 0));
     if (r->has_schema) {
-        emit(s, r->schema_hash, sizeof(r->schema_hash));
+        bytes_sink_put(s, r->schema_hash, sizeof(r->schema_hash));
     }
     emit_cstr(s, r->actor);
-    emit_u8(s, r->request_id != NULL);
+    bytes_sink_u8(s, (uint8_t)(r->request_id != NULL));
     if (r->request_id != NULL) {
         emit_cstr(s, r->request_id);
     }
-    emit_be64(s, (uint64_t)r->created_at);
-    emit_be64(s, r->raft_index);
-    emit_be64(s, r->raft_term);
-    emit(s, r->prev_hash, sizeof(r->prev_hash));
+    bytes_sink_be64(s, (uint64_t)r->created_at);
+    bytes_sink_be64(s, r->raft_index);
+    bytes_sink_be64(s, r->raft_term);
+    bytes_sink_put(s, r->prev_hash, sizeof(r->prev_hash));
 }
 
 size_t revision_canonical_size(const struct revision *r)
 {
-    struct sink s = {.buf = NULL, .off = 0, .sha = NULL};
+    struct bytes_sink s = {.buf = NULL, .off = 0, .sha = NULL};
     write_canonical(&s, r);
     return s.off;
 }
@@ -124,11 +91,11 @@ int revision_canonical_bytes(const struct revision *r, uint8_t **buf, size_t *le
     *buf = malloc(n);
     *len = 0;
     if (*buf == NULL) {
-        snprintf(errmsg, errlen, "revision %llu: out of memory for %zu canonical bytes",
-                 (unsigned long long)r->revision, n);
+        bytes_errmsg(errmsg, errlen, "revision %llu: out of memory for %zu canonical bytes",
+                     (unsigned long long)r->revision, n);
         return -1;
     }
-    struct sink s = {.buf = *buf, .off = 0, .sha = NULL};
+    struct bytes_sink s = {.buf = *buf, .off = 0, .sha = NULL};
     write_canonical(&s, r);
     *len = n;
     return 0;
@@ -139,21 +106,9 @@ void revision_compute_hash(const struct revision *r, uint8_t out[REVISION_HASH_S
     crypto_hash_sha256_state sha;
     crypto_hash_sha256_init(&sha);
     crypto_hash_sha256_update(&sha, r->prev_hash, sizeof(r->prev_hash));
-    struct sink s = {.buf = NULL, .off = 0, .sha = &sha};
+    struct bytes_sink s = {.buf = NULL, .off = 0, .sha = &sha};
     write_canonical(&s, r);
     crypto_hash_sha256_final(&sha, out);
-}
-
-static char *dup_bytes(const void *src, size_t len)
-{
-    char *p = malloc(len + 1);
-    if (p != NULL) {
-        if (len > 0) {
-            memcpy(p, src, len);
-        }
-        p[len] = '\0';
-    }
-    return p;
 }
 
 int revision_copy(struct revision *dst, const struct revision *src, char *errmsg, size_t errlen)
@@ -161,25 +116,25 @@ int revision_copy(struct revision *dst, const struct revision *src, char *errmsg
     *dst = *src;
     dst->project = dst->key = dst->actor = dst->request_id = NULL;
     dst->content = NULL;
-    if ((dst->project = dup_bytes(src->project, strlen(src->project))) == NULL ||
-        (dst->key = dup_bytes(src->key, strlen(src->key))) == NULL ||
-        (dst->actor = dup_bytes(src->actor, strlen(src->actor))) == NULL) {
+    if ((dst->project = bytes_dup(src->project, strlen(src->project))) == NULL ||
+        (dst->key = bytes_dup(src->key, strlen(src->key))) == NULL ||
+        (dst->actor = bytes_dup(src->actor, strlen(src->actor))) == NULL) {
         goto err;
     }
     if (src->request_id != NULL &&
-        (dst->request_id = dup_bytes(src->request_id, strlen(src->request_id))) == NULL) {
+        (dst->request_id = bytes_dup(src->request_id, strlen(src->request_id))) == NULL) {
         goto err;
     }
     if (src->content != NULL &&
-        (dst->content = (uint8_t *)dup_bytes(src->content, src->content_len)) == NULL) {
+        (dst->content = (uint8_t *)bytes_dup(src->content, src->content_len)) == NULL) {
         goto err;
     }
     return 0;
 
 err:
     revision_clear(dst);
-    snprintf(errmsg, errlen, "revision %llu: out of memory copying it",
-             (unsigned long long)src->revision);
+    bytes_errmsg(errmsg, errlen, "revision %llu: out of memory copying it",
+                 (unsigned long long)src->revision);
     return -1;
 }
 

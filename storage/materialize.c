@@ -42,34 +42,14 @@
  * needs never disappears) is the simplest.
  */
 
-#define NCOLS 16
-
-enum col {
-    C_REVISION,
-    C_PROJECT,
-    C_KEY,
-    C_VERSION,
-    C_OP,
-    C_CONTENT,
-    C_SOURCE_VERSION,
-    C_SCHEMA_ID,
-    C_SCHEMA_HASH,
-    C_ACTOR,
-    C_REQUEST_ID,
-    C_CREATED_US,
-    C_RAFT_INDEX,
-    C_RAFT_TERM,
-    C_PREV_HASH,
-    C_HASH,
-};
-
 static const char WRITE_SQL[] =
+    /* The batch as rows with the table's columns, the parameters in enum materialize_col
+     * order; input.created_at is the bigint of microseconds, not yet a timestamptz. */
     "WITH input AS ("
     " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[],"
     "  $6::text[], $7::bigint[], $8::uuid[], $9::text[], $10::text[], $11::text[],"
     "  $12::bigint[], $13::bigint[], $14::bigint[], $15::text[], $16::text[])"
-    " AS t(revision, project_id, key, version, op, content, source_version, schema_id,"
-    "  schema_hash, actor, request_id, created_us, raft_index, raft_term, prev_hash, hash)"
+    " AS t(" MATERIALIZE_COLUMNS ")"
     "),"
     /* Each revision with the version it follows: the previous one of its key in the batch,
      * else the configs row's, else 0 (no row). */
@@ -103,16 +83,14 @@ static const char WRITE_SQL[] =
     "),"
     /* ON CONFLICT DO NOTHING (never DO UPDATE, which the append-only trigger refuses): a
      * row already present beyond the cursor is skipped here and detected by its count.
-     * created_at is 'epoch' plus a whole number of microseconds: exact for |created_us| <
+     * created_at is 'epoch' plus a whole number of microseconds: exact for |input.created_at| <
      * 2^53 (until the year 2255), where to_timestamp(double precision) starts rounding in
      * 2242. */
     " ins AS ("
-    " INSERT INTO config_revisions (revision, project_id, key, version, op, content,"
-    "  source_version, schema_id, schema_hash, actor, request_id, created_at, raft_index,"
-    "  raft_term, prev_hash, hash)"
+    " INSERT INTO config_revisions (" MATERIALIZE_COLUMNS ")"
     " SELECT revision, project_id, key, version, op::revision_op, content::json,"
     "  source_version, schema_id, decode(schema_hash, 'hex'), actor, request_id,"
-    "  'epoch'::timestamptz + created_us * interval '1 microsecond', raft_index, raft_term,"
+    "  'epoch'::timestamptz + created_at * interval '1 microsecond', raft_index, raft_term,"
     "  decode(prev_hash, 'hex'), decode(hash, 'hex')"
     " FROM input WHERE NOT EXISTS (SELECT 1 FROM problem)"
     " ON CONFLICT (raft_index) DO NOTHING"
@@ -125,7 +103,7 @@ static const char WRITE_SQL[] =
     "  CASE WHEN op = 'delete' THEN NULL ELSE content::jsonb END, op = 'delete',"
     "  CASE WHEN op = 'delete' THEN NULL ELSE schema_id END,"
     "  CASE WHEN op = 'delete' THEN NULL ELSE decode(schema_hash, 'hex') END,"
-    "  revision, actor, 'epoch'::timestamptz + created_us * interval '1 microsecond'"
+    "  revision, actor, 'epoch'::timestamptz + created_at * interval '1 microsecond'"
     " FROM last WHERE NOT EXISTS (SELECT 1 FROM problem)"
     " ON CONFLICT (project_id, key) DO UPDATE SET version = excluded.version,"
     "  content = excluded.content, deleted = excluded.deleted, schema_id = excluded.schema_id,"
@@ -431,46 +409,47 @@ static int verify_written(PGconn *conn, const struct mat_revision *revs, size_t 
 
 /* Fills the 16 array literals of WRITE_SQL from REVS[0..N). Returns false when out of
  * memory; the caller frees every buffer either way. */
-static bool build_arrays(const struct mat_revision *revs, size_t n, struct buf cols[NCOLS])
+static bool build_arrays(const struct mat_revision *revs, size_t n,
+                         struct buf cols[MATERIALIZE_NCOLS])
 {
     for (size_t i = 0; i < n; i++) {
         const struct mat_revision *r = &revs[i];
-        elem_u64(&cols[C_REVISION], r->revision);
-        elem_text(&cols[C_PROJECT], r->project, strlen(r->project));
-        elem_text(&cols[C_KEY], r->key, strlen(r->key));
-        elem_u64(&cols[C_VERSION], r->version);
-        elem_text(&cols[C_OP], r->op, strlen(r->op));
+        elem_u64(&cols[MATERIALIZE_COL_REVISION], r->revision);
+        elem_text(&cols[MATERIALIZE_COL_PROJECT], r->project, strlen(r->project));
+        elem_text(&cols[MATERIALIZE_COL_KEY], r->key, strlen(r->key));
+        elem_u64(&cols[MATERIALIZE_COL_VERSION], r->version);
+        elem_text(&cols[MATERIALIZE_COL_OP], r->op, strlen(r->op));
         if (r->content != NULL) {
-            elem_text(&cols[C_CONTENT], r->content, r->content_len);
+            elem_text(&cols[MATERIALIZE_COL_CONTENT], r->content, r->content_len);
         } else {
-            elem_null(&cols[C_CONTENT]);
+            elem_null(&cols[MATERIALIZE_COL_CONTENT]);
         }
         if (r->source_version != 0) {
-            elem_u64(&cols[C_SOURCE_VERSION], r->source_version);
+            elem_u64(&cols[MATERIALIZE_COL_SOURCE_VERSION], r->source_version);
         } else {
-            elem_null(&cols[C_SOURCE_VERSION]);
+            elem_null(&cols[MATERIALIZE_COL_SOURCE_VERSION]);
         }
         if (r->has_schema) {
-            elem_uuid(&cols[C_SCHEMA_ID], r->schema_id);
-            elem_hex(&cols[C_SCHEMA_HASH], r->schema_hash, 32);
+            elem_uuid(&cols[MATERIALIZE_COL_SCHEMA_ID], r->schema_id);
+            elem_hex(&cols[MATERIALIZE_COL_SCHEMA_HASH], r->schema_hash, 32);
         } else {
-            elem_null(&cols[C_SCHEMA_ID]);
-            elem_null(&cols[C_SCHEMA_HASH]);
+            elem_null(&cols[MATERIALIZE_COL_SCHEMA_ID]);
+            elem_null(&cols[MATERIALIZE_COL_SCHEMA_HASH]);
         }
-        elem_text(&cols[C_ACTOR], r->actor, strlen(r->actor));
+        elem_text(&cols[MATERIALIZE_COL_ACTOR], r->actor, strlen(r->actor));
         if (r->request_id != NULL) {
-            elem_text(&cols[C_REQUEST_ID], r->request_id, strlen(r->request_id));
+            elem_text(&cols[MATERIALIZE_COL_REQUEST_ID], r->request_id, strlen(r->request_id));
         } else {
-            elem_null(&cols[C_REQUEST_ID]);
+            elem_null(&cols[MATERIALIZE_COL_REQUEST_ID]);
         }
-        elem_i64(&cols[C_CREATED_US], r->created_at_us);
-        elem_u64(&cols[C_RAFT_INDEX], r->raft_index);
-        elem_u64(&cols[C_RAFT_TERM], r->raft_term);
-        elem_hex(&cols[C_PREV_HASH], r->prev_hash, 32);
-        elem_hex(&cols[C_HASH], r->hash, 32);
+        elem_i64(&cols[MATERIALIZE_COL_CREATED_US], r->created_at_us);
+        elem_u64(&cols[MATERIALIZE_COL_RAFT_INDEX], r->raft_index);
+        elem_u64(&cols[MATERIALIZE_COL_RAFT_TERM], r->raft_term);
+        elem_hex(&cols[MATERIALIZE_COL_PREV_HASH], r->prev_hash, 32);
+        elem_hex(&cols[MATERIALIZE_COL_HASH], r->hash, 32);
     }
     bool ok = true;
-    for (int c = 0; c < NCOLS; c++) {
+    for (int c = 0; c < MATERIALIZE_NCOLS; c++) {
         arr_end(&cols[c]);
         ok = ok && !cols[c].oom;
     }
@@ -481,8 +460,8 @@ static bool build_arrays(const struct mat_revision *revs, size_t n, struct buf c
 static int write_new(PGconn *conn, const struct mat_revision *revs, size_t n, char *errmsg,
                      size_t errlen)
 {
-    struct buf cols[NCOLS] = {0};
-    const char *params[NCOLS];
+    struct buf cols[MATERIALIZE_NCOLS] = {0};
+    const char *params[MATERIALIZE_NCOLS];
     PGresult *res = NULL;
     int rc;
     if (!build_arrays(revs, n, cols)) {
@@ -490,10 +469,11 @@ static int write_new(PGconn *conn, const struct mat_revision *revs, size_t n, ch
         rc = DB_ERROR;
         goto out;
     }
-    for (int c = 0; c < NCOLS; c++) {
+    for (int c = 0; c < MATERIALIZE_NCOLS; c++) {
         params[c] = cols[c].data;
     }
-    rc = db_query(conn, "materializing revisions", WRITE_SQL, NCOLS, params, &res, errmsg, errlen);
+    rc = db_query(conn, "materializing revisions", WRITE_SQL, MATERIALIZE_NCOLS, params, &res,
+                  errmsg, errlen);
     if (rc != DB_OK) {
         rc = settle(rc);
         goto out;
@@ -525,7 +505,7 @@ static int write_new(PGconn *conn, const struct mat_revision *revs, size_t n, ch
     }
 out:
     PQclear(res);
-    for (int c = 0; c < NCOLS; c++) {
+    for (int c = 0; c < MATERIALIZE_NCOLS; c++) {
         free(cols[c].data);
     }
     return rc;

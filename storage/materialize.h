@@ -22,6 +22,37 @@
 #include <libpq-fe.h>
 
 /*
+ * The columns of a `config_revisions` row, in the table's order: MATERIALIZE_COLUMNS names
+ * them for SQL and enum materialize_col numbers them (the same order), for
+ * mat_write_batch()'s insert and for the audit that reads the rows back (audit/audit.c). A
+ * new column is added here, in both. Where a query carries created_at as a number it is
+ * microseconds since 1970-01-01 UTC (MATERIALIZE_COL_CREATED_US).
+ */
+#define MATERIALIZE_COLUMNS                                                                        \
+    "revision, project_id, key, version, op, content, source_version, schema_id, schema_hash,"     \
+    " actor, request_id, created_at, raft_index, raft_term, prev_hash, hash"
+
+enum materialize_col {
+    MATERIALIZE_COL_REVISION,
+    MATERIALIZE_COL_PROJECT,
+    MATERIALIZE_COL_KEY,
+    MATERIALIZE_COL_VERSION,
+    MATERIALIZE_COL_OP,
+    MATERIALIZE_COL_CONTENT,
+    MATERIALIZE_COL_SOURCE_VERSION,
+    MATERIALIZE_COL_SCHEMA_ID,
+    MATERIALIZE_COL_SCHEMA_HASH,
+    MATERIALIZE_COL_ACTOR,
+    MATERIALIZE_COL_REQUEST_ID,
+    MATERIALIZE_COL_CREATED_US,
+    MATERIALIZE_COL_RAFT_INDEX,
+    MATERIALIZE_COL_RAFT_TERM,
+    MATERIALIZE_COL_PREV_HASH,
+    MATERIALIZE_COL_HASH,
+    MATERIALIZE_NCOLS,
+};
+
+/*
  * One committed revision, as one `config_revisions` row. The struct only borrows its strings
  * and content: mat_write_batch() copies what it needs into its query and keeps no pointer.
  * Strings are NUL-terminated UTF-8; integers must fit in a bigint (at most INT64_MAX).

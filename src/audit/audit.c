@@ -13,6 +13,7 @@
 
 #include "storage/db.h"
 #include "storage/db_auth.h"
+#include "storage/materialize.h"
 #include "raft/revision.h"
 
 /*
@@ -31,37 +32,23 @@
 #define PAGE_ROWS  1000
 #define PAGE_BYTES (8 * 1024 * 1024)
 
-enum col {
-    C_REVISION,
-    C_KEY,
-    C_VERSION,
-    C_OP,
-    C_CONTENT,
-    C_SOURCE_VERSION,
-    C_SCHEMA_ID,
-    C_SCHEMA_HASH,
-    C_ACTOR,
-    C_REQUEST_ID,
-    C_CREATED_US,
-    C_RAFT_INDEX,
-    C_RAFT_TERM,
-    C_PREV_HASH,
-    C_HASH,
-    NCOLS,
-};
-
+/* The page's columns are the table's, in enum materialize_col order (MATERIALIZE_COLUMNS),
+ * each turned into the text form check_row() reads by the inner SELECT, which names it. */
 static const char PAGE_SQL[] =
-    "SELECT revision, encode(convert_to(key, 'UTF8'), 'hex'), version, op::text,"
-    " encode(convert_to(content::text, 'UTF8'), 'hex'), source_version,"
-    " encode(uuid_send(schema_id), 'hex'), encode(schema_hash, 'hex'),"
-    " encode(convert_to(actor, 'UTF8'), 'hex'), encode(convert_to(request_id, 'UTF8'), 'hex'),"
-    " (extract(epoch FROM created_at) * 1000000)::bigint, raft_index, raft_term,"
-    " encode(prev_hash, 'hex'), encode(hash, 'hex')"
+    "SELECT " MATERIALIZE_COLUMNS " FROM ("
+    " SELECT revision, project_id, encode(convert_to(key, 'UTF8'), 'hex') AS key, version,"
+    "  op::text AS op, encode(convert_to(content::text, 'UTF8'), 'hex') AS content,"
+    "  source_version, encode(uuid_send(schema_id), 'hex') AS schema_id,"
+    "  encode(schema_hash, 'hex') AS schema_hash, encode(convert_to(actor, 'UTF8'), 'hex') AS "
+    "actor,"
+    "  encode(convert_to(request_id, 'UTF8'), 'hex') AS request_id,"
+    "  (extract(epoch FROM created_at) * 1000000)::bigint AS created_at, raft_index, raft_term,"
+    "  encode(prev_hash, 'hex') AS prev_hash, encode(hash, 'hex') AS hash"
     " FROM (SELECT r.*, sum(coalesce(octet_length(r.content::text), 0)) OVER (ORDER BY r.revision)"
     "  - coalesce(octet_length(r.content::text), 0) AS bytes_before"
     "  FROM (SELECT * FROM config_revisions WHERE project_id = $1 AND revision > $2::bigint"
     "   ORDER BY revision LIMIT $3::int) r) p"
-    " WHERE bytes_before < $4::bigint ORDER BY revision";
+    " WHERE bytes_before < $4::bigint) page ORDER BY revision";
 
 /* Each key's versions in revision order must be 1, 2, 3, ... Only revision, key and version
  * are read, so the sort PostgreSQL does stays small; the client gets the first problems. */
@@ -300,20 +287,20 @@ static int check_row(struct audit *a, const PGresult *res, int row, char *errmsg
     /* revision_compute_hash() only reads the struct; the cast does not let it write. */
     r.project = (char *)a->project;
 
-    if (!parse_u64(PQgetvalue(res, row, C_REVISION), &r.revision)) {
+    if (!parse_u64(PQgetvalue(res, row, MATERIALIZE_COL_REVISION), &r.revision)) {
         what = "revision";
         goto unreadable;
     }
-    if ((b.key = unhex_alloc(res, row, C_KEY, &keylen, &bad)) == NULL) {
+    if ((b.key = unhex_alloc(res, row, MATERIALIZE_COL_KEY, &keylen, &bad)) == NULL) {
         what = "key";
         goto fail;
     }
     r.key = b.key;
-    if (!parse_u64(PQgetvalue(res, row, C_VERSION), &r.version)) {
+    if (!parse_u64(PQgetvalue(res, row, MATERIALIZE_COL_VERSION), &r.version)) {
         what = "version";
         goto unreadable;
     }
-    const char *op = PQgetvalue(res, row, C_OP);
+    const char *op = PQgetvalue(res, row, MATERIALIZE_COL_OP);
     if (strcmp(op, "put") == 0) {
         r.op = REVISION_PUT;
     } else if (strcmp(op, "delete") == 0) {
@@ -324,8 +311,8 @@ static int check_row(struct audit *a, const PGresult *res, int row, char *errmsg
         what = "op";
         goto unreadable;
     }
-    if (!PQgetisnull(res, row, C_CONTENT)) {
-        if ((b.content = unhex_alloc(res, row, C_CONTENT, &len, &bad)) == NULL) {
+    if (!PQgetisnull(res, row, MATERIALIZE_COL_CONTENT)) {
+        if ((b.content = unhex_alloc(res, row, MATERIALIZE_COL_CONTENT, &len, &bad)) == NULL) {
             what = "content";
             goto fail;
         }
@@ -334,50 +321,54 @@ static int check_row(struct audit *a, const PGresult *res, int row, char *errmsg
     }
     /* source_version is >= 1 when present (a check constraint), so 0 means NULL as in
      * struct revision. */
-    if (!PQgetisnull(res, row, C_SOURCE_VERSION) &&
-        (!parse_u64(PQgetvalue(res, row, C_SOURCE_VERSION), &r.source_version) ||
+    if (!PQgetisnull(res, row, MATERIALIZE_COL_SOURCE_VERSION) &&
+        (!parse_u64(PQgetvalue(res, row, MATERIALIZE_COL_SOURCE_VERSION), &r.source_version) ||
          r.source_version == 0)) {
         what = "source_version";
         goto unreadable;
     }
-    if ((b.actor = unhex_alloc(res, row, C_ACTOR, &len, &bad)) == NULL) {
+    if ((b.actor = unhex_alloc(res, row, MATERIALIZE_COL_ACTOR, &len, &bad)) == NULL) {
         what = "actor";
         goto fail;
     }
     r.actor = b.actor;
-    if (!PQgetisnull(res, row, C_REQUEST_ID)) {
-        if ((b.request_id = unhex_alloc(res, row, C_REQUEST_ID, &len, &bad)) == NULL) {
+    if (!PQgetisnull(res, row, MATERIALIZE_COL_REQUEST_ID)) {
+        if ((b.request_id = unhex_alloc(res, row, MATERIALIZE_COL_REQUEST_ID, &len, &bad)) ==
+            NULL) {
             what = "request_id";
             goto fail;
         }
         r.request_id = b.request_id;
     }
-    if (!parse_i64(PQgetvalue(res, row, C_CREATED_US), &r.created_at)) {
+    if (!parse_i64(PQgetvalue(res, row, MATERIALIZE_COL_CREATED_US), &r.created_at)) {
         what = "created_at";
         goto unreadable;
     }
-    if (!parse_u64(PQgetvalue(res, row, C_RAFT_INDEX), &r.raft_index) ||
-        !parse_u64(PQgetvalue(res, row, C_RAFT_TERM), &r.raft_term)) {
+    if (!parse_u64(PQgetvalue(res, row, MATERIALIZE_COL_RAFT_INDEX), &r.raft_index) ||
+        !parse_u64(PQgetvalue(res, row, MATERIALIZE_COL_RAFT_TERM), &r.raft_term)) {
         what = "raft_index or raft_term";
         goto unreadable;
     }
     uint8_t stored[REVISION_HASH_SIZE];
-    if (!unhex(PQgetvalue(res, row, C_PREV_HASH), (size_t)PQgetlength(res, row, C_PREV_HASH),
-               r.prev_hash, REVISION_HASH_SIZE) ||
-        !unhex(PQgetvalue(res, row, C_HASH), (size_t)PQgetlength(res, row, C_HASH), stored,
-               REVISION_HASH_SIZE)) {
+    if (!unhex(PQgetvalue(res, row, MATERIALIZE_COL_PREV_HASH),
+               (size_t)PQgetlength(res, row, MATERIALIZE_COL_PREV_HASH), r.prev_hash,
+               REVISION_HASH_SIZE) ||
+        !unhex(PQgetvalue(res, row, MATERIALIZE_COL_HASH),
+               (size_t)PQgetlength(res, row, MATERIALIZE_COL_HASH), stored, REVISION_HASH_SIZE)) {
         what = "prev_hash or hash";
         goto unreadable;
     }
-    bool has_id = !PQgetisnull(res, row, C_SCHEMA_ID);
-    bool has_hash = !PQgetisnull(res, row, C_SCHEMA_HASH);
-    if (has_id && !unhex(PQgetvalue(res, row, C_SCHEMA_ID),
-                         (size_t)PQgetlength(res, row, C_SCHEMA_ID), r.schema_id, 16)) {
+    bool has_id = !PQgetisnull(res, row, MATERIALIZE_COL_SCHEMA_ID);
+    bool has_hash = !PQgetisnull(res, row, MATERIALIZE_COL_SCHEMA_HASH);
+    if (has_id &&
+        !unhex(PQgetvalue(res, row, MATERIALIZE_COL_SCHEMA_ID),
+               (size_t)PQgetlength(res, row, MATERIALIZE_COL_SCHEMA_ID), r.schema_id, 16)) {
         what = "schema_id";
         goto unreadable;
     }
-    if (has_hash && !unhex(PQgetvalue(res, row, C_SCHEMA_HASH),
-                           (size_t)PQgetlength(res, row, C_SCHEMA_HASH), r.schema_hash, 32)) {
+    if (has_hash &&
+        !unhex(PQgetvalue(res, row, MATERIALIZE_COL_SCHEMA_HASH),
+               (size_t)PQgetlength(res, row, MATERIALIZE_COL_SCHEMA_HASH), r.schema_hash, 32)) {
         what = "schema_hash";
         goto unreadable;
     }
@@ -444,7 +435,7 @@ fail:
     }
 unreadable:
     snprintf(errmsg, errlen, "auditing project %s: unreadable %s in config_revisions row '%s'",
-             a->project, what, PQgetvalue(res, row, C_REVISION));
+             a->project, what, PQgetvalue(res, row, MATERIALIZE_COL_REVISION));
     row_bufs_free(&b);
     return DB_ERROR;
 }
@@ -464,9 +455,9 @@ static int check_chain(PGconn *conn, struct audit *a, char *errmsg, size_t errle
             return rc;
         }
         int n = PQntuples(res);
-        if (PQnfields(res) != NCOLS) {
+        if (PQnfields(res) != MATERIALIZE_NCOLS) {
             snprintf(errmsg, errlen, "auditing project %s: page has %d columns, not %d", a->project,
-                     PQnfields(res), NCOLS);
+                     PQnfields(res), MATERIALIZE_NCOLS);
             PQclear(res);
             return DB_ERROR;
         }
