@@ -11,7 +11,7 @@
 /* CRC-32C lookup table for the reflected polynomial 0x82F63B78: entry i is the CRC of the
  * byte i (8 shift-and-xor rounds). A literal rather than a lazily filled table so that
  * codec_crc32c() is safe to call from any thread without initialisation; the known-answer
- * test in tests/unit/test_codec.c checks it. */
+ * test in tests/raft/test_codec.c checks it. */
 static const uint32_t crc32c_table[256] = {
     0x00000000u, 0xf26b8303u, 0xe13b70f7u, 0x1350f3f4u, 0xc79a971fu, 0x35f1141cu, 0x26a1e7e8u,
     0xd4ca64ebu, 0x8ad958cfu, 0x78b2dbccu, 0x6be22838u, 0x9989ab3bu, 0x4d43cfd0u, 0xbf284cd3u,

@@ -1,9 +1,9 @@
 # The administration commands of the client (project, role, apikey, schema, cluster), the
 # config file, and every command's --help, run as the real binary against a real three-node
 # cluster, with their failure paths and exit statuses (docs/cli.md).
-source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/node_lib.sh"
-source "$(dirname "$0")/raft_lib.sh"
+source "$(dirname "$0")/../lib/lib.sh"
+source "$(dirname "$0")/../lib/node_lib.sh"
+source "$(dirname "$0")/../lib/raft_lib.sh"
 make_test_db cli_admin
 "$BIN" migrate up >/dev/null
 PW=cli-admin-password-1

@@ -4,9 +4,9 @@
 # server, no database), and every kind of damage (a tampered row, a deleted row, a re-ordered
 # chain; in an export file: an edited, a missing, a swapped line and a cut-off tail) found and
 # named. Also the error paths and their exit statuses (docs/cli.md).
-source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/node_lib.sh"
-source "$(dirname "$0")/raft_lib.sh"
+source "$(dirname "$0")/../lib/lib.sh"
+source "$(dirname "$0")/../lib/node_lib.sh"
+source "$(dirname "$0")/../lib/raft_lib.sh"
 make_test_db cli_audit
 "$BIN" migrate up >/dev/null
 T_START=$(date +%s)

@@ -2,9 +2,9 @@
 # run as the real binary against a real three-node cluster: each command's success and failure
 # paths with their exit statuses (docs/cli.md), -o json, endpoint failover with a node down and
 # the unavailable status with every node down.
-source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/node_lib.sh"
-source "$(dirname "$0")/raft_lib.sh"
+source "$(dirname "$0")/../lib/lib.sh"
+source "$(dirname "$0")/../lib/node_lib.sh"
+source "$(dirname "$0")/../lib/raft_lib.sh"
 make_test_db cli_configs
 "$BIN" migrate up >/dev/null
 PW=cli-configs-password-1

@@ -3,9 +3,9 @@
 # (build/conclave, .conclave/admin-password), against a real three-node cluster on free ports.
 # A line ending in "# exits N" must exit N; every other line must exit 0. Then the results are
 # checked: the rollback, the watch's output, the replay.
-source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/node_lib.sh"
-source "$(dirname "$0")/raft_lib.sh"
+source "$(dirname "$0")/../lib/lib.sh"
+source "$(dirname "$0")/../lib/node_lib.sh"
+source "$(dirname "$0")/../lib/raft_lib.sh"
 make_test_db cli_tour
 "$BIN" migrate up >/dev/null
 

@@ -1,4 +1,4 @@
-# Shared by the command-line tests. Sourced with the binary's path as $1.
+# Shared by the bash tests (tests/*/*.sh). Sourced with the binary's path as $1.
 set -euo pipefail
 
 BIN=${1:?usage: test.sh PATH_TO_CONCLAVE}

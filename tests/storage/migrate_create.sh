@@ -1,5 +1,5 @@
 # `migrate create` writes the next numbered pair, which `up` and `down` then accept.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib/lib.sh"
 make_test_db create
 dir="$TMP/migrations"
 cp -r "$SRC/migrations" "$dir"

@@ -4,9 +4,9 @@
 # timeout allows); the killed node restarts from its data directory and catches up to the same
 # state hash through a snapshot install; a fourth node is added and removed; SIGTERM of the
 # leader hands leadership over (another node leads sooner than any election could make it).
-source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/node_lib.sh"
-source "$(dirname "$0")/raft_lib.sh"
+source "$(dirname "$0")/../lib/lib.sh"
+source "$(dirname "$0")/../lib/node_lib.sh"
+source "$(dirname "$0")/../lib/raft_lib.sh"
 make_test_db raft
 "$BIN" migrate up >/dev/null
 

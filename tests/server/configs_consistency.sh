@@ -10,9 +10,9 @@
 #   `timeout` after about 5 s;
 # - afterwards every node reaches the same applied index and state hash, and the audit
 #   verifies.
-source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/node_lib.sh"
-source "$(dirname "$0")/raft_lib.sh"
+source "$(dirname "$0")/../lib/lib.sh"
+source "$(dirname "$0")/../lib/node_lib.sh"
+source "$(dirname "$0")/../lib/raft_lib.sh"
 make_test_db configs_consistency
 "$BIN" migrate up >/dev/null
 

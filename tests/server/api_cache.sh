@@ -3,8 +3,8 @@
 # even though node 2 has just used (and may have cached) the old state. docs/api.md: "the key
 # stops working on every node within a second"; design invariant 6: every node sees a change
 # to users, projects, roles and keys at once.
-source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/node_lib.sh"
+source "$(dirname "$0")/../lib/lib.sh"
+source "$(dirname "$0")/../lib/node_lib.sh"
 make_test_db api_cache
 run "$BIN" migrate up
 expect_status 0

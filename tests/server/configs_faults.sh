@@ -7,9 +7,9 @@
 # The writers follow the contract a careful client follows: each write has a request id; an
 # answer that is not definitive (503, 504, no answer) is retried with the same request id
 # until it is, so an acknowledged write is never written twice.
-source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/node_lib.sh"
-source "$(dirname "$0")/raft_lib.sh"
+source "$(dirname "$0")/../lib/lib.sh"
+source "$(dirname "$0")/../lib/node_lib.sh"
+source "$(dirname "$0")/../lib/raft_lib.sh"
 
 # A private PostgreSQL this test may restart.
 pgdir="$TMP/pg"

@@ -1,6 +1,6 @@
 # migrate up, down step by step, down --all and up again: the schema after the second up is
 # identical to the first (pg_dump --schema-only), and bad usage is refused.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib/lib.sh"
 make_test_db roundtrip
 count=$(ls "$SRC"/migrations/*.up.sql | wc -l)
 last=$(basename "$(ls "$SRC"/migrations/*.up.sql | tail -n 1)" | sed 's/_.*//; s/^0*//')

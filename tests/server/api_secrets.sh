@@ -3,8 +3,8 @@
 # password, a session token or an API key (nor their raw bytes in hex, nor an unkeyed
 # SHA-256 of them: tokens are stored as HMAC-SHA256 under the node secret), and the access
 # log never holds a query string value.
-source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/node_lib.sh"
+source "$(dirname "$0")/../lib/lib.sh"
+source "$(dirname "$0")/../lib/node_lib.sh"
 make_test_db api_secrets
 run "$BIN" migrate up
 expect_status 0

@@ -1,6 +1,6 @@
 # Several `migrate up` processes started at once on an empty database: all succeed and each
 # migration is applied exactly once (the advisory lock serialises them).
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib/lib.sh"
 make_test_db concurrent
 count=$(ls "$SRC"/migrations/*.up.sql | wc -l)
 

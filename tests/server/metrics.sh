@@ -4,8 +4,8 @@
 # contiguous, labels are well-formed, histogram buckets are cumulative and end in +Inf =
 # _count); and without a raft section the raft, fsm and materializer families are absent (not
 # 0: docs/operations.md, Metrics).
-source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/node_lib.sh"
+source "$(dirname "$0")/../lib/lib.sh"
+source "$(dirname "$0")/../lib/node_lib.sh"
 make_test_db metrics
 run "$BIN" migrate up
 expect_status 0

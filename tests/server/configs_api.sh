@@ -7,9 +7,9 @@
 #
 # Assertions are soft (`soft ...`, then `finish`) wherever the next steps do not depend on
 # them, so one run lists every difference from the contract.
-source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/node_lib.sh"
-source "$(dirname "$0")/raft_lib.sh"
+source "$(dirname "$0")/../lib/lib.sh"
+source "$(dirname "$0")/../lib/node_lib.sh"
+source "$(dirname "$0")/../lib/raft_lib.sh"
 make_test_db configs_api
 "$BIN" migrate up >/dev/null
 

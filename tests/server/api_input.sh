@@ -2,8 +2,8 @@
 # parameter: the exact status, the error code, and (for 400) a "field" that names the field
 # at fault and a message that names it too. Also the limits (413, 431), 405 with Allow,
 # X-Request-Id, and the boundaries that must still be accepted.
-source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/node_lib.sh"
+source "$(dirname "$0")/../lib/lib.sh"
+source "$(dirname "$0")/../lib/node_lib.sh"
 make_test_db api_input
 run "$BIN" migrate up
 expect_status 0

@@ -1,7 +1,7 @@
 # A failing migration is rolled back, leaves the version dirty with a message naming the file,
 # line and PostgreSQL's error; up and down refuse until `force`; a file that commits on its own
 # is refused.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib/lib.sh"
 make_test_db dirty
 dir="$TMP/migrations"
 cp -r "$SRC/migrations" "$dir"

@@ -2,8 +2,8 @@
 # exactly the status the contract gives (401 bad credentials, 403 role too low or an API key
 # outside its project's editor rights, 404 a project the caller has no role in), followed by
 # the semantics around roles (last admin, logout, deletion) and the shape of the answers.
-source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/node_lib.sh"
+source "$(dirname "$0")/../lib/lib.sh"
+source "$(dirname "$0")/../lib/node_lib.sh"
 make_test_db api_roles
 run "$BIN" migrate up
 expect_status 0

@@ -1,8 +1,8 @@
 # `conclave serve`: refuses bad configs at start naming the field, refuses a missing secret
 # and a port in use, answers 503 with Retry-After while PostgreSQL is down (and keeps serving
 # /health), reconnects by itself when it is back, and exits 0 on SIGTERM.
-source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/node_lib.sh"
+source "$(dirname "$0")/../lib/lib.sh"
+source "$(dirname "$0")/../lib/node_lib.sh"
 make_test_db lifecycle
 "$BIN" migrate up >/dev/null
 

@@ -1,0 +1,282 @@
+/*
+ * The private header of the raft simulation test (tests/sim/; what it does and how to
+ * replay a failure is described at the top of test_raft_sim.c). Files:
+ * - sim.c: the simulated cluster (set-up, run loop, healing, convergence);
+ * - sim_io.c: the hooks around the real raft_fsm adapter and the fixture's raft_io;
+ * - sim_faults.c: the faults injected before each step, and the planted divergence;
+ * - sim_load.c: the client load (proposals, retries) and the post-election barriers;
+ * - sim_checks.c: the ledger and every safety check;
+ * - test_raft_sim.c: the scenarios (cmocka tests).
+ * Nothing outside tests/sim/ includes it.
+ */
+#ifndef CONCLAVE_TESTS_SIM_H
+#define CONCLAVE_TESTS_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <raft.h>
+#include <raft/fixture.h>
+
+#include "raft/codec.h"
+#include "raft/fsm.h"
+#include "raft/rfsm.h"
+
+#define MAX_NODES      5
+#define N_PROJECTS     2
+#define N_KEYS         5
+#define N_POOL_RIDS    12
+#define DEFAULT_SEEDS  100
+#define DEFAULT_STEPS  6000
+#define HEAL_MAX_MSECS 300000u
+/* A healed cluster that has not converged after this long is stalled (more than raft's
+ * default 30 s install_snapshot_timeout, after which a lost InstallSnapshot is resent). */
+#define HEAL_STALL_MSECS 45000u
+
+/* ---- PRNG: xorshift64*, seeded through splitmix64 ------------------------------------ */
+
+struct rng {
+    uint64_t s;
+};
+
+static inline void rng_seed(struct rng *r, uint64_t seed)
+{
+    uint64_t z = seed + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    r->s = z != 0 ? z : 1;
+}
+
+static inline uint64_t rng_next(struct rng *r)
+{
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return r->s * 0x2545f4914f6cdd1dull;
+}
+
+/* A value in [0, n); n > 0. */
+static inline uint64_t rng_below(struct rng *r, uint64_t n)
+{
+    return rng_next(r) % n;
+}
+
+static inline unsigned rng_index(struct rng *r, unsigned n)
+{
+    return (unsigned)rng_below(r, n);
+}
+
+/* True with probability per_mille / 1000. */
+static inline bool rng_chance(struct rng *r, unsigned per_mille)
+{
+    return rng_below(r, 1000) < per_mille;
+}
+
+/* ---- the ledger: what was applied at each raft index --------------------------------- */
+
+struct ledger_entry {
+    bool present;
+    unsigned first_server; /* who applied it first */
+    uint8_t *bytes;
+    size_t len;
+    struct fsm_result result;
+    uint8_t hash[32]; /* fsm_state_hash() right after applying it */
+};
+
+struct ledger {
+    struct ledger_entry *e; /* indexed by raft index */
+    size_t cap;
+};
+
+/* ---- proposals ----------------------------------------------------------------------- */
+
+/* What a client asked for; encoded anew (with the current leader's term and clock) on every
+ * attempt, as the node does for a retry. */
+struct spec {
+    enum codec_op op;
+    unsigned project, key;
+    uint64_t expected, source;
+    char content[48];
+    char rid[32]; /* empty: none */
+    unsigned schema;
+    uint64_t materialized;
+};
+
+enum prop_kind { PROP_APPLY, PROP_BARRIER, PROP_TRANSFER };
+
+struct sim;
+
+/* One raft_apply or raft_barrier request. Requests live until the fixture is closed, since
+ * raft may call back until then. */
+struct prop {
+    struct prop *next;
+    enum prop_kind kind;
+    struct raft_apply apply;
+    struct raft_barrier barrier;
+    struct raft_transfer transfer;
+    struct sim *sim;
+    unsigned server;
+    uint64_t term;
+    struct spec spec;
+    bool unique_rid;
+    uint8_t *bytes; /* what was proposed */
+    size_t len;
+    raft_index index; /* where raft put it */
+    bool done;
+    int status;
+    struct fsm_result result;
+    struct prop *retry_of; /* the unknown-outcome proposal this one retries */
+    bool retried;
+};
+
+/* ---- the simulated cluster ----------------------------------------------------------- */
+
+struct node {
+    struct rfsm ad; /* first: ad.raft_fsm.data points at ad, hence at the node */
+    struct sim *sim;
+    unsigned idx;
+    struct fsm *fsm;
+    int (*orig_apply)(struct raft_fsm *f, const struct raft_buffer *buf, void **result);
+    int (*orig_snapshot)(struct raft_fsm *f, struct raft_buffer *bufs[], unsigned *n_bufs);
+    int (*orig_restore)(struct raft_fsm *f, struct raft_buffer *buf);
+    uint64_t last_noted;  /* highest index this server applied (or restored up to) */
+    uint64_t ready_term;  /* term whose election barrier completed here */
+    bool barrier_pending; /* an election barrier is in flight */
+    struct raft_tracer tracer;
+    /* The fixture's in-memory raft_io, wrapped (see sim_truncate). */
+    int (*orig_truncate)(struct raft_io *io, raft_index index);
+    int (*orig_snapshot_put)(struct raft_io *io, unsigned trailing,
+                             struct raft_io_snapshot_put *req, const struct raft_snapshot *snapshot,
+                             raft_io_snapshot_put_cb cb);
+    int (*orig_append)(struct raft_io *io, struct raft_io_append *req,
+                       const struct raft_entry entries[], unsigned n, raft_io_append_cb cb);
+    raft_index install_pending; /* index of a snapshot being installed */
+    raft_index io_base;         /* raft index of the io's first stored entry, minus one */
+    size_t io_stored;           /* entries in the fixture's store */
+    struct pending_append {
+        struct raft_io_append *req;
+        raft_io_append_cb cb;
+        unsigned n;
+    } * appends; /* submitted to the fixture, not completed */
+    size_t n_appends, appends_cap;
+};
+
+struct stats {
+    unsigned long runs, steps, proposals, acked, unknown, unknown_committed, rejected;
+    unsigned long retries, retry_dups, snapshots, restores, kills, cuts, losses, elections;
+    unsigned long applies, transfers, false_matches, false_match_runs, snapshot_stall_runs;
+    unsigned long stall_transfers, lost_barriers, shutdown_runs;
+};
+
+struct sim_opts {
+    unsigned n;
+    uint64_t seed;
+    unsigned steps;
+    bool raw; /* no post-election barrier before writes */
+    bool verbose;
+    bool raft_trace; /* raft's own trace messages too */
+    bool strict;     /* a false match claim (raft 0.15 defect, see sim_checks_match_claims) fails */
+    int sabotage_server; /* -1: none; else that server applies one extra entry */
+    uint64_t sabotage_index;
+};
+
+/* A raft-level commit, whatever the entry type. */
+struct commit_rec {
+    raft_term entry_term;  /* 0: nothing known committed at this index */
+    raft_term commit_term; /* the term in which it was first seen committed */
+    unsigned server;       /* who was first seen to commit it */
+    unsigned short type;   /* RAFT_COMMAND, RAFT_BARRIER...; 0 when seen in a snapshot */
+};
+
+struct sim {
+    struct raft_fixture f;
+    struct sim_opts o;
+    struct rng rng;
+    struct node nodes[MAX_NODES];
+    struct ledger ledger;
+    struct prop *props;
+    bool alive[MAX_NODES];
+    bool cut[MAX_NODES][MAX_NODES];
+    unsigned long loss_until[MAX_NODES][MAX_NODES];
+    unsigned long step;
+    unsigned chaos; /* fault rate multiplier of this seed, 1..4 */
+    bool sabotaged;
+    unsigned long unique_rid;
+    unsigned last_leader;
+    raft_time last_shuffle;
+    raft_term false_match_seen[MAX_NODES][MAX_NODES]; /* leader, follower: term reported */
+    struct commit_rec *commits;                       /* indexed by raft index */
+    size_t commits_cap;
+    raft_index max_committed;
+    raft_index commit_seen[MAX_NODES];   /* per server: commits recorded up to here */
+    raft_term leader_checked[MAX_NODES]; /* per server: term whose log was checked */
+    raft_index leader_checked_upto[MAX_NODES];
+    bool lost_barrier; /* a known-defect loss of a committed barrier happened in this run */
+    bool shutdown;     /* ... and then raft shut a server down: the run ends there */
+    unsigned inflight[MAX_NODES]; /* unanswered proposals per server */
+    struct stats st;
+    bool failed;
+    char why[768];
+    bool setup_failed;
+};
+
+/* ---- sim.c ---------------------------------------------------------------------- */
+
+/* calloc that aborts when out of memory. */
+void *sim_xcalloc(size_t n, size_t size);
+/* A line on stderr about the run, in verbose runs only. */
+void sim_trace(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Records a violation; the first one is kept in S->why and fails the run. */
+void sim_fail(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+struct raft *sim_raft(struct sim *s, unsigned i);
+/* The leader, when exactly one server leads, or the number of servers. */
+unsigned sim_sole_leader(struct sim *s);
+/* Runs one seed. Returns 0, or -1 with S->why describing the first violation. */
+int sim_run(struct sim *s, const struct sim_opts *o);
+void sim_stats_add(struct stats *a, const struct stats *b);
+
+/* ---- sim_io.c ------------------------------------------------------------------- */
+
+/* The simulation being run (set by sim_run): an append's callback gets only the request. */
+extern struct sim *sim_io_running;
+/* Wraps ND's raft_fsm (its rfsm adapter) with the recording hooks, before the server grows. */
+void sim_io_wrap_fsm(struct node *nd);
+/* Wraps the fixture's raft_io of ND's server R, and installs raft's tracer if asked. */
+void sim_io_wrap_io(struct node *nd, struct raft *r, bool raft_trace);
+
+/* ---- sim_faults.c --------------------------------------------------------------- */
+
+void sim_faults_sabotage(struct node *nd, uint64_t index);
+void sim_faults_shuffle_timeouts(struct sim *s);
+void sim_faults_sync_links(struct sim *s);
+void sim_faults_inject(struct sim *s);
+
+/* ---- sim_load.c ----------------------------------------------------------------- */
+
+int sim_load_transfer(struct sim *s, unsigned l, unsigned to);
+void sim_load_barriers(struct sim *s);
+int sim_load_encode_spec(const struct spec *sp, uint64_t term, int64_t timestamp_us, uint8_t **buf,
+                         size_t *len, char *err, size_t errlen);
+void sim_load_client(struct sim *s);
+
+/* ---- sim_checks.c --------------------------------------------------------------- */
+
+void sim_checks_ledger_free(struct ledger *l);
+const struct ledger_entry *sim_checks_ledger_get(const struct ledger *l, uint64_t index);
+bool sim_checks_result_equal(const struct fsm_result *a, const struct fsm_result *b);
+void sim_checks_describe_result(const struct fsm_result *r, char *out, size_t len);
+int sim_checks_ledger_note(struct ledger *l, unsigned server, uint64_t index, const uint8_t *buf,
+                           size_t len, const uint8_t hash[32], const struct fsm_result *res,
+                           char *msg, size_t msglen);
+int sim_checks_agreement(struct fsm *const *fsms, unsigned n, const struct ledger *l, char *msg,
+                         size_t msglen);
+raft_term sim_checks_log_term(const struct raft *r, raft_index index);
+unsigned sim_checks_match_claims(struct sim *s);
+void sim_checks_commits(struct sim *s);
+void sim_checks_unavailable(struct sim *s);
+unsigned sim_checks_snapshot_stalls(struct sim *s);
+void sim_checks_final(struct sim *s);
+
+#endif
