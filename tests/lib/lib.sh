@@ -6,6 +6,12 @@ SRC=${CONCLAVE_SOURCE_DIR:?run through ctest}
 source "$SRC/scripts/lib/pg.sh"
 PG_BIN=$(pg_bindir)
 TMP=$(mktemp -d /tmp/conclave-cli-test.XXXXXX)
+# In the ThreadSanitizer run (scripts/test --tsan sets TSAN_OPTIONS) every process of the test
+# writes its reports to $TMP/tsan.PID instead of its stderr, so that _test_exit below finds
+# them whichever process raced, wherever its stderr went.
+if [[ -n ${TSAN_OPTIONS:-} ]]; then
+  export TSAN_OPTIONS="$TSAN_OPTIONS:log_path=$TMP/tsan"
+fi
 
 fail() {
   echo "FAIL: $*" >&2
@@ -30,6 +36,16 @@ _test_exit() {
   local hook
   for hook in "${EXIT_HOOKS[@]}"; do
     eval "$hook"
+  done
+  # A ThreadSanitizer report fails the test, also one from a node that the hooks above
+  # stopped without looking at its exit status (halt_on_error=1 makes a report end the node
+  # with exit 66, which stop_node alone catches only for the nodes it stops itself).
+  local f
+  for f in "$TMP"/tsan.*; do
+    [[ -f $f ]] || continue
+    echo "FAIL: ThreadSanitizer report of pid ${f##*.}:" >&2
+    cat "$f" >&2
+    TEST_STATUS=1
   done
   rm -rf "$TMP"
   exit "$TEST_STATUS"
