@@ -2,7 +2,7 @@
  * dbconfigs: reading configs and their history from PostgreSQL: a key's revisions, one past
  * version, a project's changes for watch, and the live configs of a project. Blocking; pool
  * worker threads only. Nothing here writes: `configs` and `config_revisions` are written only
- * by the materializer (storage/materialize.h).
+ * by the materializer (storage/db_revisions.h).
  *
  * Every function returns an enum db_status; on DB_OK *OUT is a new JSON value the caller owns
  * and releases with json_decref(); on any other status *OUT is NULL and ERRMSG says what

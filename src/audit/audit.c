@@ -13,7 +13,7 @@
 
 #include "storage/db.h"
 #include "storage/db_auth.h"
-#include "storage/materialize.h"
+#include "storage/db_revisions.h"
 #include "raft/revision.h"
 
 /*
@@ -32,10 +32,10 @@
 #define PAGE_ROWS  1000
 #define PAGE_BYTES (8 * 1024 * 1024)
 
-/* The page's columns are the table's, in enum materialize_col order (MATERIALIZE_COLUMNS),
+/* The page's columns are the table's, in enum db_revisions_col order (DB_REVISIONS_COLUMNS),
  * each turned into the text form check_row() reads by the inner SELECT, which names it. */
 static const char PAGE_SQL[] =
-    "SELECT " MATERIALIZE_COLUMNS " FROM ("
+    "SELECT " DB_REVISIONS_COLUMNS " FROM ("
     " SELECT revision, project_id, encode(convert_to(key, 'UTF8'), 'hex') AS key, version,"
     "  op::text AS op, encode(convert_to(content::text, 'UTF8'), 'hex') AS content,"
     "  source_version, encode(uuid_send(schema_id), 'hex') AS schema_id,"
@@ -287,20 +287,20 @@ static int check_row(struct audit *a, const PGresult *res, int row, char *errmsg
     /* revision_compute_hash() only reads the struct; the cast does not let it write. */
     r.project = (char *)a->project;
 
-    if (!parse_u64(PQgetvalue(res, row, MATERIALIZE_COL_REVISION), &r.revision)) {
+    if (!parse_u64(PQgetvalue(res, row, DB_REVISIONS_COL_REVISION), &r.revision)) {
         what = "revision";
         goto unreadable;
     }
-    if ((b.key = unhex_alloc(res, row, MATERIALIZE_COL_KEY, &keylen, &bad)) == NULL) {
+    if ((b.key = unhex_alloc(res, row, DB_REVISIONS_COL_KEY, &keylen, &bad)) == NULL) {
         what = "key";
         goto fail;
     }
     r.key = b.key;
-    if (!parse_u64(PQgetvalue(res, row, MATERIALIZE_COL_VERSION), &r.version)) {
+    if (!parse_u64(PQgetvalue(res, row, DB_REVISIONS_COL_VERSION), &r.version)) {
         what = "version";
         goto unreadable;
     }
-    const char *op = PQgetvalue(res, row, MATERIALIZE_COL_OP);
+    const char *op = PQgetvalue(res, row, DB_REVISIONS_COL_OP);
     if (strcmp(op, "put") == 0) {
         r.op = REVISION_PUT;
     } else if (strcmp(op, "delete") == 0) {
@@ -311,8 +311,8 @@ static int check_row(struct audit *a, const PGresult *res, int row, char *errmsg
         what = "op";
         goto unreadable;
     }
-    if (!PQgetisnull(res, row, MATERIALIZE_COL_CONTENT)) {
-        if ((b.content = unhex_alloc(res, row, MATERIALIZE_COL_CONTENT, &len, &bad)) == NULL) {
+    if (!PQgetisnull(res, row, DB_REVISIONS_COL_CONTENT)) {
+        if ((b.content = unhex_alloc(res, row, DB_REVISIONS_COL_CONTENT, &len, &bad)) == NULL) {
             what = "content";
             goto fail;
         }
@@ -321,54 +321,54 @@ static int check_row(struct audit *a, const PGresult *res, int row, char *errmsg
     }
     /* source_version is >= 1 when present (a check constraint), so 0 means NULL as in
      * struct revision. */
-    if (!PQgetisnull(res, row, MATERIALIZE_COL_SOURCE_VERSION) &&
-        (!parse_u64(PQgetvalue(res, row, MATERIALIZE_COL_SOURCE_VERSION), &r.source_version) ||
+    if (!PQgetisnull(res, row, DB_REVISIONS_COL_SOURCE_VERSION) &&
+        (!parse_u64(PQgetvalue(res, row, DB_REVISIONS_COL_SOURCE_VERSION), &r.source_version) ||
          r.source_version == 0)) {
         what = "source_version";
         goto unreadable;
     }
-    if ((b.actor = unhex_alloc(res, row, MATERIALIZE_COL_ACTOR, &len, &bad)) == NULL) {
+    if ((b.actor = unhex_alloc(res, row, DB_REVISIONS_COL_ACTOR, &len, &bad)) == NULL) {
         what = "actor";
         goto fail;
     }
     r.actor = b.actor;
-    if (!PQgetisnull(res, row, MATERIALIZE_COL_REQUEST_ID)) {
-        if ((b.request_id = unhex_alloc(res, row, MATERIALIZE_COL_REQUEST_ID, &len, &bad)) ==
+    if (!PQgetisnull(res, row, DB_REVISIONS_COL_REQUEST_ID)) {
+        if ((b.request_id = unhex_alloc(res, row, DB_REVISIONS_COL_REQUEST_ID, &len, &bad)) ==
             NULL) {
             what = "request_id";
             goto fail;
         }
         r.request_id = b.request_id;
     }
-    if (!parse_i64(PQgetvalue(res, row, MATERIALIZE_COL_CREATED_US), &r.created_at)) {
+    if (!parse_i64(PQgetvalue(res, row, DB_REVISIONS_COL_CREATED_US), &r.created_at)) {
         what = "created_at";
         goto unreadable;
     }
-    if (!parse_u64(PQgetvalue(res, row, MATERIALIZE_COL_RAFT_INDEX), &r.raft_index) ||
-        !parse_u64(PQgetvalue(res, row, MATERIALIZE_COL_RAFT_TERM), &r.raft_term)) {
+    if (!parse_u64(PQgetvalue(res, row, DB_REVISIONS_COL_RAFT_INDEX), &r.raft_index) ||
+        !parse_u64(PQgetvalue(res, row, DB_REVISIONS_COL_RAFT_TERM), &r.raft_term)) {
         what = "raft_index or raft_term";
         goto unreadable;
     }
     uint8_t stored[REVISION_HASH_SIZE];
-    if (!unhex(PQgetvalue(res, row, MATERIALIZE_COL_PREV_HASH),
-               (size_t)PQgetlength(res, row, MATERIALIZE_COL_PREV_HASH), r.prev_hash,
+    if (!unhex(PQgetvalue(res, row, DB_REVISIONS_COL_PREV_HASH),
+               (size_t)PQgetlength(res, row, DB_REVISIONS_COL_PREV_HASH), r.prev_hash,
                REVISION_HASH_SIZE) ||
-        !unhex(PQgetvalue(res, row, MATERIALIZE_COL_HASH),
-               (size_t)PQgetlength(res, row, MATERIALIZE_COL_HASH), stored, REVISION_HASH_SIZE)) {
+        !unhex(PQgetvalue(res, row, DB_REVISIONS_COL_HASH),
+               (size_t)PQgetlength(res, row, DB_REVISIONS_COL_HASH), stored, REVISION_HASH_SIZE)) {
         what = "prev_hash or hash";
         goto unreadable;
     }
-    bool has_id = !PQgetisnull(res, row, MATERIALIZE_COL_SCHEMA_ID);
-    bool has_hash = !PQgetisnull(res, row, MATERIALIZE_COL_SCHEMA_HASH);
+    bool has_id = !PQgetisnull(res, row, DB_REVISIONS_COL_SCHEMA_ID);
+    bool has_hash = !PQgetisnull(res, row, DB_REVISIONS_COL_SCHEMA_HASH);
     if (has_id &&
-        !unhex(PQgetvalue(res, row, MATERIALIZE_COL_SCHEMA_ID),
-               (size_t)PQgetlength(res, row, MATERIALIZE_COL_SCHEMA_ID), r.schema_id, 16)) {
+        !unhex(PQgetvalue(res, row, DB_REVISIONS_COL_SCHEMA_ID),
+               (size_t)PQgetlength(res, row, DB_REVISIONS_COL_SCHEMA_ID), r.schema_id, 16)) {
         what = "schema_id";
         goto unreadable;
     }
     if (has_hash &&
-        !unhex(PQgetvalue(res, row, MATERIALIZE_COL_SCHEMA_HASH),
-               (size_t)PQgetlength(res, row, MATERIALIZE_COL_SCHEMA_HASH), r.schema_hash, 32)) {
+        !unhex(PQgetvalue(res, row, DB_REVISIONS_COL_SCHEMA_HASH),
+               (size_t)PQgetlength(res, row, DB_REVISIONS_COL_SCHEMA_HASH), r.schema_hash, 32)) {
         what = "schema_hash";
         goto unreadable;
     }
@@ -435,7 +435,7 @@ fail:
     }
 unreadable:
     snprintf(errmsg, errlen, "auditing project %s: unreadable %s in config_revisions row '%s'",
-             a->project, what, PQgetvalue(res, row, MATERIALIZE_COL_REVISION));
+             a->project, what, PQgetvalue(res, row, DB_REVISIONS_COL_REVISION));
     row_bufs_free(&b);
     return DB_ERROR;
 }
@@ -455,9 +455,9 @@ static int check_chain(PGconn *conn, struct audit *a, char *errmsg, size_t errle
             return rc;
         }
         int n = PQntuples(res);
-        if (PQnfields(res) != MATERIALIZE_NCOLS) {
+        if (PQnfields(res) != DB_REVISIONS_NCOLS) {
             snprintf(errmsg, errlen, "auditing project %s: page has %d columns, not %d", a->project,
-                     PQnfields(res), MATERIALIZE_NCOLS);
+                     PQnfields(res), DB_REVISIONS_NCOLS);
             PQclear(res);
             return DB_ERROR;
         }

@@ -6,7 +6,7 @@
 
 #include "raft/codec.h"
 #include "storage/db.h"
-#include "storage/materialize.h"
+#include "storage/db_revisions.h"
 #include "raft/revision.h"
 
 #define TICK_MS        20
@@ -30,11 +30,11 @@ struct batch {
     struct matd *m;
     uint64_t term;
     size_t n;
-    struct revision *revs;     /* owned copies */
-    struct mat_revision *rows; /* point into revs */
-    uint64_t cursor;           /* out */
-    uint64_t cursor_revision;  /* out, read_cursor only */
-    bool read_only;            /* a cursor read, no rows */
+    struct revision *revs;    /* owned copies */
+    struct db_revision *rows; /* point into revs */
+    uint64_t cursor;          /* out */
+    uint64_t cursor_revision; /* out, read_cursor only */
+    bool read_only;           /* a cursor read, no rows */
 };
 
 struct matd {
@@ -107,7 +107,7 @@ static int write_work(PGconn *conn, void *arg, char *errmsg, size_t errlen)
 {
     struct batch *b = arg;
     if (b->read_only) {
-        return mat_read_cursor(conn, &b->cursor, &b->cursor_revision, errmsg, errlen);
+        return db_revisions_read_cursor(conn, &b->cursor, &b->cursor_revision, errmsg, errlen);
     }
 #ifdef CONCLAVE_PLANT_SKIP_BATCH
     /* PLANTED BUG for the chaos tests (docs/reliability.md): every 25th batch is reported
@@ -118,7 +118,7 @@ static int write_work(PGconn *conn, void *arg, char *errmsg, size_t errlen)
         return DB_OK;
     }
 #endif
-    return mat_write_batch(conn, b->rows, b->n, &b->cursor, errmsg, errlen);
+    return db_revisions_write_batch(conn, b->rows, b->n, &b->cursor, errmsg, errlen);
 }
 
 /* Proposes materialized(cursor) so every node drops what PostgreSQL now holds. Best effort:
@@ -242,7 +242,7 @@ static void step(struct matd *m)
             }
             b->n++;
             const struct revision *r = &b->revs[i];
-            struct mat_revision *row = &b->rows[i];
+            struct db_revision *row = &b->rows[i];
             row->revision = r->revision;
             row->project = r->project;
             row->key = r->key;

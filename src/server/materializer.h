@@ -4,9 +4,9 @@
  * The state machine queues every committed revision until a materialized(N) entry says
  * PostgreSQL has it. On the ready leader this module reads PostgreSQL's cursor once per term,
  * then repeatedly takes the queued revisions after the cursor (in raft order, up to
- * MATD_BATCH per transaction), writes them with mat_write_batch() on a pool worker, answers the
- * clients waiting for those raft indexes, and proposes materialized(cursor) so that every
- * node trims its queue. Followers do nothing. A write is acknowledged only once its revision
+ * MATD_BATCH per transaction), writes them with db_revisions_write_batch() on a pool worker,
+ * answers the clients waiting for those raft indexes, and proposes materialized(cursor) so that
+ * every node trims its queue. Followers do nothing. A write is acknowledged only once its revision
  * is in PostgreSQL (invariant 1 of the design).
  *
  * Loop thread only.

@@ -28,7 +28,7 @@
 #include "audit/audit.h"
 #include "storage/db.h"
 #include "storage/db_configs.h"
-#include "storage/materialize.h"
+#include "storage/db_revisions.h"
 #include "pgtest.h"
 #include "raft/revision.h"
 
@@ -177,11 +177,11 @@ static void write_all(void)
 {
     seal();
     size_t n = nrev - nwritten;
-    struct mat_revision *m = calloc(n, sizeof(*m));
+    struct db_revision *m = calloc(n, sizeof(*m));
     assert_non_null(m);
     for (size_t i = 0; i < n; i++) {
         const struct revision *r = &hist[nwritten + i];
-        m[i] = (struct mat_revision){
+        m[i] = (struct db_revision){
             .revision = r->revision,
             .project = r->project,
             .key = r->key,
@@ -203,7 +203,7 @@ static void write_all(void)
         memcpy(m[i].hash, r->hash, 32);
     }
     uint64_t cursor = 0;
-    int rc = mat_write_batch(conn, m, n, &cursor, err, sizeof(err));
+    int rc = db_revisions_write_batch(conn, m, n, &cursor, err, sizeof(err));
     free(m);
     pgtest_assert_db_ok(rc, err);
     assert_int_equal(cursor, hist[nrev - 1].raft_index);

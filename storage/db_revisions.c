@@ -1,4 +1,4 @@
-#include "storage/materialize.h"
+#include "storage/db_revisions.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -43,13 +43,13 @@
  */
 
 static const char WRITE_SQL[] =
-    /* The batch as rows with the table's columns, the parameters in enum materialize_col
+    /* The batch as rows with the table's columns, the parameters in enum db_revisions_col
      * order; input.created_at is the bigint of microseconds, not yet a timestamptz. */
     "WITH input AS ("
     " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[],"
     "  $6::text[], $7::bigint[], $8::uuid[], $9::text[], $10::text[], $11::text[],"
     "  $12::bigint[], $13::bigint[], $14::bigint[], $15::text[], $16::text[])"
-    " AS t(" MATERIALIZE_COLUMNS ")"
+    " AS t(" DB_REVISIONS_COLUMNS ")"
     "),"
     /* Each revision with the version it follows: the previous one of its key in the batch,
      * else the configs row's, else 0 (no row). */
@@ -87,7 +87,7 @@ static const char WRITE_SQL[] =
      * 2^53 (until the year 2255), where to_timestamp(double precision) starts rounding in
      * 2242. */
     " ins AS ("
-    " INSERT INTO config_revisions (" MATERIALIZE_COLUMNS ")"
+    " INSERT INTO config_revisions (" DB_REVISIONS_COLUMNS ")"
     " SELECT revision, project_id, key, version, op::revision_op, content::json,"
     "  source_version, schema_id, decode(schema_hash, 'hex'), actor, request_id,"
     "  'epoch'::timestamptz + created_at * interval '1 microsecond', raft_index, raft_term,"
@@ -258,10 +258,10 @@ static bool is_op(const char *op)
 }
 
 /* Checks what can be checked without the database. Returns 0, or -1 with ERRMSG. */
-static int check_batch(const struct mat_revision *revs, size_t n, char *errmsg, size_t errlen)
+static int check_batch(const struct db_revision *revs, size_t n, char *errmsg, size_t errlen)
 {
     for (size_t i = 0; i < n; i++) {
-        const struct mat_revision *r = &revs[i];
+        const struct db_revision *r = &revs[i];
         const char *bad = NULL;
         if (r->project == NULL || r->key == NULL || r->op == NULL || r->actor == NULL) {
             bad = "project, key, op and actor are required";
@@ -291,8 +291,8 @@ static int check_batch(const struct mat_revision *revs, size_t n, char *errmsg, 
     return 0;
 }
 
-int mat_read_cursor(PGconn *conn, uint64_t *raft_index, uint64_t *revision, char *errmsg,
-                    size_t errlen)
+int db_revisions_read_cursor(PGconn *conn, uint64_t *raft_index, uint64_t *revision, char *errmsg,
+                             size_t errlen)
 {
     PGresult *res;
     int rc = db_query(conn, "reading materializer cursor",
@@ -348,7 +348,7 @@ static int lock_cursor(PGconn *conn, uint64_t *raft_index, uint64_t *revision, c
  * raft index, same revision number, same hash. A mismatch means this leader's log and the
  * history in PostgreSQL disagree, which Raft should make impossible; nothing may be written.
  */
-static int verify_written(PGconn *conn, const struct mat_revision *revs, size_t n, char *errmsg,
+static int verify_written(PGconn *conn, const struct db_revision *revs, size_t n, char *errmsg,
                           size_t errlen)
 {
     struct buf idx = {0};
@@ -375,7 +375,7 @@ static int verify_written(PGconn *conn, const struct mat_revision *revs, size_t 
     int row = 0;
     rc = DB_OK;
     for (size_t i = 0; i < n && rc == DB_OK; i++) {
-        const struct mat_revision *r = &revs[i];
+        const struct db_revision *r = &revs[i];
         char hex[2 * 32 + 3];
         db_bytea_hex(r->hash, 32, hex);
         const char *want = hex + 2; /* db_bytea_hex() adds a "\x" prefix, encode() does not */
@@ -409,47 +409,47 @@ static int verify_written(PGconn *conn, const struct mat_revision *revs, size_t 
 
 /* Fills the 16 array literals of WRITE_SQL from REVS[0..N). Returns false when out of
  * memory; the caller frees every buffer either way. */
-static bool build_arrays(const struct mat_revision *revs, size_t n,
-                         struct buf cols[MATERIALIZE_NCOLS])
+static bool build_arrays(const struct db_revision *revs, size_t n,
+                         struct buf cols[DB_REVISIONS_NCOLS])
 {
     for (size_t i = 0; i < n; i++) {
-        const struct mat_revision *r = &revs[i];
-        elem_u64(&cols[MATERIALIZE_COL_REVISION], r->revision);
-        elem_text(&cols[MATERIALIZE_COL_PROJECT], r->project, strlen(r->project));
-        elem_text(&cols[MATERIALIZE_COL_KEY], r->key, strlen(r->key));
-        elem_u64(&cols[MATERIALIZE_COL_VERSION], r->version);
-        elem_text(&cols[MATERIALIZE_COL_OP], r->op, strlen(r->op));
+        const struct db_revision *r = &revs[i];
+        elem_u64(&cols[DB_REVISIONS_COL_REVISION], r->revision);
+        elem_text(&cols[DB_REVISIONS_COL_PROJECT], r->project, strlen(r->project));
+        elem_text(&cols[DB_REVISIONS_COL_KEY], r->key, strlen(r->key));
+        elem_u64(&cols[DB_REVISIONS_COL_VERSION], r->version);
+        elem_text(&cols[DB_REVISIONS_COL_OP], r->op, strlen(r->op));
         if (r->content != NULL) {
-            elem_text(&cols[MATERIALIZE_COL_CONTENT], r->content, r->content_len);
+            elem_text(&cols[DB_REVISIONS_COL_CONTENT], r->content, r->content_len);
         } else {
-            elem_null(&cols[MATERIALIZE_COL_CONTENT]);
+            elem_null(&cols[DB_REVISIONS_COL_CONTENT]);
         }
         if (r->source_version != 0) {
-            elem_u64(&cols[MATERIALIZE_COL_SOURCE_VERSION], r->source_version);
+            elem_u64(&cols[DB_REVISIONS_COL_SOURCE_VERSION], r->source_version);
         } else {
-            elem_null(&cols[MATERIALIZE_COL_SOURCE_VERSION]);
+            elem_null(&cols[DB_REVISIONS_COL_SOURCE_VERSION]);
         }
         if (r->has_schema) {
-            elem_uuid(&cols[MATERIALIZE_COL_SCHEMA_ID], r->schema_id);
-            elem_hex(&cols[MATERIALIZE_COL_SCHEMA_HASH], r->schema_hash, 32);
+            elem_uuid(&cols[DB_REVISIONS_COL_SCHEMA_ID], r->schema_id);
+            elem_hex(&cols[DB_REVISIONS_COL_SCHEMA_HASH], r->schema_hash, 32);
         } else {
-            elem_null(&cols[MATERIALIZE_COL_SCHEMA_ID]);
-            elem_null(&cols[MATERIALIZE_COL_SCHEMA_HASH]);
+            elem_null(&cols[DB_REVISIONS_COL_SCHEMA_ID]);
+            elem_null(&cols[DB_REVISIONS_COL_SCHEMA_HASH]);
         }
-        elem_text(&cols[MATERIALIZE_COL_ACTOR], r->actor, strlen(r->actor));
+        elem_text(&cols[DB_REVISIONS_COL_ACTOR], r->actor, strlen(r->actor));
         if (r->request_id != NULL) {
-            elem_text(&cols[MATERIALIZE_COL_REQUEST_ID], r->request_id, strlen(r->request_id));
+            elem_text(&cols[DB_REVISIONS_COL_REQUEST_ID], r->request_id, strlen(r->request_id));
         } else {
-            elem_null(&cols[MATERIALIZE_COL_REQUEST_ID]);
+            elem_null(&cols[DB_REVISIONS_COL_REQUEST_ID]);
         }
-        elem_i64(&cols[MATERIALIZE_COL_CREATED_US], r->created_at_us);
-        elem_u64(&cols[MATERIALIZE_COL_RAFT_INDEX], r->raft_index);
-        elem_u64(&cols[MATERIALIZE_COL_RAFT_TERM], r->raft_term);
-        elem_hex(&cols[MATERIALIZE_COL_PREV_HASH], r->prev_hash, 32);
-        elem_hex(&cols[MATERIALIZE_COL_HASH], r->hash, 32);
+        elem_i64(&cols[DB_REVISIONS_COL_CREATED_US], r->created_at_us);
+        elem_u64(&cols[DB_REVISIONS_COL_RAFT_INDEX], r->raft_index);
+        elem_u64(&cols[DB_REVISIONS_COL_RAFT_TERM], r->raft_term);
+        elem_hex(&cols[DB_REVISIONS_COL_PREV_HASH], r->prev_hash, 32);
+        elem_hex(&cols[DB_REVISIONS_COL_HASH], r->hash, 32);
     }
     bool ok = true;
-    for (int c = 0; c < MATERIALIZE_NCOLS; c++) {
+    for (int c = 0; c < DB_REVISIONS_NCOLS; c++) {
         arr_end(&cols[c]);
         ok = ok && !cols[c].oom;
     }
@@ -457,11 +457,11 @@ static bool build_arrays(const struct mat_revision *revs, size_t n,
 }
 
 /* Inserts REVS[0..N), all above the cursor, and advances the cursor: round trip 4. */
-static int write_new(PGconn *conn, const struct mat_revision *revs, size_t n, char *errmsg,
+static int write_new(PGconn *conn, const struct db_revision *revs, size_t n, char *errmsg,
                      size_t errlen)
 {
-    struct buf cols[MATERIALIZE_NCOLS] = {0};
-    const char *params[MATERIALIZE_NCOLS];
+    struct buf cols[DB_REVISIONS_NCOLS] = {0};
+    const char *params[DB_REVISIONS_NCOLS];
     PGresult *res = NULL;
     int rc;
     if (!build_arrays(revs, n, cols)) {
@@ -469,10 +469,10 @@ static int write_new(PGconn *conn, const struct mat_revision *revs, size_t n, ch
         rc = DB_ERROR;
         goto out;
     }
-    for (int c = 0; c < MATERIALIZE_NCOLS; c++) {
+    for (int c = 0; c < DB_REVISIONS_NCOLS; c++) {
         params[c] = cols[c].data;
     }
-    rc = db_query(conn, "materializing revisions", WRITE_SQL, MATERIALIZE_NCOLS, params, &res,
+    rc = db_query(conn, "materializing revisions", WRITE_SQL, DB_REVISIONS_NCOLS, params, &res,
                   errmsg, errlen);
     if (rc != DB_OK) {
         rc = settle(rc);
@@ -505,18 +505,18 @@ static int write_new(PGconn *conn, const struct mat_revision *revs, size_t n, ch
     }
 out:
     PQclear(res);
-    for (int c = 0; c < MATERIALIZE_NCOLS; c++) {
+    for (int c = 0; c < DB_REVISIONS_NCOLS; c++) {
         free(cols[c].data);
     }
     return rc;
 }
 
-int mat_write_batch(PGconn *conn, const struct mat_revision *revs, size_t n, uint64_t *cursor_out,
-                    char *errmsg, size_t errlen)
+int db_revisions_write_batch(PGconn *conn, const struct db_revision *revs, size_t n,
+                             uint64_t *cursor_out, char *errmsg, size_t errlen)
 {
     uint64_t cur_index, cur_rev;
     if (n == 0) {
-        int rc = mat_read_cursor(conn, &cur_index, &cur_rev, errmsg, errlen);
+        int rc = db_revisions_read_cursor(conn, &cur_index, &cur_rev, errmsg, errlen);
         if (rc == DB_OK) {
             *cursor_out = cur_index;
         }

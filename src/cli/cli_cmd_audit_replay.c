@@ -3,7 +3,7 @@
  * rebuilt from the history after verifying it up to that point; printed, or written as one
  * KEY.json file each.
  */
-#include "cli/cli_audit_internal.h"
+#include "cli/cli_cmd_audit_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -15,13 +15,13 @@
 #include <unistd.h>
 
 #include "audit/auditlog.h"
-#include "cli/cli_asrc.h"
+#include "cli/cli_audit_source.h"
 #include "cli/cli_client.h"
 #include "cli/cli_exit.h"
 
 /* True when REV is past the point replay was asked for: revisions are in order, so the fold of
  * everything before the first such revision is the state at that point. */
-static bool past_point(const struct cli_audit_args *a, const json_t *rev)
+static bool past_point(const struct cli_cmd_audit_args *a, const json_t *rev)
 {
     if (a->have_revision) {
         json_int_t n = json_integer_value(json_object_get(rev, "revision"));
@@ -58,7 +58,8 @@ static int write_file(const char *dir, const char *name, const char *text, char 
     return CLI_EXIT_OK;
 }
 
-static int replay_output(struct cli_audit_run *r, const char *project, json_t *fold, uint64_t as_of)
+static int replay_output(struct cli_cmd_audit_run *r, const char *project, json_t *fold,
+                         uint64_t as_of)
 {
     const char *key;
     json_t *c;
@@ -133,9 +134,9 @@ static int replay_output(struct cli_audit_run *r, const char *project, json_t *f
     return CLI_EXIT_OK;
 }
 
-int cli_audit_replay(struct cli_audit_run *r)
+int cli_cmd_audit_replay(struct cli_cmd_audit_run *r)
 {
-    struct cli_asrc *s = NULL;
+    struct cli_audit_source *s = NULL;
     struct alog *a = NULL;
     const char *project = r->g->project;
     struct auditlog_problem p;
@@ -144,7 +145,7 @@ int cli_audit_replay(struct cli_audit_run *r)
     int rc;
     if (r->a.file != NULL) {
         const char *fp = NULL;
-        rc = cli_asrc_open_file(r->a.file, &s, &fp, r->err, sizeof(r->err));
+        rc = cli_audit_source_open_file(r->a.file, &s, &fp, r->err, sizeof(r->err));
         if (rc == CLI_EXIT_OK && project != NULL && strcmp(project, fp) != 0) {
             snprintf(r->err, sizeof(r->err), "%s is an export of project %s, not %s", r->a.file, fp,
                      project);
@@ -155,7 +156,7 @@ int cli_audit_replay(struct cli_audit_run *r)
         snprintf(r->err, sizeof(r->err), "replay needs --project P (or CONCLAVE_PROJECT)");
         return CLI_EXIT_USAGE;
     } else {
-        rc = cli_audit_open_source(r, project, &s);
+        rc = cli_cmd_audit_open_source(r, project, &s);
     }
     if (rc != CLI_EXIT_OK) {
         goto out;
@@ -166,7 +167,7 @@ int cli_audit_replay(struct cli_audit_run *r)
         rc = CLI_EXIT_FAILURE;
         goto out;
     }
-    rc = cli_audit_feed_all(r, s, a, past_point, &p, &problem);
+    rc = cli_cmd_audit_feed_all(r, s, a, past_point, &p, &problem);
     if (rc == CLI_EXIT_OK && problem) {
         snprintf(r->err, sizeof(r->err),
                  "the history of project %s does not verify up to that point, so it cannot be "
@@ -182,6 +183,6 @@ int cli_audit_replay(struct cli_audit_run *r)
 out:
     json_decref(fold);
     auditlog_free(a);
-    cli_asrc_close(s);
+    cli_audit_source_close(s);
     return rc;
 }

@@ -5,7 +5,7 @@
  * resumes exactly after the cursor: no gap, no duplicate.
  *
  * Blocking; pool worker threads only. storage/ includes nothing from raft/, so this module
- * has its own row type, struct mat_revision, which the glue above fills from the state
+ * has its own row type, struct db_revision, which the glue above fills from the state
  * machine's struct revision.
  *
  * Concurrency: every batch locks the cursor row first (SELECT ... FOR UPDATE), so two
@@ -13,8 +13,8 @@
  * and the second one skips what the first wrote. Nothing else writes `configs`,
  * `config_revisions` or the cursor.
  */
-#ifndef CONCLAVE_MATERIALIZE_H
-#define CONCLAVE_MATERIALIZE_H
+#ifndef CONCLAVE_DB_REVISIONS_H
+#define CONCLAVE_DB_REVISIONS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -22,42 +22,42 @@
 #include <libpq-fe.h>
 
 /*
- * The columns of a `config_revisions` row, in the table's order: MATERIALIZE_COLUMNS names
- * them for SQL and enum materialize_col numbers them (the same order), for
- * mat_write_batch()'s insert and for the audit that reads the rows back (audit/audit.c). A
+ * The columns of a `config_revisions` row, in the table's order: DB_REVISIONS_COLUMNS names
+ * them for SQL and enum db_revisions_col numbers them (the same order), for
+ * db_revisions_write_batch()'s insert and for the audit that reads the rows back (audit/audit.c). A
  * new column is added here, in both. Where a query carries created_at as a number it is
- * microseconds since 1970-01-01 UTC (MATERIALIZE_COL_CREATED_US).
+ * microseconds since 1970-01-01 UTC (DB_REVISIONS_COL_CREATED_US).
  */
-#define MATERIALIZE_COLUMNS                                                                        \
+#define DB_REVISIONS_COLUMNS                                                                       \
     "revision, project_id, key, version, op, content, source_version, schema_id, schema_hash,"     \
     " actor, request_id, created_at, raft_index, raft_term, prev_hash, hash"
 
-enum materialize_col {
-    MATERIALIZE_COL_REVISION,
-    MATERIALIZE_COL_PROJECT,
-    MATERIALIZE_COL_KEY,
-    MATERIALIZE_COL_VERSION,
-    MATERIALIZE_COL_OP,
-    MATERIALIZE_COL_CONTENT,
-    MATERIALIZE_COL_SOURCE_VERSION,
-    MATERIALIZE_COL_SCHEMA_ID,
-    MATERIALIZE_COL_SCHEMA_HASH,
-    MATERIALIZE_COL_ACTOR,
-    MATERIALIZE_COL_REQUEST_ID,
-    MATERIALIZE_COL_CREATED_US,
-    MATERIALIZE_COL_RAFT_INDEX,
-    MATERIALIZE_COL_RAFT_TERM,
-    MATERIALIZE_COL_PREV_HASH,
-    MATERIALIZE_COL_HASH,
-    MATERIALIZE_NCOLS,
+enum db_revisions_col {
+    DB_REVISIONS_COL_REVISION,
+    DB_REVISIONS_COL_PROJECT,
+    DB_REVISIONS_COL_KEY,
+    DB_REVISIONS_COL_VERSION,
+    DB_REVISIONS_COL_OP,
+    DB_REVISIONS_COL_CONTENT,
+    DB_REVISIONS_COL_SOURCE_VERSION,
+    DB_REVISIONS_COL_SCHEMA_ID,
+    DB_REVISIONS_COL_SCHEMA_HASH,
+    DB_REVISIONS_COL_ACTOR,
+    DB_REVISIONS_COL_REQUEST_ID,
+    DB_REVISIONS_COL_CREATED_US,
+    DB_REVISIONS_COL_RAFT_INDEX,
+    DB_REVISIONS_COL_RAFT_TERM,
+    DB_REVISIONS_COL_PREV_HASH,
+    DB_REVISIONS_COL_HASH,
+    DB_REVISIONS_NCOLS,
 };
 
 /*
  * One committed revision, as one `config_revisions` row. The struct only borrows its strings
- * and content: mat_write_batch() copies what it needs into its query and keeps no pointer.
+ * and content: db_revisions_write_batch() copies what it needs into its query and keeps no pointer.
  * Strings are NUL-terminated UTF-8; integers must fit in a bigint (at most INT64_MAX).
  */
-struct mat_revision {
+struct db_revision {
     uint64_t revision; /* cluster-wide revision number, >= 1, +1 per revision */
     const char *project;
     const char *key;
@@ -86,8 +86,8 @@ struct mat_revision {
  * caller retries, on another connection); DB_ERROR otherwise (no cursor row, for instance
  * because the migrations are not applied), with ERRMSG saying why. On failure the outputs are
  * left unchanged. */
-int mat_read_cursor(PGconn *conn, uint64_t *raft_index, uint64_t *revision, char *errmsg,
-                    size_t errlen);
+int db_revisions_read_cursor(PGconn *conn, uint64_t *raft_index, uint64_t *revision, char *errmsg,
+                             size_t errlen);
 
 /*
  * Writes REVS[0..N) (in Raft order: raft_index and revision strictly increasing) in one
@@ -120,9 +120,9 @@ int mat_read_cursor(PGconn *conn, uint64_t *raft_index, uint64_t *revision, char
  * revision is materialized, makes the batch fail with DB_ERROR ("schema ... no longer
  * exists"): configs.schema_id references config_schemas with ON DELETE RESTRICT, and the
  * materializer does not rewrite a committed revision. Until the schema row is restored the
- * materializer cannot progress; see the comment in materialize.c.
+ * materializer cannot progress; see the comment in db_revisions.c.
  */
-int mat_write_batch(PGconn *conn, const struct mat_revision *revs, size_t n, uint64_t *cursor_out,
-                    char *errmsg, size_t errlen);
+int db_revisions_write_batch(PGconn *conn, const struct db_revision *revs, size_t n,
+                             uint64_t *cursor_out, char *errmsg, size_t errlen);
 
-#endif /* CONCLAVE_MATERIALIZE_H */
+#endif /* CONCLAVE_DB_REVISIONS_H */

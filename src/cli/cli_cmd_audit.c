@@ -4,12 +4,12 @@
  *
  * The checks themselves are auditlog.c's (or, reading PostgreSQL directly for `verify`,
  * audit.c's, which also compares the `configs` table in the same snapshot); the sources are
- * cli_asrc.c's. This file parses the command line, opens the source, drives a source through
- * the checker and hands over to the subcommand: cli_audit_verify.c, cli_audit_replay.c and
- * cli_audit_export.c (cli_audit_internal.h). Nothing here trusts the server: every hash is
- * recomputed in this process.
+ * cli_audit_source.c's. This file parses the command line, opens the source, drives a source
+ * through the checker and hands over to the subcommand: cli_cmd_audit_verify.c,
+ * cli_cmd_audit_replay.c and cli_cmd_audit_export.c (cli_cmd_audit_internal.h). Nothing here trusts
+ * the server: every hash is recomputed in this process.
  */
-#include "cli/cli_audit_internal.h"
+#include "cli/cli_cmd_audit_internal.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "audit/auditlog.h"
-#include "cli/cli_asrc.h"
+#include "cli/cli_audit_source.h"
 #include "cli/cli_client.h"
 #include "cli/cli_exit.h"
 #include "storage/pgconf.h"
@@ -60,7 +60,7 @@ static int usage_error(const char *fmt, const char *arg)
     return CLI_EXIT_USAGE;
 }
 
-static int parse_args(int argc, char **argv, struct cli_audit_args *a)
+static int parse_args(int argc, char **argv, struct cli_cmd_audit_args *a)
 {
     if (argc < 2) {
         fputs(usage_text, stderr);
@@ -142,7 +142,7 @@ static int parse_args(int argc, char **argv, struct cli_audit_args *a)
 
 /* ---- sources ------------------------------------------------------------------------------ */
 
-static int connect_source(struct cli_audit_run *r)
+static int connect_source(struct cli_cmd_audit_run *r)
 {
     const char *env = getenv("DATABASE_URL");
     r->use_db = r->a.source ? strcmp(r->a.source, "db") == 0
@@ -173,50 +173,51 @@ static int connect_source(struct cli_audit_run *r)
     return rc;
 }
 
-int cli_audit_open_source(struct cli_audit_run *r, const char *project, struct cli_asrc **s)
+int cli_cmd_audit_open_source(struct cli_cmd_audit_run *r, const char *project,
+                              struct cli_audit_source **s)
 {
     if (r->use_db) {
-        return cli_asrc_open_db(r->conn, project, s, r->err, sizeof(r->err));
+        return cli_audit_source_open_db(r->conn, project, s, r->err, sizeof(r->err));
     }
-    return cli_asrc_open_api(r->client, project, 0, s, r->err, sizeof(r->err));
+    return cli_audit_source_open_api(r->client, project, 0, s, r->err, sizeof(r->err));
 }
 
-int cli_audit_feed_all(struct cli_audit_run *r, struct cli_asrc *s, struct alog *a,
-                       cli_audit_stop_fn stop, struct auditlog_problem *p, bool *problem)
+int cli_cmd_audit_feed_all(struct cli_cmd_audit_run *r, struct cli_audit_source *s, struct alog *a,
+                           cli_cmd_audit_stop_fn stop, struct auditlog_problem *p, bool *problem)
 {
-    uint64_t total = cli_asrc_total(s);
+    uint64_t total = cli_audit_source_total(s);
     *problem = false;
     for (;;) {
         const json_t *rev = NULL;
-        int rc = cli_asrc_next(s, auditlog_chain_head(a), &rev, r->err, sizeof(r->err));
+        int rc = cli_audit_source_next(s, auditlog_chain_head(a), &rev, r->err, sizeof(r->err));
         if (rc != CLI_EXIT_OK || rev == NULL) {
-            cli_asrc_progress_done();
+            cli_audit_source_progress_done();
             return rc;
         }
         if (stop != NULL && stop(&r->a, rev)) {
-            cli_asrc_progress_done();
+            cli_audit_source_progress_done();
             return CLI_EXIT_OK;
         }
         rc = auditlog_feed(a, rev, p);
         if (rc == ALOG_NOMEM) {
-            cli_asrc_progress_done();
+            cli_audit_source_progress_done();
             snprintf(r->err, sizeof(r->err), "out of memory");
             return CLI_EXIT_FAILURE;
         }
         if (rc == ALOG_PROBLEM) {
-            cli_asrc_progress_done();
+            cli_audit_source_progress_done();
             *problem = true;
             return CLI_EXIT_OK;
         }
-        cli_asrc_progress(auditlog_revisions(a), total);
+        cli_audit_source_progress(auditlog_revisions(a), total);
     }
 }
 
 /* ---- entry -------------------------------------------------------------------------------- */
 
-int cli_audit(int argc, char **argv)
+int cli_cmd_audit(int argc, char **argv)
 {
-    struct cli_audit_run *r = calloc(1, sizeof(*r));
+    struct cli_cmd_audit_run *r = calloc(1, sizeof(*r));
     struct cli_global g = {0};
     int rc;
     if (r == NULL) {
@@ -245,11 +246,11 @@ int cli_audit(int argc, char **argv)
     rc = connect_source(r);
     if (rc == CLI_EXIT_OK) {
         if (strcmp(r->a.sub, "verify") == 0) {
-            rc = cli_audit_verify(r);
+            rc = cli_cmd_audit_verify(r);
         } else if (strcmp(r->a.sub, "replay") == 0) {
-            rc = cli_audit_replay(r);
+            rc = cli_cmd_audit_replay(r);
         } else {
-            rc = cli_audit_export(r);
+            rc = cli_cmd_audit_export(r);
         }
     }
     if (rc != CLI_EXIT_OK && rc != CLI_EXIT_AUDIT) {

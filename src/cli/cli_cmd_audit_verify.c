@@ -3,7 +3,7 @@
  * 1, 2, 3, ... and the live configs exactly what the revisions add up to; from the API, from
  * PostgreSQL (audit.c, which compares `configs` in the same snapshot) or from an export file.
  */
-#include "cli/cli_audit_internal.h"
+#include "cli/cli_cmd_audit_internal.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,7 +13,7 @@
 
 #include "audit/audit.h"
 #include "audit/auditlog.h"
-#include "cli/cli_asrc.h"
+#include "cli/cli_audit_source.h"
 #include "cli/cli_client.h"
 #include "cli/cli_exit.h"
 #include "storage/db.h"
@@ -21,7 +21,7 @@
 
 /* Every project to verify: the one named, or all of them (all in the database; those the
  * caller can see through the API). *OUT is a new array of strings. */
-static int list_projects(struct cli_audit_run *r, json_t **out)
+static int list_projects(struct cli_cmd_audit_run *r, json_t **out)
 {
     *out = NULL;
     if (r->g->project != NULL) {
@@ -73,7 +73,7 @@ static int list_projects(struct cli_audit_run *r, json_t **out)
 }
 
 /* PROJECT's live configs through the API (linearizable), every page: *OUT a new array. */
-static int list_live(struct cli_audit_run *r, const char *project, json_t **out)
+static int list_live(struct cli_cmd_audit_run *r, const char *project, json_t **out)
 {
     json_t *all = json_array();
     char *after = NULL;
@@ -121,7 +121,7 @@ static int list_live(struct cli_audit_run *r, const char *project, json_t **out)
  * without anything being wrong. So a difference is re-checked, with the revisions written
  * since, a few times over two seconds, and reported only when it persists.
  */
-static int compare_live_api(struct cli_audit_run *r, const char *project, struct alog *a,
+static int compare_live_api(struct cli_cmd_audit_run *r, const char *project, struct alog *a,
                             struct auditlog_problem *p, bool *problem)
 {
     for (int attempt = 0;; attempt++) {
@@ -138,14 +138,14 @@ static int compare_live_api(struct cli_audit_run *r, const char *project, struct
         }
         struct timespec pause = {0, 500 * 1000 * 1000};
         nanosleep(&pause, NULL);
-        struct cli_asrc *s = NULL;
-        rc = cli_asrc_open_api(r->client, project, auditlog_last_revision(a), &s, r->err,
-                               sizeof(r->err));
+        struct cli_audit_source *s = NULL;
+        rc = cli_audit_source_open_api(r->client, project, auditlog_last_revision(a), &s, r->err,
+                                       sizeof(r->err));
         if (rc != CLI_EXIT_OK) {
             return rc;
         }
-        rc = cli_audit_feed_all(r, s, a, NULL, p, problem);
-        cli_asrc_close(s);
+        rc = cli_cmd_audit_feed_all(r, s, a, NULL, p, problem);
+        cli_audit_source_close(s);
         if (rc != CLI_EXIT_OK || *problem) {
             return rc;
         }
@@ -160,8 +160,8 @@ static json_t *problem_json(const struct auditlog_problem *p)
 }
 
 /* Verifies one project from the API or a file into *RESULT (a report object). */
-static int verify_stream(struct cli_audit_run *r, const char *project, struct cli_asrc *s,
-                         json_t **result)
+static int verify_stream(struct cli_cmd_audit_run *r, const char *project,
+                         struct cli_audit_source *s, json_t **result)
 {
     struct alog *a = auditlog_new(project);
     struct auditlog_problem p;
@@ -170,7 +170,7 @@ static int verify_stream(struct cli_audit_run *r, const char *project, struct cl
         snprintf(r->err, sizeof(r->err), "out of memory");
         return CLI_EXIT_FAILURE;
     }
-    int rc = cli_audit_feed_all(r, s, a, NULL, &p, &problem);
+    int rc = cli_cmd_audit_feed_all(r, s, a, NULL, &p, &problem);
     if (rc == CLI_EXIT_AUDIT) {
         /* A broken export file is a finding like a broken chain. */
         memset(&p, 0, sizeof(p));
@@ -197,7 +197,7 @@ static int verify_stream(struct cli_audit_run *r, const char *project, struct cl
 
 /* Verifies one project in PostgreSQL with audit.c, which also compares `configs` in the same
  * snapshot, into a report of the same shape as verify_stream()'s. */
-static int verify_db(struct cli_audit_run *r, const char *project, json_t **result)
+static int verify_db(struct cli_cmd_audit_run *r, const char *project, json_t **result)
 {
     json_t *rep = NULL;
     int rc = audit_verify_project(r->conn, project, &rep, r->err, sizeof(r->err));
@@ -247,16 +247,16 @@ static void print_verdict(const json_t *rep)
     printf(": %s\n", json_string_value(json_object_get(p, "problem")));
 }
 
-int cli_audit_verify(struct cli_audit_run *r)
+int cli_cmd_audit_verify(struct cli_cmd_audit_run *r)
 {
     json_t *projects = NULL, *reports = json_array();
     int rc;
     bool all_ok = true;
     if (r->a.file != NULL) {
-        struct cli_asrc *s = NULL;
+        struct cli_audit_source *s = NULL;
         const char *project = NULL;
         json_t *rep = NULL;
-        rc = cli_asrc_open_file(r->a.file, &s, &project, r->err, sizeof(r->err));
+        rc = cli_audit_source_open_file(r->a.file, &s, &project, r->err, sizeof(r->err));
         if (rc == CLI_EXIT_AUDIT) {
             /* Not an export at all: there is no project to report on, only the file. */
             fprintf(stderr, "conclave audit verify: %s\n", r->err);
@@ -270,7 +270,7 @@ int cli_audit_verify(struct cli_audit_run *r)
         if (rc == CLI_EXIT_OK) {
             rc = verify_stream(r, project, s, &rep);
         }
-        cli_asrc_close(s);
+        cli_audit_source_close(s);
         if (rc != CLI_EXIT_OK) {
             goto out;
         }
@@ -288,13 +288,13 @@ int cli_audit_verify(struct cli_audit_run *r)
             if (r->use_db) {
                 rc = verify_db(r, json_string_value(id), &rep);
             } else {
-                struct cli_asrc *s = NULL;
-                rc = cli_asrc_open_api(r->client, json_string_value(id), 0, &s, r->err,
-                                       sizeof(r->err));
+                struct cli_audit_source *s = NULL;
+                rc = cli_audit_source_open_api(r->client, json_string_value(id), 0, &s, r->err,
+                                               sizeof(r->err));
                 if (rc == CLI_EXIT_OK) {
                     rc = verify_stream(r, json_string_value(id), s, &rep);
                 }
-                cli_asrc_close(s);
+                cli_audit_source_close(s);
             }
             if (rc == CLI_EXIT_OK) {
                 json_array_append_new(reports, rep);

@@ -21,7 +21,7 @@
 #include <cmocka.h>
 
 #include "storage/db.h"
-#include "storage/materialize.h"
+#include "storage/db_revisions.h"
 #include "pgtest.h"
 
 #define USER1   "'00000000-0000-0000-0000-000000000001'"
@@ -39,7 +39,7 @@ static int db_counter;
 static char err[1024];
 
 /* The history under test. add() appends one revision; the strings live in the arrays. */
-static struct mat_revision revs[MAXREV];
+static struct db_revision revs[MAXREV];
 static char keys[MAXREV][64];
 static char texts[MAXREV][128];
 static size_t nrev;
@@ -90,11 +90,11 @@ static void fill_hash(uint8_t out[32], uint64_t seed)
 
 /* Appends the next revision: revision numbers count from 1, raft indexes leave gaps (other
  * entries sit between revisions in a real log), timestamps have odd microseconds. */
-static struct mat_revision *add(const char *project, const char *key, const char *op,
-                                uint64_t version, const char *content)
+static struct db_revision *add(const char *project, const char *key, const char *op,
+                               uint64_t version, const char *content)
 {
     assert_true(nrev < MAXREV);
-    struct mat_revision *r = &revs[nrev];
+    struct db_revision *r = &revs[nrev];
     memset(r, 0, sizeof(*r));
     r->revision = nrev + 1;
     r->project = project;
@@ -120,7 +120,7 @@ static struct mat_revision *add(const char *project, const char *key, const char
     return r;
 }
 
-static void set_schema(struct mat_revision *r, uint8_t last_byte)
+static void set_schema(struct db_revision *r, uint8_t last_byte)
 {
     r->has_schema = 1;
     memset(r->schema_id, 0, 16);
@@ -161,7 +161,7 @@ static long count_rows(const char *table)
 static void check_cursor(uint64_t want_index, uint64_t want_revision)
 {
     uint64_t idx = 99, rev = 99;
-    pgtest_assert_db_ok(mat_read_cursor(conn, &idx, &rev, err, sizeof(err)), err);
+    pgtest_assert_db_ok(db_revisions_read_cursor(conn, &idx, &rev, err, sizeof(err)), err);
     assert_int_equal(idx, want_index);
     assert_int_equal(rev, want_revision);
     /* The row itself, read without the code under test. */
@@ -193,7 +193,7 @@ static void check_revisions(size_t upto)
         0, NULL);
     assert_int_equal(PQntuples(res), upto);
     for (int i = 0; i < (int)upto; i++) {
-        const struct mat_revision *r = &revs[i];
+        const struct db_revision *r = &revs[i];
         char num[32], hex[65], id[37];
         snprintf(num, sizeof(num), "%llu", (unsigned long long)r->revision);
         assert_string_equal(PQgetvalue(res, i, 0), num);
@@ -250,7 +250,7 @@ static void check_configs(size_t upto)
 {
     long keys_seen = 0;
     for (size_t i = 0; i < upto; i++) {
-        const struct mat_revision *last = NULL;
+        const struct db_revision *last = NULL;
         bool first = true;
         for (size_t j = 0; j < upto; j++) {
             if (strcmp(revs[j].project, revs[i].project) == 0 &&
@@ -319,8 +319,8 @@ static void check_all(size_t upto)
 static void write_ok(size_t from, size_t to)
 {
     uint64_t cursor = 0;
-    pgtest_assert_db_ok(mat_write_batch(conn, revs + from, to - from, &cursor, err, sizeof(err)),
-                        err);
+    pgtest_assert_db_ok(
+        db_revisions_write_batch(conn, revs + from, to - from, &cursor, err, sizeof(err)), err);
     assert_int_equal(cursor, revs[to - 1].raft_index);
 }
 
@@ -329,7 +329,7 @@ static void write_ok(size_t from, size_t to)
 static void write_fails(size_t from, size_t to, const char *want)
 {
     uint64_t cursor = 12345;
-    int rc = mat_write_batch(conn, revs + from, to - from, &cursor, err, sizeof(err));
+    int rc = db_revisions_write_batch(conn, revs + from, to - from, &cursor, err, sizeof(err));
     if (rc != DB_ERROR) {
         fail_msg("expected DB_ERROR, got %d (%s)", rc, err);
     }
@@ -387,13 +387,14 @@ static void test_replay_is_noop(void **state)
      * insert been an UPDATE of any kind, the append-only trigger would have refused it. */
     write_ok(0, nrev);
     uint64_t cursor = 0;
-    pgtest_assert_db_ok(mat_write_batch(conn, revs + 2, 3, &cursor, err, sizeof(err)), err);
+    pgtest_assert_db_ok(db_revisions_write_batch(conn, revs + 2, 3, &cursor, err, sizeof(err)),
+                        err);
     assert_int_equal(cursor, revs[nrev - 1].raft_index); /* the cursor, not the batch's end */
     check_all(nrev);
     pgtest_assert_value(conn, "SELECT updated_at::text FROM materializer_cursor", stamp);
     /* An empty batch reports the cursor. */
     cursor = 0;
-    pgtest_assert_db_ok(mat_write_batch(conn, revs, 0, &cursor, err, sizeof(err)), err);
+    pgtest_assert_db_ok(db_revisions_write_batch(conn, revs, 0, &cursor, err, sizeof(err)), err);
     assert_int_equal(cursor, revs[nrev - 1].raft_index);
 }
 
@@ -479,9 +480,10 @@ static void test_revision_gap_refused(void **state)
     write_fails(5, nrev, "revision gap: the cursor is at revision 4");
     check_all(4);
     /* Out of order inside a batch: refused before anything is sent. */
-    struct mat_revision swapped[2] = {revs[5], revs[4]};
+    struct db_revision swapped[2] = {revs[5], revs[4]};
     uint64_t cursor = 7;
-    assert_int_equal(mat_write_batch(conn, swapped, 2, &cursor, err, sizeof(err)), DB_ERROR);
+    assert_int_equal(db_revisions_write_batch(conn, swapped, 2, &cursor, err, sizeof(err)),
+                     DB_ERROR);
     pgtest_assert_contains(err, "raft indexes are not increasing");
     assert_int_equal(cursor, 7);
     check_all(4);
@@ -493,11 +495,11 @@ static void test_divergent_replay_reported(void **state)
     mixed_history();
     write_ok(0, 6);
     /* A different history for raft index of revision 4, followed by new revisions. */
-    struct mat_revision other[MAXREV];
+    struct db_revision other[MAXREV];
     memcpy(other, revs, sizeof(revs[0]) * nrev);
     other[3].hash[0] ^= 1;
     uint64_t cursor = 7;
-    assert_int_equal(mat_write_batch(conn, other + 2, nrev - 2, &cursor, err, sizeof(err)),
+    assert_int_equal(db_revisions_write_batch(conn, other + 2, nrev - 2, &cursor, err, sizeof(err)),
                      DB_ERROR);
     pgtest_assert_contains(err, "divergence at raft index");
     char want[64];
@@ -509,7 +511,7 @@ static void test_divergent_replay_reported(void **state)
     memcpy(other, revs, sizeof(revs[0]) * nrev);
     other[5].raft_index = other[4].raft_index + 1; /* a gap index in the stored history */
     assert_true(other[5].raft_index < revs[5].raft_index);
-    assert_int_equal(mat_write_batch(conn, other + 5, nrev - 5, &cursor, err, sizeof(err)),
+    assert_int_equal(db_revisions_write_batch(conn, other + 5, nrev - 5, &cursor, err, sizeof(err)),
                      DB_ERROR);
     pgtest_assert_contains(err, "config_revisions has no row for it");
     assert_int_equal(cursor, 7);
@@ -638,11 +640,12 @@ static void test_lost_connection_is_unavailable(void **state)
     snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d)", PQbackendPID(victim));
     pgtest_assert_value(conn, sql, "t");
     uint64_t cursor = 7;
-    int rc = mat_write_batch(victim, revs, nrev, &cursor, err, sizeof(err));
+    int rc = db_revisions_write_batch(victim, revs, nrev, &cursor, err, sizeof(err));
     assert_int_equal(rc, DB_UNAVAILABLE);
     assert_int_equal(cursor, 7);
     uint64_t idx, rev;
-    assert_int_equal(mat_read_cursor(victim, &idx, &rev, err, sizeof(err)), DB_UNAVAILABLE);
+    assert_int_equal(db_revisions_read_cursor(victim, &idx, &rev, err, sizeof(err)),
+                     DB_UNAVAILABLE);
     PQfinish(victim);
     /* The retry on another connection writes the batch once. */
     write_ok(0, nrev);
@@ -662,8 +665,8 @@ struct racer {
 static void *race(void *arg)
 {
     struct racer *r = arg;
-    r->rc = mat_write_batch(r->conn, revs + r->from, r->to - r->from, &r->cursor, r->err,
-                            sizeof(r->err));
+    r->rc = db_revisions_write_batch(r->conn, revs + r->from, r->to - r->from, &r->cursor, r->err,
+                                     sizeof(r->err));
     return NULL;
 }
 

@@ -1,6 +1,6 @@
 /*
- * cli_asrc: where `conclave audit` reads a project's revisions from, one at a time, in revision
- * order, whatever the source:
+ * cli_audit_source: where `conclave audit` reads a project's revisions from, one at a time, in
+ * revision order, whatever the source:
  *
  *   - the API: GET /v1/projects/{id}/revisions, a page of 1000 at a time, through whichever
  *     node answers (cli_client);
@@ -16,8 +16,8 @@
  *
  * It also draws the progress bar: on stderr, only when both stdout and stderr are terminals.
  */
-#ifndef CONCLAVE_CLI_ASRC_H
-#define CONCLAVE_CLI_ASRC_H
+#ifndef CONCLAVE_CLI_AUDIT_SOURCE_H
+#define CONCLAVE_CLI_AUDIT_SOURCE_H
 
 #include <stdint.h>
 #include <stdio.h>
@@ -28,46 +28,46 @@
 #include "cli/cli_client.h"
 
 /* The first line of an export file names the format and its version. */
-#define CLI_ASRC_FORMAT         "conclave-audit-export"
-#define CLI_ASRC_FORMAT_VERSION 1
+#define CLI_AUDIT_SOURCE_FORMAT         "conclave-audit-export"
+#define CLI_AUDIT_SOURCE_FORMAT_VERSION 1
 
-struct cli_asrc;
+struct cli_audit_source;
 
 /* Opens PROJECT's history through the API, from the first revision after AFTER (0 for all).
  * CLIENT is borrowed and must outlive the source. Returns a cli_exit status: CLI_EXIT_NOT_FOUND
  * when the project does not exist (or the caller may not see it), CLI_EXIT_PERMISSION,
  * CLI_EXIT_UNAVAILABLE... with ERR saying what failed. */
-int cli_asrc_open_api(struct cli_client *client, const char *project, uint64_t after,
-                      struct cli_asrc **out, char *err, size_t errlen);
+int cli_audit_source_open_api(struct cli_client *client, const char *project, uint64_t after,
+                              struct cli_audit_source **out, char *err, size_t errlen);
 
 /* Opens PROJECT's history in PostgreSQL on CONN (borrowed, not inside a transaction; the source
  * opens one and ends it when closed). */
-int cli_asrc_open_db(PGconn *conn, const char *project, struct cli_asrc **out, char *err,
-                     size_t errlen);
+int cli_audit_source_open_db(PGconn *conn, const char *project, struct cli_audit_source **out,
+                             char *err, size_t errlen);
 
 /* Opens the export file PATH ("-" for stdin) and reads its header. *PROJECT_OUT (borrowed from
  * the source) is the project the header names. CLI_EXIT_NOT_FOUND when the file is missing,
  * CLI_EXIT_AUDIT when its first line is not an export header. */
-int cli_asrc_open_file(const char *path, struct cli_asrc **out, const char **project_out, char *err,
-                       size_t errlen);
+int cli_audit_source_open_file(const char *path, struct cli_audit_source **out,
+                               const char **project_out, char *err, size_t errlen);
 
 /* The next revision: *REV is borrowed until the next call, NULL at the end of the history.
  * Returns CLI_EXIT_OK, or a cli_exit status with ERR (CLI_EXIT_AUDIT for a malformed or
  * truncated export file; *REV is then NULL). At the end of a file it also checks the trailer's
  * count and chain head against what was read: CHAIN_HEAD is the hex hash of the last revision
  * the caller checked ("" when none). */
-int cli_asrc_next(struct cli_asrc *s, const char *chain_head, const json_t **rev, char *err,
-                  size_t errlen);
+int cli_audit_source_next(struct cli_audit_source *s, const char *chain_head, const json_t **rev,
+                          char *err, size_t errlen);
 
 /* How many revisions the history holds (for the progress bar): exact for the database and the
  * API at open time, 0 for a file (unknown until its trailer). */
-uint64_t cli_asrc_total(const struct cli_asrc *s);
+uint64_t cli_audit_source_total(const struct cli_audit_source *s);
 
-void cli_asrc_close(struct cli_asrc *s);
+void cli_audit_source_close(struct cli_audit_source *s);
 
 /* A progress bar for N of TOTAL revisions, redrawn at most ten times a second; a no-op unless
- * stdout and stderr are terminals. cli_asrc_progress_done() erases it. */
-void cli_asrc_progress(uint64_t n, uint64_t total);
-void cli_asrc_progress_done(void);
+ * stdout and stderr are terminals. cli_audit_source_progress_done() erases it. */
+void cli_audit_source_progress(uint64_t n, uint64_t total);
+void cli_audit_source_progress_done(void);
 
-#endif /* CONCLAVE_CLI_ASRC_H */
+#endif /* CONCLAVE_CLI_AUDIT_SOURCE_H */

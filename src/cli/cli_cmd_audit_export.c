@@ -2,7 +2,7 @@
  * `conclave audit export`: a project's revisions with their hashes as JSON Lines (docs/cli.md
  * "Export format"), for `conclave audit verify --file`.
  */
-#include "cli/cli_audit_internal.h"
+#include "cli/cli_cmd_audit_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "audit/auditlog.h"
-#include "cli/cli_asrc.h"
+#include "cli/cli_audit_source.h"
 #include "cli/cli_client.h"
 #include "cli/cli_exit.h"
 
@@ -39,10 +39,10 @@ static int put_line(FILE *f, json_t *doc)
  * count and the last stored hash. The revisions are also checked on the way; a history that does
  * not verify is still exported whole (it is evidence), but the command then exits 8.
  */
-int cli_audit_export(struct cli_audit_run *r)
+int cli_cmd_audit_export(struct cli_cmd_audit_run *r)
 {
     const char *project = r->g->project;
-    struct cli_asrc *s = NULL;
+    struct cli_audit_source *s = NULL;
     struct alog *a = NULL;
     struct auditlog_problem p = {0};
     bool problem = false, to_stdout = r->a.out == NULL || strcmp(r->a.out, "-") == 0;
@@ -54,7 +54,7 @@ int cli_audit_export(struct cli_audit_run *r)
         snprintf(r->err, sizeof(r->err), "export needs --project P (or CONCLAVE_PROJECT)");
         return CLI_EXIT_USAGE;
     }
-    rc = cli_audit_open_source(r, project, &s);
+    rc = cli_cmd_audit_open_source(r, project, &s);
     if (rc != CLI_EXIT_OK) {
         return rc;
     }
@@ -75,14 +75,14 @@ int cli_audit_export(struct cli_audit_run *r)
         }
     }
     now_rfc3339(stamp);
-    if (put_line(f, json_pack("{s:s,s:i,s:s,s:s,s:s}", "format", CLI_ASRC_FORMAT, "format_version",
-                              CLI_ASRC_FORMAT_VERSION, "project", project, "exported_at", stamp,
-                              "source", r->use_db ? "db" : "api")) != 0) {
+    if (put_line(f, json_pack("{s:s,s:i,s:s,s:s,s:s}", "format", CLI_AUDIT_SOURCE_FORMAT,
+                              "format_version", CLI_AUDIT_SOURCE_FORMAT_VERSION, "project", project,
+                              "exported_at", stamp, "source", r->use_db ? "db" : "api")) != 0) {
         goto write_error;
     }
     for (;;) {
         const json_t *rev = NULL;
-        rc = cli_asrc_next(s, "", &rev, r->err, sizeof(r->err));
+        rc = cli_audit_source_next(s, "", &rev, r->err, sizeof(r->err));
         if (rc != CLI_EXIT_OK) {
             goto out;
         }
@@ -100,9 +100,9 @@ int cli_audit_export(struct cli_audit_run *r)
         if (!problem && auditlog_feed(a, rev, &p) == ALOG_PROBLEM) {
             problem = true;
         }
-        cli_asrc_progress(count, cli_asrc_total(s));
+        cli_audit_source_progress(count, cli_audit_source_total(s));
     }
-    cli_asrc_progress_done();
+    cli_audit_source_progress_done();
     if (put_line(f, json_pack("{s:b,s:I,s:o}", "end", 1, "revisions", (json_int_t)count,
                               "chain_head", last_hash[0] ? json_string(last_hash) : json_null())) !=
             0 ||
@@ -131,7 +131,7 @@ write_error:
              to_stdout ? "stdout" : tmp, strerror(errno));
     rc = CLI_EXIT_FAILURE;
 out:
-    cli_asrc_progress_done();
+    cli_audit_source_progress_done();
     if (f != NULL && f != stdout) {
         fclose(f);
     }
@@ -139,6 +139,6 @@ out:
         unlink(tmp);
     }
     auditlog_free(a);
-    cli_asrc_close(s);
+    cli_audit_source_close(s);
     return rc;
 }

@@ -1,4 +1,4 @@
-#include "cli/cli_asrc.h"
+#include "cli/cli_audit_source.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -14,12 +14,12 @@
 
 /* Revisions per page from the API or the database: large enough that the round trips do not
  * dominate, small enough that a page of large contents stays a few megabytes. */
-#define ASRC_PAGE 1000
+#define SOURCE_PAGE 1000
 
-enum asrc_kind { ASRC_API, ASRC_DB, ASRC_FILE };
+enum source_kind { SOURCE_API, SOURCE_DB, SOURCE_FILE };
 
-struct cli_asrc {
-    enum asrc_kind kind;
+struct cli_audit_source {
+    enum source_kind kind;
     char *project;
     uint64_t total;
     /* API and database: the current page and the position in it. */
@@ -40,9 +40,9 @@ struct cli_asrc {
     json_t *current;
 };
 
-static struct cli_asrc *asrc_new(enum asrc_kind kind, const char *project)
+static struct cli_audit_source *source_new(enum source_kind kind, const char *project)
 {
-    struct cli_asrc *s = calloc(1, sizeof(*s));
+    struct cli_audit_source *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         return NULL;
     }
@@ -55,7 +55,7 @@ static struct cli_asrc *asrc_new(enum asrc_kind kind, const char *project)
     return s;
 }
 
-void cli_asrc_close(struct cli_asrc *s)
+void cli_audit_source_close(struct cli_audit_source *s)
 {
     if (s == NULL) {
         return;
@@ -73,14 +73,14 @@ void cli_asrc_close(struct cli_asrc *s)
     free(s);
 }
 
-uint64_t cli_asrc_total(const struct cli_asrc *s)
+uint64_t cli_audit_source_total(const struct cli_audit_source *s)
 {
     return s->total;
 }
 
 /* ---- the API ---------------------------------------------------------------------------- */
 
-static int api_page(struct cli_asrc *s, char *err, size_t errlen)
+static int api_page(struct cli_audit_source *s, char *err, size_t errlen)
 {
     char *enc = cli_urlencode(s->project);
     char path[1024];
@@ -92,7 +92,7 @@ static int api_page(struct cli_asrc *s, char *err, size_t errlen)
         return CLI_EXIT_FAILURE;
     }
     snprintf(path, sizeof(path), "/v1/projects/%s/revisions?after_revision=%" PRIu64 "&limit=%d",
-             enc, s->after, ASRC_PAGE);
+             enc, s->after, SOURCE_PAGE);
     free(enc);
     int rc = cli_client_call(s->client, "GET", path, NULL, &status, &reply, err, errlen);
     if (rc != CLI_EXIT_OK) {
@@ -124,10 +124,10 @@ static int api_page(struct cli_asrc *s, char *err, size_t errlen)
     return CLI_EXIT_OK;
 }
 
-int cli_asrc_open_api(struct cli_client *client, const char *project, uint64_t after,
-                      struct cli_asrc **out, char *err, size_t errlen)
+int cli_audit_source_open_api(struct cli_client *client, const char *project, uint64_t after,
+                              struct cli_audit_source **out, char *err, size_t errlen)
 {
-    struct cli_asrc *s = asrc_new(ASRC_API, project);
+    struct cli_audit_source *s = source_new(SOURCE_API, project);
     *out = NULL;
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -137,7 +137,7 @@ int cli_asrc_open_api(struct cli_client *client, const char *project, uint64_t a
     s->after = after;
     int rc = api_page(s, err, errlen);
     if (rc != CLI_EXIT_OK) {
-        cli_asrc_close(s);
+        cli_audit_source_close(s);
         return rc;
     }
     *out = s;
@@ -158,24 +158,24 @@ static int db_exit(int status)
     }
 }
 
-static int db_page(struct cli_asrc *s, char *err, size_t errlen)
+static int db_page(struct cli_audit_source *s, char *err, size_t errlen)
 {
     json_t *rows = NULL;
-    int rc = db_configs_changes(s->conn, s->project, s->after, ASRC_PAGE, &rows, err, errlen);
+    int rc = db_configs_changes(s->conn, s->project, s->after, SOURCE_PAGE, &rows, err, errlen);
     if (rc != DB_OK) {
         return db_exit(rc);
     }
     json_decref(s->page);
     s->page = rows;
     s->pos = 0;
-    s->exhausted = json_array_size(rows) < ASRC_PAGE;
+    s->exhausted = json_array_size(rows) < SOURCE_PAGE;
     return CLI_EXIT_OK;
 }
 
-int cli_asrc_open_db(PGconn *conn, const char *project, struct cli_asrc **out, char *err,
-                     size_t errlen)
+int cli_audit_source_open_db(PGconn *conn, const char *project, struct cli_audit_source **out,
+                             char *err, size_t errlen)
 {
-    struct cli_asrc *s = asrc_new(ASRC_DB, project);
+    struct cli_audit_source *s = source_new(SOURCE_DB, project);
     PGresult *res = NULL;
     json_t *head = NULL;
     *out = NULL;
@@ -211,14 +211,14 @@ int cli_asrc_open_db(PGconn *conn, const char *project, struct cli_asrc **out, c
     *out = s;
     return CLI_EXIT_OK;
 fail:
-    cli_asrc_close(s);
+    cli_audit_source_close(s);
     return rc;
 }
 
 /* ---- export files ------------------------------------------------------------------------- */
 
 /* Reads the next non-empty line as JSON into *OUT (NULL at the end of the file). */
-static int file_line(struct cli_asrc *s, json_t **out, char *err, size_t errlen)
+static int file_line(struct cli_audit_source *s, json_t **out, char *err, size_t errlen)
 {
     json_error_t jerr;
     *out = NULL;
@@ -251,10 +251,10 @@ static int file_line(struct cli_asrc *s, json_t **out, char *err, size_t errlen)
     }
 }
 
-int cli_asrc_open_file(const char *path, struct cli_asrc **out, const char **project_out, char *err,
-                       size_t errlen)
+int cli_audit_source_open_file(const char *path, struct cli_audit_source **out,
+                               const char **project_out, char *err, size_t errlen)
 {
-    struct cli_asrc *s = asrc_new(ASRC_FILE, NULL);
+    struct cli_audit_source *s = source_new(SOURCE_FILE, NULL);
     json_t *header = NULL;
     int rc;
     *out = NULL;
@@ -279,21 +279,22 @@ int cli_asrc_open_file(const char *path, struct cli_asrc **out, const char **pro
     }
     const char *format = json_string_value(json_object_get(header, "format"));
     const char *project = json_string_value(json_object_get(header, "project"));
-    if (header == NULL || format == NULL || strcmp(format, CLI_ASRC_FORMAT) != 0 ||
+    if (header == NULL || format == NULL || strcmp(format, CLI_AUDIT_SOURCE_FORMAT) != 0 ||
         project == NULL) {
         snprintf(err, errlen,
                  "%s is not a conclave audit export: its first line must be the header "
                  "{\"format\": \"%s\", \"project\": ...}",
-                 path, CLI_ASRC_FORMAT);
+                 path, CLI_AUDIT_SOURCE_FORMAT);
         rc = CLI_EXIT_AUDIT;
         goto fail;
     }
-    if (json_integer_value(json_object_get(header, "format_version")) != CLI_ASRC_FORMAT_VERSION) {
+    if (json_integer_value(json_object_get(header, "format_version")) !=
+        CLI_AUDIT_SOURCE_FORMAT_VERSION) {
         snprintf(err, errlen,
                  "%s: export format version %" JSON_INTEGER_FORMAT
                  " is not supported (this conclave reads version %d)",
                  path, json_integer_value(json_object_get(header, "format_version")),
-                 CLI_ASRC_FORMAT_VERSION);
+                 CLI_AUDIT_SOURCE_FORMAT_VERSION);
         rc = CLI_EXIT_AUDIT;
         goto fail;
     }
@@ -309,14 +310,14 @@ int cli_asrc_open_file(const char *path, struct cli_asrc **out, const char **pro
     return CLI_EXIT_OK;
 fail:
     json_decref(header);
-    cli_asrc_close(s);
+    cli_audit_source_close(s);
     return rc;
 }
 
 /* The trailer {"end": true, "revisions": N, "chain_head": HEX or null} must match what was read:
  * without it a file cut after any line would look like a shorter, valid history. */
-static int file_trailer(struct cli_asrc *s, const json_t *t, const char *chain_head, char *err,
-                        size_t errlen)
+static int file_trailer(struct cli_audit_source *s, const json_t *t, const char *chain_head,
+                        char *err, size_t errlen)
 {
     const json_t *n = json_object_get(t, "revisions");
     const json_t *head = json_object_get(t, "chain_head");
@@ -348,8 +349,8 @@ static int file_trailer(struct cli_asrc *s, const json_t *t, const char *chain_h
     return rc;
 }
 
-static int file_next(struct cli_asrc *s, const char *chain_head, const json_t **rev, char *err,
-                     size_t errlen)
+static int file_next(struct cli_audit_source *s, const char *chain_head, const json_t **rev,
+                     char *err, size_t errlen)
 {
     json_decref(s->current);
     s->current = NULL;
@@ -382,18 +383,18 @@ static int file_next(struct cli_asrc *s, const char *chain_head, const json_t **
     return CLI_EXIT_OK;
 }
 
-int cli_asrc_next(struct cli_asrc *s, const char *chain_head, const json_t **rev, char *err,
-                  size_t errlen)
+int cli_audit_source_next(struct cli_audit_source *s, const char *chain_head, const json_t **rev,
+                          char *err, size_t errlen)
 {
     *rev = NULL;
-    if (s->kind == ASRC_FILE) {
+    if (s->kind == SOURCE_FILE) {
         return file_next(s, chain_head, rev, err, errlen);
     }
     if (s->pos == json_array_size(s->page)) {
         if (s->exhausted) {
             return CLI_EXIT_OK;
         }
-        int rc = s->kind == ASRC_API ? api_page(s, err, errlen) : db_page(s, err, errlen);
+        int rc = s->kind == SOURCE_API ? api_page(s, err, errlen) : db_page(s, err, errlen);
         if (rc != CLI_EXIT_OK) {
             return rc;
         }
@@ -421,7 +422,7 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-void cli_asrc_progress(uint64_t n, uint64_t total)
+void cli_audit_source_progress(uint64_t n, uint64_t total)
 {
     if (progress_state < 0) {
         progress_state = isatty(STDOUT_FILENO) && isatty(STDERR_FILENO);
@@ -446,7 +447,7 @@ void cli_asrc_progress(uint64_t n, uint64_t total)
     fflush(stderr);
 }
 
-void cli_asrc_progress_done(void)
+void cli_audit_source_progress_done(void)
 {
     if (progress_drawn) {
         fprintf(stderr, "\r\033[K");
