@@ -5,9 +5,12 @@
  *               [--wgl-max-steps N]
  *
  * Loads the history, resolves unknown writes and checks it against PostgreSQL when --db is
- * given (tests/chaos/cpg.h), then checks linearizability per key by versions and, on keys
- * with at most N operations that may have an effect (default 5000; a budget of
- * 50,000,000 steps, --wgl-max-steps), by a Wing-Gong-Lowe search (tests/chaos/clin.h).
+ * given (tests/chaos/cpg.h), then checks linearizability per key by versions and by a
+ * Wing-Gong-Lowe search on windows of each key's history cut at quiescent points (at most N
+ * operations that may have an effect per window, default 5000, and a budget of 50,000,000
+ * steps, --wgl-max-steps; a window over either is a violation, so the check never passes
+ * unseen; --wgl-max-ops 0 turns the search off, and says so) (tests/chaos/clin.h). Answers a
+ * correct server never gives (chist_check_answers()) are violations too.
  * Prints the operations by outcome, the longest time without an acknowledged write, every
  * violation (the first 10 of each kind in full) and a last line
  *
@@ -158,6 +161,11 @@ int main(int argc, char **argv)
     struct tally t = {0};
     print_outcomes(&h, "as answered");
     print_unavailability(&h);
+    printf("answers:\n");
+    long bad = chist_check_answers(&h, on_violation, &t);
+    printf("  %ld answers a correct server never gives (a write: 2xx, 409, 503 or 504; a read: "
+           "200, 404, 503 or 504)\n",
+           bad);
     if (db != NULL) {
         struct cpg_summary ps;
         printf("postgresql checks (project %s):\n", project);
@@ -181,9 +189,15 @@ int main(int argc, char **argv)
         chist_free(&h);
         return 2;
     }
-    printf("  %zu keys by versions; Wing-Gong-Lowe decided %zu keys (%zu rejected), %zu too "
-           "big for it\n",
-           ls.keys, ls.wgl_checked, ls.wgl_rejected, ls.wgl_too_big);
+    if (wgl_max_ops == 0) {
+        printf("  %zu keys by versions; Wing-Gong-Lowe NOT RUN (--wgl-max-ops 0)\n", ls.keys);
+    } else {
+        printf("  %zu keys by versions; Wing-Gong-Lowe on %zu windows (split at quiescent "
+               "points; the largest has %zu operations): %zu decided (%zu rejected), %zu not "
+               "decided (each a violation)\n",
+               ls.keys, ls.wgl_windows, ls.wgl_largest, ls.wgl_checked, ls.wgl_rejected,
+               ls.wgl_too_big);
+    }
     chist_free(&h);
     if (t.n == 0) {
         printf("verdict: clean\n");

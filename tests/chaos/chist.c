@@ -81,6 +81,7 @@ int chist_parse_line(const char *text, size_t line, struct chist_op *op, char *e
     memset(op, 0, sizeof(*op));
     op->line = line;
     op->version = -1;
+    op->revision = -1;
     json_t *o = json_loads(text, 0, &jerr);
     if (!json_is_object(o)) {
         snprintf(errmsg, errlen, "history line %zu: not a JSON object: %s", line,
@@ -88,14 +89,17 @@ int chist_parse_line(const char *text, size_t line, struct chist_op *op, char *e
         json_decref(o);
         return -1;
     }
-    int64_t client = 0, status = -1;
+    int64_t client = 0, status = -1, retries = 0;
     const char *kind = json_string_value(json_object_get(o, "op"));
     const char *outcome = json_string_value(json_object_get(o, "outcome"));
-    if (kind == NULL || (strcmp(kind, "read") != 0 && strcmp(kind, "write") != 0)) {
-        snprintf(errmsg, errlen, "history line %zu: \"op\" must be \"read\" or \"write\"", line);
+    if (kind == NULL || (strcmp(kind, "read") != 0 && strcmp(kind, "write") != 0 &&
+                         strcmp(kind, "rollback") != 0)) {
+        snprintf(errmsg, errlen,
+                 "history line %zu: \"op\" must be \"read\", \"write\" or \"rollback\"", line);
         goto fail;
     }
     op->kind = strcmp(kind, "read") == 0 ? CHIST_READ : CHIST_WRITE;
+    bool rollback = strcmp(kind, "rollback") == 0;
     if (outcome == NULL) {
         snprintf(errmsg, errlen, "history line %zu: \"outcome\" must be a string", line);
         goto fail;
@@ -115,6 +119,8 @@ int chist_parse_line(const char *text, size_t line, struct chist_op *op, char *e
         get_int(o, "complete", false, &op->complete, line, errmsg, errlen) != 0 ||
         get_int(o, "version", true, &op->version, line, errmsg, errlen) != 0 ||
         get_int(o, "status", true, &status, line, errmsg, errlen) != 0 ||
+        get_int(o, "revision", true, &op->revision, line, errmsg, errlen) != 0 ||
+        get_int(o, "retries", true, &retries, line, errmsg, errlen) != 0 ||
         get_str(o, "key", false, &op->key, line, errmsg, errlen) != 0 ||
         get_str(o, "value", true, &op->value, line, errmsg, errlen) != 0) {
         goto fail;
@@ -140,7 +146,21 @@ int chist_parse_line(const char *text, size_t line, struct chist_op *op, char *e
                      line);
             goto fail;
         }
+        if (rollback &&
+            (get_int(o, "target_version", false, &op->target_version, line, errmsg, errlen) != 0 ||
+             op->target_version < 1 || op->target_version >= op->expected_version)) {
+            snprintf(errmsg, errlen,
+                     "history line %zu: a rollback needs a \"target_version\" from 1 to below "
+                     "its \"expected_version\"",
+                     line);
+            goto fail;
+        }
     }
+    if (retries < 0 || retries > 1000) {
+        snprintf(errmsg, errlen, "history line %zu: \"retries\" must be 0 to 1000", line);
+        goto fail;
+    }
+    op->retries = (int)retries;
     op->client = (int)client;
     op->status = (int)status;
     json_decref(o);
@@ -149,6 +169,52 @@ fail:
     chist_op_free(op);
     json_decref(o);
     return -1;
+}
+
+/* Not definitive (docs/write-path.md): nothing was written (503, refused), or it is unknown
+ * whether anything was (504, no answer). */
+static bool not_definitive(int status)
+{
+    return status == 503 || status == 504 || status == 0 || status == -1;
+}
+
+long chist_check_answers(const struct chist *h, chist_report_fn report, void *ud)
+{
+    long violations = 0;
+    char msg[512];
+    for (size_t i = 0; i < h->n; i++) {
+        const struct chist_op *op = &h->ops[i];
+        int st = op->status;
+        if (not_definitive(st)) {
+            continue;
+        }
+        if (op->kind == CHIST_READ) {
+            if (st == 200 || st == 404) {
+                continue;
+            }
+            snprintf(msg, sizeof(msg), "read at line %zu was answered %d", op->line, st);
+            report(ud, "unexpected answer", op->key, msg);
+            violations++;
+            continue;
+        }
+        if ((st >= 200 && st < 300) || st == 409) {
+            continue;
+        }
+        if (op->retries > 0) {
+            snprintf(msg, sizeof(msg),
+                     "%s %s (line %zu) was answered %d to retry %d with the same request id, "
+                     "not its first outcome",
+                     op->target_version > 0 ? "rollback" : "write", op->request_id, op->line, st,
+                     op->retries);
+            report(ud, "retry refused", op->key, msg);
+        } else {
+            snprintf(msg, sizeof(msg), "%s %s (line %zu) was answered %d",
+                     op->target_version > 0 ? "rollback" : "write", op->request_id, op->line, st);
+            report(ud, "unexpected answer", op->key, msg);
+        }
+        violations++;
+    }
+    return violations;
 }
 
 int chist_append(struct chist *h, struct chist_op *op)

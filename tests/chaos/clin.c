@@ -43,24 +43,52 @@ static int cmp_item_complete(const void *a, const void *b)
     return cmp_i64(((const struct item *)a)->complete, ((const struct item *)b)->complete);
 }
 
-/* The write whose value is VALUE, or SIZE_MAX. BYVAL holds the writes' indices by value. */
-static size_t find_write(const struct chist_op *ops, const size_t *byval, size_t nw,
-                         const char *value)
+/* The first index in BYVAL (the writes' indices sorted by value) whose value is not below
+ * VALUE; NW when there is none. Values repeat only for rollbacks (a rollback writes an older
+ * version's value again), so equal values form one run from here. */
+static size_t lower_bound(const struct chist_op *ops, const size_t *byval, size_t nw,
+                          const char *value)
 {
     size_t lo = 0, hi = nw;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(ops[byval[mid]].value, value);
-        if (c == 0) {
-            return byval[mid];
-        }
-        if (c < 0) {
+        if (strcmp(ops[byval[mid]].value, value) < 0) {
             lo = mid + 1;
         } else {
             hi = mid;
         }
     }
-    return SIZE_MAX;
+    return lo;
+}
+
+/* The version a write took (or would take): the answered one when acknowledged, else E+1. */
+static int64_t write_version(const struct chist_op *w)
+{
+    return w->outcome == CHIST_OK ? w->version : w->expected_version + 1;
+}
+
+/* The write that produced the observation (VERSION, VALUE): among the writes with that value,
+ * one whose version is VERSION, preferring an acknowledged, then an unknown, then a failed
+ * one (which the caller reports). SIZE_MAX when none; *ANY is then some write with that value
+ * (SIZE_MAX when no write has it). */
+static size_t find_producer(const struct chist_op *ops, const size_t *byval, size_t nw,
+                            const char *value, int64_t version, size_t *any)
+{
+    size_t unknown = SIZE_MAX, failed = SIZE_MAX;
+    *any = SIZE_MAX;
+    for (size_t k = lower_bound(ops, byval, nw, value);
+         k < nw && strcmp(ops[byval[k]].value, value) == 0; k++) {
+        const struct chist_op *w = &ops[byval[k]];
+        *any = byval[k];
+        if (write_version(w) != version) {
+            continue;
+        }
+        if (w->outcome == CHIST_OK) {
+            return byval[k];
+        }
+        *(w->outcome == CHIST_UNKNOWN ? &unknown : &failed) = byval[k];
+    }
+    return unknown != SIZE_MAX ? unknown : failed;
 }
 
 static bool observes(const struct chist_op *op)
@@ -105,7 +133,8 @@ long clin_check_versions(const struct chist_op *ops, size_t n, clin_report_fn re
     }
     for (size_t i = 0; i < n; i++) {
         if (observes(&ops[i]) && ops[i].value != NULL) {
-            size_t w = find_write(ops, byval, nw, ops[i].value);
+            size_t any = SIZE_MAX;
+            size_t w = find_producer(ops, byval, nw, ops[i].value, ops[i].version, &any);
             if (w != SIZE_MAX && ops[w].outcome == CHIST_UNKNOWN) {
                 effective[w] = true;
             }
@@ -138,26 +167,26 @@ long clin_check_versions(const struct chist_op *ops, size_t n, clin_report_fn re
                 continue;
             }
             if (op->version > 0) {
-                size_t w = find_write(ops, byval, nw, op->value);
-                if (w == SIZE_MAX) {
+                size_t any = SIZE_MAX;
+                size_t w = find_producer(ops, byval, nw, op->value, op->version, &any);
+                if (w == SIZE_MAX && any == SIZE_MAX) {
                     REPORT("value never written",
                            "read at line %zu returned %s (version %lld), a value no client wrote",
                            op->line, op->value, (long long)op->version);
+                    continue;
+                }
+                if (w == SIZE_MAX) {
+                    REPORT("version mismatch",
+                           "read at line %zu returned %s as version %lld, but it was written as "
+                           "version %lld (line %zu)",
+                           op->line, op->value, (long long)op->version,
+                           (long long)write_version(&ops[any]), ops[any].line);
                     continue;
                 }
                 if (ops[w].outcome == CHIST_FAIL) {
                     REPORT("failed write visible",
                            "read at line %zu returned %s, whose write (line %zu) failed with %d",
                            op->line, op->value, ops[w].line, ops[w].status);
-                    continue;
-                }
-                int64_t wv =
-                    ops[w].outcome == CHIST_OK ? ops[w].version : ops[w].expected_version + 1;
-                if (wv != op->version) {
-                    REPORT("version mismatch",
-                           "read at line %zu returned %s as version %lld, but it was written as "
-                           "version %lld (line %zu)",
-                           op->line, op->value, (long long)op->version, (long long)wv, ops[w].line);
                     continue;
                 }
             }
@@ -356,7 +385,29 @@ static void relink_entry(struct entry *e, size_t *head, size_t i)
     }
 }
 
+/* The value id of VALUE: the position of its first write in BYVAL (so that a rollback's value
+ * and the original write's share one id), -3 for the window's initial value when no write of
+ * the window has it, -2 for a value nothing wrote, -1 for none. */
+static long value_id(const struct chist_op *ops, const size_t *byval, size_t nv, const char *value,
+                     const char *init_value)
+{
+    if (value == NULL) {
+        return -1;
+    }
+    size_t k = lower_bound(ops, byval, nv, value);
+    if (k < nv && strcmp(ops[byval[k]].value, value) == 0) {
+        return (long)k;
+    }
+    return init_value != NULL && strcmp(init_value, value) == 0 ? -3 : -2;
+}
+
 enum clin_wgl_result clin_wgl(const struct chist_op *ops, size_t n, size_t max_steps)
+{
+    return clin_wgl_from(ops, n, 0, NULL, max_steps);
+}
+
+enum clin_wgl_result clin_wgl_from(const struct chist_op *ops, size_t n, int64_t init_version,
+                                   const char *init_value, size_t max_steps)
 {
     enum clin_wgl_result res = CLIN_NOMEM;
     struct wop *w = calloc(n + 1, sizeof(*w));
@@ -397,24 +448,7 @@ enum clin_wgl_result clin_wgl(const struct chist_op *ops, size_t n, size_t max_s
             x.has_return = true;
             x.version = op->version;
         }
-        if (op->value != NULL) {
-            /* Value ids are positions in BYVAL (values are unique per write). */
-            size_t lo = 0, hi = nv;
-            x.value = -2;
-            while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                int c = strcmp(ops[byval[mid]].value, op->value);
-                if (c == 0) {
-                    x.value = (long)mid;
-                    break;
-                }
-                if (c < 0) {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
-                }
-            }
-        }
+        x.value = value_id(ops, byval, nv, op->value, init_value);
         e[ne++] = (struct entry){.time = op->invoke, .is_call = true, .op = nw};
         if (x.has_return) {
             e[ne++] = (struct entry){.time = op->complete, .is_call = false, .op = nw};
@@ -433,7 +467,8 @@ enum clin_wgl_result clin_wgl(const struct chist_op *ops, size_t n, size_t max_s
         }
     }
     size_t head = ne > 0 ? 0 : SIZE_MAX, cur = head, depth = 0, steps = 0;
-    struct wstate s = {.version = 0, .value = -1};
+    struct wstate s = {.version = init_version,
+                       .value = value_id(ops, byval, nv, init_value, init_value)};
     uint64_t *bits = blob;
     while (returns > 0) {
         if (++steps > max_steps) {
@@ -504,6 +539,86 @@ out:
 
 /* ---- all keys ---- */
 
+/*
+ * Runs WGL on one key's operations OPS[0..N) (sorted by invoke) in windows cut at quiescent
+ * points: instants before which every operation that may have an effect (outcome not FAIL;
+ * an unknown one never completes) has completed, and after which every later one is invoked.
+ *
+ * Why that is sound and complete: real time orders every operation of a window before every
+ * operation of a later one, so a linearization of the whole history is exactly the
+ * concatenation of linearizations of the windows, each starting in the state the previous one
+ * ended in. That state is forced: a window that ends at a cut has no unknown write (it would
+ * block the cut), so all its writes take effect, and compare-and-swap chains them by version;
+ * it ends in the (version, value) of its highest acknowledged write, or in its own initial
+ * state when it has no write.
+ *
+ * A window with more than MAX_OPS such operations, or on which the search runs out of its
+ * MAX_STEPS budget, is reported as a violation ("linearizability not checked"): a check that
+ * could not run must fail the run, never pass it silently. VERSION_VIOLATIONS is what the
+ * version check reported on this key; a WGL rejection it missed is reported as "not
+ * linearizable (wgl)". Returns the number of violations reported, or -1 when out of memory.
+ */
+static long wgl_windows(const struct chist_op *ops, size_t n, long version_violations,
+                        size_t max_ops, size_t max_steps, struct clin_summary *sum,
+                        clin_report_fn report, void *ud)
+{
+    long violations = 0;
+    char msg[512];
+    const char *key = n > 0 ? ops[0].key : "";
+    int64_t init_version = 0, max_complete = INT64_MIN;
+    const char *init_value = NULL;
+    size_t start = 0, relevant = 0;
+    for (size_t i = 0; i <= n; i++) {
+        bool effect = i < n && ops[i].outcome != CHIST_FAIL;
+        bool cut = i == n || (effect && relevant > 0 && max_complete < ops[i].invoke);
+        if (cut && relevant > 0) {
+            sum->wgl_windows++;
+            sum->wgl_largest = relevant > sum->wgl_largest ? relevant : sum->wgl_largest;
+            enum clin_wgl_result r =
+                relevant > max_ops
+                    ? CLIN_TOO_BIG
+                    : clin_wgl_from(&ops[start], i - start, init_version, init_value, max_steps);
+            if (r == CLIN_NOMEM) {
+                return -1;
+            }
+            if (r == CLIN_TOO_BIG) {
+                sum->wgl_too_big++;
+                REPORT("linearizability not checked",
+                       "the window of lines %zu.. (%zu operations with an effect) is over the "
+                       "Wing-Gong-Lowe limit of %zu operations or %zu steps",
+                       ops[start].line, relevant, max_ops, max_steps);
+            } else {
+                sum->wgl_checked++;
+            }
+            if (r == CLIN_NOT_LINEARIZABLE) {
+                sum->wgl_rejected++;
+                if (version_violations == 0) {
+                    REPORT("not linearizable (wgl)",
+                           "the Wing-Gong-Lowe search found no linearization of the window of "
+                           "lines %zu.. (from version %lld) although the version check passed",
+                           ops[start].line, (long long)init_version);
+                }
+            }
+            /* The next window starts where this one ended: its highest acknowledged write. */
+            for (size_t k = start; k < i; k++) {
+                if (ops[k].kind == CHIST_WRITE && ops[k].outcome == CHIST_OK &&
+                    ops[k].version > init_version) {
+                    init_version = ops[k].version;
+                    init_value = ops[k].value;
+                }
+            }
+            start = i;
+            relevant = 0;
+        }
+        if (effect) {
+            relevant++;
+            int64_t c = ops[i].outcome == CHIST_UNKNOWN ? CHIST_NEVER : ops[i].complete;
+            max_complete = c > max_complete ? c : max_complete;
+        }
+    }
+    return violations;
+}
+
 static int cmp_key_invoke(const void *a, const void *b)
 {
     const struct chist_op *x = &sort_ops[*(const size_t *)a], *y = &sort_ops[*(const size_t *)b];
@@ -540,33 +655,13 @@ long clin_check_history(const struct chist *h, size_t wgl_max_ops, size_t wgl_ma
             goto out;
         }
         total += v;
-        /* WGL's size is what it has to order: operations that have or may have an effect. */
-        size_t relevant = 0;
-        for (size_t k = 0; k < g; k++) {
-            relevant += group[k].outcome != CHIST_FAIL;
-        }
-        if (wgl_max_ops > 0 && relevant <= wgl_max_ops) {
-            enum clin_wgl_result r = clin_wgl(group, g, wgl_max_steps);
-            if (r == CLIN_NOMEM) {
+        if (wgl_max_ops > 0) {
+            long w = wgl_windows(group, g, v, wgl_max_ops, wgl_max_steps, sum, report, ud);
+            if (w < 0) {
                 total = -1;
                 goto out;
             }
-            if (r == CLIN_TOO_BIG) {
-                sum->wgl_too_big++;
-            } else {
-                sum->wgl_checked++;
-            }
-            if (r == CLIN_NOT_LINEARIZABLE) {
-                sum->wgl_rejected++;
-                if (v == 0) {
-                    report(ud, "not linearizable (wgl)", group[0].key,
-                           "the Wing-Gong-Lowe search found no linearization although the "
-                           "version check passed");
-                    total++;
-                }
-            }
-        } else {
-            sum->wgl_too_big++;
+            total += w;
         }
         i = j;
     }

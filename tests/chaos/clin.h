@@ -38,18 +38,29 @@ long clin_check_versions(const struct chist_op *ops, size_t n, clin_report_fn re
 
 enum clin_wgl_result { CLIN_LINEARIZABLE, CLIN_NOT_LINEARIZABLE, CLIN_TOO_BIG, CLIN_NOMEM };
 
-/* Searches for a linearization of OPS[0..N) (one key) in at most MAX_STEPS steps. */
+/* Searches for a linearization of OPS[0..N) (one key) in at most MAX_STEPS steps, from the
+ * state of a key that was never written. */
 enum clin_wgl_result clin_wgl(const struct chist_op *ops, size_t n, size_t max_steps);
 
-/* Runs both checks on every key of H: versions always, WGL on keys with at most WGL_MAX_OPS
- * operations (0: never). Fills the counters and reports violations (a WGL rejection the
- * version check did not report is reported too, as "not linearizable (wgl)"). Returns the
- * number of violations, or -1 when out of memory. */
+/* The same from the state (INIT_VERSION, INIT_VALUE) (INIT_VALUE NULL: none): a window of a
+ * longer history that starts at a quiescent point (clin_check_history()). */
+enum clin_wgl_result clin_wgl_from(const struct chist_op *ops, size_t n, int64_t init_version,
+                                   const char *init_value, size_t max_steps);
+
+/* Runs both checks on every key of H: versions always; WGL (unless WGL_MAX_OPS is 0, an
+ * explicit opt-out) on each key split into windows at quiescent points (no operation with a
+ * possible effect in flight; clin.c says why that is sound). A window with more than
+ * WGL_MAX_OPS operations with a possible effect, or that needs more than WGL_MAX_STEPS steps,
+ * is a violation ("linearizability not checked"), never a silent skip. Fills the counters and
+ * reports violations (a WGL rejection the version check did not report is reported too, as
+ * "not linearizable (wgl)"). Returns the number of violations, or -1 when out of memory. */
 struct clin_summary {
     size_t keys;
-    size_t wgl_checked;  /* keys WGL decided */
-    size_t wgl_too_big;  /* keys WGL skipped or gave up on */
-    size_t wgl_rejected; /* keys WGL found not linearizable */
+    size_t wgl_windows;  /* windows given to WGL, over all keys */
+    size_t wgl_largest;  /* operations with a possible effect in the largest window */
+    size_t wgl_checked;  /* windows WGL decided */
+    size_t wgl_too_big;  /* windows WGL could not decide (each one also a violation) */
+    size_t wgl_rejected; /* windows WGL found not linearizable */
 };
 long clin_check_history(const struct chist *h, size_t wgl_max_ops, size_t wgl_max_steps,
                         struct clin_summary *sum, clin_report_fn report, void *ud);

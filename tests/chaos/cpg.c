@@ -11,23 +11,24 @@
 #include "audit/audit.h"
 #include "storage/db.h"
 
-struct row {
-    const char *request_id; /* points into the PGresult */
-    const char *key;
-    const char *value; /* the content as text when it is a JSON string, else NULL */
-    long long version;
-    bool seen; /* a history write claims it */
-};
-
 static int cmp_row(const void *a, const void *b)
 {
-    return strcmp(((const struct row *)a)->request_id, ((const struct row *)b)->request_id);
+    return strcmp(((const struct cpg_row *)a)->request_id, ((const struct cpg_row *)b)->request_id);
 }
 
-static struct row *find_row(struct row *rows, size_t n, const char *rid)
+/* The first row (ROWS sorted by request id) with request id RID, or NULL. */
+static struct cpg_row *find_row(struct cpg_row *rows, size_t n, const char *rid)
 {
-    struct row k = {.request_id = rid};
-    return bsearch(&k, rows, n, sizeof(*rows), cmp_row);
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(rows[mid].request_id, rid) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo < n && strcmp(rows[lo].request_id, rid) == 0 ? &rows[lo] : NULL;
 }
 
 #define REPORT(kind, key, ...)                                                                     \
@@ -37,48 +38,11 @@ static struct row *find_row(struct row *rows, size_t n, const char *rid)
         violations++;                                                                              \
     } while (0)
 
-long cpg_resolve_and_check(struct chist *h, const char *conninfo, const char *project,
-                           struct cpg_summary *sum, clin_report_fn report, void *ud, char *errmsg,
-                           size_t errlen)
+long cpg_check_rows(struct chist *h, struct cpg_row *rows, size_t n, struct cpg_summary *sum,
+                    clin_report_fn report, void *ud)
 {
     long violations = 0;
     char msg[512];
-    PGresult *res = NULL;
-    struct row *rows = NULL;
-    json_t *audit = NULL;
-    memset(sum, 0, sizeof(*sum));
-    PGconn *conn = PQconnectdb(conninfo);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        snprintf(errmsg, errlen, "connecting to PostgreSQL: %s", PQerrorMessage(conn));
-        violations = -1;
-        goto out;
-    }
-    const char *params[1] = {project};
-    res = PQexecParams(conn,
-                       "SELECT request_id, key, version,"
-                       " CASE WHEN json_typeof(content) = 'string' THEN content #>> '{}' END"
-                       " FROM config_revisions WHERE project_id = $1",
-                       1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        snprintf(errmsg, errlen, "reading config_revisions of %s: %s", project,
-                 PQerrorMessage(conn));
-        violations = -1;
-        goto out;
-    }
-    size_t n = (size_t)PQntuples(res);
-    sum->rows = n;
-    rows = calloc(n + 1, sizeof(*rows));
-    if (rows == NULL) {
-        snprintf(errmsg, errlen, "out of memory for %zu revision rows", n);
-        violations = -1;
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        rows[i].request_id = PQgetvalue(res, (int)i, 0);
-        rows[i].key = PQgetvalue(res, (int)i, 1);
-        rows[i].version = strtoll(PQgetvalue(res, (int)i, 2), NULL, 10);
-        rows[i].value = PQgetisnull(res, (int)i, 3) ? NULL : PQgetvalue(res, (int)i, 3);
-    }
     qsort(rows, n, sizeof(*rows), cmp_row);
     for (size_t i = 1; i < n; i++) {
         if (strcmp(rows[i].request_id, rows[i - 1].request_id) == 0) {
@@ -93,9 +57,12 @@ long cpg_resolve_and_check(struct chist *h, const char *conninfo, const char *pr
         if (op->kind != CHIST_WRITE) {
             continue;
         }
-        struct row *r = find_row(rows, n, op->request_id);
-        if (r != NULL) {
-            r->seen = true;
+        struct cpg_row *r = find_row(rows, n, op->request_id);
+        /* Every row of the request id is claimed: a second one is a "duplicate request id"
+         * (above), not also a phantom. */
+        for (struct cpg_row *d = r;
+             d != NULL && d < rows + n && strcmp(d->request_id, op->request_id) == 0; d++) {
+            d->seen = true;
         }
         if (op->outcome == CHIST_UNKNOWN) {
             if (r != NULL) {
@@ -121,6 +88,11 @@ long cpg_resolve_and_check(struct chist *h, const char *conninfo, const char *pr
                        "its revision row holds %s version %lld value %s",
                        op->request_id, op->line, op->key, (long long)op->version, op->value, r->key,
                        r->version, r->value != NULL ? r->value : "(not a string)");
+            } else if (op->revision > 0 && r->revision != op->revision) {
+                REPORT("wrong revision row", op->key,
+                       "write %s (line %zu) was acknowledged as revision %lld, but its row is "
+                       "revision %lld",
+                       op->request_id, op->line, (long long)op->revision, r->revision);
             }
         } else if (r != NULL) {
             REPORT("failed write left a row", op->key,
@@ -135,6 +107,54 @@ long cpg_resolve_and_check(struct chist *h, const char *conninfo, const char *pr
                    rows[i].version);
         }
     }
+
+    return violations;
+}
+
+long cpg_resolve_and_check(struct chist *h, const char *conninfo, const char *project,
+                           struct cpg_summary *sum, clin_report_fn report, void *ud, char *errmsg,
+                           size_t errlen)
+{
+    long violations = 0;
+    char msg[512];
+    PGresult *res = NULL;
+    struct cpg_row *rows = NULL;
+    json_t *audit = NULL;
+    memset(sum, 0, sizeof(*sum));
+    PGconn *conn = PQconnectdb(conninfo);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        snprintf(errmsg, errlen, "connecting to PostgreSQL: %s", PQerrorMessage(conn));
+        violations = -1;
+        goto out;
+    }
+    const char *params[1] = {project};
+    res = PQexecParams(conn,
+                       "SELECT request_id, key, version, revision,"
+                       " CASE WHEN json_typeof(content) = 'string' THEN content #>> '{}' END"
+                       " FROM config_revisions WHERE project_id = $1",
+                       1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        snprintf(errmsg, errlen, "reading config_revisions of %s: %s", project,
+                 PQerrorMessage(conn));
+        violations = -1;
+        goto out;
+    }
+    size_t n = (size_t)PQntuples(res);
+    sum->rows = n;
+    rows = calloc(n + 1, sizeof(*rows));
+    if (rows == NULL) {
+        snprintf(errmsg, errlen, "out of memory for %zu revision rows", n);
+        violations = -1;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rows[i].request_id = PQgetvalue(res, (int)i, 0);
+        rows[i].key = PQgetvalue(res, (int)i, 1);
+        rows[i].version = strtoll(PQgetvalue(res, (int)i, 2), NULL, 10);
+        rows[i].revision = strtoll(PQgetvalue(res, (int)i, 3), NULL, 10);
+        rows[i].value = PQgetisnull(res, (int)i, 4) ? NULL : PQgetvalue(res, (int)i, 4);
+    }
+    violations = cpg_check_rows(h, rows, n, sum, report, ud);
 
     if (audit_verify_project(conn, project, &audit, msg, sizeof(msg)) != DB_OK) {
         snprintf(errmsg, errlen, "verifying the audit log of %s: %s", project, msg);
