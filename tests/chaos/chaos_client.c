@@ -3,7 +3,7 @@
  *
  *   chaos_client --nodes URL[,URL...] --token TOKEN --project P --history FILE
  *                [--clients N] [--keys K] [--duration S] [--seed X] [--timeout-ms MS]
- *                [--stop-file F]
+ *                [--stop-file F] [--schema-id UUID] [--retries N]
  *
  * N client threads, each with its own libcurl handle, run until the duration ends or the stop
  * file appears. Each operation goes to a node drawn at random (a follower forwards to the
@@ -12,12 +12,29 @@
  *   - a compare-and-swap write: PUT .../configs/KEY with a unique JSON string value
  *     "cC-N", expected_version the last version this client saw for KEY (0 creates the key)
  *     and request_id equal to the value;
- *   - a linearizable read: GET .../configs/KEY (the default consistency).
+ *   - a linearizable read: GET .../configs/KEY (the default consistency);
+ *   - with --schema-id (a schema every string satisfies), a write carries "schema_id": UUID
+ *     (binds the key) a quarter of the time, "schema_id": null (unbinds it) another quarter,
+ *     and no schema_id (the key keeps its binding) otherwise;
+ *   - a rollback, a fifth of the "writes" when the client knows the value of a version below
+ *     the one it last saw: POST .../configs/KEY/rollback {target_version, expected_version,
+ *     request_id}; its value in the history is the content of target_version (checked
+ *     against PostgreSQL's row by the checker).
+ *
+ * A write or rollback answered 504 outcome_unknown, or not answered at all, is sent again with
+ * the same request id (and body) to a random node, at most --retries times (default 3) after
+ * 250, 500, 1000 ms ...: docs/write-path.md promises the first outcome. The retry's answer is
+ * the operation's outcome (one history line: invoke of the first attempt, complete of the
+ * last, "retries" the number of retries); a retry answered 503 or refused is not definitive
+ * (the first attempt may have happened), so it stays unknown. A retry answered 400 is what a
+ * correct server never says to an identical request: the checker reports it.
  *
  * Every operation is one line of the JSON Lines history, written when it completes:
  *
- *   {"client", "op": "write"|"read", "key", "value", "expected_version", "version",
- *    "request_id", "invoke", "complete", "outcome": "ok"|"fail"|"unknown", "status"}
+ *   {"client", "op": "write"|"rollback"|"read", "key", "value", "expected_version",
+ *    "target_version" (rollbacks), "version", "revision", "request_id", "schema" (writes:
+ *    "bind", "unbind" or "inherit"), "retries", "invoke", "complete",
+ *    "outcome": "ok"|"fail"|"unknown", "status"}
  *
  * invoke and complete are CLOCK_REALTIME microseconds taken just before the request is sent
  * and just after its answer (or its failure) arrived. "version" is what the server answered:
@@ -58,6 +75,8 @@ struct opts {
     int duration_s;
     unsigned long seed;
     long timeout_ms;
+    const char *schema_id; /* NULL: writes never name a schema */
+    int retries;
 };
 
 struct shared {
@@ -74,6 +93,13 @@ struct client {
     uint64_t rng;
     CURL *curl;
     int64_t versions[MAX_KEYS]; /* the last version this client saw per key */
+    /* The two highest versions of each key whose value this client learned (its own
+     * acknowledged writes, its reads): a rollback's target and the value it brings back.
+     * Versions are immutable, so what was learned stays true. */
+    struct known {
+        int64_t version; /* 0: none */
+        char value[64];
+    } known[MAX_KEYS][2];
     char *body;
     size_t body_len;
     size_t body_cap;
@@ -190,34 +216,111 @@ static int64_t answer_int(json_t *ans, const char *name)
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
 }
 
+/* Records that version VERSION of KEY holds VALUE. */
+static void learn(struct client *c, int key, int64_t version, const char *value)
+{
+    struct known *k = c->known[key];
+    if (version <= k[0].version || value == NULL || strlen(value) >= sizeof(k[0].value)) {
+        return;
+    }
+    k[1] = k[0];
+    k[0].version = version;
+    snprintf(k[0].value, sizeof(k[0].value), "%s", value);
+}
+
+static bool definitive(long status)
+{
+    return status > 0 && status != 503 && status != 504;
+}
+
+/* Sends the write JSON to PATH (on random nodes), again with the same body while the answer
+ * is 504 or missing, at most o->retries times with a doubling backoff. Returns the last
+ * status; *RETRIES the number of retries. */
+static long send_write(struct client *c, const char *method, const char *path, const char *json,
+                       int *retries)
+{
+    const struct opts *o = c->s->o;
+    char url[1024];
+    long status = -1;
+    useconds_t backoff = 250000;
+    *retries = 0;
+    for (int attempt = 0;; attempt++) {
+        const char *node = o->nodes[next_rand(&c->rng) % o->n_nodes];
+        snprintf(url, sizeof(url), "%s%s", node, path);
+        long st = send_request(c, method, url, json);
+        /* A retry answered 503 or refused says nothing of the first attempt: keep the
+         * strongest "maybe" (504 or no answer) unless the answer is definitive. */
+        if (attempt == 0 || definitive(st) || st == 504 || st == -1) {
+            status = st;
+        }
+        if (definitive(st) || (attempt == 0 && (st == 503 || st == 0)) || attempt >= o->retries ||
+            now_us() >= c->s->end_us) {
+            break;
+        }
+        if (o->stop_file != NULL && access(o->stop_file, F_OK) == 0) {
+            break;
+        }
+        usleep(backoff);
+        backoff = backoff < 2000000 ? backoff * 2 : backoff;
+        (*retries)++;
+    }
+    return status;
+}
+
 /* Returns whether the write was answered 2xx or 409. */
 static bool do_write(struct client *c, int key, uint64_t seq)
 {
     const struct opts *o = c->s->o;
-    char keyname[32], value[64], url[1024];
+    char keyname[32], rid[64], value[64], path[1024];
     snprintf(keyname, sizeof(keyname), "k%d", key);
-    snprintf(value, sizeof(value), "c%d-%" PRIu64, c->id, seq);
-    const char *node = o->nodes[next_rand(&c->rng) % o->n_nodes];
-    snprintf(url, sizeof(url), "%s/v1/projects/%s/configs/%s", node, o->project, keyname);
+    snprintf(rid, sizeof(rid), "c%d-%" PRIu64, c->id, seq);
+    snprintf(value, sizeof(value), "%s", rid);
     int64_t expected = c->versions[key];
-    json_t *req = json_pack("{s:s, s:I, s:s}", "content", value, "expected_version",
-                            (json_int_t)expected, "request_id", value);
+    /* A rollback to the newest version below EXPECTED whose value this client knows. */
+    const struct known *target = NULL;
+    for (int i = 0; i < 2; i++) {
+        const struct known *k = &c->known[key][i];
+        if (target == NULL && k->version >= 1 && k->version < expected) {
+            target = k;
+        }
+    }
+    bool rollback = target != NULL && next_rand(&c->rng) % 5 == 0;
+    const char *schema = "inherit";
+    json_t *req = NULL;
+    if (rollback) {
+        snprintf(value, sizeof(value), "%s", target->value);
+        snprintf(path, sizeof(path), "/v1/projects/%s/configs/%s/rollback", o->project, keyname);
+        req = json_pack("{s:I, s:I, s:s}", "target_version", (json_int_t)target->version,
+                        "expected_version", (json_int_t)expected, "request_id", rid);
+    } else {
+        snprintf(path, sizeof(path), "/v1/projects/%s/configs/%s", o->project, keyname);
+        req = json_pack("{s:s, s:I, s:s}", "content", value, "expected_version",
+                        (json_int_t)expected, "request_id", rid);
+        uint64_t r = next_rand(&c->rng) % 4;
+        if (o->schema_id != NULL && req != NULL && r < 2) {
+            schema = r == 0 ? "bind" : "unbind";
+            json_object_set_new(req, "schema_id", r == 0 ? json_string(o->schema_id) : json_null());
+        }
+    }
     char *json = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     if (json == NULL) {
         c->s->write_failed = true;
         return false;
     }
+    int retries = 0;
     int64_t invoke = now_us();
-    long status = send_request(c, "PUT", url, json);
+    long status = send_write(c, rollback ? "POST" : "PUT", path, json, &retries);
     int64_t complete = now_us();
     free(json);
     json_t *ans = c->body_len > 0 ? json_loads(c->body, 0, NULL) : NULL;
-    int64_t version = -1;
+    int64_t version = -1, revision = -1;
     if (status >= 200 && status < 300) {
         version = answer_int(ans, "version");
+        revision = answer_int(ans, "revision");
         if (version > 0) {
             c->versions[key] = version;
+            learn(c, key, version, value);
         }
     } else if (status == 409) {
         version = answer_int(ans, "current_version");
@@ -226,11 +329,22 @@ static bool do_write(struct client *c, int key, uint64_t seq)
         }
     }
     json_decref(ans);
-    record(c, json_pack("{s:i, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:I, s:s, s:i}", "client", c->id,
-                        "op", "write", "key", keyname, "value", value, "expected_version",
-                        (json_int_t)expected, "version", (json_int_t)version, "request_id", value,
-                        "invoke", (json_int_t)invoke, "complete", (json_int_t)complete, "outcome",
-                        outcome_of(status), "status", (int)status));
+    /* After a retry, a 503 or a refused connection is no answer about the first attempt. */
+    const char *outcome = outcome_of(status);
+    if (retries > 0 && !definitive(status)) {
+        outcome = "unknown";
+    }
+    json_t *line =
+        json_pack("{s:i, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:i, s:I, s:I, s:s, s:i}",
+                  "client", c->id, "op", rollback ? "rollback" : "write", "key", keyname, "value",
+                  value, "expected_version", (json_int_t)expected, "version", (json_int_t)version,
+                  "revision", (json_int_t)revision, "request_id", rid, "schema",
+                  rollback ? "keep" : schema, "retries", retries, "invoke", (json_int_t)invoke,
+                  "complete", (json_int_t)complete, "outcome", outcome, "status", (int)status);
+    if (line != NULL && rollback) {
+        json_object_set_new(line, "target_version", json_integer((json_int_t)target->version));
+    }
+    record(c, line);
     return (status >= 200 && status < 300) || status == 409;
 }
 
@@ -261,6 +375,7 @@ static bool do_read(struct client *c, int key)
         }
         if (version > 0) {
             c->versions[key] = version;
+            learn(c, key, version, json_string_value(value));
         }
     } else if (status == 404) {
         version = 0;
@@ -297,7 +412,7 @@ static int usage(const char *msg)
     fprintf(stderr,
             "chaos_client: %s\nusage: chaos_client --nodes URL[,URL...] --token T --project P "
             "--history FILE [--clients N] [--keys K] [--duration S] [--seed X] "
-            "[--timeout-ms MS] [--stop-file F]\n",
+            "[--timeout-ms MS] [--stop-file F] [--schema-id UUID] [--retries N]\n",
             msg);
     return 2;
 }
@@ -316,7 +431,8 @@ static long parse_num(const char *text, long lo, long hi)
 
 static int parse_args(int argc, char **argv, struct opts *o, char **nodes_copy)
 {
-    *o = (struct opts){.clients = 4, .keys = 5, .duration_s = 60, .seed = 1, .timeout_ms = 2000};
+    *o = (struct opts){
+        .clients = 4, .keys = 5, .duration_s = 60, .seed = 1, .timeout_ms = 2000, .retries = 3};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (i + 1 >= argc) {
@@ -344,6 +460,10 @@ static int parse_args(int argc, char **argv, struct opts *o, char **nodes_copy)
             o->history = v;
         } else if (strcmp(a, "--stop-file") == 0) {
             o->stop_file = v;
+        } else if (strcmp(a, "--schema-id") == 0) {
+            o->schema_id = v;
+        } else if (strcmp(a, "--retries") == 0 && (n = parse_num(v, 0, 20)) >= 0) {
+            o->retries = (int)n;
         } else if (strcmp(a, "--clients") == 0 && (n = parse_num(v, 1, 64)) > 0) {
             o->clients = (int)n;
         } else if (strcmp(a, "--keys") == 0 && (n = parse_num(v, 1, MAX_KEYS)) > 0) {

@@ -6,7 +6,12 @@
 #
 # The writers follow the contract a careful client follows: each write has a request id; an
 # answer that is not definitive (503, 504, no answer) is retried with the same request id
-# until it is, so an acknowledged write is never written twice.
+# (bounded: 40 attempts, backoff 0.1 s doubling to 1 s) until it is, so an acknowledged write
+# is never written twice. Every definitive answer must be 2xx or 409: any other (a 400 to a
+# retry of an identical request, a 404, a 422, a 500) fails the test. Each writer has three
+# keys: wW-0 plain writes; wW-1 bound to a schema in the body, then inheriting the binding,
+# then unbinding with null, in turn; wW-2 bound in the body, and rolled back
+# (POST .../rollback) to its previous version every other time once it has two versions.
 source "$(dirname "$0")/../lib/lib.sh"
 source "$(dirname "$0")/../lib/node_lib.sh"
 source "$(dirname "$0")/../lib/raft_lib.sh"
@@ -46,22 +51,47 @@ create_user admin@example.com "admin-password-1" --admin >/dev/null
 token=$(login admin@example.com "admin-password-1" "$leader")
 api POST /v1/projects '{"id": "chaos", "name": "Faults"}' "$token" "$leader"
 expect_code 201
+# Every content the writers send satisfies it (and so does every rollback of one).
+api POST /v1/schemas '{"name": "faults", "schema_content": {"type": "object",
+  "required": ["writer", "n"], "properties": {"n": {"type": "integer"}}}}' "$token" "$leader"
+expect_code 201
+schema_id=$(jq -r .id <<<"$body")
 
-# writer W: owns keys wW-0..wW-2; appends "key version revision request_id" per ack.
+# writer W: owns keys wW-0..wW-2; appends "key version revision request_id" per ack, a line
+# to bad.W per definitive answer that is not 2xx/409, to unresolved.W per write still not
+# definitive after 40 attempts. After either the writer stops: it no longer knows its keys'
+# versions (the write may have happened).
 writer() {
-  local w=$1 n=0 key v rid code out node
+  local w=$1 n=0 key v rid code out node kind method path data attempt pause content
   declare -A ver=()
   while [[ ! -f $TMP/stop ]]; do
     key="w$w-$((n % 3))"
     v=${ver[$key]:-0}
     rid="w$w-$n"
-    while [[ ! -f $TMP/stop ]]; do
+    content="{\"writer\": $w, \"n\": $n}"
+    method=PUT path="/v1/projects/chaos/configs/$key"
+    case $((n % 3)):$((n / 3 % 3)) in
+      0:*) kind=plain data="{\"content\": $content, \"expected_version\": $v, \"request_id\": \"$rid\"}" ;;
+      1:0 | 2:0 | 2:2) kind=bind ;;
+      1:1) kind=inherit data="{\"content\": $content, \"expected_version\": $v, \"request_id\": \"$rid\"}" ;;
+      1:2) kind=unbind data="{\"content\": $content, \"expected_version\": $v, \"schema_id\": null, \"request_id\": \"$rid\"}" ;;
+      2:1) kind=rollback ;;
+    esac
+    [[ $kind == rollback && $v -lt 2 ]] && kind=bind
+    if [[ $kind == bind ]]; then
+      data="{\"content\": $content, \"expected_version\": $v, \"schema_id\": \"$schema_id\", \"request_id\": \"$rid\"}"
+    elif [[ $kind == rollback ]]; then
+      method=POST path="/v1/projects/chaos/configs/$key/rollback"
+      data="{\"target_version\": $((v - 1)), \"expected_version\": $v, \"request_id\": \"$rid\"}"
+    fi
+    code=
+    pause=0.1
+    for ((attempt = 1; attempt <= 40; attempt++)); do
+      [[ -f $TMP/stop ]] && break
       node=$((RANDOM % 3 + 1))
       local url_var="NODE_${node}_URL"
-      out=$(curl -s --max-time 15 -w '\n%{http_code}' -X PUT -H "Authorization: Bearer $token" \
-        -H 'Content-Type: application/json' \
-        -d "{\"content\": {\"writer\": $w, \"n\": $n}, \"expected_version\": $v, \"request_id\": \"$rid\"}" \
-        "${!url_var}/v1/projects/chaos/configs/$key" 2>/dev/null) || true
+      out=$(curl -s --max-time 15 -w '\n%{http_code}' -X "$method" -H "Authorization: Bearer $token" \
+        -H 'Content-Type: application/json' -d "$data" "${!url_var}$path" 2>/dev/null) || true
       code=${out##*$'\n'}
       case $code in
         200 | 201)
@@ -70,15 +100,27 @@ writer() {
           break
           ;;
         409)
-          # Only possible if our own earlier attempt under another request id won; never
-          # expected here: record it for the check.
-          echo "$key $v $rid $(jq -c . <<<"${out%$'\n'*}")" >>"$TMP/conflicts.$w"
+          # Only possible if our own earlier attempt under another request id won, or if a
+          # retry of a write that happened is answered 409 (a forgotten request id): never
+          # expected here; recorded for the check.
+          echo "$key $v $rid $kind attempt $attempt: $(jq -c . <<<"${out%$'\n'*}")" >>"$TMP/conflicts.$w"
           ver[$key]=$(jq -r .current_version <<<"${out%$'\n'*}")
           break
           ;;
-        *) sleep 0.1 ;; # not definitive: the same request id again
+        503 | 504 | 000) # not definitive: the same request id again, after a backoff
+          sleep "$pause"
+          [[ $pause == 0.1 ]] && pause=0.2 || { [[ $pause == 0.2 ]] && pause=0.4 || pause=1; }
+          ;;
+        *)
+          echo "$key $rid $kind $method attempt $attempt answered $code: ${out%$'\n'*}" >>"$TMP/bad.$w"
+          return 0
+          ;;
       esac
     done
+    if [[ $code != 200 && $code != 201 && $code != 409 && ! -f $TMP/stop ]]; then
+      echo "$key $rid $kind: no definitive answer after 40 attempts (last $code)" >>"$TMP/unresolved.$w"
+      return 0
+    fi
     n=$((n + 1))
   done
 }
@@ -116,6 +158,12 @@ cat "$TMP"/acked.* >"$TMP/acked" 2>/dev/null || true
 n_acked=$(wc -l <"$TMP/acked")
 echo "acknowledged writes: $n_acked"
 [[ $n_acked -ge 20 ]] || fail "too few acknowledged writes ($n_acked) to prove anything"
+if compgen -G "$TMP/bad.*" >/dev/null; then
+  fail "a definitive answer other than 2xx or 409: $(cat "$TMP"/bad.*)"
+fi
+if compgen -G "$TMP/unresolved.*" >/dev/null; then
+  fail "writes never answered definitively: $(cat "$TMP"/unresolved.*)"
+fi
 if compgen -G "$TMP/conflicts.*" >/dev/null; then
   fail "a writer got a conflict although it retried with request ids: $(cat "$TMP"/conflicts.*)"
 fi
