@@ -285,12 +285,14 @@ static bool do_write(struct client *c, int key, uint64_t seq)
         }
     }
     bool rollback = target != NULL && next_rand(&c->rng) % 5 == 0;
+    /* Copied: learn() below shifts c->known, where TARGET points. */
+    int64_t target_version = target != NULL ? target->version : 0;
     const char *schema = "inherit";
     json_t *req = NULL;
     if (rollback) {
         snprintf(value, sizeof(value), "%s", target->value);
         snprintf(path, sizeof(path), "/v1/projects/%s/configs/%s/rollback", o->project, keyname);
-        req = json_pack("{s:I, s:I, s:s}", "target_version", (json_int_t)target->version,
+        req = json_pack("{s:I, s:I, s:s}", "target_version", (json_int_t)target_version,
                         "expected_version", (json_int_t)expected, "request_id", rid);
     } else {
         snprintf(path, sizeof(path), "/v1/projects/%s/configs/%s", o->project, keyname);
@@ -342,7 +344,7 @@ static bool do_write(struct client *c, int key, uint64_t seq)
                   rollback ? "keep" : schema, "retries", retries, "invoke", (json_int_t)invoke,
                   "complete", (json_int_t)complete, "outcome", outcome, "status", (int)status);
     if (line != NULL && rollback) {
-        json_object_set_new(line, "target_version", json_integer((json_int_t)target->version));
+        json_object_set_new(line, "target_version", json_integer((json_int_t)target_version));
     }
     record(c, line);
     return (status >= 200 && status < 300) || status == 409;
