@@ -96,6 +96,8 @@ writer() {
       case $code in
         200 | 201)
           echo "$key $(jq -r '.version, .revision' <<<"${out%$'\n'*}" | tr '\n' ' ')$rid" >>"$TMP/acked.$w"
+          printf '%s\t%s\t%s\t%s\t%s\n' "$kind" "$method" "$path" "$data" \
+            "$(jq -c '{version, revision}' <<<"${out%$'\n'*}")" >>"$TMP/replay.$w"
           ver[$key]=$((v + 1))
           break
           ;;
@@ -204,6 +206,21 @@ max_rev_index=$(sql "SELECT max(raft_index) FROM config_revisions WHERE project_
 ((${states[0]%% *} >= max_rev_index)) ||
   fail "the nodes agree on applied index ${states[0]%% *}, below revision raft index $max_rev_index"
 echo "all nodes at ${states[0]:0:40}..."
+# A retry gets the first outcome (docs/write-path.md), for every kind of write: the last
+# acknowledged write of each kind, sent again identically (same request id) to every node
+# (followers forward), must be answered 2xx with the same version and revision.
+cat "$TMP"/replay.* >"$TMP/replay"
+for kind in plain bind inherit unbind rollback; do
+  line=$(grep -P "^$kind\t" "$TMP/replay" | tail -n 1) || fail "no acknowledged $kind write to retry"
+  IFS=$'\t' read -r _ method path data first <<<"$line"
+  for i in 1 2 3; do
+    api "$method" "$path" "$data" "$token" "$i"
+    [[ $code == 200 || $code == 201 ]] &&
+      [[ $(jq -c '{version, revision}' <<<"$body") == "$first" ]] ||
+      fail "a retry of an acknowledged $kind write ($first) on node $i got $code: $body ($data)"
+  done
+done
+echo "retries of acknowledged plain, bound, inherited, unbound writes and rollbacks: first outcome"
 api GET /v1/projects/chaos/audit/verify "" "$token" "$leader"
 expect_code 200
 expect_json .ok true
