@@ -179,12 +179,14 @@ static int verify_stream(struct cli_cmd_audit_run *r, const char *project,
         rc = CLI_EXIT_OK;
     }
     bool compared = false;
+    /* The committed head or checkpoint first: a missing tail also makes the live configs differ
+     * from the fold, and the missing tail is the finding that says what happened. */
+    if (rc == CLI_EXIT_OK && !problem) {
+        problem = cli_cmd_audit_watch_problem(r, a, &p);
+    }
     if (rc == CLI_EXIT_OK && !problem && r->client != NULL) {
         rc = compare_live_api(r, project, a, &p, &problem);
         compared = true;
-    }
-    if (rc == CLI_EXIT_OK && !problem) {
-        problem = cli_cmd_audit_watch_problem(r, a, &p);
     }
     if (rc == CLI_EXIT_OK) {
         *result = json_pack(

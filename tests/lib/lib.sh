@@ -93,10 +93,26 @@ make_test_db() {
 # make_test_db made, or DATABASE_URL as it is when a test points it elsewhere (a private
 # server of its own).
 node_db_url() {
-  if [[ -n ${NODE_DATABASE_URL:-} && ${DATABASE_URL:-} == "${TEST_DB_OWNER_URL:-}" ]]; then
+  if [[ -n ${NODE_DATABASE_URL:-} && ( -z ${DATABASE_URL:-} ||
+        ${DATABASE_URL:-} == "${TEST_DB_OWNER_URL:-}" ) ]]; then
     echo "$NODE_DATABASE_URL"
   else
     echo "${DATABASE_URL:-}"
+  fi
+}
+
+# as_node_env CMD...: runs CMD with DATABASE_URL set to node_db_url (a node takes
+# DATABASE_URL from its environment over its config file, so the owner's URL a test exported
+# must not reach it), or unset when there is none. Execs, so `as_node_env ... &` gives $! the
+# pid of CMD itself.
+as_node_env() {
+  local u
+  u=$(node_db_url)
+  if [[ -n $u ]]; then
+    DATABASE_URL=$u exec "$@"
+  else
+    unset DATABASE_URL
+    exec "$@"
   fi
 }
 

@@ -104,7 +104,7 @@ start_node() {
     port=$(free_port)
     write_config "$n" "$port" "$TMP/node$n.json"
     echo "--- start_node $n on port $port (attempt $attempt)" >>"$TMP/node$n.log"
-    "$BIN" serve --config "$TMP/node$n.json" >>"$TMP/node$n.log" 2>&1 </dev/null &
+    as_node_env "$BIN" serve --config "$TMP/node$n.json" >>"$TMP/node$n.log" 2>&1 </dev/null &
     pid=$!
     NODE_PIDS+=("$pid")
     ready=

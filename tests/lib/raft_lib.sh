@@ -65,7 +65,7 @@ raft_config() {
 
 raft_start() {
   local i=$1 pid hp="HPORT_$1" n
-  "$BIN" serve --config "$TMP/rnode$i.json" >>"$TMP/node$i.log" 2>&1 </dev/null &
+  as_node_env "$BIN" serve --config "$TMP/rnode$i.json" >>"$TMP/node$i.log" 2>&1 </dev/null &
   pid=$!
   NODE_PIDS+=("$pid")
   export "NODE_${i}_URL=http://127.0.0.1:${!hp}" "NODE_${i}_PID=$pid"
