@@ -1,6 +1,7 @@
 /*
  * cli_cmd_audit_internal: the private header of the `conclave audit` module, one subcommand per
- * file (cli_cmd_audit_verify.c, cli_cmd_audit_replay.c, cli_cmd_audit_export.c) around what they
+ * file (cli_cmd_audit_verify.c, cli_cmd_audit_replay.c, cli_cmd_audit_export.c,
+ * cli_cmd_audit_checkpoint.c) around what they
  * share in cli_cmd_audit.c: the parsed command line, the source (API, PostgreSQL or an export file)
  * and the loop that feeds a source through the checker with the progress bar. It includes only the
  * module's public cli_cmd_audit.h.
