@@ -31,7 +31,7 @@ struct command {
 
 /* The audit and server commands, in the order the usage text lists them. */
 static const struct command commands[] = {
-    {"audit", "verify, replay or export a project's revisions", cli_cmd_audit},
+    {"audit", "verify, replay, export or checkpoint a project's revisions", cli_cmd_audit},
     {"serve", "run one node: conclave serve --config FILE", cmd_serve},
     {"admin", "bootstrap tasks: conclave admin create-user --email E [--admin]", cmd_admin},
     {"migrate", "apply, revert or create PostgreSQL schema migrations", cmd_migrate},

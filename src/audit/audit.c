@@ -136,12 +136,17 @@ static const char FOLD_SQL[] =
 /* The state of one verification. */
 struct audit {
     const char *project;
-    uint64_t rows;                    /* revisions read so far */
-    uint64_t prev_revision;           /* the previous row's, when rows > 0 */
-    uint64_t prev_raft_index;         /* likewise */
-    uint8_t head[REVISION_HASH_SIZE]; /* the previous row's stored hash, or zeros */
-    json_t *problems;                 /* the chain problems listed, in revision order */
-    uint64_t total;                   /* every chain problem found, listed or not */
+    uint64_t rows;                               /* revisions read so far */
+    uint64_t prev_revision;                      /* the previous row's, when rows > 0 */
+    uint64_t prev_raft_index;                    /* likewise */
+    uint8_t head[REVISION_HASH_SIZE];            /* the previous row's stored hash, or zeros */
+    json_t *problems;                            /* the chain problems listed, in revision order */
+    const struct audit_expect *expect;           /* a point the chain must hold, or NULL */
+    bool expect_found;                           /* a row's stored hash equals expect->hash */
+    uint64_t expect_found_revision;              /* that row's revision */
+    bool expect_rev_seen;                        /* a row has revision expect->revision ... */
+    uint8_t expect_rev_hash[REVISION_HASH_SIZE]; /* ... and this stored hash */
+    uint64_t total;                              /* every chain problem found, listed or not */
     bool oom;
 };
 
@@ -251,8 +256,10 @@ static void add_problem(struct audit *a, uint64_t revision, const char *key, siz
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     /* json_array_append_new() releases P when it fails. */
-    json_t *p = json_pack("{s:I, s:s%, s:s}", "revision", (json_int_t)revision, "key", key, keylen,
-                          "problem", text);
+    /* Revision 0 and a NULL key: a problem of the whole chain, not of one row. */
+    json_t *p = json_pack("{s:o, s:o, s:s}", "revision",
+                          revision ? json_integer((json_int_t)revision) : json_null(), "key",
+                          key ? json_stringn(key, keylen) : json_null(), "problem", text);
     if (p == NULL || json_array_append_new(a->problems, p) != 0) {
         a->oom = true;
     }
@@ -416,6 +423,16 @@ static int check_row(struct audit *a, const PGresult *res, int row, char *errmsg
     /* The next row chains from what is stored, not from what was recomputed: a tampered
      * hash shows as a mismatch here and a broken link at the next row. */
     memcpy(a->head, stored, REVISION_HASH_SIZE);
+    if (a->expect != NULL) {
+        if (!a->expect_found && memcmp(stored, a->expect->hash, REVISION_HASH_SIZE) == 0) {
+            a->expect_found = true;
+            a->expect_found_revision = r.revision;
+        }
+        if (a->expect->revision != 0 && r.revision == a->expect->revision) {
+            a->expect_rev_seen = true;
+            memcpy(a->expect_rev_hash, stored, REVISION_HASH_SIZE);
+        }
+    }
     a->prev_revision = r.revision;
     a->prev_raft_index = r.raft_index;
     a->rows++;
@@ -527,10 +544,63 @@ static int sql_check(PGconn *conn, const char *what, const char *sql, const char
     return rc == DB_NOT_FOUND ? DB_ERROR : rc;
 }
 
+static bool expect_none(const struct audit_expect *e)
+{
+    static const uint8_t zero[REVISION_HASH_SIZE];
+    return e == NULL || memcmp(e->hash, zero, REVISION_HASH_SIZE) == 0;
+}
+
+/* After the chain was read: adds the problem of a missing or different expected point, and
+ * returns the report's "expected" member (new), or NULL when nothing was expected. A chain
+ * holding the expected hash as a later revision than expected is still a finding (the
+ * revision number is part of what was committed). */
+static json_t *expect_check(struct audit *a)
+{
+    const struct audit_expect *e = a->expect;
+    char want[2 * REVISION_HASH_SIZE + 1], have[2 * REVISION_HASH_SIZE + 1], rev[32] = "";
+    if (expect_none(e)) {
+        return NULL;
+    }
+    bool found = a->expect_found && (e->revision == 0 || a->expect_found_revision == e->revision);
+    hex_of(e->hash, REVISION_HASH_SIZE, want);
+    if (e->revision != 0) {
+        snprintf(rev, sizeof(rev), " %" PRIu64, e->revision);
+    }
+    if (!found && e->revision != 0 && a->expect_rev_seen) {
+        hex_of(a->expect_rev_hash, REVISION_HASH_SIZE, have);
+        add_problem(a, e->revision, NULL, 0,
+                    "head mismatch: %s revision%s with hash %s, but PostgreSQL holds revision%s "
+                    "with hash %s",
+                    e->what, rev, want, rev, have);
+    } else if (!found && a->rows == 0) {
+        add_problem(a, e->revision, NULL, 0,
+                    "missing tail: %s revision%s with hash %s, but PostgreSQL holds no revision "
+                    "of the project",
+                    e->what, e->revision ? rev : "", want);
+    } else if (!found) {
+        hex_of(a->head, REVISION_HASH_SIZE, have);
+        add_problem(a, e->revision, NULL, 0,
+                    "missing tail: %s revision%s with hash %s, but PostgreSQL's chain ends at "
+                    "revision %" PRIu64 " with hash %s",
+                    e->what, e->revision ? rev : "", want, a->prev_revision, have);
+    }
+    uint64_t r = e->revision ? e->revision : (found ? a->expect_found_revision : 0);
+    return json_pack("{s:o,s:s,s:b}", "revision", r ? json_integer((json_int_t)r) : json_null(),
+                     "hash", want, "found", found);
+}
+
 int audit_verify_project(PGconn *conn, const char *project, json_t **report, char *errmsg,
                          size_t errlen)
 {
-    struct audit a = {.project = project};
+    return audit_verify_project_expect(conn, project, NULL, report, errmsg, errlen);
+}
+
+int audit_verify_project_expect(PGconn *conn, const char *project,
+                                const struct audit_expect *expect, json_t **report, char *errmsg,
+                                size_t errlen)
+{
+    struct audit a = {.project = project, .expect = expect};
+    json_t *expected = NULL;
     json_t *versions = NULL, *fold = NULL, *listed = NULL;
     PGresult *res = NULL;
     int rc;
@@ -592,6 +662,10 @@ int audit_verify_project(PGconn *conn, const char *project, json_t **report, cha
     }
     /* Read-only: ending with ROLLBACK discards nothing and cannot fail in a way that matters. */
     db_rollback(conn);
+    expected = expect_check(&a);
+    if (!expect_none(expect) && expected == NULL) {
+        a.oom = true;
+    }
 
     json_t *lists[3] = {a.problems, json_object_get(versions, "problems"),
                         json_object_get(fold, "problems")};
@@ -609,6 +683,16 @@ int audit_verify_project(PGconn *conn, const char *project, json_t **report, cha
                                          total == 0, "chain_head",
                                          a.rows > 0 ? json_string(head) : json_null(),
                                          "problems_total", total, "problems", listed);
+    if (*report != NULL && expected != NULL &&
+        json_object_set_new(*report, "expected", json_incref(expected)) != 0) {
+        json_decref(*report);
+        *report = NULL;
+    }
+    if (a.oom) {
+        json_decref(*report);
+        *report = NULL;
+    }
+    json_decref(expected);
     json_decref(listed);
     json_decref(versions);
     json_decref(fold);

@@ -27,6 +27,7 @@
 #define CONCLAVE_AUDIT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -58,5 +59,32 @@
  */
 int audit_verify_project(PGconn *conn, const char *project, json_t **report, char *errmsg,
                          size_t errlen);
+
+/*
+ * A point the project's chain must contain, known from outside PostgreSQL: the head the
+ * cluster committed (the node's state machine) or a checkpoint saved earlier. PostgreSQL may
+ * hold more after it (revisions materialized since), never less.
+ */
+struct audit_expect {
+    uint8_t hash[32];  /* the stored hash that revision must have; all zeros: nothing expected */
+    uint64_t revision; /* its revision number, or 0 when unknown (then only HASH is looked for) */
+    const char *what;  /* who says so, for the message: "the cluster committed" */
+};
+
+/*
+ * audit_verify_project(), and also that the chain holds EXPECT (borrowed; NULL: no such
+ * check). When it does not, one more problem is reported (with EXPECT's revision, or null):
+ *
+ *   "missing tail: WHAT revision R with hash H, but PostgreSQL's chain ends at revision M
+ *    with hash X" (or "... but PostgreSQL holds no revision of the project"), when the chain
+ *    lacks it: newest revisions deleted, or an older backup restored;
+ *   "head mismatch: WHAT revision R with hash H, but PostgreSQL holds revision R with hash X"
+ *    when the revision is there with another hash.
+ *
+ * The report then also has "expected": {"revision": R or null, "hash": H, "found": bool}.
+ */
+int audit_verify_project_expect(PGconn *conn, const char *project,
+                                const struct audit_expect *expect, json_t **report, char *errmsg,
+                                size_t errlen);
 
 #endif /* CONCLAVE_AUDIT_H */

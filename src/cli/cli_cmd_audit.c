@@ -12,6 +12,7 @@
 #include "cli/cli_cmd_audit_internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,8 @@ static const char usage_text[] =
     "       conclave audit replay --project P [--key K] [--as-of-revision R | --as-of-time T]\n"
     "                             [--out DIR] [--file FILE] [--source api|db]\n"
     "       conclave audit export --project P [--out FILE] [--source api|db]\n"
+    "       conclave audit checkpoint PROJECT [--out FILE] [--source api|db]\n"
+    "       conclave audit verify --checkpoint FILE [--file FILE] [--source api|db]\n"
     "\n"
     "verify   recomputes every hash of the chain, checks that each key's versions are\n"
     "         1, 2, 3, ... and that the live configs are exactly what the revisions add up\n"
@@ -40,6 +43,9 @@ static const char usage_text[] =
     "         The history up to that point is verified first.\n"
     "export   writes the project's revisions with their hashes as JSON Lines (stdout\n"
     "         without --out) for `verify --file`.\n"
+    "checkpoint  verifies the project's chain and prints (or writes to --out) its head\n"
+    "         revision and hash; keep it away from the database. `verify --checkpoint FILE`\n"
+    "         then finds that revision with that hash in the history, or exits 8.\n"
     "\n"
     "sources: the API of --endpoints (default), or PostgreSQL directly with --source db,\n"
     "         which is the default when DATABASE_URL or --database-url is set.\n"
@@ -68,8 +74,9 @@ static int parse_args(int argc, char **argv, struct cli_cmd_audit_args *a)
     }
     a->sub = argv[1];
     if (strcmp(a->sub, "verify") != 0 && strcmp(a->sub, "replay") != 0 &&
-        strcmp(a->sub, "export") != 0) {
-        return usage_error("unknown subcommand \"%s\": use verify, replay or export", a->sub);
+        strcmp(a->sub, "export") != 0 && strcmp(a->sub, "checkpoint") != 0) {
+        return usage_error("unknown subcommand \"%s\": use verify, replay, export or checkpoint",
+                           a->sub);
     }
     for (int i = 2; i < argc; i++) {
         const char *opt = argv[i];
@@ -84,6 +91,11 @@ static int parse_args(int argc, char **argv, struct cli_cmd_audit_args *a)
             slot = &a->key;
         } else if (strcmp(opt, "--out") == 0) {
             slot = &a->out;
+        } else if (strcmp(opt, "--checkpoint") == 0) {
+            slot = &a->checkpoint;
+        } else if (opt[0] != '-' && strcmp(a->sub, "checkpoint") == 0 && a->project == NULL) {
+            a->project = opt;
+            continue;
         } else if (strcmp(opt, "--as-of-revision") == 0 || strcmp(opt, "--as-of-time") == 0) {
             slot = opt[8] == 'r' ? NULL : &a->as_of_time_text;
             if (i + 1 >= argc) {
@@ -127,6 +139,12 @@ static int parse_args(int argc, char **argv, struct cli_cmd_audit_args *a)
     }
     if (strcmp(a->sub, "verify") == 0 && a->out != NULL) {
         return usage_error("%s", "verify writes no file: drop --out");
+    }
+    if (a->checkpoint != NULL && strcmp(a->sub, "verify") != 0) {
+        return usage_error("--checkpoint belongs to verify, not %s", a->sub);
+    }
+    if (strcmp(a->sub, "checkpoint") == 0 && a->file != NULL) {
+        return usage_error("%s", "checkpoint reads the server or the database, not --file");
     }
     if (export && a->file != NULL) {
         return usage_error("%s", "export reads the server or the database, not --file");
@@ -182,6 +200,61 @@ int cli_cmd_audit_open_source(struct cli_cmd_audit_run *r, const char *project,
     return cli_audit_source_open_api(r->client, project, 0, s, r->err, sizeof(r->err));
 }
 
+/* Notes REV (already checked) in every watch that is on. */
+static void watch_see(struct cli_cmd_audit_run *r, const json_t *rev)
+{
+    const char *h = json_string_value(json_object_get(rev, "hash"));
+    json_int_t n = json_integer_value(json_object_get(rev, "revision"));
+    for (int i = 0; i < CLI_CMD_AUDIT_WATCHES && h != NULL; i++) {
+        struct cli_cmd_audit_watch *w = &r->watch[i];
+        if (!w->on) {
+            continue;
+        }
+        if (strcmp(h, w->hash) == 0 && (w->revision == 0 || (uint64_t)n == w->revision)) {
+            w->found = true;
+        }
+        if (w->revision != 0 && (uint64_t)n == w->revision) {
+            w->rev_seen = true;
+            snprintf(w->rev_hash, sizeof(w->rev_hash), "%s", h);
+        }
+    }
+}
+
+bool cli_cmd_audit_watch_problem(const struct cli_cmd_audit_run *r, const struct alog *a,
+                                 struct auditlog_problem *p)
+{
+    for (int i = 0; i < CLI_CMD_AUDIT_WATCHES; i++) {
+        const struct cli_cmd_audit_watch *w = &r->watch[i];
+        char rev[32] = "";
+        if (!w->on || w->found) {
+            continue;
+        }
+        memset(p, 0, sizeof(*p));
+        p->revision = w->revision;
+        if (w->revision != 0) {
+            snprintf(rev, sizeof(rev), " %" PRIu64, w->revision);
+        }
+        if (w->rev_seen) {
+            snprintf(p->text, sizeof(p->text),
+                     "head mismatch: %s revision%s with hash %s, but the history holds "
+                     "revision%s with hash %s",
+                     w->what, rev, w->hash, rev, w->rev_hash);
+        } else if (auditlog_revisions(a) == 0) {
+            snprintf(p->text, sizeof(p->text),
+                     "missing tail: %s revision%s with hash %s, but the history holds no "
+                     "revision of the project",
+                     w->what, rev, w->hash);
+        } else {
+            snprintf(p->text, sizeof(p->text),
+                     "missing tail: %s revision%s with hash %s, but the history ends at "
+                     "revision %" PRIu64 " with hash %s",
+                     w->what, rev, w->hash, auditlog_last_revision(a), auditlog_chain_head(a));
+        }
+        return true;
+    }
+    return false;
+}
+
 int cli_cmd_audit_feed_all(struct cli_cmd_audit_run *r, struct cli_audit_source *s, struct alog *a,
                            cli_cmd_audit_stop_fn stop, struct auditlog_problem *p, bool *problem)
 {
@@ -199,6 +272,9 @@ int cli_cmd_audit_feed_all(struct cli_cmd_audit_run *r, struct cli_audit_source 
             return CLI_EXIT_OK;
         }
         rc = auditlog_feed(a, rev, p);
+        if (rc == ALOG_OK) {
+            watch_see(r, rev);
+        }
         if (rc == ALOG_NOMEM) {
             cli_audit_source_progress_done();
             snprintf(r->err, sizeof(r->err), "out of memory");
@@ -249,6 +325,8 @@ int cli_cmd_audit(int argc, char **argv)
             rc = cli_cmd_audit_verify(r);
         } else if (strcmp(r->a.sub, "replay") == 0) {
             rc = cli_cmd_audit_replay(r);
+        } else if (strcmp(r->a.sub, "checkpoint") == 0) {
+            rc = cli_cmd_audit_checkpoint(r);
         } else {
             rc = cli_cmd_audit_export(r);
         }

@@ -1,6 +1,7 @@
 /*
  * cli_cmd_audit_internal: the private header of the `conclave audit` module, one subcommand per
- * file (cli_cmd_audit_verify.c, cli_cmd_audit_replay.c, cli_cmd_audit_export.c) around what they
+ * file (cli_cmd_audit_verify.c, cli_cmd_audit_replay.c, cli_cmd_audit_export.c,
+ * cli_cmd_audit_checkpoint.c) around what they
  * share in cli_cmd_audit.c: the parsed command line, the source (API, PostgreSQL or an export file)
  * and the loop that feeds a source through the checker with the progress bar. It includes only the
  * module's public cli_cmd_audit.h.
@@ -34,7 +35,26 @@ struct cli_cmd_audit_args {
     uint64_t as_of_revision;
     int64_t as_of_time;
     const char *as_of_time_text;
+    const char *checkpoint; /* verify --checkpoint FILE */
+    const char *project;    /* checkpoint PROJECT (positional) */
 };
+
+/*
+ * A point the chain must contain, checked as the revisions are fed (cli_cmd_audit_feed_all):
+ * the committed head the API names, or a saved checkpoint. HASH is 64 lowercase hex digits;
+ * REVISION 0 when only the hash is known.
+ */
+struct cli_cmd_audit_watch {
+    bool on;
+    uint64_t revision;
+    char hash[65];
+    const char *what;  /* "the cluster committed", "the checkpoint names" */
+    bool found;        /* a fed revision has HASH (and REVISION, when known) */
+    bool rev_seen;     /* a fed revision has REVISION ... */
+    char rev_hash[65]; /* ... with this hash */
+};
+
+#define CLI_CMD_AUDIT_WATCHES 2
 
 /* Everything one run holds; released in one place, by cli_cmd_audit(). */
 struct cli_cmd_audit_run {
@@ -43,6 +63,7 @@ struct cli_cmd_audit_run {
     struct cli_client *client; /* the API source, or NULL */
     PGconn *conn;              /* the PostgreSQL source, or NULL */
     bool use_db;
+    struct cli_cmd_audit_watch watch[CLI_CMD_AUDIT_WATCHES]; /* [0] API head, [1] checkpoint */
     char err[1024]; /* what failed, for the subcommand's non-zero status */
 };
 
@@ -52,6 +73,16 @@ struct cli_cmd_audit_run {
 int cli_cmd_audit_verify(struct cli_cmd_audit_run *r);
 int cli_cmd_audit_replay(struct cli_cmd_audit_run *r);
 int cli_cmd_audit_export(struct cli_cmd_audit_run *r);
+int cli_cmd_audit_checkpoint(struct cli_cmd_audit_run *r);
+
+/* After a chain was fed whole into A without a problem: fills *P and returns true when a watch
+ * that is on was not found (a missing tail, or the revision with another hash). */
+bool cli_cmd_audit_watch_problem(const struct cli_cmd_audit_run *r, const struct alog *a,
+                                 struct auditlog_problem *p);
+
+/* Reads checkpoint file PATH into r->watch[1]; *PROJECT (new, caller frees) is the project it
+ * names. CLI_EXIT_NOT_FOUND when missing, CLI_EXIT_USAGE when it is not a checkpoint. */
+int cli_cmd_audit_checkpoint_read(struct cli_cmd_audit_run *r, const char *path, char **project);
 
 /* Opens PROJECT's history from the run's source (the API or PostgreSQL, not a file) into *S,
  * which the caller closes with cli_audit_source_close(). */

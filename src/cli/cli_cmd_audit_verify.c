@@ -179,6 +179,11 @@ static int verify_stream(struct cli_cmd_audit_run *r, const char *project,
         rc = CLI_EXIT_OK;
     }
     bool compared = false;
+    /* The committed head or checkpoint first: a missing tail also makes the live configs differ
+     * from the fold, and the missing tail is the finding that says what happened. */
+    if (rc == CLI_EXIT_OK && !problem) {
+        problem = cli_cmd_audit_watch_problem(r, a, &p);
+    }
     if (rc == CLI_EXIT_OK && !problem && r->client != NULL) {
         rc = compare_live_api(r, project, a, &p, &problem);
         compared = true;
@@ -195,12 +200,69 @@ static int verify_stream(struct cli_cmd_audit_run *r, const char *project,
     return rc;
 }
 
+/*
+ * Reads the committed head of PROJECT (GET /v1/projects/{id}/head) into r->watch[0]: the point
+ * PostgreSQL must hold, which the chain read afterwards must contain (it may hold more:
+ * revisions materialized meanwhile). Read before the revisions, so that it cannot be newer than
+ * them. A project without revisions sets no watch.
+ */
+static int fetch_head(struct cli_cmd_audit_run *r, const char *project)
+{
+    struct cli_cmd_audit_watch *w = &r->watch[0];
+    char *penc = cli_urlencode(project);
+    char path[1024];
+    long status = 0;
+    json_t *reply = NULL;
+    memset(w, 0, sizeof(*w));
+    if (penc == NULL) {
+        snprintf(r->err, sizeof(r->err), "out of memory");
+        return CLI_EXIT_FAILURE;
+    }
+    snprintf(path, sizeof(path), "/v1/projects/%s/head", penc);
+    free(penc);
+    int rc = cli_client_call(r->client, "GET", path, NULL, &status, &reply, r->err, sizeof(r->err));
+    if (rc == CLI_EXIT_OK && status != 200) {
+        char what[512];
+        snprintf(what, sizeof(what), "reading the committed head of project %s", project);
+        rc = cli_client_error(status, reply, what, r->err, sizeof(r->err));
+    }
+    if (rc == CLI_EXIT_OK) {
+        const json_t *m = json_object_get(reply, "materialized");
+        const char *h = json_string_value(json_object_get(m, "hash"));
+        json_t *rev = json_object_get(m, "revision");
+        if (h != NULL && strlen(h) == 64) {
+            w->on = true;
+            snprintf(w->hash, sizeof(w->hash), "%s", h);
+            w->revision = json_is_integer(rev) ? (uint64_t)json_integer_value(rev) : 0;
+            w->what = "the cluster committed";
+        }
+    }
+    json_decref(reply);
+    return rc;
+}
+
+static int hex_nibble(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
 /* Verifies one project in PostgreSQL with audit.c, which also compares `configs` in the same
  * snapshot, into a report of the same shape as verify_stream()'s. */
 static int verify_db(struct cli_cmd_audit_run *r, const char *project, json_t **result)
 {
     json_t *rep = NULL;
-    int rc = audit_verify_project(r->conn, project, &rep, r->err, sizeof(r->err));
+    struct audit_expect e = {0};
+    const struct cli_cmd_audit_watch *w = &r->watch[1];
+    if (w->on) {
+        /* The checkpoint's hash was checked to be 64 lowercase hex digits when read. */
+        for (int i = 0; i < 32; i++) {
+            e.hash[i] = (uint8_t)(hex_nibble(w->hash[2 * i]) << 4 | hex_nibble(w->hash[2 * i + 1]));
+        }
+        e.revision = w->revision;
+        e.what = w->what;
+    }
+    int rc = audit_verify_project_expect(r->conn, project, w->on ? &e : NULL, &rep, r->err,
+                                         sizeof(r->err));
     if (rc != DB_OK) {
         if (rc == DB_NOT_FOUND) {
             snprintf(r->err, sizeof(r->err), "project %s not found in the database", project);
@@ -250,8 +312,21 @@ static void print_verdict(const json_t *rep)
 int cli_cmd_audit_verify(struct cli_cmd_audit_run *r)
 {
     json_t *projects = NULL, *reports = json_array();
-    int rc;
+    char *ckpt_project = NULL;
+    int rc = CLI_EXIT_OK;
     bool all_ok = true;
+    if (r->a.checkpoint != NULL) {
+        rc = cli_cmd_audit_checkpoint_read(r, r->a.checkpoint, &ckpt_project);
+        if (rc == CLI_EXIT_OK && r->g->project != NULL &&
+            strcmp(r->g->project, ckpt_project) != 0) {
+            snprintf(r->err, sizeof(r->err), "%s is a checkpoint of project %s, not %s",
+                     r->a.checkpoint, ckpt_project, r->g->project);
+            rc = CLI_EXIT_USAGE;
+        }
+        if (rc != CLI_EXIT_OK) {
+            goto out;
+        }
+    }
     if (r->a.file != NULL) {
         struct cli_audit_source *s = NULL;
         const char *project = NULL;
@@ -262,9 +337,10 @@ int cli_cmd_audit_verify(struct cli_cmd_audit_run *r)
             fprintf(stderr, "conclave audit verify: %s\n", r->err);
             goto out;
         }
-        if (rc == CLI_EXIT_OK && r->g->project != NULL && strcmp(r->g->project, project) != 0) {
+        const char *want = ckpt_project ? ckpt_project : r->g->project;
+        if (rc == CLI_EXIT_OK && want != NULL && strcmp(want, project) != 0) {
             snprintf(r->err, sizeof(r->err), "%s is an export of project %s, not %s", r->a.file,
-                     project, r->g->project);
+                     project, want);
             rc = CLI_EXIT_USAGE;
         }
         if (rc == CLI_EXIT_OK) {
@@ -276,7 +352,12 @@ int cli_cmd_audit_verify(struct cli_cmd_audit_run *r)
         }
         json_array_append_new(reports, rep);
     } else {
-        rc = list_projects(r, &projects);
+        if (ckpt_project != NULL) {
+            projects = json_pack("[s]", ckpt_project);
+            rc = projects ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+        } else {
+            rc = list_projects(r, &projects);
+        }
         size_t i;
         json_t *id;
         json_array_foreach(projects, i, id)
@@ -289,8 +370,11 @@ int cli_cmd_audit_verify(struct cli_cmd_audit_run *r)
                 rc = verify_db(r, json_string_value(id), &rep);
             } else {
                 struct cli_audit_source *s = NULL;
-                rc = cli_audit_source_open_api(r->client, json_string_value(id), 0, &s, r->err,
-                                               sizeof(r->err));
+                rc = fetch_head(r, json_string_value(id));
+                if (rc == CLI_EXIT_OK) {
+                    rc = cli_audit_source_open_api(r->client, json_string_value(id), 0, &s, r->err,
+                                                   sizeof(r->err));
+                }
                 if (rc == CLI_EXIT_OK) {
                     rc = verify_stream(r, json_string_value(id), s, &rep);
                 }
@@ -330,6 +414,7 @@ int cli_cmd_audit_verify(struct cli_cmd_audit_run *r)
     }
     rc = all_ok ? CLI_EXIT_OK : CLI_EXIT_AUDIT;
 out:
+    free(ckpt_project);
     json_decref(projects);
     json_decref(reports);
     return rc;

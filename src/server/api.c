@@ -61,6 +61,7 @@ static const struct api_route routes[] = {
     {"GET", "/v1/projects/{project}/watch", API_PROJECT, ROLE_VIEWER, api_history_watch},
     {"GET", "/v1/projects/{project}/audit/verify", API_PROJECT, ROLE_VIEWER,
      api_history_audit_verify},
+    {"GET", "/v1/projects/{project}/head", API_PROJECT, ROLE_VIEWER, api_history_project_head},
     {"GET", "/v1/cluster", API_INSTANCE_ADMIN, ROLE_NONE, api_cluster_cluster_get},
     {"POST", "/v1/cluster/members", API_INSTANCE_ADMIN, ROLE_NONE, api_cluster_cluster_add},
     {"DELETE", "/v1/cluster/members/{member}", API_INSTANCE_ADMIN, ROLE_NONE,

@@ -10,6 +10,8 @@
 
 #include "server/api_internal.h"
 #include "audit/audit.h"
+#include "raft/fsm.h"
+#include "raft/revision.h"
 #include "storage/db.h"
 #include "storage/db_configs.h"
 #include "server/materializer.h"
@@ -121,15 +123,175 @@ void api_history_project_revisions(struct api_call *call)
     hist_start(call, "after_revision", project_revisions_work);
 }
 
+/* ---- the committed head ------------------------------------------------------------------- */
+
+/*
+ * What this node's state machine says about a project's chain, copied on the loop thread (the
+ * state machine is not thread-safe and its pointers die at the next apply) for a pool job:
+ *
+ *   - the head: the project's last revision (the highest last_revision of its configs,
+ *     tombstones included: every revision sets one) and its hash (fsm_chain_head);
+ *   - the materialized point: the revision PostgreSQL must hold by now. Revisions leave the
+ *     state machine's queue only once a materialized(N) entry says PostgreSQL committed them,
+ *     so it is the prev_hash of the project's first queued revision when one is queued (its
+ *     revision number is not known here: 0), else the head itself.
+ *
+ * Which node answers: any. A follower's state machine may lag the leader's by a few entries,
+ * but every revision that left its queue was committed to PostgreSQL before the leader proposed
+ * materialized(N), so the point it names is one PostgreSQL must hold: comparing against it
+ * never reports a false finding, it only checks a point at most that lag older. The answer
+ * names the raft index it was read at ("applied_index").
+ */
+struct committed {
+    uint64_t applied_index;
+    uint64_t head_revision; /* 0: the project has no revision */
+    uint8_t head[REVISION_HASH_SIZE];
+    uint64_t queued;                /* the project's revisions not yet known to be in PostgreSQL */
+    uint64_t materialized_revision; /* 0 when unknown (a revision is queued) or none */
+    uint8_t materialized[REVISION_HASH_SIZE];
+};
+
+static int committed_max_revision(const struct fsm_config *c, void *arg)
+{
+    uint64_t *max = arg;
+    if (c->last_revision > *max) {
+        *max = c->last_revision;
+    }
+    return 0;
+}
+
+/* Fills *C for PROJECT from the node's state machine. Loop thread only. Returns 0, -1 when
+ * the node runs without raft (ERRMSG says so) or memory ran out. */
+static int committed_read(struct node *node, const char *project, struct committed *c, char *errmsg,
+                          size_t errlen)
+{
+    const struct revision **queue = NULL;
+    size_t plen = strlen(project);
+    memset(c, 0, sizeof(*c));
+    if (node->fsm == NULL) {
+        snprintf(errmsg, errlen, "this node runs without raft, so it knows no committed head");
+        return -1;
+    }
+    c->applied_index = fsm_last_applied(node->fsm);
+    fsm_chain_head(node->fsm, project, plen, c->head);
+    fsm_list(node->fsm, project, plen, NULL, 0, NULL, 0, committed_max_revision, &c->head_revision);
+    c->materialized_revision = c->head_revision;
+    memcpy(c->materialized, c->head, REVISION_HASH_SIZE);
+    size_t n = fsm_pending_count(node->fsm);
+    if (n == 0) {
+        return 0;
+    }
+    queue = calloc(n, sizeof(*queue));
+    if (queue == NULL) {
+        snprintf(errmsg, errlen, "out of memory reading the queue of %zu revisions", n);
+        return -1;
+    }
+    n = fsm_pending_from(node->fsm, 0, queue, n);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(queue[i]->project, project) != 0) {
+            continue;
+        }
+        if (c->queued == 0) {
+            c->materialized_revision = 0;
+            memcpy(c->materialized, queue[i]->prev_hash, REVISION_HASH_SIZE);
+        }
+        c->queued++;
+    }
+    free(queue);
+    return 0;
+}
+
+static json_t *hash_json(const uint8_t h[REVISION_HASH_SIZE], bool present)
+{
+    char hex[2 * REVISION_HASH_SIZE + 1];
+    if (!present) {
+        return json_null();
+    }
+    for (size_t i = 0; i < REVISION_HASH_SIZE; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    }
+    return json_string(hex);
+}
+
+/* {"applied_index", "revision", "hash", "queued", "materialized": {"revision", "hash"}}. */
+static json_t *committed_json(const struct committed *c)
+{
+    static const uint8_t zero[REVISION_HASH_SIZE];
+    bool any = c->head_revision != 0;
+    bool mat = memcmp(c->materialized, zero, REVISION_HASH_SIZE) != 0;
+    return json_pack(
+        "{s:I,s:o,s:o,s:I,s:{s:o,s:o}}", "applied_index", (json_int_t)c->applied_index, "revision",
+        any ? json_integer((json_int_t)c->head_revision) : json_null(), "hash",
+        hash_json(c->head, any), "queued", (json_int_t)c->queued, "materialized", "revision",
+        c->materialized_revision ? json_integer((json_int_t)c->materialized_revision) : json_null(),
+        "hash", hash_json(c->materialized, mat));
+}
+
+/*
+ * GET /v1/projects/{id}/head: the committed head of the project's chain as this node's state
+ * machine holds it, and the point PostgreSQL must hold (docs/api.md). Answered on the loop
+ * thread from memory; `conclave audit verify` through the API compares it with the chain it
+ * read.
+ */
+void api_history_project_head(struct api_call *call)
+{
+    struct committed c;
+    char err[256];
+    if (committed_read(call->node, call->params[0], &c, err, sizeof(err)) != 0) {
+        api_error(call, 503, "unavailable", "%s", err);
+        return;
+    }
+    json_t *body = committed_json(&c);
+    if (body != NULL && json_object_set_new(body, "project", json_string(call->params[0])) != 0) {
+        json_decref(body);
+        body = NULL;
+    }
+    if (body == NULL) {
+        api_error(call, 500, "internal", "out of memory");
+        return;
+    }
+    api_reply(call, 200, body);
+}
+
 /* ---- audit ------------------------------------------------------------------------------ */
 
+/*
+ * The verification compares PostgreSQL's chain with the committed head read on the loop thread
+ * before the job starts: PostgreSQL must hold the materialized point (struct committed). It may
+ * hold more (revisions materialized since the read), never less: a missing tail (the newest
+ * revisions deleted) or an older backup restored is a finding that names both sides.
+ */
 static int verify_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
-    return audit_verify_project(conn, call->params[0], &call->result, errmsg, errlen);
+    const struct committed *c = call->data;
+    struct audit_expect e = {.revision = c->materialized_revision, .what = "the cluster committed"};
+    memcpy(e.hash, c->materialized, REVISION_HASH_SIZE);
+    int rc = audit_verify_project_expect(conn, call->params[0], &e, &call->result, errmsg, errlen);
+    if (rc == DB_OK) {
+        json_t *cj = committed_json(c);
+        if (cj == NULL || json_object_set_new(call->result, "committed", cj) != 0) {
+            json_decref(call->result);
+            call->result = NULL;
+            snprintf(errmsg, errlen, "out of memory building the report");
+            return DB_ERROR;
+        }
+    }
+    return rc;
 }
 
 void api_history_audit_verify(struct api_call *call)
 {
+    struct committed *c = calloc(1, sizeof(*c));
+    char err[256];
+    if (c == NULL) {
+        api_error(call, 500, "internal", "out of memory");
+        return;
+    }
+    call->data = c; /* freed with the call */
+    if (committed_read(call->node, call->params[0], c, err, sizeof(err)) != 0) {
+        api_error(call, 503, "unavailable", "%s", err);
+        return;
+    }
     api_run(call, verify_work, 200);
 }
 

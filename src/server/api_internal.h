@@ -107,6 +107,7 @@ void api_history_config_revisions(struct api_call *call);
 void api_history_project_revisions(struct api_call *call);
 void api_history_watch(struct api_call *call);
 void api_history_audit_verify(struct api_call *call);
+void api_history_project_head(struct api_call *call);
 
 void api_cluster_cluster_get(struct api_call *call);
 void api_cluster_cluster_add(struct api_call *call);

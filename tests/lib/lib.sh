@@ -68,12 +68,52 @@ test_done() {
 
 [[ -n ${CONCLAVE_TEST_PG:-} ]] || fail "CONCLAVE_TEST_PG is not set; run the tests with scripts/test"
 
-# make_test_db NAME: a fresh database; exports DATABASE_URL pointing at it.
+# make_test_db NAME: a fresh database; exports DATABASE_URL pointing at it, as the owner
+# role (the harness's superuser: migrations, `conclave admin`, the test's own SQL). The nodes
+# connect as the least-privileged node role instead (docs/security.md "Database roles"): a
+# login role n_NAME_PID of this test, a member of the group role conclave_node that migration
+# 012 grants the nodes' rights to. The group role is created here when missing (roles are
+# shared by every database of the server, and parallel tests may race to create it), so the
+# login role can join it before the test migrates. NODE_DATABASE_URL is the nodes' URL.
 make_test_db() {
-  local name="t_$1_$$"
+  local name="t_$1_$$" role="n_$1_$$"
   "$PG_BIN/psql" "$CONCLAVE_TEST_PG" -XAtq -v ON_ERROR_STOP=1 \
-    -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name" >/dev/null
+    -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name" \
+    -c "DO \$\$ BEGIN
+          CREATE ROLE conclave_node NOLOGIN;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+        END \$\$" \
+    -c "DROP ROLE IF EXISTS $role" -c "CREATE ROLE $role LOGIN IN ROLE conclave_node" >/dev/null
   export DATABASE_URL="$CONCLAVE_TEST_PG dbname=$name"
+  export NODE_DATABASE_URL="$CONCLAVE_TEST_PG dbname=$name user=$role"
+  TEST_DB_OWNER_URL=$DATABASE_URL
+}
+
+# node_db_url: the connection string a node's config gets: the node role's for the database
+# make_test_db made, or DATABASE_URL as it is when a test points it elsewhere (a private
+# server of its own).
+node_db_url() {
+  if [[ -n ${NODE_DATABASE_URL:-} && ( -z ${DATABASE_URL:-} ||
+        ${DATABASE_URL:-} == "${TEST_DB_OWNER_URL:-}" ) ]]; then
+    echo "$NODE_DATABASE_URL"
+  else
+    echo "${DATABASE_URL:-}"
+  fi
+}
+
+# as_node_env CMD...: runs CMD with DATABASE_URL set to node_db_url (a node takes
+# DATABASE_URL from its environment over its config file, so the owner's URL a test exported
+# must not reach it), or unset when there is none. Execs, so `as_node_env ... &` gives $! the
+# pid of CMD itself.
+as_node_env() {
+  local u
+  u=$(node_db_url)
+  if [[ -n $u ]]; then
+    DATABASE_URL=$u exec "$@"
+  else
+    unset DATABASE_URL
+    exec "$@"
+  fi
 }
 
 # sql QUERY: runs QUERY on $DATABASE_URL and prints the unaligned result.

@@ -66,7 +66,7 @@ write_config() {
   local secret
   secret=$(node_secret_file)
   jq -n --argjson id "$1" --arg dir "$TMP/node$1" --arg listen "127.0.0.1:$2" \
-    --arg url "$DATABASE_URL" --arg secret "$secret" \
+    --arg url "$(node_db_url)" --arg secret "$secret" \
     '{node_id: $id, data_dir: $dir, http: {listen: $listen},
       database: {url: $url, max_connections: 4},
       auth: {secret_file: $secret, password_ops: 1, password_mem_kib: 64}}' >"$3"
@@ -104,7 +104,7 @@ start_node() {
     port=$(free_port)
     write_config "$n" "$port" "$TMP/node$n.json"
     echo "--- start_node $n on port $port (attempt $attempt)" >>"$TMP/node$n.log"
-    "$BIN" serve --config "$TMP/node$n.json" >>"$TMP/node$n.log" 2>&1 </dev/null &
+    as_node_env "$BIN" serve --config "$TMP/node$n.json" >>"$TMP/node$n.log" 2>&1 </dev/null &
     pid=$!
     NODE_PIDS+=("$pid")
     ready=

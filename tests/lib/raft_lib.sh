@@ -54,7 +54,7 @@ raft_config() {
   done
   local rp="RPORT_$i" hp="HPORT_$i"
   jq -n --argjson id "$i" --arg dir "$TMP/rnode$i" --arg listen "127.0.0.1:${!hp}" \
-    --arg raft "127.0.0.1:${!rp}" --argjson peers "$list" --arg url "$DATABASE_URL" \
+    --arg raft "127.0.0.1:${!rp}" --argjson peers "$list" --arg url "$(node_db_url)" \
     --arg secret "$secret" \
     '{node_id: $id, data_dir: $dir, http: {listen: $listen},
       raft: {address: $raft, peers: $peers, election_timeout_ms: 500, heartbeat_timeout_ms: 50,
@@ -65,7 +65,7 @@ raft_config() {
 
 raft_start() {
   local i=$1 pid hp="HPORT_$1" n
-  "$BIN" serve --config "$TMP/rnode$i.json" >>"$TMP/node$i.log" 2>&1 </dev/null &
+  as_node_env "$BIN" serve --config "$TMP/rnode$i.json" >>"$TMP/node$i.log" 2>&1 </dev/null &
   pid=$!
   NODE_PIDS+=("$pid")
   export "NODE_${i}_URL=http://127.0.0.1:${!hp}" "NODE_${i}_PID=$pid"
