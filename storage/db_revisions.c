@@ -6,8 +6,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "storage/db.h"
+
+/* The failpoint's pause in milliseconds; 0 = off. Atomic: set on the loop thread, read on
+ * the pool's workers. */
+static _Atomic unsigned failpoint_pause_ms;
+
+void db_revisions_failpoint_pause(unsigned ms)
+{
+    failpoint_pause_ms = ms;
+}
 
 /*
  * How a batch is written, in four round trips (five when the batch overlaps the cursor):
@@ -532,6 +542,14 @@ int db_revisions_write_batch(PGconn *conn, const struct db_revision *revs, size_
     rc = lock_cursor(conn, &cur_index, &cur_rev, errmsg, errlen);
     if (rc != DB_OK) {
         goto err_in_tx;
+    }
+    unsigned pause = failpoint_pause_ms;
+    if (pause > 0) {
+        /* Failpoint: hold the cursor lock in an idle transaction (tests only). */
+        struct timespec ts = {.tv_sec = pause / 1000, .tv_nsec = (long)(pause % 1000) * 1000000L};
+        /* Resumed after a signal (SIGSTOP/SIGCONT): sleep the rest; bounded all the same. */
+        for (int i = 0; i < 100 && nanosleep(&ts, &ts) != 0 && errno == EINTR; i++) {
+        }
     }
     /* revs is in raft order, so what is already written is a prefix. */
     size_t done = 0;

@@ -125,4 +125,12 @@ int db_revisions_read_cursor(PGconn *conn, uint64_t *raft_index, uint64_t *revis
 int db_revisions_write_batch(PGconn *conn, const struct db_revision *revs, size_t n,
                              uint64_t *cursor_out, char *errmsg, size_t errlen);
 
+/*
+ * Failpoint for the tests (docs/hacking.md): when MS > 0, every db_revisions_write_batch()
+ * sleeps MS milliseconds right after it has locked the cursor row, inside its transaction, so
+ * a test can freeze or cut off a leader while it holds the lock. The server sets it once at
+ * start from CONCLAVE_FAILPOINT_MATERIALIZER_PAUSE_MS; 0 (the default) disables it. Thread-safe.
+ */
+void db_revisions_failpoint_pause(unsigned ms);
+
 #endif /* CONCLAVE_DB_REVISIONS_H */
