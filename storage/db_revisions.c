@@ -44,12 +44,11 @@ void db_revisions_failpoint_pause(unsigned ms)
  * configs upsert cannot reference it (ON DELETE RESTRICT only protects schemas already bound
  * in configs). The revision is committed in Raft and cannot be changed, and storing the
  * config with schema_id NULL would make configs differ from the fold of its revisions
- * (invariant 2). So the batch fails with DB_ERROR naming the schema, and the materializer
- * stalls until an operator restores the schema row (same id; the revision carries its hash).
- * The window is small because the API refuses to delete a schema bound in configs, but a
- * revision still in the queue is not in configs yet. Closing it for good needs a decision
- * above this module: soft-deleting schemas (a deleted_at column, so the row the foreign key
- * needs never disappears) is the simplest.
+ * (invariant 2). Since migration 013 the API only soft-deletes schemas (deleted_at), so the
+ * row the foreign key needs never disappears through the API and the race is closed. The check
+ * below stays for a row removed by hand in SQL: the batch then fails with DB_ERROR naming the
+ * schema, the materializer reports it (log, /ready, /metrics) and retries with backoff until
+ * an operator restores the row (same id; the revision carries its hash).
  */
 
 static const char WRITE_SQL[] =

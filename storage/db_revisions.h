@@ -119,8 +119,8 @@ int db_revisions_read_cursor(PGconn *conn, uint64_t *raft_index, uint64_t *revis
  * A schema deleted after the leader validated a revision against it, but before the
  * revision is materialized, makes the batch fail with DB_ERROR ("schema ... no longer
  * exists"): configs.schema_id references config_schemas with ON DELETE RESTRICT, and the
- * materializer does not rewrite a committed revision. Until the schema row is restored the
- * materializer cannot progress; see the comment in db_revisions.c.
+ * materializer does not rewrite a committed revision. The API soft-deletes schemas (migration
+ * 013), so only a row removed by hand in SQL does this; see the comment in db_revisions.c.
  */
 int db_revisions_write_batch(PGconn *conn, const struct db_revision *revs, size_t n,
                              uint64_t *cursor_out, char *errmsg, size_t errlen);
