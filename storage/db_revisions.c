@@ -6,8 +6,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "storage/db.h"
+
+/* The failpoint's pause in milliseconds; 0 = off. Atomic: set on the loop thread, read on
+ * the pool's workers. */
+static _Atomic unsigned failpoint_pause_ms;
+
+void db_revisions_failpoint_pause(unsigned ms)
+{
+    failpoint_pause_ms = ms;
+}
 
 /*
  * How a batch is written, in four round trips (five when the batch overlaps the cursor):
@@ -34,12 +44,11 @@
  * configs upsert cannot reference it (ON DELETE RESTRICT only protects schemas already bound
  * in configs). The revision is committed in Raft and cannot be changed, and storing the
  * config with schema_id NULL would make configs differ from the fold of its revisions
- * (invariant 2). So the batch fails with DB_ERROR naming the schema, and the materializer
- * stalls until an operator restores the schema row (same id; the revision carries its hash).
- * The window is small because the API refuses to delete a schema bound in configs, but a
- * revision still in the queue is not in configs yet. Closing it for good needs a decision
- * above this module: soft-deleting schemas (a deleted_at column, so the row the foreign key
- * needs never disappears) is the simplest.
+ * (invariant 2). Since migration 013 the API only soft-deletes schemas (deleted_at), so the
+ * row the foreign key needs never disappears through the API and the race is closed. The check
+ * below stays for a row removed by hand in SQL: the batch then fails with DB_ERROR naming the
+ * schema, the materializer reports it (log, /ready, /metrics) and retries with backoff until
+ * an operator restores the row (same id; the revision carries its hash).
  */
 
 static const char WRITE_SQL[] =
@@ -532,6 +541,14 @@ int db_revisions_write_batch(PGconn *conn, const struct db_revision *revs, size_
     rc = lock_cursor(conn, &cur_index, &cur_rev, errmsg, errlen);
     if (rc != DB_OK) {
         goto err_in_tx;
+    }
+    unsigned pause = failpoint_pause_ms;
+    if (pause > 0) {
+        /* Failpoint: hold the cursor lock in an idle transaction (tests only). */
+        struct timespec ts = {.tv_sec = pause / 1000, .tv_nsec = (long)(pause % 1000) * 1000000L};
+        /* Resumed after a signal (SIGSTOP/SIGCONT): sleep the rest; bounded all the same. */
+        for (int i = 0; i < 100 && nanosleep(&ts, &ts) != 0 && errno == EINTR; i++) {
+        }
     }
     /* revs is in raft order, so what is already written is a prefix. */
     size_t done = 0;

@@ -119,10 +119,18 @@ int db_revisions_read_cursor(PGconn *conn, uint64_t *raft_index, uint64_t *revis
  * A schema deleted after the leader validated a revision against it, but before the
  * revision is materialized, makes the batch fail with DB_ERROR ("schema ... no longer
  * exists"): configs.schema_id references config_schemas with ON DELETE RESTRICT, and the
- * materializer does not rewrite a committed revision. Until the schema row is restored the
- * materializer cannot progress; see the comment in db_revisions.c.
+ * materializer does not rewrite a committed revision. The API soft-deletes schemas (migration
+ * 013), so only a row removed by hand in SQL does this; see the comment in db_revisions.c.
  */
 int db_revisions_write_batch(PGconn *conn, const struct db_revision *revs, size_t n,
                              uint64_t *cursor_out, char *errmsg, size_t errlen);
+
+/*
+ * Failpoint for the tests (docs/hacking.md): when MS > 0, every db_revisions_write_batch()
+ * sleeps MS milliseconds right after it has locked the cursor row, inside its transaction, so
+ * a test can freeze or cut off a leader while it holds the lock. The server sets it once at
+ * start from CONCLAVE_FAILPOINT_MATERIALIZER_PAUSE_MS; 0 (the default) disables it. Thread-safe.
+ */
+void db_revisions_failpoint_pause(unsigned ms);
 
 #endif /* CONCLAVE_DB_REVISIONS_H */

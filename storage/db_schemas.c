@@ -34,7 +34,8 @@ int db_schemas_list(PGconn *conn, const char *after, int limit, json_t **out, ch
     const char *p[] = {after, lim};
     return db_query_json_rows(conn, "listing schemas",
                               "SELECT json_build_object(" SCHEMA_COLS ") FROM config_schemas "
-                              "WHERE ($1::uuid IS NULL OR id > $1::uuid) ORDER BY id LIMIT $2",
+                              "WHERE deleted_at IS NULL AND ($1::uuid IS NULL OR id > $1::uuid) "
+                              "ORDER BY id LIMIT $2",
                               2, p, out, errmsg, errlen);
 }
 
@@ -44,7 +45,7 @@ int db_schemas_get(PGconn *conn, const char *id, json_t **out, char *errmsg, siz
     return db_query_json_row(conn, "reading schema",
                              "SELECT json_build_object(" SCHEMA_COLS
                              ", 'schema_content', schema_content) FROM config_schemas "
-                             "WHERE id = $1::uuid",
+                             "WHERE id = $1::uuid AND deleted_at IS NULL",
                              1, p, out, errmsg, errlen);
 }
 
@@ -60,30 +61,48 @@ int db_schemas_update(PGconn *conn, const char *id, const char *name, const char
                              "UPDATE config_schemas SET name = coalesce($2, name), "
                              "schema_content = coalesce($3::jsonb, schema_content), "
                              "schema_hash = coalesce($4::bytea, schema_hash), updated_at = now() "
-                             "WHERE id = $1::uuid RETURNING json_build_object(" SCHEMA_COLS
+                             "WHERE id = $1::uuid AND deleted_at IS NULL "
+                             "RETURNING json_build_object(" SCHEMA_COLS
                              ", 'schema_content', schema_content)",
                              4, p, out, errmsg, errlen);
 }
 
+/*
+ * A soft delete (migration 013): the row stays, so a revision still queued in raft that was
+ * validated against the schema can be materialized with its foreign key intact. The "in use"
+ * check reads configs in the same statement; a bound revision materialized just after it
+ * binds the config to the deleted schema, which is harmless: the config keeps the exact schema
+ * hash it was validated against, and its next write must name a live schema or null.
+ */
 int db_schemas_delete(PGconn *conn, const char *id, char *errmsg, size_t errlen)
 {
     const char *p[] = {id};
     PGresult *res;
-    int rc = db_query(conn, "deleting schema", "DELETE FROM config_schemas WHERE id = $1::uuid", 1,
-                      p, &res, errmsg, errlen);
-    if (rc == DB_IN_USE) {
-        snprintf(errmsg, errlen, "schema %s is still bound to configs; rebind or delete them first",
-                 id);
-        return rc;
-    }
+    int rc = db_query(conn, "deleting schema",
+                      "WITH s AS (SELECT id FROM config_schemas WHERE id = $1::uuid "
+                      "AND deleted_at IS NULL FOR UPDATE), "
+                      "bound AS (SELECT EXISTS (SELECT 1 FROM configs c JOIN s "
+                      "ON c.schema_id = s.id) AS yes), "
+                      "d AS (UPDATE config_schemas SET deleted_at = now(), updated_at = now() "
+                      "WHERE id IN (SELECT id FROM s) AND NOT (SELECT yes FROM bound) "
+                      "RETURNING 1) "
+                      "SELECT (SELECT count(*) FROM s), (SELECT yes FROM bound), "
+                      "(SELECT count(*) FROM d)",
+                      1, p, &res, errmsg, errlen);
     if (rc != DB_OK) {
         return rc;
     }
-    bool none = strcmp(PQcmdTuples(res), "0") == 0;
+    bool found = strcmp(PQgetvalue(res, 0, 0), "0") != 0;
+    bool bound = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
     PQclear(res);
-    if (none) {
+    if (!found) {
         snprintf(errmsg, errlen, "schema %s not found", id);
         return DB_NOT_FOUND;
+    }
+    if (bound) {
+        snprintf(errmsg, errlen, "schema %s is still bound to configs; rebind or delete them first",
+                 id);
+        return DB_IN_USE;
     }
     return DB_OK;
 }

@@ -209,6 +209,13 @@ static void connect_locked(struct worker *w)
     int rc = pgconf_connect(&pool->conf, pool->application_name, &conn, err, sizeof(err));
     if (rc == 0) {
         PQsetNoticeProcessor(conn, quiet_notice, NULL);
+        /* Every pooled session carries the timeouts, so no job (above all the materializer's
+         * batch, which holds the cursor row lock) can hold a lock or a worker for long. */
+        if (pgconf_apply_session_limits(&pool->conf, conn, err, sizeof(err)) != 0) {
+            PQfinish(conn);
+            conn = NULL;
+            rc = -1;
+        }
     }
     uint64_t now = uv_hrtime();
     uv_mutex_lock(&pool->mu);

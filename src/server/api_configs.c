@@ -244,7 +244,10 @@ static int schema_work(PGconn *conn, struct api_call *call, char *errmsg, size_t
     int rc = db_schemas_get(conn, w->schema_text, &row, errmsg, errlen);
     if (rc == DB_NOT_FOUND) {
         call->err_field = "schema_id";
-        snprintf(errmsg, errlen, "schema %s does not exist", w->schema_text);
+        snprintf(errmsg, errlen,
+                 "schema_id %s names no schema (it does not exist or was deleted); send "
+                 "another schema_id, or null to unbind the config",
+                 w->schema_text);
         return DB_INVALID;
     }
     if (rc != DB_OK) {

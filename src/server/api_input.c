@@ -97,10 +97,16 @@ int api_input_body_object(struct api_call *call)
     json_error_t err;
     json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     if (v == NULL) {
+        /* jansson's words for \u0000 name its own flag; say what the user must change, and
+         * why it is refused: PostgreSQL's jsonb (configs.content) cannot store U+0000. */
+        const char *why = strstr(err.text, "JSON_ALLOW_NUL") != NULL
+                              ? "\\u0000 (U+0000) is not allowed in strings: postgresql cannot "
+                                "store it; remove it or encode it differently"
+                              : err.text;
         api_error(call, 400, "bad_request",
                   "request body is not valid json: line %d, column "
                   "%d: %s",
-                  err.line, err.column, err.text);
+                  err.line, err.column, why);
         return -1;
     }
     if (!json_is_object(v)) {

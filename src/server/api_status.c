@@ -36,6 +36,28 @@ void api_status_ready(struct api_call *call)
         api_error(call, 503, "unavailable", "postgresql is not reachable yet");
         return;
     }
+    if (call->node->matd != NULL) {
+        /* A leader whose materializer keeps failing acknowledges no write: not ready, and
+         * the answer says which revision and PostgreSQL's words, so an operator can act. */
+        struct materializer_stats ms;
+        materializer_stats(call->node->matd, &ms);
+        if (ms.stalled && ms.failed_revision != 0) {
+            api_error(call, 503, "materializer_stalled",
+                      "the materializer cannot write revision %llu (raft index %llu) to "
+                      "postgresql (%llu attempts in a row): %s",
+                      (unsigned long long)ms.failed_revision,
+                      (unsigned long long)ms.failed_raft_index,
+                      (unsigned long long)ms.failures_in_row, ms.last_error);
+            return;
+        }
+        if (ms.stalled) {
+            api_error(call, 503, "materializer_stalled",
+                      "the materializer cannot read its cursor from postgresql (%llu attempts in "
+                      "a row): %s",
+                      (unsigned long long)ms.failures_in_row, ms.last_error);
+            return;
+        }
+    }
     api_reply(call, 200, json_pack("{s:s}", "status", "ready"));
 }
 
@@ -63,6 +85,9 @@ static void gather(struct node *node, struct metrics_gauges *g)
             g->materializer_batches = ms.batches;
             g->materializer_failures = ms.failures;
             g->materializer_batch_size = ms.batch_size;
+            g->materializer_stalled = ms.stalled;
+            g->materializer_failures_in_row = ms.failures_in_row;
+            g->materializer_stalled_raft_index = ms.stalled ? ms.failed_raft_index : 0;
         }
     }
     if (node->pool != NULL) {

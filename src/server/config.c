@@ -235,6 +235,13 @@ static int parse_database(struct ctx *c, json_t *db, struct config *conf)
                                         "acquire_timeout_s",
                                         "idle_timeout_s",
                                         "max_lifetime_s",
+                                        "lock_timeout_ms",
+                                        "statement_timeout_ms",
+                                        "idle_in_transaction_timeout_ms",
+                                        "keepalives_idle_s",
+                                        "keepalives_interval_s",
+                                        "keepalives_count",
+                                        "tcp_user_timeout_ms",
                                         NULL};
     if (!json_is_object(db)) {
         return bad(c, "database", "must be an object");
@@ -253,6 +260,13 @@ static int parse_database(struct ctx *c, json_t *db, struct config *conf)
         {"acquire_timeout_s", &conf->db.acquire_timeout_s, 1, 3600},
         {"idle_timeout_s", &conf->db.idle_timeout_s, 1, 86400},
         {"max_lifetime_s", &conf->db.max_lifetime_s, 1, 604800},
+        {"lock_timeout_ms", &conf->db.lock_timeout_ms, 0, 3600000},
+        {"statement_timeout_ms", &conf->db.statement_timeout_ms, 0, 3600000},
+        {"idle_in_transaction_timeout_ms", &conf->db.idle_in_tx_timeout_ms, 0, 3600000},
+        {"keepalives_idle_s", &conf->db.keepalives_idle_s, 1, 3600},
+        {"keepalives_interval_s", &conf->db.keepalives_interval_s, 1, 3600},
+        {"keepalives_count", &conf->db.keepalives_count, 1, 100},
+        {"tcp_user_timeout_ms", &conf->db.tcp_user_timeout_ms, 0, 3600000},
     };
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
         long long v = *ints[i].field;

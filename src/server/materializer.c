@@ -1,5 +1,6 @@
 #include "server/materializer.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,13 @@ struct matd {
     uint64_t proposed; /* highest materialized(N) proposed in this term */
     uint64_t batches;  /* for materializer_stats() */
     uint64_t failures;
+    /* The stall report (materializer_stats): failed attempts in a row since the last success
+     * or leadership change, and what the last one was about. Reset on success, so "stalled"
+     * always describes the present, not history (failures counts history). */
+    uint64_t failures_in_row;
+    uint64_t failed_revision;   /* first revision of the failed batch; 0: the cursor read */
+    uint64_t failed_raft_index; /* its raft index */
+    char last_error[512];
     struct metrics_histogram batch_size;
     bool closing;
     void (*closed_cb)(void *);
@@ -158,6 +166,9 @@ static void write_done(int status, const char *errmsg, void *arg)
     } else if (status != DB_OK) {
         m->failures++;
     }
+    if (status == DB_OK) {
+        m->failures_in_row = 0;
+    }
     if (status == DB_OK && b->term == m->cursor_term) {
         if (b->cursor > m->cursor) {
             m->cursor = b->cursor;
@@ -167,16 +178,33 @@ static void write_done(int status, const char *errmsg, void *arg)
         answer(m, is_written, 0);
         propose_trim(m);
     } else if (status != DB_OK) {
+        /* Never silent: every failed attempt is logged with the revisions and PostgreSQL's
+         * words, counted, and kept for /ready and /metrics; retries back off (100 ms doubling
+         * to 2 s), so a batch PostgreSQL refuses costs at most one attempt per 2 s. */
         m->backoff = m->backoff ? m->backoff * 2 : BACKOFF_MIN_MS;
         if (m->backoff > BACKOFF_MAX_MS) {
             m->backoff = BACKOFF_MAX_MS;
         }
         m->retry_at = uv_now(m->loop) + m->backoff;
-        fprintf(stderr, "materializer: %s failed (retry in %llu ms): %s\n",
-                b->read_only ? "reading the cursor" : "writing a batch",
-                (unsigned long long)m->backoff, errmsg);
+        m->failures_in_row++;
+        m->failed_revision = b->read_only || b->n == 0 ? 0 : b->revs[0].revision;
+        m->failed_raft_index = b->read_only || b->n == 0 ? 0 : b->revs[0].raft_index;
+        snprintf(m->last_error, sizeof(m->last_error), "%s", errmsg);
         if (b->read_only) {
+            fprintf(stderr,
+                    "materializer: reading the cursor failed (attempt %llu, retry in %llu ms): "
+                    "%s\n",
+                    (unsigned long long)m->failures_in_row, (unsigned long long)m->backoff, errmsg);
             m->cursor_term = 0;
+        } else {
+            fprintf(stderr,
+                    "materializer: writing revisions %llu..%llu (raft indexes %llu..%llu) "
+                    "failed (attempt %llu, retry in %llu ms): %s\n",
+                    (unsigned long long)b->revs[0].revision,
+                    (unsigned long long)b->revs[b->n - 1].revision,
+                    (unsigned long long)b->revs[0].raft_index,
+                    (unsigned long long)b->revs[b->n - 1].raft_index,
+                    (unsigned long long)m->failures_in_row, (unsigned long long)m->backoff, errmsg);
         }
     }
     batch_free(b);
@@ -199,6 +227,7 @@ static void step(struct matd *m)
             m->cursor_term = 0;
             m->proposed = 0;
         }
+        m->failures_in_row = 0; /* a follower writes nothing, so it cannot be stalled */
         answer(m, any, MATD_ELEADERSHIP);
         return;
     }
@@ -309,6 +338,27 @@ static void schedule(struct matd *m, uint64_t delay)
 int materializer_init(struct matd **out, uv_loop_t *loop, struct pgpool *pool, struct rnode *rn,
                       struct fsm *fsm, char *errmsg, size_t errlen)
 {
+    /* The test failpoint (docs/hacking.md), read once here. */
+    const char *fp = getenv("CONCLAVE_FAILPOINT_MATERIALIZER_PAUSE_MS");
+    if (fp != NULL) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long ms = strtoul(fp, &end, 10);
+        if (errno != 0 || end == fp || *end != '\0' || fp[0] == '-' || ms > 600000) {
+            snprintf(errmsg, errlen,
+                     "CONCLAVE_FAILPOINT_MATERIALIZER_PAUSE_MS=\"%s\" is not a whole number of "
+                     "milliseconds from 0 to 600000",
+                     fp);
+            return -1;
+        }
+        if (ms > 0) {
+            fprintf(stderr,
+                    "materializer: failpoint: every batch pauses %lu ms holding the "
+                    "cursor lock\n",
+                    ms);
+        }
+        db_revisions_failpoint_pause((unsigned)ms);
+    }
     struct matd *m = calloc(1, sizeof(*m));
     if (m == NULL) {
         snprintf(errmsg, errlen, "out of memory creating the materializer");
@@ -364,6 +414,13 @@ void materializer_stats(const struct matd *m, struct materializer_stats *out)
     memset(out, 0, sizeof(*out));
     out->batches = m->batches;
     out->failures = m->failures;
+    out->stalled = m->failures_in_row > 0;
+    out->failures_in_row = m->failures_in_row;
+    out->failed_revision = m->failed_revision;
+    out->failed_raft_index = m->failed_raft_index;
+    if (out->stalled) {
+        snprintf(out->last_error, sizeof(out->last_error), "%s", m->last_error);
+    }
     out->batch_size = m->batch_size;
     /* The queue is in raft order; count what lies after the cursor in MATD_BATCH steps. */
     const struct revision *chunk[MATD_BATCH];

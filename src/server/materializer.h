@@ -14,6 +14,7 @@
 #ifndef CONCLAVE_MATERIALIZER_H
 #define CONCLAVE_MATERIALIZER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <uv.h>
@@ -57,6 +58,13 @@ struct materializer_stats {
     uint64_t batches;       /* batches written to PostgreSQL */
     uint64_t failures;      /* cursor reads and batch writes that failed (each is retried) */
     struct metrics_histogram batch_size; /* revisions per written batch */
+    /* True while the last attempt on this leader failed (a cursor read or a batch): writes
+     * are not being acknowledged. /ready answers 503 with the details below. */
+    bool stalled;
+    uint64_t failures_in_row;   /* failed attempts since the last success */
+    uint64_t failed_revision;   /* first revision of the failed batch; 0 for a cursor read */
+    uint64_t failed_raft_index; /* its raft index */
+    char last_error[512];       /* PostgreSQL's error of the last attempt ("" when not stalled) */
 };
 
 /* Fills *OUT with the current numbers (a copy). */

@@ -466,6 +466,17 @@ static void render_raft(struct buf *b, const struct metrics *m, const struct met
     counter(b, "conclave_materializer_failures_total",
             "Materializer jobs (cursor reads and batch writes) that failed and were retried.",
             g->materializer_failures);
+    gauge(b, "conclave_materializer_stalled",
+          "1 while the leader's last materializer attempt failed (writes are not acknowledged; "
+          "/ready says why), else 0.",
+          g->materializer_stalled ? 1 : 0);
+    gauge(b, "conclave_materializer_consecutive_failures",
+          "Materializer attempts that failed in a row since the last success.",
+          g->materializer_failures_in_row);
+    gauge(b, "conclave_materializer_stalled_raft_index",
+          "The first raft index of the batch that keeps failing (0 when not stalled or when the "
+          "cursor read fails).",
+          g->materializer_stalled_raft_index);
 }
 
 static void render_pool(struct buf *b, const struct metrics_gauges *g)

@@ -61,6 +61,9 @@ struct metrics_gauges {
     uint64_t materializer_batches;
     uint64_t materializer_failures;
     struct metrics_histogram materializer_batch_size;
+    bool materializer_stalled;                /* the leader's last attempt failed */
+    uint64_t materializer_failures_in_row;    /* failed attempts since the last success */
+    uint64_t materializer_stalled_raft_index; /* first raft index of the failing batch, or 0 */
 
     /* false once the pool is closed: the conclave_pg_pool_* families are left out. */
     bool has_pool;

@@ -173,6 +173,9 @@ static void test_histogram_cumulative(void **state)
         .materializer_lag_revisions = 2,
         .materializer_batches = 4,
         .materializer_failures = 1,
+        .materializer_stalled = true,
+        .materializer_failures_in_row = 3,
+        .materializer_stalled_raft_index = 41,
         .materializer_batch_size = h,
         .has_pool = true,
         .pool_connections_open = 3,
@@ -234,6 +237,20 @@ static void test_histogram_cumulative(void **state)
                             "reads and batch writes) that failed and were retried.\n"
                             "# TYPE conclave_materializer_failures_total counter\n"
                             "conclave_materializer_failures_total 1\n"
+                            "# HELP conclave_materializer_stalled 1 while the leader's last "
+                            "materializer attempt failed (writes are not acknowledged; /ready "
+                            "says why), else 0.\n"
+                            "# TYPE conclave_materializer_stalled gauge\n"
+                            "conclave_materializer_stalled 1\n"
+                            "# HELP conclave_materializer_consecutive_failures Materializer "
+                            "attempts that failed in a row since the last success.\n"
+                            "# TYPE conclave_materializer_consecutive_failures gauge\n"
+                            "conclave_materializer_consecutive_failures 3\n"
+                            "# HELP conclave_materializer_stalled_raft_index The first raft index "
+                            "of the batch that keeps failing (0 when not stalled or when the "
+                            "cursor read fails).\n"
+                            "# TYPE conclave_materializer_stalled_raft_index gauge\n"
+                            "conclave_materializer_stalled_raft_index 41\n"
                             "# HELP conclave_pg_pool_connections_open PostgreSQL connections open "
                             "in the pool.\n"
                             "# TYPE conclave_pg_pool_connections_open gauge\n"
