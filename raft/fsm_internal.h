@@ -18,8 +18,11 @@
 
 #include "raft/fsm.h"
 
-#define SNAP_MAGIC       "CNCLSNAP"
-#define SNAP_VERSION     1
+#define SNAP_MAGIC "CNCLSNAP"
+/* Version 2 adds each request's fingerprint rule byte; version 1 (no rule byte: every id was
+ * recorded by the legacy rule) is still restored. */
+#define SNAP_VERSION     2
+#define SNAP_VERSION_MIN 1
 #define SNAP_HEADER_SIZE 64
 
 /* Open-addressing slots of the request-id table: a power of two at least twice the
@@ -137,6 +140,10 @@ void fsm_store_request_insert(struct fsm *f, uint64_t h, const char *project, si
                               const struct fsm_request *outcome);
 
 const struct request *fsm_store_request_at(const struct fsm *f, size_t i);
+
+/* SHA-256 of F's body serialised in snapshot format VERSION (1 or SNAP_VERSION): restore
+ * checks a version-1 snapshot against the hash it was written with. */
+void fsm_snap_state_hash_as(const struct fsm *f, unsigned version, uint8_t out[32]);
 
 /* Frees everything F owns but the struct itself. */
 void fsm_store_state_release(struct fsm *f);

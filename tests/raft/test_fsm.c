@@ -52,7 +52,32 @@ struct req {
     int schema;          /* 0: none; n: a schema id/hash derived from n */
     const char *actor;   /* NULL: "alice" */
     uint64_t materialized;
+    /* The schema the client asked for, which the fingerprint covers (the resolved schema
+     * above may differ: inherited from the key, or its hash changed). */
+    enum fsm_schema_ask ask_schema;
+    int ask_schema_id; /* FSM_SCHEMA_ID: an id derived from n */
 };
+
+/* The fingerprint the API would compute for R. */
+static void req_fingerprint(const struct req *r, uint8_t out[32])
+{
+    struct fsm_ask a;
+    memset(&a, 0, sizeof(a));
+    a.op = r->op;
+    a.key = r->key;
+    a.key_len = strlen(r->key);
+    a.expected_version = r->expected;
+    a.source_version = r->source;
+    if (r->op == CODEC_OP_PUT) {
+        a.content = (const uint8_t *)r->content;
+        a.content_len = strlen(r->content);
+    }
+    a.schema = r->ask_schema;
+    memset(a.schema_id, r->ask_schema_id, sizeof(a.schema_id));
+    a.actor = r->actor != NULL ? r->actor : "alice";
+    a.actor_len = strlen(a.actor);
+    fsm_request_fingerprint(&a, out);
+}
 
 static uint8_t *encode_req(const struct req *r, uint64_t index, size_t *len)
 {
@@ -85,6 +110,7 @@ static uint8_t *encode_req(const struct req *r, uint64_t index, size_t *len)
             e.content = (const uint8_t *)r->content;
             e.content_len = strlen(r->content);
         }
+        req_fingerprint(r, e.fingerprint);
     }
     uint8_t *buf = NULL;
     if (codec_encode(&e, &buf, len, err, sizeof(err)) != 0) {
@@ -581,17 +607,11 @@ static void test_request_ids(void **state)
     assert_int_equal(q->status, FSM_OK);
     assert_int_equal(q->version, 1);
     assert_int_equal(q->raft_index, 1);
-    struct codec_entry e;
-    memset(&e, 0, sizeof(e));
-    e.op = CODEC_OP_PUT;
-    e.key = "k";
-    e.key_len = 1;
-    e.actor = "alice";
-    e.actor_len = 5;
-    e.content = (const uint8_t *)"{\"a\":1}";
-    e.content_len = 7;
+    struct req asked = {
+        .op = CODEC_OP_PUT, .project = "acme", .key = "k", .content = "{\"a\":1}", .rid = "r1"};
     uint8_t fp[32];
-    fsm_request_fingerprint(&e, fp);
+    req_fingerprint(&asked, fp);
+    assert_int_equal(q->rule, FSM_FP_CLIENT);
     assert_memory_equal(fp, q->fingerprint, 32);
     assert_null(fsm_request_find(f, "acme", 4, "zz", 2));
     assert_null(fsm_request_find(f, "nope", 4, "r1", 2));
