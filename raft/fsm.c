@@ -430,6 +430,11 @@ const struct fsm_request *fsm_request_find(const struct fsm *f, const char *proj
     return s >= 0 ? &f->requests[f->req_slots[s] - 1].outcome : NULL;
 }
 
+size_t fsm_request_count(const struct fsm *f, const char *project, size_t project_len)
+{
+    return fsm_store_request_project_count(f, project, project_len);
+}
+
 uint64_t fsm_last_applied(const struct fsm *f)
 {
     return f->last_applied;

@@ -24,8 +24,9 @@
  * - any other version mismatch: CONFLICT with the current version, and nothing changes.
  * - materialized(N): drops the queued revisions with raft_index <= N.
  * - a non-empty request id is recorded with the outcome of OK, CONFLICT and NOT_FOUND (keyed
- *   by project and request id, FIFO eviction past FSM_REQUEST_CAPACITY); the same id again
- *   returns DUPLICATE with that first outcome and changes nothing.
+ *   by project and request id; per-project bound FSM_PROJECT_REQUESTS, total bound
+ *   FSM_REQUEST_CAPACITY, see below); the same id again returns DUPLICATE with that first
+ *   outcome and changes nothing.
  * - INVALID (an entry that does not decode) and FULL (a limit below would be exceeded) are
  *   not recorded, so a retry can still succeed.
  *
@@ -50,8 +51,15 @@
  * down for long, writes get FULL instead of growing memory without bound. */
 #define FSM_MAX_PENDING       65536u
 #define FSM_MAX_PENDING_BYTES ((uint64_t)256 << 20)
-/* Recorded request ids; the oldest is forgotten first. */
-#define FSM_REQUEST_CAPACITY 65536u
+/* Recorded request ids (docs/state-machine.md, "Request ids"). Each project keeps its own
+ * recent ids: a project forgets its oldest once it holds FSM_PROJECT_REQUESTS, never an id
+ * whose write is OK and not yet materialized (the state machine is then the only place that
+ * knows its outcome), so it may hold more while PostgreSQL lags. FSM_REQUEST_CAPACITY bounds
+ * all projects together: only when they fill it does an insert forget another project's
+ * oldest forgettable id. Memory: at most FSM_REQUEST_CAPACITY records of about 300 bytes
+ * (about 40 MiB) plus a 1 MiB index. */
+#define FSM_PROJECT_REQUESTS 1024u
+#define FSM_REQUEST_CAPACITY 131072u
 
 /* Error codes of the functions that can fail. */
 #define FSM_EINVAL (-1) /* a snapshot that is not valid */
@@ -203,6 +211,9 @@ void fsm_request_fingerprint(const struct fsm_ask *a, uint8_t out[32]);
  * expected and source version, resolved schema, content and actor. Kept so that version-1
  * entries of an old raft log apply exactly as they did. */
 void fsm_request_fingerprint_legacy(const struct codec_entry *e, uint8_t out[32]);
+
+/* The number of request ids PROJECT has recorded. */
+size_t fsm_request_count(const struct fsm *f, const char *project, size_t project_len);
 
 /* Counters. */
 uint64_t fsm_last_applied(const struct fsm *f);       /* raft index of the last entry applied */

@@ -437,6 +437,9 @@ static int parse_requests(struct fsm *t, struct reader *r)
         return FSM_ENOMEM;
     }
     t->req_cap = n;
+    /* In the order of the snapshot, which is the order they were recorded in: appending
+     * rebuilds the per-project lists exactly, and forgets nothing (a project may hold more
+     * than FSM_PROJECT_REQUESTS ids it could not forget when they were recorded). */
     uint64_t prev_index = 0;
     for (size_t i = 0; i < n; i++) {
         size_t project_len, rid_len;
@@ -479,7 +482,10 @@ static int parse_requests(struct fsm *t, struct reader *r)
             rd_error(r, "request entry %zu: %s", i, bad);
             return FSM_EINVAL;
         }
-        fsm_store_request_insert(t, h, project, project_len, rid, rid_len, &q);
+        if (fsm_store_request_reserve(t) != 0) {
+            return FSM_ENOMEM;
+        }
+        fsm_store_request_append(t, h, project, project_len, rid, rid_len, &q);
         prev_index = q.raft_index;
     }
     return 0;

@@ -81,8 +81,8 @@ static void write_body(struct bytes_sink *s, const struct fsm *f, unsigned versi
         bytes_sink_put(s, r->hash, sizeof(r->hash));
     }
     bytes_sink_le64(s, f->req_count);
-    for (size_t i = 0; i < f->req_count; i++) {
-        const struct request *q = fsm_store_request_at(f, i);
+    for (const struct request *q = fsm_store_request_first(f); q != NULL;
+         q = fsm_store_request_next(f, q)) {
         put_str(s, q->project, q->project_len);
         put_str(s, q->request_id, q->request_id_len);
         bytes_sink_u8(s, (uint8_t)q->outcome.status);
