@@ -1423,8 +1423,8 @@ static void test_version1_entries_apply(void **state)
     buf = encode_req(&v2, idx + 2, &len);
     assert_int_equal(codec_decode(buf, len, &e, err, sizeof(err)), 0);
     /* encode_req derives schema bytes from one value; the v1 entry has 0x10.. and 0xa0..,
-     * so rebuild the same resolved schema here. */
-    free(buf);
+     * so rebuild the same resolved schema here. E points into BUF until it is encoded. */
+    uint8_t *first_buf = buf;
     for (int i = 0; i < 16; i++) {
         e.schema_id[i] = (uint8_t)(0x10 + i);
     }
@@ -1432,6 +1432,7 @@ static void test_version1_entries_apply(void **state)
         e.schema_hash[i] = (uint8_t)(0xa0 + i);
     }
     assert_int_equal(codec_encode(&e, &buf, &len, err, sizeof(err)), 0);
+    free(first_buf);
     res = apply_at(f, idx + 2, buf, len);
     free(buf);
     assert_int_equal(res.status, FSM_DUPLICATE);
