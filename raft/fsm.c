@@ -417,6 +417,16 @@ size_t fsm_list(const struct fsm *f, const char *project, size_t project_len, co
     return seen;
 }
 
+int fsm_request_may_have_forgotten(const struct fsm *f, const char *project, size_t project_len)
+{
+    /* Ids leave the table only to make room for an insert, so its total never falls: below
+     * the capacity, no insert ever forgot another project's id. A project forgets its own only
+     * at its bound and is back at the bound after the insert that forgot, so below it the
+     * project never forgot one (unless the table was full, the case above). */
+    return f->req_legacy > 0 || f->req_count >= FSM_REQUEST_CAPACITY ||
+           fsm_store_request_project_count(f, project, project_len) >= FSM_PROJECT_REQUESTS;
+}
+
 const struct fsm_request *fsm_request_find(const struct fsm *f, const char *project,
                                            size_t project_len, const char *request_id,
                                            size_t request_id_len)

@@ -200,6 +200,13 @@ struct fsm_ask {
 #define FSM_FP_LEGACY 1 /* version-1 entries: fsm_request_fingerprint_legacy() of the entry */
 #define FSM_FP_CLIENT 2 /* version-2 entries: the fingerprint the entry carries */
 
+/* Returns non-zero when PROJECT may have had request ids forgotten: its own bound or the
+ * total bound was reached, or ids recorded before codec version 2 (kept by the old global
+ * FIFO) are still in the table. Zero means every request id this state machine applied for
+ * PROJECT is still in the table, so a retry it does not find is new, and the leader skips the
+ * PostgreSQL lookup. Derived from replicated state only: the same on every node. */
+int fsm_request_may_have_forgotten(const struct fsm *f, const char *project, size_t project_len);
+
 /* Computes the fingerprint of what a client asked (FSM_FP_CLIENT): BLAKE2b-256 over a domain
  * tag, the op, key, expected and source version, the schema as given, the content as sent and
  * the actor. The API computes it before resolving the schema or loading a rollback's content

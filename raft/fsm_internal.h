@@ -109,6 +109,10 @@ struct fsm {
     struct req_project *req_projects; /* ascending by id */
     size_t nreq_projects;
     size_t req_projects_cap;
+    /* Derived (not serialised): how many records carry FSM_FP_LEGACY. Ids recorded before
+     * codec version 2 were kept by the old global FIFO, so while any remain, which ids were
+     * forgotten is not known (fsm_request_may_have_forgotten()). */
+    size_t req_legacy;
     /* Local only: the lookup index over requests and its key. */
     uint32_t *req_slots; /* REQ_SLOTS entries: slab position + 1, or 0 when empty */
     uint8_t hash_key[crypto_shorthash_KEYBYTES];

@@ -308,6 +308,7 @@ static void req_remove(struct fsm *f, uint32_t pos1)
     long s = fsm_store_request_slot(f, r->hash, r->project, r->project_len, r->request_id,
                                     r->request_id_len);
     request_slot_remove(f, (size_t)s);
+    f->req_legacy -= r->outcome.rule == FSM_FP_LEGACY;
     if (r->prev != 0) {
         req_at(f, r->prev)->next = r->next;
     } else {
@@ -422,6 +423,7 @@ void fsm_store_request_append(struct fsm *f, uint64_t h, const char *project, si
     }
     f->req_slots[i] = pos1;
     f->req_count++;
+    f->req_legacy += outcome->rule == FSM_FP_LEGACY;
 }
 
 void fsm_store_request_insert(struct fsm *f, uint64_t h, const char *project, size_t project_len,

@@ -614,6 +614,13 @@ static void check_and_go(struct api_call *call)
         answer_recorded(call, w, seen);
         return;
     }
+    if (!fsm_request_may_have_forgotten(fsm, w->project, strlen(w->project))) {
+        /* The state machine still holds every id of this project it ever applied, so an id
+         * it does not know is new: no revision can carry it, and no PostgreSQL round trip is
+         * needed. */
+        check_state(call);
+        return;
+    }
     api_submit(call, request_work, request_done);
 }
 

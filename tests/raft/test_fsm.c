@@ -1220,6 +1220,36 @@ static void test_request_eviction(void **state)
     fsm_free(f);
 }
 
+/* fsm_request_may_have_forgotten() says "no" exactly while a project never reached its
+ * bound, so the leader may skip the PostgreSQL lookup then and only then. */
+static void test_request_may_have_forgotten(void **state)
+{
+    (void)state;
+    struct fsm *f = new_fsm(NULL);
+    assert_false(fsm_request_may_have_forgotten(f, "acme", 4));
+    write_ids(f, "acme", "a", FSM_PROJECT_REQUESTS - 1, 1);
+    assert_false(fsm_request_may_have_forgotten(f, "acme", 4));
+    write_ids(f, "acme", "z", 1, 1);
+    assert_true(fsm_request_may_have_forgotten(f, "acme", 4));
+    /* Past the bound the project forgot ids, and stays at its bound. */
+    write_ids(f, "acme", "y", 10, 1);
+    assert_false(remembered(f, "acme", "a0"));
+    assert_true(fsm_request_may_have_forgotten(f, "acme", 4));
+    /* Another project's count is its own. */
+    write_ids(f, "beta", "b", 10, 1);
+    assert_false(fsm_request_may_have_forgotten(f, "beta", 4));
+    /* A restored format-2 snapshot derives the same answers. */
+    size_t len = 0;
+    uint8_t *buf = snapshot_of(f, &len);
+    struct fsm *g = new_fsm(NULL);
+    assert_int_equal(fsm_restore(g, buf, len, err, sizeof(err)), 0);
+    assert_true(fsm_request_may_have_forgotten(g, "acme", 4));
+    assert_false(fsm_request_may_have_forgotten(g, "beta", 4));
+    free(buf);
+    fsm_free(g);
+    fsm_free(f);
+}
+
 static void test_request_unmaterialized_kept(void **state)
 {
     (void)state;
@@ -1522,6 +1552,11 @@ static void test_version1_snapshot_restores(void **state)
     assert_int_equal(snap[8], 2);
     free(snap);
     assert_int_equal(fsm_request_find(g, "acme", 4, "old-1", 5)->rule, FSM_FP_LEGACY);
+    /* Ids of the old global FIFO: which were forgotten is unknown, for every project, also
+     * after the state went through a version-2 snapshot. */
+    assert_true(fsm_request_may_have_forgotten(f, "acme", 4));
+    assert_true(fsm_request_may_have_forgotten(f, "beta", 4));
+    assert_true(fsm_request_may_have_forgotten(g, "beta", 4));
     /* A version-1 snapshot with its hash edited is refused (the hash is checked in the
      * version it was written in). */
     uint8_t bad[sizeof(v1_snapshot)];
@@ -1559,6 +1594,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_snapshot_refused),
         cmocka_unit_test(test_pending_limit),
         cmocka_unit_test(test_request_eviction),
+        cmocka_unit_test(test_request_may_have_forgotten),
         cmocka_unit_test(test_request_unmaterialized_kept),
         cmocka_unit_test(test_request_total_bound),
         cmocka_unit_test(test_fingerprint_carried),
