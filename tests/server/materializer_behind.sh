@@ -175,7 +175,8 @@ expect_eq "$(sql "SELECT revision FROM materializer_cursor")" 7 "the cursor cont
 api GET /v1/projects/behind/audit/verify "" "$token"
 expect_code 200
 expect_json .ok false
-[[ $(jq '.problems_total' <<<"$body") -ge 1 ]] || fail "audit verify should report problems: $body"
+[[ $(jq '[.problems[] | select(.revision == 6)] | length' <<<"$body") -ge 1 ]] ||
+  fail "audit verify should report the break at revision 6, the first after the loss: $body"
 echo "audit verify (api): $(jq -c '.problems' <<<"$body")"
 run "$BIN" audit verify --project behind --source db --database-url "$DATABASE_URL"
 [[ $status -ne 0 ]] || fail "conclave audit verify should fail after an accepted loss: $out"
