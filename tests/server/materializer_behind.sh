@@ -164,12 +164,16 @@ put k2 '{"v": 1}' 0 w2
 put_ok k1 '{"v": 4}' 3 w6 # revision 6: the state machine's k1 is at version 3
 expect_json .revision 6
 put_ok k4 '{"v": 1}' 0 w7 # revision 7
+put_ok k3 '{"v": 2}' 1 w8 # revision 8: k3 was created inside the lost range, configs has no row
+expect_json .revision 8
 wait_trimmed
 expect_eq "$(sql "SELECT string_agg(revision::text, ',' ORDER BY revision) FROM config_revisions")" \
-  "1,2,6,7" "postgresql holds the revisions before and after the accepted loss"
+  "1,2,6,7,8" "postgresql holds the revisions before and after the accepted loss"
+expect_eq "$(sql "SELECT string_agg(key || '@' || version, ',' ORDER BY key) FROM configs")" \
+  "k1@4,k2@1,k3@2,k4@1" "configs continue the state machine's versions"
 expect_eq "$(sql "SELECT revision_from || '..' || revision_to || ' ' || reason FROM postgresql_losses")" \
   "3..5 test: the newer backup is gone" "the accepted loss is recorded"
-expect_eq "$(sql "SELECT revision FROM materializer_cursor")" 7 "the cursor continues the chain"
+expect_eq "$(sql "SELECT revision FROM materializer_cursor")" 8 "the cursor continues the chain"
 
 # audit verify tells the truth: not a clean chain.
 api GET /v1/projects/behind/audit/verify "" "$token"
