@@ -13,9 +13,9 @@
 #define TICK_MS        20
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
-/* While PostgreSQL is behind, its cursor (and postgresql_losses) is read again this often, so
- * the detection clears by itself once a newer backup is restored and an accepted loss is
- * applied within a second. */
+/* While PostgreSQL is behind, its cursor (and postgresql_losses) is read again this often:
+ * a newer backup restored clears the detection, and an accepted loss is applied, within about
+ * a second. */
 #define BEHIND_RECHECK_MS 1000
 /* An idle leader reads the cursor this often, so a restore with no write in flight is
  * noticed (and /ready, /metrics show it) within that time. */

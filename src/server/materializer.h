@@ -9,6 +9,14 @@
  * every node trims its queue. Followers do nothing. A write is acknowledged only once its revision
  * is in PostgreSQL (invariant 1 of the design).
  *
+ * PostgreSQL behind the cluster (docs/operations.md): every cursor read (the term's first, one
+ * every 2 s while idle, one after every failed batch, one per second while behind) compares
+ * PostgreSQL's cursor with the last revision the state machines trimmed. Below it, PostgreSQL
+ * lost committed revisions that exist nowhere else: the materializer writes nothing, the API
+ * refuses writes (materializer_refusal()), and it waits for either a newer PostgreSQL (the gap
+ * closes by itself) or an operator's accepted loss in postgresql_losses that names exactly the
+ * gap, which it skips by moving the cursor (db_revisions_skip_loss()).
+ *
  * Loop thread only.
  */
 #ifndef CONCLAVE_MATERIALIZER_H
