@@ -739,7 +739,7 @@ bool materializer_refusal(const struct matd *m, int wait_status, uint64_t raft_i
     }
     char what[160];
     if (wait_status == 0) {
-        snprintf(what, sizeof(what), "nothing was written");
+        snprintf(what, sizeof(what), "this request wrote nothing");
     } else {
         snprintf(what, sizeof(what),
                  "this write was committed (raft index %llu) and is among the lost ones",

@@ -104,7 +104,7 @@ expect_eq "$(metric conclave_materializer_postgresql_missing_from_revision)" 3 "
 expect_eq "$(metric conclave_materializer_postgresql_missing_to_revision)" 4 "last missing"
 put k9 '{"v": 1}' 0 w9
 expect_error postgresql_behind 503
-expect_match .message 'lacks revisions 3\.\.4.*nothing was written'
+expect_match .message 'lacks revisions 3\.\.4.*this request wrote nothing'
 put k1 '{"v": 2}' 1 w3 # the lost write of revision 3, retried with its request id
 expect_error postgresql_behind 503
 expect_match .message 'lacks revisions 3\.\.4'
