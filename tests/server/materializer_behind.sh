@@ -10,7 +10,8 @@
 #      postgresql_behind; nothing proposed. History reads keep answering from PostgreSQL.
 #   2. NEW is restored (the first choice of the procedure): the detection clears by itself,
 #      the retry of the write of revision 3 gets its first outcome, writes resume (revision 5).
-#   3. OLD is restored again (the newer backup lost too): revisions 3..5 are missing. The admin
+#   3. OLD is restored again (the newer backup lost too): revisions 3..5 are missing, also after
+#      a restart of the node (detection on gaining leadership). The admin
 #      action refuses a range that does not start after PostgreSQL's cursor, then accepts the
 #      right one; the leader moves its cursor past the loss, writes resume, a retry of a lost
 #      write gets 410 write_lost (never 200), and audit verify (API and CLI) reports the
@@ -132,6 +133,13 @@ wait_trimmed
 restore "$TMP/old.dump"
 wait_ready 503 postgresql_behind
 expect_error postgresql_behind 503
+expect_match .message 'lacks revisions 3\.\.5'
+# Detected on gaining leadership too: restart the node (its state machine comes back from its
+# raft log and snapshot, PostgreSQL stays behind).
+raft_kill 1 TERM
+raft_start 1
+[[ $(wait_leader 20) == 1 ]] || fail "node 1 did not lead again after its restart"
+wait_ready 503 postgresql_behind
 expect_match .message 'lacks revisions 3\.\.5'
 from_idx=$(metric conclave_materializer_postgresql_missing_from_raft_index)
 to_idx=$(metric conclave_materializer_postgresql_missing_to_raft_index)
