@@ -61,10 +61,13 @@ static const char WRITE_SQL[] =
     " AS t(" DB_REVISIONS_COLUMNS ")"
     "),"
     /* Each revision with the version it follows: the previous one of its key in the batch,
-     * else the configs row's, else 0 (no row). */
+     * else the configs row's, else 0 (no row); and, for the first of its key in the batch,
+     * the revision the configs row was last written by (0: no row). */
     " chain AS ("
     " SELECT i.project_id, i.key, i.revision, i.raft_index, i.version,"
-    "  coalesce(lag(i.version) OVER w, c.version, 0) AS previous"
+    "  coalesce(lag(i.version) OVER w, c.version, 0) AS previous,"
+    "  lag(i.version) OVER w IS NULL AS first_of_key,"
+    "  coalesce(c.last_revision, 0) AS stored_revision"
     " FROM input i LEFT JOIN configs c ON c.project_id = i.project_id AND c.key = i.key"
     " WINDOW w AS (PARTITION BY i.project_id, i.key ORDER BY i.raft_index)"
     "),"
@@ -78,7 +81,14 @@ static const char WRITE_SQL[] =
     "  || CASE WHEN previous = 0 THEN 'but the config has no row, so it must be version 1'"
     "  ELSE format('but follows version %s, so it must be version %s', previous,"
     "  previous + 1) END, project_id, key, revision, raft_index, version) AS msg"
+    /* A version jump is the loss of the key's revisions inside a range an operator
+     * accepted as lost (postgresql_losses, migration 014): allowed only forward, only for
+     * the key's first revision in the batch, and only when an accepted range lies between
+     * the revision its configs row holds and this one. */
     " FROM chain WHERE version <> previous + 1"
+    " AND NOT (first_of_key AND version > previous + 1 AND EXISTS (SELECT 1"
+    "  FROM postgresql_losses g WHERE g.revision_from > stored_revision"
+    "  AND g.revision_to < chain.revision))"
     " UNION ALL"
     " SELECT raft_index, format('project %s of revision %s (raft index %s) does not exist',"
     "  project_id, revision, raft_index)"
@@ -589,6 +599,162 @@ int db_revisions_write_batch(PGconn *conn, const struct db_revision *revs, size_
     return DB_OK;
 
 err_in_tx:
+    db_rollback(conn);
+    return rc;
+}
+
+int db_revisions_find_loss(PGconn *conn, uint64_t revision_from, struct db_revisions_loss *out,
+                           int *found, char *errmsg, size_t errlen)
+{
+    char from[24];
+    snprintf(from, sizeof(from), "%" PRIu64, revision_from);
+    const char *p[] = {from};
+    PGresult *res;
+    int rc = db_query(conn, "reading accepted postgresql losses",
+                      "SELECT revision_from, revision_to, raft_index_from, raft_index_to"
+                      " FROM postgresql_losses WHERE revision_from = $1::bigint",
+                      1, p, &res, errmsg, errlen);
+    if (rc != DB_OK) {
+        return settle(rc);
+    }
+    *found = 0;
+    if (PQntuples(res) == 1) {
+        struct db_revisions_loss l;
+        if (!parse_u64(PQgetvalue(res, 0, 0), &l.revision_from) ||
+            !parse_u64(PQgetvalue(res, 0, 1), &l.revision_to) ||
+            !parse_u64(PQgetvalue(res, 0, 2), &l.raft_index_from) ||
+            !parse_u64(PQgetvalue(res, 0, 3), &l.raft_index_to)) {
+            snprintf(errmsg, errlen, "reading accepted postgresql losses: unreadable row");
+            PQclear(res);
+            return DB_ERROR;
+        }
+        *out = l;
+        *found = 1;
+    }
+    PQclear(res);
+    return DB_OK;
+}
+
+/* The four numbers of LOSS as text parameters, in the struct's order. */
+struct loss_text {
+    char v[4][24];
+};
+
+static void loss_params(const struct db_revisions_loss *loss, struct loss_text *t)
+{
+    snprintf(t->v[0], sizeof(t->v[0]), "%" PRIu64, loss->revision_from);
+    snprintf(t->v[1], sizeof(t->v[1]), "%" PRIu64, loss->revision_to);
+    snprintf(t->v[2], sizeof(t->v[2]), "%" PRIu64, loss->raft_index_from);
+    snprintf(t->v[3], sizeof(t->v[3]), "%" PRIu64, loss->raft_index_to);
+}
+
+int db_revisions_skip_loss(PGconn *conn, const struct db_revisions_loss *loss, char *errmsg,
+                           size_t errlen)
+{
+    /* One statement: it waits for a batch holding the cursor row lock, then re-checks its
+     * WHERE against the row that batch left (READ COMMITTED), so the cursor moves only from
+     * exactly below the loss, never back over written revisions. */
+    struct loss_text t;
+    loss_params(loss, &t);
+    const char *p[] = {t.v[0], t.v[1], t.v[2], t.v[3]};
+    PGresult *res;
+    int rc = db_query(conn, "moving the cursor past an accepted loss",
+                      "UPDATE materializer_cursor SET raft_index = $4::bigint,"
+                      " revision = $2::bigint, updated_at = now()"
+                      " WHERE id AND revision = $1::bigint - 1 AND raft_index = $3::bigint - 1"
+                      " AND EXISTS (SELECT 1 FROM postgresql_losses g"
+                      "  WHERE g.revision_from = $1::bigint AND g.revision_to = $2::bigint"
+                      "  AND g.raft_index_from = $3::bigint AND g.raft_index_to = $4::bigint)"
+                      " RETURNING 1",
+                      4, p, &res, errmsg, errlen);
+    if (rc != DB_OK) {
+        return settle(rc);
+    }
+    int moved = PQntuples(res);
+    PQclear(res);
+    if (moved != 1) {
+        snprintf(errmsg, errlen,
+                 "the cursor is no longer just below revision %" PRIu64
+                 " or the accepted loss changed",
+                 loss->revision_from);
+        return DB_REFUSED;
+    }
+    return DB_OK;
+}
+
+int db_revisions_accept_loss(PGconn *conn, const struct db_revisions_loss *loss, const char *actor,
+                             const char *reason, char *errmsg, size_t errlen)
+{
+    uint64_t cur_index, cur_rev;
+    PGresult *res = NULL;
+    if (loss->revision_from < 1 || loss->revision_to < loss->revision_from ||
+        loss->raft_index_from < 1 || loss->raft_index_to < loss->raft_index_from ||
+        loss->revision_to > INT64_MAX || loss->raft_index_to > INT64_MAX) {
+        snprintf(errmsg, errlen,
+                 "the ranges must be FROM..TO with 1 <= FROM <= TO (revisions %" PRIu64 "..%" PRIu64
+                 ", raft indexes %" PRIu64 "..%" PRIu64 ")",
+                 loss->revision_from, loss->revision_to, loss->raft_index_from,
+                 loss->raft_index_to);
+        return DB_REFUSED;
+    }
+    int rc = settle(db_begin(conn, errmsg, errlen));
+    if (rc != DB_OK) {
+        return rc;
+    }
+    rc = lock_cursor(conn, &cur_index, &cur_rev, errmsg, errlen);
+    if (rc != DB_OK) {
+        goto err_in_tx;
+    }
+    if (cur_rev + 1 != loss->revision_from || cur_index + 1 != loss->raft_index_from) {
+        snprintf(errmsg, errlen,
+                 "postgresql's cursor is at revision %" PRIu64 " (raft index %" PRIu64
+                 "), so a loss must start at revision %" PRIu64 " and raft index %" PRIu64
+                 "; copy the range from the leader's /ready answer",
+                 cur_rev, cur_index, cur_rev + 1, cur_index + 1);
+        rc = DB_REFUSED;
+        goto err_in_tx;
+    }
+    struct loss_text t;
+    loss_params(loss, &t);
+    const char *p[] = {t.v[0], t.v[1], t.v[2], t.v[3], actor, reason};
+    rc = db_query(conn, "checking the lost range",
+                  "SELECT count(*) FROM config_revisions WHERE revision BETWEEN $1::bigint AND "
+                  "$2::bigint OR raft_index BETWEEN $3::bigint AND $4::bigint",
+                  4, p, &res, errmsg, errlen);
+    if (rc != DB_OK) {
+        rc = settle(rc);
+        goto err_in_tx;
+    }
+    if (strcmp(PQgetvalue(res, 0, 0), "0") != 0) {
+        snprintf(errmsg, errlen,
+                 "config_revisions holds %s rows inside revisions %" PRIu64 "..%" PRIu64
+                 " or raft indexes %" PRIu64 "..%" PRIu64 ": they are not lost",
+                 PQgetvalue(res, 0, 0), loss->revision_from, loss->revision_to,
+                 loss->raft_index_from, loss->raft_index_to);
+        rc = DB_REFUSED;
+        goto err_in_tx;
+    }
+    PQclear(res);
+    res = NULL;
+    rc = db_query(conn, "recording the accepted loss",
+                  "INSERT INTO postgresql_losses (revision_from, revision_to, raft_index_from,"
+                  " raft_index_to, accepted_by, reason)"
+                  " VALUES ($1::bigint, $2::bigint, $3::bigint, $4::bigint,"
+                  " format('%s, database role %s', $5::text, current_user), $6)"
+                  " ON CONFLICT (revision_from) DO UPDATE SET revision_to = excluded.revision_to,"
+                  " raft_index_from = excluded.raft_index_from,"
+                  " raft_index_to = excluded.raft_index_to, accepted_at = now(),"
+                  " accepted_by = excluded.accepted_by, reason = excluded.reason",
+                  6, p, &res, errmsg, errlen);
+    if (rc != DB_OK) {
+        rc = settle(rc);
+        goto err_in_tx;
+    }
+    PQclear(res);
+    return settle(db_commit(conn, errmsg, errlen));
+
+err_in_tx:
+    PQclear(res);
     db_rollback(conn);
     return rc;
 }

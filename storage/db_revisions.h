@@ -126,6 +126,47 @@ int db_revisions_write_batch(PGconn *conn, const struct db_revision *revs, size_
                              uint64_t *cursor_out, char *errmsg, size_t errlen);
 
 /*
+ * PostgreSQL behind the cluster (docs/operations.md). A range of committed revisions that
+ * PostgreSQL lost (an older backup restored, a failover to an asynchronous replica) after every
+ * state machine had trimmed them from its queue: they exist nowhere but in the raft log's
+ * history, so the materializer cannot write them. An operator accepts the loss with
+ * `conclave admin accept-postgresql-loss`, which records the range in `postgresql_losses`
+ * (migration 014); the leader's materializer then moves the cursor past it
+ * (db_revisions_skip_loss()), so the writes after it can continue the chain. Nothing else
+ * changes: the lost rows stay missing, and audit verify reports them.
+ */
+struct db_revisions_loss {
+    uint64_t revision_from, revision_to;     /* the lost revisions, inclusive */
+    uint64_t raft_index_from, raft_index_to; /* the raft indexes they were committed at */
+};
+
+/* Reads the accepted loss that starts at REVISION_FROM into *OUT and sets *FOUND; *FOUND is 0
+ * when there is none. Returns DB_OK, DB_UNAVAILABLE or DB_ERROR (with ERRMSG). */
+int db_revisions_find_loss(PGconn *conn, uint64_t revision_from, struct db_revisions_loss *out,
+                           int *found, char *errmsg, size_t errlen);
+
+/*
+ * The materializer's side of an accepted loss: moves the cursor from just below LOSS to its
+ * end (raft_index_to, revision_to) in one statement, but only while the cursor is still at
+ * (raft_index_from - 1, revision_from - 1) and `postgresql_losses` holds exactly LOSS. Returns
+ * DB_OK when the cursor moved, DB_REFUSED when either condition does not hold (nothing
+ * changed; ERRMSG says which), DB_UNAVAILABLE or DB_ERROR.
+ */
+int db_revisions_skip_loss(PGconn *conn, const struct db_revisions_loss *loss, char *errmsg,
+                           size_t errlen);
+
+/*
+ * The operator's side (conclave admin accept-postgresql-loss, owner credentials): records
+ * LOSS with ACTOR and REASON in one transaction, under the cursor row lock, after checking
+ * that it starts right after PostgreSQL's cursor and that config_revisions holds none of its
+ * revisions or raft indexes. A loss recorded earlier for the same first revision is replaced
+ * (a corrected range) as long as the cursor has not moved past it. Returns DB_OK; DB_REFUSED
+ * with ERRMSG naming what to fix; DB_UNAVAILABLE or DB_ERROR.
+ */
+int db_revisions_accept_loss(PGconn *conn, const struct db_revisions_loss *loss, const char *actor,
+                             const char *reason, char *errmsg, size_t errlen);
+
+/*
  * Failpoint for the tests (docs/hacking.md): when MS > 0, every db_revisions_write_batch()
  * sleeps MS milliseconds right after it has locked the cursor row, inside its transaction, so
  * a test can freeze or cut off a leader while it holds the lock. The server sets it once at

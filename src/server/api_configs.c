@@ -133,6 +133,13 @@ static void materialized(void *data, int status)
 {
     struct api_call *call = data;
     struct write *w = call->data;
+    struct materializer_refusal ref;
+    if (materializer_refusal(call->node->matd, status, w->index, &ref)) {
+        /* PostgreSQL lost this revision: never 200, never "unknown" (docs/write-path.md). */
+        http_respond_error_ex(call->req, ref.http_status, NULL, NULL, ref.code, "%s", ref.message);
+        api_reply_done(call);
+        return;
+    }
     if (status != 0) {
         answer_unknown(call, w,
                        status == MATD_ETIMEDOUT
@@ -573,6 +580,13 @@ static void request_done(int status, const char *errmsg, void *arg)
 static void check_state(struct api_call *call)
 {
     struct write *w = call->data;
+    struct materializer_refusal ref;
+    if (materializer_refusal(call->node->matd, 0, 0, &ref)) {
+        /* PostgreSQL is behind the cluster: propose nothing, retries included. */
+        http_respond_error_ex(call->req, ref.http_status, NULL, NULL, ref.code, "%s", ref.message);
+        api_reply_done(call);
+        return;
+    }
     const struct fsm *fsm = rnode_fsm(call->node->raft);
     const struct fsm_request *seen =
         fsm_request_find(fsm, w->project, strlen(w->project), w->request_id, strlen(w->request_id));

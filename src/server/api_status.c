@@ -41,6 +41,23 @@ void api_status_ready(struct api_call *call)
          * the answer says which revision and PostgreSQL's words, so an operator can act. */
         struct materializer_stats ms;
         materializer_stats(call->node->matd, &ms);
+        if (ms.postgresql_behind) {
+            /* The leader only (followers do not read the cursor; they answer ready and
+             * forward writes, which the leader refuses). */
+            api_error(call, 503, "postgresql_behind",
+                      "postgresql is behind the cluster: it lacks revisions %llu..%llu (raft "
+                      "indexes %llu..%llu) that every node already trimmed; writes are refused "
+                      "until a newer backup is restored or the loss is accepted with: conclave "
+                      "admin accept-postgresql-loss --revisions %llu..%llu --raft-indexes "
+                      "%llu..%llu (docs/operations.md)%s%s",
+                      (unsigned long long)ms.missing_from, (unsigned long long)ms.missing_to,
+                      (unsigned long long)ms.missing_from_index,
+                      (unsigned long long)ms.missing_to_index, (unsigned long long)ms.missing_from,
+                      (unsigned long long)ms.missing_to, (unsigned long long)ms.missing_from_index,
+                      (unsigned long long)ms.missing_to_index, ms.behind_note[0] ? "; " : "",
+                      ms.behind_note);
+            return;
+        }
         if (ms.stalled && ms.failed_revision != 0) {
             api_error(call, 503, "materializer_stalled",
                       "the materializer cannot write revision %llu (raft index %llu) to "
@@ -88,6 +105,11 @@ static void gather(struct node *node, struct metrics_gauges *g)
             g->materializer_stalled = ms.stalled;
             g->materializer_failures_in_row = ms.failures_in_row;
             g->materializer_stalled_raft_index = ms.stalled ? ms.failed_raft_index : 0;
+            g->materializer_postgresql_behind = ms.postgresql_behind;
+            g->materializer_missing_from_revision = ms.missing_from;
+            g->materializer_missing_to_revision = ms.missing_to;
+            g->materializer_missing_from_raft_index = ms.missing_from_index;
+            g->materializer_missing_to_raft_index = ms.missing_to_index;
         }
     }
     if (node->pool != NULL) {

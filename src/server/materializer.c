@@ -13,6 +13,15 @@
 #define TICK_MS        20
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
+/* While PostgreSQL is behind, its cursor (and postgresql_losses) is read again this often:
+ * a newer backup restored clears the detection, and an accepted loss is applied, within about
+ * a second. */
+#define BEHIND_RECHECK_MS 1000
+/* An idle leader reads the cursor this often, so a restore with no write in flight is
+ * noticed (and /ready, /metrics show it) within that time. */
+#define IDLE_RECHECK_MS 2000
+/* Raft indexes of retried writes checked in config_revisions by one cursor read. */
+#define VERIFY_MAX 64
 
 /* Bucket bounds of the batch size histogram, up to MATD_BATCH. */
 static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
@@ -23,6 +32,17 @@ struct waiter {
     uint64_t deadline;
     materializer_wait_cb cb;
     void *data;
+    /* An index PostgreSQL was believed to hold when the wait began (a retry): answered only
+     * from a cursor read that looked its row up in config_revisions (in_job: sent with the
+     * read in flight). */
+    bool verify;
+    bool in_job;
+};
+
+enum job {
+    JOB_READ,  /* read the cursor (and the rows of verify waiters, and an accepted loss) */
+    JOB_WRITE, /* write a batch; on failure read the cursor, to tell a gap from a stall */
+    JOB_SKIP,  /* move the cursor past an accepted loss */
 };
 
 /* A batch handed to a pool worker: deep copies, because the state machine may change (and
@@ -34,8 +54,20 @@ struct batch {
     struct revision *revs;    /* owned copies */
     struct db_revision *rows; /* point into revs */
     uint64_t cursor;          /* out */
-    uint64_t cursor_revision; /* out, read_cursor only */
-    bool read_only;           /* a cursor read, no rows */
+    uint64_t cursor_revision; /* out, JOB_READ only */
+    enum job kind;
+    /* PostgreSQL's cursor as read by the job (JOB_READ; JOB_WRITE after a failure). */
+    bool pg_read;
+    uint64_t pg_index, pg_revision;
+    /* JOB_READ: the raft indexes of verify waiters to look up (in), which have a row (out). */
+    size_t n_verify;
+    uint64_t verify[VERIFY_MAX];
+    bool present[VERIFY_MAX];
+    /* JOB_READ while behind: the accepted loss starting right after the cursor, if any.
+     * JOB_SKIP: the loss to skip (in). */
+    bool want_loss;
+    int loss_found;
+    struct db_revisions_loss loss;
 };
 
 struct matd {
@@ -60,6 +92,16 @@ struct matd {
     uint64_t failed_revision;   /* first revision of the failed batch; 0: the cursor read */
     uint64_t failed_raft_index; /* its raft index */
     char last_error[512];
+    /* PostgreSQL behind the cluster: set from every cursor read (and the read after every
+     * failed batch) by check_gap(); cleared when a read finds no gap or an accepted loss was
+     * skipped. Only meaningful while cursor_term != 0 (this node leads and read the cursor). */
+    bool behind;
+    struct db_revisions_loss gap; /* what PostgreSQL lacks */
+    bool skip_ready;              /* an accepted loss equal to gap: JOB_SKIP next */
+    char behind_note[256];
+    bool cursor_read_pending; /* the job at a worker is this term's first cursor read */
+    bool recheck;             /* a verify waiter wants a cursor read */
+    uint64_t next_recheck;    /* loop ms of the next idle (or behind) cursor read */
     struct metrics_histogram batch_size;
     bool closing;
     void (*closed_cb)(void *);
@@ -83,10 +125,11 @@ static void answer(struct matd *m, bool (*pick)(struct waiter *, struct matd *),
 
 static bool is_written(struct waiter *w, struct matd *m)
 {
-    /* Either this leader wrote it, or a materialized(N) entry (proposed only after a commit
-     * in PostgreSQL) covers it: a retried request id whose write is long in PostgreSQL. */
-    return (m->cursor_term != 0 && w->index <= m->cursor) ||
-           w->index <= fsm_materialized_index(m->fsm);
+    /* This leader wrote it, or read a cursor past it (m->cursor is only ever set from
+     * PostgreSQL in this term). Not "a materialized(N) entry covers it": that says PostgreSQL
+     * held it once, and a restore of an older backup can have taken it away since (issue 14).
+     * A verify waiter is answered by the read that looked its row up, never here. */
+    return !w->verify && m->cursor_term != 0 && !m->behind && w->index <= m->cursor;
 }
 
 static bool is_late(struct waiter *w, struct matd *m)
@@ -111,11 +154,62 @@ static void batch_free(struct batch *b)
     free(b);
 }
 
+/* Looks up which of B's verify indexes have a row in config_revisions. */
+static int read_verify(PGconn *conn, struct batch *b, char *errmsg, size_t errlen)
+{
+    char list[VERIFY_MAX * 21 + 3];
+    size_t len = 0;
+    list[len++] = '{';
+    for (size_t i = 0; i < b->n_verify; i++) {
+        len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%llu", i ? "," : "",
+                                (unsigned long long)b->verify[i]);
+    }
+    snprintf(list + len, sizeof(list) - len, "}");
+    const char *p[] = {list};
+    PGresult *res;
+    int rc =
+        db_query(conn, "looking up retried revisions",
+                 "SELECT raft_index FROM config_revisions WHERE raft_index = ANY($1::bigint[])", 1,
+                 p, &res, errmsg, errlen);
+    if (rc != DB_OK) {
+        return rc == DB_UNAVAILABLE ? rc : DB_ERROR;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        unsigned long long idx = strtoull(PQgetvalue(res, r, 0), NULL, 10);
+        for (size_t i = 0; i < b->n_verify; i++) {
+            if (b->verify[i] == idx) {
+                b->present[i] = true;
+            }
+        }
+    }
+    PQclear(res);
+    return DB_OK;
+}
+
 static int write_work(PGconn *conn, void *arg, char *errmsg, size_t errlen)
 {
     struct batch *b = arg;
-    if (b->read_only) {
-        return db_revisions_read_cursor(conn, &b->cursor, &b->cursor_revision, errmsg, errlen);
+    if (b->kind == JOB_SKIP) {
+        return db_revisions_skip_loss(conn, &b->loss, errmsg, errlen);
+    }
+    if (b->kind == JOB_READ) {
+        int rc = db_revisions_read_cursor(conn, &b->cursor, &b->cursor_revision, errmsg, errlen);
+        if (rc != DB_OK) {
+            return rc;
+        }
+        b->pg_read = true;
+        b->pg_index = b->cursor;
+        b->pg_revision = b->cursor_revision;
+        /* The rows are looked up after the cursor was read: a row found is in PostgreSQL
+         * whatever the cursor says; one not found is judged against this cursor. */
+        if (b->n_verify > 0 && (rc = read_verify(conn, b, errmsg, errlen)) != DB_OK) {
+            return rc;
+        }
+        if (b->want_loss) {
+            rc = db_revisions_find_loss(conn, b->cursor_revision + 1, &b->loss, &b->loss_found,
+                                        errmsg, errlen);
+        }
+        return rc;
     }
 #ifdef CONCLAVE_PLANT_SKIP_BATCH
     /* PLANTED BUG for the chaos tests (docs/reliability.md): every 25th batch is reported
@@ -126,7 +220,123 @@ static int write_work(PGconn *conn, void *arg, char *errmsg, size_t errlen)
         return DB_OK;
     }
 #endif
-    return db_revisions_write_batch(conn, b->rows, b->n, &b->cursor, errmsg, errlen);
+    int rc = db_revisions_write_batch(conn, b->rows, b->n, &b->cursor, errmsg, errlen);
+    if (rc == DB_ERROR) {
+        /* Every failed batch reads the cursor again, so that write_done() can tell PostgreSQL
+         * behind the cluster (a revision gap) from a batch it refuses. The batch's error
+         * stays the job's error. */
+        char ignored[256];
+        b->pg_read = db_revisions_read_cursor(conn, &b->pg_index, &b->pg_revision, ignored,
+                                              sizeof(ignored)) == DB_OK;
+    }
+    return rc;
+}
+
+/* Compares PostgreSQL's cursor (PG_INDEX, PG_REVISION) with what the cluster trimmed, and
+ * sets or clears m->behind. The state machines dropped every revision up to
+ * fsm_materialized_index() from their queues, because PostgreSQL had committed them; the
+ * last of those is the revision before the first one still queued (or the last revision
+ * of all when nothing is queued). If PostgreSQL's cursor is below it, PostgreSQL lost
+ * committed revisions that exist nowhere else now: revision pg+1 up to that one. */
+static void check_gap(struct matd *m, uint64_t pg_index, uint64_t pg_revision)
+{
+    const struct revision *first[1];
+    uint64_t trimmed_rev =
+        fsm_pending_from(m->fsm, 0, first, 1) == 1 ? first[0]->revision - 1 : fsm_revision(m->fsm);
+    uint64_t trimmed_index = fsm_materialized_index(m->fsm);
+    if (pg_revision >= trimmed_rev) {
+        if (m->behind) {
+            fprintf(stderr,
+                    "materializer: postgresql is no longer behind the cluster (cursor at "
+                    "revision %llu, raft index %llu): writes resume\n",
+                    (unsigned long long)pg_revision, (unsigned long long)pg_index);
+        }
+        m->behind = false;
+        m->skip_ready = false;
+        m->behind_note[0] = '\0';
+        return;
+    }
+    struct db_revisions_loss gap = {
+        .revision_from = pg_revision + 1,
+        .revision_to = trimmed_rev,
+        .raft_index_from = pg_index + 1,
+        /* Never an empty range, even for a PostgreSQL holding another cluster's history. */
+        .raft_index_to = trimmed_index > pg_index ? trimmed_index : pg_index + 1,
+    };
+    if (!m->behind || memcmp(&gap, &m->gap, sizeof(gap)) != 0) {
+        fprintf(stderr,
+                "materializer: postgresql is behind the cluster: it lacks revisions %llu..%llu "
+                "(raft indexes %llu..%llu), which every node already trimmed from its queue (an "
+                "older backup restored, or a failover to an asynchronous replica?); writes are "
+                "refused until a newer backup is restored or the loss is accepted "
+                "(docs/operations.md)\n",
+                (unsigned long long)gap.revision_from, (unsigned long long)gap.revision_to,
+                (unsigned long long)gap.raft_index_from, (unsigned long long)gap.raft_index_to);
+        m->skip_ready = false;
+        m->behind_note[0] = '\0';
+    }
+    m->behind = true;
+    m->gap = gap;
+}
+
+/* Judges an accepted loss read with the cursor while behind: it applies only when it names
+ * exactly the gap this leader sees (a mistyped range changes nothing). */
+static void consider_loss(struct matd *m, const struct db_revisions_loss *l)
+{
+    if (memcmp(l, &m->gap, sizeof(*l)) == 0) {
+        m->skip_ready = true;
+        return;
+    }
+    char note[sizeof(m->behind_note)];
+    snprintf(note, sizeof(note),
+             "postgresql_losses accepts revisions %llu..%llu (raft indexes %llu..%llu), not the "
+             "missing %llu..%llu (raft indexes %llu..%llu): run accept-postgresql-loss again "
+             "with the missing range",
+             (unsigned long long)l->revision_from, (unsigned long long)l->revision_to,
+             (unsigned long long)l->raft_index_from, (unsigned long long)l->raft_index_to,
+             (unsigned long long)m->gap.revision_from, (unsigned long long)m->gap.revision_to,
+             (unsigned long long)m->gap.raft_index_from, (unsigned long long)m->gap.raft_index_to);
+    if (strcmp(note, m->behind_note) != 0) {
+        fprintf(stderr, "materializer: %s\n", note);
+        snprintf(m->behind_note, sizeof(m->behind_note), "%s", note);
+    }
+}
+
+/* Answers the verify waiters B looked up: a row found is in PostgreSQL (0); a row missing is
+ * lost, MATD_EBEHIND while the gap is open and MATD_ELOST once the cursor is past it (an
+ * accepted loss). A missing row above the cursor and outside the gap is still to be written
+ * (it cannot be, as an index below the trimmed one, but then it simply waits). */
+static void answer_verified(struct matd *m, const struct batch *b)
+{
+    struct waiter **pp = &m->waiters;
+    while (*pp != NULL) {
+        struct waiter *w = *pp;
+        int status = 1; /* 1: keep waiting */
+        if (w->verify && w->in_job) {
+            w->in_job = false;
+            bool present = false;
+            for (size_t i = 0; i < b->n_verify; i++) {
+                present = present || (b->verify[i] == w->index && b->present[i]);
+            }
+            if (present) {
+                status = 0;
+            } else if (m->behind && w->index >= m->gap.raft_index_from &&
+                       w->index <= m->gap.raft_index_to) {
+                status = MATD_EBEHIND;
+            } else if (w->index <= b->pg_index) {
+                status = MATD_ELOST;
+            } else {
+                w->verify = false;
+            }
+        }
+        if (status != 1) {
+            *pp = w->next;
+            w->cb(w->data, status);
+            free(w);
+        } else {
+            pp = &w->next;
+        }
+    }
 }
 
 /* Proposes materialized(cursor) so every node drops what PostgreSQL now holds. Best effort:
@@ -154,12 +364,25 @@ static void propose_trim(struct matd *m)
 
 static void schedule(struct matd *m, uint64_t delay);
 
+/* Takes in what a job read of PostgreSQL's cursor: it is the truth for this term (it may be
+ * below what this node believed, after a restore), so m->cursor follows it down as well as
+ * up; then the gap check. */
+static void took_cursor(struct matd *m, const struct batch *b)
+{
+    m->cursor = b->pg_index;
+    check_gap(m, b->pg_index, b->pg_revision);
+    if (m->behind && b->kind == JOB_READ && b->want_loss && b->loss_found) {
+        consider_loss(m, &b->loss);
+    }
+}
+
 static void write_done(int status, const char *errmsg, void *arg)
 {
     struct batch *b = arg;
     struct matd *m = b->m;
     m->busy = false;
-    if (status == DB_OK && !b->read_only) {
+    bool this_term = b->term == m->cursor_term;
+    if (status == DB_OK && b->kind == JOB_WRITE) {
         /* Written even when the term has moved on since: PostgreSQL holds the rows. */
         m->batches++;
         metrics_histogram_observe(&m->batch_size, (double)b->n);
@@ -169,33 +392,71 @@ static void write_done(int status, const char *errmsg, void *arg)
     if (status == DB_OK) {
         m->failures_in_row = 0;
     }
-    if (status == DB_OK && b->term == m->cursor_term) {
-        if (b->cursor > m->cursor) {
+    if (this_term && b->pg_read) {
+        took_cursor(m, b);
+    }
+    if (this_term && b->kind == JOB_READ && status == DB_OK) {
+        answer_verified(m, b);
+    }
+    for (struct waiter *w = m->waiters; w != NULL; w = w->next) {
+        w->in_job = false; /* a failed read: look them up again */
+    }
+    if (b->kind != JOB_WRITE) {
+        m->next_recheck = uv_now(m->loop) + (m->behind ? BEHIND_RECHECK_MS : IDLE_RECHECK_MS);
+    }
+    if (status == DB_OK && this_term && b->kind == JOB_SKIP) {
+        fprintf(stderr,
+                "materializer: the loss of revisions %llu..%llu (raft indexes %llu..%llu) was "
+                "accepted in postgresql_losses; the cursor moved past it and writes resume "
+                "(audit verify reports those revisions as missing)\n",
+                (unsigned long long)b->loss.revision_from, (unsigned long long)b->loss.revision_to,
+                (unsigned long long)b->loss.raft_index_from,
+                (unsigned long long)b->loss.raft_index_to);
+        m->cursor = b->loss.raft_index_to;
+        m->behind = false;
+        m->skip_ready = false;
+        m->behind_note[0] = '\0';
+    }
+    if (status == DB_OK && this_term) {
+        if (b->kind == JOB_WRITE && b->cursor > m->cursor) {
             m->cursor = b->cursor;
         }
         m->backoff = 0;
         m->retry_at = 0;
         answer(m, is_written, 0);
         propose_trim(m);
+    } else if (status != DB_OK && b->kind == JOB_SKIP) {
+        /* The cursor or the accepted row changed under us: read both again. */
+        m->skip_ready = false;
+        fprintf(stderr, "materializer: not skipping the accepted loss: %s\n", errmsg);
+    } else if (status != DB_OK && this_term && m->behind) {
+        /* The batch failed because PostgreSQL is behind: that is reported as such (/ready,
+         * /metrics, one log line when found), not as a stall; the cursor is read again every
+         * BEHIND_RECHECK_MS. */
+        m->failures_in_row = 0;
+        m->next_recheck = uv_now(m->loop) + BEHIND_RECHECK_MS;
     } else if (status != DB_OK) {
         /* Never silent: every failed attempt is logged with the revisions and PostgreSQL's
          * words, counted, and kept for /ready and /metrics; retries back off (100 ms doubling
          * to 2 s), so a batch PostgreSQL refuses costs at most one attempt per 2 s. */
+        bool read_only = b->kind == JOB_READ;
         m->backoff = m->backoff ? m->backoff * 2 : BACKOFF_MIN_MS;
         if (m->backoff > BACKOFF_MAX_MS) {
             m->backoff = BACKOFF_MAX_MS;
         }
         m->retry_at = uv_now(m->loop) + m->backoff;
         m->failures_in_row++;
-        m->failed_revision = b->read_only || b->n == 0 ? 0 : b->revs[0].revision;
-        m->failed_raft_index = b->read_only || b->n == 0 ? 0 : b->revs[0].raft_index;
+        m->failed_revision = read_only || b->n == 0 ? 0 : b->revs[0].revision;
+        m->failed_raft_index = read_only || b->n == 0 ? 0 : b->revs[0].raft_index;
         snprintf(m->last_error, sizeof(m->last_error), "%s", errmsg);
-        if (b->read_only) {
+        if (read_only) {
             fprintf(stderr,
                     "materializer: reading the cursor failed (attempt %llu, retry in %llu ms): "
                     "%s\n",
                     (unsigned long long)m->failures_in_row, (unsigned long long)m->backoff, errmsg);
-            m->cursor_term = 0;
+            if (this_term && m->cursor_read_pending) {
+                m->cursor_term = 0; /* the term's first read failed: the cursor is unknown */
+            }
         } else {
             fprintf(stderr,
                     "materializer: writing revisions %llu..%llu (raft indexes %llu..%llu) "
@@ -207,12 +468,28 @@ static void write_done(int status, const char *errmsg, void *arg)
                     (unsigned long long)m->failures_in_row, (unsigned long long)m->backoff, errmsg);
         }
     }
+    m->cursor_read_pending = false;
     batch_free(b);
     if (m->closing) {
         schedule(m, 0);
         return;
     }
     schedule(m, status == DB_OK ? 0 : m->backoff);
+}
+
+/* Fills B's verify list from the waiters that need their row looked up. */
+static void take_verify(struct matd *m, struct batch *b)
+{
+    for (struct waiter *w = m->waiters; w != NULL && b->n_verify < VERIFY_MAX; w = w->next) {
+        if (w->verify && !w->in_job) {
+            w->in_job = true;
+            b->verify[b->n_verify++] = w->index;
+        }
+    }
+    m->recheck = false;
+    for (struct waiter *w = m->waiters; w != NULL; w = w->next) {
+        m->recheck = m->recheck || (w->verify && !w->in_job);
+    }
 }
 
 /* Takes the next step if there is one. */
@@ -228,6 +505,8 @@ static void step(struct matd *m)
             m->proposed = 0;
         }
         m->failures_in_row = 0; /* a follower writes nothing, so it cannot be stalled */
+        m->behind = false;      /* nor judge PostgreSQL: the next leader reads the cursor */
+        m->skip_ready = false;
         answer(m, any, MATD_ELEADERSHIP);
         return;
     }
@@ -236,8 +515,11 @@ static void step(struct matd *m)
         /* New term: PostgreSQL's cursor is the truth, whatever this node thought before. */
         m->cursor_term = 0;
         m->proposed = 0;
+        m->behind = false;
+        m->skip_ready = false;
     }
-    if (uv_now(m->loop) < m->retry_at) {
+    uint64_t now = uv_now(m->loop);
+    if (now < m->retry_at) {
         return;
     }
     struct batch *b = calloc(1, sizeof(*b));
@@ -247,59 +529,83 @@ static void step(struct matd *m)
     b->m = m;
     b->term = info.term;
     if (m->cursor_term == 0) {
-        b->read_only = true;
+        b->kind = JOB_READ;
+    } else if (m->behind && m->skip_ready) {
+        b->kind = JOB_SKIP;
+        b->loss = m->gap;
+    } else if (m->behind || m->recheck) {
+        /* Behind: nothing can be written; read the cursor again now and then (a newer backup
+         * restored, or an accepted loss). A verify waiter: read now. */
+        if (!m->recheck && now < m->next_recheck) {
+            free(b);
+            return;
+        }
+        b->kind = JOB_READ;
     } else {
         const struct revision *pending[MATD_BATCH];
         uint64_t from = m->cursor + 1;
         size_t n = fsm_pending_from(m->fsm, from, pending, MATD_BATCH);
         if (n == 0) {
-            free(b);
             propose_trim(m);
-            return;
-        }
-        b->revs = calloc(n, sizeof(*b->revs));
-        b->rows = calloc(n, sizeof(*b->rows));
-        if (b->revs == NULL || b->rows == NULL) {
-            batch_free(b);
-            return;
-        }
-        char err[256];
-        for (size_t i = 0; i < n; i++) {
-            if (revision_copy(&b->revs[i], pending[i], err, sizeof(err)) != 0) {
+            if (now < m->next_recheck) {
+                free(b);
+                return;
+            }
+            b->kind = JOB_READ; /* idle: is PostgreSQL still where we left it? */
+        } else {
+            b->kind = JOB_WRITE;
+            b->revs = calloc(n, sizeof(*b->revs));
+            b->rows = calloc(n, sizeof(*b->rows));
+            if (b->revs == NULL || b->rows == NULL) {
                 batch_free(b);
                 return;
             }
-            b->n++;
-            const struct revision *r = &b->revs[i];
-            struct db_revision *row = &b->rows[i];
-            row->revision = r->revision;
-            row->project = r->project;
-            row->key = r->key;
-            row->version = r->version;
-            row->op = revision_op_name(r->op);
-            row->content = (const char *)r->content;
-            row->content_len = r->content_len;
-            row->source_version = r->source_version;
-            row->has_schema = r->has_schema;
-            memcpy(row->schema_id, r->schema_id, sizeof(row->schema_id));
-            memcpy(row->schema_hash, r->schema_hash, sizeof(row->schema_hash));
-            row->actor = r->actor;
-            row->request_id = r->request_id;
-            row->created_at_us = r->created_at;
-            row->raft_index = r->raft_index;
-            row->raft_term = r->raft_term;
-            memcpy(row->prev_hash, r->prev_hash, 32);
-            memcpy(row->hash, r->hash, 32);
+            char err[256];
+            for (size_t i = 0; i < n; i++) {
+                if (revision_copy(&b->revs[i], pending[i], err, sizeof(err)) != 0) {
+                    batch_free(b);
+                    return;
+                }
+                b->n++;
+                const struct revision *r = &b->revs[i];
+                struct db_revision *row = &b->rows[i];
+                row->revision = r->revision;
+                row->project = r->project;
+                row->key = r->key;
+                row->version = r->version;
+                row->op = revision_op_name(r->op);
+                row->content = (const char *)r->content;
+                row->content_len = r->content_len;
+                row->source_version = r->source_version;
+                row->has_schema = r->has_schema;
+                memcpy(row->schema_id, r->schema_id, sizeof(row->schema_id));
+                memcpy(row->schema_hash, r->schema_hash, sizeof(row->schema_hash));
+                row->actor = r->actor;
+                row->request_id = r->request_id;
+                row->created_at_us = r->created_at;
+                row->raft_index = r->raft_index;
+                row->raft_term = r->raft_term;
+                memcpy(row->prev_hash, r->prev_hash, 32);
+                memcpy(row->hash, r->hash, 32);
+            }
         }
     }
+    if (b->kind == JOB_READ) {
+        take_verify(m, b);
+        b->want_loss = m->behind;
+    }
     if (pgpool_submit(m->pool, write_work, write_done, b) != 0) {
+        for (struct waiter *w = m->waiters; w != NULL; w = w->next) {
+            w->in_job = false;
+        }
         batch_free(b);
         return;
     }
     m->busy = true;
-    if (b->read_only) {
-        /* Remember the term now; write_done() drops it again if the read fails. */
+    if (m->cursor_term == 0) {
+        /* Remember the term now; write_done() drops it again if this first read fails. */
         m->cursor_term = info.term;
+        m->cursor_read_pending = true;
     }
 }
 
@@ -398,10 +704,58 @@ int materializer_wait(struct matd *m, uint64_t raft_index, uint64_t timeout_ms,
     w->deadline = uv_now(m->loop) + timeout_ms;
     w->cb = cb;
     w->data = data;
+    /* At or below what PostgreSQL is believed to hold: a retry of an old write. Look its row
+     * up rather than trust the cursor or a materialized(N) entry (see materializer.h). */
+    w->verify = raft_index <= fsm_materialized_index(m->fsm) ||
+                (m->cursor_term != 0 && raft_index <= m->cursor);
+    m->recheck = m->recheck || w->verify;
     w->next = m->waiters;
     m->waiters = w;
     materializer_kick(m);
     return 0;
+}
+
+bool materializer_refusal(const struct matd *m, int wait_status, uint64_t raft_index,
+                          struct materializer_refusal *out)
+{
+    if (m == NULL) {
+        return false;
+    }
+    if (wait_status == MATD_ELOST) {
+        out->http_status = 410;
+        out->code = "write_lost";
+        snprintf(out->message, sizeof(out->message),
+                 "this write was committed (raft index %llu) but postgresql lost it, and an "
+                 "operator accepted the loss (docs/operations.md): it is stored nowhere now; "
+                 "send it again with a new request_id if it is still wanted",
+                 (unsigned long long)raft_index);
+        return true;
+    }
+    if (wait_status != 0 && wait_status != MATD_EBEHIND) {
+        return false;
+    }
+    if (wait_status == 0 && (!m->behind || m->cursor_term == 0)) {
+        return false;
+    }
+    char what[160];
+    if (wait_status == 0) {
+        snprintf(what, sizeof(what), "this request wrote nothing");
+    } else {
+        snprintf(what, sizeof(what),
+                 "this write was committed (raft index %llu) and is among the lost ones",
+                 (unsigned long long)raft_index);
+    }
+    out->http_status = 503;
+    out->code = "postgresql_behind";
+    snprintf(out->message, sizeof(out->message),
+             "postgresql is behind the cluster: it lacks revisions %llu..%llu (raft indexes "
+             "%llu..%llu), committed and already trimmed from every node (restored from an "
+             "older backup?); %s; writes are refused until an operator restores a newer "
+             "backup or accepts the loss (docs/operations.md)",
+             (unsigned long long)m->gap.revision_from, (unsigned long long)m->gap.revision_to,
+             (unsigned long long)m->gap.raft_index_from, (unsigned long long)m->gap.raft_index_to,
+             what);
+    return true;
 }
 
 uint64_t materializer_cursor_index(const struct matd *m)
@@ -422,6 +776,14 @@ void materializer_stats(const struct matd *m, struct materializer_stats *out)
         snprintf(out->last_error, sizeof(out->last_error), "%s", m->last_error);
     }
     out->batch_size = m->batch_size;
+    if (m->behind && m->cursor_term != 0) {
+        out->postgresql_behind = true;
+        out->missing_from = m->gap.revision_from;
+        out->missing_to = m->gap.revision_to;
+        out->missing_from_index = m->gap.raft_index_from;
+        out->missing_to_index = m->gap.raft_index_to;
+        snprintf(out->behind_note, sizeof(out->behind_note), "%s", m->behind_note);
+    }
     /* The queue is in raft order; count what lies after the cursor in MATD_BATCH steps. */
     const struct revision *chunk[MATD_BATCH];
     uint64_t from = materializer_cursor_index(m) + 1;

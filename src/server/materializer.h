@@ -9,6 +9,14 @@
  * every node trims its queue. Followers do nothing. A write is acknowledged only once its revision
  * is in PostgreSQL (invariant 1 of the design).
  *
+ * PostgreSQL behind the cluster (docs/operations.md): every cursor read (the term's first, one
+ * every 2 s while idle, one after every failed batch, one per second while behind) compares
+ * PostgreSQL's cursor with the last revision the state machines trimmed. Below it, PostgreSQL
+ * lost committed revisions that exist nowhere else: the materializer writes nothing, the API
+ * refuses writes (materializer_refusal()), and it waits for either a newer PostgreSQL (the gap
+ * closes by itself) or an operator's accepted loss in postgresql_losses that names exactly the
+ * gap, which it skips by moving the cursor (db_revisions_skip_loss()).
+ *
  * Loop thread only.
  */
 #ifndef CONCLAVE_MATERIALIZER_H
@@ -29,6 +37,12 @@
 #define MATD_ETIMEDOUT   (-1) /* not in PostgreSQL by the deadline (PostgreSQL down or slow) */
 #define MATD_ELEADERSHIP (-2) /* this node stopped leading: a new leader will write it */
 #define MATD_ECLOSED     (-3)
+#define MATD_EBEHIND                                                                               \
+    (-4) /* PostgreSQL lost this committed revision (restored older); not                          \
+            accepted as lost yet: writes are refused meanwhile */
+#define MATD_ELOST                                                                                 \
+    (-5) /* PostgreSQL lost this committed revision and an operator accepted                       \
+            the loss (conclave admin accept-postgresql-loss) */
 
 struct matd;
 
@@ -44,12 +58,33 @@ int materializer_init(struct matd **out, uv_loop_t *loop, struct pgpool *pool, s
 void materializer_kick(struct matd *m);
 
 /* Calls CB once RAFT_INDEX is in PostgreSQL, or with an error at TIMEOUT_MS at the latest.
- * CB never runs from within this call. Returns 0, or MATD_ECLOSED. */
+ * CB never runs from within this call. Returns 0, or MATD_ECLOSED.
+ *
+ * An index at or below what PostgreSQL is believed to hold (a retried request id whose
+ * first outcome is old) is answered 0 only after a fresh read finds its row in
+ * config_revisions: PostgreSQL may have been restored to an older state since it was written.
+ * Without the row the status is MATD_EBEHIND while the gap is open, MATD_ELOST once the loss
+ * was accepted. */
 int materializer_wait(struct matd *m, uint64_t raft_index, uint64_t timeout_ms,
                       materializer_wait_cb cb, void *data);
 
 /* The raft index PostgreSQL is known to hold everything up to (0 before the first read). */
 uint64_t materializer_cursor_index(const struct matd *m);
+
+/* An answer to refuse a write with, from materializer_refusal(). */
+struct materializer_refusal {
+    int http_status;  /* 503 (behind) or 410 (lost) */
+    const char *code; /* "postgresql_behind" or "write_lost" (docs/api.md) */
+    char message[512];
+};
+
+/* Says whether a write must be refused because PostgreSQL is behind the cluster, and how.
+ * Before proposing pass WAIT_STATUS 0: true while the gap is open (nothing may be proposed:
+ * its answer could never be 200 until an operator acts). After materializer_wait() pass its
+ * status and the index waited for: true for MATD_EBEHIND and MATD_ELOST. M may be NULL
+ * (false). */
+bool materializer_refusal(const struct matd *m, int wait_status, uint64_t raft_index,
+                          struct materializer_refusal *out);
 
 /* What /metrics reports about the materializer. */
 struct materializer_stats {
@@ -65,6 +100,13 @@ struct materializer_stats {
     uint64_t failed_revision;   /* first revision of the failed batch; 0 for a cursor read */
     uint64_t failed_raft_index; /* its raft index */
     char last_error[512];       /* PostgreSQL's error of the last attempt ("" when not stalled) */
+    /* PostgreSQL behind the cluster (this node leads and read the cursor): it lacks revisions
+     * missing_from..missing_to (raft indexes missing_from_index..missing_to_index) that every
+     * state machine already trimmed. All 0 when not behind. */
+    bool postgresql_behind;
+    uint64_t missing_from, missing_to;
+    uint64_t missing_from_index, missing_to_index;
+    char behind_note[256]; /* e.g. why an accepted loss does not apply ("" when none) */
 };
 
 /* Fills *OUT with the current numbers (a copy). */

@@ -477,6 +477,29 @@ static void render_raft(struct buf *b, const struct metrics *m, const struct met
           "The first raft index of the batch that keeps failing (0 when not stalled or when the "
           "cursor read fails).",
           g->materializer_stalled_raft_index);
+    gauge(b, "conclave_materializer_postgresql_behind",
+          "1 while this leader finds PostgreSQL behind the cluster: it lacks revisions every node "
+          "already trimmed (an older backup restored?); writes are refused with 503 "
+          "postgresql_behind.",
+          g->materializer_postgresql_behind ? 1 : 0);
+    gauge(b, "conclave_materializer_postgresql_missing_revisions",
+          "How many revisions PostgreSQL lacks while it is behind, else 0.",
+          g->materializer_postgresql_behind
+              ? g->materializer_missing_to_revision - g->materializer_missing_from_revision + 1
+              : 0);
+    gauge(b, "conclave_materializer_postgresql_missing_from_revision",
+          "The first revision PostgreSQL lacks (0 when it is not behind).",
+          g->materializer_missing_from_revision);
+    gauge(b, "conclave_materializer_postgresql_missing_to_revision",
+          "The last revision PostgreSQL lacks (0 when it is not behind).",
+          g->materializer_missing_to_revision);
+    gauge(b, "conclave_materializer_postgresql_missing_from_raft_index",
+          "The first raft index of the lost range, just after PostgreSQL's cursor (0 when it is "
+          "not behind).",
+          g->materializer_missing_from_raft_index);
+    gauge(b, "conclave_materializer_postgresql_missing_to_raft_index",
+          "The raft index of the last revision PostgreSQL lacks (0 when it is not behind).",
+          g->materializer_missing_to_raft_index);
 }
 
 static void render_pool(struct buf *b, const struct metrics_gauges *g)

@@ -64,6 +64,11 @@ struct metrics_gauges {
     bool materializer_stalled;                /* the leader's last attempt failed */
     uint64_t materializer_failures_in_row;    /* failed attempts since the last success */
     uint64_t materializer_stalled_raft_index; /* first raft index of the failing batch, or 0 */
+    /* PostgreSQL behind the cluster (the leader only): it lacks committed revisions that
+     * every node already trimmed. The range is 0..0 when it is not behind. */
+    bool materializer_postgresql_behind;
+    uint64_t materializer_missing_from_revision, materializer_missing_to_revision;
+    uint64_t materializer_missing_from_raft_index, materializer_missing_to_raft_index;
 
     /* false once the pool is closed: the conclave_pg_pool_* families are left out. */
     bool has_pool;

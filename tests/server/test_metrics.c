@@ -139,6 +139,34 @@ static void test_label_escaping(void **state)
     metrics_free(m);
 }
 
+/* The PostgreSQL-behind gauges of test_histogram_cumulative (docs/operations.md). */
+#define BEHIND_GAUGES                                                                              \
+    "# HELP conclave_materializer_postgresql_behind 1 while this leader finds PostgreSQL behind "  \
+    "the cluster: it lacks revisions every node already trimmed (an older backup restored?); "     \
+    "writes are refused with 503 postgresql_behind.\n"                                             \
+    "# TYPE conclave_materializer_postgresql_behind gauge\n"                                       \
+    "conclave_materializer_postgresql_behind 1\n"                                                  \
+    "# HELP conclave_materializer_postgresql_missing_revisions How many revisions PostgreSQL "     \
+    "lacks while it is behind, else 0.\n"                                                          \
+    "# TYPE conclave_materializer_postgresql_missing_revisions gauge\n"                            \
+    "conclave_materializer_postgresql_missing_revisions 4\n"                                       \
+    "# HELP conclave_materializer_postgresql_missing_from_revision The first revision "            \
+    "PostgreSQL lacks (0 when it is not behind).\n"                                                \
+    "# TYPE conclave_materializer_postgresql_missing_from_revision gauge\n"                        \
+    "conclave_materializer_postgresql_missing_from_revision 30\n"                                  \
+    "# HELP conclave_materializer_postgresql_missing_to_revision The last revision PostgreSQL "    \
+    "lacks (0 when it is not behind).\n"                                                           \
+    "# TYPE conclave_materializer_postgresql_missing_to_revision gauge\n"                          \
+    "conclave_materializer_postgresql_missing_to_revision 33\n"                                    \
+    "# HELP conclave_materializer_postgresql_missing_from_raft_index The first raft index of the " \
+    "lost range, just after PostgreSQL's cursor (0 when it is not behind).\n"                      \
+    "# TYPE conclave_materializer_postgresql_missing_from_raft_index gauge\n"                      \
+    "conclave_materializer_postgresql_missing_from_raft_index 50\n"                                \
+    "# HELP conclave_materializer_postgresql_missing_to_raft_index The raft index of the last "    \
+    "revision PostgreSQL lacks (0 when it is not behind).\n"                                       \
+    "# TYPE conclave_materializer_postgresql_missing_to_raft_index gauge\n"                        \
+    "conclave_materializer_postgresql_missing_to_raft_index 61\n"
+
 static void test_histogram_cumulative(void **state)
 {
     (void)state;
@@ -176,6 +204,11 @@ static void test_histogram_cumulative(void **state)
         .materializer_stalled = true,
         .materializer_failures_in_row = 3,
         .materializer_stalled_raft_index = 41,
+        .materializer_postgresql_behind = true,
+        .materializer_missing_from_revision = 30,
+        .materializer_missing_to_revision = 33,
+        .materializer_missing_from_raft_index = 50,
+        .materializer_missing_to_raft_index = 61,
         .materializer_batch_size = h,
         .has_pool = true,
         .pool_connections_open = 3,
@@ -250,7 +283,7 @@ static void test_histogram_cumulative(void **state)
                             "of the batch that keeps failing (0 when not stalled or when the "
                             "cursor read fails).\n"
                             "# TYPE conclave_materializer_stalled_raft_index gauge\n"
-                            "conclave_materializer_stalled_raft_index 41\n"
+                            "conclave_materializer_stalled_raft_index 41\n" BEHIND_GAUGES
                             "# HELP conclave_pg_pool_connections_open PostgreSQL connections open "
                             "in the pool.\n"
                             "# TYPE conclave_pg_pool_connections_open gauge\n"
