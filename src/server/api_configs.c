@@ -575,16 +575,25 @@ static void request_done(int status, const char *errmsg, void *arg)
                          (uint64_t)json_integer_value(i)));
 }
 
+/* Answers 503 postgresql_behind and returns true while PostgreSQL lacks revisions the
+ * cluster already trimmed: nothing is proposed then, retries included (docs/write-path.md). */
+static bool refused_behind(struct api_call *call)
+{
+    struct materializer_refusal ref;
+    if (!materializer_refusal(call->node->matd, 0, 0, &ref)) {
+        return false;
+    }
+    http_respond_error_ex(call->req, ref.http_status, NULL, NULL, ref.code, "%s", ref.message);
+    api_reply_done(call);
+    return true;
+}
+
 /* The checks against this leader's state machine before anything is proposed: a retried
  * request id gets its first outcome, a stale expected_version fails early. */
 static void check_state(struct api_call *call)
 {
     struct write *w = call->data;
-    struct materializer_refusal ref;
-    if (materializer_refusal(call->node->matd, 0, 0, &ref)) {
-        /* PostgreSQL is behind the cluster: propose nothing, retries included. */
-        http_respond_error_ex(call->req, ref.http_status, NULL, NULL, ref.code, "%s", ref.message);
-        api_reply_done(call);
+    if (refused_behind(call)) {
         return;
     }
     const struct fsm *fsm = rnode_fsm(call->node->raft);
@@ -621,6 +630,9 @@ static void check_and_go(struct api_call *call)
     struct write *w = call->data;
     snprintf(w->asked_schema, sizeof(w->asked_schema), "%s", w->schema_text);
     write_fingerprint(w);
+    if (refused_behind(call)) {
+        return;
+    }
     const struct fsm *fsm = rnode_fsm(call->node->raft);
     const struct fsm_request *seen =
         fsm_request_find(fsm, w->project, strlen(w->project), w->request_id, strlen(w->request_id));
