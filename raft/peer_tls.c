@@ -352,6 +352,15 @@ static int open_pair(struct conn *c, char *why, size_t len)
     return 0;
 }
 
+/* raft's end becomes raft's: raft closes it and frees it, so it no longer counts among the
+ * handles this connection waits for. */
+static void hand_over(struct conn *c)
+{
+    c->handed = true;
+    c->raft_end = NULL;
+    c->open_handles--;
+}
+
 /* Decrypted bytes from the peer: raft's handshake first (accepting side), then raft's. */
 static int on_plain(struct conn *c, const unsigned char *p, size_t n)
 {
@@ -423,8 +432,9 @@ static int on_plain(struct conn *c, const unsigned char *p, size_t n)
             return -1;
         }
         n = 0;
-        c->handed = true;
-        c->tr->accept_cb(c->tr->t, c->peer_id, c->address, (uv_stream_t *)c->raft_end);
+        uv_stream_t *stream = (uv_stream_t *)c->raft_end;
+        hand_over(c);
+        c->tr->accept_cb(c->tr->t, c->peer_id, c->address, stream);
     }
     if (n > 0 && c->state == TUNNEL) {
         int rv = write_copy(c, (uv_stream_t *)&c->inner, p, n, on_inner_written);
@@ -467,10 +477,11 @@ static void outgoing_ready(struct conn *c)
     }
     uv_timer_stop(&c->timer);
     c->state = TUNNEL;
-    c->handed = true;
+    uv_stream_t *stream = (uv_stream_t *)c->raft_end;
+    hand_over(c);
     struct raft_uv_connect *req = c->req;
     c->req = NULL;
-    req->cb(req, (uv_stream_t *)c->raft_end, 0);
+    req->cb(req, stream, 0);
 }
 
 /* Runs OpenSSL over what arrived: the handshake, then decryption. */
