@@ -178,9 +178,13 @@ static void conn_close(struct conn *c, const char *why)
         return;
     }
     if (why != NULL) {
-        fprintf(stderr, "peer_tls: %s connection %s %s (node %llu) closed: %s\n",
-                c->outgoing ? "outgoing" : "incoming", c->outgoing ? "to" : "from", c->peer,
-                (unsigned long long)c->peer_id, why);
+        char node[48] = "";
+        if (c->peer_id != 0) {
+            snprintf(node, sizeof(node), " (node %llu)", (unsigned long long)c->peer_id);
+        }
+        fprintf(stderr, "peer_tls: %s connection %s %s%s closed: %s\n",
+                c->outgoing ? "outgoing" : "incoming", c->outgoing ? "to" : "from", c->peer, node,
+                why);
     }
     c->state = CLOSING;
     close_handle(c, (uv_handle_t *)&c->tcp);
@@ -766,7 +770,8 @@ static int tr_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
         rv = uv_listen((uv_stream_t *)&tr->listener, 16, on_connection);
     }
     if (rv != 0) {
-        snprintf(t->errmsg, sizeof(t->errmsg), "listen on %.150s: %.80s", tr->address, uv_strerror(rv));
+        snprintf(t->errmsg, sizeof(t->errmsg), "listen on %.150s: %.80s", tr->address,
+                 uv_strerror(rv));
         return RAFT_IOERR;
     }
     return 0;
@@ -798,7 +803,8 @@ static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, 
     if (rv != 0) {
         /* Not yet owned by raft: close without calling its callback, report synchronously. */
         conn_close(c, NULL);
-        snprintf(t->errmsg, sizeof(t->errmsg), "connect to %.150s: %.80s", address, uv_strerror(rv));
+        snprintf(t->errmsg, sizeof(t->errmsg), "connect to %.150s: %.80s", address,
+                 uv_strerror(rv));
         return RAFT_NOCONNECTION;
     }
     c->req = req;
@@ -838,8 +844,8 @@ int peer_tls_init(struct raft_uv_transport *t, uv_loop_t *loop, const struct pee
         snprintf(errmsg, errlen, "raft tls: out of memory");
         return -1;
     }
-    tr->ctx = peer_tls_ctx_new(conf->ca_file, conf->cert_file, conf->key_file, conf->id, errmsg,
-                               errlen);
+    tr->ctx =
+        peer_tls_ctx_new(conf->ca_file, conf->cert_file, conf->key_file, conf->id, errmsg, errlen);
     if (tr->ctx == NULL) {
         free(tr);
         return -1;

@@ -53,8 +53,8 @@ static int cert_id(X509 *cert, uint64_t *id, char *errmsg, size_t errlen)
     }
     size_t plen = strlen(PEER_TLS_CN_PREFIX);
     const char *digits = cn + plen;
-    if ((size_t)n != strlen(cn) || strncmp(cn, PEER_TLS_CN_PREFIX, plen) != 0 ||
-        digits[0] < '1' || digits[0] > '9' || strlen(digits) > 19) {
+    if ((size_t)n != strlen(cn) || strncmp(cn, PEER_TLS_CN_PREFIX, plen) != 0 || digits[0] < '1' ||
+        digits[0] > '9' || strlen(digits) > 19) {
         snprintf(errmsg, errlen, "certificate common name \"%s\" is not %s<id>", cn,
                  PEER_TLS_CN_PREFIX);
         return -1;
