@@ -287,7 +287,7 @@ static size_t payload_size(const struct codec_entry *e)
         return 8;
     }
     size_t n = FIXED_FIELDS_SIZE + 4 + e->project_len + 4 + e->key_len + 4 + e->actor_len + 4 +
-               e->request_id_len;
+               e->request_id_len + sizeof(e->fingerprint);
     if (e->has_schema) {
         n += 16 + 32;
     }
@@ -333,6 +333,7 @@ int codec_encode(const struct codec_entry *e, uint8_t **buf, size_t *len, char *
         p = put_str(p, e->key, e->key_len);
         p = put_str(p, e->actor, e->actor_len);
         p = put_str(p, e->request_id, e->request_id_len);
+        p = bytes_put(p, e->fingerprint, sizeof(e->fingerprint));
         if (e->has_schema) {
             p = bytes_put(p, e->schema_id, 16);
             p = bytes_put(p, e->schema_hash, 32);
@@ -447,6 +448,10 @@ static int decode_payload(struct reader *r, unsigned flags, struct codec_entry *
         return rc;
     }
     e->request_id = e->request_id_len > 0 ? (const char *)s : NULL;
+    if (e->format >= 2 && (rc = rd_fixed(r, e->fingerprint, sizeof(e->fingerprint), "fingerprint",
+                                         errmsg, errlen)) != 0) {
+        return rc;
+    }
     if (flags & CODEC_FLAG_SCHEMA) {
         e->has_schema = 1;
         if ((rc = rd_fixed(r, e->schema_id, 16, "schema id", errmsg, errlen)) != 0 ||
@@ -476,9 +481,10 @@ int codec_decode(const uint8_t *buf, size_t len, struct codec_entry *out, char *
         bytes_errmsg(errmsg, errlen, "entry: bad magic (not a conclave entry)");
         return CODEC_EINVAL;
     }
-    if (buf[4] != CODEC_VERSION) {
-        bytes_errmsg(errmsg, errlen, "entry: unsupported format version %u (this build reads %d)",
-                     buf[4], CODEC_VERSION);
+    if (buf[4] < CODEC_VERSION_MIN || buf[4] > CODEC_VERSION) {
+        bytes_errmsg(errmsg, errlen,
+                     "entry: unsupported format version %u (this build reads %d to %d)", buf[4],
+                     CODEC_VERSION_MIN, CODEC_VERSION);
         return CODEC_EINVAL;
     }
     unsigned op = buf[5];
@@ -538,6 +544,7 @@ int codec_decode(const uint8_t *buf, size_t len, struct codec_entry *out, char *
     struct codec_entry e;
     memset(&e, 0, sizeof(e));
     e.op = (enum codec_op)op;
+    e.format = buf[4];
     struct reader r = {.p = buf + CODEC_HEADER_SIZE, .len = payload, .off = 0};
     int rc = decode_payload(&r, flags, &e, errmsg, errlen);
     if (rc == 0 && r.off != r.len) {

@@ -8,7 +8,7 @@
  *
  *   offset size  field
  *   0      4     magic "CNCL"
- *   4      1     format version, 1
+ *   4      1     format version: 2 (what codec_encode() writes); 1 is still decoded
  *   5      1     op: 1 put, 2 delete, 3 rollback, 4 materialized
  *   6      1     flags: bit 0 (CODEC_FLAG_SCHEMA) = schema id and hash present; other bits 0
  *   7      1     reserved, 0
@@ -30,8 +30,15 @@
  *   str key                1..256 bytes: ^[A-Za-z0-9_][A-Za-z0-9._:-]{0,255}$
  *   str actor              1..200 bytes of UTF-8 without NUL
  *   str request_id         0..128 bytes of UTF-8 without NUL; empty = no request id
+ *   [version 2] u8[32] fingerprint   what the client asked (fsm_request_fingerprint()); the
+ *                          state machine stores and compares it for the request id
  *   [flag SCHEMA] u8[16] schema id (UUID, RFC 4122 byte order), u8[32] schema hash
  *   [put, rollback] str content   1..CODEC_MAX_CONTENT bytes, canonical JSON (opaque here)
+ *
+ * Version 1 (the format before issue 14) has no fingerprint field; it is still decoded,
+ * because a raft log written by an older build must still apply, and the state machine
+ * derives the fingerprint of a version-1 entry with the old rule (fsm.c). Any other version
+ * is refused.
  *
  * Payload of materialized: u64 index (>= 1): revisions with raft_index <= index are in
  * PostgreSQL.
@@ -46,8 +53,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CODEC_MAGIC       "CNCL"
-#define CODEC_VERSION     1
+#define CODEC_MAGIC   "CNCL"
+#define CODEC_VERSION 2
+/* The oldest format version codec_decode() still reads. */
+#define CODEC_VERSION_MIN 1
 #define CODEC_HEADER_SIZE 16
 
 #define CODEC_MAX_PROJECT    63
@@ -97,6 +106,14 @@ struct codec_entry {
     size_t actor_len;
     const char *request_id; /* may be NULL when request_id_len is 0 */
     size_t request_id_len;
+    /* BLAKE2b-256 of what the client asked (fsm_request_fingerprint()), computed by the API
+     * before the schema is resolved or a rollback's content is loaded, so that a retry of
+     * the same request carries the same bytes. Encoded as is; decoded from version 2 and
+     * zero for version 1. */
+    uint8_t fingerprint[32];
+    /* decode: the format version read (1 or CODEC_VERSION). Encode ignores it and always
+     * writes CODEC_VERSION. */
+    unsigned format;
     int has_schema; /* delete: must be 0 (a tombstone is bound to no schema) */
     uint8_t schema_id[16];
     uint8_t schema_hash[32];

@@ -47,7 +47,38 @@ void fsm_free(struct fsm *f)
 
 /* ---- apply ---- */
 
-void fsm_request_fingerprint(const struct codec_entry *e, uint8_t out[32])
+void fsm_request_fingerprint(const struct fsm_ask *a, uint8_t out[32])
+{
+    /* Every variable-length part is preceded by its length and the schema by its kind, so
+     * different requests cannot feed the same bytes; the tag keeps these fingerprints apart
+     * from the legacy rule's. */
+    static const char tag[] = "conclave request v2";
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    uint8_t fixed[sizeof(tag) + 1 + 8 + 8 + 1 + 16 + 4 + 4 + 4];
+    memset(fixed, 0, sizeof(fixed));
+    uint8_t *p = bytes_put(fixed, tag, sizeof(tag));
+    *p++ = (uint8_t)a->op;
+    p = bytes_put_le64(p, a->expected_version);
+    p = bytes_put_le64(p, a->source_version);
+    *p++ = (uint8_t)a->schema;
+    if (a->schema == FSM_SCHEMA_ID) {
+        memcpy(p, a->schema_id, 16);
+    }
+    p += 16;
+    p = bytes_put_le32(p, (uint32_t)a->key_len);
+    p = bytes_put_le32(p, (uint32_t)a->actor_len);
+    p = bytes_put_le32(p, (uint32_t)a->content_len);
+    crypto_generichash_update(&st, fixed, (size_t)(p - fixed));
+    crypto_generichash_update(&st, (const uint8_t *)a->key, a->key_len);
+    crypto_generichash_update(&st, (const uint8_t *)a->actor, a->actor_len);
+    if (a->content_len > 0) {
+        crypto_generichash_update(&st, a->content, a->content_len);
+    }
+    crypto_generichash_final(&st, out, 32);
+}
+
+void fsm_request_fingerprint_legacy(const struct codec_entry *e, uint8_t out[32])
 {
     /* Every variable-length part is preceded by its length, so different requests cannot
      * feed the same bytes. */
@@ -219,10 +250,17 @@ static int apply_config(struct fsm *f, uint64_t index, const struct codec_entry 
                         struct fsm_result *out)
 {
     int has_rid = e->request_id_len > 0;
+    /* A version-2 entry carries what the client asked; a version-1 entry is fingerprinted
+     * by the legacy rule, as the build that wrote it did. */
+    uint8_t rule = e->format >= 2 ? FSM_FP_CLIENT : FSM_FP_LEGACY;
     uint8_t fp[32];
     uint64_t rhash = 0;
     if (has_rid) {
-        fsm_request_fingerprint(e, fp);
+        if (rule == FSM_FP_CLIENT) {
+            memcpy(fp, e->fingerprint, sizeof(fp));
+        } else {
+            fsm_request_fingerprint_legacy(e, fp);
+        }
         rhash =
             fsm_store_request_hash(f, e->project, e->project_len, e->request_id, e->request_id_len);
         long s = fsm_store_request_slot(f, rhash, e->project, e->project_len, e->request_id,
@@ -234,7 +272,16 @@ static int apply_config(struct fsm *f, uint64_t index, const struct codec_entry 
             out->version = first->version;
             out->revision = first->revision;
             out->first_index = first->raft_index;
-            out->mismatch = memcmp(fp, first->fingerprint, sizeof(fp)) != 0;
+            if (first->rule == rule) {
+                out->mismatch = memcmp(fp, first->fingerprint, sizeof(fp)) != 0;
+            } else {
+                /* An id recorded from a version-1 entry (before an upgrade) is compared by
+                 * the rule it was recorded with. */
+                uint8_t legacy[32];
+                fsm_request_fingerprint_legacy(e, legacy);
+                out->mismatch = first->rule != FSM_FP_LEGACY ||
+                                memcmp(legacy, first->fingerprint, sizeof(legacy)) != 0;
+            }
             return 0;
         }
         if (fsm_store_request_reserve(f) != 0) {
@@ -268,6 +315,7 @@ static int apply_config(struct fsm *f, uint64_t index, const struct codec_entry 
         rec.version = out->version;
         rec.revision = out->revision;
         rec.raft_index = index;
+        rec.rule = rule;
         memcpy(rec.fingerprint, fp, sizeof(fp));
         fsm_store_request_insert(f, rhash, e->project, e->project_len, e->request_id,
                                  e->request_id_len, &rec);
@@ -369,6 +417,16 @@ size_t fsm_list(const struct fsm *f, const char *project, size_t project_len, co
     return seen;
 }
 
+int fsm_request_may_have_forgotten(const struct fsm *f, const char *project, size_t project_len)
+{
+    /* Ids leave the table only to make room for an insert, so its total never falls: below
+     * the capacity, no insert ever forgot another project's id. A project forgets its own only
+     * at its bound and is back at the bound after the insert that forgot, so below it the
+     * project never forgot one (unless the table was full, the case above). */
+    return f->req_legacy > 0 || f->req_count >= FSM_REQUEST_CAPACITY ||
+           fsm_store_request_project_count(f, project, project_len) >= FSM_PROJECT_REQUESTS;
+}
+
 const struct fsm_request *fsm_request_find(const struct fsm *f, const char *project,
                                            size_t project_len, const char *request_id,
                                            size_t request_id_len)
@@ -380,6 +438,11 @@ const struct fsm_request *fsm_request_find(const struct fsm *f, const char *proj
     uint64_t h = fsm_store_request_hash(f, project, project_len, request_id, request_id_len);
     long s = fsm_store_request_slot(f, h, project, project_len, request_id, request_id_len);
     return s >= 0 ? &f->requests[f->req_slots[s] - 1].outcome : NULL;
+}
+
+size_t fsm_request_count(const struct fsm *f, const char *project, size_t project_len)
+{
+    return fsm_store_request_project_count(f, project, project_len);
 }
 
 uint64_t fsm_last_applied(const struct fsm *f)

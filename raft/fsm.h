@@ -24,8 +24,9 @@
  * - any other version mismatch: CONFLICT with the current version, and nothing changes.
  * - materialized(N): drops the queued revisions with raft_index <= N.
  * - a non-empty request id is recorded with the outcome of OK, CONFLICT and NOT_FOUND (keyed
- *   by project and request id, FIFO eviction past FSM_REQUEST_CAPACITY); the same id again
- *   returns DUPLICATE with that first outcome and changes nothing.
+ *   by project and request id; per-project bound FSM_PROJECT_REQUESTS, total bound
+ *   FSM_REQUEST_CAPACITY, see below); the same id again returns DUPLICATE with that first
+ *   outcome and changes nothing.
  * - INVALID (an entry that does not decode) and FULL (a limit below would be exceeded) are
  *   not recorded, so a retry can still succeed.
  *
@@ -50,8 +51,15 @@
  * down for long, writes get FULL instead of growing memory without bound. */
 #define FSM_MAX_PENDING       65536u
 #define FSM_MAX_PENDING_BYTES ((uint64_t)256 << 20)
-/* Recorded request ids; the oldest is forgotten first. */
-#define FSM_REQUEST_CAPACITY 65536u
+/* Recorded request ids (docs/state-machine.md, "Request ids"). Each project keeps its own
+ * recent ids: a project forgets its oldest once it holds FSM_PROJECT_REQUESTS, never an id
+ * whose write is OK and not yet materialized (the state machine is then the only place that
+ * knows its outcome), so it may hold more while PostgreSQL lags. FSM_REQUEST_CAPACITY bounds
+ * all projects together: only when they fill it does an insert forget another project's
+ * oldest forgettable id. Memory: at most FSM_REQUEST_CAPACITY records of about 300 bytes
+ * (about 40 MiB) plus a 1 MiB index. */
+#define FSM_PROJECT_REQUESTS 1024u
+#define FSM_REQUEST_CAPACITY 131072u
 
 /* Error codes of the functions that can fail. */
 #define FSM_EINVAL (-1) /* a snapshot that is not valid */
@@ -64,6 +72,10 @@ enum fsm_status {
     FSM_DUPLICATE = 3, /* the request id was seen: first_status etc. hold the first outcome */
     FSM_INVALID = 4,   /* the entry does not decode, or its index is not above the last one */
     FSM_FULL = 5,      /* a limit above would be exceeded; nothing changed */
+    /* Never from fsm_apply(): rfsm.c reports it when this node could not apply the entry
+     * (out of memory) and stops. The entry is committed and the other nodes apply it; this
+     * node applies it from its log after a restart. Its outcome is unknown here. */
+    FSM_STOPPED = 6,
 };
 
 /* What one fsm_apply() did. Raft never sees a failure: the glue passes this to the waiting
@@ -112,7 +124,8 @@ struct fsm_request {
     uint64_t version;       /* as in struct fsm_result */
     uint64_t revision;
     uint64_t raft_index; /* the entry that produced the outcome */
-    /* BLAKE2b-256 of what the request asked for (see fsm_request_fingerprint()). */
+    uint8_t rule; /* FSM_FP_CLIENT, or FSM_FP_LEGACY for an id recorded from a version-1 entry */
+    /* BLAKE2b-256 of what the request asked for, by RULE (see fsm_request_fingerprint()). */
     uint8_t fingerprint[32];
 };
 
@@ -158,9 +171,56 @@ const struct fsm_request *fsm_request_find(const struct fsm *f, const char *proj
                                            size_t project_len, const char *request_id,
                                            size_t request_id_len);
 
-/* Computes the fingerprint the request-id table stores for E (a put, delete or rollback):
- * BLAKE2b-256 over its op, key, expected and source version, schema, content and actor. */
-void fsm_request_fingerprint(const struct codec_entry *e, uint8_t out[32]);
+/* What the body of a write said about the schema. */
+enum fsm_schema_ask {
+    FSM_SCHEMA_ABSENT = 0, /* no schema_id field: the key keeps its binding */
+    FSM_SCHEMA_NULL = 1,   /* "schema_id": null: unbind */
+    FSM_SCHEMA_ID = 2,     /* "schema_id": a UUID */
+};
+
+/* What a client asked for, before the leader resolved anything: the input of a request
+ * fingerprint. Strings are (pointer, length) pairs and only read. */
+struct fsm_ask {
+    enum codec_op op; /* put (create is a put with expected_version 0), delete, rollback */
+    const char *key;
+    size_t key_len;
+    uint64_t expected_version;
+    uint64_t source_version; /* rollback: the target version; otherwise 0 */
+    /* put: the content as sent, canonicalised; delete and rollback: NULL, 0 (a rollback's
+     * content is loaded by the leader from the target version, so it is not what was asked) */
+    const uint8_t *content;
+    size_t content_len;
+    enum fsm_schema_ask schema;
+    uint8_t schema_id[16]; /* FSM_SCHEMA_ID only */
+    const char *actor;
+    size_t actor_len;
+};
+
+/* Fingerprint rules, recorded with each request (struct fsm_request.rule). */
+#define FSM_FP_LEGACY 1 /* version-1 entries: fsm_request_fingerprint_legacy() of the entry */
+#define FSM_FP_CLIENT 2 /* version-2 entries: the fingerprint the entry carries */
+
+/* Returns non-zero when PROJECT may have had request ids forgotten: its own bound or the
+ * total bound was reached, or ids recorded before codec version 2 (kept by the old global
+ * FIFO) are still in the table. Zero means every request id this state machine applied for
+ * PROJECT is still in the table, so a retry it does not find is new, and the leader skips the
+ * PostgreSQL lookup. Derived from replicated state only: the same on every node. */
+int fsm_request_may_have_forgotten(const struct fsm *f, const char *project, size_t project_len);
+
+/* Computes the fingerprint of what a client asked (FSM_FP_CLIENT): BLAKE2b-256 over a domain
+ * tag, the op, key, expected and source version, the schema as given, the content as sent and
+ * the actor. The API computes it before resolving the schema or loading a rollback's content
+ * and puts it in the entry (codec_entry.fingerprint), so that a retry of the same request has
+ * the same fingerprint whatever the leader resolved in between. */
+void fsm_request_fingerprint(const struct fsm_ask *a, uint8_t out[32]);
+
+/* The rule before codec version 2 (FSM_FP_LEGACY): BLAKE2b-256 over the entry's op, key,
+ * expected and source version, resolved schema, content and actor. Kept so that version-1
+ * entries of an old raft log apply exactly as they did. */
+void fsm_request_fingerprint_legacy(const struct codec_entry *e, uint8_t out[32]);
+
+/* The number of request ids PROJECT has recorded. */
+size_t fsm_request_count(const struct fsm *f, const char *project, size_t project_len);
 
 /* Counters. */
 uint64_t fsm_last_applied(const struct fsm *f);       /* raft index of the last entry applied */

@@ -18,14 +18,23 @@
 
 #include "raft/fsm.h"
 
-#define SNAP_MAGIC       "CNCLSNAP"
-#define SNAP_VERSION     1
+#define SNAP_MAGIC "CNCLSNAP"
+/* Version 2 adds each request's fingerprint rule byte; version 1 (no rule byte: every id was
+ * recorded by the legacy rule) is still restored. */
+#define SNAP_VERSION     2
+#define SNAP_VERSION_MIN 1
 #define SNAP_HEADER_SIZE 64
 
 /* Open-addressing slots of the request-id table: a power of two at least twice the
  * capacity, so the load factor stays at or below 1/2 and every probe sequence meets an
  * empty slot. */
 #define REQ_SLOTS (2u * FSM_REQUEST_CAPACITY)
+
+/* The total capacity must leave room for every id that may not be forgotten (an OK outcome
+ * whose revision is still queued: at most FSM_MAX_PENDING), so a full table always holds an
+ * id it may evict. */
+_Static_assert(FSM_REQUEST_CAPACITY > FSM_MAX_PENDING, "request table below the pending bound");
+_Static_assert((REQ_SLOTS & (REQ_SLOTS - 1)) == 0, "request slots must be a power of two");
 
 /*
  * Data structures. Everything that is hashed or serialised is kept in a canonical order by
@@ -34,10 +43,14 @@
  *   key (bytewise). Lookups are binary searches; an insert shifts pointers. Configs are never
  *   removed (tombstones stay), so there is no delete path to get wrong.
  * - pending: a ring of revisions in raft order (which is also raft_index order).
- * - requests: a ring in insertion (FIFO) order, the order that decides evictions and the
- *   order in which it is serialised, plus a linear-probing index over it keyed by SipHash of
- *   (project, request id). The index's layout depends on the hash key and is never
- *   serialised; only lookups use it.
+ * - requests: records in a slab (positions never move; freed ones are reused), threaded on
+ *   two doubly linked lists in insertion (= raft index) order: one over every record (the
+ *   order in which they are serialised, and the order of the global eviction) and one per
+ *   project (the order of the per-project eviction). req_projects, sorted by id, holds each
+ *   project's list ends and count; a project without records has no entry. A linear-probing
+ *   index over the slab, keyed by SipHash of (project, request id), serves lookups; its
+ *   layout depends on the hash key and is never serialised. Slab positions are local too:
+ *   nothing replicated depends on them.
  */
 struct project {
     char *id; /* NUL-terminated */
@@ -54,12 +67,22 @@ struct project {
 };
 
 struct request {
-    uint64_t hash; /* SipHash of the key, kept to rehome entries on deletion */
+    uint32_t prev, next;   /* every record, oldest first: slab position + 1, 0 = none */
+    uint32_t pprev, pnext; /* the same project's records, oldest first; same encoding */
+    uint64_t hash;         /* SipHash of the key, kept to rehome entries on deletion */
     uint8_t project_len;
     uint8_t request_id_len;
     char project[CODEC_MAX_PROJECT + 1];
     char request_id[CODEC_MAX_REQUEST_ID + 1];
     struct fsm_request outcome;
+};
+
+/* One project's remembered request ids. */
+struct req_project {
+    char id[CODEC_MAX_PROJECT + 1];
+    uint8_t id_len;
+    uint32_t first, last; /* its oldest and newest record: slab position + 1 */
+    uint32_t count;
 };
 
 struct fsm {
@@ -77,12 +100,21 @@ struct fsm {
     size_t pending_count;
     size_t pending_cap;
     uint64_t pending_bytes;   /* sum of queued content lengths */
-    struct request *requests; /* ring; head stays 0 until the table is full */
-    size_t req_head;
-    size_t req_count;
+    struct request *requests; /* slab of req_cap records, req_used of them ever handed out */
     size_t req_cap;
+    size_t req_used;
+    uint32_t req_free;                /* freed records, chained by next; slab position + 1 */
+    uint32_t req_first, req_last;     /* every record, oldest first */
+    size_t req_count;                 /* records on the lists */
+    struct req_project *req_projects; /* ascending by id */
+    size_t nreq_projects;
+    size_t req_projects_cap;
+    /* Derived (not serialised): how many records carry FSM_FP_LEGACY. Ids recorded before
+     * codec version 2 were kept by the old global FIFO, so while any remain, which ids were
+     * forgotten is not known (fsm_request_may_have_forgotten()). */
+    size_t req_legacy;
     /* Local only: the lookup index over requests and its key. */
-    uint32_t *req_slots; /* REQ_SLOTS entries: ring position + 1, or 0 when empty */
+    uint32_t *req_slots; /* REQ_SLOTS entries: slab position + 1, or 0 when empty */
     uint8_t hash_key[crypto_shorthash_KEYBYTES];
 };
 
@@ -127,16 +159,36 @@ uint64_t fsm_store_request_hash(const struct fsm *f, const char *project, size_t
 long fsm_store_request_slot(const struct fsm *f, uint64_t h, const char *project,
                             size_t project_len, const char *request_id, size_t request_id_len);
 
-/* Makes room for one more request (the ring grows until it reaches the capacity, after which
- * inserts evict instead). */
+/* Makes room for one more request: a slab record (the slab grows until it reaches the
+ * capacity, after which inserts evict instead) and a project entry. */
 int fsm_store_request_reserve(struct fsm *f);
 
-/* Records a new key (not present; room reserved), evicting the oldest when full. */
+/* Records a new key (not present; room reserved). First forgets, in this order: the
+ * project's oldest ids while it holds FSM_PROJECT_REQUESTS or more and its oldest may be
+ * forgotten; then, if the whole table is still full, the oldest id of any project that may be
+ * forgotten. An id may be forgotten unless its outcome is OK and its revision is not yet
+ * materialized (raft_index above f->materialized). Deterministic: it depends only on
+ * replicated state. */
 void fsm_store_request_insert(struct fsm *f, uint64_t h, const char *project, size_t project_len,
                               const char *request_id, size_t request_id_len,
                               const struct fsm_request *outcome);
 
-const struct request *fsm_store_request_at(const struct fsm *f, size_t i);
+/* Appends a new key (not present; room reserved) without forgetting anything: restore. */
+void fsm_store_request_append(struct fsm *f, uint64_t h, const char *project, size_t project_len,
+                              const char *request_id, size_t request_id_len,
+                              const struct fsm_request *outcome);
+
+/* Every record, oldest first: the first, and the one after R (NULL at the end). */
+const struct request *fsm_store_request_first(const struct fsm *f);
+const struct request *fsm_store_request_next(const struct fsm *f, const struct request *r);
+
+/* The number of ids PROJECT has recorded. */
+size_t fsm_store_request_project_count(const struct fsm *f, const char *project,
+                                       size_t project_len);
+
+/* SHA-256 of F's body serialised in snapshot format VERSION (1 or SNAP_VERSION): restore
+ * checks a version-1 snapshot against the hash it was written with. */
+void fsm_snap_state_hash_as(const struct fsm *f, unsigned version, uint8_t out[32]);
 
 /* Frees everything F owns but the struct itself. */
 void fsm_store_state_release(struct fsm *f);

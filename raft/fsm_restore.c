@@ -23,6 +23,7 @@ struct reader {
     int failed;
     char *errmsg;
     size_t errlen;
+    unsigned version; /* the snapshot's format version */
 };
 
 static void rd_error(struct reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -436,6 +437,9 @@ static int parse_requests(struct fsm *t, struct reader *r)
         return FSM_ENOMEM;
     }
     t->req_cap = n;
+    /* In the order of the snapshot, which is the order they were recorded in: appending
+     * rebuilds the per-project lists exactly, and forgets nothing (a project may hold more
+     * than FSM_PROJECT_REQUESTS ids it could not forget when they were recorded). */
     uint64_t prev_index = 0;
     for (size_t i = 0; i < n; i++) {
         size_t project_len, rid_len;
@@ -448,6 +452,9 @@ static int parse_requests(struct fsm *t, struct reader *r)
         q.version = rd_u64(r, "request version");
         q.revision = rd_u64(r, "request revision");
         q.raft_index = rd_u64(r, "request raft index");
+        /* Version 1 predates client fingerprints: every id it holds used the legacy rule. */
+        unsigned rule = r->version >= 2 ? rd_u8(r, "request fingerprint rule") : FSM_FP_LEGACY;
+        q.rule = (uint8_t)rule;
         rd_fixed(r, q.fingerprint, sizeof(q.fingerprint), "request fingerprint");
         if (r->failed) {
             return FSM_EINVAL;
@@ -458,6 +465,8 @@ static int parse_requests(struct fsm *t, struct reader *r)
             bad = "invalid project or request id";
         } else if (status != FSM_OK && status != FSM_CONFLICT && status != FSM_NOT_FOUND) {
             bad = "unknown status";
+        } else if (rule != FSM_FP_LEGACY && rule != FSM_FP_CLIENT) {
+            bad = "unknown fingerprint rule";
         } else if (q.version > CODEC_MAX_INT64 || q.revision > t->revision ||
                    (status == FSM_OK ? (q.version < 1 || q.revision < 1) : q.revision != 0)) {
             bad = "version or revision out of range";
@@ -473,7 +482,10 @@ static int parse_requests(struct fsm *t, struct reader *r)
             rd_error(r, "request entry %zu: %s", i, bad);
             return FSM_EINVAL;
         }
-        fsm_store_request_insert(t, h, project, project_len, rid, rid_len, &q);
+        if (fsm_store_request_reserve(t) != 0) {
+            return FSM_ENOMEM;
+        }
+        fsm_store_request_append(t, h, project, project_len, rid, rid_len, &q);
         prev_index = q.raft_index;
     }
     return 0;
@@ -516,10 +528,10 @@ int fsm_restore(struct fsm *f, const uint8_t *buf, size_t len, char *errmsg, siz
         return FSM_EINVAL;
     }
     uint64_t version = bytes_get_le32(buf + 8);
-    if (version != SNAP_VERSION) {
+    if (version < SNAP_VERSION_MIN || version > SNAP_VERSION) {
         bytes_errmsg(errmsg, errlen,
-                     "snapshot: unsupported format version %llu (this build reads %d)",
-                     (unsigned long long)version, SNAP_VERSION);
+                     "snapshot: unsupported format version %llu (this build reads %d to %d)",
+                     (unsigned long long)version, SNAP_VERSION_MIN, SNAP_VERSION);
         return FSM_EINVAL;
     }
     for (size_t i = 56; i < SNAP_HEADER_SIZE; i++) {
@@ -577,7 +589,8 @@ int fsm_restore(struct fsm *f, const uint8_t *buf, size_t len, char *errmsg, siz
                        .off = 0,
                        .failed = 0,
                        .errmsg = errmsg,
-                       .errlen = errlen};
+                       .errlen = errlen,
+                       .version = (unsigned)version};
     rc = parse_body(t, &r);
     if (rc == FSM_ENOMEM) {
         bytes_errmsg(errmsg, errlen, "snapshot: out of memory restoring %llu bytes",
@@ -590,7 +603,7 @@ int fsm_restore(struct fsm *f, const uint8_t *buf, size_t len, char *errmsg, siz
     /* The body is canonical: the restored state must serialise back to exactly the same
      * bytes, which the stored state hash (SHA-256 of the body) confirms. */
     uint8_t h[32];
-    fsm_state_hash(t, h);
+    fsm_snap_state_hash_as(t, (unsigned)version, h);
     if (memcmp(h, buf + 24, sizeof(h)) != 0) {
         bytes_errmsg(errmsg, errlen,
                      "snapshot: state hash mismatch (the body is not canonical or the "

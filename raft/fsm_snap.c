@@ -32,7 +32,7 @@ static void put_schema(struct bytes_sink *s, int has_schema, const uint8_t id[16
     }
 }
 
-static void write_body(struct bytes_sink *s, const struct fsm *f)
+static void write_body(struct bytes_sink *s, const struct fsm *f, unsigned version)
 {
     bytes_sink_le64(s, f->last_applied);
     bytes_sink_le64(s, f->revision);
@@ -81,25 +81,33 @@ static void write_body(struct bytes_sink *s, const struct fsm *f)
         bytes_sink_put(s, r->hash, sizeof(r->hash));
     }
     bytes_sink_le64(s, f->req_count);
-    for (size_t i = 0; i < f->req_count; i++) {
-        const struct request *q = fsm_store_request_at(f, i);
+    for (const struct request *q = fsm_store_request_first(f); q != NULL;
+         q = fsm_store_request_next(f, q)) {
         put_str(s, q->project, q->project_len);
         put_str(s, q->request_id, q->request_id_len);
         bytes_sink_u8(s, (uint8_t)q->outcome.status);
         bytes_sink_le64(s, q->outcome.version);
         bytes_sink_le64(s, q->outcome.revision);
         bytes_sink_le64(s, q->outcome.raft_index);
+        if (version >= 2) {
+            bytes_sink_u8(s, q->outcome.rule);
+        }
         bytes_sink_put(s, q->outcome.fingerprint, sizeof(q->outcome.fingerprint));
     }
 }
 
-void fsm_state_hash(const struct fsm *f, uint8_t out[32])
+void fsm_snap_state_hash_as(const struct fsm *f, unsigned version, uint8_t out[32])
 {
     crypto_hash_sha256_state sha;
     crypto_hash_sha256_init(&sha);
     struct bytes_sink s = {.buf = NULL, .off = 0, .sha = &sha};
-    write_body(&s, f);
+    write_body(&s, f, version);
     crypto_hash_sha256_final(&sha, out);
+}
+
+void fsm_state_hash(const struct fsm *f, uint8_t out[32])
+{
+    fsm_snap_state_hash_as(f, SNAP_VERSION, out);
 }
 
 int fsm_snapshot(const struct fsm *f, uint8_t **buf, size_t *len, char *errmsg, size_t errlen)
@@ -107,7 +115,7 @@ int fsm_snapshot(const struct fsm *f, uint8_t **buf, size_t *len, char *errmsg, 
     *buf = NULL;
     *len = 0;
     struct bytes_sink count = {.buf = NULL, .off = 0, .sha = NULL};
-    write_body(&count, f);
+    write_body(&count, f, SNAP_VERSION);
     size_t body = count.off;
     size_t total = (SNAP_HEADER_SIZE + body + 7) & ~(size_t)7;
     uint8_t *b = calloc(1, total); /* zeroed: padding, reserved and checksum fields */
@@ -116,7 +124,7 @@ int fsm_snapshot(const struct fsm *f, uint8_t **buf, size_t *len, char *errmsg, 
         return FSM_ENOMEM;
     }
     struct bytes_sink w = {.buf = b + SNAP_HEADER_SIZE, .off = 0, .sha = NULL};
-    write_body(&w, f);
+    write_body(&w, f, SNAP_VERSION);
     memcpy(b, SNAP_MAGIC, 8);
     bytes_put_le32(b + 8, SNAP_VERSION);
     bytes_put_le64(b + 16, body);

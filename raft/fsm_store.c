@@ -255,9 +255,105 @@ static void request_slot_remove(struct fsm *f, size_t i)
     f->req_slots[i] = 0;
 }
 
+static struct request *req_at(const struct fsm *f, uint32_t pos1)
+{
+    return pos1 != 0 ? &f->requests[pos1 - 1] : NULL;
+}
+
+/* The position of the first project entry whose id is >= ID. */
+static size_t req_project_lower(const struct fsm *f, const char *id, size_t len)
+{
+    size_t lo = 0;
+    size_t hi = f->nreq_projects;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct req_project *p = &f->req_projects[mid];
+        if (fsm_store_cmp_bytes(p->id, p->id_len, id, len) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+static struct req_project *req_project_find(const struct fsm *f, const char *id, size_t len)
+{
+    size_t i = req_project_lower(f, id, len);
+    if (i < f->nreq_projects &&
+        fsm_store_cmp_bytes(f->req_projects[i].id, f->req_projects[i].id_len, id, len) == 0) {
+        return &f->req_projects[i];
+    }
+    return NULL;
+}
+
+size_t fsm_store_request_project_count(const struct fsm *f, const char *project, size_t project_len)
+{
+    const struct req_project *p = req_project_find(f, project, project_len);
+    return p != NULL ? p->count : 0;
+}
+
+/* An id may be forgotten unless its write is OK and not yet in PostgreSQL: until then the
+ * state machine is the only place a retry can learn the first outcome from. */
+static int req_forgettable(const struct fsm *f, const struct request *r)
+{
+    return r->outcome.status != FSM_OK || r->outcome.raft_index <= f->materialized;
+}
+
+/* Unlinks the record at POS1 from both lists and the index and frees it; drops its
+ * project's entry when that was the project's last record. */
+static void req_remove(struct fsm *f, uint32_t pos1)
+{
+    struct request *r = req_at(f, pos1);
+    long s = fsm_store_request_slot(f, r->hash, r->project, r->project_len, r->request_id,
+                                    r->request_id_len);
+    request_slot_remove(f, (size_t)s);
+    f->req_legacy -= r->outcome.rule == FSM_FP_LEGACY;
+    if (r->prev != 0) {
+        req_at(f, r->prev)->next = r->next;
+    } else {
+        f->req_first = r->next;
+    }
+    if (r->next != 0) {
+        req_at(f, r->next)->prev = r->prev;
+    } else {
+        f->req_last = r->prev;
+    }
+    size_t pi = req_project_lower(f, r->project, r->project_len);
+    struct req_project *p = &f->req_projects[pi];
+    if (r->pprev != 0) {
+        req_at(f, r->pprev)->pnext = r->pnext;
+    } else {
+        p->first = r->pnext;
+    }
+    if (r->pnext != 0) {
+        req_at(f, r->pnext)->pprev = r->pprev;
+    } else {
+        p->last = r->pprev;
+    }
+    if (--p->count == 0) {
+        memmove(&f->req_projects[pi], &f->req_projects[pi + 1],
+                (f->nreq_projects - pi - 1) * sizeof(f->req_projects[0]));
+        f->nreq_projects--;
+    }
+    f->req_count--;
+    memset(r, 0, sizeof(*r));
+    r->next = f->req_free;
+    f->req_free = pos1;
+}
+
 int fsm_store_request_reserve(struct fsm *f)
 {
-    if (f->req_count < f->req_cap || f->req_cap == FSM_REQUEST_CAPACITY) {
+    if (f->nreq_projects == f->req_projects_cap) {
+        size_t ncap = f->req_projects_cap > 0 ? f->req_projects_cap * 2 : 16;
+        struct req_project *n = realloc(f->req_projects, ncap * sizeof(*n));
+        if (n == NULL) {
+            return FSM_ENOMEM;
+        }
+        f->req_projects = n;
+        f->req_projects_cap = ncap;
+    }
+    if (f->req_free != 0 || f->req_used < f->req_cap || f->req_cap == FSM_REQUEST_CAPACITY) {
         return 0;
     }
     size_t ncap = f->req_cap > 0 ? f->req_cap * 2 : 64;
@@ -273,21 +369,31 @@ int fsm_store_request_reserve(struct fsm *f)
     return 0;
 }
 
-void fsm_store_request_insert(struct fsm *f, uint64_t h, const char *project, size_t project_len,
+void fsm_store_request_append(struct fsm *f, uint64_t h, const char *project, size_t project_len,
                               const char *request_id, size_t request_id_len,
                               const struct fsm_request *outcome)
 {
-    const size_t mask = REQ_SLOTS - 1;
-    if (f->req_count == FSM_REQUEST_CAPACITY) {
-        const struct request *old = &f->requests[f->req_head];
-        long s = fsm_store_request_slot(f, old->hash, old->project, old->project_len,
-                                        old->request_id, old->request_id_len);
-        request_slot_remove(f, (size_t)s);
-        f->req_head = (f->req_head + 1) % FSM_REQUEST_CAPACITY;
-        f->req_count--;
+    uint32_t pos1;
+    if (f->req_free != 0) {
+        pos1 = f->req_free;
+        f->req_free = req_at(f, pos1)->next;
+    } else {
+        pos1 = (uint32_t)++f->req_used;
     }
-    size_t pos = (f->req_head + f->req_count) % FSM_REQUEST_CAPACITY;
-    struct request *r = &f->requests[pos];
+    size_t pi = req_project_lower(f, project, project_len);
+    if (pi == f->nreq_projects ||
+        fsm_store_cmp_bytes(f->req_projects[pi].id, f->req_projects[pi].id_len, project,
+                            project_len) != 0) {
+        memmove(&f->req_projects[pi + 1], &f->req_projects[pi],
+                (f->nreq_projects - pi) * sizeof(f->req_projects[0]));
+        struct req_project *np = &f->req_projects[pi];
+        memset(np, 0, sizeof(*np));
+        memcpy(np->id, project, project_len);
+        np->id_len = (uint8_t)project_len;
+        f->nreq_projects++;
+    }
+    struct req_project *p = &f->req_projects[pi];
+    struct request *r = req_at(f, pos1);
     memset(r, 0, sizeof(*r));
     r->hash = h;
     r->project_len = (uint8_t)project_len;
@@ -295,17 +401,70 @@ void fsm_store_request_insert(struct fsm *f, uint64_t h, const char *project, si
     memcpy(r->project, project, project_len);
     memcpy(r->request_id, request_id, request_id_len);
     r->outcome = *outcome;
+    r->prev = f->req_last;
+    if (f->req_last != 0) {
+        req_at(f, f->req_last)->next = pos1;
+    } else {
+        f->req_first = pos1;
+    }
+    f->req_last = pos1;
+    r->pprev = p->last;
+    if (p->last != 0) {
+        req_at(f, p->last)->pnext = pos1;
+    } else {
+        p->first = pos1;
+    }
+    p->last = pos1;
+    p->count++;
+    const size_t mask = REQ_SLOTS - 1;
     size_t i = h & mask;
     while (f->req_slots[i] != 0) {
         i = (i + 1) & mask;
     }
-    f->req_slots[i] = (uint32_t)pos + 1;
+    f->req_slots[i] = pos1;
     f->req_count++;
+    f->req_legacy += outcome->rule == FSM_FP_LEGACY;
 }
 
-const struct request *fsm_store_request_at(const struct fsm *f, size_t i)
+void fsm_store_request_insert(struct fsm *f, uint64_t h, const char *project, size_t project_len,
+                              const char *request_id, size_t request_id_len,
+                              const struct fsm_request *outcome)
 {
-    return &f->requests[(f->req_head + i) % FSM_REQUEST_CAPACITY];
+    /* The project's own bound first: a busy project forgets its own old ids. */
+    const struct req_project *p = req_project_find(f, project, project_len);
+    while (p != NULL && p->count >= FSM_PROJECT_REQUESTS &&
+           req_forgettable(f, req_at(f, p->first))) {
+        uint32_t victim = p->first;
+        int last = p->count == 1;
+        req_remove(f, victim);
+        if (last) {
+            p = NULL; /* its entry is gone */
+        }
+    }
+    /* The total bound: only when every project together fills the table does one project's
+     * insert forget another's id, the oldest that may be forgotten. One exists: the ids that
+     * may not be forgotten number at most FSM_MAX_PENDING, below the capacity. The walk passes
+     * at most that many. */
+    if (f->req_count >= FSM_REQUEST_CAPACITY) {
+        uint32_t pos1 = f->req_first;
+        while (pos1 != 0 && !req_forgettable(f, req_at(f, pos1))) {
+            pos1 = req_at(f, pos1)->next;
+        }
+        if (pos1 != 0) {
+            req_remove(f, pos1);
+        }
+    }
+    fsm_store_request_append(f, h, project, project_len, request_id, request_id_len, outcome);
+}
+
+const struct request *fsm_store_request_first(const struct fsm *f)
+{
+    return req_at(f, f->req_first);
+}
+
+const struct request *fsm_store_request_next(const struct fsm *f, const struct request *r)
+{
+    return req_at(f, r->next);
 }
 
 /* ---- lifecycle ---- */
@@ -321,5 +480,6 @@ void fsm_store_state_release(struct fsm *f)
     }
     free(f->pending);
     free(f->requests);
+    free(f->req_projects);
     free(f->req_slots);
 }

@@ -11,11 +11,37 @@ static int apply_cb(struct raft_fsm *f, const struct raft_buffer *buf, void **re
      * one after the last applied (barriers and configuration entries advance last_applied
      * without reaching the state machine). */
     uint64_t index = a->raft->last_applied + 1;
-    if (fsm_apply(a->fsm, index, buf->base, buf->len, &a->result) != 0) {
-        /* Out of memory, state unchanged. Skipping the entry would make this node diverge,
-         * so the owner stops it; the waiting client learns nothing was decided. */
+    if (a->fatal) {
+        /* raft 0.15 applies every committed entry in one go and goes on after an entry this
+         * node missed; applying a later one would leave this state machine without an entry
+         * its peers hold, so every later entry is refused until the node has stopped. */
         memset(&a->result, 0, sizeof(a->result));
-        a->result.status = FSM_FULL;
+        a->result.status = FSM_STOPPED;
+        snprintf(a->result.message, sizeof(a->result.message),
+                 "this node is stopping: it could not apply an earlier entry");
+        *result = &a->result;
+        return 0;
+    }
+    a->applies++;
+    int rc;
+    if (a->oom_at != 0 && a->applies == a->oom_at) {
+        memset(&a->result, 0, sizeof(a->result));
+        rc = FSM_ENOMEM;
+    } else {
+        rc = fsm_apply(a->fsm, index, buf->base, buf->len, &a->result);
+    }
+    if (rc != 0) {
+        /* Out of memory, state unchanged. Skipping the entry would make this node diverge,
+         * so it refuses everything after it and the owner stops the node (rnode polls
+         * FATAL); after a restart it applies the entry again from its log. The waiting
+         * client learns the outcome is unknown: the entry is committed. */
+        fprintf(stderr,
+                "raft: out of memory applying the entry at index %llu%s; this node applies no "
+                "later entry and stops (restart it to apply the entry from its log)\n",
+                (unsigned long long)index,
+                a->oom_at != 0 ? " (failpoint CONCLAVE_FAILPOINT_FSM_OOM)" : "");
+        memset(&a->result, 0, sizeof(a->result));
+        a->result.status = FSM_STOPPED;
         snprintf(a->result.message, sizeof(a->result.message), "out of memory applying");
         a->fatal = 1;
     }
@@ -26,6 +52,12 @@ static int apply_cb(struct raft_fsm *f, const struct raft_buffer *buf, void **re
 static int snapshot_cb(struct raft_fsm *f, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct rfsm *a = f->data;
+    if (a->fatal) {
+        /* raft's last applied index is past the entry this state machine missed: a snapshot
+         * now would claim state it does not hold. */
+        fprintf(stderr, "raft: no snapshot: this node missed an entry and is stopping\n");
+        return RAFT_NOMEM;
+    }
     uint8_t *snap = NULL;
     size_t len = 0;
     char err[256];
@@ -75,4 +107,14 @@ void rfsm_init(struct rfsm *a, struct fsm *fsm, struct raft *raft)
     a->raft_fsm.apply = apply_cb;
     a->raft_fsm.snapshot = snapshot_cb;
     a->raft_fsm.restore = restore_cb;
+    /* Read once, here, so a test sets it in the environment of the node it starts. A value
+     * that is not a positive whole number leaves the failpoint off. */
+    const char *fp = getenv("CONCLAVE_FAILPOINT_FSM_OOM");
+    if (fp != NULL && *fp != '\0') {
+        char *end = NULL;
+        unsigned long long n = strtoull(fp, &end, 10);
+        if (*end == '\0' && fp[0] != '-') {
+            a->oom_at = n;
+        }
+    }
 }

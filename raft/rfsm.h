@@ -19,7 +19,14 @@ struct rfsm {
     struct fsm_result result; /* the last apply's outcome; raft hands a pointer to it to the
                                  request's callback right after apply, and to nobody on
                                  followers, so nothing is allocated per entry */
-    int fatal;                /* set when apply ran out of memory: the node must stop */
+    /* Set when apply ran out of memory: the node must stop. From then on apply refuses every
+     * entry (FSM_STOPPED) and snapshot fails, so the state machine never holds an entry
+     * after the one it missed, and no snapshot records raft's index past it. */
+    int fatal;
+    /* Failpoint: the CONCLAVE_FAILPOINT_FSM_OOM-th apply (1-based, counting every entry
+     * raft hands to apply) fails as if out of memory; 0 = off. Read once by rfsm_init(). */
+    uint64_t oom_at;
+    uint64_t applies;
 };
 
 /* Prepares A to apply to FSM for RAFT. Pass &A->raft_fsm to raft_init(). */

@@ -444,9 +444,17 @@ static void on_poll(uv_timer_t *t)
          * state, so stop the process. */
         if (!rn->fatal_reported && rn->fatal != NULL) {
             char msg[512];
-            snprintf(msg, sizeof(msg), "raft stopped working: %s",
-                     rn->adapter.fatal ? "out of memory applying an entry"
-                                       : raft_errmsg(&rn->raft));
+            if (rn->adapter.fatal) {
+                /* The state machine's index shows that nothing after the missed entry was
+                 * applied, whatever raft went on to hand over (tests/raft/fsm_oom.sh). */
+                snprintf(msg, sizeof(msg),
+                         "raft stopped working: out of memory applying an entry (state machine "
+                         "applied index %llu, raft applied index %llu)",
+                         (unsigned long long)fsm_last_applied(rn->fsm),
+                         (unsigned long long)rn->raft.last_applied);
+            } else {
+                snprintf(msg, sizeof(msg), "raft stopped working: %s", raft_errmsg(&rn->raft));
+            }
             rn->fatal_reported = true;
             rn->fatal(rn->fatal_data, msg);
         }

@@ -75,6 +75,19 @@ int db_configs_at_version(PGconn *conn, const char *project, const char *key, ui
     return rc;
 }
 
+int db_configs_request(PGconn *conn, const char *project, const char *request_id, json_t **out,
+                       char *errmsg, size_t errlen)
+{
+    const char *p[] = {project, request_id};
+    /* ORDER BY revision: a request id written twice before migration 011's lookup existed
+     * answers with its first outcome. */
+    return db_query_json_row(conn, "looking up a request id",
+                             "SELECT json_build_object('key', key, " REVISION_COLS ")"
+                             " FROM config_revisions WHERE project_id = $1 AND request_id = $2"
+                             " ORDER BY revision LIMIT 1",
+                             2, p, out, errmsg, errlen);
+}
+
 int db_configs_changes(PGconn *conn, const char *project, uint64_t after_revision, int limit,
                        json_t **out, char *errmsg, size_t errlen)
 {

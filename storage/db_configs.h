@@ -47,6 +47,15 @@ int db_configs_revisions(PGconn *conn, const char *project, const char *key, uin
 int db_configs_at_version(PGconn *conn, const char *project, const char *key, uint64_t version,
                           json_t **out, char *errmsg, size_t errlen);
 
+/* The first revision of PROJECT written for REQUEST_ID: *OUT is one revision object with one
+ * more member, "key". DB_NOT_FOUND when no revision carries that request id (the write with it
+ * never committed a revision: it never ran, or its outcome was a conflict or not found). The
+ * leader asks this when the state machine no longer remembers the id, so that a late retry
+ * gets its first outcome instead of running again. Served by config_revisions_project_request_idx
+ * (migration 011). */
+int db_configs_request(PGconn *conn, const char *project, const char *request_id, json_t **out,
+                       char *errmsg, size_t errlen);
+
 /* PROJECT's revisions with revision > AFTER_REVISION, in revision order, at most LIMIT
  * (>= 0): *OUT is an array of revision objects with one more member, "key". Revision numbers
  * are cluster-wide, so consecutive entries of one project may skip numbers. For watch: the

@@ -30,9 +30,11 @@ static int exec_ok(PGconn *conn, const char *sql, const char *what, char *errmsg
     PGresult *res = PQexec(conn, sql);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        char why[1024];
-        pg_reason(res, conn, why, sizeof(why));
-        snprintf(errmsg, errlen, "%s: %s", what, why);
+        /* PostgreSQL's reason goes straight after "WHAT: " in ERRMSG, cut at its end. */
+        int n = snprintf(errmsg, errlen, "%s: ", what);
+        if (n >= 0 && (size_t)n < errlen) {
+            pg_reason(res, conn, errmsg + n, errlen - (size_t)n);
+        }
         PQclear(res);
         return -1;
     }

@@ -13,12 +13,12 @@
 #include "cli/cli_cmd.h"
 #include "cli/cli_out.h"
 
-/* Prints REPLY as JSON or MESSAGE, and releases REPLY. */
+/* Prints REPLY as JSON or MESSAGE (NULL: nothing), and releases REPLY. */
 static int done(struct cli_global *g, json_t *reply, const char *message)
 {
     if (g->json_output && reply != NULL) {
         cli_print_json(reply);
-    } else {
+    } else if (message != NULL) {
         puts(message);
     }
     json_decref(reply);

@@ -8,12 +8,18 @@
  *   propose (raft) ──► applied: outcome ──► materializer: in PostgreSQL ──► 200
  *
  * Every write carries a request id (the client's, or the HTTP request id), so that a client
- * told "outcome unknown" can retry and learn the first outcome instead of writing twice.
+ * told "outcome unknown" can retry and learn the first outcome instead of writing twice. The
+ * entry also carries the fingerprint of what the client asked (fsm_request_fingerprint():
+ * op, key, versions, content as sent, schema as given, actor), computed before the leader
+ * resolves a schema or loads a rollback's content, so a retry fingerprints identically. A
+ * retry is recognised by the state machine's table of recent ids and, once that forgot the
+ * id, by the revision the first attempt wrote in PostgreSQL (db_configs_request()).
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 
 #include <sodium.h>
@@ -44,6 +50,9 @@ struct write {
     json_t *doc;           /* the parsed content, for schema validation; owned */
     bool schema_given;     /* the body named a schema_id (or null to unbind) */
     char schema_text[40];  /* the schema's UUID text, "" for none */
+    char asked_schema[40]; /* the schema_id the body gave ("" when absent or null) */
+    uint8_t fp[32];        /* fingerprint of what the client asked; also in e.fingerprint */
+    json_t *first;         /* the revision PostgreSQL holds for the request id, or NULL */
     uint64_t index;        /* raft index of the applied entry */
     int ok_status;         /* 201 for create, 200 otherwise */
     struct fsm_result res; /* outcome, for the answer after materialization */
@@ -58,6 +67,8 @@ static void write_free(void *data)
     w->content = NULL;
     json_decref(w->doc);
     w->doc = NULL;
+    json_decref(w->first);
+    w->first = NULL;
 }
 
 static int64_t wall_us(void)
@@ -194,6 +205,11 @@ static void applied(void *data, int status, const struct fsm_result *res, uint64
     case FSM_DUPLICATE:
         answer_first(call, w, res->mismatch, res->first_status, res->version, res->revision,
                      res->first_index);
+        return;
+    case FSM_STOPPED:
+        /* Committed, but this leader could not apply it and is stopping: the other nodes
+         * apply it, so only a retry with the request id can tell the outcome. */
+        answer_unknown(call, w, "the leader could not apply the committed write and is stopping");
         return;
     case FSM_FULL:
         http_respond_error_ex(call->req, 503, retry1, NULL, "unavailable",
@@ -414,19 +430,154 @@ static int read_version(struct api_call *call, const char *name, json_t *v, uint
     return 0;
 }
 
+/* Fills W's fingerprint from what the client asked; called before anything is resolved. */
+static void write_fingerprint(struct write *w)
+{
+    struct fsm_ask a;
+    memset(&a, 0, sizeof(a));
+    a.op = w->e.op;
+    a.key = w->e.key;
+    a.key_len = w->e.key_len;
+    a.expected_version = w->e.expected_version;
+    a.source_version = w->e.source_version;
+    if (w->e.op == CODEC_OP_PUT) {
+        a.content = w->e.content;
+        a.content_len = w->e.content_len;
+    }
+    a.schema = !w->schema_given             ? FSM_SCHEMA_ABSENT
+               : w->asked_schema[0] == '\0' ? FSM_SCHEMA_NULL
+                                            : FSM_SCHEMA_ID;
+    if (a.schema == FSM_SCHEMA_ID && !parse_uuid(w->asked_schema, a.schema_id)) {
+        /* read_common() accepted it as a UUID, so this cannot happen; an all-zero id still
+         * fingerprints deterministically. */
+        memset(a.schema_id, 0, sizeof(a.schema_id));
+    }
+    a.actor = w->e.actor;
+    a.actor_len = w->e.actor_len;
+    fsm_request_fingerprint(&a, w->fp);
+    memcpy(w->e.fingerprint, w->fp, sizeof(w->fp));
+}
+
+/* Answers a retry from the state machine's record SEEN of its request id. */
+static void answer_recorded(struct api_call *call, struct write *w, const struct fsm_request *seen)
+{
+    bool mismatch;
+    if (seen->rule == FSM_FP_CLIENT) {
+        mismatch = sodium_memcmp(w->fp, seen->fingerprint, 32) != 0;
+    } else {
+        /* Recorded from a version-1 entry before an upgrade: the legacy rule over the entry
+         * as it stands (unresolved), as builds before codec version 2 compared. */
+        uint8_t fp[32];
+        fsm_request_fingerprint_legacy(&w->e, fp);
+        mismatch = sodium_memcmp(fp, seen->fingerprint, 32) != 0;
+    }
+    answer_first(call, w, mismatch, seen->status, seen->version, seen->revision, seen->raft_index);
+}
+
+static void check_state(struct api_call *call);
+
+/* Does the revision ROW (from db_configs_request()) record what W asks? The same comparison
+ * as the fingerprint's, field by field: op, key, versions, content (put), schema as given,
+ * actor. */
+static bool first_matches(const struct write *w, json_t *row)
+{
+    const char *op = json_string_value(json_object_get(row, "op"));
+    const char *key = json_string_value(json_object_get(row, "key"));
+    const char *actor = json_string_value(json_object_get(row, "actor"));
+    json_t *version = json_object_get(row, "version");
+    json_t *source = json_object_get(row, "source_version");
+    json_t *schema = json_object_get(row, "schema_id");
+    if (op == NULL || key == NULL || actor == NULL || !json_is_integer(version) ||
+        strcmp(op, codec_op_name(w->e.op)) != 0 || strcmp(key, w->key) != 0 ||
+        strcmp(actor, w->actor) != 0 ||
+        (uint64_t)json_integer_value(version) != w->e.expected_version + 1) {
+        return false;
+    }
+    if (w->e.op == CODEC_OP_ROLLBACK &&
+        (!json_is_integer(source) || (uint64_t)json_integer_value(source) != w->e.source_version)) {
+        return false;
+    }
+    if (w->schema_given) {
+        const char *id = json_string_value(schema);
+        if (w->asked_schema[0] == '\0' ? !json_is_null(schema)
+                                       : id == NULL || strcasecmp(id, w->asked_schema) != 0) {
+            return false;
+        }
+    }
+    if (w->e.op == CODEC_OP_PUT) {
+        /* The stored json text is the canonical text the entry carried; canonicalise the
+         * parsed value again rather than trust the text's layout. */
+        char *text = NULL;
+        size_t len = 0;
+        char err[64];
+        json_t *content = json_object_get(row, "content");
+        if (content == NULL || canonjson_dump(content, &text, &len, err, sizeof(err)) != 0) {
+            return false;
+        }
+        bool same = len == w->content_len && memcmp(text, w->content, len) == 0;
+        free(text);
+        return same;
+    }
+    return true;
+}
+
+/* Pool job: the revision PostgreSQL holds for the request id, if any. */
+static int request_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
+{
+    struct write *w = call->data;
+    int rc = db_configs_request(conn, w->project, w->request_id, &w->first, errmsg, errlen);
+    return rc == DB_NOT_FOUND ? DB_OK : rc;
+}
+
+static void request_done(int status, const char *errmsg, void *arg)
+{
+    struct api_call *call = arg;
+    struct write *w = call->data;
+    if (status != DB_OK) {
+        /* Without the lookup a late retry could run twice: refuse, nothing was proposed. */
+        http_respond_error_ex(call->req, 503, retry1, NULL, "unavailable",
+                              "cannot check request_id %s in postgresql (%s); nothing was "
+                              "written; retry",
+                              w->request_id, errmsg);
+        api_reply_done(call);
+        return;
+    }
+    if (!rnode_ready(call->node->raft)) {
+        http_respond_error_ex(call->req, 503, retry1, NULL, "unavailable",
+                              "leadership changed; retry");
+        api_reply_done(call);
+        return;
+    }
+    if (w->first == NULL) {
+        /* No revision: the first attempt (if any) wrote nothing, or has not been applied
+         * yet; check_state() consults the state machine again, and a copy still in flight
+         * is caught by the state machine as a duplicate when it applies. */
+        check_state(call);
+        return;
+    }
+    if (!first_matches(w, w->first)) {
+        answer_first(call, w, true, FSM_OK, 0, 0, 0);
+        return;
+    }
+    /* Already in PostgreSQL: the first outcome, answered as the first 200/201 was. */
+    json_t *v = json_object_get(w->first, "version");
+    json_t *r = json_object_get(w->first, "revision");
+    json_t *i = json_object_get(w->first, "raft_index");
+    api_reply(call, w->ok_status,
+              write_body(call, w, (uint64_t)json_integer_value(v), (uint64_t)json_integer_value(r),
+                         (uint64_t)json_integer_value(i)));
+}
+
 /* The checks against this leader's state machine before anything is proposed: a retried
  * request id gets its first outcome, a stale expected_version fails early. */
-static void check_and_go(struct api_call *call)
+static void check_state(struct api_call *call)
 {
     struct write *w = call->data;
     const struct fsm *fsm = rnode_fsm(call->node->raft);
     const struct fsm_request *seen =
         fsm_request_find(fsm, w->project, strlen(w->project), w->request_id, strlen(w->request_id));
     if (seen != NULL) {
-        uint8_t fp[32];
-        fsm_request_fingerprint(&w->e, fp);
-        answer_first(call, w, sodium_memcmp(fp, seen->fingerprint, 32) != 0, seen->status,
-                     seen->version, seen->revision, seen->raft_index);
+        answer_recorded(call, w, seen);
         return;
     }
     const struct fsm_config *cur =
@@ -446,6 +597,31 @@ static void check_and_go(struct api_call *call)
         api_input_uuid_text(cur->schema_id, w->schema_text);
     }
     after_checks(call);
+}
+
+/* Entry of every write once its input is read: fingerprint what was asked, then look the
+ * request id up, in the state machine (the recent ids) and else in PostgreSQL (ids the state
+ * machine forgot), before the version checks. */
+static void check_and_go(struct api_call *call)
+{
+    struct write *w = call->data;
+    snprintf(w->asked_schema, sizeof(w->asked_schema), "%s", w->schema_text);
+    write_fingerprint(w);
+    const struct fsm *fsm = rnode_fsm(call->node->raft);
+    const struct fsm_request *seen =
+        fsm_request_find(fsm, w->project, strlen(w->project), w->request_id, strlen(w->request_id));
+    if (seen != NULL) {
+        answer_recorded(call, w, seen);
+        return;
+    }
+    if (!fsm_request_may_have_forgotten(fsm, w->project, strlen(w->project))) {
+        /* The state machine still holds every id of this project it ever applied, so an id
+         * it does not know is new: no revision can carry it, and no PostgreSQL round trip is
+         * needed. */
+        check_state(call);
+        return;
+    }
+    api_submit(call, request_work, request_done);
 }
 
 void api_configs_config_create(struct api_call *call)

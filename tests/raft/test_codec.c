@@ -46,6 +46,9 @@ static struct codec_entry full_put(void)
     e.actor_len = strlen(e.actor);
     e.request_id = "req-0001";
     e.request_id_len = strlen(e.request_id);
+    for (int i = 0; i < 32; i++) {
+        e.fingerprint[i] = (uint8_t)(0x50 + i);
+    }
     e.has_schema = 1;
     for (int i = 0; i < 16; i++) {
         e.schema_id[i] = (uint8_t)(0x10 + i);
@@ -105,6 +108,8 @@ static void assert_same_entry(const struct codec_entry *a, const struct codec_en
     if (a->request_id_len > 0) {
         assert_memory_equal(a->request_id, b->request_id, a->request_id_len);
     }
+    assert_memory_equal(a->fingerprint, b->fingerprint, 32);
+    assert_int_equal(b->format, CODEC_VERSION);
     assert_int_equal(a->has_schema, b->has_schema);
     if (a->has_schema) {
         assert_memory_equal(a->schema_id, b->schema_id, 16);
@@ -199,14 +204,15 @@ static void raw_str(struct raw *r, const void *p, size_t n)
 
 /* Writes E as the header comment of codec.h describes, with FLAGS as given, into a new
  * buffer. Checks nothing, so tests can produce entries the encoder refuses. */
-static uint8_t *raw_entry(const struct codec_entry *e, unsigned flags, size_t *len)
+static uint8_t *raw_entry_v(const struct codec_entry *e, unsigned flags, unsigned version,
+                            size_t *len)
 {
     size_t cap = 16 + 64 + 4 * 4 + e->project_len + e->key_len + e->actor_len + e->request_id_len +
-                 48 + 4 + e->content_len + 8;
+                 32 + 48 + 4 + e->content_len + 8;
     struct raw r = {.b = calloc(1, cap), .n = 0};
     assert_non_null(r.b);
     raw_bytes(&r, "CNCL", 4);
-    uint8_t h[4] = {1, (uint8_t)e->op, (uint8_t)flags, 0};
+    uint8_t h[4] = {(uint8_t)version, (uint8_t)e->op, (uint8_t)flags, 0};
     raw_bytes(&r, h, 4);
     raw_u64(&r, 0); /* length and checksum, filled below */
     if (e->op == CODEC_OP_MATERIALIZED) {
@@ -220,6 +226,9 @@ static uint8_t *raw_entry(const struct codec_entry *e, unsigned flags, size_t *l
         raw_str(&r, e->key, e->key_len);
         raw_str(&r, e->actor, e->actor_len);
         raw_str(&r, e->request_id, e->request_id_len);
+        if (version >= 2) {
+            raw_bytes(&r, e->fingerprint, 32);
+        }
         if (flags & CODEC_FLAG_SCHEMA) {
             raw_bytes(&r, e->schema_id, 16);
             raw_bytes(&r, e->schema_hash, 32);
@@ -232,6 +241,11 @@ static uint8_t *raw_entry(const struct codec_entry *e, unsigned flags, size_t *l
     *len = (r.n + 7) & ~(size_t)7;
     reseal(r.b);
     return r.b;
+}
+
+static uint8_t *raw_entry(const struct codec_entry *e, unsigned flags, size_t *len)
+{
+    return raw_entry_v(e, flags, CODEC_VERSION, len);
 }
 
 /* ---- tests ---- */
@@ -401,9 +415,13 @@ static void test_framing_errors(void **state)
     expect_refused(buf, len, "bad magic");
 
     buf = encode_ok(&e, &len);
-    buf[4] = 2;
+    buf[4] = 3;
     reseal(buf);
-    expect_refused(buf, len, "unsupported format version 2");
+    expect_refused(buf, len, "unsupported format version 3");
+    buf = encode_ok(&e, &len);
+    buf[4] = 0;
+    reseal(buf);
+    expect_refused(buf, len, "unsupported format version 0");
 
     buf = encode_ok(&e, &len);
     buf[5] = 9;
@@ -499,10 +517,13 @@ static void test_length_errors(void **state)
     e = minimal(CODEC_OP_DELETE);
     buf = raw_entry(&e, 0, &len);
     payload = le32(buf + 8);
-    store_le32(buf + 8, payload - 2); /* inside the request id's length */
-    memset(buf + CODEC_HEADER_SIZE + payload - 2, 0, 2);
+    /* Cut 2 bytes into the request id's length (the 32-byte fingerprint follows it); the
+     * bytes past the new end are zeroed and the length shrunk to the padded size. */
+    store_le32(buf + 8, payload - 32 - 2);
+    memset(buf + CODEC_HEADER_SIZE + payload - 32 - 2, 0, 32 + 2);
     reseal(buf);
-    expect_refused(buf, len, "payload ends inside the length of the request id");
+    expect_refused(buf, (CODEC_HEADER_SIZE + payload - 34 + 7) & ~(size_t)7,
+                   "payload ends inside the length of the request id");
 
     /* Bytes after the last field, inside the payload. */
     struct codec_entry m = minimal(CODEC_OP_MATERIALIZED);
@@ -760,6 +781,65 @@ static void test_field_checks(void **state)
     assert_string_equal(codec_op_name((enum codec_op)0), "unknown");
 }
 
+/* A put encoded by the build before codec version 2 (commit 58cc7f6, its codec_encode()):
+ * project acme, key db.url, expected 4, term 3, actor user:u1, request id r-v1, schema id
+ * 0x10.., hash 0xa0.., content {"a":1}. Old raft logs hold such entries; they must decode. */
+static const uint8_t v1_put[] = {
+    0x43, 0x4e, 0x43, 0x4c, 0x01, 0x01, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x3f, 0x24, 0x60, 0xd0,
+    0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x40, 0x1e, 0x18, 0x24, 0x0a, 0x06, 0x00,
+    0x04, 0x00, 0x00, 0x00, 0x61, 0x63, 0x6d, 0x65, 0x06, 0x00, 0x00, 0x00, 0x64, 0x62, 0x2e, 0x75,
+    0x72, 0x6c, 0x07, 0x00, 0x00, 0x00, 0x75, 0x73, 0x65, 0x72, 0x3a, 0x75, 0x31, 0x04, 0x00, 0x00,
+    0x00, 0x72, 0x2d, 0x76, 0x31, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a,
+    0x1b, 0x1c, 0x1d, 0x1e, 0x1f, 0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa,
+    0xab, 0xac, 0xad, 0xae, 0xaf, 0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb8, 0xb9, 0xba,
+    0xbb, 0xbc, 0xbd, 0xbe, 0xbf, 0x07, 0x00, 0x00, 0x00, 0x7b, 0x22, 0x61, 0x22, 0x3a, 0x31, 0x7d,
+};
+
+static void test_version1_decodes(void **state)
+{
+    (void)state;
+    struct codec_entry d;
+    /* decode_exact() first, for its exact-size heap copy; then the array itself, whose
+     * pointers stay valid for the field checks below. */
+    assert_int_equal(decode_exact(v1_put, sizeof(v1_put), &d), 0);
+    assert_int_equal(codec_decode(v1_put, sizeof(v1_put), &d, err, sizeof(err)), 0);
+    assert_int_equal(d.format, 1);
+    assert_int_equal(d.op, CODEC_OP_PUT);
+    assert_int_equal(d.expected_version, 4);
+    assert_int_equal(d.term, 3);
+    assert_int_equal(d.key_len, 6);
+    assert_memory_equal(d.key, "db.url", 6);
+    assert_int_equal(d.request_id_len, 4);
+    assert_memory_equal(d.request_id, "r-v1", 4);
+    assert_int_equal(d.has_schema, 1);
+    assert_int_equal(d.schema_id[0], 0x10);
+    assert_int_equal(d.schema_hash[31], 0xbf);
+    assert_int_equal(d.content_len, 7);
+    assert_memory_equal(d.content, "{\"a\":1}", 7);
+    uint8_t zero[32] = {0};
+    assert_memory_equal(d.fingerprint, zero, 32); /* version 1 carries none */
+    /* The independent writer's version-1 layout of the same entry is the same bytes. */
+    size_t len;
+    uint8_t *raw = raw_entry_v(&d, CODEC_FLAG_SCHEMA, 1, &len);
+    assert_int_equal(len, sizeof(v1_put));
+    assert_memory_equal(raw, v1_put, len);
+    free(raw);
+    /* A version-1 entry with a fingerprint where version 1 has none is refused (its bytes are
+     * read as the schema and content): the version byte decides the layout. */
+    struct codec_entry e = full_put();
+    raw = raw_entry_v(&e, CODEC_FLAG_SCHEMA, 2, &len);
+    raw[4] = 1;
+    reseal(raw);
+    assert_int_equal(decode_exact(raw, len, &d), CODEC_EINVAL);
+    free(raw);
+    /* The encoder writes the current version only. */
+    uint8_t *buf = encode_ok(&e, &len);
+    assert_int_equal(buf[4], CODEC_VERSION);
+    assert_int_equal(CODEC_VERSION, 2);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -772,6 +852,7 @@ int main(void)
         cmocka_unit_test(test_field_rules),
         cmocka_unit_test(test_fuzz_mutations),
         cmocka_unit_test(test_field_checks),
+        cmocka_unit_test(test_version1_decodes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS config_revisions_project_request_idx;
