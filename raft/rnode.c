@@ -9,6 +9,7 @@
 #include <raft.h>
 #include <raft/uv.h>
 
+#include "raft/peer_tls.h"
 #include "raft/rfsm.h"
 
 /* How often the glue looks at raft's state: leadership changes (raft 0.15 has no callback
@@ -505,11 +506,42 @@ static void poll_closed(uv_handle_t *h)
     }
 }
 
+/* Releases the transport of either kind once raft no longer uses it. */
+static void transport_free(struct rnode *rn)
+{
+    if (rn->conf.insecure_plaintext) {
+        raft_uv_tcp_close(&rn->transport);
+    } else {
+        peer_tls_free(&rn->transport);
+    }
+}
+
+/* Peers must complete mutual TLS and prove their raft id (peer_tls.h) unless the operator
+ * asked for raft's plain TCP, which cmd_serve logs as a warning. */
+static int transport_init(struct rnode *rn, char *errmsg, size_t errlen)
+{
+    if (rn->conf.insecure_plaintext) {
+        int rv = raft_uv_tcp_init(&rn->transport, rn->loop);
+        if (rv != 0) {
+            snprintf(errmsg, errlen, "raft tcp transport: %s", raft_strerror(rv));
+            return -1;
+        }
+        return 0;
+    }
+    struct peer_tls_config tc = {
+        .id = rn->conf.id,
+        .ca_file = rn->conf.tls_ca_file,
+        .cert_file = rn->conf.tls_cert_file,
+        .key_file = rn->conf.tls_key_file,
+    };
+    return peer_tls_init(&rn->transport, rn->loop, &tc, errmsg, errlen);
+}
+
 static void raft_closed(struct raft *r)
 {
     struct rnode *rn = r->data;
     raft_uv_close(&rn->io);
-    raft_uv_tcp_close(&rn->transport);
+    transport_free(rn);
     uv_close((uv_handle_t *)&rn->poll, poll_closed);
 }
 
@@ -605,12 +637,10 @@ int rnode_start(struct rnode **out, uv_loop_t *loop, const struct rnode_config *
     rn->poll.data = rn;
     uv_timer_init(loop, &rn->poll);
 
-    int rv = raft_uv_tcp_init(&rn->transport, loop);
-    if (rv != 0) {
-        snprintf(errmsg, errlen, "raft tcp transport: %s", raft_strerror(rv));
+    if (transport_init(rn, errmsg, errlen) != 0) {
         goto err_timer;
     }
-    rv = raft_uv_init(&rn->io, loop, rn->conf.dir, &rn->transport);
+    int rv = raft_uv_init(&rn->io, loop, rn->conf.dir, &rn->transport);
     if (rv != 0) {
         snprintf(errmsg, errlen, "raft storage in %s: %s", rn->conf.dir, rn->io.errmsg);
         goto err_transport;
@@ -647,7 +677,7 @@ err_raft:
 err_io:
     raft_uv_close(&rn->io);
 err_transport:
-    raft_uv_tcp_close(&rn->transport);
+    transport_free(rn);
 err_timer:
     uv_close((uv_handle_t *)&rn->poll, poll_closed);
     return -1;

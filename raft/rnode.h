@@ -1,6 +1,8 @@
 /*
- * rnode: this node's Raft participant, canonical raft 0.15 over raft_uv with the TCP
- * transport, driving the state machine of fsm.c.
+ * rnode: this node's Raft participant, canonical raft 0.15 over raft_uv, its peers reached
+ * through the mutual-TLS transport of peer_tls.c (or, only when the configuration says
+ * raft.insecure_plaintext, raft's own plain TCP transport), driving the state machine of
+ * fsm.c.
  *
  * The module guards against the known defects of raft 0.15.0 (docs/architecture.md):
  * - a new leader appends no no-op entry and could commit earlier-term entries by counting
@@ -58,6 +60,12 @@ struct rnode_config {
     unsigned heartbeat_timeout_ms;
     unsigned install_snapshot_timeout_ms;
     unsigned connect_retry_delay_ms;
+    /* Peer authentication (docs/security.md): the cluster's CA and this node's certificate
+     * and key, PEM files whose paths are absolute. Required unless insecure_plaintext. */
+    char tls_ca_file[1024];
+    char tls_cert_file[1024];
+    char tls_key_file[1024];
+    bool insecure_plaintext; /* raft's plain TCP: anyone reaching the port is a peer */
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
 };

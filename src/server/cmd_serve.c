@@ -44,6 +44,13 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "conclave serve: %s\n", err);
         return 1;
     }
+    if (conf.has_raft && conf.raft.insecure_plaintext) {
+        fprintf(stderr,
+                "conclave serve: warning: raft.insecure_plaintext is true: the raft port %s takes "
+                "peers over plain tcp without authentication; anyone who reaches it can change "
+                "this cluster's term, leader and log (docs/security.md)\n",
+                conf.raft.address);
+    }
     int rc = node_run(&conf, api_handle, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "conclave serve: %s\n", err);

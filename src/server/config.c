@@ -326,6 +326,56 @@ static int raft_address(struct ctx *c, const char *field, json_t *v, char *out, 
     return 0;
 }
 
+/* raft.ca_file, cert_file, key_file (resolved against the config's directory) and
+ * raft.insecure_plaintext. The three files are required unless plaintext is asked for
+ * explicitly: peers are authenticated by default (docs/security.md). */
+static int parse_raft_tls(struct ctx *c, json_t *raft, struct rnode_config *r)
+{
+    json_t *plain = json_object_get(raft, "insecure_plaintext");
+    if (plain != NULL && !json_is_boolean(plain)) {
+        return bad(c, "raft.insecure_plaintext", "must be true or false");
+    }
+    r->insecure_plaintext = plain != NULL && json_is_true(plain);
+    struct {
+        const char *key;
+        char *out;
+        size_t outlen;
+    } files[] = {
+        {"ca_file", r->tls_ca_file, sizeof(r->tls_ca_file)},
+        {"cert_file", r->tls_cert_file, sizeof(r->tls_cert_file)},
+        {"key_file", r->tls_key_file, sizeof(r->tls_key_file)},
+    };
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char field[64];
+        snprintf(field, sizeof(field), "raft.%s", files[i].key);
+        char *path = NULL;
+        if (get_str(c, raft, "raft.", files[i].key, &path) != 0 || absolutize(c, &path) != 0) {
+            free(path);
+            return -1;
+        }
+        if (path == NULL) {
+            files[i].out[0] = '\0';
+            if (!r->insecure_plaintext) {
+                return bad(c, field,
+                           "is required: raft peers authenticate with mutual tls (the cluster's "
+                           "ca_file, this node's cert_file and key_file); plain tcp needs "
+                           "\"insecure_plaintext\": true");
+            }
+            continue;
+        }
+        if (r->insecure_plaintext) {
+            free(path);
+            return bad(c, field, "is set, but raft.insecure_plaintext turns tls off: choose one");
+        }
+        if ((size_t)snprintf(files[i].out, files[i].outlen, "%s", path) >= files[i].outlen) {
+            free(path);
+            return bad(c, field, "is too long");
+        }
+        free(path);
+    }
+    return 0;
+}
+
 static int parse_raft(struct ctx *c, json_t *raft, struct config *conf)
 {
     static const char *const known[] = {"address",
@@ -336,6 +386,10 @@ static int parse_raft(struct ctx *c, json_t *raft, struct config *conf)
                                         "connect_retry_delay_ms",
                                         "snapshot_threshold",
                                         "snapshot_trailing",
+                                        "ca_file",
+                                        "cert_file",
+                                        "key_file",
+                                        "insecure_plaintext",
                                         NULL};
     struct rnode_config *r = &conf->raft;
     if (!json_is_object(raft)) {
@@ -416,6 +470,9 @@ static int parse_raft(struct ctx *c, json_t *raft, struct config *conf)
         return bad(c, "raft.heartbeat_timeout_ms",
                    "must be at most half of raft.election_timeout_ms, or followers start "
                    "elections between heartbeats");
+    }
+    if (parse_raft_tls(c, raft, r) != 0) {
+        return -1;
     }
     conf->has_raft = true;
     return 0;

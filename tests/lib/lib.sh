@@ -4,6 +4,7 @@ set -euo pipefail
 BIN=${1:?usage: test.sh PATH_TO_CONCLAVE}
 SRC=${CONCLAVE_SOURCE_DIR:?run through ctest}
 source "$SRC/scripts/lib/pg.sh"
+source "$SRC/scripts/lib/pki.sh"
 PG_BIN=$(pg_bindir)
 TMP=$(mktemp -d /tmp/conclave-cli-test.XXXXXX)
 # In the ThreadSanitizer run (scripts/test --tsan sets TSAN_OPTIONS) every process of the test

@@ -5,6 +5,9 @@
 #   raft_ports N           picks HTTP and raft ports for nodes 1..N (RPORT_i, HPORT_i)
 #   raft_config I PEERS    writes $TMP/rnodeI.json; PEERS is "1 2 3" (the bootstrap voters,
 #                          empty for a node that joins later)
+#                          Peers use mutual TLS: the CA and node I's certificate are made
+#                          once per test in $TMP/pki (scripts/lib/pki.sh); with
+#                          RAFT_PLAINTEXT=1 the node gets raft.insecure_plaintext instead
 #   raft_start I           starts node I in the background, waits for /health
 #   raft_kill I TERM|KILL  sends the signal to node I, which must be running; for TERM waits
 #                          for its exit and requires 0, for KILL requires that the signal
@@ -52,13 +55,21 @@ raft_config() {
     list=$(jq -c --argjson id "$p" --arg a "127.0.0.1:${!rp}" --arg h "127.0.0.1:${!hp}" \
       '. + [{id: $id, address: $a, http: $h}]' <<<"$list")
   done
-  local rp="RPORT_$i" hp="HPORT_$i"
+  local rp="RPORT_$i" hp="HPORT_$i" tls
+  if [[ ${RAFT_PLAINTEXT:-0} == 1 ]]; then
+    tls='{"insecure_plaintext": true}'
+  else
+    pki_ca "$TMP/pki" || fail "raft_config: cannot make the test ca"
+    pki_node "$TMP/pki" "$i" || fail "raft_config: cannot make node $i's certificate"
+    tls=$(jq -n --arg d "$TMP/pki" --arg i "$i" \
+      '{ca_file: "\($d)/ca.pem", cert_file: "\($d)/node\($i).pem", key_file: "\($d)/node\($i).key"}')
+  fi
   jq -n --argjson id "$i" --arg dir "$TMP/rnode$i" --arg listen "127.0.0.1:${!hp}" \
     --arg raft "127.0.0.1:${!rp}" --argjson peers "$list" --arg url "$(node_db_url)" \
-    --arg secret "$secret" \
+    --arg secret "$secret" --argjson tls "$tls" \
     '{node_id: $id, data_dir: $dir, http: {listen: $listen},
-      raft: {address: $raft, peers: $peers, election_timeout_ms: 500, heartbeat_timeout_ms: 50,
-             snapshot_threshold: 32, snapshot_trailing: 8},
+      raft: ({address: $raft, peers: $peers, election_timeout_ms: 500, heartbeat_timeout_ms: 50,
+             snapshot_threshold: 32, snapshot_trailing: 8} + $tls),
       database: {url: $url, max_connections: 4},
       auth: {secret_file: $secret, password_ops: 1, password_mem_kib: 64}}' >"$TMP/rnode$i.json"
 }

@@ -1,0 +1,41 @@
+# A private CA and raft peer certificates, with the openssl command. Sourced by
+# scripts/cluster and tests/lib/lib.sh.
+#
+#   pki_ca DIR                 DIR/ca.pem and DIR/ca.key (EC P-256, 10 years), unless both exist
+#   pki_node DIR ID [DAYS]     DIR/node<ID>.pem and DIR/node<ID>.key signed by DIR's CA, subject
+#                              CN=conclave-node-<ID> (the identity raft peers check, see
+#                              docs/security.md), valid DAYS days (365), unless both exist
+#
+# Keys are written with umask 077 (mode 0600). Errors go to stderr with openssl's output and
+# the function returns 1.
+
+pki_ca() {
+  local dir=$1 out
+  [[ -s $dir/ca.pem && -s $dir/ca.key ]] && return 0
+  mkdir -p "$dir"
+  if ! out=$( (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+    -nodes -keyout "$dir/ca.key" -out "$dir/ca.pem" -days 3650 -subj "/CN=conclave raft ca" \
+    -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign") 2>&1); then
+    echo "pki: cannot make the ca in $dir: $out" >&2
+    return 1
+  fi
+}
+
+pki_node() {
+  local dir=$1 id=$2 days=${3:-365} out ext
+  [[ -s $dir/node$id.pem && -s $dir/node$id.key ]] && return 0
+  ext="basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth,clientAuth
+subjectAltName=DNS:conclave-node-$id"
+  if ! out=$( (umask 077 &&
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -keyout "$dir/node$id.key" -out "$dir/node$id.csr" -subj "/CN=conclave-node-$id" &&
+    openssl x509 -req -in "$dir/node$id.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+      -CAcreateserial -out "$dir/node$id.pem" -days "$days" -extfile <(echo "$ext")) 2>&1); then
+    echo "pki: cannot make the certificate of node $id in $dir: $out" >&2
+    return 1
+  fi
+  rm -f "$dir/node$id.csr"
+}
