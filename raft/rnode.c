@@ -91,6 +91,12 @@ static int map_status(int status)
         return RNODE_ENOTLEADER;
     case RAFT_SHUTDOWN:
         return RNODE_ESHUTDOWN;
+    case RAFT_CANTCHANGE:
+        /* raft_add/assign/remove refuse while a configuration change is uncommitted or a
+         * promotion runs: nothing was appended, and it clears by itself. */
+        return RNODE_EBUSY;
+    case RAFT_BADID:
+        return RNODE_EINVAL; /* refused before anything was appended */
     default:
         /* RAFT_LEADERSHIPLOST and anything unexpected after appending: the entry may still
          * commit, so the outcome is unknown, never "failed". */

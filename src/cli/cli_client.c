@@ -264,8 +264,14 @@ int cli_client_call(struct cli_client *c, const char *method, const char *path, 
         snprintf(err, errlen, "out of memory encoding the request");
         return CLI_EXIT_FAILURE;
     }
+    /* Each endpoint once, from the preferred one on. START is fixed for the whole loop:
+     * c->preferred moves to every node that answers, so counting from it would try the node
+     * that answered first again and never the last one (with three endpoints: 0, 1, 0), and a
+     * membership change whose leader is the last endpoint got the followers' 503 not_leader
+     * (issue 15 item 4, tests/raft/raft_transfer_add.sh). */
+    size_t start = c->preferred;
     for (size_t k = 0; k < c->n_urls; k++) {
-        size_t i = (c->preferred + k) % c->n_urls;
+        size_t i = (start + k) % c->n_urls;
         size_t ulen = strlen(c->urls[i]) + strlen(path) + 1;
         char *url = malloc(ulen);
         if (url == NULL) {
