@@ -11,6 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "raft/bytes.h"
 #include "raft/peer_tls_ctx.h"
 
 /* raft 0.15's TCP handshake (src/uv_tcp_connect.c): protocol version, server id, length of
@@ -93,22 +94,6 @@ struct wreq {
 static void conn_close(struct conn *c, const char *why);
 static void on_tcp_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_inner_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-
-static uint64_t get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (unsigned char)(v >> (8 * i));
-    }
-}
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -380,9 +365,9 @@ static int on_plain(struct conn *c, const unsigned char *p, size_t n)
             if (c->npreamble < PREAMBLE_BYTES) {
                 return 0;
             }
-            uint64_t protocol = get64(c->preamble);
-            uint64_t claimed = get64(c->preamble + 8);
-            uint64_t alen = get64(c->preamble + 16);
+            uint64_t protocol = bytes_get_le64(c->preamble);
+            uint64_t claimed = bytes_get_le64(c->preamble + 8);
+            uint64_t alen = bytes_get_le64(c->preamble + 16);
             if (protocol != RAFT_HANDSHAKE_PROTOCOL) {
                 snprintf(why, sizeof(why), "raft handshake protocol %llu, expected %d",
                          (unsigned long long)protocol, RAFT_HANDSHAKE_PROTOCOL);
@@ -461,9 +446,9 @@ static void outgoing_ready(struct conn *c)
     char why[512];
     size_t alen = (strlen(c->tr->address) + 1 + 7) / 8 * 8;
     unsigned char hs[PREAMBLE_BYTES + ADDRESS_MAX] = {0};
-    put64(hs, RAFT_HANDSHAKE_PROTOCOL);
-    put64(hs + 8, c->tr->id);
-    put64(hs + 16, alen);
+    bytes_put_le64(hs, RAFT_HANDSHAKE_PROTOCOL);
+    bytes_put_le64(hs + 8, c->tr->id);
+    bytes_put_le64(hs + 16, alen);
     memcpy(hs + PREAMBLE_BYTES, c->tr->address, strlen(c->tr->address));
     if (SSL_write(c->ssl, hs, (int)(PREAMBLE_BYTES + alen)) != (int)(PREAMBLE_BYTES + alen)) {
         char ossl[400];
