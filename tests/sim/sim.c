@@ -74,6 +74,8 @@ static int sim_init(struct sim *s, const struct sim_opts *o)
     }
     unsigned threshold = 4 + rng_index(&s->rng, 40);
     unsigned trailing = 1 + rng_index(&s->rng, 12);
+    s->threshold = threshold;
+    s->trailing = trailing;
     for (unsigned i = 0; i < o->n; i++) {
         struct node *nd = &s->nodes[i];
         if (fsm_new(&nd->fsm, NULL, err, sizeof(err)) != 0) {
@@ -89,12 +91,14 @@ static int sim_init(struct sim *s, const struct sim_opts *o)
         }
         struct raft *r = raft_fixture_get(&s->f, i);
         nd->ad.raft = r;
-        sim_io_wrap_io(nd, r, o->raft_trace);
+        if (o->raft_trace) {
+            sim_io_trace(nd, r);
+        }
         raft_set_snapshot_threshold(r, threshold);
         raft_set_snapshot_trailing(r, trailing);
         raft_fixture_set_randomized_election_timeout(&s->f, i, 1000 + rng_index(&s->rng, 1000));
         raft_fixture_set_network_latency(&s->f, i, 5 + rng_index(&s->rng, 30));
-        raft_fixture_set_disk_latency(&s->f, i, 2 + rng_index(&s->rng, 20));
+        sim_disk_install(nd, r->io, 2 + rng_index(&s->rng, 20));
         s->alive[i] = true;
     }
     struct raft_configuration conf;
@@ -123,8 +127,7 @@ static void sim_close(struct sim *s)
     for (unsigned i = 0; i < s->o.n; i++) {
         fsm_free(s->nodes[i].fsm);
         s->nodes[i].fsm = NULL;
-        free(s->nodes[i].appends);
-        s->nodes[i].appends = NULL;
+        sim_disk_free(&s->nodes[i]);
     }
     sim_checks_ledger_free(&s->ledger);
     free(s->commits);
@@ -203,6 +206,62 @@ static void dump_cluster(struct sim *s)
             }
         }
     }
+}
+
+void sim_crash(struct sim *s, unsigned i)
+{
+    struct node *nd = &s->nodes[i];
+    struct raft *r = sim_raft(s, i);
+    struct raft_fixture_server *fs = &s->f.servers[i];
+    bool leader = r->state == RAFT_LEADER;
+    if (s->alive[i]) {
+        raft_fixture_kill(&s->f, i);
+        s->alive[i] = false;
+    }
+    /* raft_close answers every pending request (the client sees an unknown outcome) and the
+     * disk drops what it had not completed. The memory image goes with the process: a new
+     * state machine, a new raft, and only the disk survives. */
+    nd->disk.crashing = true;
+    raft_close(r, NULL);
+    fsm_free(nd->fsm);
+    nd->fsm = NULL;
+    char err[256];
+    if (fsm_new(&nd->fsm, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "test_raft_sim: fsm_new: %s\n", err);
+        abort();
+    }
+    rfsm_init(&nd->ad, nd->fsm, NULL);
+    sim_io_wrap_fsm(nd);
+    if (raft_init(r, &fs->io, &nd->ad.raft_fsm, fs->id, fs->address) != 0) {
+        fprintf(stderr, "test_raft_sim: raft_init of restarted server %u failed\n", i);
+        abort();
+    }
+    nd->ad.raft = r;
+    /* The fixture's defaults, which raft_init reset. */
+    raft_set_election_timeout(r, 1000);
+    raft_set_heartbeat_timeout(r, 100);
+    raft_set_snapshot_threshold(r, s->threshold);
+    raft_set_snapshot_trailing(r, s->trailing);
+    if (s->o.raft_trace) {
+        sim_io_trace(nd, r);
+    }
+    nd->last_noted = 0;
+    nd->ready_term = 0;
+    nd->barrier_pending = false;
+    nd->crashes++;
+    s->commit_seen[i] = 0;
+    s->leader_checked[i] = 0;
+    s->leader_checked_upto[i] = 0;
+    s->st.crashes++;
+    int rv = raft_start(r);
+    if (rv != 0) {
+        sim_fail(s, "server %u could not restart from its disk: %s (%s)", i, raft_strerror(rv),
+                 raft_errmsg(r));
+    }
+    sim_trace(s, "crash server %u (%s), restarted from its disk: term %llu, last index %llu", i,
+              leader ? "leader" : "not leader", (unsigned long long)r->current_term,
+              (unsigned long long)raft_last_index(r));
+    sim_faults_sync_links(s);
 }
 
 unsigned sim_sole_leader(struct sim *s)
@@ -299,6 +358,7 @@ static void heal_and_converge(struct sim *s)
         }
         sim_load_barriers(s);
         raft_fixture_step(&s->f);
+        sim_disk_pump(s);
         s->step++;
         watch_leader(s);
         (void)sim_checks_match_claims(s);
@@ -309,7 +369,6 @@ static void heal_and_converge(struct sim *s)
 
 int sim_run(struct sim *s, const struct sim_opts *o)
 {
-    sim_io_running = s;
     if (sim_init(s, o) != 0) {
         snprintf(s->why, sizeof(s->why), "setting up the fixture failed");
         s->setup_failed = true;
@@ -323,6 +382,7 @@ int sim_run(struct sim *s, const struct sim_opts *o)
         }
         sim_load_client(s);
         raft_fixture_step(&s->f);
+        sim_disk_pump(s);
         watch_leader(s);
         (void)sim_checks_match_claims(s);
         sim_checks_commits(s);
@@ -358,6 +418,8 @@ void sim_stats_add(struct stats *a, const struct stats *b)
     a->snapshots += b->snapshots;
     a->restores += b->restores;
     a->kills += b->kills;
+    a->crashes += b->crashes;
+    a->partitions += b->partitions;
     a->cuts += b->cuts;
     a->losses += b->losses;
     a->elections += b->elections;

@@ -436,6 +436,24 @@ void sim_checks_final(struct sim *s)
     for (unsigned i = 0; i < s->o.n; i++) {
         fsms[i] = s->nodes[i].fsm;
     }
+    /* Every entry seen committed is in every log at its index, with its term, once the
+     * healed cluster converged (crashed servers included: they restarted from their disk). */
+    for (raft_index x = 1; x <= s->max_committed && x < s->commits_cap; x++) {
+        const struct commit_rec *c = &s->commits[x];
+        for (unsigned i = 0; i < s->o.n && c->entry_term != 0; i++) {
+            struct raft *r = sim_raft(s, i);
+            raft_term t = sim_checks_log_term(r, x);
+            bool compacted = x <= r->log.offset && x != r->log.snapshot.last_index;
+            if (!compacted && t != c->entry_term && !known_barrier_loss(s, c)) {
+                sim_fail(s,
+                         "index %llu, committed with an entry of term %llu (first seen on server "
+                         "%u), holds term %llu on server %u after the cluster settled",
+                         (unsigned long long)x, (unsigned long long)c->entry_term, c->server,
+                         (unsigned long long)t, i);
+                return;
+            }
+        }
+    }
     char msg[600];
     if (sim_checks_agreement(fsms, s->o.n, &s->ledger, msg, sizeof(msg)) != 0) {
         sim_fail(s, "%s", msg);

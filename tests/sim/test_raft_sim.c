@@ -7,18 +7,20 @@
  * count so that snapshots are taken and installed (InstallSnapshot) all the time. A seeded
  * xorshift PRNG then drives several thousand fixture steps. Before each step it may inject
  * faults: kill and revive servers (any number, a majority included; the fixture's kill
- * freezes a server with its memory, it is not a crash with restart from disk), cut links one
- * way or both ways and heal them, drop the messages of one directed link for a while (the
- * 0.15 fixture has no per-message drop, so loss is a short saturation), change a server's
- * network latency (which reorders messages), disk latency and election timeout, and transfer
- * leadership. Like rnode.c, a new leader first commits a raft_barrier and only then takes
- * writes: put, delete and rollback on 2 projects x 5 keys with expected versions that
- * usually match the leader's state and sometimes not, request ids from a small pool (repeats,
- * some with other content) or unique, materialized(N) for an N at or below the leader's
- * applied index, and retries with the same request id of writes whose callback said
+ * freezes a server with its memory), crash servers (sim_crash: the server loses every disk
+ * operation that had not completed and restarts from exactly what it had persisted, with a
+ * new state machine; sim_disk.c is each server's disk), cut links one way or both ways and
+ * heal them, partition a server one way (nobody hears it, or it hears nobody), drop the messages of
+ * one directed link for a while (the 0.15 fixture has no per-message drop, so loss is a short
+ * saturation), change a server's network latency (which reorders messages), disk latency and
+ * election timeout, and transfer leadership. Like rnode.c, a new leader first commits a
+ * raft_barrier and only then takes writes: put, delete and rollback on 2 projects x 5 keys with
+ * expected versions that usually match the leader's state and sometimes not, request ids from a
+ * small pool (repeats, some with other content) or unique, materialized(N) for an N at or below the
+ * leader's applied index, and retries with the same request id of writes whose callback said
  * RAFT_LEADERSHIPLOST (outcome unknown).
  *
- * Checked while sim_io_running: every apply is recorded per raft index in a ledger (entry bytes,
+ * Checked as the run goes: every apply is recorded per raft index in a ledger (entry bytes,
  * fsm_result, fsm_state_hash after it), and every server that applies index i must have
  * applied the same bytes, got the same result and reached the same state hash as the first
  * server that applied i; no server applies an index twice or goes backwards; a restored
@@ -132,7 +134,8 @@ static void run_seeds(unsigned n)
     print_message("%u servers: %lu seeds, %lu steps, %.1f s cpu; %lu proposals (%lu refused), "
                   "%lu acknowledged, %lu outcome unknown (%lu of them committed), %lu retries "
                   "(%lu answered with the first outcome), %lu applies, %lu snapshots taken, "
-                  "%lu installed, %lu kills, %lu cuts, %lu loss bursts, %lu transfers, %lu stable "
+                  "%lu installed, %lu kills, %lu crash-restarts, %lu one-way partitions, %lu cuts, "
+                  "%lu loss bursts, %lu transfers, %lu stable "
                   "leaders; raft 0.15 defects: %lu false match claims, %lu runs lost a committed "
                   "barrier (%lu of them ended by raft shutting a server down), healed runs "
                   "stalled by false claims %lu and by stale snapshots %lu, broken by %lu "
@@ -140,16 +143,18 @@ static void run_seeds(unsigned n)
                   n, total_st.runs, total_st.steps, secs, total_st.proposals, total_st.rejected,
                   total_st.acked, total_st.unknown, total_st.unknown_committed, total_st.retries,
                   total_st.retry_dups, total_st.applies, total_st.snapshots, total_st.restores,
-                  total_st.kills, total_st.cuts, total_st.losses, total_st.transfers,
-                  total_st.elections, total_st.false_matches, total_st.lost_barriers,
-                  total_st.shutdown_runs, total_st.false_match_runs, total_st.snapshot_stall_runs,
-                  total_st.stall_transfers);
+                  total_st.kills, total_st.crashes, total_st.partitions, total_st.cuts,
+                  total_st.losses, total_st.transfers, total_st.elections, total_st.false_matches,
+                  total_st.lost_barriers, total_st.shutdown_runs, total_st.false_match_runs,
+                  total_st.snapshot_stall_runs, total_st.stall_transfers);
     if (count > 1) {
         /* Over many seeds the run must have exercised what it claims to. */
         assert_true(total_st.acked > 0);
         assert_true(total_st.snapshots > 0);
         assert_true(total_st.restores > 0);
         assert_true(total_st.kills > 0);
+        assert_true(total_st.crashes > 0);
+        assert_true(total_st.partitions > 0);
         assert_true(total_st.unknown > 0);
     }
 }
