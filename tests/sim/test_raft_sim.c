@@ -55,7 +55,8 @@
  * Replay: a failure names the cluster size and seed; CONCLAVE_SIM_SEED=S runs only seed S
  * (in both cluster sizes), CONCLAVE_SIM_VERBOSE=1 traces faults, leaders, proposals and
  * snapshots, and CONCLAVE_SIM_RAFT_TRACE=1 adds raft's own trace. CONCLAVE_SIM_SEEDS=N sets
- * the number of seeds (default 100, split between 3 and 5 servers), CONCLAVE_SIM_STEPS the
+ * the number of seeds (default 100, split between 3 and 5 servers), CONCLAVE_SIM_FROM the first
+ * seed (default 1; scripts/sim --seeds N --from S runs long batches), CONCLAVE_SIM_STEPS the
  * steps per seed, and CONCLAVE_SIM_RAW=1 drops the post-election barrier to exercise raft
  * 0.15 without conclave's guard.
  */
@@ -97,7 +98,7 @@ static void run_seeds(unsigned n)
     }
     /* Half the seeds each; the 3-server clusters take the odd one. */
     unsigned long count = n == 3 ? (total + 1) / 2 : total / 2;
-    unsigned long first = 1;
+    unsigned long first = env_ulong("CONCLAVE_SIM_FROM", 1);
     const char *only = getenv("CONCLAVE_SIM_SEED");
     if (only != NULL && *only != '\0') {
         first = env_ulong("CONCLAVE_SIM_SEED", 1);
