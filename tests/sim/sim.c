@@ -99,6 +99,17 @@ static int sim_init(struct sim *s, const struct sim_opts *o)
         raft_fixture_set_randomized_election_timeout(&s->f, i, 1000 + rng_index(&s->rng, 1000));
         raft_fixture_set_network_latency(&s->f, i, 5 + rng_index(&s->rng, 30));
         sim_disk_install(nd, r->io, 2 + rng_index(&s->rng, 20));
+        if (!o->unguarded) {
+            /* As in raft/rnode.c: raft talks to the guard, the guard to the (simulated) io.
+             * The fixture already ran raft_init on its io, so the guard is put in place of it
+             * here; a restart (sim_crash) runs raft_init on the guard. */
+            if (rio_guard_init(&nd->guard, r->io, err, sizeof(err)) != 0) {
+                fprintf(stderr, "test_raft_sim: %s\n", err);
+                return -1;
+            }
+            nd->guard.io.data = r;
+            r->io = &nd->guard.io;
+        }
         s->alive[i] = true;
     }
     struct raft_configuration conf;
@@ -232,7 +243,8 @@ void sim_crash(struct sim *s, unsigned i)
     }
     rfsm_init(&nd->ad, nd->fsm, NULL);
     sim_io_wrap_fsm(nd);
-    if (raft_init(r, &fs->io, &nd->ad.raft_fsm, fs->id, fs->address) != 0) {
+    struct raft_io *io = s->o.unguarded ? &fs->io : &nd->guard.io;
+    if (raft_init(r, io, &nd->ad.raft_fsm, fs->id, fs->address) != 0) {
         fprintf(stderr, "test_raft_sim: raft_init of restarted server %u failed\n", i);
         abort();
     }
@@ -401,6 +413,10 @@ int sim_run(struct sim *s, const struct sim_opts *o)
     s->st.runs = 1;
     s->st.steps = s->step;
     sim_close(s);
+    for (unsigned i = 0; i < s->o.n && !s->o.unguarded; i++) {
+        s->st.guard_capped += s->nodes[i].guard.capped;
+        s->st.guard_unvouched += s->nodes[i].guard.unvouched;
+    }
     return s->failed ? -1 : 0;
 }
 
@@ -431,4 +447,6 @@ void sim_stats_add(struct stats *a, const struct stats *b)
     a->lost_barriers += b->lost_barriers;
     a->shutdown_runs += b->shutdown_runs;
     a->stall_transfers += b->stall_transfers;
+    a->guard_capped += b->guard_capped;
+    a->guard_unvouched += b->guard_unvouched;
 }

@@ -22,6 +22,7 @@
 #include "raft/codec.h"
 #include "raft/fsm.h"
 #include "raft/rfsm.h"
+#include "raft/rio_guard.h"
 
 #define MAX_NODES      5
 #define N_PROJECTS     2
@@ -193,8 +194,9 @@ struct node {
     uint64_t ready_term;  /* term whose election barrier completed here */
     bool barrier_pending; /* an election barrier is in flight */
     struct raft_tracer tracer;
-    struct sim_disk disk; /* what this server persisted (sim_disk.c) */
-    unsigned crashes;     /* times this server crashed and restarted */
+    struct sim_disk disk;   /* what this server persisted (sim_disk.c) */
+    struct rio_guard guard; /* between raft and the simulated io, unless o.unguarded */
+    unsigned crashes;       /* times this server crashed and restarted */
 };
 
 struct stats {
@@ -202,6 +204,7 @@ struct stats {
     unsigned long retries, retry_dups, snapshots, restores, kills, cuts, losses, elections;
     unsigned long applies, transfers, false_matches, false_match_runs, snapshot_stall_runs;
     unsigned long stall_transfers, lost_barriers, shutdown_runs, crashes, partitions;
+    unsigned long guard_capped, guard_unvouched; /* rio_guard's counters, summed */
 };
 
 struct sim_opts {
@@ -212,6 +215,8 @@ struct sim_opts {
     bool verbose;
     bool raft_trace; /* raft's own trace messages too */
     bool strict;     /* a false match claim (raft 0.15 defect, see sim_checks_match_claims) fails */
+    bool unguarded;  /* raft talks to the simulated io directly, without raft/rio_guard.c, to
+                        show what the guard closes (CONCLAVE_SIM_UNGUARDED=1) */
     int sabotage_server; /* -1: none; else that server applies one extra entry */
     uint64_t sabotage_index;
 };

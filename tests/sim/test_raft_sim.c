@@ -111,6 +111,7 @@ static void run_seeds(unsigned n)
         .verbose = env_ulong("CONCLAVE_SIM_VERBOSE", 0) != 0,
         .raft_trace = env_ulong("CONCLAVE_SIM_RAFT_TRACE", 0) != 0,
         .strict = env_ulong("CONCLAVE_SIM_STRICT", 0) != 0,
+        .unguarded = env_ulong("CONCLAVE_SIM_UNGUARDED", 0) != 0,
         .sabotage_server = -1,
     };
     struct stats total_st;
@@ -124,9 +125,10 @@ static void run_seeds(unsigned n)
             memcpy(why, s->why, sizeof(why));
             free(s);
             fail_msg("%u servers, seed %llu: %s (replay: CONCLAVE_SIM_SEED=%llu "
-                     "CONCLAVE_SIM_STEPS=%u CONCLAVE_SIM_VERBOSE=1%s%s)",
+                     "CONCLAVE_SIM_STEPS=%u CONCLAVE_SIM_VERBOSE=1%s%s%s)",
                      n, (unsigned long long)o.seed, why, (unsigned long long)o.seed, o.steps,
-                     o.raw ? " CONCLAVE_SIM_RAW=1" : "", o.strict ? " CONCLAVE_SIM_STRICT=1" : "");
+                     o.raw ? " CONCLAVE_SIM_RAW=1" : "", o.strict ? " CONCLAVE_SIM_STRICT=1" : "",
+                     o.unguarded ? " CONCLAVE_SIM_UNGUARDED=1" : "");
         }
         sim_stats_add(&total_st, &s->st);
     }
@@ -140,14 +142,15 @@ static void run_seeds(unsigned n)
                   "leaders; raft 0.15 defects: %lu false match claims, %lu runs lost a committed "
                   "barrier (%lu of them ended by raft shutting a server down), healed runs "
                   "stalled by false claims %lu and by stale snapshots %lu, broken by %lu "
-                  "transfers\n",
+                  "transfers; rio_guard: %lu results capped, %lu unvouched\n",
                   n, total_st.runs, total_st.steps, secs, total_st.proposals, total_st.rejected,
                   total_st.acked, total_st.unknown, total_st.unknown_committed, total_st.retries,
                   total_st.retry_dups, total_st.applies, total_st.snapshots, total_st.restores,
                   total_st.kills, total_st.crashes, total_st.partitions, total_st.cuts,
                   total_st.losses, total_st.transfers, total_st.elections, total_st.false_matches,
                   total_st.lost_barriers, total_st.shutdown_runs, total_st.false_match_runs,
-                  total_st.snapshot_stall_runs, total_st.stall_transfers);
+                  total_st.snapshot_stall_runs, total_st.stall_transfers, total_st.guard_capped,
+                  total_st.guard_unvouched);
     if (count > 1) {
         /* Over many seeds the run must have exercised what it claims to. */
         assert_true(total_st.acked > 0);
