@@ -127,6 +127,92 @@ static void rio_guard_close(struct raft_io *io, raft_io_close_cb cb)
     g->inner->close(g->inner, rio_guard_closed);
 }
 
+static int rio_guard_ptr_cmp(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (void *const *)a;
+    uintptr_t y = (uintptr_t) * (void *const *)b;
+    return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/* raft_free()s each distinct pointer of PTRS (N of them, reordered) once. */
+static void rio_guard_free_unique(void **ptrs, size_t n)
+{
+    qsort(ptrs, n, sizeof(*ptrs), rio_guard_ptr_cmp);
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || ptrs[i] != ptrs[i - 1]) {
+            raft_free(ptrs[i]);
+        }
+    }
+}
+
+/* Frees what a successful load returned, for a load that the guard then fails. */
+static void rio_guard_free_loaded(struct raft_snapshot *snapshot, struct raft_entry *entries,
+                                  size_t n)
+{
+    if (snapshot != NULL) {
+        raft_configuration_close(&snapshot->configuration);
+        for (unsigned i = 0; i < snapshot->n_bufs; i++) {
+            raft_free(snapshot->bufs[i].base);
+        }
+        raft_free(snapshot->bufs);
+        raft_free(snapshot);
+    }
+    void **batches = calloc(n == 0 ? 1 : n, sizeof(*batches));
+    if (batches != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            batches[i] = entries[i].batch != NULL ? entries[i].batch : entries[i].buf.base;
+        }
+        rio_guard_free_unique(batches, n);
+        free(batches);
+    } /* else: out of memory twice; leaking the batches is the lesser harm than a double free */
+    raft_free(entries);
+}
+
+/* Gives each of the N loaded ENTRIES a batch of its own (a copy of its payload) and frees the
+ * batches the inner io returned. Why: raft 0.15's logRelease frees an entry's batch once that
+ * entry is unreferenced and no entry *still in the log* shares the batch; entries of the same
+ * batch held by two in-flight sends, after the log dropped them (a snapshot or a truncation),
+ * are each released as the last user, and the batch is freed twice (simulation seed 2404).
+ * With one entry per batch, "this entry is unreferenced" is exactly "the batch is unused".
+ * Returns 0, or RAFT_NOMEM with the entries untouched. */
+static int rio_guard_rebatch(struct raft_entry *entries, size_t n)
+{
+    void **copies = calloc(n, sizeof(*copies));
+    void **old = calloc(n, sizeof(*old));
+    size_t n_old = 0;
+    int rv = RAFT_NOMEM;
+    if (copies == NULL || old == NULL) {
+        goto cleanup;
+    }
+    for (size_t i = 0; i < n; i++) {
+        copies[i] = raft_malloc(entries[i].buf.len == 0 ? 1 : entries[i].buf.len);
+        if (copies[i] == NULL) {
+            goto cleanup_copies;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (entries[i].batch != NULL) {
+            old[n_old++] = entries[i].batch;
+        } else {
+            old[n_old++] = entries[i].buf.base; /* a payload of its own */
+        }
+        memcpy(copies[i], entries[i].buf.base, entries[i].buf.len);
+        entries[i].buf.base = copies[i];
+        entries[i].batch = copies[i];
+        copies[i] = NULL;
+    }
+    rio_guard_free_unique(old, n_old);
+    rv = 0;
+cleanup_copies:
+    for (size_t i = 0; i < n; i++) {
+        raft_free(copies[i]); /* NULL once handed to an entry */
+    }
+cleanup:
+    free(old);
+    free(copies);
+    return rv;
+}
+
 static int rio_guard_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
                           struct raft_snapshot **snapshot, raft_index *start_index,
                           struct raft_entry *entries[], size_t *n_entries)
@@ -136,6 +222,15 @@ static int rio_guard_load(struct raft_io *io, raft_term *term, raft_id *voted_fo
     if (rv != 0) {
         rio_guard_errmsg(g);
         return rv;
+    }
+    if (*n_entries > 0 && rio_guard_rebatch(*entries, *n_entries) != 0) {
+        /* The inner io handed over its result; raft would not free it after an error. */
+        rio_guard_free_loaded(*snapshot, *entries, *n_entries);
+        *snapshot = NULL;
+        *entries = NULL;
+        *n_entries = 0;
+        snprintf(g->io.errmsg, sizeof(g->io.errmsg), "rio_guard: out of memory loading the log");
+        return RAFT_NOMEM;
     }
     /* What load returns is on disk. */
     g->snap = *snapshot != NULL ? (*snapshot)->index : 0;
