@@ -24,13 +24,12 @@
 #include "raft/rfsm.h"
 #include "raft/rio_guard.h"
 
-#define MAX_NODES      5
-#define N_PROJECTS     2
-#define N_KEYS         5
-#define N_POOL_RIDS    12
-#define DEFAULT_SEEDS  100
-#define DEFAULT_STEPS  6000
-#define HEAL_MAX_MSECS 300000u
+#define MAX_NODES     5
+#define N_PROJECTS    2
+#define N_KEYS        5
+#define N_POOL_RIDS   12
+#define DEFAULT_SEEDS 100
+#define DEFAULT_STEPS 6000
 /* A healed cluster that has not converged after this long is stalled (more than raft's
  * default 30 s install_snapshot_timeout, after which a lost InstallSnapshot is resent). */
 #define HEAL_STALL_MSECS 45000u
@@ -202,8 +201,7 @@ struct node {
 struct stats {
     unsigned long runs, steps, proposals, acked, unknown, unknown_committed, rejected;
     unsigned long retries, retry_dups, snapshots, restores, kills, cuts, losses, elections;
-    unsigned long applies, transfers, false_matches, false_match_runs, snapshot_stall_runs;
-    unsigned long stall_transfers, lost_barriers, shutdown_runs, crashes, partitions;
+    unsigned long applies, transfers, crashes, partitions;
     unsigned long guard_capped, guard_unvouched; /* rio_guard's counters, summed */
 };
 
@@ -213,10 +211,9 @@ struct sim_opts {
     unsigned steps;
     bool raw; /* no post-election barrier before writes */
     bool verbose;
-    bool raft_trace; /* raft's own trace messages too */
-    bool strict;     /* a false match claim (raft 0.15 defect, see sim_checks_match_claims) fails */
-    bool unguarded;  /* raft talks to the simulated io directly, without raft/rio_guard.c, to
-                        show what the guard closes (CONCLAVE_SIM_UNGUARDED=1) */
+    bool raft_trace;     /* raft's own trace messages too */
+    bool unguarded;      /* raft talks to the simulated io directly, without raft/rio_guard.c, to
+                            show what the guard closes (CONCLAVE_SIM_UNGUARDED=1) */
     int sabotage_server; /* -1: none; else that server applies one extra entry */
     uint64_t sabotage_index;
 };
@@ -246,15 +243,12 @@ struct sim {
     unsigned long unique_rid;
     unsigned last_leader;
     raft_time last_shuffle;
-    raft_term false_match_seen[MAX_NODES][MAX_NODES]; /* leader, follower: term reported */
-    struct commit_rec *commits;                       /* indexed by raft index */
+    struct commit_rec *commits; /* indexed by raft index */
     size_t commits_cap;
     raft_index max_committed;
     raft_index commit_seen[MAX_NODES];   /* per server: commits recorded up to here */
     raft_term leader_checked[MAX_NODES]; /* per server: term whose log was checked */
     raft_index leader_checked_upto[MAX_NODES];
-    bool lost_barrier; /* a known-defect loss of a committed barrier happened in this run */
-    bool shutdown;     /* ... and then raft shut a server down: the run ends there */
     unsigned inflight[MAX_NODES]; /* unanswered proposals per server */
     struct stats st;
     bool failed;
