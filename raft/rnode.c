@@ -11,6 +11,7 @@
 
 #include "raft/peer_tls.h"
 #include "raft/rfsm.h"
+#include "raft/rio_guard.h"
 
 /* How often the glue looks at raft's state: leadership changes (raft 0.15 has no callback
  * for them), the post-election barrier, I/O failure, and shutdown progress. */
@@ -49,7 +50,8 @@ struct rnode {
     struct rnode_config conf;
     struct fsm *fsm;
     struct raft raft;
-    struct raft_io io;
+    struct raft_io io;      /* raft_uv */
+    struct rio_guard guard; /* what raft talks to; forwards to io (raft/rio_guard.h) */
     struct raft_uv_transport transport;
     struct rfsm adapter;
     uv_timer_t poll;
@@ -652,7 +654,11 @@ int rnode_start(struct rnode **out, uv_loop_t *loop, const struct rnode_config *
         goto err_transport;
     }
     raft_uv_set_connect_retry_delay(&rn->io, conf->connect_retry_delay_ms);
-    rv = raft_init(&rn->raft, &rn->io, &rn->adapter.raft_fsm, conf->id, conf->address);
+    /* raft 0.15's followers claim entries they may not hold; the guard caps the claim. */
+    if (rio_guard_init(&rn->guard, &rn->io, errmsg, errlen) != 0) {
+        goto err_io;
+    }
+    rv = raft_init(&rn->raft, &rn->guard.io, &rn->adapter.raft_fsm, conf->id, conf->address);
     if (rv != 0) {
         snprintf(errmsg, errlen, "raft init: %s", raft_errmsg(&rn->raft));
         goto err_io;

@@ -74,6 +74,8 @@ static int sim_init(struct sim *s, const struct sim_opts *o)
     }
     unsigned threshold = 4 + rng_index(&s->rng, 40);
     unsigned trailing = 1 + rng_index(&s->rng, 12);
+    s->threshold = threshold;
+    s->trailing = trailing;
     for (unsigned i = 0; i < o->n; i++) {
         struct node *nd = &s->nodes[i];
         if (fsm_new(&nd->fsm, NULL, err, sizeof(err)) != 0) {
@@ -89,12 +91,25 @@ static int sim_init(struct sim *s, const struct sim_opts *o)
         }
         struct raft *r = raft_fixture_get(&s->f, i);
         nd->ad.raft = r;
-        sim_io_wrap_io(nd, r, o->raft_trace);
+        if (o->raft_trace) {
+            sim_io_trace(nd, r);
+        }
         raft_set_snapshot_threshold(r, threshold);
         raft_set_snapshot_trailing(r, trailing);
         raft_fixture_set_randomized_election_timeout(&s->f, i, 1000 + rng_index(&s->rng, 1000));
         raft_fixture_set_network_latency(&s->f, i, 5 + rng_index(&s->rng, 30));
-        raft_fixture_set_disk_latency(&s->f, i, 2 + rng_index(&s->rng, 20));
+        sim_disk_install(nd, r->io, 2 + rng_index(&s->rng, 20));
+        if (!o->unguarded) {
+            /* As in raft/rnode.c: raft talks to the guard, the guard to the (simulated) io.
+             * The fixture already ran raft_init on its io, so the guard is put in place of it
+             * here; a restart (sim_crash) runs raft_init on the guard. */
+            if (rio_guard_init(&nd->guard, r->io, err, sizeof(err)) != 0) {
+                fprintf(stderr, "test_raft_sim: %s\n", err);
+                return -1;
+            }
+            nd->guard.io.data = r;
+            r->io = &nd->guard.io;
+        }
         s->alive[i] = true;
     }
     struct raft_configuration conf;
@@ -123,8 +138,7 @@ static void sim_close(struct sim *s)
     for (unsigned i = 0; i < s->o.n; i++) {
         fsm_free(s->nodes[i].fsm);
         s->nodes[i].fsm = NULL;
-        free(s->nodes[i].appends);
-        s->nodes[i].appends = NULL;
+        sim_disk_free(&s->nodes[i]);
     }
     sim_checks_ledger_free(&s->ledger);
     free(s->commits);
@@ -205,6 +219,63 @@ static void dump_cluster(struct sim *s)
     }
 }
 
+void sim_crash(struct sim *s, unsigned i)
+{
+    struct node *nd = &s->nodes[i];
+    struct raft *r = sim_raft(s, i);
+    struct raft_fixture_server *fs = &s->f.servers[i];
+    bool leader = r->state == RAFT_LEADER;
+    if (s->alive[i]) {
+        raft_fixture_kill(&s->f, i);
+        s->alive[i] = false;
+    }
+    /* raft_close answers every pending request (the client sees an unknown outcome) and the
+     * disk drops what it had not completed. The memory image goes with the process: a new
+     * state machine, a new raft, and only the disk survives. */
+    nd->disk.crashing = true;
+    raft_close(r, NULL);
+    fsm_free(nd->fsm);
+    nd->fsm = NULL;
+    char err[256];
+    if (fsm_new(&nd->fsm, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "test_raft_sim: fsm_new: %s\n", err);
+        abort();
+    }
+    rfsm_init(&nd->ad, nd->fsm, NULL);
+    sim_io_wrap_fsm(nd);
+    struct raft_io *io = s->o.unguarded ? &fs->io : &nd->guard.io;
+    if (raft_init(r, io, &nd->ad.raft_fsm, fs->id, fs->address) != 0) {
+        fprintf(stderr, "test_raft_sim: raft_init of restarted server %u failed\n", i);
+        abort();
+    }
+    nd->ad.raft = r;
+    /* The fixture's defaults, which raft_init reset. */
+    raft_set_election_timeout(r, 1000);
+    raft_set_heartbeat_timeout(r, 100);
+    raft_set_snapshot_threshold(r, s->threshold);
+    raft_set_snapshot_trailing(r, s->trailing);
+    if (s->o.raft_trace) {
+        sim_io_trace(nd, r);
+    }
+    nd->last_noted = 0;
+    nd->ready_term = 0;
+    nd->barrier_pending = false;
+    nd->crashes++;
+    s->commit_seen[i] = 0;
+    s->leader_checked[i] = 0;
+    s->leader_checked_upto[i] = 0;
+    s->st.crashes++;
+    int rv = raft_start(r);
+    if (rv != 0) {
+        sim_fail(s, "server %u could not restart from its disk: %s (%s)", i, raft_strerror(rv),
+                 raft_errmsg(r));
+    }
+    sim_trace(s, "crash server %u (%s), restarted from its disk: term %llu, last index %llu", i,
+              leader ? "leader" : "not leader", (unsigned long long)r->current_term,
+              (unsigned long long)raft_last_index(r));
+    sim_faults_sync_links(s);
+}
+
 unsigned sim_sole_leader(struct sim *s)
 {
     unsigned l = s->o.n;
@@ -217,31 +288,6 @@ unsigned sim_sole_leader(struct sim *s)
         }
     }
     return l;
-}
-
-/* Works around the stalls of sim_checks_match_claims() and sim_checks_snapshot_stalls() the way an
- * operator would: the leader hands over to a server that holds its whole log (a new leader probes
- * every follower afresh and repairs the stuck one). Returns 0 when a transfer started. */
-static int break_stall(struct sim *s)
-{
-    unsigned l = sim_sole_leader(s);
-    if (l == s->o.n || sim_raft(s, l)->transfer != NULL) {
-        return -1;
-    }
-    struct raft *lr = sim_raft(s, l);
-    for (unsigned j = 0; j < lr->configuration.n; j++) {
-        unsigned fi = (unsigned)(lr->configuration.servers[j].id - 1);
-        if (fi == l || fi >= s->o.n) {
-            continue;
-        }
-        struct raft *f = sim_raft(s, fi);
-        raft_index m = lr->leader_state.progress[j].match_index;
-        if (m == raft_last_index(lr) && raft_last_index(f) == m &&
-            sim_checks_log_term(f, m) == sim_checks_log_term(lr, m)) {
-            return sim_load_transfer(s, l, fi);
-        }
-    }
-    return -1;
 }
 
 static void heal_and_converge(struct sim *s)
@@ -259,28 +305,14 @@ static void heal_and_converge(struct sim *s)
     sim_faults_sync_links(s);
     sim_trace(s, "healed: all servers alive, all links up");
     raft_time start = s->f.time;
-    raft_time last_try = s->f.time;
-    unsigned tries = 0;
-    while (!s->failed && !s->shutdown && !converged(s)) {
+    while (!s->failed && !converged(s)) {
         sim_faults_shuffle_timeouts(s);
-        if (s->f.time - last_try > HEAL_STALL_MSECS) {
-            /* Not converged for long. The stalls known to be raft's are broken by a
-             * leadership transfer (or fail the run in strict mode); anything else fails. */
-            last_try = s->f.time;
-            unsigned claims = sim_checks_match_claims(s);
-            unsigned snaps = sim_checks_snapshot_stalls(s);
-            if (snaps > 0 && s->o.strict) {
+        if (s->f.time - start > HEAL_STALL_MSECS) {
+            /* Not converged for long: a failure. raft 0.15's stale-snapshot stall is named
+             * (sim_checks_snapshot_stalls); a false match claim already failed the run. */
+            if (sim_checks_snapshot_stalls(s) > 0) {
                 sim_fail(s, "a follower stalled on a stale snapshot (raft 0.15 defect)");
                 return;
-            }
-            if (tries < 5 && claims + snaps > 0 && s->f.time - start <= HEAL_MAX_MSECS &&
-                break_stall(s) == 0) {
-                if (tries++ == 0) {
-                    s->st.false_match_runs += claims > 0 ? 1u : 0u;
-                    s->st.snapshot_stall_runs += snaps > 0 ? 1u : 0u;
-                }
-                s->st.stall_transfers++;
-                continue;
             }
             if (s->o.verbose) {
                 dump_cluster(s);
@@ -299,6 +331,7 @@ static void heal_and_converge(struct sim *s)
         }
         sim_load_barriers(s);
         raft_fixture_step(&s->f);
+        sim_disk_pump(s);
         s->step++;
         watch_leader(s);
         (void)sim_checks_match_claims(s);
@@ -309,38 +342,38 @@ static void heal_and_converge(struct sim *s)
 
 int sim_run(struct sim *s, const struct sim_opts *o)
 {
-    sim_io_running = s;
     if (sim_init(s, o) != 0) {
         snprintf(s->why, sizeof(s->why), "setting up the fixture failed");
         s->setup_failed = true;
         sim_close(s);
         return -1;
     }
-    for (s->step = 0; s->step < o->steps && !s->failed && !s->shutdown; s->step++) {
+    for (s->step = 0; s->step < o->steps && !s->failed; s->step++) {
         sim_faults_inject(s);
         if (!s->o.raw) {
             sim_load_barriers(s);
         }
         sim_load_client(s);
         raft_fixture_step(&s->f);
+        sim_disk_pump(s);
         watch_leader(s);
         (void)sim_checks_match_claims(s);
         sim_checks_commits(s);
         sim_checks_unavailable(s);
     }
-    if (!s->failed && !s->shutdown) {
+    if (!s->failed) {
         heal_and_converge(s);
     }
-    if (s->shutdown) {
-        /* The acknowledged writes and the ledger were checked as they happened; the final
-         * checks need a cluster that can converge, which this one cannot. */
-        s->st.shutdown_runs++;
-    } else if (!s->failed) {
+    if (!s->failed) {
         sim_checks_final(s);
     }
     s->st.runs = 1;
     s->st.steps = s->step;
     sim_close(s);
+    for (unsigned i = 0; i < s->o.n && !s->o.unguarded; i++) {
+        s->st.guard_capped += s->nodes[i].guard.capped;
+        s->st.guard_unvouched += s->nodes[i].guard.unvouched;
+    }
     return s->failed ? -1 : 0;
 }
 
@@ -358,15 +391,13 @@ void sim_stats_add(struct stats *a, const struct stats *b)
     a->snapshots += b->snapshots;
     a->restores += b->restores;
     a->kills += b->kills;
+    a->crashes += b->crashes;
+    a->partitions += b->partitions;
     a->cuts += b->cuts;
     a->losses += b->losses;
     a->elections += b->elections;
     a->applies += b->applies;
     a->transfers += b->transfers;
-    a->false_matches += b->false_matches;
-    a->false_match_runs += b->false_match_runs;
-    a->snapshot_stall_runs += b->snapshot_stall_runs;
-    a->lost_barriers += b->lost_barriers;
-    a->shutdown_runs += b->shutdown_runs;
-    a->stall_transfers += b->stall_transfers;
+    a->guard_capped += b->guard_capped;
+    a->guard_unvouched += b->guard_unvouched;
 }

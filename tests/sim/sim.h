@@ -22,14 +22,14 @@
 #include "raft/codec.h"
 #include "raft/fsm.h"
 #include "raft/rfsm.h"
+#include "raft/rio_guard.h"
 
-#define MAX_NODES      5
-#define N_PROJECTS     2
-#define N_KEYS         5
-#define N_POOL_RIDS    12
-#define DEFAULT_SEEDS  100
-#define DEFAULT_STEPS  6000
-#define HEAL_MAX_MSECS 300000u
+#define MAX_NODES     5
+#define N_PROJECTS    2
+#define N_KEYS        5
+#define N_POOL_RIDS   12
+#define DEFAULT_SEEDS 100
+#define DEFAULT_STEPS 6000
 /* A healed cluster that has not converged after this long is stalled (more than raft's
  * default 30 s install_snapshot_timeout, after which a lost InstallSnapshot is resent). */
 #define HEAL_STALL_MSECS 45000u
@@ -131,6 +131,54 @@ struct prop {
     bool retried;
 };
 
+/* ---- each server's disk (sim_disk.c) ----------------------------------------------- */
+
+enum sim_disk_kind {
+    SIM_DISK_APPEND,
+    SIM_DISK_TRUNCATE,
+    SIM_DISK_SNAPSHOT_PUT,
+    SIM_DISK_SNAPSHOT_GET
+};
+
+/* One queued disk operation; the requests and what they point to belong to raft and stay
+ * valid until their callback. */
+struct sim_disk_op {
+    enum sim_disk_kind kind;
+    raft_time due;
+    raft_index index; /* APPEND: index of the first entry; TRUNCATE: first index dropped */
+    struct raft_io_append *append;
+    const struct raft_entry *entries;
+    unsigned n;
+    struct raft_io_snapshot_put *put;
+    const struct raft_snapshot *snap;
+    unsigned trailing;
+    struct raft_io_snapshot_get *get;
+};
+
+struct sim_send;
+
+/* What one server persisted, and what it has queued. Entries and the snapshot are owned
+ * here (raft_malloc'd); nothing else points into them. */
+struct sim_disk {
+    raft_term term;
+    raft_id vote;
+    struct raft_snapshot *snap; /* NULL: none */
+    raft_index first;           /* index of e[0] */
+    struct raft_entry *e;
+    size_t n, cap;
+    raft_index proj_last;    /* raft's last index once every queued operation completes */
+    raft_index proj_snap;    /* index of the newest snapshot, queued ones included */
+    struct sim_disk_op *ops; /* FIFO, completion times non-decreasing */
+    size_t n_ops, cap_ops;
+    unsigned latency;
+    bool crashing; /* the next close is a crash, not the end of the run */
+    void (*orig_close)(struct raft_io *io, raft_io_close_cb cb);
+    int (*orig_send)(struct raft_io *io, struct raft_io_send *req, const struct raft_message *m,
+                     raft_io_send_cb cb);
+    struct sim_send **sends; /* handed to the fixture, not yet answered to raft */
+    size_t n_sends, cap_sends;
+};
+
 /* ---- the simulated cluster ----------------------------------------------------------- */
 
 struct node {
@@ -145,29 +193,16 @@ struct node {
     uint64_t ready_term;  /* term whose election barrier completed here */
     bool barrier_pending; /* an election barrier is in flight */
     struct raft_tracer tracer;
-    /* The fixture's in-memory raft_io, wrapped (see sim_truncate). */
-    int (*orig_truncate)(struct raft_io *io, raft_index index);
-    int (*orig_snapshot_put)(struct raft_io *io, unsigned trailing,
-                             struct raft_io_snapshot_put *req, const struct raft_snapshot *snapshot,
-                             raft_io_snapshot_put_cb cb);
-    int (*orig_append)(struct raft_io *io, struct raft_io_append *req,
-                       const struct raft_entry entries[], unsigned n, raft_io_append_cb cb);
-    raft_index install_pending; /* index of a snapshot being installed */
-    raft_index io_base;         /* raft index of the io's first stored entry, minus one */
-    size_t io_stored;           /* entries in the fixture's store */
-    struct pending_append {
-        struct raft_io_append *req;
-        raft_io_append_cb cb;
-        unsigned n;
-    } * appends; /* submitted to the fixture, not completed */
-    size_t n_appends, appends_cap;
+    struct sim_disk disk;   /* what this server persisted (sim_disk.c) */
+    struct rio_guard guard; /* between raft and the simulated io, unless o.unguarded */
+    unsigned crashes;       /* times this server crashed and restarted */
 };
 
 struct stats {
     unsigned long runs, steps, proposals, acked, unknown, unknown_committed, rejected;
     unsigned long retries, retry_dups, snapshots, restores, kills, cuts, losses, elections;
-    unsigned long applies, transfers, false_matches, false_match_runs, snapshot_stall_runs;
-    unsigned long stall_transfers, lost_barriers, shutdown_runs;
+    unsigned long applies, transfers, crashes, partitions;
+    unsigned long guard_capped, guard_unvouched; /* rio_guard's counters, summed */
 };
 
 struct sim_opts {
@@ -176,8 +211,9 @@ struct sim_opts {
     unsigned steps;
     bool raw; /* no post-election barrier before writes */
     bool verbose;
-    bool raft_trace; /* raft's own trace messages too */
-    bool strict;     /* a false match claim (raft 0.15 defect, see sim_checks_match_claims) fails */
+    bool raft_trace;     /* raft's own trace messages too */
+    bool unguarded;      /* raft talks to the simulated io directly, without raft/rio_guard.c, to
+                            show what the guard closes (CONCLAVE_SIM_UNGUARDED=1) */
     int sabotage_server; /* -1: none; else that server applies one extra entry */
     uint64_t sabotage_index;
 };
@@ -201,20 +237,18 @@ struct sim {
     bool cut[MAX_NODES][MAX_NODES];
     unsigned long loss_until[MAX_NODES][MAX_NODES];
     unsigned long step;
-    unsigned chaos; /* fault rate multiplier of this seed, 1..4 */
+    unsigned chaos;               /* fault rate multiplier of this seed, 1..4 */
+    unsigned threshold, trailing; /* snapshot settings of this seed, for restarts */
     bool sabotaged;
     unsigned long unique_rid;
     unsigned last_leader;
     raft_time last_shuffle;
-    raft_term false_match_seen[MAX_NODES][MAX_NODES]; /* leader, follower: term reported */
-    struct commit_rec *commits;                       /* indexed by raft index */
+    struct commit_rec *commits; /* indexed by raft index */
     size_t commits_cap;
     raft_index max_committed;
     raft_index commit_seen[MAX_NODES];   /* per server: commits recorded up to here */
     raft_term leader_checked[MAX_NODES]; /* per server: term whose log was checked */
     raft_index leader_checked_upto[MAX_NODES];
-    bool lost_barrier; /* a known-defect loss of a committed barrier happened in this run */
-    bool shutdown;     /* ... and then raft shut a server down: the run ends there */
     unsigned inflight[MAX_NODES]; /* unanswered proposals per server */
     struct stats st;
     bool failed;
@@ -231,6 +265,9 @@ void sim_trace(struct sim *s, const char *fmt, ...) __attribute__((format(printf
 /* Records a violation; the first one is kept in S->why and fails the run. */
 void sim_fail(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 struct raft *sim_raft(struct sim *s, unsigned i);
+/* Crashes server I (it loses what it had not persisted) and restarts it from its disk; it
+ * stays down (killed in the fixture) until revived. */
+void sim_crash(struct sim *s, unsigned i);
 /* The leader, when exactly one server leads, or the number of servers. */
 unsigned sim_sole_leader(struct sim *s);
 /* Runs one seed. Returns 0, or -1 with S->why describing the first violation. */
@@ -239,12 +276,22 @@ void sim_stats_add(struct stats *a, const struct stats *b);
 
 /* ---- sim_io.c ------------------------------------------------------------------- */
 
-/* The simulation being run (set by sim_run): an append's callback gets only the request. */
-extern struct sim *sim_io_running;
 /* Wraps ND's raft_fsm (its rfsm adapter) with the recording hooks, before the server grows. */
 void sim_io_wrap_fsm(struct node *nd);
-/* Wraps the fixture's raft_io of ND's server R, and installs raft's tracer if asked. */
-void sim_io_wrap_io(struct node *nd, struct raft *r, bool raft_trace);
+/* Installs raft's tracer on ND's server R. */
+void sim_io_trace(struct node *nd, struct raft *r);
+
+/* ---- sim_disk.c ----------------------------------------------------------------- */
+
+/* Replaces the storage methods of IO (the fixture's raft_io of ND's server) with ND's disk,
+ * whose operations take LATENCY ms. Before raft_bootstrap. */
+void sim_disk_install(struct node *nd, struct raft_io *io, unsigned latency);
+/* Completes every queued disk operation that is due, on the servers that are up. */
+void sim_disk_pump(struct sim *s);
+/* The last index ND persisted. */
+raft_index sim_disk_last(const struct node *nd);
+/* Frees what ND persisted, once raft is closed. */
+void sim_disk_free(struct node *nd);
 
 /* ---- sim_faults.c --------------------------------------------------------------- */
 

@@ -208,8 +208,8 @@ raft_term sim_checks_log_term(const struct raft *r, raft_index index)
  * beyond prev_log_index, and the leader takes min(that, its own last index) as the match.
  * The leader then counts the follower for entries it does not have (a safety hazard for the
  * entries appended between the heartbeat and the answer) and ignores its rejections as
- * stale, so the follower never catches up while that leader lasts. Returns how many false
- * claims exist now; each new one is counted, and fails the run in strict mode. */
+ * stale, so the follower never catches up while that leader lasts. raft/rio_guard.c caps the
+ * follower's claim; any false claim left fails the run. Returns how many exist now. */
 unsigned sim_checks_match_claims(struct sim *s)
 {
     unsigned found = 0;
@@ -235,11 +235,6 @@ unsigned sim_checks_match_claims(struct sim *s)
                 continue; /* compacted on one side, or a true claim */
             }
             found++;
-            if (s->false_match_seen[li][fi] == l->current_term) {
-                continue;
-            }
-            s->false_match_seen[li][fi] = l->current_term;
-            s->st.false_matches++;
             sim_trace(s,
                       "raft 0.15 defect: leader %u (term %llu) claims server %u matches up to %llu "
                       "(leader term there %llu, follower %s %llu, follower last index %llu)",
@@ -247,39 +242,13 @@ unsigned sim_checks_match_claims(struct sim *s)
                       (unsigned long long)lt, missing ? "has no entry, last" : "term",
                       missing ? (unsigned long long)raft_last_index(f) : (unsigned long long)ft,
                       (unsigned long long)raft_last_index(f));
-            if (s->o.strict) {
-                sim_fail(s,
-                         "leader %u (term %llu) counts server %u as holding index %llu, which "
-                         "it does not hold (raft 0.15 AppendEntries result defect)",
-                         li, (unsigned long long)l->current_term, fi, (unsigned long long)m);
-            }
+            sim_fail(s,
+                     "leader %u (term %llu) counts server %u as holding index %llu, which "
+                     "it does not hold (raft 0.15 AppendEntries result defect)",
+                     li, (unsigned long long)l->current_term, fi, (unsigned long long)m);
         }
     }
     return found;
-}
-
-/* Whether the committed entry C, now contradicted, is an election barrier that its leader
- * committed counting a follower it falsely claimed to match (sim_checks_match_claims): the one
- * way raft 0.15 was seen to lose a committed entry while conclave's leader waits for its
- * barrier. Such a loss is counted, and fails the run only in strict mode. */
-static bool known_barrier_loss(struct sim *s, const struct commit_rec *c)
-{
-    bool claimed = false;
-    for (unsigned f = 0; f < s->o.n; f++) {
-        claimed = claimed || s->false_match_seen[c->server][f] == c->commit_term;
-    }
-    if (c->type != RAFT_BARRIER || !claimed || s->o.strict) {
-        return false;
-    }
-    if (!s->lost_barrier) {
-        s->lost_barrier = true;
-        s->st.lost_barriers++;
-        sim_trace(s,
-                  "raft 0.15 defect: the barrier of term %llu that server %u committed on a false "
-                  "match claim is lost",
-                  (unsigned long long)c->commit_term, c->server);
-    }
-    return true;
 }
 
 /* Raft's own safety, on every entry type (barriers included, which the ledger never sees):
@@ -319,7 +288,7 @@ void sim_checks_commits(struct sim *s)
                 if (x > s->max_committed) {
                     s->max_committed = x;
                 }
-            } else if (c->entry_term != t && !known_barrier_loss(s, c)) {
+            } else if (c->entry_term != t) {
                 sim_fail(s,
                          "index %llu is committed on server %u with an entry of term %llu and on "
                          "server %u with one of term %llu",
@@ -345,7 +314,7 @@ void sim_checks_commits(struct sim *s)
             }
             raft_term t = sim_checks_log_term(r, x);
             bool compacted = x <= r->log.offset && x != r->log.snapshot.last_index;
-            if (!compacted && t != c->entry_term && !known_barrier_loss(s, c)) {
+            if (!compacted && t != c->entry_term) {
                 sim_fail(s,
                          "server %u leads term %llu without the entry of term %llu committed at "
                          "index %llu in term %llu (first seen on server %u); its log has %s %llu",
@@ -369,13 +338,6 @@ void sim_checks_unavailable(struct sim *s)
 {
     for (unsigned i = 0; i < s->o.n && !s->failed; i++) {
         struct raft *r = sim_raft(s, i);
-        if (r->state == RAFT_UNAVAILABLE && s->lost_barrier) {
-            /* The known consequence: a server that committed the lost barrier sees a leader
-             * contradict it and shuts down for good, so the run cannot converge. */
-            sim_trace(s, "server %u shut down after the loss of a committed barrier", i);
-            s->shutdown = true;
-            return;
-        }
         if (r->state == RAFT_UNAVAILABLE) {
             sim_fail(s,
                      "server %u shut down (raft state unavailable, term %llu, commit index %llu, "
@@ -435,6 +397,24 @@ void sim_checks_final(struct sim *s)
     struct fsm *fsms[MAX_NODES];
     for (unsigned i = 0; i < s->o.n; i++) {
         fsms[i] = s->nodes[i].fsm;
+    }
+    /* Every entry seen committed is in every log at its index, with its term, once the
+     * healed cluster converged (crashed servers included: they restarted from their disk). */
+    for (raft_index x = 1; x <= s->max_committed && x < s->commits_cap; x++) {
+        const struct commit_rec *c = &s->commits[x];
+        for (unsigned i = 0; i < s->o.n && c->entry_term != 0; i++) {
+            struct raft *r = sim_raft(s, i);
+            raft_term t = sim_checks_log_term(r, x);
+            bool compacted = x <= r->log.offset && x != r->log.snapshot.last_index;
+            if (!compacted && t != c->entry_term) {
+                sim_fail(s,
+                         "index %llu, committed with an entry of term %llu (first seen on server "
+                         "%u), holds term %llu on server %u after the cluster settled",
+                         (unsigned long long)x, (unsigned long long)c->entry_term, c->server,
+                         (unsigned long long)t, i);
+                return;
+            }
+        }
     }
     char msg[600];
     if (sim_checks_agreement(fsms, s->o.n, &s->ledger, msg, sizeof(msg)) != 0) {

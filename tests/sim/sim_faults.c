@@ -99,6 +99,22 @@ void sim_faults_inject(struct sim *s)
                       raft_state(sim_raft(s, i)) == RAFT_LEADER ? "leader" : "not leader");
         }
     }
+    if (rng_chance(r, c)) {
+        i = rng_index(r, s->o.n);
+        sim_crash(s, i);
+    }
+    if (rng_chance(r, c)) {
+        /* An asymmetric partition: nobody hears server i, or server i hears nobody. */
+        i = rng_index(r, s->o.n);
+        bool deaf = rng_chance(r, 500);
+        for (j = 0; j < s->o.n; j++) {
+            if (j != i) {
+                s->cut[deaf ? j : i][deaf ? i : j] = true;
+            }
+        }
+        s->st.partitions++;
+        sim_trace(s, "partition: server %u %s", i, deaf ? "hears nobody" : "is heard by nobody");
+    }
     if (rng_chance(r, 8)) {
         i = rng_index(r, s->o.n);
         if (!s->alive[i]) {
@@ -134,7 +150,7 @@ void sim_faults_inject(struct sim *s)
     }
     if (rng_chance(r, 3 * c)) {
         i = rng_index(r, s->o.n);
-        raft_fixture_set_disk_latency(&s->f, i, 1 + rng_index(r, 30));
+        s->nodes[i].disk.latency = 1 + rng_index(r, 30);
     }
     if (rng_chance(r, c)) {
         other_pair(s, &i, &j);
