@@ -1,0 +1,163 @@
+# Rotating the raft peers' certificates to a new CA, one node at a time (issue 15,
+# docs/operations.md "Rotating raft certificates"): on a three-node TLS cluster,
+#   step 1, every node's ca_file becomes the bundle old CA + new CA;
+#   step 2, every node gets a certificate of the new CA;
+#   step 3, every node's ca_file becomes the new CA alone;
+# each step a rolling restart (SIGTERM, which hands leadership over when the node leads). A
+# node reads its files at start only. While a node is down a write through another node is
+# acknowledged (the two others are a quorum); after its restart a leader exists that every
+# node names, a write through each node is acknowledged, every node's applied index reaches
+# the last write's raft index (the restarted node can only have that entry from the leader,
+# over TLS with its new files), and the node serves the certificate it was given. Then a
+# renewal under the same CA (one node's certificate re-issued, restart). At the end a peer
+# presenting an old-CA certificate is refused (it was accepted before step 3), a new-CA one
+# is not.
+source "$(dirname "$0")/../lib/lib.sh"
+source "$(dirname "$0")/../lib/node_lib.sh"
+source "$(dirname "$0")/../lib/raft_lib.sh"
+make_test_db raft_rotate
+"$BIN" migrate up >/dev/null
+
+SPOOF=$(dirname "$BIN")/tests/raft_spoof_peer
+[[ -x $SPOOF ]] || fail "the spoofing tool $SPOOF is not built"
+
+raft_up 3
+echo "leader: node $L"
+OLD=$TMP/pki     # raft_config's CA and certificates
+NEW=$TMP/pki-new # the CA rotated to
+pki_ca "$NEW" || fail "cannot make the new ca"
+for i in 1 2 3; do
+  pki_node "$NEW" "$i" || fail "cannot make node $i's new-ca certificate"
+done
+cat "$OLD/ca.pem" "$NEW/ca.pem" >"$TMP/bundle.pem"
+cmp -s "$OLD/ca.pem" "$NEW/ca.pem" && fail "the new ca is the old one"
+
+create_user admin@example.com "admin-password-1" --admin >/dev/null
+token=$(login admin@example.com "admin-password-1" "$L")
+api POST /v1/projects '{"id": "rot", "name": "Rotation test"}' "$token" "$L"
+expect_code 201
+
+LAST_INDEX=0 # the raft index of the last acknowledged write
+WRITES=0
+# write NODE: a new key through NODE (a follower forwards it); it must be created with a raft
+# index past the previous write's.
+write() {
+  local idx
+  WRITES=$((WRITES + 1))
+  api PUT "/v1/projects/rot/configs/k$WRITES" "{\"content\": {\"n\": $WRITES}, \"expected_version\": 0}" "$token" "$1"
+  expect_code 201
+  idx=$(jq -r .raft_index <<<"$body" 2>/dev/null) || fail "$last_req: body is not JSON: $body"
+  [[ $idx =~ ^[0-9]+$ ]] && ((idx > LAST_INDEX)) ||
+    fail "$last_req: raft_index should be an integer past $LAST_INDEX: $body"
+  LAST_INDEX=$idx
+}
+
+# caught_up: waits (20 s) until every node's /health shows an applied index of at least
+# LAST_INDEX.
+caught_up() {
+  local n i ok deadline=$((SECONDS + 20)) where
+  for ((n = 0; n < 200 && SECONDS <= deadline; n++)); do
+    ok=1
+    where=
+    for i in 1 2 3; do
+      raft_health "$i" || RH_APPLIED=none
+      where+=" node $i: $RH_APPLIED;"
+      [[ $RH_APPLIED =~ ^[0-9]+$ ]] && ((RH_APPLIED >= LAST_INDEX)) || ok=0
+    done
+    ((ok)) && return 0
+    sleep 0.1
+  done
+  fail "not every node applied index $LAST_INDEX within 20 s:$where"
+}
+
+# fp FILE: the SHA-256 fingerprint of the certificate in FILE.
+fp() {
+  openssl x509 -in "$1" -noout -fingerprint -sha256 || fail "cannot read the certificate $1"
+}
+
+# served I: the fingerprint of the certificate node I's raft port presents (openssl s_client,
+# no client certificate: the node closes the connection after sending its own).
+served() {
+  local rp="RPORT_$1" pem
+  pem=$(timeout 10 openssl s_client -connect "127.0.0.1:${!rp}" -tls1_3 </dev/null 2>/dev/null |
+    sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p') || true
+  [[ -n $pem ]] || fail "node $1's raft port presented no certificate"
+  openssl x509 -noout -fingerprint -sha256 <<<"$pem" || fail "node $1: cannot read its certificate"
+}
+
+# rotate I CA CERT KEY: node I restarted with these files; the checks above.
+rotate() {
+  local i=$1 j other
+  raft_tls "$i" "$2" "$3" "$4"
+  raft_stop "$i" 20
+  other=$((i % 3 + 1))
+  write "$other" # two of three: still a quorum
+  raft_start "$i"
+  L=$(wait_leader 20) || fail "after node $i's restart: no leader agreed by all three within 20 s"
+  for j in 1 2 3; do
+    write "$j"
+  done
+  caught_up
+  expect_eq "$(served "$i")" "$(fp "$3")" "the certificate node $i serves after its restart"
+  echo "node $i restarted with ca $(basename "$2"), certificate $3: leader node $L, applied $LAST_INDEX"
+}
+
+# spoof NODE EXPECT CERT KEY: a peer presenting CERT as node 2 to NODE's raft port, which must
+# close the connection (closed) or keep it (open). See raft_spoof.sh.
+spoof() {
+  local rp="RPORT_$1" got
+  got=$("$SPOOF" "127.0.0.1:${!rp}" 2 0 tls "$3" "$4" --quiet) ||
+    fail "spoof tool failed against node $1 ($3)"
+  [[ $got == "$2" ]] || fail "node $1, a peer with $3: the connection was $got, expected $2"
+}
+
+refused() {
+  grep -cF "certificate: unable to get local issuer certificate" "$TMP/node1.log" || true
+}
+
+for i in 1 2 3; do
+  write "$i"
+done
+caught_up
+# The controls: before the rotation node 1 accepts the old CA's certificate of node 2 and
+# refuses the new CA's.
+spoof 1 open "$OLD/node2.pem" "$OLD/node2.key"
+spoof 1 closed "$NEW/node2.pem" "$NEW/node2.key"
+
+echo "step 1: trust both CAs"
+for i in 1 2 3; do
+  rotate "$i" "$TMP/bundle.pem" "$OLD/node$i.pem" "$OLD/node$i.key"
+done
+spoof 1 open "$NEW/node2.pem" "$NEW/node2.key"
+
+echo "step 2: certificates of the new CA"
+for i in 1 2 3; do
+  rotate "$i" "$TMP/bundle.pem" "$NEW/node$i.pem" "$NEW/node$i.key"
+done
+spoof 1 open "$OLD/node2.pem" "$OLD/node2.key"
+
+echo "step 3: trust the new CA alone"
+for i in 1 2 3; do
+  rotate "$i" "$NEW/ca.pem" "$NEW/node$i.pem" "$NEW/node$i.key"
+done
+
+echo "renewal under the same CA"
+before=$(fp "$NEW/node2.pem")
+pki_renew "$NEW" 2 || fail "cannot renew node 2's certificate"
+[[ $(fp "$NEW/node2.pem") != "$before" ]] || fail "pki_renew left node 2's certificate as it was"
+expect_eq "$(served 2)" "$before" "node 2 serves its old certificate until it restarts"
+rotate 2 "$NEW/ca.pem" "$NEW/node2.pem" "$NEW/node2.key"
+
+# The old CA is no longer trusted: its certificate of node 2 is refused during the handshake
+# (node 1 logs why), the new one is not.
+n0=$(refused)
+spoof 1 closed "$OLD/node2.pem" "$OLD/node2.key"
+(($(refused) > n0)) || fail "node 1 should log that the old-ca certificate did not verify:
+$(grep -F peer_tls "$TMP/node1.log" | tail -n 5)"
+spoof 1 open "$NEW/node2.pem" "$NEW/node2.key"
+L=$(wait_leader 10) || fail "no leader after the spoofing"
+write "$L"
+caught_up
+echo "$WRITES writes acknowledged, last raft index $LAST_INDEX"
+
+test_done raft_rotate
