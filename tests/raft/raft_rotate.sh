@@ -11,7 +11,9 @@
 # over TLS with its new files), and the node serves the certificate it was given. Then a
 # renewal under the same CA (one node's certificate re-issued, restart). At the end a peer
 # presenting an old-CA certificate is refused (it was accepted before step 3), a new-CA one
-# is not.
+# is not. Throughout, a background writer puts a new key every 50 ms through the nodes in turn:
+# the longest time without an acknowledged write stays under GAP_MS, and every key it saw
+# acknowledged is in the store at the end.
 source "$(dirname "$0")/../lib/lib.sh"
 source "$(dirname "$0")/../lib/node_lib.sh"
 source "$(dirname "$0")/../lib/raft_lib.sh"
@@ -115,6 +117,41 @@ refused() {
   grep -cF "certificate: unable to get local issuer certificate" "$TMP/node1.log" || true
 }
 
+# The background writer: its own curl and files (api() shares $TMP/api.*). One line per
+# attempt in $TMP/bg.log: "EPOCHREALTIME NODE HTTP_CODE KEY". It stops when $TMP/bg.stop
+# exists, after 20000 attempts, or after 600 s.
+GAP_MS=5000
+bg_writer() {
+  local n hp code deadline=$((SECONDS + 600))
+  for ((n = 1; n <= 20000 && SECONDS <= deadline; n++)); do
+    [[ ! -e $TMP/bg.stop ]] || break
+    hp="HPORT_$((n % 3 + 1))"
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X PUT \
+      -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+      --data-binary "{\"content\": $n, \"expected_version\": 0}" \
+      "http://127.0.0.1:${!hp}/v1/projects/rot/configs/bg$n" 2>/dev/null) || true
+    [[ $code =~ ^[0-9]{3}$ ]] || code=000
+    echo "$EPOCHREALTIME $((n % 3 + 1)) $code bg$n" >>"$TMP/bg.log"
+    sleep 0.05
+  done
+}
+stop_bg() {
+  [[ -n ${BG_PID:-} ]] || return 0
+  touch "$TMP/bg.stop"
+  local n
+  for ((n = 0; n < 100; n++)); do
+    kill -0 "$BG_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  # Gone by now unless it hung (curl's --max-time 5): then it is ended here.
+  kill "$BG_PID" 2>/dev/null || true
+  wait "$BG_PID" 2>/dev/null || true
+  BG_PID=
+}
+at_exit stop_bg
+bg_writer &
+BG_PID=$!
+
 for i in 1 2 3; do
   write "$i"
 done
@@ -159,5 +196,33 @@ L=$(wait_leader 10) || fail "no leader after the spoofing"
 write "$L"
 caught_up
 echo "$WRITES writes acknowledged, last raft index $LAST_INDEX"
+
+stop_bg
+[[ -s $TMP/bg.log ]] || fail "the background writer made no attempt"
+echo "background writer, answers: $(awk '{print $3}' "$TMP/bg.log" | sort | uniq -c | tr -s ' \n' ' ')"
+# The longest time between two acknowledged writes (and from the first attempt to the first
+# one, from the last one to the last attempt).
+gap=$(awk 'NR == 1 {prev = $1} $3 == 201 {if ($1 - prev > max) max = $1 - prev; prev = $1; ok++}
+  END {if ($1 - prev > max) max = $1 - prev; printf "%d %d\n", max * 1000, ok}' "$TMP/bg.log")
+read -r gap_ms acked <<<"$gap"
+echo "background writer: $acked writes acknowledged, longest gap $gap_ms ms"
+((acked >= 100)) || fail "the background writer had only $acked writes acknowledged"
+((gap_ms < GAP_MS)) || fail "no write was acknowledged for $gap_ms ms (bound $GAP_MS ms):
+$(awk '$3 != 201' "$TMP/bg.log" | tail -n 20)"
+# Every acknowledged key is in the store (a linearizable list through the leader).
+L=$(wait_leader 10) || fail "no leader at the end"
+: >"$TMP/bg.keys"
+after=
+for ((p = 0; p < 30; p++)); do
+  api GET "/v1/projects/rot/configs?prefix=bg&limit=1000&consistency=linearizable${after:+&after=$after}" "" "$token" "$L"
+  expect_code 200
+  jq -r '.items[].key' <<<"$body" >>"$TMP/bg.keys" || fail "$last_req: not a list: $body"
+  after=$(jq -r '.next_after // empty' <<<"$body")
+  [[ -n $after ]] || break
+done
+[[ -z $after ]] || fail "more than 30 pages of bg keys"
+lost=$(awk '$3 == 201 {print $4}' "$TMP/bg.log" | sort | comm -23 - <(sort "$TMP/bg.keys"))
+[[ -z $lost ]] || fail "acknowledged writes missing from the store: $(head -n 10 <<<"$lost")"
+echo "the store holds $(wc -l <"$TMP/bg.keys") bg keys, every acknowledged one among them"
 
 test_done raft_rotate
