@@ -9,9 +9,10 @@
 # node names, a write through each node is acknowledged, every node's applied index reaches
 # the last write's raft index (the restarted node can only have that entry from the leader,
 # over TLS with its new files), and the node serves the certificate it was given. Then a
-# renewal under the same CA (one node's certificate re-issued, restart). At the end a peer
-# presenting an old-CA certificate is refused (it was accepted before step 3), a new-CA one
-# is not. Throughout, a background writer puts a new key every 50 ms through the nodes in turn:
+# renewal under the same CA (one node's certificate re-issued, restart). At the end node 3
+# restarted with its old-CA certificate stays out of the cluster (its peers log why, it never
+# applies the next write) and rejoins with its new one; a peer presenting an old-CA
+# certificate is refused (it was accepted before step 3), a new-CA one is not. Throughout, a background writer puts a new key every 50 ms through the nodes in turn:
 # the longest time without an acknowledged write stays under GAP_MS, and every key it saw
 # acknowledged is in the store at the end.
 source "$(dirname "$0")/../lib/lib.sh"
