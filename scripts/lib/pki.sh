@@ -6,8 +6,10 @@
 #                              CN=conclave-node-<ID> (the identity raft peers check, see
 #                              docs/security.md), valid DAYS days (365), unless both exist
 #   pki_renew DIR ID [DAYS]    a new key and certificate for node ID signed by DIR's CA, as
-#                              pki_node makes them, replacing DIR/node<ID>.pem and .key (each
-#                              replaced by a rename: a reader sees the old file or the new one)
+#                              pki_node makes them, replacing DIR/node<ID>.key and then .pem,
+#                              each by a rename (a reader sees the old file or the new one;
+#                              between the two renames key and certificate do not match, so do
+#                              not start the node while this runs; nodes read them at start only)
 #
 # Keys are written with umask 077 (mode 0600). Errors go to stderr with openssl's output and
 # the function returns 1.

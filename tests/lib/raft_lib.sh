@@ -31,9 +31,9 @@
 #                          sets L to the leader's id (nodes 4..N are left for joining)
 #   raft_tls I CA CERT KEY rewrites raft.ca_file, cert_file and key_file in $TMP/rnodeI.json;
 #                          a node reads these files at start only, so it takes a restart
-#   raft_stop I SECONDS    SIGTERM to node I, which must be running: raft_handover to one of
-#                          the other live nodes when node I is the leader, raft_kill TERM
-#                          otherwise
+#   raft_stop I SECONDS    waits for a leader every live node agrees on, then SIGTERM to node
+#                          I, which must be running: raft_handover to one of the other live
+#                          nodes when node I is that leader, raft_kill TERM otherwise
 
 raft_ports() {
   local i k p v taken=" "
