@@ -5,6 +5,11 @@
 #   pki_node DIR ID [DAYS]     DIR/node<ID>.pem and DIR/node<ID>.key signed by DIR's CA, subject
 #                              CN=conclave-node-<ID> (the identity raft peers check, see
 #                              docs/security.md), valid DAYS days (365), unless both exist
+#   pki_renew DIR ID [DAYS]    a new key and certificate for node ID signed by DIR's CA, as
+#                              pki_node makes them, replacing DIR/node<ID>.key and then .pem,
+#                              each by a rename (a reader sees the old file or the new one;
+#                              between the two renames key and certificate do not match, so do
+#                              not start the node while this runs; nodes read them at start only)
 #
 # Keys are written with umask 077 (mode 0600). Errors go to stderr with openssl's output and
 # the function returns 1.
@@ -38,4 +43,25 @@ subjectAltName=DNS:conclave-node-$id"
     return 1
   fi
   rm -f "$dir/node$id.csr"
+}
+
+pki_renew() {
+  local dir=$1 id=$2 days=${3:-365} tmp
+  [[ -s $dir/ca.pem && -s $dir/ca.key ]] || {
+    echo "pki: no ca in $dir to renew node $id's certificate with" >&2
+    return 1
+  }
+  tmp=$(mktemp -d "$dir/renew.XXXXXX") || return 1
+  # pki_node's serial file stays in DIR: the new certificate gets the next serial.
+  if ! cp -p "$dir/ca.pem" "$dir/ca.key" "$tmp/" ||
+    { [[ -f $dir/ca.srl ]] && ! cp -p "$dir/ca.srl" "$tmp/"; } ||
+    ! pki_node "$tmp" "$id" "$days"; then
+    rm -rf "$tmp"
+    return 1
+  fi
+  [[ ! -f $tmp/ca.srl ]] || cp -p "$tmp/ca.srl" "$dir/ca.srl"
+  mv "$tmp/node$id.key" "$dir/node$id.key" && mv "$tmp/node$id.pem" "$dir/node$id.pem"
+  local rc=$?
+  rm -rf "$tmp"
+  return $rc
 }

@@ -29,6 +29,11 @@
 #                          (RL_ID, RL_MS from the signal), then for node I's exit 0
 #   raft_up N              raft_ports N, then nodes 1..3 bootstrapped together and started;
 #                          sets L to the leader's id (nodes 4..N are left for joining)
+#   raft_tls I CA CERT KEY rewrites raft.ca_file, cert_file and key_file in $TMP/rnodeI.json;
+#                          a node reads these files at start only, so it takes a restart
+#   raft_stop I SECONDS    waits for a leader every live node agrees on, then SIGTERM to node
+#                          I, which must be running: raft_handover to one of the other live
+#                          nodes when node I is that leader, raft_kill TERM otherwise
 
 raft_ports() {
   local i k p v taken=" "
@@ -302,4 +307,26 @@ raft_up() {
     raft_start "$i"
   done
   L=$(wait_leader 20) || fail "no leader within 20 s"
+}
+
+raft_tls() {
+  local f=$TMP/rnode$1.json
+  [[ -f $f ]] || fail "raft_tls $1: no $f (raft_config first)"
+  jq --arg ca "$2" --arg c "$3" --arg k "$4" \
+    '.raft.ca_file = $ca | .raft.cert_file = $c | .raft.key_file = $k' "$f" >"$f.new" ||
+    fail "raft_tls $1: cannot rewrite $f"
+  mv "$f.new" "$f"
+}
+
+raft_stop() {
+  local i=$1 secs=$2 l j others=()
+  l=$(wait_leader "$secs") || fail "raft_stop $i: no leader agreed by the live nodes within $secs s"
+  if [[ $l == "$i" ]]; then
+    for j in $(live_nodes); do
+      [[ $j == "$i" ]] || others+=("$j")
+    done
+    raft_handover "$i" "$secs" "${others[@]}"
+  else
+    raft_kill "$i" TERM
+  fi
 }
