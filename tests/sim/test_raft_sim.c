@@ -47,7 +47,12 @@
  *   loaded entry its own batch);
  * - a follower that compacted its log further than the leader knows stays in snapshot state
  *   for good (sim_checks_snapshot_stalls): a named failure, not closed (docs/reliability.md
- *   records the runs).
+ *   records the runs);
+ * - without the election barrier a leader commits an earlier term's entry by counting replicas
+ *   (Figure 8): test_sim_figure8_raw drives that schedule and requires the failure,
+ *   test_sim_figure8 the same schedule with the barrier, test_sim_unpersisted_386 the #386
+ *   schedules (the scripted scenarios, near the end of this file; the verbose switches below
+ *   trace them too).
  *
  * Replay: a failure names the cluster size and seed; CONCLAVE_SIM_SEED=S runs only seed S
  * (in both cluster sizes), CONCLAVE_SIM_VERBOSE=1 traces faults, leaders, proposals and
