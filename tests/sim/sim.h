@@ -216,6 +216,8 @@ struct sim_opts {
                             show what the guard closes (CONCLAVE_SIM_UNGUARDED=1) */
     int sabotage_server; /* -1: none; else that server applies one extra entry */
     uint64_t sabotage_index;
+    bool scripted; /* a scripted scenario: server 0 alone has a short election timeout at start,
+                      so that it is the first leader */
 };
 
 /* A raft-level commit, whatever the entry type. */
@@ -270,6 +272,13 @@ struct raft *sim_raft(struct sim *s, unsigned i);
 void sim_crash(struct sim *s, unsigned i);
 /* The leader, when exactly one server leads, or the number of servers. */
 unsigned sim_sole_leader(struct sim *s);
+/* For scripted scenarios: sim_setup builds and starts the cluster (0, or -1 with S->why);
+ * sim_tick runs one fixture step with the disk, the election barriers (unless o.raw) and every
+ * per-step check, without random faults or client load; sim_finish heals, waits for
+ * convergence, runs the final checks and closes (0, or -1 with S->why). */
+int sim_setup(struct sim *s, const struct sim_opts *o);
+void sim_tick(struct sim *s);
+int sim_finish(struct sim *s);
 /* Runs one seed. Returns 0, or -1 with S->why describing the first violation. */
 int sim_run(struct sim *s, const struct sim_opts *o);
 void sim_stats_add(struct stats *a, const struct stats *b);
@@ -303,6 +312,9 @@ void sim_faults_inject(struct sim *s);
 /* ---- sim_load.c ----------------------------------------------------------------- */
 
 int sim_load_transfer(struct sim *s, unsigned l, unsigned to);
+/* Has leader L append one entry of its term (a raft barrier, outside the election barrier
+ * bookkeeping). Returns raft_barrier's status. */
+int sim_load_entry(struct sim *s, unsigned l);
 void sim_load_barriers(struct sim *s);
 int sim_load_encode_spec(const struct spec *sp, uint64_t term, int64_t timestamp_us, uint8_t **buf,
                          size_t *len, char *err, size_t errlen);

@@ -62,6 +62,27 @@ static void transfer_done(struct raft_transfer *req)
 
 static struct prop *new_prop(struct sim *s, enum prop_kind kind, unsigned server);
 
+static void entry_done(struct raft_barrier *req, int status)
+{
+    struct prop *p = req->data;
+    p->done = true;
+    p->status = status;
+}
+
+int sim_load_entry(struct sim *s, unsigned l)
+{
+    struct prop *p = new_prop(s, PROP_BARRIER, l);
+    int rv = raft_barrier(sim_raft(s, l), &p->barrier, entry_done);
+    if (rv != 0) {
+        p->done = true;
+        return rv;
+    }
+    p->index = p->barrier.index;
+    sim_trace(s, "server %u appends an entry at index %llu in term %llu", l,
+              (unsigned long long)p->index, (unsigned long long)p->term);
+    return 0;
+}
+
 /* Asks leader L to hand leadership to server TO. Returns 0 when raft accepted. */
 int sim_load_transfer(struct sim *s, unsigned l, unsigned to)
 {

@@ -47,7 +47,12 @@
  *   loaded entry its own batch);
  * - a follower that compacted its log further than the leader knows stays in snapshot state
  *   for good (sim_checks_snapshot_stalls): a named failure, not closed (docs/reliability.md
- *   records the runs).
+ *   records the runs);
+ * - without the election barrier a leader commits an earlier term's entry by counting replicas
+ *   (Figure 8): test_sim_figure8_raw drives that schedule and requires the failure,
+ *   test_sim_figure8 the same schedule with the barrier, test_sim_unpersisted_386 the #386
+ *   schedules (the scripted scenarios, near the end of this file; the verbose switches below
+ *   trace them too).
  *
  * Replay: a failure names the cluster size and seed; CONCLAVE_SIM_SEED=S runs only seed S
  * (in both cluster sizes), CONCLAVE_SIM_VERBOSE=1 traces faults, leaders, proposals and
@@ -355,6 +360,535 @@ static void test_sim_seed_2404(void **state)
     free(s);
 }
 
+/* ---- scripted scenarios: Figure 8 and canonical/raft #386 ----------------------------
+ *
+ * Random faults reach these shapes only by chance, so these scripts force them with the
+ * simulation's own primitives: links cut both ways (s->cut, sim_faults_sync_links), crashes
+ * that drop what was not persisted (sim_crash), revivals, per-server disk latency, and election
+ * timeouts (the fixture's "randomized" timeout is whatever we set, so the server with the short
+ * one is the only one that campaigns). What they cannot force: the exact step at which a
+ * message arrives or a vote is cast, and the terms, which follow from raft's rules. Every
+ * intermediate state a script relies on is checked (expect()); a script that does not reach its
+ * shape fails the test instead of passing without having tested anything. */
+
+#define SLOW_TIMEOUT     100000u /* ms: a server with this timeout never campaigns in a script */
+#define FAST_TIMEOUT     1000u   /* ms: the fixture's election timeout */
+#define SCRIPT_MAX_STEPS 200000ul
+
+struct script {
+    struct sim *s;
+    bool off; /* the run left the intended shape */
+    char shape[512];
+};
+
+static void expect(struct script *sc, bool cond, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void expect(struct script *sc, bool cond, const char *fmt, ...)
+{
+    if (cond || sc->off) {
+        return;
+    }
+    sc->off = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sc->shape, sizeof(sc->shape), fmt, ap);
+    va_end(ap);
+}
+
+/* True when the script may go on: still in shape and no violation yet. */
+static bool going(const struct script *sc)
+{
+    return !sc->off && !sc->s->failed;
+}
+
+/* Gives server I an election timeout of MS, at once: raft draws its timeout only when it
+ * resets its timer, which a server that hears from nobody does not do, so the running timer's
+ * expiration is set too (a follower's or a candidate's; a leader has none). */
+static void set_timeout(struct sim *s, unsigned i, unsigned ms)
+{
+    raft_fixture_set_randomized_election_timeout(&s->f, i, ms);
+    struct raft *r = sim_raft(s, i);
+    if (r->state == RAFT_FOLLOWER) {
+        r->follower_state.randomized_election_timeout = ms;
+    } else if (r->state == RAFT_CANDIDATE) {
+        r->candidate_state.randomized_election_timeout = ms;
+    }
+}
+
+/* Only server FAST (none when FAST >= n) has a short election timeout. */
+static void set_timeouts(struct sim *s, unsigned fast)
+{
+    for (unsigned i = 0; i < s->o.n; i++) {
+        set_timeout(s, i, i == fast ? FAST_TIMEOUT : SLOW_TIMEOUT);
+    }
+}
+
+static void set_link(struct sim *s, unsigned a, unsigned b, bool cut)
+{
+    s->cut[a][b] = cut;
+    s->cut[b][a] = cut;
+    sim_faults_sync_links(s);
+}
+
+static void heal_links(struct sim *s)
+{
+    memset(s->cut, 0, sizeof(s->cut));
+    sim_faults_sync_links(s);
+}
+
+static void revive(struct sim *s, unsigned i)
+{
+    raft_fixture_revive(&s->f, i);
+    s->alive[i] = true;
+    sim_faults_sync_links(s);
+}
+
+/* raft 0.15 refuses its vote while it knows a leader ("local server has a leader"), and a
+ * follower forgets its leader only when its own election timer fires, which would make it
+ * campaign too. So before a scripted election every live follower but CANDIDATE that knows a
+ * leader crashes and restarts: it loses nothing it persisted, and knows no leader after. The
+ * callers make sure that such a server has nothing unpersisted that matters to the script. */
+static void forget_leaders(struct sim *s, unsigned candidate)
+{
+    for (unsigned i = 0; i < s->o.n; i++) {
+        struct raft *r = sim_raft(s, i);
+        if (i != candidate && s->alive[i] && r->state == RAFT_FOLLOWER &&
+            r->follower_state.current_leader.id != 0) {
+            sim_crash(s, i);
+            raft_fixture_revive(&s->f, i);
+            s->alive[i] = true;
+            sim_faults_sync_links(s);
+        }
+    }
+}
+
+/* The term of the entry server I persisted at index X; 0 when it persisted none there. */
+static raft_term disk_term(const struct sim *s, unsigned i, raft_index x)
+{
+    const struct sim_disk *d = &s->nodes[i].disk;
+    if (d->n == 0 || x < d->first || x >= d->first + d->n) {
+        return 0;
+    }
+    return d->e[x - d->first].term;
+}
+
+typedef bool (*script_cond)(struct sim *s, unsigned a, raft_index x);
+
+/* Ticks until COND holds, a violation, MS of simulated time or SCRIPT_MAX_STEPS steps (a step
+ * advances the clock to the next event, at most a heartbeat away while a server is up). */
+static bool run_until(struct sim *s, script_cond cond, unsigned a, raft_index x, raft_time ms)
+{
+    raft_time start = s->f.time;
+    for (unsigned long k = 0; k < SCRIPT_MAX_STEPS && !s->failed; k++) {
+        if (cond != NULL && cond(s, a, x)) {
+            return true;
+        }
+        if (s->f.time - start >= ms) {
+            return false;
+        }
+        sim_tick(s);
+    }
+    return false;
+}
+
+static void run_for(struct sim *s, raft_time ms)
+{
+    (void)run_until(s, NULL, 0, 0, ms);
+}
+
+static bool is_sole_leader(struct sim *s, unsigned a, raft_index x)
+{
+    (void)x;
+    return sim_sole_leader(s) == a;
+}
+
+/* Server A leads, is ready (unless raw), and every server has committed its whole log. */
+static bool settled(struct sim *s, unsigned a, raft_index x)
+{
+    (void)x;
+    if (sim_sole_leader(s) != a) {
+        return false;
+    }
+    struct raft *l = sim_raft(s, a);
+    if (!s->o.raw && s->nodes[a].ready_term != l->current_term) {
+        return false;
+    }
+    for (unsigned i = 0; i < s->o.n; i++) {
+        if (sim_raft(s, i)->commit_index != raft_last_index(l)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Every server of mask A persisted an entry at index X. */
+static bool persisted(struct sim *s, unsigned a, raft_index x)
+{
+    for (unsigned i = 0; i < s->o.n; i++) {
+        if ((a & (1u << i)) != 0 && disk_term(s, i, x) == 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Every server of mask A holds an entry at index X in its in-memory log. */
+static bool received(struct sim *s, unsigned a, raft_index x)
+{
+    for (unsigned i = 0; i < s->o.n; i++) {
+        if ((a & (1u << i)) != 0 && raft_last_index(sim_raft(s, i)) < x) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static struct sim *script_new(struct script *sc, bool raw)
+{
+    memset(sc, 0, sizeof(*sc));
+    struct sim *s = sim_xcalloc(1, sizeof(*s));
+    struct sim_opts o = {
+        .n = 5,
+        .seed = 1,
+        .steps = 0,
+        .raw = raw,
+        .verbose = env_ulong("CONCLAVE_SIM_VERBOSE", 0) != 0,
+        .raft_trace = env_ulong("CONCLAVE_SIM_RAFT_TRACE", 0) != 0,
+        .sabotage_server = -1,
+        .scripted = true,
+    };
+    if (sim_setup(s, &o) != 0) {
+        free(s);
+        fail_msg("setting up the fixture failed");
+    }
+    sc->s = s;
+    return s;
+}
+
+enum { S1, S2, S3, S4, S5 }; /* the paper's names for servers 0..4 */
+
+/* What a Figure 8 run saw, besides the checks' verdict. */
+struct fig8 {
+    raft_index x;         /* the index of S1's term-2 entry */
+    raft_index s1_commit; /* S1's commit index in term 4 just before it crashed */
+    bool s5_led_term5;    /* S5 won the last election */
+};
+
+/* Raft paper, figure 8, (a) to (d), with 5 servers. RAW: without conclave's election barrier
+ * (raft 0.15 alone; the leader of term 4 has no entry of its term, which is the paper's (c)
+ * before S1 appends one); otherwise every leader gets its barrier, as rnode does. */
+static void figure8(struct script *sc, struct fig8 *out)
+{
+    struct sim *s = sc->s;
+    bool raw = s->o.raw;
+    memset(out, 0, sizeof(*out));
+    /* (a) S1 leads term 2 (only its timeout is short) and, cut from S3..S5, replicates one
+     * entry to S2 only. Forced: who leads, who receives the entry. */
+    bool ok = run_until(s, settled, S1, 0, 20000);
+    expect(sc, ok && sim_raft(s, S1)->current_term == 2, "(a) S1 does not lead term 2 (term %llu)",
+           (unsigned long long)sim_raft(s, S1)->current_term);
+    if (!going(sc)) {
+        return;
+    }
+    raft_index x = raft_last_index(sim_raft(s, S1)) + 1;
+    out->x = x;
+    set_timeouts(s, s->o.n);
+    for (unsigned j = S3; j <= S5; j++) {
+        set_link(s, S1, j, true);
+    }
+    expect(sc, sim_load_entry(s, S1) == 0, "(a) S1 could not append");
+    ok = run_until(s, persisted, (1u << S1) | (1u << S2), x, 2000);
+    expect(sc, ok && disk_term(s, S1, x) == 2 && disk_term(s, S2, x) == 2,
+           "(a) the term-2 entry at %llu is not persisted on S1 and S2", (unsigned long long)x);
+    expect(sc, sim_raft(s, S1)->commit_index < x, "(a) S1 committed %llu with 2 of 5 copies",
+           (unsigned long long)x);
+    for (unsigned j = S3; j <= S5; j++) {
+        expect(sc, raft_last_index(sim_raft(s, j)) < x, "(a) S%u got the term-2 entry", j + 1);
+    }
+    if (!going(sc)) {
+        return;
+    }
+    sim_crash(s, S1);
+    /* (b) S5 leads term 3 with the votes of S3 and S4 (S2, which holds the term-2 entry, is
+     * cut off), then, cut off itself before it sends anything, appends an entry of term 3 at
+     * index X that only it persists, and crashes. Forced: the links and who campaigns; raft
+     * decides the term (3, asserted). */
+    for (unsigned j = S1; j <= S5; j++) {
+        if (j != S2) {
+            set_link(s, S2, j, true);
+        }
+    }
+    set_timeouts(s, S5);
+    forget_leaders(s, S5);
+    ok = run_until(s, is_sole_leader, S5, 0, 20000);
+    expect(sc, ok && sim_raft(s, S5)->current_term == 3, "(b) S5 does not lead term 3 (term %llu)",
+           (unsigned long long)sim_raft(s, S5)->current_term);
+    if (!going(sc)) {
+        return;
+    }
+    for (unsigned j = S1; j < S5; j++) {
+        set_link(s, S5, j, true);
+    }
+    set_timeouts(s, s->o.n);
+    if (raw) {
+        expect(sc, sim_load_entry(s, S5) == 0, "(b) S5 could not append");
+    } /* else the election barrier is that entry */
+    ok = run_until(s, persisted, 1u << S5, x, 2000);
+    expect(sc, ok && disk_term(s, S5, x) == 3, "(b) S5 did not persist a term-3 entry at %llu",
+           (unsigned long long)x);
+    for (unsigned j = S2; j <= S4; j++) {
+        expect(sc, sim_checks_log_term(sim_raft(s, j), x) != 3, "(b) S%u got the term-3 entry",
+               j + 1);
+    }
+    if (!going(sc)) {
+        return;
+    }
+    sim_crash(s, S5);
+    /* (c) S1 restarts and leads term 4 (term 3 fails: S3 and S4 voted for S5 in it), and
+     * replicates its term-2 entry to S2, S3 and S4. RAW: S1 has no entry of term 4, so a commit
+     * of X now could only come from counting replicas of an earlier-term entry; otherwise S1's
+     * barrier (term 4, X + 1) goes with it. */
+    heal_links(s);
+    revive(s, S1);
+    set_timeouts(s, S1);
+    forget_leaders(s, S1);
+    ok = run_until(s, is_sole_leader, S1, 0, 20000);
+    expect(sc, ok && sim_raft(s, S1)->current_term == 4, "(c) S1 does not lead term 4 (term %llu)",
+           (unsigned long long)sim_raft(s, S1)->current_term);
+    set_timeouts(s, s->o.n);
+    ok = run_until(s, persisted, (1u << S2) | (1u << S3) | (1u << S4), x, 3000);
+    expect(sc, ok && disk_term(s, S3, x) == 2,
+           "(c) the term-2 entry at %llu did not reach S2..S4 in term 4", (unsigned long long)x);
+    run_for(s, 500); /* heartbeats: S1 would count S3's reply now and tell the followers */
+    struct raft *r1 = sim_raft(s, S1);
+    expect(sc, r1->state == RAFT_LEADER && r1->current_term == 4, "(c) S1 lost term 4");
+    if (raw) {
+        expect(sc, raft_last_index(r1) == x, "(c) S1 has entries past %llu in raw mode",
+               (unsigned long long)x);
+    } else {
+        expect(sc, sim_checks_log_term(r1, x + 1) == 4 && r1->commit_index >= x + 1,
+               "(c) S1's term-4 barrier at %llu is not committed", (unsigned long long)(x + 1));
+    }
+    out->s1_commit = r1->commit_index;
+    if (!going(sc)) {
+        return;
+    }
+    sim_crash(s, S1);
+    /* (d) S5 restarts and campaigns alone. Its last entry (term 3) beats a last entry of term
+     * 2, so it wins term 5 with S2..S4 unless they hold an entry of term 4; as leader it would
+     * overwrite X. If X was ever reported committed, the checks fail the run here. */
+    revive(s, S5);
+    set_timeouts(s, S5);
+    forget_leaders(s, S5);
+    out->s5_led_term5 = run_until(s, is_sole_leader, S5, 0, 10000);
+    /* A term past 4 shows S5 did campaign, so "S5 did not win" means it was refused. */
+    expect(sc, sim_raft(s, S5)->current_term >= 5, "(d) S5 did not campaign (term %llu)",
+           (unsigned long long)sim_raft(s, S5)->current_term);
+    set_timeouts(s, s->o.n);
+}
+
+static void script_end(struct script *sc, const char *name, int *rv, char *why, size_t len)
+{
+    struct sim *s = sc->s;
+    /* Distinct ordinary timeouts, so that the healed cluster elects a leader (sim_finish
+     * shuffles them, but only a timer reset would apply them). */
+    for (unsigned i = 0; i < s->o.n; i++) {
+        set_timeout(s, i, FAST_TIMEOUT + 250 * i);
+    }
+    *rv = sim_finish(s);
+    snprintf(why, len, "%s", s->why);
+    print_message("%s: %s%s%s\n", name, sc->off ? "OFF SHAPE: " : "", sc->off ? sc->shape : "",
+                  *rv == 0 ? (sc->off ? "" : "passed") : why);
+    free(s);
+}
+
+/* Figure 8 without the election barrier: raft 0.15 alone. raft 0.15 counts replicas of the
+ * term-2 entry for S1 in term 4 and commits it (its commit rule ignores the entry's term;
+ * canonical/raft #336 fixed it upstream); S5 then wins term 5 and would overwrite it, which
+ * the commit check reports. This test requires exactly that failure, so that it notices if the
+ * defect (or the check) changes; conclave runs raft with the barrier (test_sim_figure8). */
+static void test_sim_figure8_raw(void **state)
+{
+    (void)state;
+    struct script sc;
+    struct sim *s = script_new(&sc, true);
+    struct fig8 f8;
+    figure8(&sc, &f8);
+    int rv;
+    char why[sizeof(s->why)];
+    print_message("figure 8, raw: term-2 entry at %llu, S1's commit index in term 4: %llu\n",
+                  (unsigned long long)f8.x, (unsigned long long)f8.s1_commit);
+    script_end(&sc, "figure 8, raw", &rv, why, sizeof(why));
+    if (sc.off) {
+        fail_msg("figure 8, raw, did not reach its shape: %s", sc.shape);
+    }
+    /* S1 has no entry of term 4 (asserted in (c)), so this commit counted replicas. */
+    assert_int_equal(f8.s1_commit, f8.x);
+    assert_int_equal(rv, -1);
+    assert_non_null(strstr(why, "server 4 leads term 5 without the entry of term 2 committed at"));
+}
+
+/* Figure 8 with the election barrier, as rnode runs raft: S1's term-4 barrier is replicated with
+ * the term-2 entry, so the commit of both is sound, and S5 cannot win against logs that end in
+ * term 4. */
+static void test_sim_figure8(void **state)
+{
+    (void)state;
+    struct script sc;
+    struct sim *s = script_new(&sc, false);
+    struct fig8 f8;
+    figure8(&sc, &f8);
+    int rv;
+    char why[sizeof(s->why)];
+    print_message("figure 8: term-2 entry at %llu, S1's commit index in term 4: %llu, S5 led: %d\n",
+                  (unsigned long long)f8.x, (unsigned long long)f8.s1_commit, f8.s5_led_term5);
+    script_end(&sc, "figure 8", &rv, why, sizeof(why));
+    if (sc.off) {
+        fail_msg("figure 8 did not reach its shape: %s", sc.shape);
+    }
+    if (rv != 0) {
+        fail_msg("figure 8: %s", why);
+    }
+    assert_false(f8.s5_led_term5);
+}
+
+/* canonical/raft #386: entries that are not persisted must count neither as held nor for a
+ * commit. S1 leads; the servers of UNPERSISTED (S1 may be one of them) receive one entry but
+ * their disk never completes the append; those of PERSISTED (with S1 if it is not in
+ * UNPERSISTED) persist it; the rest never see it. Together they are a majority, PERSISTED alone
+ * is not: counting the pending copies would commit the entry. Then the UNPERSISTED servers
+ * crash (losing it) and restart cut off from S1, the PERSISTED ones crash and stay down, and
+ * the others elect a leader whose log lacks the entry. Forced: who receives and who persists
+ * (disk latency, cut links), the crashes, who campaigns. Returns S1's highest commit index
+ * seen while it held the entry. */
+static raft_index unpersisted(struct script *sc, unsigned unpersisted_mask, unsigned persisted_mask,
+                              raft_index *xp)
+{
+    struct sim *s = sc->s;
+    unsigned holders = unpersisted_mask | persisted_mask | (1u << S1);
+    raft_index s1_commit = 0;
+    bool ok = run_until(s, settled, S1, 0, 20000);
+    expect(sc, ok && sim_raft(s, S1)->current_term == 2, "S1 does not lead term 2 (term %llu)",
+           (unsigned long long)sim_raft(s, S1)->current_term);
+    if (!going(sc)) {
+        return 0;
+    }
+    set_timeouts(s, s->o.n);
+    raft_index x = raft_last_index(sim_raft(s, S1)) + 1;
+    *xp = x;
+    unsigned latency[MAX_NODES];
+    for (unsigned i = 0; i < s->o.n; i++) {
+        latency[i] = s->nodes[i].disk.latency;
+        if ((unpersisted_mask & (1u << i)) != 0) {
+            s->nodes[i].disk.latency = 10000000; /* pending until the crash drops it */
+        }
+        if ((holders & (1u << i)) == 0) {
+            set_link(s, S1, i, true);
+        }
+    }
+    expect(sc, sim_load_entry(s, S1) == 0, "S1 could not append");
+    ok = run_until(s, received, unpersisted_mask, x, 2000) &&
+         run_until(s, persisted, persisted_mask, x, 2000);
+    run_for(s, 500); /* several heartbeats: S1 hears every reply it will get */
+    for (unsigned i = 0; i < s->o.n; i++) {
+        struct raft *r = sim_raft(s, i);
+        if ((unpersisted_mask & (1u << i)) != 0) {
+            expect(sc, ok && raft_last_index(r) >= x && sim_disk_last(&s->nodes[i]) < x,
+                   "S%u does not hold %llu unpersisted", i + 1, (unsigned long long)x);
+        } else if ((holders & (1u << i)) != 0) {
+            expect(sc, ok && disk_term(s, i, x) == 2, "S%u did not persist %llu", i + 1,
+                   (unsigned long long)x);
+        } else {
+            expect(sc, raft_last_index(r) < x, "S%u got %llu", i + 1, (unsigned long long)x);
+        }
+    }
+    expect(sc, sim_sole_leader(s) == S1, "S1 lost its leadership before the crashes");
+    s1_commit = sim_raft(s, S1)->commit_index;
+    if (!going(sc)) {
+        return s1_commit;
+    }
+    /* The unpersisted copies go: crash, then restart cut off from S1 so that S1 cannot
+     * replicate the entry again. */
+    for (unsigned i = 0; i < s->o.n; i++) {
+        if ((unpersisted_mask & (1u << i)) != 0) {
+            sim_crash(s, i);
+            s->nodes[i].disk.latency = latency[i];
+            if (i != S1) {
+                set_link(s, S1, i, true);
+            }
+            revive(s, i);
+            expect(sc, raft_last_index(sim_raft(s, i)) == x - 1,
+                   "S%u holds index %llu after its restart", i + 1,
+                   (unsigned long long)raft_last_index(sim_raft(s, i)));
+        }
+    }
+    run_for(s, 500);
+    if (sim_raft(s, S1)->commit_index > s1_commit) {
+        s1_commit = sim_raft(s, S1)->commit_index;
+    }
+    if (!going(sc)) {
+        return s1_commit;
+    }
+    /* The persisted copies go down; the rest (a majority) elect a leader. */
+    unsigned first = s->o.n;
+    for (unsigned i = 0; i < s->o.n; i++) {
+        if ((persisted_mask & (1u << i)) != 0 || (i == S1 && (unpersisted_mask & 1u) == 0)) {
+            sim_crash(s, i);
+        } else if (first == s->o.n) {
+            first = i;
+        }
+    }
+    heal_links(s);
+    set_timeouts(s, first);
+    forget_leaders(s, first);
+    ok = run_until(s, is_sole_leader, first, 0, 20000);
+    expect(sc, ok, "S%u was not elected after the crashes", first + 1);
+    if (ok) {
+        expect(sc, sim_checks_log_term(sim_raft(s, first), x) != 2,
+               "S%u leads with the entry of term 2 at %llu", first + 1, (unsigned long long)x);
+    }
+    set_timeouts(s, s->o.n);
+    return s1_commit;
+}
+
+/* #386 as the brief puts it: followers S2 and S3 hold the entry unpersisted, S1 and S4
+ * persisted it, S5 never sees it; S2, S3 and S5 elect the next leader. Then the same with the
+ * leader S1 as the unpersisted copy, S2 and S3 persisted, S4 and S5 elect with S1. */
+static void test_sim_unpersisted_386(void **state)
+{
+    (void)state;
+    const struct {
+        unsigned unpersisted, persisted;
+        const char *name;
+    } cases[] = {
+        {(1u << S2) | (1u << S3), 1u << S4, "#386, followers S2 S3 unpersisted"},
+        {1u << S1, (1u << S2) | (1u << S3), "#386, leader S1 unpersisted"},
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        struct script sc;
+        struct sim *s = script_new(&sc, false);
+        raft_index x = 0;
+        raft_index c = unpersisted(&sc, cases[k].unpersisted, cases[k].persisted, &x);
+        print_message("%s: entry at %llu, S1's commit index while it held it: %llu\n",
+                      cases[k].name, (unsigned long long)x, (unsigned long long)c);
+        int rv;
+        char why[sizeof(s->why)];
+        script_end(&sc, cases[k].name, &rv, why, sizeof(why));
+        if (sc.off) {
+            fail_msg("%s did not reach its shape: %s", cases[k].name, sc.shape);
+        }
+        if (rv != 0) {
+            fail_msg("%s: %s", cases[k].name, why);
+        }
+        /* Only a minority persisted it: S1 must not have counted the pending copies. */
+        if (c >= x) {
+            fail_msg("%s: S1 committed %llu on unpersisted copies", cases[k].name,
+                     (unsigned long long)x);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -364,6 +898,9 @@ int main(void)
         cmocka_unit_test(test_sim_5_servers),
         cmocka_unit_test(test_sim_unguarded_fails),
         cmocka_unit_test(test_sim_seed_2404),
+        cmocka_unit_test(test_sim_figure8_raw),
+        cmocka_unit_test(test_sim_figure8),
+        cmocka_unit_test(test_sim_unpersisted_386),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
