@@ -145,6 +145,21 @@ static void rio_guard_free_unique(void **ptrs, size_t n)
     }
 }
 
+/* raft_free()s the distinct batches of the N ENTRIES (an entry without a batch owns its
+ * payload) and the array, as raft frees the entries of a message it does not keep. */
+static void rio_guard_free_entries(struct raft_entry *entries, size_t n)
+{
+    void **batches = calloc(n == 0 ? 1 : n, sizeof(*batches));
+    if (batches != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            batches[i] = entries[i].batch != NULL ? entries[i].batch : entries[i].buf.base;
+        }
+        rio_guard_free_unique(batches, n);
+        free(batches);
+    } /* else: out of memory twice; leaking the batches is the lesser harm than a double free */
+    raft_free(entries);
+}
+
 /* Frees what a successful load returned, for a load that the guard then fails. */
 static void rio_guard_free_loaded(struct raft_snapshot *snapshot, struct raft_entry *entries,
                                   size_t n)
@@ -157,15 +172,7 @@ static void rio_guard_free_loaded(struct raft_snapshot *snapshot, struct raft_en
         raft_free(snapshot->bufs);
         raft_free(snapshot);
     }
-    void **batches = calloc(n == 0 ? 1 : n, sizeof(*batches));
-    if (batches != NULL) {
-        for (size_t i = 0; i < n; i++) {
-            batches[i] = entries[i].batch != NULL ? entries[i].batch : entries[i].buf.base;
-        }
-        rio_guard_free_unique(batches, n);
-        free(batches);
-    } /* else: out of memory twice; leaking the batches is the lesser harm than a double free */
-    raft_free(entries);
+    rio_guard_free_entries(entries, n);
 }
 
 /* Gives each of the N loaded ENTRIES a batch of its own (a copy of its payload) and frees the
@@ -238,12 +245,46 @@ static int rio_guard_load(struct raft_io *io, raft_term *term, raft_id *voted_fo
     return 0;
 }
 
+/* An AppendEntries whose previous entry lies inside this server's persisted snapshot, from a
+ * leader it will follow (a term no older than its own), becomes an empty AppendEntries whose
+ * previous entry is the snapshot's last one.
+ *
+ * Why this is sound: a snapshot holds only applied, hence committed, entries, and every leader
+ * of this term or a later one holds every committed entry (leader completeness), so the
+ * leader's log matches this server's up to the snapshot's last index, whatever the message
+ * claimed. Why it is needed: raft 0.15 knows no term for an index it compacted other than its
+ * snapshot's last one, and rejects such a message ("no entry at index"). A leader whose view
+ * of this server is older than this server's snapshot (answers lost or late while the server
+ * compacted) then walks its next index down to its own snapshot, sends it, hears "have more
+ * recent snapshot" with a match at that snapshot's index, probes just past it, is rejected
+ * again, and loops: this server gets no entry until the leader takes a newer snapshot
+ * (test_sim_stale_view). Answered as a match at the snapshot, the leader resumes from there.
+ * The entries the message carried are dropped (the leader sends them again from the
+ * snapshot's index on) and freed as raft frees the entries of a message it does not keep. */
+static void rio_guard_rebase(struct rio_guard *g, struct raft *r, struct raft_append_entries *ae)
+{
+    raft_index snap = r->log.snapshot.last_index;
+    /* raft's snapshot is the persisted one (not an install still being written). */
+    if (snap == 0 || snap != g->snap || ae->prev_log_index >= snap || ae->term < r->current_term) {
+        return;
+    }
+    if (ae->n_entries > 0) {
+        rio_guard_free_entries(ae->entries, ae->n_entries);
+    }
+    ae->entries = NULL;
+    ae->n_entries = 0;
+    ae->prev_log_index = snap;
+    ae->prev_log_term = r->log.snapshot.last_term;
+    g->rebased++;
+}
+
 static void rio_guard_recv(struct raft_io *inner, struct raft_message *m)
 {
     struct rio_guard *g = rio_guard_of_inner(inner);
     struct rio_guard_ctx saved = g->ctx;
     memset(&g->ctx, 0, sizeof(g->ctx));
     if (m->type == RAFT_IO_APPEND_ENTRIES) {
+        rio_guard_rebase(g, inner->data, &m->append_entries);
         /* Accepting it proves the log matches the sender's up to prev_log_index, and up to
          * prev_log_index + n_entries once those entries are in. */
         g->ctx = (struct rio_guard_ctx){.active = true,

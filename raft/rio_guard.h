@@ -22,6 +22,12 @@
  * The guard wraps recv, append and snapshot_put, and keeps "the message being answered" as a
  * context while each of them runs.
  *
+ * Second defect, a stall: raft 0.15 rejects an AppendEntries whose previous entry it compacted
+ * into its snapshot, so a leader whose view of a follower is older than the follower's
+ * snapshot cannot bring it back until the leader snapshots past it. The guard answers such a
+ * message as a match at the snapshot's last index (rio_guard_rebase in rio_guard.c says why
+ * that is sound).
+ *
  * Requires: raft 0.15 appends to its in-memory log before calling append, so the entries of
  * an append are raft's last N (raft_last_index() - N + 1 is the first one's index).
  */
@@ -55,6 +61,8 @@ struct rio_guard {
     struct rio_guard_req *pending; /* submitted to the inner io, not yet answered */
     uint64_t capped;               /* results whose last_log_index was lowered */
     uint64_t unvouched;            /* accepted results tied to no message: claimed nothing */
+    uint64_t
+        rebased; /* AppendEntries whose previous entry was compacted, answered at the snapshot */
 };
 
 /* Makes G's io forward to INNER (initialized, not yet given to raft_init). Returns 0, or -1

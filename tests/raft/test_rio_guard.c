@@ -3,7 +3,9 @@
  * an accepted AppendEntries result is capped at the index its AppendEntries vouched for and
  * at what is persisted; a result tied to no message, or to another sender or term, claims 0;
  * rejections pass unchanged; truncations lower the persisted index at once and pending
- * appends past them do not raise it; load gives every entry a batch of its own.
+ * appends past them do not raise it; load gives every entry a batch of its own; an
+ * AppendEntries whose previous entry was compacted into the persisted snapshot is answered at
+ * the snapshot.
  * The whole-system proof is tests/sim (test_sim_unguarded_fails and the seeds).
  */
 #include <setjmp.h>
@@ -141,10 +143,12 @@ static void send_result(raft_id to, raft_term term, raft_index rejected, raft_in
     assert_int_equal(guard.io.send(&guard.io, &req, &m, NULL), 0);
 }
 
+static struct raft_message last_recv; /* what raft got, as it got it */
+
 static void raft_recv(struct raft_io *io, struct raft_message *m)
 {
     assert_ptr_equal(io, &guard.io);
-    (void)m;
+    last_recv = *m;
     if (reply.armed) {
         send_result(reply.to, reply.term, reply.rejected, reply.last);
     }
@@ -284,12 +288,88 @@ static void test_persisted_bounds_the_claim(void **state)
     assert_int_equal(guard.persisted, 7);
 }
 
+/* An AppendEntries of term TERM from server 2 with PREV and N entries in one batch, as
+ * raft_uv decodes one; raft (here: the test) owns what it receives. */
+static void deliver_ae_entries(raft_term term, raft_index prev, raft_term prev_term, unsigned n)
+{
+    struct raft_message m;
+    memset(&m, 0, sizeof(m));
+    m.type = RAFT_IO_APPEND_ENTRIES;
+    m.server_id = 2;
+    m.append_entries.term = term;
+    m.append_entries.prev_log_index = prev;
+    m.append_entries.prev_log_term = prev_term;
+    m.append_entries.n_entries = n;
+    m.append_entries.entries = raft_calloc(n, sizeof(struct raft_entry));
+    char *batch = raft_malloc(n);
+    assert_non_null(m.append_entries.entries);
+    assert_non_null(batch);
+    for (unsigned i = 0; i < n; i++) {
+        m.append_entries.entries[i] = (struct raft_entry){.term = term,
+                                                          .type = RAFT_COMMAND,
+                                                          .buf = {.base = batch + i, .len = 1},
+                                                          .batch = batch};
+    }
+    inner_recv(guard.inner, &m);
+}
+
+/* What raft received is freed as raft would (the rebased ones carry nothing). */
+static void free_received(void)
+{
+    if (last_recv.append_entries.n_entries > 0) {
+        raft_free(last_recv.append_entries.entries[0].batch);
+    }
+    raft_free(last_recv.append_entries.entries);
+    memset(&last_recv, 0, sizeof(last_recv));
+}
+
+/* This server persisted a snapshot up to 4 (term 2) and compacted 1..3. */
+static void test_rebases_into_the_snapshot(void **state)
+{
+    (void)state;
+    guard.snap = 4;
+    r.log.snapshot.last_index = 4;
+    r.log.snapshot.last_term = 2;
+    r.current_term = 3;
+    reply = (struct reply_spec){.armed = true, .to = 2, .term = 3, .last = 5};
+    /* prev 2 is compacted: raft 0.15 would reject; it gets a heartbeat at 4 instead, and the
+     * answer vouches for 4 (the entries 3..5 it carried are dropped, freed by the guard). */
+    deliver_ae_entries(3, 2, 1, 3);
+    assert_int_equal(last_recv.append_entries.prev_log_index, 4);
+    assert_int_equal(last_recv.append_entries.prev_log_term, 2);
+    assert_int_equal(last_recv.append_entries.n_entries, 0);
+    assert_null(last_recv.append_entries.entries);
+    assert_int_equal(sent_last(), 4);
+    assert_int_equal(guard.rebased, 1);
+    /* A later term too: that leader holds every committed entry as well. */
+    deliver_ae_entries(4, 3, 2, 1);
+    assert_int_equal(last_recv.append_entries.prev_log_index, 4);
+    assert_int_equal(guard.rebased, 2);
+    r.current_term = 4;
+    /* Untouched: an older term (raft rejects it on the term), a previous entry at or past the
+     * snapshot, and a snapshot raft holds that is not persisted yet (an install). */
+    deliver_ae_entries(3, 2, 1, 2);
+    assert_int_equal(last_recv.append_entries.prev_log_index, 2);
+    assert_int_equal(last_recv.append_entries.n_entries, 2);
+    free_received();
+    deliver_ae_entries(4, 4, 2, 2);
+    assert_int_equal(last_recv.append_entries.prev_log_index, 4);
+    assert_int_equal(last_recv.append_entries.n_entries, 2);
+    free_received();
+    r.log.snapshot.last_index = 9;
+    deliver_ae_entries(4, 2, 1, 2);
+    assert_int_equal(last_recv.append_entries.prev_log_index, 2);
+    free_received();
+    assert_int_equal(guard.rebased, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_caps_at_vouched_index, setup),
         cmocka_unit_test_setup(test_unvouched_claims_nothing, setup),
         cmocka_unit_test_setup(test_persisted_bounds_the_claim, setup),
+        cmocka_unit_test_setup(test_rebases_into_the_snapshot, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -417,6 +417,7 @@ int sim_run(struct sim *s, const struct sim_opts *o)
     for (unsigned i = 0; i < s->o.n && !s->o.unguarded; i++) {
         s->st.guard_capped += s->nodes[i].guard.capped;
         s->st.guard_unvouched += s->nodes[i].guard.unvouched;
+        s->st.guard_rebased += s->nodes[i].guard.rebased;
     }
     return s->failed ? -1 : 0;
 }
@@ -444,4 +445,5 @@ void sim_stats_add(struct stats *a, const struct stats *b)
     a->transfers += b->transfers;
     a->guard_capped += b->guard_capped;
     a->guard_unvouched += b->guard_unvouched;
+    a->guard_rebased += b->guard_rebased;
 }

@@ -202,7 +202,7 @@ struct stats {
     unsigned long runs, steps, proposals, acked, unknown, unknown_committed, rejected;
     unsigned long retries, retry_dups, snapshots, restores, kills, cuts, losses, elections;
     unsigned long applies, transfers, crashes, partitions;
-    unsigned long guard_capped, guard_unvouched; /* rio_guard's counters, summed */
+    unsigned long guard_capped, guard_unvouched, guard_rebased; /* rio_guard's counters, summed */
 };
 
 struct sim_opts {
