@@ -96,6 +96,41 @@ out:
     return rc;
 }
 
+/* Verifies this node's own certificate MINE (with the chain loaded into CTX) against CTX's
+ * trust store, at the current time, as a peer running with the same ca file would during the
+ * handshake. Why at start: a node whose certificate expired, is not yet valid, or was not
+ * issued by its own CA would start and stay out of the cluster, with the reason only in its
+ * peers' logs. A node whose peers trust another CA than its own still passes (rotation step 1
+ * gives every node the bundle of both CAs). */
+static int verify_own(SSL_CTX *ctx, X509 *mine, char *errmsg, size_t errlen)
+{
+    STACK_OF(X509) *chain = NULL;
+    if (SSL_CTX_get0_chain_certs(ctx, &chain) != 1) {
+        snprintf(errmsg, errlen, "cannot read the certificate chain");
+        return -1;
+    }
+    X509_STORE_CTX *vctx = X509_STORE_CTX_new();
+    if (vctx == NULL) {
+        snprintf(errmsg, errlen, "out of memory");
+        return -1;
+    }
+    int rc = -1;
+    if (X509_STORE_CTX_init(vctx, SSL_CTX_get_cert_store(ctx), mine, chain) != 1) {
+        snprintf(errmsg, errlen, "cannot set up the verification");
+        goto out;
+    }
+    if (X509_verify_cert(vctx) != 1) {
+        snprintf(errmsg, errlen, "%s",
+                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx)));
+        goto out;
+    }
+    rc = 0;
+out:
+    X509_STORE_CTX_free(vctx);
+    ERR_clear_error();
+    return rc;
+}
+
 SSL_CTX *peer_tls_ctx_new(const char *ca_file, const char *cert_file, const char *key_file,
                           uint64_t self_id, char *errmsg, size_t errlen)
 {
@@ -147,6 +182,13 @@ SSL_CTX *peer_tls_ctx_new(const char *ca_file, const char *cert_file, const char
         snprintf(errmsg, errlen,
                  "raft tls: %s names node %llu, but this is node %llu: peers would refuse it",
                  cert_file, (unsigned long long)own, (unsigned long long)self_id);
+        goto err;
+    }
+    if (verify_own(ctx, mine, why, sizeof(why)) != 0) {
+        snprintf(errmsg, errlen,
+                 "raft tls: %s does not verify against the ca file %s: %s; peers would refuse "
+                 "it (docs/operations.md, \"Rotating raft certificates\")",
+                 cert_file, ca_file, why);
         goto err;
     }
     /* Both sides require and verify the other's certificate; a client without one is refused

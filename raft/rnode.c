@@ -674,7 +674,13 @@ int rnode_start(struct rnode **out, uv_loop_t *loop, const struct rnode_config *
     }
     rv = raft_start(&rn->raft);
     if (rv != 0) {
-        snprintf(errmsg, errlen, "raft start on %s: %s", conf->address, raft_errmsg(&rn->raft));
+        /* raft_uv 0.15 does not pass on why its transport failed to listen (a port in use):
+         * the transport's own message keeps the cause. */
+        const char *why = raft_errmsg(&rn->raft);
+        if (why == NULL || why[0] == '\0') {
+            why = rn->transport.errmsg[0] != '\0' ? rn->transport.errmsg : raft_strerror(rv);
+        }
+        snprintf(errmsg, errlen, "raft start on %s: %s", conf->address, why);
         goto err_raft;
     }
     uv_timer_start(&rn->poll, on_poll, POLL_MS, POLL_MS);

@@ -94,6 +94,24 @@ raft_start() {
   fail "node $i did not answer /health within 10 s"
 }
 
+# raft_refuses_start CONFIG LOG TEXT: a node started with CONFIG exits non-zero within 10 s
+# and writes TEXT (fixed string) to LOG; a node that keeps running fails the test (and is
+# stopped by the exit trap, like every node in NODE_PIDS).
+raft_refuses_start() {
+  local config=$1 log=$2 text=$3 pid n rc=0
+  as_node_env "$BIN" serve --config "$config" >"$log" 2>&1 </dev/null &
+  pid=$!
+  NODE_PIDS+=("$pid")
+  for ((n = 0; n < 100; n++)); do
+    alive "$pid" || break
+    sleep 0.1
+  done
+  alive "$pid" && fail "a node started with $config, which it should refuse: $(tail -n 5 "$log")"
+  wait "$pid" || rc=$?
+  ((rc != 0)) || fail "a node exited 0 with $config, which it should refuse"
+  grep -qF -- "$text" "$log" || fail "a node refused $config without saying \"$text\": $(tail -n 5 "$log")"
+}
+
 raft_kill() {
   local i=$1 sig=$2 pid_var="NODE_${1}_PID" rc=0
   local pid=${!pid_var:-}

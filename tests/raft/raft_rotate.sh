@@ -10,8 +10,9 @@
 # the last write's raft index (the restarted node can only have that entry from the leader,
 # over TLS with its new files), and the node serves the certificate it was given. Then a
 # renewal under the same CA (one node's certificate re-issued, restart). At the end node 3
-# restarted with its old-CA certificate stays out of the cluster (its peers log why, it never
-# applies the next write) and rejoins with its new one; a peer presenting an old-CA
+# restarted with its old-CA certificate and the new CA file refuses to start (its own
+# certificate does not verify), with the bundle it starts but stays out of the cluster (its
+# peers log why, it never applies the next write), and it rejoins with its new one; a peer presenting an old-CA
 # certificate is refused (it was accepted before step 3), a new-CA one is not. Throughout, a background writer puts a new key every 50 ms through the nodes in turn:
 # the longest time without an acknowledged write stays under GAP_MS, and every key it saw
 # acknowledged is in the store at the end.
@@ -192,16 +193,25 @@ pki_renew "$NEW" 2 || fail "cannot renew node 2's certificate"
 expect_eq "$(served 2)" "$before" "node 2 serves its old certificate until it restarts"
 rotate 2 "$NEW/ca.pem" "$NEW/node2.pem" "$NEW/node2.key"
 
-# A real node restarted with its old-CA certificate (and the new CA file) starts, but its peers
-# refuse its handshakes: the other two keep a quorum and acknowledge a write, node 3 never
-# applies it (3 s, six election timeouts), and nodes 1 and 2 log why.
+# A node restarted with its old-CA certificate and the new CA file refuses to start: its own
+# certificate does not verify against its own ca file, which is what its peers would find.
 echo "node 3 with its old certificate"
+# Its peers refuse the old CA's certificate: as "unable to get local issuer certificate", or,
+# since node 3 (holding the old CA in its ca file) sends that CA along as its chain, as
+# "self-signed certificate in certificate chain".
 refusals() {
-  cat "$TMP/node1.log" "$TMP/node2.log" | grep -cF "certificate: unable to get local issuer certificate" || true
+  cat "$TMP/node1.log" "$TMP/node2.log" |
+    grep -cE "tls handshake failed: certificate: (unable to get local issuer certificate|self-signed certificate in certificate chain)" || true
 }
 r0=$(refusals)
 raft_stop 3 20
 raft_tls 3 "$NEW/ca.pem" "$OLD/node3.pem" "$OLD/node3.key"
+raft_refuses_start "$TMP/rnode3.json" "$TMP/node3-refused.log" \
+  "raft tls: $OLD/node3.pem does not verify against the ca file $NEW/ca.pem: unable to get local issuer certificate"
+# With both CAs in its ca file it starts (as during step 1), but its peers, which trust only the
+# new CA, refuse its handshakes: the other two keep a quorum and acknowledge a write, node 3
+# never applies it (3 s, six election timeouts), and nodes 1 and 2 log why.
+raft_tls 3 "$TMP/bundle.pem" "$OLD/node3.pem" "$OLD/node3.key"
 raft_start 3
 wait_ready_leader "$EPOCHREALTIME" 20 1 2 || fail "nodes 1 and 2 have no ready leader"
 write "$RL_ID"

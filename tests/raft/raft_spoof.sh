@@ -68,6 +68,17 @@ spoof 1 closed 2 "$high" tls "$TMP/expired/node2.pem" "$TMP/expired/node2.key"
 log_has 1 "certificate: certificate has expired"
 spoof 1 closed 2 "$high" tls-nocert
 log_has 1 "peer did not return a certificate"
+# A node does not even start with those certificates: it checks its own at start and says
+# why, instead of running outside the cluster with the reason only in its peers' logs.
+for bad in evil expired; do
+  jq --arg c "$TMP/$bad/node2.pem" --arg k "$TMP/$bad/node2.key" \
+    '.raft.cert_file = $c | .raft.key_file = $k' "$TMP/rnode2.json" >"$TMP/rnode2-$bad.json" ||
+    fail "cannot write the $bad config"
+done
+raft_refuses_start "$TMP/rnode2-evil.json" "$TMP/node2-evil.log" \
+  "raft tls: $TMP/evil/node2.pem does not verify against the ca file $TMP/pki/ca.pem: unable to get local issuer certificate"
+raft_refuses_start "$TMP/rnode2-expired.json" "$TMP/node2-expired.log" \
+  "raft tls: $TMP/expired/node2.pem does not verify against the ca file $TMP/pki/ca.pem: certificate has expired"
 
 # (c) a valid certificate of node 2 claiming node 3 inside the tunnel.
 spoof 1 closed 3 "$high" tls "$TMP/pki/node2.pem" "$TMP/pki/node2.key"
