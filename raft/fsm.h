@@ -251,6 +251,16 @@ void fsm_state_hash(const struct fsm *f, uint8_t out[32]);
  * *BUF is NULL and ERRMSG says so. */
 int fsm_snapshot(const struct fsm *f, uint8_t **buf, size_t *len, char *errmsg, size_t errlen);
 
+/* fsm_snapshot() in two halves, so that the second runs off the loop thread. The first
+ * serialises F into a new buffer (the one copy of the state; the fields the second half fills
+ * are zero); the second computes the state hash and the checksum of that buffer and writes
+ * them into its header. The second reads and writes only BUF: it may run on any thread while
+ * F keeps changing, and it cannot fail. BUF/LEN as fsm_snapshot()'s; the snapshot is valid
+ * only once sealed. */
+int fsm_snapshot_write(const struct fsm *f, uint8_t **buf, size_t *len, char *errmsg,
+                       size_t errlen);
+void fsm_snapshot_seal(uint8_t *buf, size_t len);
+
 /* Replaces F's whole state with the snapshot in BUF/LEN (only read, not kept). Everything is
  * checked before F is touched: framing, checksum, every field rule, ordering, limits, every
  * queued revision's hash, and that the parsed state serialises back to the stored state

@@ -110,7 +110,7 @@ void fsm_state_hash(const struct fsm *f, uint8_t out[32])
     fsm_snap_state_hash_as(f, SNAP_VERSION, out);
 }
 
-int fsm_snapshot(const struct fsm *f, uint8_t **buf, size_t *len, char *errmsg, size_t errlen)
+int fsm_snapshot_write(const struct fsm *f, uint8_t **buf, size_t *len, char *errmsg, size_t errlen)
 {
     *buf = NULL;
     *len = 0;
@@ -128,9 +128,24 @@ int fsm_snapshot(const struct fsm *f, uint8_t **buf, size_t *len, char *errmsg, 
     memcpy(b, SNAP_MAGIC, 8);
     bytes_put_le32(b + 8, SNAP_VERSION);
     bytes_put_le64(b + 16, body);
-    crypto_hash_sha256(b + 24, b + SNAP_HEADER_SIZE, body);
-    bytes_put_le32(b + 12, codec_crc32c(0, b, SNAP_HEADER_SIZE + body));
     *buf = b;
     *len = total;
     return 0;
+}
+
+void fsm_snapshot_seal(uint8_t *buf, size_t len)
+{
+    (void)len;
+    size_t body = (size_t)bytes_get_le64(buf + 16);
+    crypto_hash_sha256(buf + 24, buf + SNAP_HEADER_SIZE, body);
+    bytes_put_le32(buf + 12, codec_crc32c(0, buf, SNAP_HEADER_SIZE + body));
+}
+
+int fsm_snapshot(const struct fsm *f, uint8_t **buf, size_t *len, char *errmsg, size_t errlen)
+{
+    int rc = fsm_snapshot_write(f, buf, len, errmsg, errlen);
+    if (rc == 0) {
+        fsm_snapshot_seal(*buf, *len);
+    }
+    return rc;
 }

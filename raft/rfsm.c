@@ -61,9 +61,23 @@ static int snapshot_cb(struct raft_fsm *f, struct raft_buffer *bufs[], unsigned 
     uint8_t *snap = NULL;
     size_t len = 0;
     char err[256];
-    if (fsm_snapshot(a->fsm, &snap, &len, err, sizeof(err)) != 0) {
+    int rc = a->raft_fsm.version >= 3 ? fsm_snapshot_write(a->fsm, &snap, &len, err, sizeof(err))
+                                      : fsm_snapshot(a->fsm, &snap, &len, err, sizeof(err));
+    if (rc != 0) {
         fprintf(stderr, "raft: taking a snapshot failed: %s\n", err);
         return RAFT_NOMEM;
+    }
+    if (a->raft_fsm.version >= 3) {
+        /* Ours until snapshot_finalize: sealed by snapshot_async on a worker thread. */
+        *bufs = malloc(sizeof(**bufs));
+        if (*bufs == NULL) {
+            free(snap);
+            return RAFT_NOMEM;
+        }
+        (*bufs)[0].base = snap;
+        (*bufs)[0].len = len;
+        *n_bufs = 1;
+        return 0;
     }
     /* With fsm version 1, raft releases what it is given with raft_free. */
     *bufs = raft_malloc(sizeof(**bufs));
@@ -82,6 +96,35 @@ static int snapshot_cb(struct raft_fsm *f, struct raft_buffer *bufs[], unsigned 
     return 0;
 }
 
+/* On a worker thread (raft's io->async_work), between snapshot_cb and snapshot_finalize: it
+ * touches only the buffer snapshot_cb filled, never the state machine, which the loop thread
+ * keeps applying to meanwhile. */
+static int snapshot_async_cb(struct raft_fsm *f, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    (void)f;
+    if (*n_bufs != 1) {
+        return RAFT_INVALID;
+    }
+    fsm_snapshot_seal((*bufs)[0].base, (*bufs)[0].len);
+    return 0;
+}
+
+/* On the loop thread, once raft stored the snapshot (or gave up on it): the buffers are ours
+ * to release (raft 0.15 frees nothing of a version-3 snapshot itself). */
+static int snapshot_finalize_cb(struct raft_fsm *f, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    (void)f;
+    if (*bufs != NULL) {
+        for (unsigned i = 0; i < *n_bufs; i++) {
+            free((*bufs)[i].base);
+        }
+        free(*bufs);
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    return 0;
+}
+
 static int restore_cb(struct raft_fsm *f, struct raft_buffer *buf)
 {
     struct rfsm *a = f->data;
@@ -95,6 +138,13 @@ static int restore_cb(struct raft_fsm *f, struct raft_buffer *buf)
             (unsigned long long)fsm_last_applied(a->fsm));
     raft_free(buf->base);
     return 0;
+}
+
+void rfsm_async_snapshots(struct rfsm *a)
+{
+    a->raft_fsm.version = 3;
+    a->raft_fsm.snapshot_finalize = snapshot_finalize_cb;
+    a->raft_fsm.snapshot_async = snapshot_async_cb;
 }
 
 void rfsm_init(struct rfsm *a, struct fsm *fsm, struct raft *raft)

@@ -29,7 +29,16 @@ struct rfsm {
     uint64_t applies;
 };
 
-/* Prepares A to apply to FSM for RAFT. Pass &A->raft_fsm to raft_init(). */
+/* Prepares A to apply to FSM for RAFT. Pass &A->raft_fsm to raft_init(). Snapshots are
+ * synchronous (fsm version 1) until rfsm_async_snapshots(). */
 void rfsm_init(struct rfsm *a, struct fsm *fsm, struct raft *raft);
+
+/* Makes A's snapshots asynchronous (raft_fsm version 3): snapshot serialises the state on the
+ * loop thread (one copy, memcpy speed), snapshot_async computes the state hash and checksum
+ * of that copy on a worker thread (raft's io->async_work), snapshot_finalize frees it. Why:
+ * hashing a large state was most of the time a snapshot held the loop (docs/architecture.md).
+ * Requires an io of version 2 or later with async_work (raft_uv's; the simulation's disk);
+ * call it after rfsm_init() and before raft takes a snapshot. */
+void rfsm_async_snapshots(struct rfsm *a);
 
 #endif /* CONCLAVE_RFSM_H */

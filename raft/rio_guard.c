@@ -547,7 +547,8 @@ int rio_guard_init(struct rio_guard *g, struct raft_io *inner, char *errmsg, siz
         snprintf(errmsg, errlen, "rio_guard: the inner raft_io is not initialized");
         return -1;
     }
-    /* raft 0.15's fixture leaves version at 0; raft_uv sets 2 (async_work). */
+    /* raft 0.15's fixture leaves version at 0 (the simulation's disk sets 2); raft_uv sets 1
+     * although it provides async_work (Debian's 0.15.0: version 1, async_work set). */
     if (inner->version < 0 || inner->version > 2) {
         snprintf(errmsg, errlen, "rio_guard: raft_io version %d not supported (0 to 2)",
                  inner->version);
@@ -555,7 +556,10 @@ int rio_guard_init(struct rio_guard *g, struct raft_io *inner, char *errmsg, siz
     }
     memset(g, 0, sizeof(*g));
     g->inner = inner;
-    g->io.version = inner->version;
+    /* raft_init refuses asynchronous snapshots (rfsm_async_snapshots) unless the io says
+     * version 2 and has async_work: the guard says 2 whenever the inner io has the method,
+     * which it forwards as it is. */
+    g->io.version = inner->async_work != NULL ? 2 : inner->version;
     g->io.data = inner->data;
     g->io.impl = g;
     g->io.init = rio_guard_init_io;
@@ -573,7 +577,6 @@ int rio_guard_init(struct rio_guard *g, struct raft_io *inner, char *errmsg, siz
     g->io.snapshot_get = rio_guard_snapshot_get;
     g->io.time = rio_guard_time;
     g->io.random = rio_guard_random;
-    g->io.async_work =
-        inner->version >= 2 && inner->async_work != NULL ? rio_guard_async_work : NULL;
+    g->io.async_work = inner->async_work != NULL ? rio_guard_async_work : NULL;
     return 0;
 }

@@ -641,6 +641,7 @@ int rnode_start(struct rnode **out, uv_loop_t *loop, const struct rnode_config *
     rn->fatal = fatal;
     rn->fatal_data = fatal_data;
     rfsm_init(&rn->adapter, fsm, &rn->raft);
+    rfsm_async_snapshots(&rn->adapter); /* raft_uv's io has async_work */
     rn->raft.data = rn;
     rn->poll.data = rn;
     uv_timer_init(loop, &rn->poll);

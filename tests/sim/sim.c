@@ -115,6 +115,10 @@ static int sim_init(struct sim *s, const struct sim_opts *o)
             nd->guard.io.data = r;
             r->io = &nd->guard.io;
         }
+        /* As rnode runs it, now that the io has async_work (sim_disk_install); raft reads
+         * the fsm's version only when it takes a snapshot. */
+        rfsm_async_snapshots(&nd->ad);
+        sim_io_wrap_async(nd);
         s->alive[i] = true;
     }
     struct raft_configuration conf;
@@ -247,7 +251,9 @@ void sim_crash(struct sim *s, unsigned i)
         abort();
     }
     rfsm_init(&nd->ad, nd->fsm, NULL);
+    rfsm_async_snapshots(&nd->ad);
     sim_io_wrap_fsm(nd);
+    sim_io_wrap_async(nd);
     struct raft_io *io = s->o.unguarded ? &fs->io : &nd->guard.io;
     if (raft_init(r, io, &nd->ad.raft_fsm, fs->id, fs->address) != 0) {
         fprintf(stderr, "test_raft_sim: raft_init of restarted server %u failed\n", i);
@@ -434,6 +440,8 @@ void sim_stats_add(struct stats *a, const struct stats *b)
     a->retries += b->retries;
     a->retry_dups += b->retry_dups;
     a->snapshots += b->snapshots;
+    a->sealed += b->sealed;
+    a->sealed_after_applies += b->sealed_after_applies;
     a->restores += b->restores;
     a->kills += b->kills;
     a->crashes += b->crashes;

@@ -137,7 +137,8 @@ enum sim_disk_kind {
     SIM_DISK_APPEND,
     SIM_DISK_TRUNCATE,
     SIM_DISK_SNAPSHOT_PUT,
-    SIM_DISK_SNAPSHOT_GET
+    SIM_DISK_SNAPSHOT_GET,
+    SIM_DISK_WORK
 };
 
 /* One queued disk operation; the requests and what they point to belong to raft and stay
@@ -153,6 +154,7 @@ struct sim_disk_op {
     const struct raft_snapshot *snap;
     unsigned trailing;
     struct raft_io_snapshot_get *get;
+    struct raft_io_async_work *work;
 };
 
 struct sim_send;
@@ -170,6 +172,8 @@ struct sim_disk {
     raft_index proj_snap;    /* index of the newest snapshot, queued ones included */
     struct sim_disk_op *ops; /* FIFO, completion times non-decreasing */
     size_t n_ops, cap_ops;
+    struct sim_disk_op *works; /* async_work requests, FIFO, due times non-decreasing */
+    size_t n_works, cap_works;
     unsigned latency;
     bool crashing; /* the next close is a crash, not the end of the run */
     void (*orig_close)(struct raft_io *io, raft_io_close_cb cb);
@@ -189,9 +193,11 @@ struct node {
     int (*orig_apply)(struct raft_fsm *f, const struct raft_buffer *buf, void **result);
     int (*orig_snapshot)(struct raft_fsm *f, struct raft_buffer *bufs[], unsigned *n_bufs);
     int (*orig_restore)(struct raft_fsm *f, struct raft_buffer *buf);
-    uint64_t last_noted;  /* highest index this server applied (or restored up to) */
-    uint64_t ready_term;  /* term whose election barrier completed here */
-    bool barrier_pending; /* an election barrier is in flight */
+    int (*orig_snapshot_async)(struct raft_fsm *f, struct raft_buffer *bufs[], unsigned *n_bufs);
+    uint64_t snap_applied; /* raft's last applied index when the pending snapshot was taken */
+    uint64_t last_noted;   /* highest index this server applied (or restored up to) */
+    uint64_t ready_term;   /* term whose election barrier completed here */
+    bool barrier_pending;  /* an election barrier is in flight */
     struct raft_tracer tracer;
     struct sim_disk disk;   /* what this server persisted (sim_disk.c) */
     struct rio_guard guard; /* between raft and the simulated io, unless o.unguarded */
@@ -202,6 +208,9 @@ struct stats {
     unsigned long runs, steps, proposals, acked, unknown, unknown_committed, rejected;
     unsigned long retries, retry_dups, snapshots, restores, kills, cuts, losses, elections;
     unsigned long applies, transfers, crashes, partitions;
+    /* Asynchronous snapshots sealed, and how many of them while the server had applied more
+     * entries since their first half (the state moved on under the copy being sealed). */
+    unsigned long sealed, sealed_after_applies;
     unsigned long guard_capped, guard_unvouched, guard_rebased; /* rio_guard's counters, summed */
 };
 
@@ -287,6 +296,8 @@ void sim_stats_add(struct stats *a, const struct stats *b);
 
 /* Wraps ND's raft_fsm (its rfsm adapter) with the recording hooks, before the server grows. */
 void sim_io_wrap_fsm(struct node *nd);
+/* Wraps the second half of rfsm's asynchronous snapshots (after rfsm_async_snapshots()). */
+void sim_io_wrap_async(struct node *nd);
 /* Installs raft's tracer on ND's server R. */
 void sim_io_trace(struct node *nd, struct raft *r);
 

@@ -177,6 +177,9 @@ static void complete(struct node *nd, const struct sim_disk_op *op)
     case SIM_DISK_SNAPSHOT_GET:
         op->get->cb(op->get, snapshot_copy(d->snap), 0);
         break;
+    case SIM_DISK_WORK:
+        op->work->cb(op->work, op->work->work(op->work));
+        break;
     }
 }
 
@@ -193,7 +196,38 @@ void sim_disk_pump(struct sim *s)
             d->n_ops--;
             complete(nd, &op);
         }
+        while (d->n_works > 0 && d->works[0].due <= s->f.time && s->alive[i]) {
+            struct sim_disk_op op = d->works[0];
+            memmove(d->works, d->works + 1, (d->n_works - 1) * sizeof(*d->works));
+            d->n_works--;
+            complete(nd, &op);
+        }
     }
+}
+
+/* raft's io->async_work: the work (a snapshot's second half, rfsm.c) runs when it is due,
+ * eight disk latencies after it was submitted, on its own queue (raft_uv runs it on a worker
+ * thread, not behind the disk's writes), so that the server applies entries, sends, and takes
+ * part in elections between the two halves of a snapshot. */
+static int disk_async_work(struct raft_io *io, struct raft_io_async_work *req,
+                           raft_io_async_work_cb cb)
+{
+    struct node *nd = node_of(io);
+    struct sim_disk *d = &nd->disk;
+    req->cb = cb;
+    if (d->n_works == d->cap_works) {
+        size_t cap = d->cap_works == 0 ? 4 : 2 * d->cap_works;
+        struct sim_disk_op *w = realloc(d->works, cap * sizeof(*w));
+        if (w == NULL) {
+            abort();
+        }
+        d->works = w;
+        d->cap_works = cap;
+    }
+    /* Due times non-decreasing: the same delay for every work of a server. */
+    d->works[d->n_works++] = (struct sim_disk_op){
+        .kind = SIM_DISK_WORK, .due = nd->sim->f.time + 8 * (raft_time)d->latency, .work = req};
+    return 0;
 }
 
 static raft_time due(struct node *nd)
@@ -480,7 +514,18 @@ static void disk_close(struct raft_io *io, raft_io_close_cb cb)
             break;
         case SIM_DISK_TRUNCATE:
             break;
+        case SIM_DISK_WORK: /* queued on works, never on ops */
+            break;
         }
+    }
+    free(ops);
+    n = d->n_works;
+    ops = d->works;
+    d->works = NULL;
+    d->n_works = d->cap_works = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* Not run: raft gets it back failed, as from an io that closed first. */
+        ops[i].work->cb(ops[i].work, RAFT_CANCELED);
     }
     free(ops);
     /* Bounded: each answer removes one pending send, and raft sends nothing while closing. */
@@ -517,6 +562,8 @@ void sim_disk_install(struct node *nd, struct raft_io *io, unsigned latency)
     io->snapshot_put = disk_snapshot_put;
     io->snapshot_get = disk_snapshot_get;
     io->close = disk_close;
+    io->async_work = disk_async_work;
+    io->version = 2; /* async_work, for rfsm's asynchronous snapshots */
 }
 
 raft_index sim_disk_last(const struct node *nd)
@@ -531,6 +578,7 @@ void sim_disk_free(struct node *nd)
     drop_from(d, 0);
     free(d->e);
     free(d->ops);
+    free(d->works);
     free(d->sends);
     snapshot_free(d->snap);
     memset(d, 0, sizeof(*d));

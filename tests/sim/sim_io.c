@@ -54,8 +54,26 @@ static int sim_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
     int rv = nd->orig_snapshot(rf, bufs, n_bufs);
     if (rv == 0) {
         nd->sim->st.snapshots++;
+        nd->snap_applied = nd->ad.raft->last_applied;
         sim_trace(nd->sim, "server %u takes a snapshot at raft index %llu", nd->idx,
                   (unsigned long long)nd->ad.raft->last_applied);
+    }
+    return rv;
+}
+
+/* The second half of an asynchronous snapshot (rfsm.c), run by the simulated disk's
+ * async_work. The state machine usually applied more entries since the first half; the
+ * snapshot must still be the state at the index raft took it at, which raft checks when a
+ * server restores it (sim_restore compares the restored state with the ledger). */
+static int sim_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct node *nd = rf->data;
+    int rv = nd->orig_snapshot_async(rf, bufs, n_bufs);
+    if (rv == 0) {
+        nd->sim->st.sealed++;
+        if (nd->ad.raft->last_applied > nd->snap_applied) {
+            nd->sim->st.sealed_after_applies++;
+        }
     }
     return rv;
 }
@@ -111,6 +129,14 @@ void sim_io_wrap_fsm(struct node *nd)
     nd->ad.raft_fsm.apply = sim_apply;
     nd->ad.raft_fsm.snapshot = sim_snapshot;
     nd->ad.raft_fsm.restore = sim_restore;
+    /* rfsm_async_snapshots() may run after this: it sets the version and its own functions,
+     * and sim_io_wrap_async() wraps the second half then. */
+}
+
+void sim_io_wrap_async(struct node *nd)
+{
+    nd->orig_snapshot_async = nd->ad.raft_fsm.snapshot_async;
+    nd->ad.raft_fsm.snapshot_async = sim_snapshot_async;
 }
 
 void sim_io_trace(struct node *nd, struct raft *r)

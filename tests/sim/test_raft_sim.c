@@ -138,16 +138,17 @@ static void run_seeds(unsigned n)
     print_message(
         "%u servers: %lu seeds, %lu steps, %.1f s cpu; %lu proposals (%lu refused), "
         "%lu acknowledged, %lu outcome unknown (%lu of them committed), %lu retries "
-        "(%lu answered with the first outcome), %lu applies, %lu snapshots taken, "
+        "(%lu answered with the first outcome), %lu applies, %lu snapshots taken (%lu sealed "
+        "asynchronously, %lu of them after more applies), "
         "%lu installed, %lu kills, %lu crash-restarts, %lu one-way partitions, %lu cuts, "
         "%lu loss bursts, %lu transfers, %lu stable "
         "leaders; rio_guard: %lu results capped, %lu claimed nothing (unvouched), %lu rebased\n",
         n, total_st.runs, total_st.steps, secs, total_st.proposals, total_st.rejected,
         total_st.acked, total_st.unknown, total_st.unknown_committed, total_st.retries,
-        total_st.retry_dups, total_st.applies, total_st.snapshots, total_st.restores,
-        total_st.kills, total_st.crashes, total_st.partitions, total_st.cuts, total_st.losses,
-        total_st.transfers, total_st.elections, total_st.guard_capped, total_st.guard_unvouched,
-        total_st.guard_rebased);
+        total_st.retry_dups, total_st.applies, total_st.snapshots, total_st.sealed,
+        total_st.sealed_after_applies, total_st.restores, total_st.kills, total_st.crashes,
+        total_st.partitions, total_st.cuts, total_st.losses, total_st.transfers, total_st.elections,
+        total_st.guard_capped, total_st.guard_unvouched, total_st.guard_rebased);
     if (count > 1) {
         /* Over many seeds the run must have exercised what it claims to. */
         assert_true(total_st.acked > 0);
@@ -159,6 +160,8 @@ static void run_seeds(unsigned n)
         assert_true(total_st.unknown > 0);
         /* ... and the guard had false claims to cap (raft 0.15 still makes them). */
         assert_true(o.unguarded || total_st.guard_capped > 0);
+        /* The asynchronous snapshots ran, and some while the state moved on. */
+        assert_true(total_st.sealed > 0 && total_st.sealed_after_applies > 0);
     }
 }
 
