@@ -107,18 +107,24 @@ static void drop_upto(struct sim_disk *d, raft_index upto)
     d->first += k;
 }
 
-static void push_op(struct sim_disk *d, const struct sim_disk_op *op)
+/* Appends OP to the queue Q of *N entries (capacity *CAP), growing it. */
+static void push_to(struct sim_disk_op **q, size_t *n, size_t *cap, const struct sim_disk_op *op)
 {
-    if (d->n_ops == d->cap_ops) {
-        size_t cap = d->cap_ops == 0 ? 16 : 2 * d->cap_ops;
-        struct sim_disk_op *o = realloc(d->ops, cap * sizeof(*o));
+    if (*n == *cap) {
+        size_t c = *cap == 0 ? 16 : 2 * *cap;
+        struct sim_disk_op *o = realloc(*q, c * sizeof(*o));
         if (o == NULL) {
             abort();
         }
-        d->ops = o;
-        d->cap_ops = cap;
+        *q = o;
+        *cap = c;
     }
-    d->ops[d->n_ops++] = *op;
+    (*q)[(*n)++] = *op;
+}
+
+static void push_op(struct sim_disk *d, const struct sim_disk_op *op)
+{
+    push_to(&d->ops, &d->n_ops, &d->cap_ops, op);
 }
 
 static void complete(struct node *nd, const struct sim_disk_op *op)
@@ -215,18 +221,10 @@ static int disk_async_work(struct raft_io *io, struct raft_io_async_work *req,
     struct node *nd = node_of(io);
     struct sim_disk *d = &nd->disk;
     req->cb = cb;
-    if (d->n_works == d->cap_works) {
-        size_t cap = d->cap_works == 0 ? 4 : 2 * d->cap_works;
-        struct sim_disk_op *w = realloc(d->works, cap * sizeof(*w));
-        if (w == NULL) {
-            abort();
-        }
-        d->works = w;
-        d->cap_works = cap;
-    }
     /* Due times non-decreasing: the same delay for every work of a server. */
-    d->works[d->n_works++] = (struct sim_disk_op){
+    struct sim_disk_op op = {
         .kind = SIM_DISK_WORK, .due = nd->sim->f.time + 8 * (raft_time)d->latency, .work = req};
+    push_to(&d->works, &d->n_works, &d->cap_works, &op);
     return 0;
 }
 
