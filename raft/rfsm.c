@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <uv.h>
+
 static int apply_cb(struct raft_fsm *f, const struct raft_buffer *buf, void **result)
 {
     struct rfsm *a = f->data;
@@ -11,6 +13,10 @@ static int apply_cb(struct raft_fsm *f, const struct raft_buffer *buf, void **re
      * one after the last applied (barriers and configuration entries advance last_applied
      * without reaching the state machine). */
     uint64_t index = a->raft->last_applied + 1;
+    if (index > a->commit_last) {
+        a->commit_ns = uv_hrtime();
+        a->commit_last = a->raft->commit_index;
+    }
     if (a->fatal) {
         /* raft 0.15 applies every committed entry in one go and goes on after an entry this
          * node missed; applying a later one would leave this state machine without an entry

@@ -27,6 +27,13 @@ struct rfsm {
      * raft hands to apply) fails as if out of memory; 0 = off. Read once by rfsm_init(). */
     uint64_t oom_at;
     uint64_t applies;
+    /* When raft found the entries being applied committed, for the write phase metrics:
+     * raft 0.15 advances its commit index and applies every newly committed entry in one call
+     * (replicationQuorum, then replicationApply), so the first apply past commit_last marks
+     * the commit of a new run of entries. commit_ns is uv_hrtime() then; commit_last the
+     * commit index it covers. Metrics only: the state machine never sees them. */
+    uint64_t commit_ns;
+    uint64_t commit_last;
 };
 
 /* Prepares A to apply to FSM for RAFT. Pass &A->raft_fsm to raft_init(). Snapshots are

@@ -128,6 +128,11 @@ const struct fsm *rnode_fsm(const struct rnode *rn)
     return rn->fsm;
 }
 
+uint64_t rnode_commit_ns(const struct rnode *rn)
+{
+    return rn->adapter.commit_ns;
+}
+
 int rnode_apply(struct rnode *rn, const void *entry, size_t len, rnode_apply_cb cb, void *data)
 {
     if (len == 0 || len % 8 != 0) {

@@ -113,6 +113,11 @@ const struct fsm *rnode_fsm(const struct rnode *rn);
  * runs exactly once, never from within this call, unless this call returns non-zero. */
 int rnode_apply(struct rnode *rn, const void *entry, size_t len, rnode_apply_cb cb, void *data);
 
+/* The uv_hrtime() at which raft found the entry now being applied committed. Meant for an
+ * rnode_apply callback with status 0, which raft 0.15 runs right after applying that entry, in
+ * the same call that advanced the commit index: the time is that call's start of applying. */
+uint64_t rnode_commit_ns(const struct rnode *rn);
+
 /* Calls CB once every entry committed before this call is applied here, as the leader. One
  * raft barrier serves every request that arrived before it was issued. */
 int rnode_barrier(struct rnode *rn, rnode_done_cb cb, void *data);

@@ -355,6 +355,11 @@ const char *http_request_tag(const struct http_request *req)
     return req->tag;
 }
 
+uint64_t http_request_start_ns(const struct http_request *req)
+{
+    return req->start_ns;
+}
+
 const char *http_request_header(const struct http_request *req, const char *name)
 {
     for (size_t i = 0; req->headers && req->headers[i].name; i++)

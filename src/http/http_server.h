@@ -141,6 +141,10 @@ void http_request_set_tag(struct http_request *req, const char *tag);
 /* The tag set by http_request_set_tag(), or NULL. */
 const char *http_request_tag(const struct http_request *req);
 
+/* The uv_hrtime() at which the first byte of req was parsed (the start of the request's
+ * conclave_http_request_duration_seconds and of a write's "HTTP in" phase). */
+uint64_t http_request_start_ns(const struct http_request *req);
+
 /* The first header named name (case-insensitive), value without surrounding blanks; or NULL. */
 const char *http_request_header(const struct http_request *req, const char *name);
 

@@ -73,6 +73,16 @@ struct api_call {
     const char *page_after;        /* api_input_page_start(): ?after=, or NULL */
     bool invalidates_auth;         /* success changes who may do what: flush this node's cache */
     const char *err_field;         /* the body field a work function's 400/422 is about, or NULL */
+    /* A config write's phase timestamps (uv_hrtime() on the loop; 0 until reached), which
+     * api_phases.c turns into the conclave_write_*_seconds histograms. Zero for every other
+     * request: handler_ns is what marks a call as a write. */
+    struct api_phases {
+        uint64_t handler_ns;  /* the write handler was called */
+        uint64_t forward_ns;  /* handed to the forwarding client (a follower) */
+        uint64_t proposed_ns; /* rnode_apply was called and took the entry (the leader) */
+        uint64_t applied_ns;  /* raft reported the entry applied */
+        uint64_t outcome_ns;  /* the outcome to answer is known: the answer starts */
+    } phases;
 };
 
 /* The node's HTTP handler: takes over REQ. DATA is the struct node. */

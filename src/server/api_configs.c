@@ -125,6 +125,7 @@ static int read_version(struct api_call *call, const char *name, json_t *v, uint
 
 void api_configs_config_create(struct api_call *call)
 {
+    api_phases_handler(call);
     static const char *const known[] = {"key", "content", "schema_id", "request_id", NULL};
     const char *key;
     if (!api_lead_or_forward(call) || api_input_body_object(call) != 0 ||
@@ -149,6 +150,7 @@ void api_configs_config_create(struct api_call *call)
 
 void api_configs_config_put(struct api_call *call)
 {
+    api_phases_handler(call);
     static const char *const known[] = {"content", "expected_version", "schema_id", "request_id",
                                         NULL};
     if (!api_lead_or_forward(call) || api_input_body_object(call) != 0 ||
@@ -177,6 +179,7 @@ void api_configs_config_put(struct api_call *call)
 
 void api_configs_config_delete(struct api_call *call)
 {
+    api_phases_handler(call);
     char buf[32];
     uint64_t expected = 0;
     if (!api_lead_or_forward(call)) {
@@ -265,6 +268,7 @@ static void rollback_loaded(int status, const char *errmsg, void *arg)
 
 void api_configs_config_rollback(struct api_call *call)
 {
+    api_phases_handler(call);
     static const char *const known[] = {"target_version", "expected_version", "request_id", NULL};
     if (!api_lead_or_forward(call) || api_input_body_object(call) != 0 ||
         api_input_fields_known(call, known) != 0) {

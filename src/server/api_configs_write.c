@@ -10,6 +10,7 @@
 #include <sys/time.h>
 
 #include <sodium.h>
+#include <uv.h>
 
 #include "jsonschema/jsonschema.h"
 #include "server/api_configs_internal.h"
@@ -85,6 +86,9 @@ static void materialized(void *data, int status)
     struct api_call *call = data;
     struct write *w = call->data;
     struct materializer_refusal ref;
+    if (status == 0) {
+        api_phases_materialized(call);
+    }
     if (materializer_refusal(call->node->matd, status, w->index, &ref)) {
         /* PostgreSQL lost this revision: never 200, never "unknown" (docs/write-path.md). */
         http_respond_error_ex(call->req, ref.http_status, NULL, NULL, ref.code, "%s", ref.message);
@@ -99,8 +103,9 @@ static void materialized(void *data, int status)
         return;
     }
     json_t *body = api_configs_write_body(w, w->res.version, w->res.revision, w->index);
-    int status_code = w->ok_status;
-    api_reply(call, status_code, body);
+    http_respond_json(call->req, w->ok_status, body);
+    api_phases_answered(call);
+    api_reply_done(call);
 }
 
 /* Answers from an outcome recorded for the request id (a retry). MISMATCH: the id was
@@ -135,6 +140,9 @@ static void applied(void *data, int status, const struct fsm_result *res, uint64
 {
     struct api_call *call = data;
     struct write *w = call->data;
+    if (status == 0) {
+        api_phases_applied(call);
+    }
     if (status == RNODE_ENOTLEADER || status == RNODE_ESHUTDOWN) {
         http_respond_error_ex(call->req, 503, api_configs_retry_after, NULL, "unavailable",
                               "this node lost leadership before the write was appended; retry");
@@ -203,8 +211,12 @@ static void propose(struct api_call *call)
         api_error(call, 400, "bad_request", "%s", err);
         return;
     }
+    uint64_t proposing = uv_hrtime();
     int rc = rnode_apply(node->raft, buf, len, applied, call);
     free(buf);
+    if (rc == 0) {
+        api_phases_proposed(call, proposing);
+    }
     if (rc != 0) {
         http_respond_error_ex(call->req, 503, api_configs_retry_after, NULL, "unavailable",
                               "this node cannot propose now (not the ready leader); retry");

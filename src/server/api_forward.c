@@ -30,6 +30,9 @@ static void not_leader(struct api_call *call, uint64_t leader, const char *why)
 static void forwarded(void *data, int rc, const struct forward_response *resp, const char *errmsg)
 {
     struct api_call *call = data;
+    if (rc == 0) {
+        api_phases_forwarded(call);
+    }
     if (rc != 0) {
         fprintf(stderr, "forward: rid=%s %s\n", http_request_id(call->req), errmsg);
         /* Only a request that was certainly never sent failed for sure; for a write, any
@@ -62,6 +65,7 @@ static void forwarded(void *data, int rc, const struct forward_response *resp, c
     }
     h[n] = (struct http_header){NULL, NULL};
     http_respond(call->req, resp->status, h, resp->body, resp->len);
+    api_phases_answered(call);
     api_reply_done(call);
 }
 
@@ -103,6 +107,7 @@ void api_forward_to_leader(struct node *node, struct api_call *call)
     const char *body = http_request_body(call->req, &len);
     const char *method = http_request_method(call->req);
     bool with_body = strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0;
+    api_phases_forwarding(call);
     if (forward_send(node->fwd, base, method, target,
                      http_request_header(call->req, "Authorization"), http_request_id(call->req),
                      with_body ? body : NULL, with_body ? len : 0, FORWARD_TIMEOUT_MS, forwarded,

@@ -66,6 +66,31 @@ void api_input_uuid_text(const uint8_t id[16], char out[37]);
  * request is never forwarded again), or answered 503 with Retry-After. In api_forward.c. */
 bool api_lead_or_forward(struct api_call *call);
 
+/* ---- a config write's phases, in api_phases.c -------------------------------------------
+ * Each marks one point of call->phases and counts the phase that ends there in the node's
+ * metrics (conclave_write_*_seconds). Called on the loop thread only; each phase is counted
+ * at most once per call, and only when the point that starts it was marked. */
+
+/* The write handler was called: counts "HTTP in" from the request's first byte, and marks the
+ * call as a write. Every configs write handler calls it first. */
+void api_phases_handler(struct api_call *call);
+/* A write is being handed to the forwarding client (a follower). Nothing for other calls. */
+void api_phases_forwarding(struct api_call *call);
+/* The leader's answer to a forwarded write is back: counts "forward"; the answer starts. */
+void api_phases_forwarded(struct api_call *call);
+/* rnode_apply took the entry; AT_NS is uv_hrtime() from just before that call: counts
+ * "prepare" from the handler call to AT_NS. */
+void api_phases_proposed(struct api_call *call, uint64_t at_ns);
+/* raft reported the entry applied with status 0 (from the rnode_apply callback): counts
+ * "propose to commit" and "commit to apply" (rnode_commit_ns()). */
+void api_phases_applied(struct api_call *call);
+/* PostgreSQL holds the write's revision (the materializer's wait callback with status 0):
+ * counts "apply to PostgreSQL commit"; the answer starts. */
+void api_phases_materialized(struct api_call *call);
+/* The answer was handed to the HTTP server (http_respond* returned): counts "answer out".
+ * Call it before the call is freed (api_reply_done()). */
+void api_phases_answered(struct api_call *call);
+
 /* The status endpoints, in api_status.c. */
 void api_status_health(struct api_call *call);
 void api_status_ready(struct api_call *call);

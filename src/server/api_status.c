@@ -95,6 +95,8 @@ static void gather(struct node *node, struct metrics_gauges *g)
         g->fsm_pending_revisions = fsm_pending_count(node->fsm);
         g->materializer_lag_revisions = g->fsm_pending_revisions;
         metrics_histogram_init(&g->materializer_batch_size, NULL, 0);
+        metrics_histogram_init(&g->materializer_batch_seconds, NULL, 0);
+        metrics_histogram_init(&g->materializer_transaction_seconds, NULL, 0);
         if (node->matd != NULL) {
             struct materializer_stats ms;
             materializer_stats(node->matd, &ms);
@@ -102,6 +104,8 @@ static void gather(struct node *node, struct metrics_gauges *g)
             g->materializer_batches = ms.batches;
             g->materializer_failures = ms.failures;
             g->materializer_batch_size = ms.batch_size;
+            g->materializer_batch_seconds = ms.batch_seconds;
+            g->materializer_transaction_seconds = ms.transaction_seconds;
             g->materializer_stalled = ms.stalled;
             g->materializer_failures_in_row = ms.failures_in_row;
             g->materializer_stalled_raft_index = ms.stalled ? ms.failed_raft_index : 0;

@@ -56,6 +56,8 @@ struct batch {
     uint64_t cursor;          /* out */
     uint64_t cursor_revision; /* out, JOB_READ only */
     enum job kind;
+    uint64_t submitted_ns; /* uv_hrtime() on the loop just before the job was handed over */
+    uint64_t txn_ns;       /* out, JOB_WRITE: time in db_revisions_write_batch() on the worker */
     /* PostgreSQL's cursor as read by the job (JOB_READ; JOB_WRITE after a failure). */
     bool pg_read;
     uint64_t pg_index, pg_revision;
@@ -103,6 +105,8 @@ struct matd {
     bool recheck;             /* a verify waiter wants a cursor read */
     uint64_t next_recheck;    /* loop ms of the next idle (or behind) cursor read */
     struct metrics_histogram batch_size;
+    struct metrics_histogram batch_seconds;       /* per written batch: submitted -> done */
+    struct metrics_histogram transaction_seconds; /* per written batch: the worker's share */
     bool closing;
     void (*closed_cb)(void *);
     void *closed_data;
@@ -220,7 +224,11 @@ static int write_work(PGconn *conn, void *arg, char *errmsg, size_t errlen)
         return DB_OK;
     }
 #endif
+    /* Timed on the worker: the transaction alone, so that a batch's time on the loop's clock
+     * (batch_seconds) splits into PostgreSQL and the hand-offs around it. */
+    uint64_t t0 = uv_hrtime();
     int rc = db_revisions_write_batch(conn, b->rows, b->n, &b->cursor, errmsg, errlen);
+    b->txn_ns = uv_hrtime() - t0;
     if (rc == DB_ERROR) {
         /* Every failed batch reads the cursor again, so that write_done() can tell PostgreSQL
          * behind the cluster (a revision gap) from a batch it refuses. The batch's error
@@ -386,6 +394,8 @@ static void write_done(int status, const char *errmsg, void *arg)
         /* Written even when the term has moved on since: PostgreSQL holds the rows. */
         m->batches++;
         metrics_histogram_observe(&m->batch_size, (double)b->n);
+        metrics_histogram_observe(&m->batch_seconds, (double)(uv_hrtime() - b->submitted_ns) / 1e9);
+        metrics_histogram_observe(&m->transaction_seconds, (double)b->txn_ns / 1e9);
     } else if (status != DB_OK) {
         m->failures++;
     }
@@ -594,6 +604,7 @@ static void step(struct matd *m)
         take_verify(m, b);
         b->want_loss = m->behind;
     }
+    b->submitted_ns = uv_hrtime();
     if (pgpool_submit(m->pool, write_work, write_done, b) != 0) {
         for (struct waiter *w = m->waiters; w != NULL; w = w->next) {
             w->in_job = false;
@@ -676,6 +687,8 @@ int materializer_init(struct matd **out, uv_loop_t *loop, struct pgpool *pool, s
     m->fsm = fsm;
     metrics_histogram_init(&m->batch_size, batch_bounds,
                            sizeof(batch_bounds) / sizeof(batch_bounds[0]));
+    metrics_histogram_init(&m->batch_seconds, metrics_phase_bounds, metrics_phase_nbounds);
+    metrics_histogram_init(&m->transaction_seconds, metrics_phase_bounds, metrics_phase_nbounds);
     uv_timer_init(loop, &m->timer);
     m->timer.data = m;
     schedule(m, TICK_MS);
@@ -776,6 +789,8 @@ void materializer_stats(const struct matd *m, struct materializer_stats *out)
         snprintf(out->last_error, sizeof(out->last_error), "%s", m->last_error);
     }
     out->batch_size = m->batch_size;
+    out->batch_seconds = m->batch_seconds;
+    out->transaction_seconds = m->transaction_seconds;
     if (m->behind && m->cursor_term != 0) {
         out->postgresql_behind = true;
         out->missing_from = m->gap.revision_from;

@@ -93,6 +93,10 @@ struct materializer_stats {
     uint64_t batches;       /* batches written to PostgreSQL */
     uint64_t failures;      /* cursor reads and batch writes that failed (each is retried) */
     struct metrics_histogram batch_size; /* revisions per written batch */
+    /* Per written batch, in seconds: from handing it to a pool worker to its outcome on the
+     * loop, and the part of that inside the PostgreSQL transaction (timed on the worker). */
+    struct metrics_histogram batch_seconds;
+    struct metrics_histogram transaction_seconds;
     /* True while the last attempt on this leader failed (a cursor read or a batch): writes
      * are not being acknowledged. /ready answers 503 with the details below. */
     bool stalled;

@@ -11,6 +11,46 @@ const double metrics_duration_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.
 const size_t metrics_duration_nbounds =
     sizeof(metrics_duration_bounds) / sizeof(metrics_duration_bounds[0]);
 
+const double metrics_phase_bounds[] = {0.00001, 0.000025, 0.00005, 0.0001,  0.00015, 0.0002,
+                                       0.0003,  0.0004,   0.0005,  0.00075, 0.001,   0.0015,
+                                       0.002,   0.003,    0.005,   0.01,    0.025,   0.05,
+                                       0.1,     0.25,     0.5,     1,       2.5,     10};
+const size_t metrics_phase_nbounds = sizeof(metrics_phase_bounds) / sizeof(metrics_phase_bounds[0]);
+
+/* The name and help text of each write phase's histogram, in enum metrics_phase order. Each
+ * help text names the two points the phase lies between; docs/operations.md says more. */
+static const struct {
+    const char *name;
+    const char *help;
+} phase_families[METRICS_NPHASES] = {
+    {"conclave_write_http_in_seconds",
+     "Config writes received by this node: from the first byte of the request to the write "
+     "handler being called (request read, routed, caller authenticated and authorised, from the "
+     "cache or PostgreSQL)."},
+    {"conclave_write_forward_seconds",
+     "Config writes this node forwarded to the leader: from handing the request to the "
+     "forwarding client to the leader's answer being back on this node (the round trip, with "
+     "all of the leader's work)."},
+    {"conclave_write_prepare_seconds",
+     "Config writes on the leader: from the write handler being called to the entry being "
+     "proposed with raft_apply (body, canonical JSON, request id and version checks, schema "
+     "validation)."},
+    {"conclave_write_propose_to_commit_seconds",
+     "Config writes on the leader: from raft_apply to raft finding the entry committed (the "
+     "leader's append and fsync and a follower's acknowledgement, whichever comes last)."},
+    {"conclave_write_commit_to_apply_seconds",
+     "Config writes on the leader: from raft finding the entry committed to the state "
+     "machine having applied it and raft reporting the outcome."},
+    {"conclave_write_apply_to_postgresql_commit_seconds",
+     "Config writes on the leader: from the entry's outcome being reported to the loop learning "
+     "that the PostgreSQL transaction holding its revision committed (the wait for the "
+     "materializer, the hand-off to a pool worker and back, the transaction)."},
+    {"conclave_write_answer_out_seconds",
+     "Config writes: from this node knowing the outcome (the leader: PostgreSQL's commit; a "
+     "forwarding follower: the leader's answer) to the answer being handed to the socket "
+     "(encoding, the response head, the access log line, the write call)."},
+};
+
 /* One conclave_http_requests_total series. */
 struct req_series {
     char *route;
@@ -31,6 +71,7 @@ struct metrics {
     size_t nreqs, reqs_cap;
     struct dur_series *durs;
     size_t ndurs, durs_cap;
+    struct metrics_histogram phases[METRICS_NPHASES];
     uint64_t leader;         /* the last non-zero leader id seen */
     uint64_t leader_changes; /* changes of it, the first leader included */
 };
@@ -60,7 +101,14 @@ void metrics_histogram_observe(struct metrics_histogram *h, double v)
 
 struct metrics *metrics_new(void)
 {
-    return calloc(1, sizeof(struct metrics));
+    struct metrics *m = calloc(1, sizeof(struct metrics));
+    if (m == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < METRICS_NPHASES; i++) {
+        metrics_histogram_init(&m->phases[i], metrics_phase_bounds, metrics_phase_nbounds);
+    }
+    return m;
 }
 
 void metrics_free(struct metrics *m)
@@ -175,6 +223,15 @@ void metrics_observe_request(struct metrics *m, const char *route, const char *m
     if (d != NULL) {
         metrics_histogram_observe(&d->h, seconds);
     }
+}
+
+void metrics_observe_phase(struct metrics *m, enum metrics_phase phase, uint64_t from_ns,
+                           uint64_t to_ns)
+{
+    if (m == NULL || (unsigned)phase >= METRICS_NPHASES || from_ns == 0 || to_ns < from_ns) {
+        return;
+    }
+    metrics_histogram_observe(&m->phases[phase], (double)(to_ns - from_ns) / 1e9);
 }
 
 void metrics_observe_leader(struct metrics *m, uint64_t leader_id)
@@ -435,6 +492,14 @@ static void render_durations(struct buf *b, const struct metrics *m)
     free(order);
 }
 
+static void render_phases(struct buf *b, const struct metrics *m)
+{
+    for (size_t i = 0; i < METRICS_NPHASES; i++) {
+        family(b, phase_families[i].name, "histogram", phase_families[i].help);
+        histogram_samples(b, phase_families[i].name, "", &m->phases[i]);
+    }
+}
+
 static void render_raft(struct buf *b, const struct metrics *m, const struct metrics_gauges *g)
 {
     gauge(b, "conclave_raft_term", "The current raft term.", g->raft_term);
@@ -463,6 +528,15 @@ static void render_raft(struct buf *b, const struct metrics *m, const struct met
     family(b, "conclave_materializer_batch_size", "histogram",
            "Revisions per batch written to PostgreSQL.");
     histogram_samples(b, "conclave_materializer_batch_size", "", &g->materializer_batch_size);
+    family(b, "conclave_materializer_batch_seconds", "histogram",
+           "Batches this node wrote to PostgreSQL as leader: from handing the batch to a pool "
+           "worker to its outcome being back on the loop.");
+    histogram_samples(b, "conclave_materializer_batch_seconds", "", &g->materializer_batch_seconds);
+    family(b, "conclave_materializer_transaction_seconds", "histogram",
+           "The same batches: time on the pool worker in the PostgreSQL transaction (its "
+           "statements and the commit), the rest of a batch's time being hand-offs.");
+    histogram_samples(b, "conclave_materializer_transaction_seconds", "",
+                      &g->materializer_transaction_seconds);
     counter(b, "conclave_materializer_failures_total",
             "Materializer jobs (cursor reads and batch writes) that failed and were retried.",
             g->materializer_failures);
@@ -524,6 +598,7 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
     *len = 0;
     render_requests(&b, m);
     render_durations(&b, m);
+    render_phases(&b, m);
     if (g != NULL && g->has_raft) {
         render_raft(&b, m, g);
     }

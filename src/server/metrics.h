@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 /* The most finite bucket bounds a histogram may have (the +Inf bucket is implicit). */
-#define METRICS_MAX_BOUNDS 16
+#define METRICS_MAX_BOUNDS 24
 
 /* The most (route, method, status) series kept; observations of further series are dropped.
  * The API's routes, the parser's methods and the statuses the code sends stay far below. */
@@ -46,6 +46,28 @@ void metrics_histogram_observe(struct metrics_histogram *h, double v);
 extern const double metrics_duration_bounds[];
 extern const size_t metrics_duration_nbounds;
 
+/* The bucket bounds of the write phase histograms and the materializer's timings, in seconds:
+ * 10 us to 10 s, finer where a single write's phases fall (100 us to 3 ms). */
+extern const double metrics_phase_bounds[];
+extern const size_t metrics_phase_nbounds;
+
+/*
+ * The phases of a config write (create, put, delete, rollback), each a histogram of its own,
+ * conclave_write_<name>_seconds; docs/operations.md ("Where a write's time goes") says what
+ * each measures between which two points. A forwarded write is observed on both nodes, each
+ * for the phases it sees.
+ */
+enum metrics_phase {
+    METRICS_PHASE_HTTP_IN,        /* first byte of the request -> the write handler is called */
+    METRICS_PHASE_FORWARD,        /* follower: request sent to the leader -> its answer is in */
+    METRICS_PHASE_PREPARE,        /* leader: write handler called -> entry proposed to raft */
+    METRICS_PHASE_PROPOSE_COMMIT, /* raft_apply -> raft finds the entry committed */
+    METRICS_PHASE_COMMIT_APPLY,   /* committed -> applied to the state machine */
+    METRICS_PHASE_APPLY_PG,       /* applied -> the loop learns PostgreSQL committed it */
+    METRICS_PHASE_ANSWER_OUT,     /* outcome known -> the answer is written to the socket */
+    METRICS_NPHASES
+};
+
 /* What the node reads from its components when it is scraped. */
 struct metrics_gauges {
     /* false without a raft section (or once raft is shut down): every conclave_raft_*,
@@ -61,6 +83,10 @@ struct metrics_gauges {
     uint64_t materializer_batches;
     uint64_t materializer_failures;
     struct metrics_histogram materializer_batch_size;
+    /* Per written batch: handed to a pool worker -> its outcome back on the loop, and the
+     * part of that spent in the PostgreSQL transaction on the worker. */
+    struct metrics_histogram materializer_batch_seconds;
+    struct metrics_histogram materializer_transaction_seconds;
     bool materializer_stalled;                /* the leader's last attempt failed */
     uint64_t materializer_failures_in_row;    /* failed attempts since the last success */
     uint64_t materializer_stalled_raft_index; /* first raft index of the failing batch, or 0 */
@@ -97,6 +123,14 @@ void metrics_free(struct metrics *m);
  */
 void metrics_observe_request(struct metrics *m, const char *route, const char *method, int status,
                              double seconds);
+
+/*
+ * Counts one write's PHASE: from FROM_NS to TO_NS, uv_hrtime() values of the loop thread.
+ * A phase whose start was never stamped (FROM_NS 0) or that would be negative is not counted,
+ * so a caller can pass its timestamps without checking which phases the write went through.
+ */
+void metrics_observe_phase(struct metrics *m, enum metrics_phase phase, uint64_t from_ns,
+                           uint64_t to_ns);
 
 /* Reports the leader id raft currently knows (0: none). Every change to a non-zero id other than
  * the last one seen counts in conclave_raft_leader_changes_total, the first leader included. */

@@ -3,6 +3,7 @@
  * cumulative histogram buckets with +Inf, _sum and _count; leader change counting.
  */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,13 +24,40 @@
     "answer being queued, by route pattern and method.\n"                                          \
     "# TYPE conclave_http_request_duration_seconds histogram\n"
 
-static char *render(const struct metrics *m, const struct metrics_gauges *g)
+/* Removes every line of the write phase families (conclave_write_*) from TEXT, in place. They
+ * are always rendered; test_write_phases checks them, the other tests the rest byte for byte. */
+static void strip_phases(char *text)
+{
+    char *out = text;
+    for (char *line = text; *line != '\0';) {
+        char *end = strchr(line, '\n');
+        size_t n = end != NULL ? (size_t)(end - line) + 1 : strlen(line);
+        bool phase = strncmp(line, "conclave_write_", 15) == 0 ||
+                     strncmp(line, "# HELP conclave_write_", 22) == 0 ||
+                     strncmp(line, "# TYPE conclave_write_", 22) == 0;
+        if (!phase) {
+            memmove(out, line, n);
+            out += n;
+        }
+        line += n;
+    }
+    *out = '\0';
+}
+
+static char *render_all(const struct metrics *m, const struct metrics_gauges *g)
 {
     char *text = NULL;
     size_t len = 0;
     assert_int_equal(metrics_render(m, g, &text, &len), 0);
     assert_non_null(text);
     assert_int_equal(len, strlen(text));
+    return text;
+}
+
+static char *render(const struct metrics *m, const struct metrics_gauges *g)
+{
+    char *text = render_all(m, g);
+    strip_phases(text);
     return text;
 }
 
@@ -219,6 +247,9 @@ static void test_histogram_cumulative(void **state)
         .pool_connect_failures = 6,
         .auth_cache_entries = 9,
     };
+    metrics_histogram_init(&g.materializer_batch_seconds, bounds, 3);
+    metrics_histogram_observe(&g.materializer_batch_seconds, 0.25);
+    metrics_histogram_observe(&g.materializer_batch_seconds, 2);
     char *text = render(m, &g);
     const char *want =
         REQS_HEAD DURS_HEAD "# HELP conclave_raft_term The current raft term.\n"
@@ -266,6 +297,24 @@ static void test_histogram_cumulative(void **state)
                             "conclave_materializer_batch_size_bucket{le=\"+Inf\"} 4\n"
                             "conclave_materializer_batch_size_sum 9.75\n"
                             "conclave_materializer_batch_size_count 4\n"
+                            "# HELP conclave_materializer_batch_seconds Batches this node wrote "
+                            "to PostgreSQL as leader: from handing the batch to a pool worker to "
+                            "its outcome being back on the loop.\n"
+                            "# TYPE conclave_materializer_batch_seconds histogram\n"
+                            "conclave_materializer_batch_seconds_bucket{le=\"0.5\"} 1\n"
+                            "conclave_materializer_batch_seconds_bucket{le=\"1\"} 1\n"
+                            "conclave_materializer_batch_seconds_bucket{le=\"2.5\"} 2\n"
+                            "conclave_materializer_batch_seconds_bucket{le=\"+Inf\"} 2\n"
+                            "conclave_materializer_batch_seconds_sum 2.25\n"
+                            "conclave_materializer_batch_seconds_count 2\n"
+                            "# HELP conclave_materializer_transaction_seconds The same batches: "
+                            "time on the pool worker in the PostgreSQL transaction (its "
+                            "statements and the commit), the rest of a batch's time being "
+                            "hand-offs.\n"
+                            "# TYPE conclave_materializer_transaction_seconds histogram\n"
+                            "conclave_materializer_transaction_seconds_bucket{le=\"+Inf\"} 0\n"
+                            "conclave_materializer_transaction_seconds_sum 0\n"
+                            "conclave_materializer_transaction_seconds_count 0\n"
                             "# HELP conclave_materializer_failures_total Materializer jobs (cursor "
                             "reads and batch writes) that failed and were retried.\n"
                             "# TYPE conclave_materializer_failures_total counter\n"
@@ -312,6 +361,91 @@ static void test_histogram_cumulative(void **state)
                             "# TYPE conclave_auth_cache_entries gauge\n"
                             "conclave_auth_cache_entries 9\n";
     assert_string_equal(text, want);
+    free(text);
+    metrics_free(m);
+}
+
+/* The write phases: one histogram family per phase, in the order of a write, always rendered,
+ * with the phase bounds (10 us to 10 s); an observation is the time between its two
+ * timestamps, and one without a start (0), a negative one or an unknown phase is dropped. */
+static void test_write_phases(void **state)
+{
+    (void)state;
+    static const char *const names[] = {
+        "conclave_write_http_in_seconds",
+        "conclave_write_forward_seconds",
+        "conclave_write_prepare_seconds",
+        "conclave_write_propose_to_commit_seconds",
+        "conclave_write_commit_to_apply_seconds",
+        "conclave_write_apply_to_postgresql_commit_seconds",
+        "conclave_write_answer_out_seconds",
+    };
+    assert_int_equal(sizeof(names) / sizeof(names[0]), METRICS_NPHASES);
+    struct metrics *m = metrics_new();
+    /* 500 us: on the 0.0005 bound (le is inclusive); 3 ms; 20 s: only in +Inf. */
+    metrics_observe_phase(m, METRICS_PHASE_HTTP_IN, 1000000, 1500000);
+    metrics_observe_phase(m, METRICS_PHASE_HTTP_IN, 7000000000, 7003000000);
+    metrics_observe_phase(m, METRICS_PHASE_HTTP_IN, 1, 20000000001);
+    metrics_observe_phase(m, METRICS_PHASE_ANSWER_OUT, 10, 20);
+    metrics_observe_phase(m, METRICS_PHASE_FORWARD, 0, 5000);       /* no start: dropped */
+    metrics_observe_phase(m, METRICS_PHASE_PREPARE, 5000, 4000);    /* negative: dropped */
+    metrics_observe_phase(m, METRICS_NPHASES, 1000, 2000);          /* unknown: dropped */
+    metrics_observe_phase(NULL, METRICS_PHASE_HTTP_IN, 1000, 2000); /* no metrics: nothing */
+    char *text = render_all(m, NULL);
+    const char *want_http_in =
+        "# HELP conclave_write_http_in_seconds Config writes received by this node: from the "
+        "first byte of the request to the write handler being called (request read, routed, "
+        "caller authenticated and authorised, from the cache or PostgreSQL).\n"
+        "# TYPE conclave_write_http_in_seconds histogram\n"
+        "conclave_write_http_in_seconds_bucket{le=\"1e-05\"} 0\n"
+        "conclave_write_http_in_seconds_bucket{le=\"2.5e-05\"} 0\n"
+        "conclave_write_http_in_seconds_bucket{le=\"5e-05\"} 0\n"
+        "conclave_write_http_in_seconds_bucket{le=\"0.0001\"} 0\n"
+        "conclave_write_http_in_seconds_bucket{le=\"0.00015\"} 0\n"
+        "conclave_write_http_in_seconds_bucket{le=\"0.0002\"} 0\n"
+        "conclave_write_http_in_seconds_bucket{le=\"0.0003\"} 0\n"
+        "conclave_write_http_in_seconds_bucket{le=\"0.0004\"} 0\n"
+        "conclave_write_http_in_seconds_bucket{le=\"0.0005\"} 1\n"
+        "conclave_write_http_in_seconds_bucket{le=\"0.00075\"} 1\n"
+        "conclave_write_http_in_seconds_bucket{le=\"0.001\"} 1\n"
+        "conclave_write_http_in_seconds_bucket{le=\"0.0015\"} 1\n"
+        "conclave_write_http_in_seconds_bucket{le=\"0.002\"} 1\n"
+        "conclave_write_http_in_seconds_bucket{le=\"0.003\"} 2\n"
+        "conclave_write_http_in_seconds_bucket{le=\"0.005\"} 2\n"
+        "conclave_write_http_in_seconds_bucket{le=\"0.01\"} 2\n"
+        "conclave_write_http_in_seconds_bucket{le=\"0.025\"} 2\n"
+        "conclave_write_http_in_seconds_bucket{le=\"0.05\"} 2\n"
+        "conclave_write_http_in_seconds_bucket{le=\"0.1\"} 2\n"
+        "conclave_write_http_in_seconds_bucket{le=\"0.25\"} 2\n"
+        "conclave_write_http_in_seconds_bucket{le=\"0.5\"} 2\n"
+        "conclave_write_http_in_seconds_bucket{le=\"1\"} 2\n"
+        "conclave_write_http_in_seconds_bucket{le=\"2.5\"} 2\n"
+        "conclave_write_http_in_seconds_bucket{le=\"10\"} 2\n"
+        "conclave_write_http_in_seconds_bucket{le=\"+Inf\"} 3\n"
+        "conclave_write_http_in_seconds_sum 20.0035\n"
+        "conclave_write_http_in_seconds_count 3\n"
+        "# HELP conclave_write_forward_seconds ";
+    const char *at = strstr(text, "# HELP conclave_write_http_in_seconds ");
+    assert_non_null(at);
+    assert_memory_equal(at, want_http_in, strlen(want_http_in));
+    /* Every family once, in the order of a write, right after the request durations. */
+    const char *prev = strstr(text, "# TYPE conclave_http_request_duration_seconds histogram\n");
+    assert_non_null(prev);
+    for (size_t i = 0; i < METRICS_NPHASES; i++) {
+        char line[160];
+        snprintf(line, sizeof(line), "# TYPE %s histogram\n", names[i]);
+        const char *p = strstr(text, line);
+        assert_non_null(p);
+        assert_true(p > prev);
+        assert_null(strstr(p + 1, line));
+        prev = p;
+    }
+    assert_non_null(strstr(text, "\nconclave_write_answer_out_seconds_bucket{le=\"1e-05\"} 1\n"));
+    assert_non_null(strstr(text, "\nconclave_write_answer_out_seconds_sum 1e-08\n"));
+    assert_non_null(strstr(text, "\nconclave_write_answer_out_seconds_count 1\n"));
+    assert_non_null(strstr(text, "\nconclave_write_forward_seconds_count 0\n"));
+    assert_non_null(strstr(text, "\nconclave_write_prepare_seconds_count 0\n"));
+    assert_non_null(strstr(text, "\nconclave_write_propose_to_commit_seconds_count 0\n"));
     free(text);
     metrics_free(m);
 }
@@ -378,13 +512,10 @@ static void test_series_cap(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty),
-        cmocka_unit_test(test_requests_exact),
-        cmocka_unit_test(test_label_escaping),
-        cmocka_unit_test(test_histogram_cumulative),
-        cmocka_unit_test(test_no_raft_families),
-        cmocka_unit_test(test_number_format),
-        cmocka_unit_test(test_series_cap),
+        cmocka_unit_test(test_empty),          cmocka_unit_test(test_requests_exact),
+        cmocka_unit_test(test_label_escaping), cmocka_unit_test(test_histogram_cumulative),
+        cmocka_unit_test(test_write_phases),   cmocka_unit_test(test_no_raft_families),
+        cmocka_unit_test(test_number_format),  cmocka_unit_test(test_series_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
