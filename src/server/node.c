@@ -181,6 +181,7 @@ static void begin_stop(struct node *node, bool http_started)
     if (!uv_is_closing((uv_handle_t *)&node->sigterm)) {
         uv_close((uv_handle_t *)&node->sigterm, close_signal_cb);
         uv_close((uv_handle_t *)&node->sigint, close_signal_cb);
+        uv_close((uv_handle_t *)&node->sighup, close_signal_cb);
         uv_close((uv_handle_t *)&node->leader_sampler, close_signal_cb);
     }
 }
@@ -200,6 +201,25 @@ static void on_signal(uv_signal_t *h, int signum)
     fprintf(stderr, "node %u: %s received, stopping\n", node->conf->node_id,
             signum == SIGTERM ? "SIGTERM" : "SIGINT");
     begin_stop(node, true);
+}
+
+/* SIGHUP with https: the certificate and key files are read again for the connections
+ * accepted from now on; open connections keep their session, and a failed reload keeps the
+ * old certificate. */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    struct node *node = h->data;
+    char why[1024];
+    (void)signum;
+    if (http_tls_reload(node->tls, why, sizeof(why)) != 0) {
+        fprintf(stderr,
+                "node %u: SIGHUP: the https certificate was not reloaded, the old one "
+                "stays in use: %s\n",
+                node->conf->node_id, why);
+        return;
+    }
+    fprintf(stderr, "node %u: SIGHUP: reloaded the https certificate %s and key %s\n",
+            node->conf->node_id, node->conf->http_cert_file, node->conf->http_key_file);
 }
 
 /* Creates DIR and its parents (mode 0700 for the last). */
@@ -244,8 +264,10 @@ int node_run(const struct config *conf, http_handler_fn handler, char *errmsg, s
     }
     uv_signal_init(&node->loop, &node->sigterm);
     uv_signal_init(&node->loop, &node->sigint);
+    uv_signal_init(&node->loop, &node->sighup);
     node->sigterm.data = node;
     node->sigint.data = node;
+    node->sighup.data = node;
     uv_timer_init(&node->loop, &node->leader_sampler);
     node->leader_sampler.data = node;
 
@@ -296,6 +318,12 @@ int node_run(const struct config *conf, http_handler_fn handler, char *errmsg, s
             snprintf(errmsg, errlen, "%s", why);
             goto fail;
         }
+        /* With https, forwards go to the leader's https address and trust the cluster's CA. */
+        if (conf->http_cert_file != NULL &&
+            forward_set_tls(node->fwd, conf->raft.tls_ca_file, why, sizeof(why)) != 0) {
+            snprintf(errmsg, errlen, "forwarding over https: %s", why);
+            goto fail;
+        }
         uv_timer_start(&node->leader_sampler, sample_leader, 0, LEADER_SAMPLE_MS);
     }
     struct http_config hc;
@@ -312,6 +340,16 @@ int node_run(const struct config *conf, http_handler_fn handler, char *errmsg, s
     hc.log_data = node;
     hc.observe = observe_request;
     hc.observe_data = node;
+    /* The TLS handshake counts against the same budget as a request's head. */
+    hc.tls_handshake_timeout_ms = conf->http_request_timeout_ms;
+    if (conf->http_cert_file != NULL) {
+        if (http_tls_new(&node->tls, conf->http_cert_file, conf->http_key_file, why, sizeof(why)) !=
+            0) {
+            snprintf(errmsg, errlen, "%s", why);
+            goto fail;
+        }
+        hc.tls = node->tls;
+    }
     if (http_server_init(&node->http, &node->loop, &hc, handler, node, why, sizeof(why)) != 0) {
         snprintf(errmsg, errlen, "http server: %s", why);
         goto fail;
@@ -323,8 +361,11 @@ int node_run(const struct config *conf, http_handler_fn handler, char *errmsg, s
     }
     uv_signal_start(&node->sigterm, on_signal, SIGTERM);
     uv_signal_start(&node->sigint, on_signal, SIGINT);
-    fprintf(stderr, "node %u: serving http on %s:%d, raft on %s, data in %s\n", conf->node_id,
-            conf->http_host, http_server_port(&node->http),
+    if (node->tls != NULL) {
+        uv_signal_start(&node->sighup, on_sighup, SIGHUP);
+    }
+    fprintf(stderr, "node %u: serving %s on %s:%d, raft on %s, data in %s\n", conf->node_id,
+            node->tls != NULL ? "https" : "http", conf->http_host, http_server_port(&node->http),
             conf->has_raft ? conf->raft.address : "(none)", conf->data_dir);
     uv_run(&node->loop, UV_RUN_DEFAULT);
     rc = node->exit_code == 0 ? 0 : -1;
@@ -344,6 +385,8 @@ out:
             snprintf(errmsg, errlen, "event loop still had open handles at exit");
         }
     }
+    /* Every connection, and so every TLS session, is gone with the loop. */
+    http_tls_free(node->tls);
     authcache_free(node->cache);
     metrics_free(node->metrics);
     fsm_free(node->fsm);

@@ -17,6 +17,7 @@
 #include "server/authcache.h"
 #include "server/config.h"
 #include "http/http_server.h"
+#include "http/http_tls.h"
 #include "storage/pglisten.h"
 #include "storage/pgpool.h"
 #include "http/forward.h"
@@ -40,6 +41,8 @@ struct node {
     int exit_code;      /* 0, or 1 after a fatal raft error */
     uv_signal_t sigterm;
     uv_signal_t sigint;
+    uv_signal_t sighup;   /* reloads the https certificate; started with https only */
+    struct http_tls *tls; /* https on the API port (http.cert_file); NULL: plain http */
     bool stopping;
     int pending_closes; /* components whose close callback has not run yet */
     /* What GET /metrics counts; freed after the loop. */

@@ -277,8 +277,8 @@ static void on_done(void *data, int rc, const struct forward_response *resp, con
     }
     if (r->send_in_cb) {
         char err[256];
-        r->resend_rc = forward_send(fx->fwd, fx->base, "GET", "/echo", NULL, NULL, NULL, 0, 1000,
-                                    on_done, r, err, sizeof err);
+        r->resend_rc = forward_send(fx->fwd, fx->base, NULL, "GET", "/echo", NULL, NULL, NULL, 0,
+                                    1000, on_done, r, err, sizeof err);
     }
     if (r->close_in_cb && !fx->forward_closing) {
         fx->forward_closing = true;
@@ -293,7 +293,7 @@ static void send_to(struct fixture *fx, const char *base, struct result *r, cons
     char err[256] = "";
     r->fx = fx;
     r->start_ns = uv_hrtime();
-    int rc = forward_send(fx->fwd, base, method, path, auth, request_id, body,
+    int rc = forward_send(fx->fwd, base, NULL, method, path, auth, request_id, body,
                           body != NULL ? strlen(body) : 0, timeout_ms, on_done, r, err, sizeof err);
     if (rc != 0)
         fail_msg("forward_send %s %s: %d %s", method, path, rc, err);
@@ -519,7 +519,7 @@ static void chain_next(struct chain *c)
     char id[32], err[256] = "";
     snprintf(id, sizeof id, "seq-%d", c->sent);
     c->sent++;
-    int rc = forward_send(c->fx->fwd, c->fx->base, "GET", "/echo", "Bearer s", id, NULL, 0,
+    int rc = forward_send(c->fx->fwd, c->fx->base, NULL, "GET", "/echo", "Bearer s", id, NULL, 0,
                           LONG_TIMEOUT, on_chain_done, c, err, sizeof err);
     if (rc != 0)
         fail_msg("forward_send: %s", err);
@@ -833,8 +833,8 @@ static void test_close_with_pending(void **state)
 
     char err[256] = "";
     struct result late = {.fx = fx};
-    assert_int_equal(forward_send(fx->fwd, fx->base, "GET", "/echo", NULL, NULL, NULL, 0, 1000,
-                                  on_done, &late, err, sizeof err),
+    assert_int_equal(forward_send(fx->fwd, fx->base, NULL, "GET", "/echo", NULL, NULL, NULL, 0,
+                                  1000, on_done, &late, err, sizeof err),
                      FWD_ECLOSED);
     assert_true(err[0] != '\0');
 
@@ -905,8 +905,8 @@ static void test_bad_arguments(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         err[0] = '\0';
-        int rc = forward_send(fx->fwd, cases[i].base, cases[i].method, cases[i].path, cases[i].auth,
-                              cases[i].rid, NULL, 0, cases[i].timeout,
+        int rc = forward_send(fx->fwd, cases[i].base, NULL, cases[i].method, cases[i].path,
+                              cases[i].auth, cases[i].rid, NULL, 0, cases[i].timeout,
                               cases[i].no_cb ? NULL : on_done, &r, err, sizeof err);
         if (rc != FWD_EINVAL)
             fail_msg("case %zu: rc %d, expected FWD_EINVAL", i, rc);
