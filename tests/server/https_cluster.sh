@@ -25,11 +25,19 @@ make_test_db https_cluster
 CA=$TMP/pki/ca.pem
 export CURL_CA_BUNDLE=$CA
 raft_ports 3
+mkdir -p "$TMP/https"
 for i in 1 2 3; do
   RAFT_HTTPS=1 raft_config "$i" "1 2 3"
-  # The handshake must finish within http.request_timeout_ms: short here, for the stall below.
-  jq '.http.request_timeout_ms = 1500' "$TMP/rnode$i.json" >"$TMP/rnode$i.json.new" &&
-    mv "$TMP/rnode$i.json.new" "$TMP/rnode$i.json" || fail "cannot set request_timeout_ms"
+  # The API's files are copies of the node certificate, so that section 5 can swap them
+  # without touching raft's. The handshake must finish within http.request_timeout_ms (short
+  # here, for the stall of section 4); a short idle timeout makes the forwarder's kept-alive
+  # connections end soon after a certificate swap.
+  cp "$TMP/pki/node$i.pem" "$TMP/pki/node$i.key" "$TMP/https/" || fail "cannot copy node $i's files"
+  jq --arg c "$TMP/https/node$i.pem" --arg k "$TMP/https/node$i.key" \
+    '.http.cert_file = $c | .http.key_file = $k |
+     .http.request_timeout_ms = 1500 | .http.idle_timeout_ms = 1000' \
+    "$TMP/rnode$i.json" >"$TMP/rnode$i.json.new" &&
+    mv "$TMP/rnode$i.json.new" "$TMP/rnode$i.json" || fail "cannot rewrite node $i's config"
   raft_start "$i"
 done
 L=$(wait_leader 20) || fail "no leader within 20 s"
@@ -98,5 +106,117 @@ run env CONCLAVE_TOKEN="$token" "$BIN" get k1 -p tls "${cli[@]}"
 [[ $status != 0 ]] || fail "conclave get over https without the ca should fail: $out"
 [[ $out == *"SSL certificate problem"*"--cacert"* ]] ||
   fail "conclave get without the ca should say why and name --cacert: $out"
+
+# 4. Bad bytes on node F's API port close that connection only: a watch (long poll) opened
+# before them on another connection still gets its answer, and the node keeps answering.
+furl_var="NODE_${F}_URL"
+FURL=${!furl_var}
+rev=$(sql "SELECT max(revision) FROM config_revisions WHERE project_id = 'tls'")
+[[ $rev =~ ^[0-9]+$ ]] || fail "no revision of project tls in postgresql: <$rev>"
+curl -s --max-time 20 -H "Authorization: Bearer $token" -o "$TMP/watch.body" \
+  "$FURL/v1/projects/tls/watch?after_revision=$rev&timeout=15" &
+watch_pid=$!
+at_exit 'kill $watch_pid 2>/dev/null || true'
+
+# bad NAME BYTES: sends BYTES (printf format) on a new connection to node F's API port, then
+# waits (5 s) for the node to close it. BYTES empty: sends nothing (the stalled handshake).
+bad() {
+  local fd rc=0 hp="HPORT_$F"
+  exec {fd}<>"/dev/tcp/127.0.0.1/${!hp}" || fail "bad $1: cannot connect to node $F"
+  [[ -z $2 ]] || printf "$2" >&"$fd" || fail "bad $1: cannot send"
+  # The node answers on the others meanwhile: its loop is not stuck on this one.
+  got=$(curl -s --max-time 5 "$FURL/health" | jq -r .node_id) || true
+  [[ $got == "$F" ]] || fail "bad $1: node $F did not answer /health meanwhile: <$got>"
+  timeout 5 cat <&"$fd" >/dev/null 2>&1 || rc=$?
+  exec {fd}>&-
+  [[ $rc == 0 ]] || fail "bad $1: node $F did not close the connection within 5 s (rc $rc)"
+}
+n=$(log_count "$F" "closed: tls handshake failed")
+# A handshake record holding no valid handshake message.
+bad garbage-record '\x16\x03\x01\x00\x05hello'
+wait_log "$F" "closed: tls handshake failed" $((n + 1))
+# Bytes that are not TLS at all (and not plain HTTP).
+bad binary '\x00\xff\x13\x37\x00\x00\x00\x10garbage-garbage-garbage'
+wait_log "$F" "closed: tls handshake failed" $((n + 2))
+# A truncated handshake: the record header promises 512 bytes, 6 arrive, then the client
+# closes its side. bad() waits for the node's close, which here answers ours.
+n=$(log_count "$F" "end of file during the tls handshake")
+exec {tfd}<>"/dev/tcp/127.0.0.1/$(eval echo "\$HPORT_$F")" || fail "cannot connect to node $F"
+printf '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03' >&"$tfd"
+exec {tfd}>&-
+wait_log "$F" "end of file during the tls handshake" $((n + 1))
+# A handshake that never starts: closed after http.request_timeout_ms.
+n=$(log_count "$F" "no tls handshake within 1500 ms")
+bad stalled ''
+wait_log "$F" "no tls handshake within 1500 ms" $((n + 1))
+grep -F "closed: tls handshake failed" "$TMP/node$F.log" | tail -n 2
+# The watch saw the next write, through its connection that stayed open.
+api PUT /v1/projects/tls/configs/k2 '{"content": {"n": 2}, "expected_version": 0}' "$token" "$L"
+expect_code 201
+wait "$watch_pid" || fail "the watch opened before the bad inputs failed (curl exit $?)"
+expect_eq "$(jq -r '[.changes[].key] | join(",")' "$TMP/watch.body")" k2 \
+  "the watch's changes after the bad inputs"
+
+# 5. The leader's https certificate swapped without a restart (SIGHUP): followers must refuse
+# one of another CA, and one of the cluster's CA naming another node.
+lpid_var="NODE_${L}_PID"
+LPID=${!lpid_var}
+lhp="HPORT_$L"
+K=$((F % 3 + 1))
+[[ $K != "$L" ]] || K=$((K % 3 + 1))
+pki_ca "$TMP/evil" || fail "cannot make the other ca"
+pki_node "$TMP/evil" "$L" || fail "cannot make the other ca's node $L certificate"
+
+# swap FROM: node L's https files become FROM.pem/FROM.key, then SIGHUP; waits for the log
+# line the reload writes (WANT: "reloaded" or "not reloaded"), then for the idle timeout
+# (1 s) to end the forwarder's kept-alive connections made with the previous certificate.
+swap() {
+  local n
+  n=$(log_count "$L" "SIGHUP: $2")
+  cp "$1.pem" "$TMP/https/node$L.pem" && cp "$1.key" "$TMP/https/node$L.key" ||
+    fail "cannot copy $1 into node $L's https files"
+  kill -HUP "$LPID" || fail "cannot send SIGHUP to node $L"
+  wait_log "$L" "SIGHUP: $2" $((n + 1))
+  sleep 1.5
+}
+
+# write_f KEY: PUT KEY (new) through the follower F.
+write_f() {
+  api PUT "/v1/projects/tls/configs/$1" '{"content": {"n": 3}, "expected_version": 0}' "$token" "$F"
+}
+
+swap "$TMP/evil/node$L" "reloaded the https certificate"
+rc=0
+env -u CURL_CA_BUNDLE curl -s --max-time 5 --cacert "$CA" "https://127.0.0.1:${!lhp}/health" \
+  >/dev/null 2>&1 || rc=$?
+[[ $rc == 60 ]] || fail "after the swap node $L should serve the other ca's certificate (curl 60), got $rc"
+write_f k3
+expect_error leader_untrusted 502
+expect_match .message "certificate.*refused.*SSL certificate problem: unable to get local issuer certificate"
+[[ -z $(header_value Retry-After) ]] || fail "$last_req: a refused certificate needs no Retry-After"
+wait_log "$F" "SSL certificate problem: unable to get local issuer certificate" 1
+
+swap "$TMP/pki/node$K" "reloaded the https certificate"
+write_f k3
+expect_error leader_untrusted 502
+expect_match .message "no alternative certificate subject name matches target host name 'conclave-node-$L'"
+
+# A reload that fails keeps the certificate in use (node K's, which curl accepts for
+# 127.0.0.1).
+n=$(log_count "$L" "SIGHUP: the https certificate was not reloaded")
+echo "not a certificate" >"$TMP/https/node$L.pem"
+kill -HUP "$LPID" || fail "cannot send SIGHUP to node $L"
+wait_log "$L" "SIGHUP: the https certificate was not reloaded" $((n + 1))
+got=$(env -u CURL_CA_BUNDLE curl -s --max-time 5 --cacert "$CA" "https://127.0.0.1:${!lhp}/health" |
+  jq -r .node_id) || true
+expect_eq "$got" "$L" "node $L's /health after a failed reload"
+
+swap "$TMP/pki/node$L" "reloaded the https certificate"
+write_f k3
+expect_code 201
+expect_json .version 1
+expect_eq "$(sql "SELECT count(*) FROM config_revisions WHERE project_id = 'tls' AND key = 'k3'")" \
+  1 "k3's revisions: the refused forwards wrote nothing"
+alive "$LPID" || fail "node $L exited"
 
 test_done https_cluster
