@@ -106,6 +106,9 @@ run env CONCLAVE_TOKEN="$token" "$BIN" get k1 -p tls "${cli[@]}"
 [[ $status != 0 ]] || fail "conclave get over https without the ca should fail: $out"
 [[ $out == *"SSL certificate problem"*"--cacert"* ]] ||
   fail "conclave get without the ca should say why and name --cacert: $out"
+run env CONCLAVE_TOKEN="$token" "$BIN" get k1 -p tls "${cli[@]}" --cacert "$TMP/no-such-ca.pem"
+expect_status 2
+expect_out "cannot read the ca file $TMP/no-such-ca.pem (--cacert or CONCLAVE_CACERT)"
 
 # 4. Bad bytes on node F's API port close that connection only: a watch (long poll) opened
 # before them on another connection still gets its answer, and the node keeps answering.
@@ -218,5 +221,16 @@ expect_json .version 1
 expect_eq "$(sql "SELECT count(*) FROM config_revisions WHERE project_id = 'tls' AND key = 'k3'")" \
   1 "k3's revisions: the refused forwards wrote nothing"
 alive "$LPID" || fail "node $L exited"
+
+# Every node stops cleanly (exit 0: in the ASan build also no leak of a TLS session or
+# context), and no sanitizer wrote a report.
+for i in 1 2 3; do
+  raft_kill "$i" TERM
+done
+for i in 1 2 3; do
+  if grep -E "AddressSanitizer|LeakSanitizer|runtime error" "$TMP/node$i.log"; then
+    fail "node $i's log holds a sanitizer report"
+  fi
+done
 
 test_done https_cluster
