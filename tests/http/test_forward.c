@@ -919,6 +919,51 @@ static void test_bad_arguments(void **state)
     fixture_finish(fx);
 }
 
+/* A CA bundle that exists on the test machines (Debian's ca-certificates, which curl uses). */
+#define SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"
+
+/* HTTPS: an https URL needs forward_set_tls() first, whose CA file must be readable; a server
+ * name needs https and must be a host name. A request to an https URL of a server that does
+ * not speak TLS (the plain fixture) fails with FWD_ETLS naming the URL, and the server handled
+ * nothing. */
+static void test_https(void **state)
+{
+    (void)state;
+    struct fixture *fx = fixture_start();
+    struct result r = {.fx = fx};
+    char err[256], url[64];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d", fx->port);
+    assert_int_equal(forward_send(fx->fwd, url, NULL, "GET", "/echo", NULL, NULL, NULL, 0, 1000,
+                                  on_done, &r, err, sizeof err),
+                     FWD_EINVAL);
+    assert_non_null(strstr(err, "https needs the ca file"));
+    assert_int_equal(forward_set_tls(fx->fwd, "/nonexistent/ca.pem", err, sizeof err), FWD_EINVAL);
+    assert_non_null(strstr(err, "cannot read the ca file /nonexistent/ca.pem"));
+    assert_int_equal(forward_set_tls(fx->fwd, SYSTEM_CA, err, sizeof err), 0);
+    assert_int_equal(forward_send(fx->fwd, fx->base, "conclave-node-1", "GET", "/echo", NULL, NULL,
+                                  NULL, 0, 1000, on_done, &r, err, sizeof err),
+                     FWD_EINVAL);
+    assert_non_null(strstr(err, "bad server name"));
+    assert_int_equal(forward_send(fx->fwd, url, "node 1", "GET", "/echo", NULL, NULL, NULL, 0, 1000,
+                                  on_done, &r, err, sizeof err),
+                     FWD_EINVAL);
+    assert_non_null(strstr(err, "bad server name"));
+
+    assert_int_equal(forward_send(fx->fwd, url, "conclave-node-1", "GET", "/echo", NULL, NULL, NULL,
+                                  0, LONG_TIMEOUT, on_done, &r, err, sizeof err),
+                     0);
+    assert_true(run_until(fx, &fx->ndone, 1, WAIT_MS));
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.rc, FWD_ETLS);
+    char want[96];
+    snprintf(want, sizeof want, "GET %s/echo: ", url);
+    if (strstr(r.errmsg, want) == NULL)
+        fail_msg("the message should name the url: %s", r.errmsg);
+    assert_int_equal(fx->handled, 0);
+    result_clear(&r);
+    fixture_finish(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -933,6 +978,7 @@ int main(void)
         cmocka_unit_test(test_close_with_pending),
         cmocka_unit_test(test_close_from_callback),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_https),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
