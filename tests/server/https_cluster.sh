@@ -93,6 +93,17 @@ expect_eq "$(log_count "$F" "forward: rid=")" 0 "forwarding errors in node $F's 
 expect_eq "$(sql "SELECT content->>'n' FROM configs WHERE project_id = 'tls' AND key = 'k1'")" \
   1 "k1 in postgresql"
 
+# A body of many TLS records (300 KiB: the node decrypts 16 KiB at a time, and reads the socket
+# again only once the parser took them), through the follower and forwarded, read back whole.
+big=$(head -c 230000 /dev/urandom | base64 -w0)
+printf '{"content": {"blob": "%s"}, "expected_version": 0}' "$big" >"$TMP/big.json"
+api PUT /v1/projects/tls/configs/big @"$TMP/big.json" "$token" "$F"
+expect_code 201
+api GET /v1/projects/tls/configs/big "" "$token" "$F"
+expect_code 200
+[[ $(jq -r .content.blob <<<"$body") == "$big" ]] ||
+  fail "the big config read back over https differs (${#body} bytes of body)"
+
 # 3. The CLI.
 hpf="HPORT_$F"
 cli=(--endpoints "https://127.0.0.1:${!hpf}" -o json)
