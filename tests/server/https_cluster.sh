@@ -2,7 +2,7 @@
 # "forwarding between nodes uses the same trust"), on a three-node cluster whose nodes all
 # serve https with their node certificate (raft_config with RAFT_HTTPS=1):
 #   - curl --cacert the cluster's CA gets /health from each node over https, naming that node;
-#     without the CA curl refuses the certificate; plain http to the port gets a plain 400
+#     without the CA curl refuses the certificate; TLS 1.2 works, but not with a CBC suite; plain http to the port gets a plain 400
 #     that says "https only", and the node logs it with the client's address;
 #   - a write through a follower is forwarded to the leader (whose port speaks only https)
 #     and acknowledged; the follower logged no forwarding error;
@@ -80,6 +80,17 @@ for i in 1 2 3; do
   wait_log "$i" "http tls: connection from 127.0.0.1:" 1
   wait_log "$i" "plain http on the https port" $((before + 1))
 done
+
+# TLS 1.2 works, with the AEAD suites only: a CBC suite the library would accept is refused.
+hp1="HPORT_1"
+got=$(curl -s --max-time 5 --tlsv1.2 --tls-max 1.2 "https://127.0.0.1:${!hp1}/health" |
+  jq -r .node_id) || true
+expect_eq "$got" 1 "node 1's /health over tls 1.2"
+rc=0
+curl -s --max-time 5 --tlsv1.2 --tls-max 1.2 --ciphers ECDHE-ECDSA-AES128-SHA256 \
+  "https://127.0.0.1:${!hp1}/health" >/dev/null 2>&1 || rc=$?
+# 35: the handshake failed (no shared cipher).
+[[ $rc == 35 ]] || fail "tls 1.2 with a cbc suite should fail its handshake (curl 35), got $rc"
 
 # 2. A write through the follower, forwarded over https to the leader.
 create_user admin@example.com "admin-password-1" --admin >/dev/null
