@@ -117,15 +117,43 @@ err_nomem:
     return -1;
 }
 
-int http_tls_reload(struct http_tls *tls, char *errmsg, size_t errlen)
+/* The wrapper keeps SSL_CTX out of the header. */
+struct http_tls_loaded {
+    SSL_CTX *ctx;
+};
+
+int http_tls_load(const struct http_tls *tls, struct http_tls_loaded **out, char *errmsg,
+                  size_t errlen)
 {
-    SSL_CTX *ctx = ctx_new(tls->cert_file, tls->key_file, errmsg, errlen);
-    if (ctx == NULL)
+    *out = NULL;
+    struct http_tls_loaded *l = malloc(sizeof *l);
+    if (l == NULL) {
+        snprintf(errmsg, errlen, "https: out of memory");
         return -1;
+    }
+    l->ctx = ctx_new(tls->cert_file, tls->key_file, errmsg, errlen);
+    if (l->ctx == NULL) {
+        free(l);
+        return -1;
+    }
+    *out = l;
+    return 0;
+}
+
+void http_tls_install(struct http_tls *tls, struct http_tls_loaded *loaded)
+{
     /* Sessions still open hold their own reference to the old context. */
     SSL_CTX_free(tls->ctx);
-    tls->ctx = ctx;
-    return 0;
+    tls->ctx = loaded->ctx;
+    free(loaded);
+}
+
+void http_tls_loaded_free(struct http_tls_loaded *loaded)
+{
+    if (loaded == NULL)
+        return;
+    SSL_CTX_free(loaded->ctx);
+    free(loaded);
 }
 
 void http_tls_free(struct http_tls *tls)

@@ -12,9 +12,11 @@
  * reloaded certificate applies to every new connection). Client certificates are not asked
  * for: a request authenticates with its Authorization header (docs/security.md).
  *
- * Reload: http_tls_reload() builds a new context from the same files. Connections open at that
- * moment keep the context they started with (each SSL object holds a reference); new ones get
- * the new one. A reload that fails keeps the old context.
+ * Reload, in two steps so that reading the files never blocks the loop thread: http_tls_load()
+ * (any thread, typically a uv_queue_work() job) builds a new context from the same files, and
+ * http_tls_install() (the loop thread) makes it the one new connections get. Connections open
+ * at that moment keep the context they started with (each SSL object holds a reference). A
+ * load that fails changes nothing.
  */
 #ifndef CONCLAVE_HTTP_TLS_H
 #define CONCLAVE_HTTP_TLS_H
@@ -35,6 +37,7 @@
 
 struct http_tls;
 struct http_tls_conn;
+struct http_tls_loaded; /* a context http_tls_load() built, not yet installed */
 
 /* Loads CERT_FILE (PEM, the certificate followed by its chain) and KEY_FILE (PEM) and checks
  * that they match. The paths are copied (for http_tls_reload). On success *OUT is the caller's
@@ -44,9 +47,19 @@ struct http_tls_conn;
 int http_tls_new(struct http_tls **out, const char *cert_file, const char *key_file, char *errmsg,
                  size_t errlen);
 
-/* Re-reads the files given to http_tls_new() into a new context used by connections accepted
- * from now on. On failure TLS keeps the context it had and ERRMSG says why. */
-int http_tls_reload(struct http_tls *tls, char *errmsg, size_t errlen);
+/* Reads the files given to http_tls_new() again into a new context, *OUT, which the caller
+ * passes to http_tls_install() (or releases with http_tls_loaded_free()). Reads only the file
+ * names of TLS, which never change, so it may run on a worker thread while the loop uses TLS.
+ * On failure *OUT is NULL and ERRMSG names the file and keeps OpenSSL's reason. */
+int http_tls_load(const struct http_tls *tls, struct http_tls_loaded **out, char *errmsg,
+                  size_t errlen);
+
+/* On the loop thread: LOADED (taken over) becomes the context of connections accepted from now
+ * on; the previous one lives on in the connections that use it. */
+void http_tls_install(struct http_tls *tls, struct http_tls_loaded *loaded);
+
+/* Releases a loaded context that is not installed (NULL is ignored). */
+void http_tls_loaded_free(struct http_tls_loaded *loaded);
 
 /* Releases TLS (NULL is ignored). Connections still open keep their session. */
 void http_tls_free(struct http_tls *tls);

@@ -203,23 +203,57 @@ static void on_signal(uv_signal_t *h, int signum)
     begin_stop(node, true);
 }
 
-/* SIGHUP with https: the certificate and key files are read again for the connections
- * accepted from now on; open connections keep their session, and a failed reload keeps the
- * old certificate. */
-static void on_sighup(uv_signal_t *h, int signum)
+/* On a worker thread: reads the https files into a new context (file reads must not block
+ * the loop). Touches only the job's own fields and the file names of node->tls. */
+static void tls_reload_work(uv_work_t *w)
 {
-    struct node *node = h->data;
-    char why[1024];
-    (void)signum;
-    if (http_tls_reload(node->tls, why, sizeof(why)) != 0) {
+    struct node *node = w->data;
+    node->tls_reload_err[0] = '\0';
+    if (http_tls_load(node->tls, &node->tls_loaded, node->tls_reload_err,
+                      sizeof(node->tls_reload_err)) != 0) {
+        node->tls_loaded = NULL;
+    }
+}
+
+/* Back on the loop: the new context serves the connections accepted from now on; open
+ * connections keep their session. A failed load keeps the old certificate. */
+static void tls_reload_done(uv_work_t *w, int status)
+{
+    struct node *node = w->data;
+    node->tls_reloading = false;
+    if (status != 0 || node->tls_loaded == NULL) {
         fprintf(stderr,
                 "node %u: SIGHUP: the https certificate was not reloaded, the old one "
                 "stays in use: %s\n",
-                node->conf->node_id, why);
+                node->conf->node_id, status != 0 ? uv_strerror(status) : node->tls_reload_err);
         return;
     }
+    http_tls_install(node->tls, node->tls_loaded);
+    node->tls_loaded = NULL;
     fprintf(stderr, "node %u: SIGHUP: reloaded the https certificate %s and key %s\n",
             node->conf->node_id, node->conf->http_cert_file, node->conf->http_key_file);
+}
+
+/* SIGHUP with https: re-read the certificate and key (see tls_reload_work). */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    struct node *node = h->data;
+    (void)signum;
+    if (node->tls_reloading) {
+        fprintf(stderr,
+                "node %u: SIGHUP: a reload of the https certificate is already running; "
+                "this one is ignored\n",
+                node->conf->node_id);
+        return;
+    }
+    node->tls_reload.data = node;
+    int rc = uv_queue_work(&node->loop, &node->tls_reload, tls_reload_work, tls_reload_done);
+    if (rc != 0) {
+        fprintf(stderr, "node %u: SIGHUP: cannot start reloading the https certificate: %s\n",
+                node->conf->node_id, uv_strerror(rc));
+        return;
+    }
+    node->tls_reloading = true;
 }
 
 /* Creates DIR and its parents (mode 0700 for the last). */
