@@ -2,7 +2,8 @@
 # "forwarding between nodes uses the same trust"), on a three-node cluster whose nodes all
 # serve https with their node certificate (raft_config with RAFT_HTTPS=1):
 #   - curl --cacert the cluster's CA gets /health from each node over https, naming that node;
-#     without the CA curl refuses the certificate; TLS 1.2 works, but not with a CBC suite; plain http to the port gets a plain 400
+#     without the CA curl refuses the certificate; keep-alive works over TLS; TLS 1.2 works,
+#     but not with a CBC suite; plain http to the port gets a plain 400
 #     that says "https only", and the node logs it with the client's address;
 #   - a write through a follower is forwarded to the leader (whose port speaks only https)
 #     and acknowledged; the follower logged no forwarding error;
@@ -80,6 +81,12 @@ for i in 1 2 3; do
   wait_log "$i" "http tls: connection from 127.0.0.1:" 1
   wait_log "$i" "plain http on the https port" $((before + 1))
 done
+
+# Keep-alive over TLS: three requests, one connection (curl's num_connects: 1, then 0, 0).
+u="https://127.0.0.1:${HPORT_1}/health"
+got=$(curl -s --max-time 5 -w '%{http_code}:%{num_connects} ' \
+  -o /dev/null "$u" -o /dev/null "$u" -o /dev/null "$u") || true
+expect_eq "$got" "200:1 200:0 200:0 " "three requests on one https connection"
 
 # TLS 1.2 works, with the AEAD suites only: a CBC suite the library would accept is refused.
 hp1="HPORT_1"
