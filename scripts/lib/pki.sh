@@ -4,7 +4,13 @@
 #   pki_ca DIR                 DIR/ca.pem and DIR/ca.key (EC P-256, 10 years), unless both exist
 #   pki_node DIR ID [DAYS]     DIR/node<ID>.pem and DIR/node<ID>.key signed by DIR's CA, subject
 #                              CN=conclave-node-<ID> (the identity raft peers check, see
-#                              docs/security.md), valid DAYS days (365), unless both exist
+#                              docs/security.md), valid DAYS days (365), unless both exist.
+#                              subjectAltName DNS:conclave-node-<ID> (the name a follower
+#                              checks when it forwards to this node over https), IP:127.0.0.1
+#                              and every address of PKI_SAN_IPS (space-separated, e.g. the
+#                              host's address) so that clients can verify https://IP:PORT;
+#                              extendedKeyUsage serverAuth and clientAuth (raft dials and
+#                              accepts; the API serves)
 #   pki_renew DIR ID [DAYS]    a new key and certificate for node ID signed by DIR's CA, as
 #                              pki_node makes them, replacing DIR/node<ID>.key and then .pem,
 #                              each by a rename (a reader sees the old file or the new one;
@@ -28,12 +34,15 @@ pki_ca() {
 }
 
 pki_node() {
-  local dir=$1 id=$2 days=${3:-365} out ext
+  local dir=$1 id=$2 days=${3:-365} out ext ip san=
+  for ip in ${PKI_SAN_IPS:-}; do
+    [[ $ip == 127.0.0.1 ]] || san+=",IP:$ip"
+  done
   [[ -s $dir/node$id.pem && -s $dir/node$id.key ]] && return 0
   ext="basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=serverAuth,clientAuth
-subjectAltName=DNS:conclave-node-$id"
+subjectAltName=DNS:conclave-node-$id,IP:127.0.0.1$san"
   if ! out=$( (umask 077 &&
     openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
       -keyout "$dir/node$id.key" -out "$dir/node$id.csr" -subj "/CN=conclave-node-$id" &&

@@ -22,6 +22,8 @@ static const char global_help[] =
     "  --config FILE             defaults file (CONCLAVE_CONFIG; default\n"
     "                            ~/.config/conclave/config)\n"
     "  --timeout SECONDS         per-request timeout (default 30)\n"
+    "  --cacert FILE             the CA (PEM) an https:// node's certificate must chain to,\n"
+    "                            e.g. the cluster's ca.pem (CONCLAVE_CACERT)\n"
     "  -h, --help                this command's help\n";
 
 const struct cli_command *cli_find(const char *name)

@@ -1,5 +1,6 @@
 #include "cli/cli_client.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,9 @@ struct cli_client {
     size_t preferred;
     char *auth_header; /* "Authorization: Bearer ..." or NULL */
     long timeout_s;
+    char *cacert; /* CURLOPT_CAINFO, or NULL: libcurl's default CAs */
     bool answered;
+    char errbuf[CURL_ERROR_SIZE]; /* libcurl's detail of the last failed attempt */
     volatile sig_atomic_t *abort_flag;
 };
 
@@ -134,6 +137,22 @@ int cli_client_open(const struct cli_global *g, struct cli_client **out, char *e
         snprintf(c->auth_header, len, "Authorization: Bearer %s", secret);
     }
     c->timeout_s = g->timeout_s > 0 ? g->timeout_s : 30;
+    if (g->cacert != NULL) {
+        /* Checked here so that a typo is one clear message, not a TLS error per endpoint. */
+        FILE *f = fopen(g->cacert, "r");
+        if (f == NULL) {
+            rc = CLI_EXIT_USAGE;
+            snprintf(err, errlen, "cannot read the ca file %s (--cacert or CONCLAVE_CACERT): %s",
+                     g->cacert, strerror(errno));
+            goto fail;
+        }
+        fclose(f);
+        if ((c->cacert = strdup(g->cacert)) == NULL) {
+            rc = CLI_EXIT_FAILURE;
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
     c->curl = curl_easy_init();
     if (c->curl == NULL) {
         rc = CLI_EXIT_FAILURE;
@@ -156,6 +175,7 @@ void cli_client_close(struct cli_client *c)
         curl_easy_cleanup(c->curl);
     }
     free_urls(c->urls, c->n_urls);
+    free(c->cacert);
     if (c->auth_header) {
         explicit_bzero(c->auth_header, strlen(c->auth_header));
         free(c->auth_header);
@@ -213,6 +233,13 @@ static CURLcode perform(struct cli_client *c, const char *method, const char *ur
     curl_easy_setopt(h, CURLOPT_USERAGENT, "conclave-cli/" CONCLAVE_VERSION);
     /* Proxies from the environment would route loopback clusters astray. */
     curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+    c->errbuf[0] = '\0';
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
+    if (c->cacert != NULL) {
+        /* The cluster's CA alone, not the system's bundle as well. */
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->cacert);
+        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+    }
     if (c->abort_flag != NULL) {
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
@@ -315,8 +342,14 @@ int cli_client_call(struct cli_client *c, const char *method, const char *path, 
         if (cc != CURLE_OK) {
             /* Never sent (or a read): the next node may do. */
             free(b.data);
-            int w = snprintf(tried + used, sizeof(tried) - used, "%s%s: %s", used ? "; " : "",
-                             c->urls[i], curl_easy_strerror(cc));
+            bool tls = cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CONNECT_ERROR ||
+                       cc == CURLE_SSL_CACERT_BADFILE;
+            int w = snprintf(tried + used, sizeof(tried) - used, "%s%s: %s%s", used ? "; " : "",
+                             c->urls[i], c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc),
+                             !tls                ? ""
+                             : c->cacert == NULL ? " (pass the cluster's ca with --cacert FILE "
+                                                   "or CONCLAVE_CACERT)"
+                                                 : " (is --cacert the cluster's ca?)");
             if (w > 0 && (size_t)w < sizeof(tried) - used) {
                 used += (size_t)w;
             }

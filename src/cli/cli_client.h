@@ -32,6 +32,10 @@ struct cli_global {
     const char *credentials_source;
     const char *config_path; /* the config file that was read, or NULL */
     long timeout_s;          /* per-request timeout in seconds (--timeout, default 30) */
+    /* --cacert / CONCLAVE_CACERT / "cacert" of the config file: the PEM file of the CAs an
+     * https:// endpoint's certificate must chain to (the cluster's CA), or NULL for the
+     * system's CAs. */
+    const char *cacert;
 };
 
 /* Parses and removes the global options from *ARGC/ARGV (they may appear anywhere after the

@@ -128,7 +128,7 @@ static int parse_output(const char *v, struct cli_global *g, const char *where, 
 int cli_global_parse(int *argc, char **argv, struct cli_global *g, char *err, size_t errlen)
 {
     const char *endpoints = NULL, *project = NULL, *output = NULL, *api_key = NULL;
-    const char *config = NULL, *timeout = NULL;
+    const char *config = NULL, *timeout = NULL, *cacert = NULL;
     struct {
         const char *name, *short_name;
         const char **slot;
@@ -136,6 +136,7 @@ int cli_global_parse(int *argc, char **argv, struct cli_global *g, char *err, si
         {"--endpoints", NULL, &endpoints}, {"--project", "-p", &project},
         {"--output", "-o", &output},       {"--api-key", NULL, &api_key},
         {"--config", NULL, &config},       {"--timeout", NULL, &timeout},
+        {"--cacert", NULL, &cacert},
     };
     memset(g, 0, sizeof(*g));
     int out = 1;
@@ -207,6 +208,18 @@ int cli_global_parse(int *argc, char **argv, struct cli_global *g, char *err, si
         output = config_string("output");
     }
     if (output != NULL && parse_output(output, g, "-o", err, errlen) != 0) {
+        return CLI_EXIT_USAGE;
+    }
+
+    g->cacert = cacert;
+    if (g->cacert == NULL && (env = getenv("CONCLAVE_CACERT")) != NULL && env[0] != '\0') {
+        g->cacert = env;
+    }
+    if (g->cacert == NULL) {
+        g->cacert = config_string("cacert");
+    }
+    if (g->cacert != NULL && g->cacert[0] == '\0') {
+        snprintf(err, errlen, "--cacert needs a file name");
         return CLI_EXIT_USAGE;
     }
 

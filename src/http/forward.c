@@ -1,5 +1,6 @@
 #include "http/forward.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -43,6 +44,7 @@ struct fwd {
     int poll_errno;             /* the socket error on_poll() is reporting to libcurl, or 0 */
     void (*closed_cb)(void *data);
     void *closed_data;
+    char *ca_file; /* forward_set_tls(): the only CAs an https server may chain to; or NULL */
 };
 
 /* One socket libcurl asked us to watch, associated with it through curl_multi_assign(). */
@@ -63,7 +65,8 @@ struct forward_req {
     char *resp; /* the response body, NUL-terminated, or NULL while empty */
     size_t resp_len, resp_cap;
     char *hdr[HDR_COUNT];
-    char *what; /* "METHOD base_url/path" without the query, for messages */
+    char *what;                    /* "METHOD base_url/path" without the query, for messages */
+    struct curl_slist *connect_to; /* https with a server name: "NAME:PORT:HOST:PORT" */
     forward_done_cb cb;
     void *data;
     bool sent;      /* a connection was ready and the request about to go out */
@@ -144,6 +147,7 @@ static void req_free(struct forward_req *req)
     if (req->easy != NULL)
         curl_easy_cleanup(req->easy);
     curl_slist_free_all(req->headers);
+    curl_slist_free_all(req->connect_to);
     free(req->body);
     free(req->resp);
     for (int i = 0; i < HDR_COUNT; i++)
@@ -268,8 +272,21 @@ static int classify(const struct forward_req *req, CURLcode res)
         return FWD_ENOMEM;
     if (req->too_large || res == CURLE_FILESIZE_EXCEEDED)
         return FWD_ETOOLARGE;
-    if (!req->sent)
-        return FWD_EUNREACHABLE;
+    if (!req->sent) {
+        switch (res) {
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CERTPROBLEM:
+        case CURLE_SSL_CIPHER:
+        case CURLE_SSL_CACERT_BADFILE:
+        case CURLE_SSL_ISSUER_ERROR:
+        case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+        case CURLE_SSL_INVALIDCERTSTATUS:
+            return FWD_ETLS;
+        default:
+            return FWD_EUNREACHABLE;
+        }
+    }
     switch (res) {
     case CURLE_OPERATION_TIMEDOUT:
         return FWD_ETIMEDOUT;
@@ -390,6 +407,7 @@ static void maybe_finish_close(struct fwd *f)
         return;
     void (*cb)(void *) = f->closed_cb;
     void *data = f->closed_data;
+    free(f->ca_file);
     free(f);
     if (cb != NULL)
         cb(data);
@@ -596,15 +614,27 @@ err_free:
 }
 
 /* Sets every libcurl option of req's easy handle; false if libcurl refused one. */
-static bool setup_easy(struct forward_req *req, const char *url, const char *method, bool has_body,
-                       size_t len, unsigned timeout_ms)
+static bool setup_easy(struct forward_req *req, const char *url, bool https, const char *method,
+                       bool has_body, size_t len, unsigned timeout_ms)
 {
     CURL *e = req->easy;
     bool ok = true;
+    const char *scheme = https ? "https" : "http";
     ok &= curl_easy_setopt(e, CURLOPT_URL, url) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L) == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http") == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http") == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, scheme) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, scheme) == CURLE_OK;
+    if (https) {
+        /* The cluster's CA alone: no system bundle, no CA directory. The name checked is the
+         * URL's host, which forward_send() sets to the server name it was given. */
+        ok &= curl_easy_setopt(e, CURLOPT_CAINFO, req->f->ca_file) == CURLE_OK;
+        ok &= curl_easy_setopt(e, CURLOPT_CAPATH, NULL) == CURLE_OK;
+        ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK;
+        ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK;
+        ok &= curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) == CURLE_OK;
+        if (req->connect_to != NULL)
+            ok &= curl_easy_setopt(e, CURLOPT_CONNECT_TO, req->connect_to) == CURLE_OK;
+    }
     ok &= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_PROXY, "") == CURLE_OK; /* ignore http_proxy & co */
     ok &= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
@@ -642,9 +672,30 @@ static bool setup_easy(struct forward_req *req, const char *url, const char *met
     return ok;
 }
 
-/* Checks base_url + path_and_query with libcurl's own parser, as it will be parsed for the
- * transfer (CURLOPT_PATH_AS_IS), and that it is a plain http URL with a host. */
-static bool url_ok(const char *url, char *errmsg, size_t errlen)
+/* A host name as a certificate may carry it: letters, digits, '-' and '.'. */
+static bool is_dns_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 253)
+        return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Checks url with libcurl's own parser, as it will be parsed for the transfer
+ * (CURLOPT_PATH_AS_IS): an http or https URL with a host. *final is the URL to request (the
+ * caller frees it with free()): url itself, or with server_name (https only) url with its host
+ * replaced by that name, and *connect_to routes NAME:PORT back to the host and port of url. The
+ * connection then goes where url says, and libcurl checks the certificate against the name.
+ */
+static bool url_prepare(const char *url, const char *server_name, bool *https, char **final,
+                        struct curl_slist **connect_to, char *errmsg, size_t errlen)
 {
     CURLU *u = curl_url();
     if (u == NULL) {
@@ -652,29 +703,83 @@ static bool url_ok(const char *url, char *errmsg, size_t errlen)
         return false;
     }
     bool ok = false;
-    char *scheme = NULL, *host = NULL;
+    char *scheme = NULL, *host = NULL, *port = NULL, *renamed = NULL;
     CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, CURLU_PATH_AS_IS);
     if (uc != CURLUE_OK) {
         set_err(errmsg, errlen, "bad url: %s", curl_url_strerror(uc));
         goto out;
     }
-    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK || strcmp(scheme, "http") != 0) {
-        set_err(errmsg, errlen, "bad url: only http:// is supported");
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        set_err(errmsg, errlen, "bad url: only http:// and https:// are supported");
         goto out;
     }
+    *https = strcmp(scheme, "https") == 0;
     if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || host[0] == '\0') {
         set_err(errmsg, errlen, "bad url: no host");
         goto out;
     }
+    if (server_name == NULL) {
+        *final = strdup(url);
+        ok = *final != NULL;
+        if (!ok)
+            set_err(errmsg, errlen, "out of memory");
+        goto out;
+    }
+    if (!*https || !is_dns_name(server_name)) {
+        set_err(errmsg, errlen,
+                "bad server name: it needs an https:// url and must be a host name");
+        goto out;
+    }
+    char line[600];
+    if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+        curl_url_set(u, CURLUPART_HOST, server_name, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_URL, &renamed, 0) != CURLUE_OK ||
+        (size_t)snprintf(line, sizeof line, "%s:%s:%s:%s", server_name, port, host, port) >=
+            sizeof line) {
+        set_err(errmsg, errlen, "bad url: cannot route the server name %s to it", server_name);
+        goto out;
+    }
+    *connect_to = curl_slist_append(NULL, line);
+    *final = strdup(renamed);
+    if (*connect_to == NULL || *final == NULL) {
+        curl_slist_free_all(*connect_to);
+        *connect_to = NULL;
+        free(*final);
+        *final = NULL;
+        set_err(errmsg, errlen, "out of memory");
+        goto out;
+    }
     ok = true;
 out:
+    curl_free(renamed);
+    curl_free(port);
     curl_free(host);
     curl_free(scheme);
     curl_url_cleanup(u);
     return ok;
 }
 
-int forward_send(struct fwd *f, const char *base_url, const char *method,
+int forward_set_tls(struct fwd *f, const char *ca_file, char *errmsg, size_t errlen)
+{
+    FILE *fp = fopen(ca_file, "r");
+    if (fp == NULL) {
+        set_err(errmsg, errlen, "forward: cannot read the ca file %s: %s", ca_file,
+                strerror(errno));
+        return FWD_EINVAL;
+    }
+    fclose(fp);
+    char *copy = strdup(ca_file);
+    if (copy == NULL) {
+        set_err(errmsg, errlen, "forward: out of memory");
+        return FWD_ENOMEM;
+    }
+    free(f->ca_file);
+    f->ca_file = copy;
+    return 0;
+}
+
+int forward_send(struct fwd *f, const char *base_url, const char *server_name, const char *method,
                  const char *path_and_query, const char *authorization, const char *request_id,
                  const void *body, size_t len, unsigned timeout_ms, forward_done_cb cb, void *data,
                  char *errmsg, size_t errlen)
@@ -688,8 +793,15 @@ int forward_send(struct fwd *f, const char *base_url, const char *method,
         set_err(errmsg, errlen, "forward: missing argument or zero timeout");
         return FWD_EINVAL;
     }
-    if (strncasecmp(base_url, "http://", 7) != 0) {
-        set_err(errmsg, errlen, "forward to %s: only http:// urls are supported", base_url);
+    bool https = strncasecmp(base_url, "https://", 8) == 0;
+    if (strncasecmp(base_url, "http://", 7) != 0 && !https) {
+        set_err(errmsg, errlen, "forward to %s: only http:// and https:// urls are supported",
+                base_url);
+        return FWD_EINVAL;
+    }
+    if (https && f->ca_file == NULL) {
+        set_err(errmsg, errlen, "forward to %s: https needs the ca file of forward_set_tls()",
+                base_url);
         return FWD_EINVAL;
     }
     if (!is_token(method)) {
@@ -712,7 +824,7 @@ int forward_send(struct fwd *f, const char *base_url, const char *method,
         base_len--;
     size_t full_len = strlen(path_and_query);
     size_t path_len = strcspn(path_and_query, "?");
-    char *url = NULL;
+    char *url = NULL, *final = NULL;
 
     struct forward_req *req = calloc(1, sizeof *req);
     if (req == NULL)
@@ -728,11 +840,13 @@ int forward_send(struct fwd *f, const char *base_url, const char *method,
     memcpy(url, base_url, base_len);
     memcpy(url + base_len, path_and_query, full_len + 1);
     sprintf(req->what, "%s %.*s", method, (int)(base_len + path_len), url);
-    if (!url_ok(url, errmsg, errlen)) {
+    if (!url_prepare(url, server_name, &https, &final, &req->connect_to, errmsg, errlen)) {
         free(url);
         req_free(req);
         return FWD_EINVAL;
     }
+    free(url);
+    url = final;
 
     bool post_like =
         strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0;
@@ -763,7 +877,7 @@ int forward_send(struct fwd *f, const char *base_url, const char *method,
     req->easy = curl_easy_init();
     if (req->easy == NULL)
         goto err_nomem_req;
-    if (!setup_easy(req, url, method, has_body, len, timeout_ms)) {
+    if (!setup_easy(req, url, https, method, has_body, len, timeout_ms)) {
         set_err(errmsg, errlen, "%s: curl_easy_setopt failed", req->what);
         free(url);
         req_free(req);

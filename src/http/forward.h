@@ -31,8 +31,8 @@
 /*
  * Error codes, passed to forward_done_cb and returned by forward_init() and forward_send().
  *
- * For a write, FWD_EUNREACHABLE means the leader certainly never saw the request: it can be
- * retried anywhere (a 503 for the client). After FWD_ETIMEDOUT, FWD_ERESET, FWD_EPROTO,
+ * For a write, FWD_EUNREACHABLE and FWD_ETLS mean the leader certainly never saw the request: it
+ * can be retried anywhere (a 503 for the client). After FWD_ETIMEDOUT, FWD_ERESET, FWD_EPROTO,
  * FWD_ETOOLARGE, FWD_ENOMEM or FWD_ECLOSED from the callback the request may have reached the
  * leader, so the outcome is unknown (a 504) and the client must retry with the same request
  * id. libcurl itself re-sends a request once, on a fresh connection, when a reused kept-alive
@@ -47,6 +47,9 @@
 #define FWD_ETOOLARGE    (-6) /* the response body is over FWD_MAX_RESPONSE_BYTES */
 #define FWD_EPROTO       (-7) /* the answer is not valid HTTP/1.1 */
 #define FWD_ERESET       (-8) /* connection lost after the request went out, before the answer */
+/* https: the TLS handshake failed or the server's certificate was refused (another CA, not
+ * the server name asked for, expired); nothing was sent. */
+#define FWD_ETLS (-9)
 
 /* An upstream answer. Everything it points to is owned by the module and valid only during the
  * callback; copy what you keep. Header values are without surrounding blanks. */
@@ -90,9 +93,24 @@ int forward_init(struct fwd **out, uv_loop_t *loop, unsigned self_node_id, char 
                  size_t errlen);
 
 /*
+ * HTTPS for the following requests to https:// URLs: the server's certificate must chain to a
+ * CA of ca_file (PEM; the system's CAs are not trusted) and name the server (see
+ * forward_send). No client certificate is presented. ca_file is copied; it is read by
+ * libcurl for each new connection, and here once to fail early. Returns 0, or FWD_EINVAL
+ * (the file cannot be read) or FWD_ENOMEM with errmsg filled; on failure nothing changed.
+ */
+int forward_set_tls(struct fwd *f, const char *ca_file, char *errmsg, size_t errlen);
+
+/*
  * Starts one request: method (an HTTP token such as "GET" or "PUT") on base_url (an
- * "http://host:port" URL; https and other schemes are refused) followed by path_and_query
- * (starting with '/', sent as is: no dot-segment removal, no re-encoding).
+ * "http://host:port" or "https://host:port" URL; https only after forward_set_tls(); other
+ * schemes are refused) followed by path_and_query (starting with '/', sent as is: no
+ * dot-segment removal, no re-encoding).
+ *
+ * server_name (https only; NULL: the host of base_url) is the name the server's certificate
+ * must carry (a subjectAltName DNS entry, or without any, its common name). The connection
+ * still goes to base_url's host and port; only the name checked (and sent as SNI and Host)
+ * changes. This is how a node asks for "the leader, node N" at the leader's address.
  *
  * Headers sent: FWD_HEADER_FORWARDED_BY, Authorization when authorization is non-NULL,
  * X-Request-Id when request_id is non-NULL, and Content-Type: application/json when body is
@@ -104,10 +122,11 @@ int forward_init(struct fwd **out, uv_loop_t *loop, unsigned self_node_id, char 
  * untouched and not owned.
  *
  * Returns 0 when the request was accepted: cb then runs exactly once, later, from the loop.
- * Otherwise returns FWD_EINVAL (bad URL, method, header value with CR/LF, zero timeout, NULL
- * cb), FWD_ENOMEM, or FWD_ECLOSED (after forward_close()), fills errmsg, and cb never runs.
+ * Otherwise returns FWD_EINVAL (bad URL or server name, https without forward_set_tls(), method,
+ * header value with CR/LF, zero timeout, NULL cb), FWD_ENOMEM, or FWD_ECLOSED (after
+ * forward_close()), fills errmsg, and cb never runs.
  */
-int forward_send(struct fwd *f, const char *base_url, const char *method,
+int forward_send(struct fwd *f, const char *base_url, const char *server_name, const char *method,
                  const char *path_and_query, const char *authorization, const char *request_id,
                  const void *body, size_t len, unsigned timeout_ms, forward_done_cb cb, void *data,
                  char *errmsg, size_t errlen);

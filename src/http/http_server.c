@@ -12,6 +12,7 @@
 
 #include "http/http_server_internal.h"
 #include "http/http_response.h"
+#include "http/http_tls.h"
 
 static void conn_drive(struct http_conn *c);
 
@@ -103,8 +104,8 @@ static void on_write(uv_write_t *wreq, int status)
     conn_drive(c);
 }
 
-/* Queues data (malloc'ed, taken over in every case) on the socket. */
-static void conn_write(struct http_conn *c, char *data, size_t len)
+/* Queues data (malloc'ed, taken over in every case) on the socket as it is. */
+static void conn_write_raw(struct http_conn *c, char *data, size_t len)
 {
     struct http_write *w = malloc(sizeof *w);
     if (!w || len > UINT32_MAX) {
@@ -123,6 +124,144 @@ static void conn_write(struct http_conn *c, char *data, size_t len)
         return;
     }
     c->writes_pending++;
+}
+
+/* HTTPS: writes whatever ciphertext the TLS session has for the client. */
+static void conn_tls_flush(struct http_conn *c)
+{
+    char *out;
+    size_t len;
+    if (http_tls_conn_output(c->tls, &out, &len) != 0) {
+        http_server_conn_close(c);
+        return;
+    }
+    if (out != NULL)
+        conn_write_raw(c, out, len);
+}
+
+/* Queues data (malloc'ed, taken over in every case) for the client: through TLS on HTTPS. */
+static void conn_write(struct http_conn *c, char *data, size_t len)
+{
+    char err[600];
+    if (c->tls == NULL) {
+        conn_write_raw(c, data, len);
+        return;
+    }
+    int rc = http_tls_conn_write(c->tls, data, len, err, sizeof err);
+    free(data);
+    if (rc != 0) {
+        server_log(c->server, "http tls: connection from %s closed: %s", http_tls_conn_peer(c->tls),
+                   err);
+        http_server_conn_close(c);
+        return;
+    }
+    conn_tls_flush(c);
+}
+
+/* ---------------------------------------------------------------- HTTPS */
+
+/* Ends an HTTPS connection whose TLS session failed. Before the handshake nothing is owed,
+ * so OpenSSL's alert goes out and the connection ends the ordinary way; after it, answers
+ * still owed cannot be sent, so it closes at once. */
+static void conn_tls_fail(struct http_conn *c, const char *why)
+{
+    server_log(c->server, "http tls: connection from %s closed: %s", http_tls_conn_peer(c->tls),
+               why);
+    if (c->head != NULL || http_tls_conn_established(c->tls)) {
+        http_server_conn_close(c);
+        return;
+    }
+    conn_tls_flush(c);
+    c->close_after = true;
+}
+
+/* Plain HTTP on the HTTPS port: one plain answer that says so, then the connection ends. */
+static void conn_tls_refuse_plain(struct http_conn *c)
+{
+    static const char body[] = "{\"error\":\"bad_request\",\"message\":\"this port speaks "
+                               "https only: use an https:// url\"}";
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                     sizeof body - 1);
+    size_t len = (size_t)n + sizeof body - 1;
+    char *out = malloc(len);
+    server_log(c->server, "http tls: connection from %s closed: plain http on the https port",
+               http_tls_conn_peer(c->tls));
+    c->close_after = true;
+    if (out == NULL) {
+        http_server_conn_close(c);
+        return;
+    }
+    memcpy(out, head, (size_t)n);
+    memcpy(out + n, body, sizeof body - 1);
+    conn_write_raw(c, out, len);
+}
+
+/* Ciphertext arrived in the session's buffer: hand it over, then let conn_drive() decrypt. */
+static void conn_tls_received(struct http_conn *c, size_t n)
+{
+    char err[256];
+    int rc = http_tls_conn_received(c->tls, n, err, sizeof err);
+    if (rc == HTTP_TLS_PLAIN)
+        conn_tls_refuse_plain(c);
+    else if (rc != 0)
+        conn_tls_fail(c, err);
+    conn_drive(c);
+}
+
+/* Refills rbuf, which the parser has consumed, with plaintext the session can decrypt from
+ * what it holds. False when it needs more ciphertext first (or the connection ended). */
+static bool conn_tls_fill(struct http_conn *c)
+{
+    char err[600];
+    if (c->tls == NULL)
+        return false;
+    ssize_t n = http_tls_conn_read(c->tls, c->rbuf, sizeof c->rbuf, err, sizeof err);
+    if (n == HTTP_TLS_FAILED) {
+        conn_tls_fail(c, err);
+        return false;
+    }
+    conn_tls_flush(c); /* handshake messages */
+    if (c->closing)
+        return false;
+    if (n == HTTP_TLS_CLOSED) {
+        /* close_notify: as end of file on plain HTTP, no request can follow. */
+        http_server_conn_close(c);
+        return false;
+    }
+    if (n <= 0)
+        return false;
+    c->rpos = 0;
+    c->rlen = (size_t)n;
+    return true;
+}
+
+/* Gives a new HTTPS connection its session. Returns -1 after closing C. */
+static int conn_tls_start(struct http_conn *c)
+{
+    struct sockaddr_storage addr;
+    int len = sizeof addr;
+    char peer[64] = "?", ip[INET6_ADDRSTRLEN] = "?", err[256];
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&addr, &len) == 0) {
+        if (addr.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&addr, ip, sizeof ip);
+            snprintf(peer, sizeof peer, "[%s]:%u", ip,
+                     ntohs(((struct sockaddr_in6 *)&addr)->sin6_port));
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&addr, ip, sizeof ip);
+            snprintf(peer, sizeof peer, "%s:%u", ip,
+                     ntohs(((struct sockaddr_in *)&addr)->sin_port));
+        }
+    }
+    c->tls = http_tls_conn_new(c->server->cfg.tls, peer, err, sizeof err);
+    if (c->tls == NULL) {
+        server_log(c->server, "http tls: connection from %s refused: %s", peer, err);
+        http_server_conn_close(c);
+        return -1;
+    }
+    return 0;
 }
 
 static void conn_send_continue(struct http_conn *c)
@@ -427,7 +566,10 @@ static void conn_settle_timer(struct http_conn *c)
     enum conn_timer want;
     uint64_t ms = cfg->request_timeout_ms;
 
-    if (c->cur)
+    if (c->tls && !http_tls_conn_established(c->tls)) {
+        want = TIMER_HANDSHAKE;
+        ms = cfg->tls_handshake_timeout_ms;
+    } else if (c->cur)
         want = TIMER_REQUEST;
     else if (c->writes_pending)
         want = TIMER_WRITE;
@@ -459,10 +601,15 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     /* Reading only runs once rbuf is fully parsed (or when draining, where it is junk);
      * anything else is a bug, answered with an empty buffer and thus UV_ENOBUFS. */
-    if (!c->finishing && c->rpos < c->rlen)
+    if (!c->finishing && c->rpos < c->rlen) {
         *buf = uv_buf_init(NULL, 0);
-    else
+    } else if (c->tls && !c->finishing) {
+        size_t len;
+        char *p = http_tls_conn_inbuf(c->tls, &len);
+        *buf = uv_buf_init(p, (unsigned int)len);
+    } else {
         *buf = uv_buf_init(c->rbuf, sizeof c->rbuf);
+    }
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -487,6 +634,13 @@ static void conn_finish(struct http_conn *c)
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
     }
+    if (c->tls) {
+        /* close_notify goes out before the FIN that uv_shutdown sends after queued writes. */
+        http_tls_conn_shutdown(c->tls);
+        conn_tls_flush(c);
+        if (c->closing)
+            return;
+    }
     c->shutdown.data = c;
     if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
         http_server_conn_close(c);
@@ -510,7 +664,8 @@ static void conn_drive(struct http_conn *c)
     if (c->in_drive || c->closing || c->finishing)
         return;
     c->in_drive = true;
-    while (!c->closing && !c->close_after && !conn_saturated(c) && c->rpos < c->rlen) {
+    while (!c->closing && !c->close_after && !conn_saturated(c) &&
+           (c->rpos < c->rlen || conn_tls_fill(c))) {
         size_t avail = c->rlen - c->rpos;
         bool in_head = !c->in_body;
         /* Feed at most one byte past the head limit, so an oversized head is caught without
@@ -568,7 +723,8 @@ static void conn_drive(struct http_conn *c)
         conn_finish(c);
         return;
     }
-    bool want_read = !c->close_after && !conn_saturated(c) && c->rpos == c->rlen;
+    bool want_read = !c->close_after && !conn_saturated(c) && c->rpos == c->rlen &&
+                     !(c->tls && http_tls_conn_has_input(c->tls));
     if (want_read && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
             http_server_conn_close(c);
@@ -589,11 +745,20 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         /* EOF or an error: no further request can arrive, and a client that is gone cannot
          * read answers, so unanswered requests become cancelled. */
+        if (c->tls && !http_tls_conn_established(c->tls) && !c->finishing)
+            server_log(c->server,
+                       "http tls: connection from %s closed: %s during the tls handshake",
+                       http_tls_conn_peer(c->tls),
+                       nread == UV_EOF ? "end of file" : uv_strerror((int)nread));
         http_server_conn_close(c);
         return;
     }
     if (nread == 0 || c->finishing)
         return; /* draining after our last answer: the bytes are dropped */
+    if (c->tls) {
+        conn_tls_received(c, (size_t)nread);
+        return;
+    }
     c->rpos = 0;
     c->rlen = (size_t)nread;
     conn_drive(c);
@@ -604,12 +769,17 @@ static void on_timer(uv_timer_t *timer)
     struct http_conn *c = timer->data;
     enum conn_timer mode = c->timer_mode;
     c->timer_mode = TIMER_NONE;
-    if (mode == TIMER_REQUEST)
+    if (mode == TIMER_REQUEST) {
         http_server_conn_fail(c, NULL, 408, "request_timeout",
                               "request not received within %" PRIu64 " ms",
                               c->server->cfg.request_timeout_ms);
-    else
-        http_server_conn_close(c);
+        return;
+    }
+    if (mode == TIMER_HANDSHAKE)
+        server_log(c->server,
+                   "http tls: connection from %s closed: no tls handshake within %" PRIu64 " ms",
+                   http_tls_conn_peer(c->tls), c->server->cfg.tls_handshake_timeout_ms);
+    http_server_conn_close(c);
 }
 
 /* ---------------------------------------------------------------- connection lifetime */
@@ -635,6 +805,7 @@ static void on_conn_handle_closed(uv_handle_t *handle)
     s->nconns--;
     if (s->nconns < s->cfg.max_connections)
         s->saturated = false;
+    http_tls_conn_free(c->tls);
     free(c);
     server_maybe_closed(s);
 }
@@ -686,7 +857,8 @@ static void server_reject(struct http_server *s)
         return;
     }
     tcp->data = s;
-    if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)tcp) == 0) {
+    /* A plain answer means nothing to a TLS client: on HTTPS the close alone says it. */
+    if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)tcp) == 0 && s->cfg.tls == NULL) {
         int n = snprintf(response, sizeof response,
                          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
                          "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s",
@@ -742,6 +914,8 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     /* Answers are single writes; Nagle would only delay pipelined ones. */
     uv_tcp_nodelay(&c->tcp, 1);
+    if (s->cfg.tls != NULL && conn_tls_start(c) != 0)
+        return;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     conn_drive(c);
@@ -764,6 +938,8 @@ void http_config_init(struct http_config *cfg)
         .log_data = NULL,
         .observe = NULL,
         .observe_data = NULL,
+        .tls = NULL,
+        .tls_handshake_timeout_ms = 10 * 1000,
     };
 }
 
@@ -779,8 +955,9 @@ static int config_check(const struct http_config *cfg, char *errmsg, size_t errl
         bad = "max_url_bytes must be between 1 and max_header_bytes";
     else if (cfg->max_headers == 0)
         bad = "max_headers must be at least 1";
-    else if (cfg->request_timeout_ms == 0 || cfg->idle_timeout_ms == 0)
-        bad = "request_timeout_ms and idle_timeout_ms must be positive";
+    else if (cfg->request_timeout_ms == 0 || cfg->idle_timeout_ms == 0 ||
+             cfg->tls_handshake_timeout_ms == 0)
+        bad = "request_timeout_ms, idle_timeout_ms and tls_handshake_timeout_ms must be positive";
     else if (cfg->max_connections == 0 || cfg->max_pipelined == 0)
         bad = "max_connections and max_pipelined must be at least 1";
     if (bad) {

@@ -61,11 +61,16 @@ struct http_config {
     void *log_data;              /* passed to log; not owned */
     http_observe_fn observe;     /* with every access-log line; NULL: none (the default) */
     void *observe_data;          /* passed to observe; not owned */
+    /* HTTPS: when non-NULL (http_tls_new()), every connection speaks TLS and nothing else.
+     * Borrowed: it must outlive the server's close callback. NULL (the default): plain HTTP. */
+    struct http_tls *tls;
+    uint64_t tls_handshake_timeout_ms; /* from accept to a finished handshake; default 10 s */
 };
 
 struct http_request;
 struct http_server;
 struct http_conn;
+struct http_tls;
 
 /*
  * Called on the loop thread once per complete request. The handler takes over req (see the

@@ -16,6 +16,8 @@
 
 #include "http/http_server.h"
 
+struct http_tls_conn; /* http/http_tls.h */
+
 /* Bytes read from a socket at once. Reading pauses while unparsed bytes remain, so this is
  * also the most a connection buffers ahead of the parser. */
 #define READ_BUF_SIZE  16384
@@ -32,11 +34,12 @@
 
 /* A connection's single timer serves one purpose at a time; docs/http.md "Timeouts". */
 enum conn_timer {
-    TIMER_NONE,    /* waiting for the handler: its business, not the client's */
-    TIMER_IDLE,    /* nothing in flight: request_timeout before the first request, then idle */
-    TIMER_REQUEST, /* a request is partly received: 408 when it expires */
-    TIMER_WRITE,   /* answers wait for the client to read them */
-    TIMER_LINGER,  /* our side is shut down; draining the client's last bytes */
+    TIMER_NONE,      /* waiting for the handler: its business, not the client's */
+    TIMER_IDLE,      /* nothing in flight: request_timeout before the first request, then idle */
+    TIMER_REQUEST,   /* a request is partly received: 408 when it expires */
+    TIMER_WRITE,     /* answers wait for the client to read them */
+    TIMER_LINGER,    /* our side is shut down; draining the client's last bytes */
+    TIMER_HANDSHAKE, /* HTTPS: the TLS handshake is not finished; never restarted by progress */
 };
 
 /* What paused the parser, handled by conn_drive() outside of http-parser's callbacks. */
@@ -93,6 +96,7 @@ struct http_conn {
     http_parser parser;
     struct http_request *cur;         /* being received; NULL between requests */
     struct http_request *head, *tail; /* received, answer not yet written, arrival order */
+    struct http_tls_conn *tls;        /* HTTPS only: the session rbuf is decrypted by; owned */
     unsigned nqueued;                 /* length of head..tail */
     unsigned writes_pending;          /* uv_write()s without callback yet */
     size_t rpos, rlen;                /* rbuf[rpos..rlen) is not parsed yet */

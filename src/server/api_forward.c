@@ -35,6 +35,16 @@ static void forwarded(void *data, int rc, const struct forward_response *resp, c
     }
     if (rc != 0) {
         fprintf(stderr, "forward: rid=%s %s\n", http_request_id(call->req), errmsg);
+        if (rc == FWD_ETLS) {
+            /* Nothing was sent, and waiting does not fix a certificate: no Retry-After. */
+            http_respond_error(call->req, 502, "leader_untrusted",
+                               "the leader's https certificate was refused, nothing was sent to "
+                               "it (%s); check that every node's http certificate is signed by "
+                               "the cluster's ca (raft.ca_file) and names conclave-node-<id>",
+                               errmsg);
+            api_reply_done(call);
+            return;
+        }
         /* Only a request that was certainly never sent failed for sure; for a write, any
          * other failure (timeout, reset after sending, a broken answer) leaves the outcome
          * unknown, and calling it a failure would be a lie a linearizability check catches. */
@@ -46,7 +56,9 @@ static void forwarded(void *data, int rc, const struct forward_response *resp, c
             api_reply_done(call);
             return;
         }
-        not_leader(call, 0, "the leader could not be reached");
+        char why[600];
+        snprintf(why, sizeof(why), "the leader could not be reached (%s)", errmsg);
+        not_leader(call, 0, why);
         return;
     }
     struct http_header h[6];
@@ -98,8 +110,12 @@ void api_forward_to_leader(struct node *node, struct api_call *call)
                    "(raft.peers[].http); send the request to the leader");
         return;
     }
-    char base[96], target[8192], err[256];
-    snprintf(base, sizeof(base), "http://%s", http);
+    /* A node whose own API speaks https forwards over https: the leader must prove, with a
+     * certificate of the cluster's CA, that it is the node raft elected (docs/security.md). */
+    bool https = node->conf->http_cert_file != NULL;
+    char base[96], name[64], target[8192], err[256];
+    snprintf(base, sizeof(base), "%s://%s", https ? "https" : "http", http);
+    snprintf(name, sizeof(name), "conclave-node-%" PRIu64, info.leader_id);
     const char *query = http_request_query(call->req);
     snprintf(target, sizeof(target), "%s%s%s", http_request_path(call->req), query[0] ? "?" : "",
              query);
@@ -108,10 +124,11 @@ void api_forward_to_leader(struct node *node, struct api_call *call)
     const char *method = http_request_method(call->req);
     bool with_body = strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0;
     api_phases_forwarding(call);
-    if (forward_send(node->fwd, base, method, target,
+    if (forward_send(node->fwd, base, https ? name : NULL, method, target,
                      http_request_header(call->req, "Authorization"), http_request_id(call->req),
                      with_body ? body : NULL, with_body ? len : 0, FORWARD_TIMEOUT_MS, forwarded,
                      call, err, sizeof(err)) != 0) {
+        fprintf(stderr, "forward: rid=%s %s\n", http_request_id(call->req), err);
         not_leader(call, info.leader_id, "forwarding to the leader failed");
     }
 }

@@ -173,6 +173,26 @@ static int set_defaults(struct config *conf, const char *dir)
     return 0;
 }
 
+/* http.cert_file and http.key_file: both (https only) or neither (plain http). */
+static int parse_http_tls(struct ctx *c, json_t *http, struct config *conf)
+{
+    if (get_str(c, http, "http.", "cert_file", &conf->http_cert_file) != 0 ||
+        absolutize(c, &conf->http_cert_file) != 0 ||
+        get_str(c, http, "http.", "key_file", &conf->http_key_file) != 0 ||
+        absolutize(c, &conf->http_key_file) != 0) {
+        return -1;
+    }
+    if (conf->http_cert_file != NULL && conf->http_key_file == NULL) {
+        return bad(c, "http.key_file",
+                   "is required when http.cert_file is set: https needs this node's private key");
+    }
+    if (conf->http_key_file != NULL && conf->http_cert_file == NULL) {
+        return bad(c, "http.cert_file",
+                   "is required when http.key_file is set: https needs this node's certificate");
+    }
+    return 0;
+}
+
 static int parse_http(struct ctx *c, json_t *http, struct config *conf)
 {
     static const char *const known[] = {"listen",
@@ -181,6 +201,8 @@ static int parse_http(struct ctx *c, json_t *http, struct config *conf)
                                         "request_timeout_ms",
                                         "idle_timeout_ms",
                                         "max_connections",
+                                        "cert_file",
+                                        "key_file",
                                         NULL};
     if (!json_is_object(http)) {
         return bad(c, "http", "must be an object");
@@ -224,7 +246,7 @@ static int parse_http(struct ctx *c, json_t *http, struct config *conf)
         return -1;
     }
     conf->http_max_connections = (unsigned)v;
-    return 0;
+    return parse_http_tls(c, http, conf);
 }
 
 static int parse_database(struct ctx *c, json_t *db, struct config *conf)
@@ -509,6 +531,14 @@ static int parse_root(struct ctx *c, json_t *root, struct config *conf)
     if ((sec = json_object_get(root, "raft")) != NULL && parse_raft(c, sec, conf) != 0) {
         return -1;
     }
+    /* A follower forwards to the leader over https and checks the leader's certificate against
+     * the cluster's CA, raft.ca_file (docs/security.md, "Forwarding"). */
+    if (conf->http_cert_file != NULL && conf->has_raft && conf->raft.insecure_plaintext) {
+        return bad(c, "http.cert_file",
+                   "is set, but raft.insecure_plaintext leaves raft.ca_file unset, and "
+                   "forwarding to the leader over https checks its certificate against it: "
+                   "give raft its tls files");
+    }
     if ((sec = json_object_get(root, "log")) != NULL) {
         static const char *const lknown[] = {"access", NULL};
         if (!json_is_object(sec)) {
@@ -618,6 +648,8 @@ void config_free(struct config *conf)
 {
     free(conf->data_dir);
     free(conf->http_host);
+    free(conf->http_cert_file);
+    free(conf->http_key_file);
     free(conf->secret_file);
     free(conf->source);
     pgconf_free(&conf->db);

@@ -27,6 +27,8 @@ struct config {
     uint64_t http_request_timeout_ms; /* default 10000 */
     uint64_t http_idle_timeout_ms;    /* default 60000 */
     unsigned http_max_connections;    /* default 512 */
+    char *http_cert_file;             /* absolute; owned; NULL: plain http (the default) */
+    char *http_key_file;              /* absolute; owned; set exactly when http_cert_file is */
     struct pgconf db;                 /* database.*; owned */
     char *secret_file;                /* absolute; owned; NULL when unset (serve refuses) */
     unsigned session_ttl_s;           /* default 86400 */

@@ -181,6 +181,7 @@ static void begin_stop(struct node *node, bool http_started)
     if (!uv_is_closing((uv_handle_t *)&node->sigterm)) {
         uv_close((uv_handle_t *)&node->sigterm, close_signal_cb);
         uv_close((uv_handle_t *)&node->sigint, close_signal_cb);
+        uv_close((uv_handle_t *)&node->sighup, close_signal_cb);
         uv_close((uv_handle_t *)&node->leader_sampler, close_signal_cb);
     }
 }
@@ -200,6 +201,59 @@ static void on_signal(uv_signal_t *h, int signum)
     fprintf(stderr, "node %u: %s received, stopping\n", node->conf->node_id,
             signum == SIGTERM ? "SIGTERM" : "SIGINT");
     begin_stop(node, true);
+}
+
+/* On a worker thread: reads the https files into a new context (file reads must not block
+ * the loop). Touches only the job's own fields and the file names of node->tls. */
+static void tls_reload_work(uv_work_t *w)
+{
+    struct node *node = w->data;
+    node->tls_reload_err[0] = '\0';
+    if (http_tls_load(node->tls, &node->tls_loaded, node->tls_reload_err,
+                      sizeof(node->tls_reload_err)) != 0) {
+        node->tls_loaded = NULL;
+    }
+}
+
+/* Back on the loop: the new context serves the connections accepted from now on; open
+ * connections keep their session. A failed load keeps the old certificate. */
+static void tls_reload_done(uv_work_t *w, int status)
+{
+    struct node *node = w->data;
+    node->tls_reloading = false;
+    if (status != 0 || node->tls_loaded == NULL) {
+        fprintf(stderr,
+                "node %u: SIGHUP: the https certificate was not reloaded, the old one "
+                "stays in use: %s\n",
+                node->conf->node_id, status != 0 ? uv_strerror(status) : node->tls_reload_err);
+        return;
+    }
+    http_tls_install(node->tls, node->tls_loaded);
+    node->tls_loaded = NULL;
+    fprintf(stderr, "node %u: SIGHUP: reloaded the https certificate %s and key %s\n",
+            node->conf->node_id, node->conf->http_cert_file, node->conf->http_key_file);
+}
+
+/* SIGHUP with https: re-read the certificate and key (see tls_reload_work). */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    struct node *node = h->data;
+    (void)signum;
+    if (node->tls_reloading) {
+        fprintf(stderr,
+                "node %u: SIGHUP: a reload of the https certificate is already running; "
+                "this one is ignored\n",
+                node->conf->node_id);
+        return;
+    }
+    node->tls_reload.data = node;
+    int rc = uv_queue_work(&node->loop, &node->tls_reload, tls_reload_work, tls_reload_done);
+    if (rc != 0) {
+        fprintf(stderr, "node %u: SIGHUP: cannot start reloading the https certificate: %s\n",
+                node->conf->node_id, uv_strerror(rc));
+        return;
+    }
+    node->tls_reloading = true;
 }
 
 /* Creates DIR and its parents (mode 0700 for the last). */
@@ -244,8 +298,10 @@ int node_run(const struct config *conf, http_handler_fn handler, char *errmsg, s
     }
     uv_signal_init(&node->loop, &node->sigterm);
     uv_signal_init(&node->loop, &node->sigint);
+    uv_signal_init(&node->loop, &node->sighup);
     node->sigterm.data = node;
     node->sigint.data = node;
+    node->sighup.data = node;
     uv_timer_init(&node->loop, &node->leader_sampler);
     node->leader_sampler.data = node;
 
@@ -296,6 +352,12 @@ int node_run(const struct config *conf, http_handler_fn handler, char *errmsg, s
             snprintf(errmsg, errlen, "%s", why);
             goto fail;
         }
+        /* With https, forwards go to the leader's https address and trust the cluster's CA. */
+        if (conf->http_cert_file != NULL &&
+            forward_set_tls(node->fwd, conf->raft.tls_ca_file, why, sizeof(why)) != 0) {
+            snprintf(errmsg, errlen, "forwarding over https: %s", why);
+            goto fail;
+        }
         uv_timer_start(&node->leader_sampler, sample_leader, 0, LEADER_SAMPLE_MS);
     }
     struct http_config hc;
@@ -312,6 +374,16 @@ int node_run(const struct config *conf, http_handler_fn handler, char *errmsg, s
     hc.log_data = node;
     hc.observe = observe_request;
     hc.observe_data = node;
+    /* The TLS handshake counts against the same budget as a request's head. */
+    hc.tls_handshake_timeout_ms = conf->http_request_timeout_ms;
+    if (conf->http_cert_file != NULL) {
+        if (http_tls_new(&node->tls, conf->http_cert_file, conf->http_key_file, why, sizeof(why)) !=
+            0) {
+            snprintf(errmsg, errlen, "%s", why);
+            goto fail;
+        }
+        hc.tls = node->tls;
+    }
     if (http_server_init(&node->http, &node->loop, &hc, handler, node, why, sizeof(why)) != 0) {
         snprintf(errmsg, errlen, "http server: %s", why);
         goto fail;
@@ -323,8 +395,11 @@ int node_run(const struct config *conf, http_handler_fn handler, char *errmsg, s
     }
     uv_signal_start(&node->sigterm, on_signal, SIGTERM);
     uv_signal_start(&node->sigint, on_signal, SIGINT);
-    fprintf(stderr, "node %u: serving http on %s:%d, raft on %s, data in %s\n", conf->node_id,
-            conf->http_host, http_server_port(&node->http),
+    if (node->tls != NULL) {
+        uv_signal_start(&node->sighup, on_sighup, SIGHUP);
+    }
+    fprintf(stderr, "node %u: serving %s on %s:%d, raft on %s, data in %s\n", conf->node_id,
+            node->tls != NULL ? "https" : "http", conf->http_host, http_server_port(&node->http),
             conf->has_raft ? conf->raft.address : "(none)", conf->data_dir);
     uv_run(&node->loop, UV_RUN_DEFAULT);
     rc = node->exit_code == 0 ? 0 : -1;
@@ -344,6 +419,8 @@ out:
             snprintf(errmsg, errlen, "event loop still had open handles at exit");
         }
     }
+    /* Every connection, and so every TLS session, is gone with the loop. */
+    http_tls_free(node->tls);
     authcache_free(node->cache);
     metrics_free(node->metrics);
     fsm_free(node->fsm);

@@ -17,6 +17,7 @@
 #include "server/authcache.h"
 #include "server/config.h"
 #include "http/http_server.h"
+#include "http/http_tls.h"
 #include "storage/pglisten.h"
 #include "storage/pgpool.h"
 #include "http/forward.h"
@@ -40,6 +41,14 @@ struct node {
     int exit_code;      /* 0, or 1 after a fatal raft error */
     uv_signal_t sigterm;
     uv_signal_t sigint;
+    uv_signal_t sighup;   /* reloads the https certificate; started with https only */
+    struct http_tls *tls; /* https on the API port (http.cert_file); NULL: plain http */
+    /* A SIGHUP reload of the https files: read on a worker thread (tls_reload), installed on
+     * the loop. While tls_reloading the job owns tls_loaded and tls_reload_err. */
+    uv_work_t tls_reload;
+    bool tls_reloading;
+    struct http_tls_loaded *tls_loaded;
+    char tls_reload_err[1024];
     bool stopping;
     int pending_closes; /* components whose close callback has not run yet */
     /* What GET /metrics counts; freed after the loop. */

@@ -277,8 +277,8 @@ static void on_done(void *data, int rc, const struct forward_response *resp, con
     }
     if (r->send_in_cb) {
         char err[256];
-        r->resend_rc = forward_send(fx->fwd, fx->base, "GET", "/echo", NULL, NULL, NULL, 0, 1000,
-                                    on_done, r, err, sizeof err);
+        r->resend_rc = forward_send(fx->fwd, fx->base, NULL, "GET", "/echo", NULL, NULL, NULL, 0,
+                                    1000, on_done, r, err, sizeof err);
     }
     if (r->close_in_cb && !fx->forward_closing) {
         fx->forward_closing = true;
@@ -293,7 +293,7 @@ static void send_to(struct fixture *fx, const char *base, struct result *r, cons
     char err[256] = "";
     r->fx = fx;
     r->start_ns = uv_hrtime();
-    int rc = forward_send(fx->fwd, base, method, path, auth, request_id, body,
+    int rc = forward_send(fx->fwd, base, NULL, method, path, auth, request_id, body,
                           body != NULL ? strlen(body) : 0, timeout_ms, on_done, r, err, sizeof err);
     if (rc != 0)
         fail_msg("forward_send %s %s: %d %s", method, path, rc, err);
@@ -519,7 +519,7 @@ static void chain_next(struct chain *c)
     char id[32], err[256] = "";
     snprintf(id, sizeof id, "seq-%d", c->sent);
     c->sent++;
-    int rc = forward_send(c->fx->fwd, c->fx->base, "GET", "/echo", "Bearer s", id, NULL, 0,
+    int rc = forward_send(c->fx->fwd, c->fx->base, NULL, "GET", "/echo", "Bearer s", id, NULL, 0,
                           LONG_TIMEOUT, on_chain_done, c, err, sizeof err);
     if (rc != 0)
         fail_msg("forward_send: %s", err);
@@ -833,8 +833,8 @@ static void test_close_with_pending(void **state)
 
     char err[256] = "";
     struct result late = {.fx = fx};
-    assert_int_equal(forward_send(fx->fwd, fx->base, "GET", "/echo", NULL, NULL, NULL, 0, 1000,
-                                  on_done, &late, err, sizeof err),
+    assert_int_equal(forward_send(fx->fwd, fx->base, NULL, "GET", "/echo", NULL, NULL, NULL, 0,
+                                  1000, on_done, &late, err, sizeof err),
                      FWD_ECLOSED);
     assert_true(err[0] != '\0');
 
@@ -905,8 +905,8 @@ static void test_bad_arguments(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         err[0] = '\0';
-        int rc = forward_send(fx->fwd, cases[i].base, cases[i].method, cases[i].path, cases[i].auth,
-                              cases[i].rid, NULL, 0, cases[i].timeout,
+        int rc = forward_send(fx->fwd, cases[i].base, NULL, cases[i].method, cases[i].path,
+                              cases[i].auth, cases[i].rid, NULL, 0, cases[i].timeout,
                               cases[i].no_cb ? NULL : on_done, &r, err, sizeof err);
         if (rc != FWD_EINVAL)
             fail_msg("case %zu: rc %d, expected FWD_EINVAL", i, rc);
@@ -916,6 +916,51 @@ static void test_bad_arguments(void **state)
     run_until(fx, &fx->ndone, 1, 200);
     assert_int_equal(r.calls, 0);
     assert_int_equal(fx->handled, 0);
+    fixture_finish(fx);
+}
+
+/* A CA bundle that exists on the test machines (Debian's ca-certificates, which curl uses). */
+#define SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"
+
+/* HTTPS: an https URL needs forward_set_tls() first, whose CA file must be readable; a server
+ * name needs https and must be a host name. A request to an https URL of a server that does
+ * not speak TLS (the plain fixture) fails with FWD_ETLS naming the URL, and the server handled
+ * nothing. */
+static void test_https(void **state)
+{
+    (void)state;
+    struct fixture *fx = fixture_start();
+    struct result r = {.fx = fx};
+    char err[256], url[64];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d", fx->port);
+    assert_int_equal(forward_send(fx->fwd, url, NULL, "GET", "/echo", NULL, NULL, NULL, 0, 1000,
+                                  on_done, &r, err, sizeof err),
+                     FWD_EINVAL);
+    assert_non_null(strstr(err, "https needs the ca file"));
+    assert_int_equal(forward_set_tls(fx->fwd, "/nonexistent/ca.pem", err, sizeof err), FWD_EINVAL);
+    assert_non_null(strstr(err, "cannot read the ca file /nonexistent/ca.pem"));
+    assert_int_equal(forward_set_tls(fx->fwd, SYSTEM_CA, err, sizeof err), 0);
+    assert_int_equal(forward_send(fx->fwd, fx->base, "conclave-node-1", "GET", "/echo", NULL, NULL,
+                                  NULL, 0, 1000, on_done, &r, err, sizeof err),
+                     FWD_EINVAL);
+    assert_non_null(strstr(err, "bad server name"));
+    assert_int_equal(forward_send(fx->fwd, url, "node 1", "GET", "/echo", NULL, NULL, NULL, 0, 1000,
+                                  on_done, &r, err, sizeof err),
+                     FWD_EINVAL);
+    assert_non_null(strstr(err, "bad server name"));
+
+    assert_int_equal(forward_send(fx->fwd, url, "conclave-node-1", "GET", "/echo", NULL, NULL, NULL,
+                                  0, LONG_TIMEOUT, on_done, &r, err, sizeof err),
+                     0);
+    assert_true(run_until(fx, &fx->ndone, 1, WAIT_MS));
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.rc, FWD_ETLS);
+    char want[96];
+    snprintf(want, sizeof want, "GET %s/echo: ", url);
+    if (strstr(r.errmsg, want) == NULL)
+        fail_msg("the message should name the url: %s", r.errmsg);
+    assert_int_equal(fx->handled, 0);
+    result_clear(&r);
     fixture_finish(fx);
 }
 
@@ -933,6 +978,7 @@ int main(void)
         cmocka_unit_test(test_close_with_pending),
         cmocka_unit_test(test_close_from_callback),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_https),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,8 +7,12 @@
 #                          empty for a node that joins later)
 #                          Peers use mutual TLS: the CA and node I's certificate are made
 #                          once per test in $TMP/pki (scripts/lib/pki.sh); with
-#                          RAFT_PLAINTEXT=1 the node gets raft.insecure_plaintext instead
-#   raft_start I           starts node I in the background, waits for /health
+#                          RAFT_PLAINTEXT=1 the node gets raft.insecure_plaintext instead.
+#                          With RAFT_HTTPS=1 the API port serves https with the same node
+#                          certificate (http.cert_file/key_file); the curl of the helpers
+#                          must then trust $TMP/pki/ca.pem (export CURL_CA_BUNDLE)
+#   raft_start I           starts node I in the background, waits for /health (over https
+#                          when its config has http.cert_file)
 #   raft_kill I TERM|KILL  sends the signal to node I, which must be running; for TERM waits
 #                          for its exit and requires 0, for KILL requires that the signal
 #                          ended it (wait status 137)
@@ -60,7 +64,11 @@ raft_config() {
     list=$(jq -c --argjson id "$p" --arg a "127.0.0.1:${!rp}" --arg h "127.0.0.1:${!hp}" \
       '. + [{id: $id, address: $a, http: $h}]' <<<"$list")
   done
-  local rp="RPORT_$i" hp="HPORT_$i" tls
+  local rp="RPORT_$i" hp="HPORT_$i" tls https='{}'
+  if [[ ${RAFT_HTTPS:-0} == 1 ]]; then
+    https=$(jq -n --arg d "$TMP/pki" --arg i "$i" \
+      '{cert_file: "\($d)/node\($i).pem", key_file: "\($d)/node\($i).key"}')
+  fi
   if [[ ${RAFT_PLAINTEXT:-0} == 1 ]]; then
     tls='{"insecure_plaintext": true}'
   else
@@ -71,8 +79,8 @@ raft_config() {
   fi
   jq -n --argjson id "$i" --arg dir "$TMP/rnode$i" --arg listen "127.0.0.1:${!hp}" \
     --arg raft "127.0.0.1:${!rp}" --argjson peers "$list" --arg url "$(node_db_url)" \
-    --arg secret "$secret" --argjson tls "$tls" \
-    '{node_id: $id, data_dir: $dir, http: {listen: $listen},
+    --arg secret "$secret" --argjson tls "$tls" --argjson https "$https" \
+    '{node_id: $id, data_dir: $dir, http: ({listen: $listen} + $https),
       raft: ({address: $raft, peers: $peers, election_timeout_ms: 500, heartbeat_timeout_ms: 50,
              snapshot_threshold: 32, snapshot_trailing: 8} + $tls),
       database: {url: $url, max_connections: 4},
@@ -80,14 +88,15 @@ raft_config() {
 }
 
 raft_start() {
-  local i=$1 pid hp="HPORT_$1" n
+  local i=$1 pid hp="HPORT_$1" n scheme=http
+  [[ $(jq -r '.http.cert_file // empty' "$TMP/rnode$i.json") == "" ]] || scheme=https
   as_node_env "$BIN" serve --config "$TMP/rnode$i.json" >>"$TMP/node$i.log" 2>&1 </dev/null &
   pid=$!
   NODE_PIDS+=("$pid")
-  export "NODE_${i}_URL=http://127.0.0.1:${!hp}" "NODE_${i}_PID=$pid"
+  export "NODE_${i}_URL=$scheme://127.0.0.1:${!hp}" "NODE_${i}_PID=$pid"
   local deadline=$((SECONDS + 10))
   for ((n = 0; n < 100 && SECONDS <= deadline; n++)); do
-    curl -fs --max-time 1 "http://127.0.0.1:${!hp}/health" >/dev/null 2>&1 && return 0
+    curl -fs --max-time 1 "$scheme://127.0.0.1:${!hp}/health" >/dev/null 2>&1 && return 0
     alive "$pid" || fail "node $i exited at start: $(tail -n 20 "$TMP/node$i.log")"
     sleep 0.1
   done

@@ -138,6 +138,58 @@ static void test_refusals_name_the_field(void **state)
     assert_non_null(strstr(err, "cannot open config file /nonexistent/node.json"));
 }
 
+/* HTTPS on the API port: http.cert_file and http.key_file together (resolved against the
+ * config's directory), never one alone, and not with a raft section in plaintext mode,
+ * whose missing raft.ca_file forwarding to the leader would need. */
+static void test_https_files(void **state)
+{
+    (void)state;
+    struct config c;
+    char err[1024], expect[256];
+    assert_int_equal(load("{\"auth\": {\"secret_file\": \"/s\"}}", &c, err, sizeof(err)), 0);
+    assert_null(c.http_cert_file);
+    assert_null(c.http_key_file);
+    config_free(&c);
+
+    assert_int_equal(
+        load("{\"http\": {\"cert_file\": \"tls/n1.pem\", \"key_file\": \"/k/n1.key\"}}", &c, err,
+             sizeof(err)),
+        0);
+    char *real = realpath(dir, NULL);
+    snprintf(expect, sizeof(expect), "%s/tls/n1.pem", real);
+    free(real);
+    assert_string_equal(c.http_cert_file, expect);
+    assert_string_equal(c.http_key_file, "/k/n1.key");
+    config_free(&c);
+
+    assert_int_equal(load("{\"http\": {\"cert_file\": \"/c.pem\"}}", &c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "http.key_file is required when http.cert_file is set"));
+    assert_int_equal(load("{\"http\": {\"key_file\": \"/k.pem\"}}", &c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "http.cert_file is required when http.key_file is set"));
+    assert_int_equal(
+        load("{\"http\": {\"cert_file\": \"\", \"key_file\": \"/k.pem\"}}", &c, err, sizeof(err)),
+        -1);
+    assert_non_null(strstr(err, "http.cert_file must be a non-empty string"));
+    assert_int_equal(
+        load("{\"http\": {\"cert_file\": 1, \"key_file\": \"/k.pem\"}}", &c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "http.cert_file must be a non-empty string"));
+    assert_int_equal(
+        load("{\"http\": {\"cert_file\": \"/c.pem\", \"key_file\": \"/k.pem\"}, "
+             "\"raft\": {\"address\": \"127.0.0.1:9001\", \"insecure_plaintext\": true}}",
+             &c, err, sizeof(err)),
+        -1);
+    assert_non_null(strstr(err, "http.cert_file is set, but raft.insecure_plaintext leaves "
+                                "raft.ca_file unset"));
+    assert_int_equal(load("{\"http\": {\"cert_file\": \"/c.pem\", \"key_file\": \"/k.pem\"}, "
+                          "\"raft\": {\"address\": \"127.0.0.1:9001\", \"ca_file\": \"/ca.pem\", "
+                          "\"cert_file\": \"/c.pem\", \"key_file\": \"/k.pem\"}}",
+                          &c, err, sizeof(err)),
+                     0);
+    assert_string_equal(c.http_cert_file, "/c.pem");
+    assert_string_equal(c.raft.tls_ca_file, "/ca.pem");
+    config_free(&c);
+}
+
 static void test_environment_overrides(void **state)
 {
     (void)state;
@@ -199,6 +251,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_defaults_and_relative_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals_name_the_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_https_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_environment_overrides, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_file, setup, teardown),
     };
