@@ -241,6 +241,10 @@ static int rio_guard_load(struct raft_io *io, raft_term *term, raft_id *voted_fo
 static void rio_guard_recv(struct raft_io *inner, struct raft_message *m)
 {
     struct rio_guard *g = rio_guard_of_inner(inner);
+    if (m->type == RAFT_IO_APPEND_ENTRIES_RESULT && g->result_hook != NULL &&
+        g->result_hook(g->result_hook_data, m)) {
+        return;
+    }
     struct rio_guard_ctx saved = g->ctx;
     memset(&g->ctx, 0, sizeof(g->ctx));
     if (m->type == RAFT_IO_APPEND_ENTRIES) {
