@@ -16,6 +16,10 @@
  * - closing with writes in flight frees memory twice: rnode_shutdown() waits until every
  *   appended entry is stored before raft_close().
  *
+ * Linearizable reads append nothing to the log: rnode_read_index() confirms leadership with a
+ * majority's answers to probes sent after the read arrived (ReadIndex, raft/readindex.h; the
+ * probes go to raft_uv, the answers come back through rio_guard's result hook).
+ *
  * Everything here runs on the loop thread.
  */
 #ifndef CONCLAVE_RNODE_H
