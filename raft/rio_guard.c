@@ -282,6 +282,10 @@ static void rio_guard_rebase(struct rio_guard *g, struct raft *r, struct raft_ap
 static void rio_guard_recv(struct raft_io *inner, struct raft_message *m)
 {
     struct rio_guard *g = rio_guard_of_inner(inner);
+    if (m->type == RAFT_IO_APPEND_ENTRIES_RESULT && g->result_hook != NULL &&
+        g->result_hook(g->result_hook_data, m)) {
+        return;
+    }
     struct rio_guard_ctx saved = g->ctx;
     memset(&g->ctx, 0, sizeof(g->ctx));
     if (m->type == RAFT_IO_APPEND_ENTRIES) {

@@ -61,8 +61,13 @@ struct rio_guard {
     struct rio_guard_req *pending; /* submitted to the inner io, not yet answered */
     uint64_t capped;               /* results whose last_log_index was lowered */
     uint64_t unvouched;            /* accepted results tied to no message: claimed nothing */
-    uint64_t
-        rebased; /* AppendEntries whose previous entry was compacted, answered at the snapshot */
+    /* AppendEntries whose previous entry was compacted, answered at the snapshot */
+    uint64_t rebased;
+    /* Optional (NULL: none), set after rio_guard_init: sees every AppendEntries result before
+     * raft does; one it returns true for is dropped (such a result owns no memory). The
+     * leader's ReadIndex takes the answers to its probes here (raft/readindex.h). */
+    bool (*result_hook)(void *data, const struct raft_message *m);
+    void *result_hook_data;
 };
 
 /* Makes G's io forward to INNER (initialized, not yet given to raft_init). Returns 0, or -1

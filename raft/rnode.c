@@ -10,6 +10,7 @@
 #include <raft/uv.h>
 
 #include "raft/peer_tls.h"
+#include "raft/readindex.h"
 #include "raft/rfsm.h"
 #include "raft/rio_guard.h"
 
@@ -19,6 +20,12 @@
 /* Shutdown waits at most this long for entries to be stored and for a transfer. */
 #define SHUTDOWN_STORE_MS    3000
 #define SHUTDOWN_TRANSFER_MS 3000
+
+/* ReadIndex hands its statuses to rnode's callers unchanged. */
+_Static_assert(READINDEX_ENOTLEADER == RNODE_ENOTLEADER, "readindex and rnode codes differ");
+_Static_assert(READINDEX_ESHUTDOWN == RNODE_ESHUTDOWN, "readindex and rnode codes differ");
+_Static_assert(READINDEX_ENOMEM == RNODE_ENOMEM, "readindex and rnode codes differ");
+_Static_assert(READINDEX_ETIMEDOUT == RNODE_ETIMEDOUT, "readindex and rnode codes differ");
 
 /* A proposal in flight. */
 struct apply_req {
@@ -52,6 +59,7 @@ struct rnode {
     struct raft raft;
     struct raft_io io;      /* raft_uv */
     struct rio_guard guard; /* what raft talks to; forwards to io (raft/rio_guard.h) */
+    struct readindex ri;    /* linearizable reads; its probes go to io, answers come via guard */
     struct raft_uv_transport transport;
     struct rfsm adapter;
     uv_timer_t poll;
@@ -191,6 +199,7 @@ static void barrier_done(struct raft_barrier *req, int status)
         rn->election_barrier = false;
         if (status == 0 && rn->raft.state == RAFT_LEADER && rn->raft.current_term == b->term) {
             rn->ready_term = b->term;
+            readindex_ready(&rn->ri, b->term);
             fprintf(stderr, "raft: node %llu leads term %llu and is ready\n",
                     (unsigned long long)rn->conf.id, (unsigned long long)b->term);
         }
@@ -268,6 +277,20 @@ int rnode_barrier(struct rnode *rn, rnode_done_cb cb, void *data)
     return 0;
 }
 
+int rnode_read_index(struct rnode *rn, rnode_done_cb cb, void *data)
+{
+    if (!rnode_ready(rn)) {
+        return rn->phase == RUNNING ? RNODE_ENOTLEADER : RNODE_ESHUTDOWN;
+    }
+    return readindex_read(&rn->ri, cb, data);
+}
+
+static bool read_index_result(void *data, const struct raft_message *m)
+{
+    struct rnode *rn = data;
+    return readindex_recv(&rn->ri, m);
+}
+
 /* ---- state ------------------------------------------------------------------------- */
 
 static const char *state_name(int state)
@@ -298,6 +321,8 @@ void rnode_info(struct rnode *rn, struct rnode_info *info)
     info->commit_index = rn->raft.commit_index;
     info->applied_index = raft_last_applied(&rn->raft);
     info->last_index = raft_last_index(&rn->raft);
+    info->read_rounds = rn->ri.rounds;
+    info->read_index_reads = rn->ri.reads_served;
     for (unsigned i = 0; i < rn->raft.configuration.n && i < RNODE_MAX_MEMBERS; i++) {
         struct raft_server *s = &rn->raft.configuration.servers[i];
         info->members[i].id = s->id;
@@ -425,6 +450,7 @@ static void raft_closed(struct raft *r);
 static void begin_close(struct rnode *rn)
 {
     rn->phase = CLOSING;
+    readindex_stop(&rn->ri, RNODE_ESHUTDOWN);
     notify_waiters(rn->waiting, RNODE_ESHUTDOWN);
     rn->waiting = NULL;
     uv_timer_stop(&rn->poll);
@@ -479,6 +505,7 @@ static void on_poll(uv_timer_t *t)
             !rn->election_barrier) {
             start_election_barrier(rn);
         }
+        readindex_tick(&rn->ri);
         return;
     case WAIT_STORED:
         if ((rn->inflight_applies == 0 && rn->raft.last_stored >= raft_last_index(&rn->raft)) ||
@@ -567,6 +594,7 @@ void rnode_shutdown(struct rnode *rn, void (*cb)(void *data), void *data)
     }
     rn->phase = WAIT_STORED;
     rn->phase_started = uv_now(rn->loop);
+    readindex_stop(&rn->ri, RNODE_ESHUTDOWN);
     notify_waiters(rn->waiting, RNODE_ESHUTDOWN);
     rn->waiting = NULL;
     if (!uv_is_active((uv_handle_t *)&rn->poll)) {
@@ -664,6 +692,15 @@ int rnode_start(struct rnode **out, uv_loop_t *loop, const struct rnode_config *
     if (rio_guard_init(&rn->guard, &rn->io, errmsg, errlen) != 0) {
         goto err_io;
     }
+    /* Probes go straight to raft_uv; their answers come back through the guard's hook. A
+     * round lasts at most an election timeout (a leader cut off from the majority steps down
+     * by then) and re-sends unanswered probes every heartbeat. */
+    if (readindex_init(&rn->ri, &rn->raft, &rn->io, conf->election_timeout_ms,
+                       conf->heartbeat_timeout_ms, errmsg, errlen) != 0) {
+        goto err_io;
+    }
+    rn->guard.result_hook = read_index_result;
+    rn->guard.result_hook_data = rn;
     rv = raft_init(&rn->raft, &rn->guard.io, &rn->adapter.raft_fsm, conf->id, conf->address);
     if (rv != 0) {
         snprintf(errmsg, errlen, "raft init: %s", raft_errmsg(&rn->raft));

@@ -16,6 +16,10 @@
  * - closing with writes in flight frees memory twice: rnode_shutdown() waits until every
  *   appended entry is stored before raft_close().
  *
+ * Linearizable reads append nothing to the log: rnode_read_index() confirms leadership with a
+ * majority's answers to probes sent after the read arrived (ReadIndex, raft/readindex.h; the
+ * probes go to raft_uv, the answers come back through rio_guard's result hook).
+ *
  * Everything here runs on the loop thread.
  */
 #ifndef CONCLAVE_RNODE_H
@@ -39,6 +43,7 @@
 #define RNODE_EINVAL     (-4) /* bad arguments */
 #define RNODE_ENOMEM     (-5)
 #define RNODE_EBUSY      (-6) /* a membership change or transfer is already running */
+#define RNODE_ETIMEDOUT  (-7) /* a linearizable read found no majority (or no apply) in time */
 
 struct rnode_member {
     uint64_t id;
@@ -80,6 +85,8 @@ struct rnode_info {
     uint64_t commit_index;
     uint64_t applied_index;
     uint64_t last_index;
+    uint64_t read_rounds;      /* ReadIndex rounds started here (raft/readindex.h), ever */
+    uint64_t read_index_reads; /* reads those rounds confirmed and answered, ever */
     struct rnode_member members[RNODE_MAX_MEMBERS];
     unsigned nmembers;
 };
@@ -121,6 +128,16 @@ uint64_t rnode_commit_ns(const struct rnode *rn);
 /* Calls CB once every entry committed before this call is applied here, as the leader. One
  * raft barrier serves every request that arrived before it was issued. */
 int rnode_barrier(struct rnode *rn, rnode_done_cb cb, void *data);
+
+/* A linearizable read without a log append (ReadIndex, raft/readindex.h): CB(DATA, 0) runs
+ * once a majority of the voters confirmed this node's leadership with answers to probes sent
+ * after this call, and this node applied everything committed when they were sent; the state
+ * machine may then be read. Otherwise CB gets RNODE_ENOTLEADER (leadership moved),
+ * RNODE_ETIMEDOUT (no majority within the election timeout), RNODE_ESHUTDOWN or
+ * RNODE_ENOMEM. CB runs exactly once, never from within this call, unless this call returns
+ * non-zero (RNODE_ENOTLEADER when not the ready leader, RNODE_ESHUTDOWN, RNODE_ENOMEM). One
+ * round of probes serves every read queued before it was sent. */
+int rnode_read_index(struct rnode *rn, rnode_done_cb cb, void *data);
 
 /* Fills INFO with the current view. Cheap: it does not hash the state (fsm_state_hash() on
  * rnode_fsm() does, in time proportional to the state). */

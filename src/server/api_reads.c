@@ -1,7 +1,8 @@
 /*
- * Config reads from the state machine: get and list, linearizable (through the leader, after
- * a read barrier), stale (this node's state, optionally once it applied ?min_index), and a
- * past version from PostgreSQL's audit log (?version=N).
+ * Config reads from the state machine: get and list, linearizable (through the leader, once a
+ * majority confirmed its leadership after the read arrived and it applied what was committed
+ * then: ReadIndex, raft/readindex.h, no log append), stale (this node's state, optionally once it
+ * applied ?min_index), and a past version from PostgreSQL's audit log (?version=N).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -95,7 +96,7 @@ static void read_answer(struct api_call *call)
     api_reply_done(call);
 }
 
-static void barrier_done(void *data, int status)
+static void read_index_done(void *data, int status)
 {
     struct api_call *call = data;
     if (status != 0) {
@@ -163,7 +164,7 @@ static void read_start(struct api_call *call, bool list)
     stale = q > 0 && strcmp(buf, "stale") == 0;
 #ifdef CONCLAVE_PLANT_STALE_READ
     /* PLANTED BUG for the chaos tests (docs/reliability.md): a linearizable read is answered
-     * from this node's own state, without the leader's barrier. */
+     * from this node's own state, without the leader's ReadIndex round. */
     stale = true;
 #endif
     q = api_input_query(call, "min_index", buf, sizeof(buf));
@@ -180,7 +181,7 @@ static void read_start(struct api_call *call, bool list)
         if (!api_lead_or_forward(call)) {
             return;
         }
-        int rc = rnode_barrier(node->raft, barrier_done, call);
+        int rc = rnode_read_index(node->raft, read_index_done, call);
         if (rc != 0) {
             http_respond_error_ex(call->req, 503, retry1, NULL, "unavailable",
                                   "cannot start a linearizable read here; retry");

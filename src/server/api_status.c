@@ -91,6 +91,8 @@ static void gather(struct node *node, struct metrics_gauges *g)
         g->raft_commit_index = info.commit_index;
         g->raft_applied_index = info.applied_index;
         g->raft_is_leader = strcmp(info.state, "leader") == 0;
+        g->raft_read_index_rounds = info.read_rounds;
+        g->raft_read_index_reads = info.read_index_reads;
         g->fsm_revision = fsm_revision(node->fsm);
         g->fsm_pending_revisions = fsm_pending_count(node->fsm);
         g->materializer_lag_revisions = g->fsm_pending_revisions;

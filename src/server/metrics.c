@@ -513,6 +513,12 @@ static void render_raft(struct buf *b, const struct metrics *m, const struct met
             "Changes of the leader this node observed (sampled every second), the first leader "
             "included.",
             m->leader_changes);
+    counter(b, "conclave_raft_read_index_rounds_total",
+            "ReadIndex rounds (probes to the voters) this node started for linearizable reads.",
+            g->raft_read_index_rounds);
+    counter(b, "conclave_raft_read_index_reads_total",
+            "Linearizable reads this node answered after a ReadIndex round, without a log append.",
+            g->raft_read_index_reads);
     gauge(b, "conclave_fsm_revision", "The last revision number of the state machine.",
           g->fsm_revision);
     gauge(b, "conclave_fsm_pending_revisions",

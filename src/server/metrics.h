@@ -77,6 +77,7 @@ struct metrics_gauges {
     uint64_t raft_commit_index;
     uint64_t raft_applied_index;
     bool raft_is_leader;
+    uint64_t raft_read_index_rounds, raft_read_index_reads; /* rnode_info's, ever */
     uint64_t fsm_revision;
     uint64_t fsm_pending_revisions;
     uint64_t materializer_lag_revisions;

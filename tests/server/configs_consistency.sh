@@ -9,7 +9,9 @@
 #   (X-Conclave-Index >= min_index, ETag "VERSION"); a min_index far ahead answers 504
 #   `timeout` after about 5 s;
 # - afterwards every node reaches the same applied index and state hash, and the audit
-#   verifies.
+#   verifies;
+# - a linearizable read appends nothing to the raft log: 20 of them leave the leader's last
+#   index unchanged and its ReadIndex counter moves by exactly 20.
 source "$(dirname "$0")/../lib/lib.sh"
 source "$(dirname "$0")/../lib/node_lib.sh"
 source "$(dirname "$0")/../lib/raft_lib.sh"
@@ -242,6 +244,46 @@ while :; do
   sleep 0.1
 done
 ((applied[0] >= idx)) || fail "the agreed applied index ${applied[0]} is below the last write's raft_index $idx"
+
+# --- a linearizable read appends nothing to the raft log (ReadIndex, docs/write-path.md) -----
+# Once the leader has nothing left to materialize (no materialized(N) entry is coming) and has
+# committed its whole log, 20 linearizable reads (through the leader and both followers) must
+# leave its last raft index where it was, and its ReadIndex counter must count exactly those 20.
+# With a barrier per read (the code before issue 16) the last index moves with every batch.
+metric_of() { # metric_of NODE NAME: an unlabelled series of that node's /metrics
+  local u="NODE_${1}_URL"
+  curl -s --max-time 5 "${!u}/metrics" | awk -v n="$2" '$1 == n { print $2 }'
+}
+deadline=$(($(date +%s) + 20))
+while :; do
+  api GET /v1/cluster "" "$T_ROOT" "$L"
+  expect_code 200
+  last0=$(jqb .last_index)
+  pending=$(metric_of "$L" conclave_fsm_pending_revisions)
+  [[ $(jqb .commit_index) == "$last0" && $pending == 0 ]] && break
+  (($(date +%s) < deadline)) || fail "the leader still has entries to commit or revisions to materialize after 20 s (last $last0, pending <$pending>)"
+  sleep 0.2
+done
+reads0=$(metric_of "$L" conclave_raft_read_index_reads_total)
+rounds0=$(metric_of "$L" conclave_raft_read_index_rounds_total)
+[[ $reads0 =~ ^[0-9]+$ && $rounds0 =~ ^[0-9]+$ ]] ||
+  fail "the leader's /metrics lacks the ReadIndex counters (<$reads0> <$rounds0>)"
+for i in $(seq 1 20); do
+  n=$(((i % 3) + 1))
+  api GET "$P/ryw" "" "$T_ROOT" "$n"
+  soft expect_code 200
+  soft expect_json .version 11
+done
+api GET /v1/cluster "" "$T_ROOT" "$L"
+expect_code 200
+last1=$(jqb .last_index)
+soft expect_eq "$last1" "$last0" "the leader's last raft index after 20 linearizable reads"
+soft expect_eq "$(($(metric_of "$L" conclave_raft_read_index_reads_total) - reads0))" 20 \
+  "reads the leader answered through ReadIndex"
+rounds1=$(metric_of "$L" conclave_raft_read_index_rounds_total)
+soft expect_eq "$((rounds1 > rounds0 && rounds1 - rounds0 <= 20))" 1 \
+  "ReadIndex rounds for 20 sequential reads: $rounds0 -> $rounds1"
+echo "20 linearizable reads: leader's last index $last0 -> $last1, $((rounds1 - rounds0)) ReadIndex rounds"
 
 api GET /v1/projects/cc/audit/verify "" "$K_CC" "$F1"
 expect_code 200

@@ -224,6 +224,8 @@ static void test_histogram_cumulative(void **state)
         .raft_commit_index = 120,
         .raft_applied_index = 119,
         .raft_is_leader = true,
+        .raft_read_index_rounds = 17,
+        .raft_read_index_reads = 230,
         .fsm_revision = 42,
         .fsm_pending_revisions = 5,
         .materializer_lag_revisions = 2,
@@ -271,6 +273,16 @@ static void test_histogram_cumulative(void **state)
                             "node observed (sampled every second), the first leader included.\n"
                             "# TYPE conclave_raft_leader_changes_total counter\n"
                             "conclave_raft_leader_changes_total 2\n"
+                            "# HELP conclave_raft_read_index_rounds_total ReadIndex rounds "
+                            "(probes to the voters) this node started for linearizable "
+                            "reads.\n"
+                            "# TYPE conclave_raft_read_index_rounds_total counter\n"
+                            "conclave_raft_read_index_rounds_total 17\n"
+                            "# HELP conclave_raft_read_index_reads_total Linearizable reads "
+                            "this node answered after a ReadIndex round, without a log "
+                            "append.\n"
+                            "# TYPE conclave_raft_read_index_reads_total counter\n"
+                            "conclave_raft_read_index_reads_total 230\n"
                             "# HELP conclave_fsm_revision The last revision number of the state "
                             "machine.\n"
                             "# TYPE conclave_fsm_revision gauge\n"

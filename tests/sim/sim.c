@@ -114,6 +114,7 @@ static int sim_init(struct sim *s, const struct sim_opts *o)
             }
             nd->guard.io.data = r;
             r->io = &nd->guard.io;
+            sim_reads_init(nd, r);
         }
         /* As rnode runs it, now that the io has async_work (sim_disk_install); raft reads
          * the fsm's version only when it takes a snapshot. */
@@ -137,7 +138,12 @@ static int sim_init(struct sim *s, const struct sim_opts *o)
 
 static void sim_close(struct sim *s)
 {
+    s->closing = true;
+    for (unsigned i = 0; i < s->o.n; i++) {
+        sim_reads_stop(s, i);
+    }
     raft_fixture_close(&s->f);
+    sim_reads_free(s);
     while (s->props != NULL) {
         struct prop *p = s->props;
         s->props = p->next;
@@ -242,6 +248,7 @@ void sim_crash(struct sim *s, unsigned i)
      * disk drops what it had not completed. The memory image goes with the process: a new
      * state machine, a new raft, and only the disk survives. */
     nd->disk.crashing = true;
+    sim_reads_stop(s, i);
     raft_close(r, NULL);
     fsm_free(nd->fsm);
     nd->fsm = NULL;
@@ -260,6 +267,9 @@ void sim_crash(struct sim *s, unsigned i)
         abort();
     }
     nd->ad.raft = r;
+    if (!s->o.unguarded) {
+        sim_reads_init(nd, r);
+    }
     /* The fixture's defaults, which raft_init reset. */
     raft_set_election_timeout(r, 1000);
     raft_set_heartbeat_timeout(r, 100);
@@ -343,6 +353,7 @@ static void heal_and_converge(struct sim *s)
         sim_load_barriers(s);
         raft_fixture_step(&s->f);
         sim_disk_pump(s);
+        sim_reads_tick(s);
         s->step++;
         watch_leader(s);
         (void)sim_checks_match_claims(s);
@@ -369,6 +380,7 @@ void sim_tick(struct sim *s)
     }
     raft_fixture_step(&s->f);
     sim_disk_pump(s);
+    sim_reads_tick(s);
     s->step++;
     watch_leader(s);
     (void)sim_checks_match_claims(s);
@@ -404,8 +416,10 @@ int sim_run(struct sim *s, const struct sim_opts *o)
             sim_load_barriers(s);
         }
         sim_load_client(s);
+        sim_reads_client(s);
         raft_fixture_step(&s->f);
         sim_disk_pump(s);
+        sim_reads_tick(s);
         watch_leader(s);
         (void)sim_checks_match_claims(s);
         sim_checks_commits(s);
@@ -454,4 +468,10 @@ void sim_stats_add(struct stats *a, const struct stats *b)
     a->guard_capped += b->guard_capped;
     a->guard_unvouched += b->guard_unvouched;
     a->guard_rebased += b->guard_rebased;
+    a->reads_served += b->reads_served;
+    a->reads_failed += b->reads_failed;
+    a->read_rounds += b->read_rounds;
+    for (unsigned i = 0; i < 3; i++) {
+        a->reads_failed_by[i] += b->reads_failed_by[i];
+    }
 }

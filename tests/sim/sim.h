@@ -5,6 +5,7 @@
  * - sim_io.c: the hooks around the real raft_fsm adapter and the fixture's raft_io;
  * - sim_faults.c: the faults injected before each step, and the planted divergence;
  * - sim_load.c: the client load (proposals, retries) and the post-election barriers;
+ * - sim_reads.c: linearizable reads through ReadIndex (raft/readindex.c) and their check;
  * - sim_checks.c: the ledger and every safety check;
  * - test_raft_sim.c: the scenarios (cmocka tests).
  * Nothing outside tests/sim/ includes it.
@@ -21,6 +22,7 @@
 
 #include "raft/codec.h"
 #include "raft/fsm.h"
+#include "raft/readindex.h"
 #include "raft/rfsm.h"
 #include "raft/rio_guard.h"
 
@@ -201,6 +203,7 @@ struct node {
     struct raft_tracer tracer;
     struct sim_disk disk;   /* what this server persisted (sim_disk.c) */
     struct rio_guard guard; /* between raft and the simulated io, unless o.unguarded */
+    struct readindex ri;    /* linearizable reads (sim_reads.c), unless o.unguarded */
     unsigned crashes;       /* times this server crashed and restarted */
 };
 
@@ -212,6 +215,8 @@ struct stats {
      * entries since their first half (the state moved on under the copy being sealed). */
     unsigned long sealed, sealed_after_applies;
     unsigned long guard_capped, guard_unvouched, guard_rebased; /* rio_guard's counters, summed */
+    unsigned long reads_served, reads_failed, read_rounds;      /* ReadIndex (sim_reads.c) */
+    unsigned long reads_failed_by[3]; /* not leader, timed out, stopped (crash or end) */
 };
 
 struct sim_opts {
@@ -229,6 +234,18 @@ struct sim_opts {
                       so that it is the first leader */
 };
 
+/* A linearizable read (sim_reads.c); lives until the run ends. */
+struct sim_read {
+    struct sim_read *next;
+    struct sim *sim;
+    unsigned long id;
+    unsigned server;
+    raft_term term;       /* the server's term when the read arrived */
+    raft_index committed; /* the highest index known committed when it arrived */
+    bool done, refused;
+    int status;
+};
+
 /* A raft-level commit, whatever the entry type. */
 struct commit_rec {
     raft_term entry_term;  /* 0: nothing known committed at this index */
@@ -244,6 +261,9 @@ struct sim {
     struct node nodes[MAX_NODES];
     struct ledger ledger;
     struct prop *props;
+    struct sim_read *reads;
+    bool closing; /* sim_close runs */
+    unsigned long read_ids;
     bool alive[MAX_NODES];
     bool cut[MAX_NODES][MAX_NODES];
     unsigned long loss_until[MAX_NODES][MAX_NODES];
@@ -330,6 +350,22 @@ void sim_load_barriers(struct sim *s);
 int sim_load_encode_spec(const struct spec *sp, uint64_t term, int64_t timestamp_us, uint8_t **buf,
                          size_t *len, char *err, size_t errlen);
 void sim_load_client(struct sim *s);
+
+/* ---- sim_reads.c ---------------------------------------------------------------- */
+
+/* Gives ND a readindex over raft R whose probes go to its guard's inner io, and hooks its
+ * answers into the guard. After rio_guard_init, and again after each restart. */
+void sim_reads_init(struct node *nd, struct raft *r);
+/* Server I starts a linearizable read now; the record says how it ended (done, status;
+ * refused when readindex_read refused it at once). Owned by S, freed by sim_reads_free. */
+struct sim_read *sim_reads_issue(struct sim *s, unsigned i);
+/* Time for every server's readindex (deadlines, re-sent probes, applied waits). */
+void sim_reads_tick(struct sim *s);
+/* Sometimes, reads on a server that believes it is the ready leader. */
+void sim_reads_client(struct sim *s);
+/* Fails server I's pending reads (before a crash closes its raft). */
+void sim_reads_stop(struct sim *s, unsigned i);
+void sim_reads_free(struct sim *s);
 
 /* ---- sim_checks.c --------------------------------------------------------------- */
 

@@ -49,6 +49,7 @@ static void barrier_done(struct raft_barrier *req, int status)
     nd->barrier_pending = false;
     if (status == 0 && r->state == RAFT_LEADER && r->current_term == p->term) {
         nd->ready_term = p->term;
+        readindex_ready(&nd->ri, p->term);
         sim_trace(s, "server %u leads term %llu and is ready", p->server,
                   (unsigned long long)p->term);
     }

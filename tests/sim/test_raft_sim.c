@@ -142,13 +142,17 @@ static void run_seeds(unsigned n)
         "asynchronously, %lu of them after more applies), "
         "%lu installed, %lu kills, %lu crash-restarts, %lu one-way partitions, %lu cuts, "
         "%lu loss bursts, %lu transfers, %lu stable "
-        "leaders; rio_guard: %lu results capped, %lu claimed nothing (unvouched), %lu rebased\n",
+        "leaders; rio_guard: %lu results capped, %lu claimed nothing (unvouched), %lu rebased; "
+        "ReadIndex: %lu rounds, %lu reads served, %lu failed (%lu leadership moved, %lu "
+        "timed out, %lu stopped by a crash or the end)\n",
         n, total_st.runs, total_st.steps, secs, total_st.proposals, total_st.rejected,
         total_st.acked, total_st.unknown, total_st.unknown_committed, total_st.retries,
         total_st.retry_dups, total_st.applies, total_st.snapshots, total_st.sealed,
         total_st.sealed_after_applies, total_st.restores, total_st.kills, total_st.crashes,
         total_st.partitions, total_st.cuts, total_st.losses, total_st.transfers, total_st.elections,
-        total_st.guard_capped, total_st.guard_unvouched, total_st.guard_rebased);
+        total_st.guard_capped, total_st.guard_unvouched, total_st.guard_rebased,
+        total_st.read_rounds, total_st.reads_served, total_st.reads_failed,
+        total_st.reads_failed_by[0], total_st.reads_failed_by[1], total_st.reads_failed_by[2]);
     if (count > 1) {
         /* Over many seeds the run must have exercised what it claims to. */
         assert_true(total_st.acked > 0);
@@ -162,6 +166,9 @@ static void run_seeds(unsigned n)
         assert_true(o.unguarded || total_st.guard_capped > 0);
         /* The asynchronous snapshots ran, and some while the state moved on. */
         assert_true(total_st.sealed > 0 && total_st.sealed_after_applies > 0);
+        /* ... and reads were served and failed (leaders cut off, crashed or replaced). */
+        assert_true(o.unguarded || o.raw || total_st.reads_served > 0);
+        assert_true(o.unguarded || o.raw || total_st.reads_failed > 0);
     }
 }
 
@@ -1008,6 +1015,125 @@ static void test_sim_stale_view(void **state)
     assert_true(rebased > 0);
 }
 
+/* ---- ReadIndex: a leader cut off from the majority must not serve a read ---------------- */
+
+/* Server A leads and is ready in its term (whoever else believes it leads). */
+static bool leads_ready(struct sim *s, unsigned a, raft_index x)
+{
+    (void)x;
+    struct raft *r = sim_raft(s, a);
+    return r->state == RAFT_LEADER && s->nodes[a].ready_term == r->current_term;
+}
+
+/* Every server of mask A has a commit index of at least X. */
+static bool committed_on(struct sim *s, unsigned a, raft_index x)
+{
+    for (unsigned i = 0; i < s->o.n; i++) {
+        if ((a & (1u << i)) != 0 && sim_raft(s, i)->commit_index < x) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool read_done_cond(struct sim *s, unsigned a, raft_index x)
+{
+    (void)a;
+    for (struct sim_read *rd = s->reads; rd != NULL; rd = rd->next) {
+        if (rd->id == x) {
+            return rd->done;
+        }
+    }
+    return true;
+}
+
+/* S1 leads and serves a read. Then S1 is cut off from everyone but keeps believing it leads
+ * (its own election timeout, after which raft 0.15 would step down for lack of a quorum, is
+ * made long); S2 is elected by S2..S5 and commits an entry S1 does not have. A read arriving
+ * at S1 now must fail (its probes reach no one: the round times out), while one at S2 is
+ * served. Then S1 hears from S3..S5 again and a read arrives at once: the answers to its probes
+ * carry S2's term and must fail the round (raft has not yet heard of that term). Serving
+ * either read on S1 would return a state without S2's committed entry: the read check of
+ * sim_reads.c fails the run, which is what this test shows when the quorum is skipped or a
+ * higher term counts as a confirmation. */
+static void test_sim_reads_stale_leader(void **state)
+{
+    (void)state;
+    struct script sc;
+    struct sim *s = script_new(&sc, false);
+    bool ok = run_until(s, settled, S1, 0, 20000);
+    expect(&sc, ok, "S1 did not lead and settle");
+    struct sim_read *r1 = going(&sc) ? sim_reads_issue(s, S1) : NULL;
+    if (r1 != NULL) {
+        ok = run_until(s, read_done_cond, 0, r1->id, 5000);
+        expect(&sc, ok && !r1->refused && r1->status == 0,
+               "the read on the settled leader S1 was not served (status %d)", r1->status);
+    }
+    raft_term t1 = sim_raft(s, S1)->current_term;
+    if (going(&sc)) {
+        for (unsigned j = S2; j <= S5; j++) {
+            set_link(s, S1, j, true);
+        }
+        raft_set_election_timeout(sim_raft(s, S1), SLOW_TIMEOUT);
+        set_timeouts(s, S2);
+        forget_leaders(s, S2);
+        ok = run_until(s, leads_ready, S2, 0, 20000);
+        expect(&sc, ok && sim_raft(s, S2)->current_term > t1, "S2 was not elected past term %llu",
+               (unsigned long long)t1);
+    }
+    raft_index x = 0;
+    if (going(&sc)) {
+        expect(&sc, sim_load_entry(s, S2) == 0, "S2 could not append");
+        x = raft_last_index(sim_raft(s, S2));
+        ok = run_until(s, committed_on, 1u << S2, x, 5000);
+        expect(&sc, ok, "S2 did not commit its entry at %llu", (unsigned long long)x);
+        struct raft *r = sim_raft(s, S1);
+        expect(&sc,
+               r->state == RAFT_LEADER && r->current_term == t1 && s->nodes[S1].ready_term == t1 &&
+                   raft_last_applied(r) < x,
+               "S1 no longer believes it is the ready leader of term %llu without index %llu",
+               (unsigned long long)t1, (unsigned long long)x);
+    }
+    struct sim_read *r2 = going(&sc) ? sim_reads_issue(s, S1) : NULL;
+    struct sim_read *r3 = going(&sc) ? sim_reads_issue(s, S2) : NULL;
+    if (r2 != NULL && r3 != NULL) {
+        expect(&sc, !r2->refused, "S1 refused the read at once (status %d)", r2->status);
+        ok = run_until(s, read_done_cond, 0, r2->id, 5000) &&
+             run_until(s, read_done_cond, 0, r3->id, 5000);
+        expect(&sc, ok, "the reads did not end within 5 s");
+        expect(&sc, r3->status == 0, "the read on S2 failed (status %d)", r3->status);
+        print_message("reads: on the cut-off S1 status %d, on S2 status %d\n", r2->status,
+                      r3->status);
+    }
+    /* S1 hears from S3..S5 again (not from S2): the first messages to reach it are the
+     * answers to the probes of a read that arrives now (raft's own heartbeat waits for its
+     * timer), in S2's term. They must fail the round, not confirm it. */
+    struct sim_read *r4 = NULL;
+    if (going(&sc)) {
+        for (unsigned j = S3; j <= S5; j++) {
+            set_link(s, S1, j, false);
+        }
+        r4 = sim_reads_issue(s, S1);
+        expect(&sc, !r4->refused, "S1 refused the second read at once (status %d)", r4->status);
+        ok = run_until(s, read_done_cond, 0, r4->id, 5000);
+        expect(&sc, ok, "the second read on S1 did not end within 5 s");
+        print_message("read on S1 reconnected to S3..S5: status %d\n", r4->status);
+    }
+    bool failed_as_required = r2 != NULL && r2->done && r2->status != 0 && r4 != NULL && r4->done &&
+                              r4->status == READINDEX_ENOTLEADER;
+    raft_set_election_timeout(sim_raft(s, S1), FAST_TIMEOUT);
+    int rv;
+    char why[sizeof(s->why)];
+    script_end(&sc, "reads on a stale leader", &rv, why, sizeof(why));
+    if (rv != 0) {
+        fail_msg("reads on a stale leader: %s", why);
+    }
+    if (sc.off) {
+        fail_msg("reads on a stale leader did not reach its shape: %s", sc.shape);
+    }
+    assert_true(failed_as_required);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1022,6 +1148,7 @@ int main(void)
         cmocka_unit_test(test_sim_unpersisted_386),
         cmocka_unit_test(test_sim_stale_view_unguarded),
         cmocka_unit_test(test_sim_stale_view),
+        cmocka_unit_test(test_sim_reads_stale_leader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
