@@ -27,6 +27,7 @@ struct watcher {
     uv_connect_t creq;
     uv_write_t wreq;
     int open, connected, busy, retry;
+    int writing; /* wreq is in libuv's hands until w_written */
     uint64_t after;
     uint64_t last_rev; /* the highest revision delivered, for duplicates */
     struct lg_buf req;
@@ -36,6 +37,7 @@ struct watcher {
 struct delivery {
     uint64_t rev;
     uint64_t t;
+    int target;
 };
 
 struct write_rec {
@@ -54,7 +56,7 @@ struct wrun {
     uv_tcp_t wtcp;
     uv_connect_t wcreq;
     uv_write_t wwreq;
-    int wopen, wconnected, wbusy;
+    int wopen, wconnected, wbusy, wwriting;
     struct lg_buf wreq;
     struct lg_resp wresp;
     uint64_t version;
@@ -171,6 +173,7 @@ static void w_closed(uv_handle_t *h)
     w->open = 0;
     w->connected = 0;
     w->busy = 0;
+    w->writing = 0;
     w->retry = 1; /* the tick reconnects */
 }
 
@@ -190,7 +193,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     *b = uv_buf_init(rbuf, sizeof rbuf);
 }
 
-static int record(struct wrun *run, uint64_t rev, uint64_t t)
+static int record(struct wrun *run, uint64_t rev, uint64_t t, int target)
 {
     if (run->nd == run->capd) {
         size_t cap = run->capd ? run->capd * 2 : 65536;
@@ -203,6 +206,7 @@ static int record(struct wrun *run, uint64_t rev, uint64_t t)
     }
     run->d[run->nd].rev = rev;
     run->d[run->nd].t = t;
+    run->d[run->nd].target = target;
     run->nd++;
     return 0;
 }
@@ -239,7 +243,7 @@ static void w_answer(struct watcher *w)
             continue;
         }
         w->last_rev = rev;
-        if (record(run, rev, now) != 0) {
+        if (record(run, rev, now, w->target) != 0) {
             fatal(run, "out of memory recording a delivery");
         }
     }
@@ -279,15 +283,23 @@ static void w_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 static void w_written(uv_write_t *req, int status)
 {
     struct watcher *w = req->data;
+    w->writing = 0;
     if (status < 0) {
         w_fail(w);
+    } else if (w->retry && !w->busy) {
+        w_issue(w); /* an answer came before this callback: the next poll waited for it */
     }
 }
 
 static void w_issue(struct watcher *w)
 {
     const struct lg_watch_opts *o = w->run->o;
-    if (w->run->phase == 3 || !w->connected || w->busy) {
+    if (w->run->phase == 3 || !w->connected || w->busy || !w->open ||
+        uv_is_closing((uv_handle_t *)&w->tcp)) {
+        return;
+    }
+    if (w->writing) {
+        w->retry = 1; /* the write callback (or the tick) issues it */
         return;
     }
     lg_buf_reset(&w->req);
@@ -301,11 +313,14 @@ static void w_issue(struct watcher *w)
     }
     lg_resp_start(&w->resp);
     w->busy = 1;
+    w->retry = 0;
     w->wreq.data = w;
     uv_buf_t b = uv_buf_init(w->req.p, (unsigned int)w->req.len);
     if (uv_write(&w->wreq, (uv_stream_t *)&w->tcp, &b, 1, w_written) != 0) {
         w_fail(w);
+        return;
     }
+    w->writing = 1;
 }
 
 static void w_connected(uv_connect_t *c, int status)
@@ -385,7 +400,7 @@ static void wr_answer(struct wrun *run)
     }
     run->version = version;
     if (out == LG_CONFLICT) {
-        wr_send(run);
+        run->next_write_at = 0; /* the tick sends the write again with the version learned */
         return;
     }
     json_t *doc = json_loadb(run->wresp.body.p, run->wresp.body.len, 0, NULL);
@@ -418,6 +433,8 @@ static void wr_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 
 static void wr_written(uv_write_t *req, int status)
 {
+    struct wrun *run = req->data;
+    run->wwriting = 0;
     if (status < 0) {
         wr_fail(req->data, "write failed");
     }
@@ -440,7 +457,9 @@ static void wr_send(struct wrun *run)
     uv_buf_t b = uv_buf_init(run->wreq.p, (unsigned int)run->wreq.len);
     if (uv_write(&run->wwreq, (uv_stream_t *)&run->wtcp, &b, 1, wr_written) != 0) {
         wr_fail(run, "write failed");
+        return;
     }
+    run->wwriting = 1;
 }
 
 static void wr_connected(uv_connect_t *c, int status)
@@ -527,7 +546,8 @@ static void on_tick(uv_timer_t *t)
     if (run->phase == 1) {
         if (!run->wopen) {
             wr_connect(run);
-        } else if (run->wconnected && !run->wbusy && now >= run->next_write_at) {
+        } else if (run->wconnected && !run->wbusy && !run->wwriting &&
+                   !uv_is_closing((uv_handle_t *)&run->wtcp) && now >= run->next_write_at) {
             if (run->nwrites >= o->writes) {
                 run->phase = 2;
                 run->grace_until = now + 5000000000ULL;
@@ -575,7 +595,8 @@ static int tally(struct wrun *run)
         } else {
             lat = run->d[i].t - wr->t_ack;
         }
-        if (lg_hist_add(&r->lat, lat) != 0) {
+        if (lg_hist_add(&r->lat, lat) != 0 ||
+            lg_hist_add(&r->lat_target[run->d[i].target], lat) != 0) {
             return -1;
         }
     }

@@ -35,13 +35,14 @@ struct lg_watch_result {
     uint64_t before_ack; /* deliveries seen before the writer had the acknowledgement */
     uint64_t errors;     /* failed polls (error answers, dropped connections) */
     struct lg_hist lat;  /* acknowledgement -> delivery, per (watcher, write) */
-    uint64_t queries[LG_MAX_TARGETS]; /* conclave_watch_queries_total moved, per target */
+    struct lg_hist lat_target[LG_MAX_TARGETS]; /* the same, by the target of the watcher */
+    uint64_t queries[LG_MAX_TARGETS];          /* conclave_watch_queries_total moved, per target */
     uint64_t queries_total;
     double setup_s; /* connecting and registering every watcher */
 };
 
-/* Runs O and fills R (R->lat initialised by the caller). Returns 0, or -1 with ERR (CAP bytes)
- * saying why the run means nothing. */
+/* Runs O and fills R (R->lat and R->lat_target[] initialised by the caller). Returns 0, or -1 with
+ * ERR (CAP bytes) saying why the run means nothing. */
 int lg_watch_run(const struct lg_watch_opts *o, struct lg_watch_result *r, char *err, size_t cap);
 
 #endif

@@ -113,9 +113,15 @@ int main(int argc, char **argv)
     }
     memset(&r, 0, sizeof r);
     lg_hist_init(&r.lat);
+    for (int i = 0; i < LG_MAX_TARGETS; i++) {
+        lg_hist_init(&r.lat_target[i]);
+    }
     if (lg_watch_run(&o, &r, err, sizeof err) != 0) {
         fprintf(stderr, "conclave-lg-watch: %s\n", err);
         lg_hist_free(&r.lat);
+        for (int i = 0; i < LG_MAX_TARGETS; i++) {
+            lg_hist_free(&r.lat_target[i]);
+        }
         return 1;
     }
     lg_hist_sort(&r.lat);
@@ -129,9 +135,15 @@ int main(int argc, char **argv)
            (double)lg_hist_quantile(&r.lat, 1.0) / 1e6, r.queries_total,
            r.writes ? (double)r.queries_total / r.writes : 0.0, r.setup_s);
     for (int i = 0; i < o.ntargets; i++) {
-        printf(" queries_%d=%" PRIu64, i + 1, r.queries[i]);
+        lg_hist_sort(&r.lat_target[i]);
+        printf(" queries_%d=%" PRIu64 " p50_ms_%d=%.1f p99_ms_%d=%.1f", i + 1, r.queries[i], i + 1,
+               (double)lg_hist_quantile(&r.lat_target[i], 0.5) / 1e6, i + 1,
+               (double)lg_hist_quantile(&r.lat_target[i], 0.99) / 1e6);
     }
     printf("\n");
     lg_hist_free(&r.lat);
+    for (int i = 0; i < LG_MAX_TARGETS; i++) {
+        lg_hist_free(&r.lat_target[i]);
+    }
     return 0;
 }
