@@ -4,7 +4,8 @@
 # are as few with 50 watchers as with 5; ?key= and ?prefix= filter on the server (a watcher
 # does not wake for another key and still gets its own change later; next_after_revision lets
 # a filtered watcher resume without missing or repeating a revision); the timeout answers
-# empty with the advanced cursor; bad parameters are refused naming them; a node stopped with
+# empty with the advanced cursor; bad parameters are refused naming them; a failed query
+# answers every watcher waiting for it with the error; a node stopped with
 # watchers waiting answers each of them and exits 0.
 source "$(dirname "$0")/../lib/lib.sh"
 source "$(dirname "$0")/../lib/node_lib.sh"
@@ -198,6 +199,33 @@ for q in "key=" "key=a%20b" "key=.a" "key=$long" "prefix=" "prefix=a/b" "prefix=
 done
 api GET "$P/watch?after_revision=0&key=a&prefix=a" "" "$T" "$F1"
 expect_match .message 'key and prefix cannot be combined'
+
+# --- a failed query ------------------------------------------------------------------------
+# With config_revisions renamed away (as the owner), the hub's first query for a new project
+# fails: every watcher waiting for it gets the error a failed query gave before the hub (500
+# internal, naming the request id under which the node logged the cause); once the table is
+# back, the next watcher is served.
+api POST /v1/projects '{"id": "w2", "name": "failing"}' "$T" "$L"
+expect_code 201
+sql "ALTER TABLE config_revisions RENAME TO config_revisions_away" >/dev/null
+at_exit 'sql "ALTER TABLE IF EXISTS config_revisions_away RENAME TO config_revisions" >/dev/null 2>&1'
+hp="HPORT_$F1"
+for ((i = 1; i <= 5; i++)); do
+  curl -s --max-time 20 -H "Authorization: Bearer $T" -o "$TMP/err.$i.body" -w '%{http_code}' \
+    "http://127.0.0.1:${!hp}/v1/projects/w2/watch?after_revision=0&timeout=10" >"$TMP/err.$i.code" 2>/dev/null &
+  WPIDS+=($!)
+done
+wait_watchers
+for ((i = 1; i <= 5; i++)); do
+  expect_eq "$(<"$TMP/err.$i.code")" 500 "watcher $i during a failed query: status"
+  expect_eq "$(jq -r .error "$TMP/err.$i.body")" internal "watcher $i during a failed query: error"
+done
+metric "$F1" conclave_watch_waiting
+expect_eq "$MV" 0 "watchers waiting after the failed query"
+sql "ALTER TABLE config_revisions_away RENAME TO config_revisions" >/dev/null
+api GET "/v1/projects/w2/watch?after_revision=0&timeout=1" "" "$T" "$F1"
+expect_code 200
+expect_json '[(.changes | length), .next_after_revision] | map(tostring) | join(" ")' "0 0"
 
 # --- stopping with watchers waiting ---------------------------------------------------------
 watchers 10 "$F2" stop "after_revision=$REV_LAST&timeout=60"
