@@ -14,8 +14,9 @@
 #include "raft/revision.h"
 #include "storage/db.h"
 #include "storage/db_configs.h"
-#include "server/materializer.h"
+#include "raft/codec.h"
 #include "server/node.h"
+#include "server/watch_hub.h"
 
 /* ---- paging, shared by both revision lists ----------------------------------------------- */
 
@@ -297,126 +298,81 @@ void api_history_audit_verify(struct api_call *call)
 
 /* ---- watch -------------------------------------------------------------------------- */
 
-/* A long poll: answers as soon as PostgreSQL holds a revision after AFTER, or at the timeout
- * with none. PostgreSQL is asked again only when this node learns that more was materialized
- * (the leader's cursor, or a materialized(N) entry applied here). */
-struct watch {
-    uv_timer_t timer;
-    struct api_call *call;
-    uint64_t after;
-    uint64_t deadline;
-    uint64_t seen; /* the materialized index at the last query */
-    bool querying;
-    bool closing;
-    int err; /* a failed query's status, answered once the timer is closed */
-    char errmsg[512];
-};
+/* A long poll, served by the node's watch hub (server/watch_hub.h): answers as soon as
+ * PostgreSQL holds a revision after AFTER that passes the filter, or at the timeout with none.
+ * The hub queries PostgreSQL once per project when this node learns that more was materialized,
+ * whatever the number of watchers. */
 
-static uint64_t materialized_index(struct node *node)
+static void watch_answered(void *data, int status, const char *errmsg, json_t *changes,
+                           uint64_t next)
 {
-    uint64_t a = node->raft ? fsm_materialized_index(rnode_fsm(node->raft)) : 0;
-    uint64_t b = node->matd ? materializer_cursor_index(node->matd) : 0;
-    return a > b ? a : b;
-}
-
-static int watch_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
-{
-    struct watch *wt = call->data;
-    return db_configs_changes(conn, call->params[0], wt->after, 1000, &call->result, errmsg,
-                              errlen);
-}
-
-static void watch_closed(uv_handle_t *h)
-{
-    struct watch *wt = h->data;
-    struct api_call *call = wt->call;
-    if (wt->err != 0) {
-        api_finish(call, wt->err, wt->errmsg);
+    struct api_call *call = data;
+    if (status != DB_OK) {
+        api_finish(call, status, errmsg);
         return;
-    }
-    json_t *changes = call->result;
-    call->result = NULL;
-    if (changes == NULL) {
-        changes = json_array();
-    }
-    uint64_t next = wt->after;
-    size_t n = json_array_size(changes);
-    if (n > 0) {
-        next = (uint64_t)json_integer_value(
-            json_object_get(json_array_get(changes, n - 1), "revision"));
     }
     api_reply(call, 200,
               json_pack("{s:o,s:I}", "changes", changes, "next_after_revision", (json_int_t)next));
 }
 
-static void watch_finish(struct watch *wt)
+static bool watch_gone(void *data)
 {
-    if (!wt->closing) {
-        wt->closing = true;
-        uv_close((uv_handle_t *)&wt->timer, watch_closed);
-    }
+    struct api_call *call = data;
+    return http_request_cancelled(call->req);
 }
 
-static void watch_queried(int status, const char *errmsg, void *arg)
+/* Reads ?key= and ?prefix= into *FILTER and PATTERN (PATLEN bytes). Returns 0, or -1 after
+ * answering 400 naming the parameter. */
+static int watch_filter(struct api_call *call, enum watch_hub_filter *filter, char *pattern,
+                        size_t patlen)
 {
-    struct api_call *call = arg;
-    struct watch *wt = call->data;
-    wt->querying = false;
-    if (status != DB_OK) {
-        /* Answered from the timer's close callback, once nothing refers to the call. */
-        json_decref(call->result);
-        call->result = NULL;
-        wt->err = status;
-        snprintf(wt->errmsg, sizeof(wt->errmsg), "%s", errmsg);
-        watch_finish(wt);
-        return;
+    char key[WATCH_HUB_PATTERN_MAX + 2], prefix[WATCH_HUB_PATTERN_MAX + 2];
+    int k = api_input_query(call, "key", key, sizeof(key));
+    int p = api_input_query(call, "prefix", prefix, sizeof(prefix));
+    if (k < 0 || (k > 0 && !codec_key_ok(key, strlen(key)))) {
+        api_field_error(call, "key",
+                        "query parameter key must be a config key: 1 to %d characters of "
+                        "[A-Za-z0-9._:-], starting with a letter, a digit or _",
+                        CODEC_MAX_KEY);
+        return -1;
     }
-    if (json_array_size(call->result) > 0 || uv_now(wt->timer.loop) >= wt->deadline ||
-        call->node->stopping) {
-        watch_finish(wt);
-        return;
+    if (p < 0 || (p > 0 && !codec_key_ok(prefix, strlen(prefix)))) {
+        api_field_error(call, "prefix",
+                        "query parameter prefix must be the start of a config key: 1 to %d "
+                        "characters of [A-Za-z0-9._:-], starting with a letter, a digit or _",
+                        CODEC_MAX_KEY);
+        return -1;
     }
-    json_decref(call->result);
-    call->result = NULL;
-}
-
-static void watch_tick(uv_timer_t *t)
-{
-    struct watch *wt = t->data;
-    struct api_call *call = wt->call;
-    if (wt->querying || wt->closing) {
-        return;
+    if (k > 0 && p > 0) {
+        api_field_error(call, "prefix",
+                        "query parameters key and prefix cannot be combined: give one of them");
+        return -1;
     }
-    if (uv_now(t->loop) >= wt->deadline || call->node->stopping) {
-        watch_finish(wt);
-        return;
-    }
-    uint64_t m = materialized_index(call->node);
-    if (m == wt->seen && wt->seen != 0) {
-        return;
-    }
-    wt->seen = m == 0 ? 1 : m;
-    wt->querying = true;
-    api_submit(call, watch_work, watch_queried);
+    *filter = k > 0 ? WATCH_HUB_KEY : p > 0 ? WATCH_HUB_PREFIX : WATCH_HUB_ALL;
+    snprintf(pattern, patlen, "%s", k > 0 ? key : p > 0 ? prefix : "");
+    return 0;
 }
 
 void api_history_watch(struct api_call *call)
 {
     uint64_t after = 0, timeout = 30;
+    enum watch_hub_filter filter = WATCH_HUB_ALL;
+    char pattern[WATCH_HUB_PATTERN_MAX + 1];
+    char err[256];
     if (api_input_query_u64(call, "after_revision", 0, INT64_MAX, &after) != 0 ||
-        api_input_query_u64(call, "timeout", 30, 300, &timeout) != 0) {
+        api_input_query_u64(call, "timeout", 30, 300, &timeout) != 0 ||
+        watch_filter(call, &filter, pattern, sizeof(pattern)) != 0) {
         return;
     }
-    struct watch *wt = calloc(1, sizeof(*wt));
-    if (wt == NULL) {
-        api_error(call, 500, "internal", "out of memory");
+    if (call->node->watch == NULL) {
+        api_error(call, 503, "unavailable", "node is stopping");
         return;
     }
-    call->data = wt;
-    wt->call = call;
-    wt->after = after;
-    wt->deadline = uv_now(&call->node->loop) + timeout * 1000;
-    uv_timer_init(&call->node->loop, &wt->timer);
-    wt->timer.data = wt;
-    uv_timer_start(&wt->timer, watch_tick, 0, 50);
+    int rc = watch_hub_add(call->node->watch, call->params[0], after, filter, pattern,
+                           timeout * 1000, watch_answered, watch_gone, call, err, sizeof(err));
+    if (rc == WATCH_HUB_ECLOSED) {
+        api_error(call, 503, "unavailable", "node is stopping");
+    } else if (rc != 0) {
+        api_error(call, 500, "internal", "%s", err);
+    }
 }

@@ -130,6 +130,14 @@ static void gather(struct node *node, struct metrics_gauges *g)
         g->pool_connect_failures = ps.connect_failures;
     }
     g->auth_cache_entries = authcache_size(node->cache);
+    if (node->watch != NULL) {
+        struct watch_hub_stats ws;
+        watch_hub_stats(node->watch, &ws);
+        g->has_watch = true;
+        g->watch_waiting = ws.waiting;
+        g->watch_queries = ws.queries;
+        g->watch_answered = ws.answered;
+    }
 }
 
 void api_status_metrics(struct api_call *call)

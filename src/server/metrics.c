@@ -615,6 +615,15 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
         gauge(&b, "conclave_auth_cache_entries", "Entries in this node's authentication cache.",
               g->auth_cache_entries);
     }
+    if (g != NULL && g->has_watch) {
+        gauge(&b, "conclave_watch_waiting", "Long-poll watchers waiting on this node.",
+              g->watch_waiting);
+        counter(&b, "conclave_watch_queries_total",
+                "PostgreSQL queries the watch hub ran (one per watched project per change).",
+                g->watch_queries);
+        counter(&b, "conclave_watch_answered_total", "Long-poll watchers answered.",
+                g->watch_answered);
+    }
     buf_grow(&b, 0); /* an empty output is still a string */
     if (b.oom) {
         free(b.p);

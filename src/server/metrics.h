@@ -107,6 +107,12 @@ struct metrics_gauges {
     uint64_t pool_connect_failures;
 
     uint64_t auth_cache_entries;
+
+    /* The watch hub (server/watch_hub.h); false once it is closed: its families are left out. */
+    bool has_watch;
+    uint64_t watch_waiting;  /* long-poll watchers waiting on this node */
+    uint64_t watch_queries;  /* PostgreSQL queries the hub ran for them */
+    uint64_t watch_answered; /* watchers answered */
 };
 
 struct metrics;

@@ -70,6 +70,17 @@ static void on_notify(const char *channel, const char *payload, void *data)
     authcache_flush(node->cache);
 }
 
+/* The raft index PostgreSQL is known to hold everything up to, as this node knows it: the
+ * leader's materializer cursor, or the last materialized(N) entry applied here. The watch hub
+ * queries PostgreSQL again when it moves. */
+static uint64_t materialized_index(void *data)
+{
+    struct node *node = data;
+    uint64_t a = node->fsm != NULL ? fsm_materialized_index(node->fsm) : 0;
+    uint64_t b = node->matd != NULL ? materializer_cursor_index(node->matd) : 0;
+    return a > b ? a : b;
+}
+
 static void component_closed(struct node *node)
 {
     node->pending_closes--;
@@ -81,6 +92,11 @@ static void pool_closed(void *data)
 }
 
 static void listen_closed(void *data)
+{
+    component_closed(data);
+}
+
+static void watch_closed(void *data)
 {
     component_closed(data);
 }
@@ -167,6 +183,13 @@ static void begin_stop(struct node *node, bool http_started)
         return;
     }
     node->stopping = true;
+    if (node->watch != NULL) {
+        /* Every waiting watcher is answered now (no changes); a query in flight finishes on
+         * the pool, which closes last. */
+        node->pending_closes++;
+        watch_hub_close(node->watch, watch_closed, node);
+        node->watch = NULL;
+    }
     if (node->listen != NULL) {
         node->pending_closes++;
         pglisten_close(node->listen, listen_closed, node);
@@ -327,6 +350,11 @@ int node_run(const struct config *conf, http_handler_fn handler, char *errmsg, s
     char why[1024];
     if (pgpool_init(&node->pool, &node->loop, &conf->db, "conclave-node", why, sizeof(why)) != 0) {
         snprintf(errmsg, errlen, "postgresql pool: %s", why);
+        goto fail;
+    }
+    if (watch_hub_new(&node->watch, &node->loop, node->pool, materialized_index, node, why,
+                      sizeof(why)) != 0) {
+        snprintf(errmsg, errlen, "%s", why);
         goto fail;
     }
     if (pglisten_start(&node->listen, &node->loop, &conf->db, auth_channels, on_notify, node, why,

@@ -23,6 +23,7 @@
 #include "http/forward.h"
 #include "server/materializer.h"
 #include "server/metrics.h"
+#include "server/watch_hub.h"
 #include "raft/rnode.h"
 
 struct node {
@@ -34,11 +35,12 @@ struct node {
     struct pgpool *pool;
     struct pglisten *listen;
     struct authcache *cache;
-    struct fsm *fsm;    /* the replicated state; NULL without a raft section */
-    struct rnode *raft; /* NULL without a raft section, and once shut down */
-    struct matd *matd;  /* the materializer; with raft only */
-    struct fwd *fwd;    /* forwards leader-only requests; with raft only */
-    int exit_code;      /* 0, or 1 after a fatal raft error */
+    struct fsm *fsm;         /* the replicated state; NULL without a raft section */
+    struct rnode *raft;      /* NULL without a raft section, and once shut down */
+    struct matd *matd;       /* the materializer; with raft only */
+    struct fwd *fwd;         /* forwards leader-only requests; with raft only */
+    struct watch_hub *watch; /* the long-poll watchers' fan-out; NULL once closed */
+    int exit_code;           /* 0, or 1 after a fatal raft error */
     uv_signal_t sigterm;
     uv_signal_t sigint;
     uv_signal_t sighup;   /* reloads the https certificate; started with https only */

@@ -498,6 +498,28 @@ static void test_number_format(void **state)
     metrics_free(m);
 }
 
+/* The watch hub's families: present with the hub (exact lines), absent without it. */
+static void test_watch_families(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_new();
+    struct metrics_gauges g = {
+        .has_watch = true, .watch_waiting = 7, .watch_queries = 12, .watch_answered = 40};
+    char *text = render(m, &g);
+    assert_non_null(
+        strstr(text, "# TYPE conclave_watch_waiting gauge\nconclave_watch_waiting 7\n"));
+    assert_non_null(strstr(text, "# TYPE conclave_watch_queries_total counter\n"
+                                 "conclave_watch_queries_total 12\n"));
+    assert_non_null(strstr(text, "# TYPE conclave_watch_answered_total counter\n"
+                                 "conclave_watch_answered_total 40\n"));
+    free(text);
+    g.has_watch = false;
+    text = render(m, &g);
+    assert_null(strstr(text, "conclave_watch_"));
+    free(text);
+    metrics_free(m);
+}
+
 /* Past METRICS_MAX_SERIES new series are dropped, existing ones still count. */
 static void test_series_cap(void **state)
 {
@@ -524,10 +546,15 @@ static void test_series_cap(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty),          cmocka_unit_test(test_requests_exact),
-        cmocka_unit_test(test_label_escaping), cmocka_unit_test(test_histogram_cumulative),
-        cmocka_unit_test(test_write_phases),   cmocka_unit_test(test_no_raft_families),
-        cmocka_unit_test(test_number_format),  cmocka_unit_test(test_series_cap),
+        cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_watch_families),
+        cmocka_unit_test(test_requests_exact),
+        cmocka_unit_test(test_label_escaping),
+        cmocka_unit_test(test_histogram_cumulative),
+        cmocka_unit_test(test_write_phases),
+        cmocka_unit_test(test_no_raft_families),
+        cmocka_unit_test(test_number_format),
+        cmocka_unit_test(test_series_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

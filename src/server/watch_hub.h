@@ -1,0 +1,116 @@
+/*
+ * watch_hub: one node's shared fan-out of project changes to its long-poll watchers
+ * (GET /v1/projects/{id}/watch, docs/api.md).
+ *
+ * Watchers register (project, after_revision, an optional exact key or key prefix, a timeout)
+ * and wait in memory. One timer for the whole hub (WATCH_HUB_TICK_MS) reads the node's
+ * materialized index (the raft index PostgreSQL is known to hold everything up to); when it
+ * moved, the hub runs at most one PostgreSQL query per project with waiting watchers, on the
+ * pool: the project's revisions after the smallest after_revision among them, one page of at
+ * most WATCH_HUB_PAGE rows. Every watcher is then answered from that page, filtered here: a
+ * watcher with a matching revision gets every matching revision of the page after its
+ * after_revision; one without keeps waiting with its after_revision moved up to the last
+ * revision the page covered. So the PostgreSQL queries per change depend on the number of
+ * projects being watched, not on the number of watchers.
+ *
+ * The page of the last query stays as the project's cache: revisions (cache_after, head] of
+ * the project, complete (PostgreSQL commits revisions in revision order: the materializer
+ * writes them in raft order, one transaction after the other). A watcher that registers with
+ * after_revision at or past cache_after is answered or advanced from it without a query; only
+ * one further behind, or a moved index, costs a query. That is what keeps a reconnecting crowd
+ * of watchers (every one answered by the same change comes back at once) from costing a query
+ * each.
+ *
+ * next_after_revision of an answer is the last revision the hub examined for that watcher: the
+ * page's last revision when it matched something (for a watcher without a filter that is the
+ * last change it gets, as before the hub), or the watcher's advanced after_revision at the
+ * timeout. Every revision up to it was examined and the matching ones sent, so a client that
+ * resumes from it misses nothing and gets nothing twice.
+ *
+ * Loop thread only. The hub never blocks the loop: its query runs on a pgpool worker.
+ */
+#ifndef CONCLAVE_WATCH_HUB_H
+#define CONCLAVE_WATCH_HUB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "storage/pgpool.h"
+
+/* The timer's period: how long a moved index may go unnoticed (besides the query itself). */
+#define WATCH_HUB_TICK_MS 10
+/* How often timeouts and gone clients are looked for. */
+#define WATCH_HUB_SWEEP_MS 100
+/* The most revisions one query reads, and so one answer carries. */
+#define WATCH_HUB_PAGE 1000
+/* The longest key or prefix a filter holds (config keys are at most 256 bytes). */
+#define WATCH_HUB_PATTERN_MAX 256
+
+#define WATCH_HUB_ECLOSED (-1) /* the hub is closing: the node is stopping */
+#define WATCH_HUB_ENOMEM  (-2)
+#define WATCH_HUB_EINVAL  (-3)
+
+enum watch_hub_filter {
+    WATCH_HUB_ALL,    /* every revision of the project */
+    WATCH_HUB_KEY,    /* revisions of one key */
+    WATCH_HUB_PREFIX, /* revisions of keys that start with the pattern */
+};
+
+/* The node's materialized raft index: PostgreSQL holds every revision up to it. Called on the
+ * loop thread at every tick; it must be cheap and must not block. */
+typedef uint64_t (*watch_hub_index_fn)(void *data);
+
+/*
+ * The one answer of a watcher, on the loop thread, never from within watch_hub_add(). STATUS 0
+ * (DB_OK): CHANGES is an array of revision objects as db_configs_changes() returns them
+ * (possibly empty: the timeout, the client gone, or the hub closing) and is owned by the callee;
+ * NEXT is the next_after_revision to answer. Otherwise STATUS is the failed query's enum
+ * db_status or pgpool status, ERRMSG says why (valid during the call), CHANGES is NULL. The hub
+ * forgets the watcher before the call.
+ */
+typedef void (*watch_hub_answer_fn)(void *data, int status, const char *errmsg, json_t *changes,
+                                    uint64_t next);
+
+/* Whether the watcher's client is gone (answered at the next sweep with no changes). */
+typedef bool (*watch_hub_gone_fn)(void *data);
+
+struct watch_hub;
+
+/* What /metrics reports. */
+struct watch_hub_stats {
+    uint64_t waiting;  /* watchers registered and not yet answered */
+    uint64_t queries;  /* PostgreSQL queries the hub submitted since the node started */
+    uint64_t answered; /* watchers answered, with changes or not */
+};
+
+/* Creates a hub on LOOP. LOOP, POOL and INDEX_DATA are borrowed and must outlive the hub (the
+ * pool until watch_hub_close()'s callback). Returns 0, or WATCH_HUB_ENOMEM with ERRMSG. */
+int watch_hub_new(struct watch_hub **out, uv_loop_t *loop, struct pgpool *pool,
+                  watch_hub_index_fn index, void *index_data, char *errmsg, size_t errlen);
+
+/*
+ * Registers a watcher of PROJECT (copied) for revisions after AFTER that pass FILTER with
+ * PATTERN (copied; ignored for WATCH_HUB_ALL), answered with no changes after TIMEOUT_MS of
+ * waiting. ANSWER(DATA, ...) runs exactly once, later; GONE(DATA) may run at every sweep until
+ * then (GONE may be NULL). DATA stays the caller's. Returns 0, or WATCH_HUB_ECLOSED (closing),
+ * WATCH_HUB_ENOMEM or WATCH_HUB_EINVAL (a pattern too long or empty, a project id too long)
+ * with ERRMSG; ANSWER never runs then.
+ */
+int watch_hub_add(struct watch_hub *h, const char *project, uint64_t after,
+                  enum watch_hub_filter filter, const char *pattern, uint64_t timeout_ms,
+                  watch_hub_answer_fn answer, watch_hub_gone_fn gone, void *data, char *errmsg,
+                  size_t errlen);
+
+/* Fills *OUT. H may be NULL (all zero). */
+void watch_hub_stats(const struct watch_hub *h, struct watch_hub_stats *out);
+
+/* Answers every waiting watcher with no changes (status 0, its next_after_revision), refuses
+ * new ones, closes the timer, waits for a query in flight, frees the hub and then calls
+ * CB(DATA) on the loop. The pool must stay open until then. Call it once. */
+void watch_hub_close(struct watch_hub *h, void (*cb)(void *data), void *data);
+
+#endif /* CONCLAVE_WATCH_HUB_H */
