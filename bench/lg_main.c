@@ -3,12 +3,12 @@
  * against one system and prints one result line on stdout (key=value pairs, see
  * print_result); the progress line goes to stderr. scripts/bench documents the workloads.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lg_args.h"
 #include "lg_run.h"
 
 static const char usage[] =
@@ -17,22 +17,6 @@ static const char usage[] =
     "         [--write-pct P] [--target IP:PORT]... [--project ID] [--pg-url URL]\n"
     "         [--pg-schema NAME] [--kill-pid PID] [--kill-after S] [--label TEXT] [--quiet]\n"
     "The conclave bearer token is read from the environment variable LG_TOKEN.\n";
-
-/* Parses a number in [MIN, MAX] from S, or says what is wrong in ERR. */
-static int parse_num(const char *name, const char *s, double min, double max, double *out,
-                     char *err, size_t cap)
-{
-    char *end;
-    errno = 0;
-    double v = s ? strtod(s, &end) : 0;
-    if (!s || errno != 0 || end == s || *end != '\0' || v < min || v > max) {
-        snprintf(err, cap, "%s needs a number from %g to %g, not \"%s\"", name, min, max,
-                 s ? s : "");
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
 
 static int parse_args(int argc, char **argv, struct lg_opts *o, char *err, size_t cap)
 {
@@ -81,39 +65,37 @@ static int parse_args(int argc, char **argv, struct lg_opts *o, char *err, size_
                 return -1;
             }
         } else if (strcmp(a, "--clients") == 0) {
-            if (parse_num(a, v, 1, 4096, &d, err, cap) != 0) {
+            if (lg_args_num(a, v, 1, 4096, &d, err, cap) != 0) {
                 return -1;
             }
             o->clients = (int)d;
         } else if (strcmp(a, "--duration") == 0) {
-            if (parse_num(a, v, 0.1, 86400, &o->duration_s, err, cap) != 0) {
+            if (lg_args_num(a, v, 0.1, 86400, &o->duration_s, err, cap) != 0) {
                 return -1;
             }
         } else if (strcmp(a, "--timeout") == 0) {
-            if (parse_num(a, v, 0.01, 600, &o->timeout_s, err, cap) != 0) {
+            if (lg_args_num(a, v, 0.01, 600, &o->timeout_s, err, cap) != 0) {
                 return -1;
             }
         } else if (strcmp(a, "--keys") == 0) {
-            if (parse_num(a, v, 1, 10000000, &d, err, cap) != 0) {
+            if (lg_args_num(a, v, 1, 10000000, &d, err, cap) != 0) {
                 return -1;
             }
             o->keys = (int)d;
         } else if (strcmp(a, "--value-size") == 0) {
-            if (parse_num(a, v, 160, 4000, &d, err, cap) != 0) {
+            if (lg_args_num(a, v, 160, 4000, &d, err, cap) != 0) {
                 return -1;
             }
             o->value_size = (int)d;
         } else if (strcmp(a, "--write-pct") == 0) {
-            if (parse_num(a, v, 0, 100, &d, err, cap) != 0) {
+            if (lg_args_num(a, v, 0, 100, &d, err, cap) != 0) {
                 return -1;
             }
             o->write_pct = (int)d;
         } else if (strcmp(a, "--target") == 0) {
-            if (o->ntargets == LG_MAX_TARGETS) {
-                snprintf(err, cap, "at most %d targets", LG_MAX_TARGETS);
+            if (lg_args_target(o->targets, &o->ntargets, LG_MAX_TARGETS, v, err, cap) != 0) {
                 return -1;
             }
-            o->targets[o->ntargets++] = v;
         } else if (strcmp(a, "--project") == 0) {
             o->project = v;
         } else if (strcmp(a, "--pg-url") == 0) {
@@ -121,12 +103,12 @@ static int parse_args(int argc, char **argv, struct lg_opts *o, char *err, size_
         } else if (strcmp(a, "--pg-schema") == 0) {
             o->pg_schema = v;
         } else if (strcmp(a, "--kill-pid") == 0) {
-            if (parse_num(a, v, 2, 4194304, &d, err, cap) != 0) {
+            if (lg_args_num(a, v, 2, 4194304, &d, err, cap) != 0) {
                 return -1;
             }
             o->kill_pid = (int)d;
         } else if (strcmp(a, "--kill-after") == 0) {
-            if (parse_num(a, v, 0.1, 600, &o->kill_after_s, err, cap) != 0) {
+            if (lg_args_num(a, v, 0.1, 600, &o->kill_after_s, err, cap) != 0) {
                 return -1;
             }
         } else if (strcmp(a, "--label") == 0) {

@@ -2,12 +2,12 @@
  * conclave-lg-watch: the watch fan-out benchmark (lg_watch.h). Prints one result line on
  * stdout (key=value pairs); progress goes to stderr. The bearer token is read from LG_TOKEN.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lg_args.h"
 #include "lg_watch.h"
 
 static const char usage[] =
@@ -15,21 +15,6 @@ static const char usage[] =
     "         [--poll-timeout S] [--project ID] [--key KEY] [--quiet]\n"
     "Watchers are spread over the targets; writes go through the first one. The project must\n"
     "exist and be written by nothing else during the run. LG_TOKEN holds the bearer token.\n";
-
-static int num(const char *name, const char *s, double min, double max, double *out, char *err,
-               size_t cap)
-{
-    char *end;
-    errno = 0;
-    double v = s ? strtod(s, &end) : 0;
-    if (!s || errno != 0 || end == s || *end != '\0' || v < min || v > max) {
-        snprintf(err, cap, "%s needs a number from %g to %g, not \"%s\"", name, min, max,
-                 s ? s : "");
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
 
 static int parse(int argc, char **argv, struct lg_watch_opts *o, char *err, size_t cap)
 {
@@ -54,27 +39,25 @@ static int parse(int argc, char **argv, struct lg_watch_opts *o, char *err, size
         }
         i++;
         if (strcmp(a, "--target") == 0) {
-            if (o->ntargets == LG_MAX_TARGETS) {
-                snprintf(err, cap, "at most %d targets", LG_MAX_TARGETS);
+            if (lg_args_target(o->targets, &o->ntargets, LG_MAX_TARGETS, v, err, cap) != 0) {
                 return -1;
             }
-            o->targets[o->ntargets++] = v;
         } else if (strcmp(a, "--watchers") == 0) {
-            if (num(a, v, 1, 100000, &d, err, cap) != 0) {
+            if (lg_args_num(a, v, 1, 100000, &d, err, cap) != 0) {
                 return -1;
             }
             o->watchers = (int)d;
         } else if (strcmp(a, "--writes") == 0) {
-            if (num(a, v, 1, 100000, &d, err, cap) != 0) {
+            if (lg_args_num(a, v, 1, 100000, &d, err, cap) != 0) {
                 return -1;
             }
             o->writes = (int)d;
         } else if (strcmp(a, "--interval") == 0) {
-            if (num(a, v, 0.01, 3600, &o->interval_s, err, cap) != 0) {
+            if (lg_args_num(a, v, 0.01, 3600, &o->interval_s, err, cap) != 0) {
                 return -1;
             }
         } else if (strcmp(a, "--poll-timeout") == 0) {
-            if (num(a, v, 1, 300, &d, err, cap) != 0) {
+            if (lg_args_num(a, v, 1, 300, &d, err, cap) != 0) {
                 return -1;
             }
             o->poll_timeout_s = (int)d;

@@ -12,9 +12,35 @@
 
 #include <cmocka.h>
 
+#include "lg_args.h"
 #include "lg_hist.h"
 #include "lg_http.h"
 #include "lg_proto.h"
+
+/* The option helpers: bounds, junk, a missing value, a full target list. */
+static void test_args(void **state)
+{
+    (void)state;
+    char err[128];
+    double d = 0;
+    assert_int_equal(lg_args_num("--clients", "64", 1, 4096, &d, err, sizeof err), 0);
+    assert_true(d == 64);
+    assert_int_equal(lg_args_num("--clients", "0", 1, 4096, &d, err, sizeof err), -1);
+    assert_string_equal(err, "--clients needs a number from 1 to 4096, not \"0\"");
+    assert_int_equal(lg_args_num("--clients", "4097", 1, 4096, &d, err, sizeof err), -1);
+    assert_int_equal(lg_args_num("--clients", "6x", 1, 4096, &d, err, sizeof err), -1);
+    assert_int_equal(lg_args_num("--clients", "", 1, 4096, &d, err, sizeof err), -1);
+    assert_int_equal(lg_args_num("--clients", NULL, 1, 4096, &d, err, sizeof err), -1);
+    assert_string_equal(err, "--clients needs a number from 1 to 4096, not \"\"");
+    const char *t[2];
+    int n = 0;
+    assert_int_equal(lg_args_target(t, &n, 2, "127.0.0.1:1", err, sizeof err), 0);
+    assert_int_equal(lg_args_target(t, &n, 2, "127.0.0.1:2", err, sizeof err), 0);
+    assert_int_equal(lg_args_target(t, &n, 2, "127.0.0.1:3", err, sizeof err), -1);
+    assert_string_equal(err, "at most 2 targets");
+    assert_int_equal(n, 2);
+    assert_string_equal(t[1], "127.0.0.1:2");
+}
 
 static void test_quantiles(void **state)
 {
@@ -225,13 +251,10 @@ static void test_answers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_quantiles),
-        cmocka_unit_test(test_single_sample),
-        cmocka_unit_test(test_response_content_length),
-        cmocka_unit_test(test_response_bad),
-        cmocka_unit_test(test_value_and_key),
-        cmocka_unit_test(test_base64),
-        cmocka_unit_test(test_requests),
+        cmocka_unit_test(test_args),          cmocka_unit_test(test_quantiles),
+        cmocka_unit_test(test_single_sample), cmocka_unit_test(test_response_content_length),
+        cmocka_unit_test(test_response_bad),  cmocka_unit_test(test_value_and_key),
+        cmocka_unit_test(test_base64),        cmocka_unit_test(test_requests),
         cmocka_unit_test(test_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
