@@ -39,6 +39,19 @@ void db_revisions_failpoint_pause(unsigned ms)
  * Arrays keep the SQL text constant whatever the batch size (no statement of 9,000
  * parameters to parse) and cost one text literal per column.
  *
+ * The one round trip. Those four round trips are what a batch costs when something is
+ * unusual; the usual batch (the cursor just below it, nothing to check against stored rows)
+ * is first tried as ONE statement in its own transaction (ONE_SQL below), which locks the
+ * cursor row in a CTE. That statement's snapshot predates the lock wait, so after waiting for
+ * another materializer it may read configs rows older than what that one committed; the
+ * version checks then fail, nothing is written, and the four round trips above decide with a
+ * fresh snapshot. The one statement therefore commits only what the full transaction would
+ * also commit, and never part of a batch (its last column raises an error, aborting it, when
+ * the writes did not all happen). It may also commit with synchronous_commit off (the
+ * caller's DB_REVISIONS_DEFER_FLUSH): visible at once, flushed by PostgreSQL's WAL writer a
+ * little later or by the next synchronous commit (db_revisions_flush()). docs/write-path.md,
+ * "Deferred flushes", says why an acknowledged write is still never lost.
+ *
  * The deleted-schema race. The leader validates content against a schema and proposes the
  * revision; if the schema row is deleted before the revision reaches PostgreSQL, the
  * configs upsert cannot reference it (ON DELETE RESTRICT only protects schemas already bound
@@ -51,94 +64,155 @@ void db_revisions_failpoint_pause(unsigned ms)
  * an operator restores the row (same id; the revision carries its hash).
  */
 
-static const char WRITE_SQL[] =
-    /* The batch as rows with the table's columns, the parameters in enum db_revisions_col
-     * order; input.created_at is the bigint of microseconds, not yet a timestamptz. */
-    "WITH input AS ("
-    " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[],"
-    "  $6::text[], $7::bigint[], $8::uuid[], $9::text[], $10::text[], $11::text[],"
-    "  $12::bigint[], $13::bigint[], $14::bigint[], $15::text[], $16::text[])"
-    " AS t(" DB_REVISIONS_COLUMNS ")"
-    "),"
-    /* Each revision with the version it follows: the previous one of its key in the batch,
-     * else the configs row's, else 0 (no row); and, for the first of its key in the batch,
-     * the revision the configs row was last written by (0: no row). */
-    " chain AS ("
-    " SELECT i.project_id, i.key, i.revision, i.raft_index, i.version,"
-    "  coalesce(lag(i.version) OVER w, c.version, 0) AS previous,"
-    "  lag(i.version) OVER w IS NULL AS first_of_key,"
-    "  coalesce(c.last_revision, 0) AS stored_revision"
-    " FROM input i LEFT JOIN configs c ON c.project_id = i.project_id AND c.key = i.key"
-    " WINDOW w AS (PARTITION BY i.project_id, i.key ORDER BY i.raft_index)"
-    "),"
-    /* The last revision of each key in the batch: the state configs must hold. */
-    " last AS ("
-    " SELECT DISTINCT ON (project_id, key) * FROM input"
-    " ORDER BY project_id, key, raft_index DESC"
-    "),"
-    " problem AS ("
-    " SELECT raft_index, format('config %s/%s: revision %s (raft index %s) has version %s, '"
-    "  || CASE WHEN previous = 0 THEN 'but the config has no row, so it must be version 1'"
-    "  ELSE format('but follows version %s, so it must be version %s', previous,"
-    "  previous + 1) END, project_id, key, revision, raft_index, version) AS msg"
-    /* A version jump is the loss of the key's revisions inside a range an operator
-     * accepted as lost (postgresql_losses, migration 014): allowed only forward, only for
-     * the key's first revision in the batch, and only when an accepted range lies between
-     * the revision its configs row holds and this one. */
-    " FROM chain WHERE version <> previous + 1"
-    " AND NOT (first_of_key AND version > previous + 1 AND EXISTS (SELECT 1"
-    "  FROM postgresql_losses g WHERE g.revision_from > stored_revision"
-    "  AND g.revision_to < chain.revision))"
-    " UNION ALL"
-    " SELECT raft_index, format('project %s of revision %s (raft index %s) does not exist',"
-    "  project_id, revision, raft_index)"
-    " FROM input i WHERE NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = i.project_id)"
-    " UNION ALL"
-    " SELECT raft_index, format('schema %s of config %s/%s (revision %s, raft index %s) no "
-    "longer exists; it was deleted after the revision was validated against it',"
-    "  schema_id, project_id, key, revision, raft_index)"
-    " FROM last l WHERE op <> 'delete' AND schema_id IS NOT NULL"
-    " AND NOT EXISTS (SELECT 1 FROM config_schemas s WHERE s.id = l.schema_id)"
-    "),"
-    /* ON CONFLICT DO NOTHING (never DO UPDATE, which the append-only trigger refuses): a
-     * row already present beyond the cursor is skipped here and detected by its count.
-     * created_at is 'epoch' plus a whole number of microseconds: exact for |input.created_at| <
-     * 2^53 (until the year 2255), where to_timestamp(double precision) starts rounding in
-     * 2242. */
-    " ins AS ("
-    " INSERT INTO config_revisions (" DB_REVISIONS_COLUMNS ")"
-    " SELECT revision, project_id, key, version, op::revision_op, content::json,"
-    "  source_version, schema_id, decode(schema_hash, 'hex'), actor, request_id,"
-    "  'epoch'::timestamptz + created_at * interval '1 microsecond', raft_index, raft_term,"
-    "  decode(prev_hash, 'hex'), decode(hash, 'hex')"
-    " FROM input WHERE NOT EXISTS (SELECT 1 FROM problem)"
-    " ON CONFLICT (raft_index) DO NOTHING"
-    " RETURNING 1"
-    "),"
-    " up AS ("
-    " INSERT INTO configs (project_id, key, version, content, deleted, schema_id,"
-    "  schema_hash, last_revision, updated_by, updated_at)"
-    " SELECT project_id, key, version,"
-    "  CASE WHEN op = 'delete' THEN NULL ELSE content::jsonb END, op = 'delete',"
-    "  CASE WHEN op = 'delete' THEN NULL ELSE schema_id END,"
-    "  CASE WHEN op = 'delete' THEN NULL ELSE decode(schema_hash, 'hex') END,"
-    "  revision, actor, 'epoch'::timestamptz + created_at * interval '1 microsecond'"
-    " FROM last WHERE NOT EXISTS (SELECT 1 FROM problem)"
-    " ON CONFLICT (project_id, key) DO UPDATE SET version = excluded.version,"
-    "  content = excluded.content, deleted = excluded.deleted, schema_id = excluded.schema_id,"
-    "  schema_hash = excluded.schema_hash, last_revision = excluded.last_revision,"
-    "  updated_by = excluded.updated_by, updated_at = excluded.updated_at"
-    " RETURNING 1"
-    "),"
-    " cur AS ("
-    " UPDATE materializer_cursor SET raft_index = (SELECT max(raft_index) FROM input),"
-    "  revision = (SELECT max(revision) FROM input), updated_at = now()"
-    " WHERE id AND NOT EXISTS (SELECT 1 FROM problem)"
-    " RETURNING 1"
+/* Sets this transaction's synchronous_commit to the server's setting, but never below 'on': the
+ * materializer's durable commits must reach the disk (and a synchronous standby, where one is
+ * configured) even on a server that commits asynchronously by default. */
+#define SYNC_AT_LEAST_ON                                                                           \
+    "set_config('synchronous_commit', CASE WHEN current_setting('synchronous_commit') = 'off'"     \
+    " THEN 'on' ELSE current_setting('synchronous_commit') END, true)"
+
+#define WRITE_SQL_INPUT                                                                            \
+    /* The batch as rows with the table's columns, the parameters in enum db_revisions_col         \
+     * order; input.created_at is the bigint of microseconds, not yet a timestamptz. */            \
+    "WITH input AS ("                                                                              \
+    " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[],"        \
+    "  $6::text[], $7::bigint[], $8::uuid[], $9::text[], $10::text[], $11::text[],"                \
+    "  $12::bigint[], $13::bigint[], $14::bigint[], $15::text[], $16::text[])"                     \
+    " AS t(" DB_REVISIONS_COLUMNS ")"                                                              \
     ")"
-    " SELECT (SELECT msg FROM problem ORDER BY raft_index LIMIT 1),"
-    "  (SELECT count(*) FROM problem), (SELECT count(*) FROM ins),"
-    "  (SELECT count(*) FROM up), (SELECT count(*) FROM cur)";
+
+#define WRITE_SQL_CHECKS                                                                                 \
+    /* Each revision with the version it follows: the previous one of its key in the batch,              \
+     * else the configs row's, else 0 (no row); and, for the first of its key in the batch,              \
+     * the revision the configs row was last written by (0: no row). */                                  \
+    " chain AS ("                                                                                        \
+    " SELECT i.project_id, i.key, i.revision, i.raft_index, i.version,"                                  \
+    "  coalesce(lag(i.version) OVER w, c.version, 0) AS previous,"                                       \
+    "  lag(i.version) OVER w IS NULL AS first_of_key,"                                                   \
+    "  coalesce(c.last_revision, 0) AS stored_revision"                                                  \
+    " FROM input i LEFT JOIN configs c ON c.project_id = i.project_id AND c.key = i.key"                 \
+    " WINDOW w AS (PARTITION BY i.project_id, i.key ORDER BY i.raft_index)"                              \
+    ")," /* The last revision of each key in the batch: the state configs must hold. */                  \
+    " last AS ("                                                                                         \
+    " SELECT DISTINCT ON (project_id, key) * FROM input"                                                 \
+    " ORDER BY project_id, key, raft_index DESC"                                                         \
+    "),"                                                                                                 \
+    " problem AS ("                                                                                      \
+    " SELECT raft_index, format('config %s/%s: revision %s (raft index %s) has version %s, '"            \
+    "  || CASE WHEN previous = 0 THEN 'but the config has no row, so it must be version 1'"              \
+    "  ELSE format('but follows version %s, so it must be version %s', previous,"                        \
+    "  previous + 1) END, project_id, key, revision, raft_index, version) AS msg" /* A version           \
+                                                                                   * jump is the         \
+                                                                                   * loss of the         \
+                                                                                   * key's               \
+                                                                                   * revisions           \
+                                                                                   * inside a            \
+                                                                                   * range an            \
+                                                                                   * operator            \
+                                                                                   * accepted as         \
+                                                                                   * lost                \
+                                                                                   * (postgresql_losses, \
+                                                                                   * migration           \
+                                                                                   * 014): allowed       \
+                                                                                   * only forward,       \
+                                                                                   * only for the        \
+                                                                                   * key's first         \
+                                                                                   * revision in         \
+                                                                                   * the batch,          \
+                                                                                   * and only when       \
+                                                                                   * an accepted         \
+                                                                                   * range lies          \
+                                                                                   * between the         \
+                                                                                   * revision its        \
+                                                                                   * configs row         \
+                                                                                   * holds and           \
+                                                                                   * this one. */        \
+    " FROM chain WHERE version <> previous + 1"                                                          \
+    " AND NOT (first_of_key AND version > previous + 1 AND EXISTS (SELECT 1"                             \
+    "  FROM postgresql_losses g WHERE g.revision_from > stored_revision"                                 \
+    "  AND g.revision_to < chain.revision))"                                                             \
+    " UNION ALL"                                                                                         \
+    " SELECT raft_index, format('project %s of revision %s (raft index %s) does not exist',"             \
+    "  project_id, revision, raft_index)"                                                                \
+    " FROM input i WHERE NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = i.project_id)"                \
+    " UNION ALL"                                                                                         \
+    " SELECT raft_index, format('schema %s of config %s/%s (revision %s, raft index %s) no "             \
+    "longer exists; it was deleted after the revision was validated against it',"                        \
+    "  schema_id, project_id, key, revision, raft_index)"                                                \
+    " FROM last l WHERE op <> 'delete' AND schema_id IS NOT NULL"                                        \
+    " AND NOT EXISTS (SELECT 1 FROM config_schemas s WHERE s.id = l.schema_id)"
+
+#define WRITE_SQL_WRITES                                                                           \
+    /* ON CONFLICT DO NOTHING (never DO UPDATE, which the append-only trigger refuses): a          \
+     * row already present beyond the cursor is skipped here and detected by its count.            \
+     * created_at is 'epoch' plus a whole number of microseconds: exact for |input.created_at| <   \
+     * 2^53 (until the year 2255), where to_timestamp(double precision) starts rounding in         \
+     * 2242. */                                                                                    \
+    " ins AS ("                                                                                    \
+    " INSERT INTO config_revisions (" DB_REVISIONS_COLUMNS ")"                                     \
+    " SELECT revision, project_id, key, version, op::revision_op, content::json,"                  \
+    "  source_version, schema_id, decode(schema_hash, 'hex'), actor, request_id,"                  \
+    "  'epoch'::timestamptz + created_at * interval '1 microsecond', raft_index, raft_term,"       \
+    "  decode(prev_hash, 'hex'), decode(hash, 'hex')"                                              \
+    " FROM input WHERE NOT EXISTS (SELECT 1 FROM problem)"                                         \
+    " ON CONFLICT (raft_index) DO NOTHING"                                                         \
+    " RETURNING 1"                                                                                 \
+    "),"                                                                                           \
+    " up AS ("                                                                                     \
+    " INSERT INTO configs (project_id, key, version, content, deleted, schema_id,"                 \
+    "  schema_hash, last_revision, updated_by, updated_at)"                                        \
+    " SELECT project_id, key, version,"                                                            \
+    "  CASE WHEN op = 'delete' THEN NULL ELSE content::jsonb END, op = 'delete',"                  \
+    "  CASE WHEN op = 'delete' THEN NULL ELSE schema_id END,"                                      \
+    "  CASE WHEN op = 'delete' THEN NULL ELSE decode(schema_hash, 'hex') END,"                     \
+    "  revision, actor, 'epoch'::timestamptz + created_at * interval '1 microsecond'"              \
+    " FROM last WHERE NOT EXISTS (SELECT 1 FROM problem)"                                          \
+    " ON CONFLICT (project_id, key) DO UPDATE SET version = excluded.version,"                     \
+    "  content = excluded.content, deleted = excluded.deleted, schema_id = excluded.schema_id,"    \
+    "  schema_hash = excluded.schema_hash, last_revision = excluded.last_revision,"                \
+    "  updated_by = excluded.updated_by, updated_at = excluded.updated_at"                         \
+    " RETURNING 1"                                                                                 \
+    "),"                                                                                           \
+    " cur AS ("                                                                                    \
+    " UPDATE materializer_cursor SET raft_index = (SELECT max(raft_index) FROM input),"            \
+    "  revision = (SELECT max(revision) FROM input), updated_at = now()"                           \
+    " WHERE id AND NOT EXISTS (SELECT 1 FROM problem)"                                             \
+    " RETURNING 1"                                                                                 \
+    ")"
+
+/* The statement of the transaction's round trip 4: the checks and the writes. */
+static const char WRITE_SQL[] =
+    WRITE_SQL_INPUT "," WRITE_SQL_CHECKS ")," WRITE_SQL_WRITES
+                    " SELECT (SELECT msg FROM problem ORDER BY raft_index LIMIT 1),"
+                    "  (SELECT count(*) FROM problem), (SELECT count(*) FROM ins),"
+                    "  (SELECT count(*) FROM up), (SELECT count(*) FROM cur)";
+
+/*
+ * The same batch as ONE statement, so one round trip and its own transaction (see "The one
+ * round trip" above). Besides WRITE_SQL's CTEs it locks the cursor row itself (gate) and sets
+ * the transaction's synchronous_commit from $17 (sync: 'off' when the caller defers the flush,
+ * otherwise the server's setting but never below 'on'); the gate adds one problem when the
+ * cursor is not just below the batch; and the last column raises an error, which aborts the
+ * statement and so the whole transaction, when the writes did not all happen although no
+ * problem was found: the statement cannot commit a partial batch.
+ */
+static const char ONE_SQL[] = WRITE_SQL_INPUT
+    ","
+    " gate AS (SELECT raft_index, revision FROM materializer_cursor WHERE id FOR UPDATE),"
+    " sync AS (SELECT CASE WHEN $17::bool"
+    "  THEN set_config('synchronous_commit', 'off', true) ELSE " SYNC_AT_LEAST_ON
+    " END AS level)," WRITE_SQL_CHECKS " UNION ALL"
+    " SELECT 0, 'the cursor is not just below the batch' WHERE NOT EXISTS (SELECT 1 FROM gate"
+    "  WHERE revision = (SELECT min(revision) FROM input) - 1"
+    "  AND raft_index < (SELECT min(raft_index) FROM input))"
+    ")," WRITE_SQL_WRITES " SELECT (SELECT msg FROM problem ORDER BY raft_index LIMIT 1),"
+    "  (SELECT raft_index FROM gate), (SELECT revision FROM gate), (SELECT level FROM sync),"
+    "  CASE WHEN EXISTS (SELECT 1 FROM problem) THEN 0"
+    "  WHEN (SELECT count(*) FROM ins) = (SELECT count(*) FROM input)"
+    "  AND (SELECT count(*) FROM up) > 0 AND (SELECT count(*) FROM cur) = 1 THEN 1"
+    "  ELSE ('materializing in one statement: ' || (SELECT count(*) FROM ins) || ' revisions, '"
+    "  || (SELECT count(*) FROM up) || ' configs and ' || (SELECT count(*) FROM cur)"
+    "  || ' cursor rows written')::int END";
 
 /* A growing text buffer; after a failed allocation it stays failed and ignores writes. */
 struct buf {
@@ -347,8 +421,9 @@ static int lock_cursor(PGconn *conn, uint64_t *raft_index, uint64_t *revision, c
 {
     PGresult *res;
     int rc = db_query(conn, "locking materializer cursor",
-                      "SELECT raft_index, revision FROM materializer_cursor WHERE id FOR UPDATE", 0,
-                      NULL, &res, errmsg, errlen);
+                      "SELECT raft_index, revision, " SYNC_AT_LEAST_ON
+                      " FROM materializer_cursor WHERE id FOR UPDATE",
+                      0, NULL, &res, errmsg, errlen);
     if (rc != DB_OK) {
         return settle(rc);
     }
@@ -530,10 +605,62 @@ out:
     return rc;
 }
 
+/* The one round trip (ONE_SQL). Returns DB_OK when the batch is committed (*CURSOR_OUT,
+ * *FLUSHED set), ONE_DECLINED when the statement wrote nothing and the full transaction must
+ * decide (the cursor is elsewhere, a check failed, or PostgreSQL refused the statement: the
+ * full transaction finds and reports the same thing with a fresh snapshot), or DB_UNAVAILABLE
+ * with ERRMSG (the outcome is unknown; a retry is safe, as for the full transaction). */
+#define ONE_DECLINED 1
+static int write_one(PGconn *conn, const struct db_revision *revs, size_t n, bool defer,
+                     uint64_t *cursor_out, bool *flushed, char *errmsg, size_t errlen)
+{
+    struct buf cols[DB_REVISIONS_NCOLS] = {0};
+    const char *params[DB_REVISIONS_NCOLS + 1];
+    PGresult *res = NULL;
+    int rc;
+    if (!build_arrays(revs, n, cols)) {
+        snprintf(errmsg, errlen, "materializing: out of memory building the batch");
+        rc = DB_ERROR;
+        goto out;
+    }
+    for (int c = 0; c < DB_REVISIONS_NCOLS; c++) {
+        params[c] = cols[c].data;
+    }
+    params[DB_REVISIONS_NCOLS] = defer ? "true" : "false";
+    rc = db_query(conn, "materializing revisions in one statement", ONE_SQL, DB_REVISIONS_NCOLS + 1,
+                  params, &res, errmsg, errlen);
+    if (rc != DB_OK) {
+        rc = rc == DB_UNAVAILABLE ? DB_UNAVAILABLE : ONE_DECLINED;
+        goto out;
+    }
+    if (PQntuples(res) != 1 || !PQgetisnull(res, 0, 0) || strcmp(PQgetvalue(res, 0, 4), "1") != 0) {
+        rc = ONE_DECLINED;
+        goto out;
+    }
+    *cursor_out = revs[n - 1].raft_index;
+    *flushed = strcmp(PQgetvalue(res, 0, 3), "off") != 0;
+    rc = DB_OK;
+out:
+    PQclear(res);
+    for (int c = 0; c < DB_REVISIONS_NCOLS; c++) {
+        free(cols[c].data);
+    }
+    return rc;
+}
+
 int db_revisions_write_batch(PGconn *conn, const struct db_revision *revs, size_t n,
                              uint64_t *cursor_out, char *errmsg, size_t errlen)
 {
+    bool flushed;
+    return db_revisions_write_batch_ex(conn, revs, n, 0, cursor_out, &flushed, errmsg, errlen);
+}
+
+int db_revisions_write_batch_ex(PGconn *conn, const struct db_revision *revs, size_t n,
+                                unsigned flags, uint64_t *cursor_out, bool *flushed, char *errmsg,
+                                size_t errlen)
+{
     uint64_t cur_index, cur_rev;
+    *flushed = false;
     if (n == 0) {
         int rc = db_revisions_read_cursor(conn, &cur_index, &cur_rev, errmsg, errlen);
         if (rc == DB_OK) {
@@ -544,7 +671,17 @@ int db_revisions_write_batch(PGconn *conn, const struct db_revision *revs, size_
     if (check_batch(revs, n, errmsg, errlen) != 0) {
         return DB_ERROR;
     }
-    int rc = settle(db_begin(conn, errmsg, errlen));
+    int rc;
+    /* The one statement is its own transaction only outside one: a caller's open transaction
+     * (tests do that) gets the full path, whose COMMIT ends it as before. */
+    if (failpoint_pause_ms == 0 && PQtransactionStatus(conn) == PQTRANS_IDLE) {
+        rc = write_one(conn, revs, n, (flags & DB_REVISIONS_DEFER_FLUSH) != 0, cursor_out, flushed,
+                       errmsg, errlen);
+        if (rc != ONE_DECLINED) {
+            return rc;
+        }
+    }
+    rc = settle(db_begin(conn, errmsg, errlen));
     if (rc != DB_OK) {
         return rc;
     }
@@ -596,11 +733,37 @@ int db_revisions_write_batch(PGconn *conn, const struct db_revision *revs, size_
         return rc;
     }
     *cursor_out = revs[n - 1].raft_index;
+    *flushed = true;
     return DB_OK;
 
 err_in_tx:
     db_rollback(conn);
     return rc;
+}
+
+int db_revisions_flush(PGconn *conn, uint64_t *raft_index, uint64_t *revision, char *errmsg,
+                       size_t errlen)
+{
+    /* An UPDATE, because only a transaction that wrote WAL waits for its commit to be flushed
+     * (PostgreSQL commits a transaction without WAL asynchronously whatever the setting). */
+    PGresult *res;
+    int rc = db_query(conn, "flushing materialized revisions",
+                      "WITH s AS (SELECT " SYNC_AT_LEAST_ON " AS level)"
+                      " UPDATE materializer_cursor SET updated_at = now()"
+                      " WHERE id AND EXISTS (SELECT 1 FROM s) RETURNING raft_index, revision",
+                      0, NULL, &res, errmsg, errlen);
+    if (rc != DB_OK) {
+        return settle(rc);
+    }
+    bool ok = PQntuples(res) == 1 && parse_u64(PQgetvalue(res, 0, 0), raft_index) &&
+              parse_u64(PQgetvalue(res, 0, 1), revision);
+    if (!ok) {
+        snprintf(errmsg, errlen,
+                 "flushing materialized revisions: no readable cursor row (%d rows)",
+                 PQntuples(res));
+    }
+    PQclear(res);
+    return ok ? DB_OK : DB_ERROR;
 }
 
 int db_revisions_find_loss(PGconn *conn, uint64_t revision_from, struct db_revisions_loss *out,

@@ -16,6 +16,7 @@
 #ifndef CONCLAVE_DB_REVISIONS_H
 #define CONCLAVE_DB_REVISIONS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -124,6 +125,33 @@ int db_revisions_read_cursor(PGconn *conn, uint64_t *raft_index, uint64_t *revis
  */
 int db_revisions_write_batch(PGconn *conn, const struct db_revision *revs, size_t n,
                              uint64_t *cursor_out, char *errmsg, size_t errlen);
+
+/* Flags of db_revisions_write_batch_ex(). */
+#define DB_REVISIONS_DEFER_FLUSH 1u /* the usual batch may commit with synchronous_commit off */
+
+/*
+ * db_revisions_write_batch() with FLAGS. Its commits wait for the flush the server's
+ * synchronous_commit asks for, but never less than 'on' (the local disk, and a synchronous
+ * standby where one is configured), except that with DB_REVISIONS_DEFER_FLUSH a batch written
+ * in one statement (the usual case, see db_revisions.c) commits without waiting for any
+ * flush: its rows are visible at once but a crash of PostgreSQL before its WAL writer flushes
+ * them (within 3 x wal_writer_delay) loses them. On DB_OK, *FLUSHED says whether this commit
+ * waited for the flush, which also covers every earlier commit. Otherwise as
+ * db_revisions_write_batch().
+ */
+int db_revisions_write_batch_ex(PGconn *conn, const struct db_revision *revs, size_t n,
+                                unsigned flags, uint64_t *cursor_out, bool *flushed, char *errmsg,
+                                size_t errlen);
+
+/*
+ * Makes every commit so far durable: one small synchronous transaction (it touches the cursor
+ * row's updated_at), whose commit waits for the flush of all WAL before it, as
+ * db_revisions_write_batch_ex()'s synchronous commits do. It waits for a batch holding the
+ * cursor row lock. On DB_OK, *RAFT_INDEX and *REVISION are the cursor at that commit: every
+ * revision up to it is durable. Returns DB_OK, DB_UNAVAILABLE or DB_ERROR (with ERRMSG).
+ */
+int db_revisions_flush(PGconn *conn, uint64_t *raft_index, uint64_t *revision, char *errmsg,
+                       size_t errlen);
 
 /*
  * PostgreSQL behind the cluster (docs/operations.md). A range of committed revisions that

@@ -709,10 +709,81 @@ static void test_concurrent_materializers_take_turns(void **state)
     check_all(nrev);
 }
 
+/* The usual batch is one statement with its own commit: a deferred flush commits with
+ * synchronous_commit off for that transaction only, a plain one waits for the flush, and
+ * neither leaves its setting behind on the connection. */
+static void test_one_statement_defers_only_when_asked(void **state)
+{
+    (void)state;
+    mixed_history();
+    pgtest_exec(conn, "SET synchronous_commit = remote_write");
+    uint64_t cursor = 0;
+    bool flushed = true;
+    pgtest_assert_db_ok(db_revisions_write_batch_ex(conn, revs, 4, DB_REVISIONS_DEFER_FLUSH,
+                                                    &cursor, &flushed, err, sizeof(err)),
+                        err);
+    assert_false(flushed);
+    assert_int_equal(cursor, revs[3].raft_index);
+    pgtest_assert_value(conn, "SHOW synchronous_commit", "remote_write");
+    flushed = false;
+    pgtest_assert_db_ok(db_revisions_write_batch_ex(conn, revs + 4, nrev - 4, 0, &cursor, &flushed,
+                                                    err, sizeof(err)),
+                        err);
+    assert_true(flushed);
+    pgtest_assert_value(conn, "SHOW synchronous_commit", "remote_write");
+    check_all(nrev);
+    /* The flush reports the cursor and moves nothing but its timestamp. */
+    uint64_t idx = 0, rev = 0;
+    pgtest_assert_db_ok(db_revisions_flush(conn, &idx, &rev, err, sizeof(err)), err);
+    assert_int_equal(idx, revs[nrev - 1].raft_index);
+    assert_int_equal(rev, revs[nrev - 1].revision);
+    check_all(nrev);
+    pgtest_exec(conn, "RESET synchronous_commit");
+}
+
+/* A batch whose one statement waited for another materializer's lock reads configs rows
+ * older than what that one committed: it must write nothing itself and leave the batch to the
+ * full transaction, which writes it once, correctly. */
+static void test_one_statement_after_lock_wait(void **state)
+{
+    (void)state;
+    mixed_history();
+    write_ok(0, 2);
+    pgtest_exec(conn, "BEGIN");
+    pgtest_exec(conn, "SELECT raft_index FROM materializer_cursor FOR UPDATE");
+    /* The other's batch starts right after what this one is about to commit, and shares
+     * keys with it (db.url and feature:flags). */
+    struct racer other = {.conn = pgtest_connect(conninfo), .from = 5, .to = nrev};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, race, &other), 0);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND wait_event_type = 'Lock'",
+             PQbackendPID(other.conn));
+    bool blocked = false;
+    for (int i = 0; i < 500 && !blocked; i++) {
+        blocked = pgtest_long(conn, sql) == 1;
+        if (!blocked) {
+            usleep(10000);
+        }
+    }
+    assert_true(blocked);
+    write_ok(2, 5);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    if (other.rc != DB_OK) {
+        fail_msg("the waiting materializer failed: %s", other.err);
+    }
+    assert_int_equal(other.cursor, revs[nrev - 1].raft_index);
+    PQfinish(other.conn);
+    check_all(nrev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_batch_lands_as_fold, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_statement_defers_only_when_asked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_statement_after_lock_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_is_noop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overlap_writes_only_new_part, setup, teardown),
         cmocka_unit_test_setup_teardown(test_content_is_stored_byte_for_byte, setup, teardown),
