@@ -20,6 +20,11 @@
 /* An idle leader reads the cursor this often, so a restore with no write in flight is
  * noticed (and /ready, /metrics show it) within that time. */
 #define IDLE_RECHECK_MS 2000
+/* How long a batch's PostgreSQL flush may be deferred (see "Deferred flushes" in
+ * materializer.h): the usual batch commits without waiting for its WAL to reach the disk, and
+ * at least this often a synchronous commit (a batch, or a flush job when idle) makes everything
+ * before it durable; only then does the trim entry drop those revisions from the queues. */
+#define FLUSH_MS 20
 /* Raft indexes of retried writes checked in config_revisions by one cursor read. */
 #define VERIFY_MAX 64
 
@@ -43,6 +48,7 @@ enum job {
     JOB_READ,  /* read the cursor (and the rows of verify waiters, and an accepted loss) */
     JOB_WRITE, /* write a batch; on failure read the cursor, to tell a gap from a stall */
     JOB_SKIP,  /* move the cursor past an accepted loss */
+    JOB_FLUSH, /* a synchronous commit: every batch committed before it becomes durable */
 };
 
 /* A batch handed to a pool worker: deep copies, because the state machine may change (and
@@ -56,6 +62,8 @@ struct batch {
     uint64_t cursor;          /* out */
     uint64_t cursor_revision; /* out, JOB_READ only */
     enum job kind;
+    bool defer;            /* JOB_WRITE: the commit may skip waiting for its flush (in) */
+    bool flushed;          /* JOB_WRITE: the commit waited for its flush (out) */
     uint64_t submitted_ns; /* uv_hrtime() on the loop just before the job was handed over */
     uint64_t txn_ns;       /* out, JOB_WRITE: time in db_revisions_write_batch() on the worker */
     /* PostgreSQL's cursor as read by the job (JOB_READ; JOB_WRITE after a failure). */
@@ -85,7 +93,12 @@ struct matd {
     uint64_t retry_at;    /* after a failure, no new job before this (loop ms) */
     uint64_t backoff;
     uint64_t proposed; /* highest materialized(N) proposed in this term */
-    uint64_t batches;  /* for materializer_stats() */
+    /* The highest raft index PostgreSQL holds durably, as a synchronous commit of this term
+     * proved (0: none yet). Only up to it may the queues be trimmed: above it, PostgreSQL may
+     * still lose a deferred commit in a crash, and the queue is then what writes it again. */
+    uint64_t durable;
+    uint64_t flush_due; /* loop ms by which the next commit must be synchronous */
+    uint64_t batches;   /* for materializer_stats() */
     uint64_t failures;
     /* The stall report (materializer_stats): failed attempts in a row since the last success
      * or leadership change, and what the last one was about. Reset on success, so "stalled"
@@ -196,6 +209,11 @@ static int write_work(PGconn *conn, void *arg, char *errmsg, size_t errlen)
     if (b->kind == JOB_SKIP) {
         return db_revisions_skip_loss(conn, &b->loss, errmsg, errlen);
     }
+    if (b->kind == JOB_FLUSH) {
+        int rc = db_revisions_flush(conn, &b->pg_index, &b->pg_revision, errmsg, errlen);
+        b->pg_read = rc == DB_OK;
+        return rc;
+    }
     if (b->kind == JOB_READ) {
         int rc = db_revisions_read_cursor(conn, &b->cursor, &b->cursor_revision, errmsg, errlen);
         if (rc != DB_OK) {
@@ -227,7 +245,9 @@ static int write_work(PGconn *conn, void *arg, char *errmsg, size_t errlen)
     /* Timed on the worker: the transaction alone, so that a batch's time on the loop's clock
      * (batch_seconds) splits into PostgreSQL and the hand-offs around it. */
     uint64_t t0 = uv_hrtime();
-    int rc = db_revisions_write_batch(conn, b->rows, b->n, &b->cursor, errmsg, errlen);
+    int rc =
+        db_revisions_write_batch_ex(conn, b->rows, b->n, b->defer ? DB_REVISIONS_DEFER_FLUSH : 0,
+                                    &b->cursor, &b->flushed, errmsg, errlen);
     b->txn_ns = uv_hrtime() - t0;
     if (rc == DB_ERROR) {
         /* Every failed batch reads the cursor again, so that write_done() can tell PostgreSQL
@@ -347,25 +367,27 @@ static void answer_verified(struct matd *m, const struct batch *b)
     }
 }
 
-/* Proposes materialized(cursor) so every node drops what PostgreSQL now holds. Best effort:
- * a lost proposal is proposed again after the next batch. */
+/* Proposes materialized(durable) so every node drops what PostgreSQL now holds durably. Never
+ * the cursor itself: a deferred commit above m->durable is visible in PostgreSQL but may still
+ * be lost in a crash of PostgreSQL, and then only the queues hold it. Best effort: a lost
+ * proposal is proposed again after the next durable commit. */
 static void propose_trim(struct matd *m)
 {
-    if (m->cursor <= m->proposed || m->cursor <= fsm_materialized_index(m->fsm) ||
-        !rnode_ready(m->rn)) {
+    uint64_t upto = m->durable < m->cursor ? m->durable : m->cursor;
+    if (upto <= m->proposed || upto <= fsm_materialized_index(m->fsm) || !rnode_ready(m->rn)) {
         return;
     }
-    struct codec_entry e = {.op = CODEC_OP_MATERIALIZED, .materialized_index = m->cursor};
+    struct codec_entry e = {.op = CODEC_OP_MATERIALIZED, .materialized_index = upto};
     uint8_t *buf = NULL;
     size_t len = 0;
     char err[256];
     if (codec_encode(&e, &buf, &len, err, sizeof(err)) != 0) {
         fprintf(stderr, "materializer: cannot encode materialized(%llu): %s\n",
-                (unsigned long long)m->cursor, err);
+                (unsigned long long)upto, err);
         return;
     }
     if (rnode_apply(m->rn, buf, len, NULL, NULL) == 0) {
-        m->proposed = m->cursor;
+        m->proposed = upto;
     }
     free(buf);
 }
@@ -390,13 +412,19 @@ static void write_done(int status, const char *errmsg, void *arg)
     struct matd *m = b->m;
     m->busy = false;
     bool this_term = b->term == m->cursor_term;
+    /* A cursor read below what this leader wrote: PostgreSQL lost commits (it crashed before
+     * flushing deferred ones, or an older backup was restored). When the queues still hold
+     * everything it lacks (check_gap() below finds no gap), the next batch simply writes those
+     * revisions again: a batch that failed on the old cursor is not a failure of its own. */
+    bool rewound = this_term && b->pg_read && b->pg_index < m->cursor;
+    uint64_t believed = m->cursor;
     if (status == DB_OK && b->kind == JOB_WRITE) {
         /* Written even when the term has moved on since: PostgreSQL holds the rows. */
         m->batches++;
         metrics_histogram_observe(&m->batch_size, (double)b->n);
         metrics_histogram_observe(&m->batch_seconds, (double)(uv_hrtime() - b->submitted_ns) / 1e9);
         metrics_histogram_observe(&m->transaction_seconds, (double)b->txn_ns / 1e9);
-    } else if (status != DB_OK) {
+    } else if (status != DB_OK && !rewound) {
         m->failures++;
     }
     if (status == DB_OK) {
@@ -404,6 +432,25 @@ static void write_done(int status, const char *errmsg, void *arg)
     }
     if (this_term && b->pg_read) {
         took_cursor(m, b);
+    }
+    if (rewound && !m->behind) {
+        fprintf(stderr,
+                "materializer: postgresql's cursor is at raft index %llu, below the %llu this "
+                "leader wrote: it lost commits (a crash before it flushed deferred commits, or "
+                "a restored backup); the queues still hold those revisions: writing them "
+                "again\n",
+                (unsigned long long)m->cursor, (unsigned long long)believed);
+        if (m->durable > m->cursor) {
+            m->durable = m->cursor; /* cannot happen unless PostgreSQL lost a flushed commit */
+        }
+    }
+    if (status == DB_OK && this_term &&
+        ((b->kind == JOB_WRITE && b->flushed) || b->kind == JOB_FLUSH)) {
+        uint64_t upto = b->kind == JOB_FLUSH ? b->pg_index : b->cursor;
+        if (upto > m->durable) {
+            m->durable = upto;
+        }
+        m->flush_due = uv_now(m->loop) + FLUSH_MS;
     }
     if (this_term && b->kind == JOB_READ && status == DB_OK) {
         answer_verified(m, b);
@@ -439,6 +486,10 @@ static void write_done(int status, const char *errmsg, void *arg)
         /* The cursor or the accepted row changed under us: read both again. */
         m->skip_ready = false;
         fprintf(stderr, "materializer: not skipping the accepted loss: %s\n", errmsg);
+    } else if (status != DB_OK && rewound && !m->behind) {
+        /* Not a failure of the batch: it was written against a cursor PostgreSQL no longer
+         * has. The next batch starts from the cursor just read, at once. */
+        m->failures_in_row = 0;
     } else if (status != DB_OK && this_term && m->behind) {
         /* The batch failed because PostgreSQL is behind: that is reported as such (/ready,
          * /metrics, one log line when found), not as a stall; the cursor is read again every
@@ -513,6 +564,8 @@ static void step(struct matd *m)
         if (m->cursor_term != 0) {
             m->cursor_term = 0;
             m->proposed = 0;
+            m->durable = 0;
+            m->flush_due = 0;
         }
         m->failures_in_row = 0; /* a follower writes nothing, so it cannot be stalled */
         m->behind = false;      /* nor judge PostgreSQL: the next leader reads the cursor */
@@ -525,6 +578,8 @@ static void step(struct matd *m)
         /* New term: PostgreSQL's cursor is the truth, whatever this node thought before. */
         m->cursor_term = 0;
         m->proposed = 0;
+        m->durable = 0;
+        m->flush_due = 0;
         m->behind = false;
         m->skip_ready = false;
     }
@@ -555,7 +610,9 @@ static void step(struct matd *m)
         const struct revision *pending[MATD_BATCH];
         uint64_t from = m->cursor + 1;
         size_t n = fsm_pending_from(m->fsm, from, pending, MATD_BATCH);
-        if (n == 0) {
+        if (n == 0 && m->durable < m->cursor && now >= m->flush_due) {
+            b->kind = JOB_FLUSH; /* idle: make the deferred commits durable, then trim */
+        } else if (n == 0) {
             propose_trim(m);
             if (now < m->next_recheck) {
                 free(b);
@@ -564,6 +621,7 @@ static void step(struct matd *m)
             b->kind = JOB_READ; /* idle: is PostgreSQL still where we left it? */
         } else {
             b->kind = JOB_WRITE;
+            b->defer = now < m->flush_due;
             b->revs = calloc(n, sizeof(*b->revs));
             b->rows = calloc(n, sizeof(*b->rows));
             if (b->revs == NULL || b->rows == NULL) {
