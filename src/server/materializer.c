@@ -24,7 +24,8 @@
  * materializer.h): the usual batch commits without waiting for its WAL to reach the disk, and
  * at least this often a synchronous commit (a batch, or a flush job when idle) makes everything
  * before it durable; only then does the trim entry drop those revisions from the queues. */
-#define FLUSH_MS 20
+#define FLUSH_MS     20
+#define FLUSH_MS_MAX 600000
 /* Raft indexes of retried writes checked in config_revisions by one cursor read. */
 #define VERIFY_MAX 64
 
@@ -98,6 +99,7 @@ struct matd {
      * still lose a deferred commit in a crash, and the queue is then what writes it again. */
     uint64_t durable;
     uint64_t flush_due; /* loop ms by which the next commit must be synchronous */
+    uint64_t flush_ms;  /* FLUSH_MS, or the test failpoint's value */
     uint64_t batches;   /* for materializer_stats() */
     uint64_t failures;
     /* The stall report (materializer_stats): failed attempts in a row since the last success
@@ -450,7 +452,7 @@ static void write_done(int status, const char *errmsg, void *arg)
         if (upto > m->durable) {
             m->durable = upto;
         }
-        m->flush_due = uv_now(m->loop) + FLUSH_MS;
+        m->flush_due = uv_now(m->loop) + m->flush_ms;
     }
     if (this_term && b->kind == JOB_READ && status == DB_OK) {
         answer_verified(m, b);
@@ -710,30 +712,49 @@ static void schedule(struct matd *m, uint64_t delay)
     uv_timer_start(&m->timer, on_timer, delay, 0);
 }
 
+/* Reads the failpoint NAME (docs/hacking.md): a whole number of milliseconds from 0 to MAX into
+ * *MS, left alone when NAME is unset. Returns -1 with ERRMSG when it is malformed. */
+static int failpoint_ms(const char *name, unsigned long max, unsigned long *ms, char *errmsg,
+                        size_t errlen)
+{
+    const char *fp = getenv(name);
+    if (fp == NULL) {
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(fp, &end, 10);
+    if (errno != 0 || end == fp || *end != '\0' || fp[0] == '-' || v > max) {
+        snprintf(errmsg, errlen, "%s=\"%s\" is not a whole number of milliseconds from 0 to %lu",
+                 name, fp, max);
+        return -1;
+    }
+    *ms = v;
+    return 0;
+}
+
 int materializer_init(struct matd **out, uv_loop_t *loop, struct pgpool *pool, struct rnode *rn,
                       struct fsm *fsm, char *errmsg, size_t errlen)
 {
     /* The test failpoint (docs/hacking.md), read once here. */
-    const char *fp = getenv("CONCLAVE_FAILPOINT_MATERIALIZER_PAUSE_MS");
-    if (fp != NULL) {
-        char *end = NULL;
-        errno = 0;
-        unsigned long ms = strtoul(fp, &end, 10);
-        if (errno != 0 || end == fp || *end != '\0' || fp[0] == '-' || ms > 600000) {
-            snprintf(errmsg, errlen,
-                     "CONCLAVE_FAILPOINT_MATERIALIZER_PAUSE_MS=\"%s\" is not a whole number of "
-                     "milliseconds from 0 to 600000",
-                     fp);
-            return -1;
-        }
-        if (ms > 0) {
-            fprintf(stderr,
-                    "materializer: failpoint: every batch pauses %lu ms holding the "
-                    "cursor lock\n",
-                    ms);
-        }
-        db_revisions_failpoint_pause((unsigned)ms);
+    unsigned long ms = 0, flush_ms = FLUSH_MS;
+    if (failpoint_ms("CONCLAVE_FAILPOINT_MATERIALIZER_PAUSE_MS", 600000, &ms, errmsg, errlen) !=
+            0 ||
+        failpoint_ms("CONCLAVE_FAILPOINT_MATERIALIZER_FLUSH_MS", FLUSH_MS_MAX, &flush_ms, errmsg,
+                     errlen) != 0) {
+        return -1;
     }
+    if (flush_ms != FLUSH_MS) {
+        fprintf(stderr,
+                "materializer: failpoint: batch commits are flushed every %lu ms instead of "
+                "every %d ms\n",
+                flush_ms, FLUSH_MS);
+    }
+    if (ms > 0) {
+        fprintf(stderr,
+                "materializer: failpoint: every batch pauses %lu ms holding the cursor lock\n", ms);
+    }
+    db_revisions_failpoint_pause((unsigned)ms);
     struct matd *m = calloc(1, sizeof(*m));
     if (m == NULL) {
         snprintf(errmsg, errlen, "out of memory creating the materializer");
@@ -743,6 +764,7 @@ int materializer_init(struct matd **out, uv_loop_t *loop, struct pgpool *pool, s
     m->pool = pool;
     m->rn = rn;
     m->fsm = fsm;
+    m->flush_ms = flush_ms;
     metrics_histogram_init(&m->batch_size, batch_bounds,
                            sizeof(batch_bounds) / sizeof(batch_bounds[0]));
     metrics_histogram_init(&m->batch_seconds, metrics_phase_bounds, metrics_phase_nbounds);
