@@ -5,8 +5,8 @@
  * PostgreSQL has it. On the ready leader this module reads PostgreSQL's cursor once per term,
  * then repeatedly takes the queued revisions after the cursor (in raft order, up to
  * MATD_BATCH per transaction), writes them with db_revisions_write_batch() on a pool worker,
- * answers the clients waiting for those raft indexes, and proposes materialized(cursor) so that
- * every node trims its queue. Followers do nothing. A write is acknowledged only once its revision
+ * answers the clients waiting for those raft indexes, and proposes materialized(N) up to the last
+ * durable commit so that every node trims its queue. Followers do nothing. A write is acknowledged only once its revision
  * is in PostgreSQL (invariant 1 of the design).
  *
  * PostgreSQL behind the cluster (docs/operations.md): every cursor read (the term's first, one
@@ -16,6 +16,13 @@
  * refuses writes (materializer_refusal()), and it waits for either a newer PostgreSQL (the gap
  * closes by itself) or an operator's accepted loss in postgresql_losses that names exactly the
  * gap, which it skips by moving the cursor (db_revisions_skip_loss()).
+ *
+ * Deferred flushes (docs/write-path.md). A batch written in one statement commits without
+ * waiting for its WAL flush, and its writers are answered at once: the rows are committed and
+ * visible. At least every 20 ms a commit waits for its flush (the next batch, or a flush job
+ * when idle), which makes every commit before it durable, and materialized(N) is proposed only
+ * up to such a durable commit. So a crash of PostgreSQL can take back only revisions every
+ * queue still holds; the cursor then reads lower, and the next batch writes them again.
  *
  * Loop thread only.
  */
