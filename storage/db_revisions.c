@@ -741,6 +741,49 @@ err_in_tx:
     return rc;
 }
 
+int db_revisions_request_ids(PGconn *conn, uint64_t after_revision, int limit,
+                             void (*visit)(void *arg, const char *project, const char *request_id),
+                             void *arg, size_t *rows, uint64_t *last_revision, char *errmsg,
+                             size_t errlen)
+{
+    if (limit < 1 || limit > 1000000 || after_revision > INT64_MAX) {
+        snprintf(errmsg, errlen,
+                 "reading request ids: limit %d or revision %" PRIu64 " out of range", limit,
+                 after_revision);
+        return DB_ERROR;
+    }
+    char after[24], lim[16];
+    snprintf(after, sizeof(after), "%" PRIu64, after_revision);
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *p[] = {after, lim};
+    PGresult *res;
+    /* The primary key on revision serves the range scan. */
+    int rc = db_query(conn, "reading request ids",
+                      "SELECT revision, project_id, request_id FROM config_revisions"
+                      " WHERE revision > $1::bigint ORDER BY revision LIMIT $2::int",
+                      2, p, &res, errmsg, errlen);
+    if (rc != DB_OK) {
+        return settle(rc);
+    }
+    int n = PQntuples(res);
+    uint64_t last = after_revision;
+    for (int i = 0; i < n; i++) {
+        if (!PQgetisnull(res, i, 2)) {
+            visit(arg, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+        }
+    }
+    if (n > 0 && !parse_u64(PQgetvalue(res, n - 1, 0), &last)) {
+        snprintf(errmsg, errlen, "reading request ids: unreadable revision '%s'",
+                 PQgetvalue(res, n - 1, 0));
+        PQclear(res);
+        return DB_ERROR;
+    }
+    PQclear(res);
+    *rows = (size_t)n;
+    *last_revision = last;
+    return DB_OK;
+}
+
 int db_revisions_flush(PGconn *conn, uint64_t *raft_index, uint64_t *revision, char *errmsg,
                        size_t errlen)
 {

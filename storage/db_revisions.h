@@ -126,6 +126,18 @@ int db_revisions_read_cursor(PGconn *conn, uint64_t *raft_index, uint64_t *revis
 int db_revisions_write_batch(PGconn *conn, const struct db_revision *revs, size_t n,
                              uint64_t *cursor_out, char *errmsg, size_t errlen);
 
+/*
+ * Reads one page of config_revisions in revision order: the rows with revision above
+ * AFTER_REVISION, at most LIMIT (1..1000000). Calls VISIT(ARG, project, request_id) for each
+ * row that has a request id (the strings are valid during the call only), sets *ROWS to the
+ * number of rows read and *LAST_REVISION to the highest revision read (AFTER_REVISION when
+ * none). Returns DB_OK, DB_UNAVAILABLE or DB_ERROR (with ERRMSG).
+ */
+int db_revisions_request_ids(PGconn *conn, uint64_t after_revision, int limit,
+                             void (*visit)(void *arg, const char *project, const char *request_id),
+                             void *arg, size_t *rows, uint64_t *last_revision, char *errmsg,
+                             size_t errlen);
+
 /* Flags of db_revisions_write_batch_ex(). */
 #define DB_REVISIONS_DEFER_FLUSH 1u /* the usual batch may commit with synchronous_commit off */
 

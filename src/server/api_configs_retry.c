@@ -186,5 +186,11 @@ void api_configs_check_and_go(struct api_call *call)
         api_configs_check_state(call);
         return;
     }
+    if (materializer_request_is_new(call->node->matd, w->project, w->request_id)) {
+        /* The leader's filter of every request id in config_revisions up to the last trimmed
+         * revision does not hold it: no revision the state machine forgot carries it. */
+        api_configs_check_state(call);
+        return;
+    }
     api_submit(call, request_work, request_done);
 }

@@ -105,6 +105,9 @@ static void gather(struct node *node, struct metrics_gauges *g)
             g->materializer_lag_revisions = ms.lag_revisions;
             g->materializer_batches = ms.batches;
             g->materializer_failures = ms.failures;
+            g->request_id_filter_new = ms.filter_new;
+            g->request_id_filter_lookup = ms.filter_lookup;
+            g->request_id_filter_revision = ms.filter_revision;
             g->materializer_batch_size = ms.batch_size;
             g->materializer_batch_seconds = ms.batch_seconds;
             g->materializer_transaction_seconds = ms.transaction_seconds;

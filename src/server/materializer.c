@@ -9,6 +9,7 @@
 #include "storage/db.h"
 #include "storage/db_revisions.h"
 #include "raft/revision.h"
+#include "server/reqbloom.h"
 
 #define TICK_MS        20
 #define BACKOFF_MIN_MS 100
@@ -26,6 +27,8 @@
  * before it durable; only then does the trim entry drop those revisions from the queues. */
 #define FLUSH_MS     20
 #define FLUSH_MS_MAX 600000
+/* Rows of config_revisions one page of the request-id filter's load reads. */
+#define BLOOM_PAGE 100000
 /* Raft indexes of retried writes checked in config_revisions by one cursor read. */
 #define VERIFY_MAX 64
 
@@ -122,6 +125,14 @@ struct matd {
     struct metrics_histogram batch_size;
     struct metrics_histogram batch_seconds;       /* per written batch: submitted -> done */
     struct metrics_histogram transaction_seconds; /* per written batch: the worker's share */
+    /* The request-id filter (reqbloom.h): holds every request id of config_revisions up to
+     * revision bloom_upto. It advances by pages read from PostgreSQL (bloom_loading: one at a
+     * worker) and by this leader's own batches when they continue it without a gap. */
+    struct reqbloom *bloom;
+    uint64_t bloom_upto;
+    bool bloom_loading;
+    bool bloom_more;                    /* the last page was full: read the next */
+    uint64_t filter_new, filter_lookup; /* for materializer_stats() */
     bool closing;
     void (*closed_cb)(void *);
     void *closed_data;
@@ -268,11 +279,18 @@ static int write_work(PGconn *conn, void *arg, char *errmsg, size_t errlen)
  * last of those is the revision before the first one still queued (or the last revision
  * of all when nothing is queued). If PostgreSQL's cursor is below it, PostgreSQL lost
  * committed revisions that exist nowhere else now: revision pg+1 up to that one. */
-static void check_gap(struct matd *m, uint64_t pg_index, uint64_t pg_revision)
+/* The last revision every queue dropped: the one before the first still queued, or the last of
+ * all when nothing is queued. */
+static uint64_t trimmed_revision(const struct matd *m)
 {
     const struct revision *first[1];
-    uint64_t trimmed_rev =
-        fsm_pending_from(m->fsm, 0, first, 1) == 1 ? first[0]->revision - 1 : fsm_revision(m->fsm);
+    return fsm_pending_from(m->fsm, 0, first, 1) == 1 ? first[0]->revision - 1
+                                                      : fsm_revision(m->fsm);
+}
+
+static void check_gap(struct matd *m, uint64_t pg_index, uint64_t pg_revision)
+{
+    uint64_t trimmed_rev = trimmed_revision(m);
     uint64_t trimmed_index = fsm_materialized_index(m->fsm);
     if (pg_revision >= trimmed_rev) {
         if (m->behind) {
@@ -408,6 +426,146 @@ static void took_cursor(struct matd *m, const struct batch *b)
     }
 }
 
+/* This batch's request ids into the filter; it covers more only when the batch continues it
+ * (the batch's first revision at most one past bloom_upto), else a page load fills the gap. */
+static void bloom_take_batch(struct matd *m, const struct batch *b)
+{
+    if (m->bloom == NULL || b->n == 0) {
+        return;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        const struct revision *r = &b->revs[i];
+        if (r->request_id != NULL && r->request_id[0] != '\0') {
+            struct reqbloom_hash h;
+            reqbloom_hash(m->bloom, r->project, strlen(r->project), r->request_id,
+                          strlen(r->request_id), &h);
+            reqbloom_add(m->bloom, &h);
+        }
+    }
+    if (b->revs[0].revision <= m->bloom_upto + 1 && b->revs[b->n - 1].revision > m->bloom_upto) {
+        m->bloom_upto = b->revs[b->n - 1].revision;
+    }
+}
+
+static void bloom_step(struct matd *m);
+
+/* One page of the filter's load, read and hashed on a worker. */
+struct bloom_page {
+    struct matd *m;
+    const struct reqbloom *bloom; /* only its key is read on the worker */
+    uint64_t after;
+    struct reqbloom_hash *hashes;
+    size_t n, cap;
+    bool oom;
+    size_t rows;
+    uint64_t last;
+};
+
+static void bloom_visit(void *arg, const char *project, const char *request_id)
+{
+    struct bloom_page *p = arg;
+    if (p->oom) {
+        return;
+    }
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 1024;
+        struct reqbloom_hash *h = realloc(p->hashes, cap * sizeof(*h));
+        if (h == NULL) {
+            p->oom = true;
+            return;
+        }
+        p->hashes = h;
+        p->cap = cap;
+    }
+    reqbloom_hash(p->bloom, project, strlen(project), request_id, strlen(request_id),
+                  &p->hashes[p->n++]);
+}
+
+static int bloom_work(PGconn *conn, void *arg, char *errmsg, size_t errlen)
+{
+    struct bloom_page *p = arg;
+    int rc = db_revisions_request_ids(conn, p->after, BLOOM_PAGE, bloom_visit, p, &p->rows,
+                                      &p->last, errmsg, errlen);
+    if (rc == DB_OK && p->oom) {
+        snprintf(errmsg, errlen, "loading request ids: out of memory");
+        return DB_ERROR;
+    }
+    return rc;
+}
+
+static void bloom_done(int status, const char *errmsg, void *arg)
+{
+    struct bloom_page *p = arg;
+    struct matd *m = p->m;
+    m->bloom_loading = false;
+    if (status == DB_OK) {
+        for (size_t i = 0; i < p->n; i++) {
+            reqbloom_add(m->bloom, &p->hashes[i]);
+        }
+        /* Every row up to p->last was read; PostgreSQL commits revisions in order, so none at
+         * or below it can appear later but the same rows written again. Meanwhile a batch may
+         * have moved bloom_upto further. */
+        if (p->last > m->bloom_upto) {
+            m->bloom_upto = p->last;
+        }
+        m->bloom_more = p->rows == BLOOM_PAGE;
+    } else if (!m->closing) {
+        fprintf(stderr,
+                "materializer: loading the request-id filter failed (every write of a "
+                "busy project looks its request id up meanwhile): %s\n",
+                errmsg);
+    }
+    free(p->hashes);
+    free(p);
+    if (m->closing) {
+        schedule(m, 0);
+    } else if (m->bloom_more && rnode_ready(m->rn)) {
+        bloom_step(m);
+    }
+}
+
+/* Starts the next page of the filter's load when the filter lags what the queues trimmed. */
+static void bloom_step(struct matd *m)
+{
+    if (m->bloom == NULL || m->bloom_loading || m->closing ||
+        (!m->bloom_more && m->bloom_upto >= trimmed_revision(m))) {
+        return;
+    }
+    struct bloom_page *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return;
+    }
+    p->m = m;
+    p->bloom = m->bloom;
+    p->after = m->bloom_upto;
+    if (pgpool_submit(m->pool, bloom_work, bloom_done, p) != 0) {
+        free(p);
+        return;
+    }
+    m->bloom_loading = true;
+}
+
+bool materializer_request_is_new(struct matd *m, const char *project, const char *request_id)
+{
+    /* An id the state machine forgot belongs to a revision it trimmed, at or below
+     * trimmed_revision(); the filter holds every id up to bloom_upto. */
+    if (m == NULL) {
+        return false;
+    }
+    bool is_new = false;
+    if (m->bloom != NULL && m->bloom_upto >= trimmed_revision(m)) {
+        struct reqbloom_hash h;
+        reqbloom_hash(m->bloom, project, strlen(project), request_id, strlen(request_id), &h);
+        is_new = !reqbloom_may_contain(m->bloom, &h);
+    }
+    if (is_new) {
+        m->filter_new++;
+    } else {
+        m->filter_lookup++;
+    }
+    return is_new;
+}
+
 static void write_done(int status, const char *errmsg, void *arg)
 {
     struct batch *b = arg;
@@ -423,6 +581,7 @@ static void write_done(int status, const char *errmsg, void *arg)
     if (status == DB_OK && b->kind == JOB_WRITE) {
         /* Written even when the term has moved on since: PostgreSQL holds the rows. */
         m->batches++;
+        bloom_take_batch(m, b);
         metrics_histogram_observe(&m->batch_size, (double)b->n);
         metrics_histogram_observe(&m->batch_seconds, (double)(uv_hrtime() - b->submitted_ns) / 1e9);
         metrics_histogram_observe(&m->transaction_seconds, (double)b->txn_ns / 1e9);
@@ -685,6 +844,7 @@ static void timer_closed(uv_handle_t *h)
     struct matd *m = h->data;
     void (*cb)(void *) = m->closed_cb;
     void *data = m->closed_data;
+    reqbloom_free(m->bloom);
     free(m);
     if (cb != NULL) {
         cb(data);
@@ -697,7 +857,11 @@ static void on_timer(uv_timer_t *t)
     answer(m, is_written, 0);
     answer(m, is_late, MATD_ETIMEDOUT);
     step(m);
-    if (m->closing && !m->busy) {
+    if (rnode_ready(m->rn)) {
+        bloom_step(m);
+    }
+    /* Closed only once no job of ours is at a worker: their callbacks use M. */
+    if (m->closing && !m->busy && !m->bloom_loading) {
         uv_timer_stop(&m->timer);
         if (!uv_is_closing((uv_handle_t *)&m->timer)) {
             uv_close((uv_handle_t *)&m->timer, timer_closed);
@@ -765,6 +929,12 @@ int materializer_init(struct matd **out, uv_loop_t *loop, struct pgpool *pool, s
     m->rn = rn;
     m->fsm = fsm;
     m->flush_ms = flush_ms;
+    /* Without the filter every write of a busy project looks its request id up, as before. */
+    m->bloom = reqbloom_new();
+    if (m->bloom == NULL) {
+        fprintf(stderr, "materializer: out of memory for the request-id filter (4 MiB): every "
+                        "write of a busy project looks its request id up in postgresql\n");
+    }
     metrics_histogram_init(&m->batch_size, batch_bounds,
                            sizeof(batch_bounds) / sizeof(batch_bounds[0]));
     metrics_histogram_init(&m->batch_seconds, metrics_phase_bounds, metrics_phase_nbounds);
@@ -860,6 +1030,9 @@ void materializer_stats(const struct matd *m, struct materializer_stats *out)
 {
     memset(out, 0, sizeof(*out));
     out->batches = m->batches;
+    out->filter_new = m->filter_new;
+    out->filter_lookup = m->filter_lookup;
+    out->filter_revision = m->bloom_upto;
     out->failures = m->failures;
     out->stalled = m->failures_in_row > 0;
     out->failures_in_row = m->failures_in_row;

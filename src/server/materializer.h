@@ -6,8 +6,8 @@
  * then repeatedly takes the queued revisions after the cursor (in raft order, up to
  * MATD_BATCH per transaction), writes them with db_revisions_write_batch() on a pool worker,
  * answers the clients waiting for those raft indexes, and proposes materialized(N) up to the last
- * durable commit so that every node trims its queue. Followers do nothing. A write is acknowledged only once its revision
- * is in PostgreSQL (invariant 1 of the design).
+ * durable commit so that every node trims its queue. Followers do nothing. A write is acknowledged
+ * only once its revision is in PostgreSQL (invariant 1 of the design).
  *
  * PostgreSQL behind the cluster (docs/operations.md): every cursor read (the term's first, one
  * every 2 s while idle, one after every failed batch, one per second while behind) compares
@@ -78,6 +78,14 @@ int materializer_wait(struct matd *m, uint64_t raft_index, uint64_t timeout_ms,
 /* The raft index PostgreSQL is known to hold everything up to (0 before the first read). */
 uint64_t materializer_cursor_index(const struct matd *m);
 
+/*
+ * True when REQUEST_ID of PROJECT is surely in no revision the state machine may have
+ * forgotten: the leader's request-id filter (reqbloom.h) covers every revision the queues
+ * trimmed and does not contain the pair. False means "look it up in PostgreSQL" (the filter is
+ * still loading, lags, or may contain it). M may be NULL.
+ */
+bool materializer_request_is_new(struct matd *m, const char *project, const char *request_id);
+
 /* An answer to refuse a write with, from materializer_refusal(). */
 struct materializer_refusal {
     int http_status;  /* 503 (behind) or 410 (lost) */
@@ -99,6 +107,9 @@ struct materializer_stats {
                                cursor is unknown, as on a follower) */
     uint64_t batches;       /* batches written to PostgreSQL */
     uint64_t failures;      /* cursor reads and batch writes that failed (each is retried) */
+    /* materializer_request_is_new(): answered new by the filter, answered "look it up"; and
+     * the revision up to which the filter is complete. */
+    uint64_t filter_new, filter_lookup, filter_revision;
     struct metrics_histogram batch_size; /* revisions per written batch */
     /* Per written batch, in seconds: from handing it to a pool worker to its outcome on the
      * loop, and the part of that inside the PostgreSQL transaction (timed on the worker). */

@@ -528,6 +528,19 @@ static void render_raft(struct buf *b, const struct metrics *m, const struct met
           "Queued revisions beyond the materializer's PostgreSQL cursor (on a follower: every "
           "queued revision).",
           g->materializer_lag_revisions);
+    counter(b, "conclave_request_id_filter_new_total",
+            "Writes of a project whose old request ids the state machine may have forgotten, "
+            "proposed without a PostgreSQL lookup because the leader's request-id filter "
+            "proved the id new.",
+            g->request_id_filter_new);
+    counter(b, "conclave_request_id_filter_lookups_total",
+            "Such writes whose request id was looked up in PostgreSQL (the filter may contain "
+            "it, is loading, or lags the trimmed revisions).",
+            g->request_id_filter_lookup);
+    gauge(b, "conclave_request_id_filter_revision",
+          "The revision up to which the leader's request-id filter holds every request id of "
+          "config_revisions.",
+          g->request_id_filter_revision);
     counter(b, "conclave_materializer_batches_total",
             "Batches of revisions this node wrote to PostgreSQL as leader.",
             g->materializer_batches);

@@ -83,6 +83,8 @@ struct metrics_gauges {
     uint64_t materializer_lag_revisions;
     uint64_t materializer_batches;
     uint64_t materializer_failures;
+    /* The leader's request-id filter (materializer_request_is_new()). */
+    uint64_t request_id_filter_new, request_id_filter_lookup, request_id_filter_revision;
     struct metrics_histogram materializer_batch_size;
     /* Per written batch: handed to a pool worker -> its outcome back on the loop, and the
      * part of that spent in the PostgreSQL transaction on the worker. */

@@ -175,6 +175,20 @@ done
 reused_ids_refused
 expect_eq "$(sql "SELECT count(*) FROM config_revisions WHERE project_id = 'rty'")" $((9 + PAST)) \
   "revisions of rty after its own writes and the retries"
+# The new ids past the bound were proved new by the leader's request-id filter, without a
+# PostgreSQL lookup, while every retry of a forgotten id was looked up (and got its first
+# outcome above): at least the 76 writes of each project past its bound, and the retries.
+metric() {
+  local url_var="NODE_${L}_URL"
+  curl -s "${!url_var}/metrics" | awk -v n="$1" '$1 == n {print $2}'
+}
+filter_new=$(metric conclave_request_id_filter_new_total)
+filter_lookups=$(metric conclave_request_id_filter_lookups_total)
+echo "request-id filter on the leader: $filter_new proved new, $filter_lookups looked up"
+((filter_new >= 2 * (PAST - BOUND))) ||
+  fail "the request-id filter proved only $filter_new ids new, expected at least $((2 * (PAST - BOUND)))"
+((filter_lookups >= ${#LABELS[@]})) ||
+  fail "only $filter_lookups request ids were looked up, fewer than the ${#LABELS[@]} retried"
 echo "retries answered their first outcome after the project's own $PAST writes"
 
 echo "configs_retry: $(($(date +%s) - T_START)) s"

@@ -230,6 +230,9 @@ static void test_histogram_cumulative(void **state)
         .fsm_pending_revisions = 5,
         .materializer_lag_revisions = 2,
         .materializer_batches = 4,
+        .request_id_filter_new = 9,
+        .request_id_filter_lookup = 3,
+        .request_id_filter_revision = 40,
         .materializer_failures = 1,
         .materializer_stalled = true,
         .materializer_failures_in_row = 3,
@@ -296,6 +299,22 @@ static void test_histogram_cumulative(void **state)
                             "revision).\n"
                             "# TYPE conclave_materializer_lag_revisions gauge\n"
                             "conclave_materializer_lag_revisions 2\n"
+                            "# HELP conclave_request_id_filter_new_total Writes of a project "
+                            "whose old request ids the state machine may have forgotten, "
+                            "proposed without a PostgreSQL lookup because the leader's "
+                            "request-id filter proved the id new.\n"
+                            "# TYPE conclave_request_id_filter_new_total counter\n"
+                            "conclave_request_id_filter_new_total 9\n"
+                            "# HELP conclave_request_id_filter_lookups_total Such writes whose "
+                            "request id was looked up in PostgreSQL (the filter may contain it, "
+                            "is loading, or lags the trimmed revisions).\n"
+                            "# TYPE conclave_request_id_filter_lookups_total counter\n"
+                            "conclave_request_id_filter_lookups_total 3\n"
+                            "# HELP conclave_request_id_filter_revision The revision up to which "
+                            "the leader's request-id filter holds every request id of "
+                            "config_revisions.\n"
+                            "# TYPE conclave_request_id_filter_revision gauge\n"
+                            "conclave_request_id_filter_revision 40\n"
                             "# HELP conclave_materializer_batches_total Batches of revisions this "
                             "node wrote to PostgreSQL as leader.\n"
                             "# TYPE conclave_materializer_batches_total counter\n"
