@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <http_parser.h>
 
@@ -102,6 +103,23 @@ int http_response_check_headers(const struct http_header *headers, char *errmsg,
     return 0;
 }
 
+void http_response_date(time_t t, char out[HTTP_DATE_SIZE])
+{
+    /* IMF-fixdate (RFC 9110 5.6.7). Day and month names from tables, not strftime, which
+     * would follow the locale. */
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0) {
+        snprintf(out, HTTP_DATE_SIZE, "Thu, 01 Jan 1970 00:00:00 GMT");
+        return;
+    }
+    snprintf(out, HTTP_DATE_SIZE, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7],
+             tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+             tm.tm_sec);
+}
+
 int http_response_build(const struct http_response_head *head, const struct http_header *headers,
                         const void *body, size_t len, char **out, size_t *outlen, char *errmsg,
                         size_t errlen)
@@ -132,6 +150,10 @@ int http_response_build(const struct http_response_head *head, const struct http
     snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", head->status,
              http_response_reason(head->status));
     sbuf_str(&b, line);
+    /* Every answer carries Date (RFC 9110 6.6.1: an origin server with a clock must send it). */
+    char date[HTTP_DATE_SIZE];
+    http_response_date(time(NULL), date);
+    sbuf_header(&b, "Date", date);
     bool has_type = false;
     for (size_t i = 0; headers && headers[i].name; i++) {
         sbuf_header(&b, headers[i].name, headers[i].value ? headers[i].value : "");

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -39,8 +40,13 @@ const char *http_response_reason(int status);
  */
 int http_response_check_headers(const struct http_header *headers, char *errmsg, size_t errlen);
 
+/* The HTTP Date of T, IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), into OUT. */
+#define HTTP_DATE_SIZE 32
+void http_response_date(time_t t, char out[HTTP_DATE_SIZE]);
+
 /*
- * Serialises status line, headers and body into one buffer. On success *out is a malloc'ed
+ * Serialises status line, headers and body into one buffer. Adds Date (now) after the status
+ * line. On success *out is a malloc'ed
  * buffer of *outlen bytes that the caller frees with free(). On failure (bad status or
  * headers, out of memory) *out is NULL and errmsg says why. head, headers and body are not
  * kept.

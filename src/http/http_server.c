@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <http_parser.h>
 
@@ -180,11 +181,12 @@ static void conn_tls_refuse_plain(struct http_conn *c)
 {
     static const char body[] = "{\"error\":\"bad_request\",\"message\":\"this port speaks "
                                "https only: use an https:// url\"}";
-    char head[256];
+    char head[256], date[HTTP_DATE_SIZE];
+    http_response_date(time(NULL), date);
     int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                     "HTTP/1.1 400 Bad Request\r\nDate: %s\r\nContent-Type: application/json\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                     sizeof body - 1);
+                     date, sizeof body - 1);
     size_t len = (size_t)n + sizeof body - 1;
     char *out = malloc(len);
     server_log(c->server, "http tls: connection from %s closed: plain http on the https port",
@@ -848,7 +850,7 @@ static void on_reject_closed(uv_handle_t *handle)
  * close, so that a flood costs one fd only for an instant. */
 static void server_reject(struct http_server *s)
 {
-    char response[256];
+    char response[384];
     uv_tcp_t *tcp = malloc(sizeof *tcp);
     if (!tcp)
         return;
@@ -859,10 +861,13 @@ static void server_reject(struct http_server *s)
     tcp->data = s;
     /* A plain answer means nothing to a TLS client: on HTTPS the close alone says it. */
     if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)tcp) == 0 && s->cfg.tls == NULL) {
+        char date[HTTP_DATE_SIZE];
+        http_response_date(time(NULL), date);
         int n = snprintf(response, sizeof response,
-                         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                         "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s",
-                         strlen(REJECT_BODY), REJECT_BODY);
+                         "HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\nContent-Type: "
+                         "application/json\r\nContent-Length: %zu\r\nRetry-After: 1\r\n"
+                         "Connection: close\r\n\r\n%s",
+                         date, strlen(REJECT_BODY), REJECT_BODY);
         uv_buf_t buf = uv_buf_init(response, (unsigned int)n);
         (void)uv_try_write((uv_stream_t *)tcp, &buf, 1); /* best effort by design */
     }

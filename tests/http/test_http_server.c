@@ -1030,9 +1030,23 @@ static void test_response_build(void **state)
         .status = 204, .request_id = "r1", .content_type = "text/plain"};
     assert_int_equal(http_response_build(&head, NULL, "ignored", 7, &out, &len, err, sizeof err),
                      0);
-    assert_string_equal(out, "HTTP/1.1 204 No Content\r\nX-Request-Id: r1\r\n\r\n");
+    /* Date comes first, then the rest byte for byte. */
+    const char *date_line = "HTTP/1.1 204 No Content\r\nDate: ";
+    assert_memory_equal(out, date_line, strlen(date_line));
+    const char *after = strstr(out, " GMT\r\n");
+    assert_non_null(after);
+    assert_int_equal(after - out, (long)strlen(date_line) + 25);
+    assert_string_equal(after + 6, "X-Request-Id: r1\r\n\r\n");
     assert_int_equal(len, strlen(out));
     free(out);
+    /* The format itself, at known instants (RFC 9110's example; a leap day; the epoch). */
+    char date[HTTP_DATE_SIZE];
+    http_response_date(784111777, date);
+    assert_string_equal(date, "Sun, 06 Nov 1994 08:49:37 GMT");
+    http_response_date(1709164800, date);
+    assert_string_equal(date, "Thu, 29 Feb 2024 00:00:00 GMT");
+    http_response_date(0, date);
+    assert_string_equal(date, "Thu, 01 Jan 1970 00:00:00 GMT");
 
     struct http_header split[] = {{"X-A", "a\r\nX-Evil: 1"}, {NULL, NULL}};
     assert_int_not_equal(http_response_build(&head, split, NULL, 0, &out, &len, err, sizeof err),
