@@ -784,6 +784,33 @@ int forward_send(struct fwd *f, const char *base_url, const char *server_name, c
                  const void *body, size_t len, unsigned timeout_ms, forward_done_cb cb, void *data,
                  char *errmsg, size_t errlen)
 {
+    return forward_send_ex(f, base_url, server_name, method, path_and_query, authorization,
+                           request_id, NULL, body, len, timeout_ms, cb, data, errmsg, errlen);
+}
+
+/* Whether NAME may be sent as an extra header: a token, and none of the ones forward_send()
+ * sets or libcurl frames. */
+static bool extra_header_ok(const char *name, const char *value)
+{
+    static const char *const reserved[] = {
+        "Authorization",  "X-Request-Id",      "Content-Type",
+        "Content-Length", "Transfer-Encoding", "Expect",
+        "Host",           "Connection",        FWD_HEADER_FORWARDED_BY};
+    if (name == NULL || value == NULL || !is_token(name) || !is_header_value(value))
+        return false;
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+        if (strcasecmp(name, reserved[i]) == 0)
+            return false;
+    }
+    return true;
+}
+
+int forward_send_ex(struct fwd *f, const char *base_url, const char *server_name,
+                    const char *method, const char *path_and_query, const char *authorization,
+                    const char *request_id, const struct http_header *extra, const void *body,
+                    size_t len, unsigned timeout_ms, forward_done_cb cb, void *data, char *errmsg,
+                    size_t errlen)
+{
     if (f->closing) {
         set_err(errmsg, errlen, "forward: the forwarder is closed");
         return FWD_ECLOSED;
@@ -816,6 +843,13 @@ int forward_send(struct fwd *f, const char *base_url, const char *server_name, c
         (request_id != NULL && !is_header_value(request_id))) {
         set_err(errmsg, errlen, "forward to %s: control character in a header value", base_url);
         return FWD_EINVAL;
+    }
+    for (size_t i = 0; extra != NULL && extra[i].name != NULL; i++) {
+        if (!extra_header_ok(extra[i].name, extra[i].value)) {
+            set_err(errmsg, errlen, "forward to %s: header %s cannot be forwarded", base_url,
+                    extra[i].name);
+            return FWD_EINVAL;
+        }
     }
 
     /* base_url may end in '/': the path brings its own. */
@@ -873,6 +907,10 @@ int forward_send(struct fwd *f, const char *base_url, const char *server_name, c
         goto err_nomem_req;
     if (request_id != NULL && !add_header(&req->headers, "X-Request-Id", request_id))
         goto err_nomem_req;
+    for (size_t i = 0; extra != NULL && extra[i].name != NULL; i++) {
+        if (!add_header(&req->headers, extra[i].name, extra[i].value))
+            goto err_nomem_req;
+    }
 
     req->easy = curl_easy_init();
     if (req->easy == NULL)

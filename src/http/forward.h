@@ -23,6 +23,8 @@
 
 #include <uv.h>
 
+#include "http/http_response.h"
+
 #define FWD_HEADER_FORWARDED_BY "X-Conclave-Forwarded-By"
 
 /* The largest response body accepted; a larger one fails the request with FWD_ETOOLARGE. */
@@ -130,6 +132,16 @@ int forward_send(struct fwd *f, const char *base_url, const char *server_name, c
                  const char *path_and_query, const char *authorization, const char *request_id,
                  const void *body, size_t len, unsigned timeout_ms, forward_done_cb cb, void *data,
                  char *errmsg, size_t errlen);
+
+/* forward_send() that also sends the headers of EXTRA (NULL-name terminated, may be NULL):
+ * names must be HTTP tokens other than the ones forward_send() sets, values without control
+ * characters (FWD_EINVAL otherwise). The node passes a write's conditional headers (If-Match,
+ * If-None-Match) to the leader this way. */
+int forward_send_ex(struct fwd *f, const char *base_url, const char *server_name,
+                    const char *method, const char *path_and_query, const char *authorization,
+                    const char *request_id, const struct http_header *extra, const void *body,
+                    size_t len, unsigned timeout_ms, forward_done_cb cb, void *data, char *errmsg,
+                    size_t errlen);
 
 /*
  * Stops everything: pending requests are abandoned (their connections closed) and each of their

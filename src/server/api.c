@@ -110,9 +110,19 @@ static void verror(struct api_call *call, int status, const struct http_header *
 
 void api_error(struct api_call *call, int status, const char *code, const char *fmt, ...)
 {
+    /* Every 401 names the scheme to use (RFC 9110 11.6.1, RFC 6750 3): Bearer, with
+     * error="invalid_token" when a token was sent and refused. */
+    static const struct http_header challenge[] = {
+        {"WWW-Authenticate", "Bearer realm=\"conclave\""}, {NULL, NULL}};
+    static const struct http_header refused[] = {
+        {"WWW-Authenticate", "Bearer realm=\"conclave\", error=\"invalid_token\""}, {NULL, NULL}};
+    const struct http_header *headers = NULL;
+    if (status == 401) {
+        headers = http_request_header(call->req, "Authorization") != NULL ? refused : challenge;
+    }
     va_list ap;
     va_start(ap, fmt);
-    verror(call, status, NULL, NULL, code, fmt, ap);
+    verror(call, status, headers, NULL, code, fmt, ap);
     va_end(ap);
 }
 

@@ -71,6 +71,17 @@ static int read_content(struct api_call *call, struct write *w)
         api_field_error(call, "content", "field \"content\": %s", err);
         return -1;
     }
+    if (w->content_len > CODEC_MAX_CONTENT) {
+        /* The body fit http.max_body_bytes, but not a raft entry: 413, like a body over the
+         * cap, since only a smaller content can succeed. */
+        http_respond_error_ex(call->req, 413, NULL, json_pack("{s:s}", "field", "content"),
+                              "payload_too_large",
+                              "field \"content\" is %zu bytes as canonical JSON, above the limit "
+                              "of %zu bytes a config may hold",
+                              w->content_len, (size_t)CODEC_MAX_CONTENT);
+        api_reply_done(call);
+        return -1;
+    }
     w->doc = json_incref(content);
     w->e.content = (const uint8_t *)w->content;
     w->e.content_len = w->content_len;
@@ -123,6 +134,75 @@ static int read_version(struct api_call *call, const char *name, json_t *v, uint
     return 0;
 }
 
+/*
+ * The conditional request headers of a write (RFC 9110 13.1), as a compare-and-swap:
+ * `If-Match: "N"` (the ETag a read answered) expects version N, and `If-None-Match: *`
+ * (CREATE_ONLY allowed: PUT) expects no current version (0). Sets *GIVEN and *EXPECTED; with
+ * neither header *GIVEN is false. Answers 400 and returns -1 for anything else: both headers,
+ * a list, a weak tag, `If-Match: *` (it cannot name a version to compare with), or an
+ * If-None-Match other than `*`.
+ */
+static int read_precondition(struct api_call *call, bool create_only, bool *given,
+                             uint64_t *expected)
+{
+    const char *im = http_request_header(call->req, "If-Match");
+    const char *inm = http_request_header(call->req, "If-None-Match");
+    *given = false;
+    if (im != NULL && inm != NULL) {
+        api_field_error(call, "If-Match", "send If-Match or If-None-Match, not both");
+        return -1;
+    }
+    if (inm != NULL) {
+        if (!create_only || strcmp(inm, "*") != 0) {
+            api_field_error(call, "If-None-Match",
+                            create_only ? "If-None-Match supports only * (create the key only if "
+                                          "it has no current version)"
+                                        : "If-None-Match is not supported here; use If-Match "
+                                          "with the config's ETag");
+            return -1;
+        }
+        *given = true;
+        *expected = 0;
+        return 0;
+    }
+    if (im == NULL) {
+        return 0;
+    }
+    size_t n = strlen(im);
+    char *end = NULL;
+    unsigned long long v = 0;
+    if (n >= 3 && im[0] == '"' && im[n - 1] == '"' && im[1] >= '0' && im[1] <= '9') {
+        v = strtoull(im + 1, &end, 10);
+    }
+    if (end != im + n - 1 || v < 1 || v > INT64_MAX) {
+        api_field_error(call, "If-Match",
+                        "If-Match must be one ETag of this config, \"N\" with N >= 1 (the ETag "
+                        "a read answered), not %.64s",
+                        im);
+        return -1;
+    }
+    *given = true;
+    *expected = v;
+    return 0;
+}
+
+/* Settles W's expected version from the precondition (GIVEN, EXPECTED) and the request's own
+ * field (HAVE_FIELD, FIELD_VALUE, named NAME): either alone, or both equal. */
+static int settle_expected(struct api_call *call, struct write *w, bool given, uint64_t expected,
+                           bool have_field, uint64_t field_value, const char *name)
+{
+    if (given && have_field && field_value != expected) {
+        api_field_error(call, name,
+                        "%s %" PRIu64 " differs from the version the precondition header names "
+                        "(%" PRIu64 "); send one of them",
+                        name, field_value, expected);
+        return -1;
+    }
+    w->precondition = given;
+    w->e.expected_version = given ? expected : field_value;
+    return 0;
+}
+
 void api_configs_config_create(struct api_call *call)
 {
     api_phases_handler(call);
@@ -159,15 +239,19 @@ void api_configs_config_put(struct api_call *call)
     }
     struct write *w = write_new(call, CODEC_OP_PUT, call->params[1]);
     json_t *ev = json_object_get(call->body, "expected_version");
-    if (w == NULL) {
+    bool given = false;
+    uint64_t pre = 0, field = 0;
+    if (w == NULL || read_precondition(call, true, &given, &pre) != 0) {
         return;
     }
-    if (ev == NULL) {
+    if (ev == NULL && !given) {
         api_field_error(call, "expected_version",
-                        "field \"expected_version\" is required (0 creates the key)");
+                        "field \"expected_version\" is required (0 creates the key), or the "
+                        "header If-Match: \"N\" (If-None-Match: * creates)");
         return;
     }
-    if (read_version(call, "expected_version", ev, 0, &w->e.expected_version) != 0 ||
+    if ((ev != NULL && read_version(call, "expected_version", ev, 0, &field) != 0) ||
+        settle_expected(call, w, given, pre, ev != NULL, field, "expected_version") != 0 ||
         read_content(call, w) != 0 || read_common(call, w) != 0) {
         return;
     }
@@ -185,19 +269,25 @@ void api_configs_config_delete(struct api_call *call)
     if (!api_lead_or_forward(call)) {
         return;
     }
+    bool given = false;
+    uint64_t pre = 0;
+    if (read_precondition(call, false, &given, &pre) != 0) {
+        return;
+    }
     int q = api_input_query(call, "expected_version", buf, sizeof(buf));
     char *end = NULL;
-    if (q <= 0 || (expected = strtoull(buf, &end, 10)) < 1 || *end != '\0' || buf[0] == '-') {
+    if ((q <= 0 && !given) ||
+        (q > 0 && ((expected = strtoull(buf, &end, 10)) < 1 || *end != '\0' || buf[0] == '-'))) {
         api_field_error(call, "expected_version",
                         "query parameter expected_version (>= 1) is required: "
-                        "DELETE ...?expected_version=N");
+                        "DELETE ...?expected_version=N, or the header If-Match: \"N\"");
         return;
     }
     struct write *w = write_new(call, CODEC_OP_DELETE, call->params[1]);
-    if (w == NULL) {
+    if (w == NULL ||
+        settle_expected(call, w, given, pre, q > 0, expected, "expected_version") != 0) {
         return;
     }
-    w->e.expected_version = expected;
     char rid[CODEC_MAX_REQUEST_ID + 1];
     int r = api_input_query(call, "request_id", rid, sizeof(rid));
     snprintf(w->request_id, sizeof(w->request_id), "%s",
@@ -280,13 +370,20 @@ void api_configs_config_rollback(struct api_call *call)
     }
     json_t *tv = json_object_get(call->body, "target_version");
     json_t *ev = json_object_get(call->body, "expected_version");
-    if (tv == NULL || ev == NULL) {
+    bool given = false;
+    uint64_t pre = 0, field = 0;
+    if (read_precondition(call, false, &given, &pre) != 0) {
+        return;
+    }
+    if (tv == NULL || (ev == NULL && !given)) {
         api_field_error(call, tv == NULL ? "target_version" : "expected_version",
-                        "fields \"target_version\" and \"expected_version\" are required");
+                        "fields \"target_version\" and \"expected_version\" are required (or "
+                        "If-Match: \"N\" instead of expected_version)");
         return;
     }
     if (read_version(call, "target_version", tv, 1, &w->e.source_version) != 0 ||
-        read_version(call, "expected_version", ev, 1, &w->e.expected_version) != 0 ||
+        (ev != NULL && read_version(call, "expected_version", ev, 1, &field) != 0) ||
+        settle_expected(call, w, given, pre, ev != NULL, field, "expected_version") != 0 ||
         read_common(call, w) != 0) {
         return;
     }

@@ -44,6 +44,9 @@ struct write {
     json_t *first;         /* the revision PostgreSQL holds for the request id, or NULL */
     uint64_t index;        /* raft index of the applied entry */
     int ok_status;         /* 201 for create, 200 otherwise */
+    /* The expected version came from If-Match or If-None-Match: a version mismatch answers
+     * 412 precondition_failed instead of 409 conflict (RFC 9110 13.1). */
+    bool precondition;
     struct fsm_result res; /* outcome, for the answer after materialization */
 };
 

@@ -58,18 +58,40 @@ json_t *api_configs_write_body(const struct write *w, uint64_t version, uint64_t
 
 static void answer_conflict(struct api_call *call, struct write *w, uint64_t current)
 {
-    http_respond_error_ex(
-        call->req, 409, NULL,
-        json_pack("{s:I,s:s}", "current_version", (json_int_t)current, "request_id", w->request_id),
-        "conflict",
-        "config %s is at version %" PRIu64 ", not %" PRIu64
-        "; read it again and retry with expected_version %" PRIu64,
-        w->key, current, w->e.expected_version, current);
+    json_t *extra =
+        json_pack("{s:I,s:s}", "current_version", (json_int_t)current, "request_id", w->request_id);
+    if (w->precondition) {
+        char etag[32];
+        snprintf(etag, sizeof(etag), "\"%" PRIu64 "\"", current);
+        const struct http_header h[] = {{"ETag", etag}, {NULL, NULL}};
+        if (current == 0) {
+            http_respond_error_ex(call->req, 412, NULL, extra, "precondition_failed",
+                                  "config %s does not exist, so If-Match \"%" PRIu64
+                                  "\" cannot match",
+                                  w->key, w->e.expected_version);
+        } else {
+            http_respond_error_ex(call->req, 412, h, extra, "precondition_failed",
+                                  "config %s is at version %" PRIu64 " (ETag \"%" PRIu64
+                                  "\"), not the version the precondition names; read it again "
+                                  "and retry with its ETag",
+                                  w->key, current, current);
+        }
+    } else {
+        http_respond_error_ex(call->req, 409, NULL, extra, "conflict",
+                              "config %s is at version %" PRIu64 ", not %" PRIu64
+                              "; read it again and retry with expected_version %" PRIu64,
+                              w->key, current, w->e.expected_version, current);
+    }
     api_reply_done(call);
 }
 
 static void answer_not_found(struct api_call *call, struct write *w)
 {
+    if (w->precondition) {
+        /* If-Match on a key with no current version: the precondition is false. */
+        answer_conflict(call, w, 0);
+        return;
+    }
     api_error(call, 404, "not_found", "config %s does not exist in project %s", w->key, w->project);
 }
 
@@ -179,8 +201,17 @@ static void applied(void *data, int status, const struct fsm_result *res, uint64
         answer_unknown(call, w, "the leader could not apply the committed write and is stopping");
         return;
     case FSM_FULL:
-        http_respond_error_ex(call->req, 503, api_configs_retry_after, NULL, "unavailable",
-                              "the state machine is full: %s", res->message);
+        if (strstr(res->message, "waiting for PostgreSQL") != NULL) {
+            /* The queue for PostgreSQL is full: it drains once PostgreSQL is back. */
+            http_respond_error_ex(call->req, 503, api_configs_retry_after, NULL, "unavailable",
+                                  "%s; retry once postgresql catches up", res->message);
+        } else {
+            /* A capacity limit (configs, content bytes, revision numbers): waiting does not
+             * help, so no Retry-After (docs/api.md, errors). */
+            http_respond_error_ex(call->req, 507, NULL, NULL, "capacity_exceeded",
+                                  "%s; delete configs or shrink contents to make room",
+                                  res->message);
+        }
         api_reply_done(call);
         return;
     default:

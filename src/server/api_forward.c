@@ -124,10 +124,20 @@ void api_forward_to_leader(struct node *node, struct api_call *call)
     const char *method = http_request_method(call->req);
     bool with_body = strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0;
     api_phases_forwarding(call);
-    if (forward_send(node->fwd, base, https ? name : NULL, method, target,
-                     http_request_header(call->req, "Authorization"), http_request_id(call->req),
-                     with_body ? body : NULL, with_body ? len : 0, FORWARD_TIMEOUT_MS, forwarded,
-                     call, err, sizeof(err)) != 0) {
+    /* The conditional headers of a write travel with it: the leader evaluates them. */
+    struct http_header cond[3] = {{NULL, NULL}, {NULL, NULL}, {NULL, NULL}};
+    size_t nc = 0;
+    static const char *const conditional[] = {"If-Match", "If-None-Match"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *v = http_request_header(call->req, conditional[i]);
+        if (v != NULL) {
+            cond[nc++] = (struct http_header){conditional[i], v};
+        }
+    }
+    if (forward_send_ex(node->fwd, base, https ? name : NULL, method, target,
+                        http_request_header(call->req, "Authorization"), http_request_id(call->req),
+                        cond, with_body ? body : NULL, with_body ? len : 0, FORWARD_TIMEOUT_MS,
+                        forwarded, call, err, sizeof(err)) != 0) {
         fprintf(stderr, "forward: rid=%s %s\n", http_request_id(call->req), err);
         not_leader(call, info.leader_id, "forwarding to the leader failed");
     }
