@@ -78,10 +78,10 @@ curl -s --max-time 30 -H "Authorization: Bearer $T" -o "$TMP/blk.body" -w '%{htt
 WATCHER=$!
 PIDS+=($WATCHER)
 wait_waiting "$F1" 1
-# A SHARE lock on config_revisions for 4 s (released by its own COMMIT): the materializer's
+# A SHARE lock on config_revisions for 8 s (released by its own COMMIT): the materializer's
 # INSERT waits for it, the hub's SELECT does not.
 "$PG_BIN/psql" "$DATABASE_URL" -XAtq -v ON_ERROR_STOP=1 -c "BEGIN" \
-  -c "LOCK TABLE config_revisions IN SHARE MODE" -c "SELECT pg_sleep(4)" -c "COMMIT" \
+  -c "LOCK TABLE config_revisions IN SHARE MODE" -c "SELECT pg_sleep(8)" -c "COMMIT" \
   >/dev/null 2>"$TMP/lock.err" &
 LOCKER=$!
 PIDS+=($LOCKER)
