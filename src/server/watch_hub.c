@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "storage/db.h"
 #include "storage/db_configs.h"
 

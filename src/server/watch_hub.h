@@ -3,21 +3,27 @@
  * (GET /v1/projects/{id}/watch, docs/api.md).
  *
  * Watchers register (project, after_revision, an optional exact key or key prefix, a timeout)
- * and wait in memory. One timer for the whole hub (WATCH_HUB_TICK_MS) reads the node's
- * materialized index (the raft index PostgreSQL is known to hold everything up to); when it
- * moved, the hub runs at most one PostgreSQL query per project with waiting watchers, on the
- * pool: the project's revisions after the smallest after_revision among them, one page of at
- * most WATCH_HUB_PAGE rows. Every watcher is then answered from that page, filtered here: a
- * watcher with a matching revision gets every matching revision of the page after its
- * after_revision; one without keeps waiting with its after_revision moved up to the last
- * revision the page covered. So the PostgreSQL queries per change depend on the number of
- * projects being watched, not on the number of watchers.
+ * and wait in memory. One timer for the whole hub (WATCH_HUB_TICK_MS) reads the node's view
+ * (struct watch_hub_view) and runs at most one PostgreSQL query per project with waiting
+ * watchers, on the pool: the project's revisions after the smallest after_revision among them,
+ * one page of at most WATCH_HUB_PAGE rows. When: on the leader, once its materializer committed
+ * a change (the materialized index moved); on a follower, as soon as it applied a change,
+ * without waiting for the leader's materialized(N) entry (a few early tries, then the moved
+ * index, as before); never while the cache already holds every revision up to the last one the
+ * node applied. Every watcher is then answered from that page, filtered here: a watcher with a
+ * matching revision gets every matching revision of the page after its after_revision; one
+ * without keeps waiting with its after_revision moved up to the last revision the page covered.
+ * So the PostgreSQL queries per change depend on the number of projects being watched, not on
+ * the number of watchers; and an answer is serialised once for every watcher that gets the
+ * same changes (same first row and filter), not once per watcher.
  *
  * The page of the last query stays as the project's cache: revisions (cache_after, head] of
- * the project, complete (PostgreSQL commits revisions in revision order: the materializer
- * writes them in raft order, one transaction after the other). A watcher that registers with
+ * the project, complete. A page is kept only as far as the node can prove it complete
+ * (guard_page() in watch_hub.c: up to the last revision the node applied, and short of any
+ * revision its state machine's queue holds that PostgreSQL did not return), so it never relies
+ * on PostgreSQL making revisions visible in revision order. A watcher that registers with
  * after_revision at or past cache_after is answered or advanced from it without a query; only
- * one further behind, or a moved index, costs a query. That is what keeps a reconnecting crowd
+ * one further behind, or a new change, costs a query. That is what keeps a reconnecting crowd
  * of watchers (every one answered by the same change comes back at once) from costing a query
  * each.
  *
@@ -36,7 +42,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
 #include <uv.h>
 
 #include "storage/pgpool.h"
