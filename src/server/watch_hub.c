@@ -15,7 +15,7 @@
  * answer finds it. */
 #define KEEP_IDLE_MS 2000
 /* Early queries per new revision on a node that does not write PostgreSQL itself, one per tick
- * at most, before waiting for the materialized index as before (see tick()). */
+ * at most, before waiting for the materialized index as before (see wants_query()). */
 #define EARLY_TRIES 3
 /* Shared answers kept per page (see struct memo). */
 #define MEMO_SLOTS 4
