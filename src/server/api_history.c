@@ -300,19 +300,22 @@ void api_history_audit_verify(struct api_call *call)
 
 /* A long poll, served by the node's watch hub (server/watch_hub.h): answers as soon as
  * PostgreSQL holds a revision after AFTER that passes the filter, or at the timeout with none.
- * The hub queries PostgreSQL once per project when this node learns that more was materialized,
- * whatever the number of watchers. */
+ * The hub queries PostgreSQL once per project when this node learns of a change (a follower as
+ * soon as it applies it: see wants_query() in watch_hub.c), whatever the number of watchers. */
 
-static void watch_answered(void *data, int status, const char *errmsg, json_t *changes,
-                           uint64_t next)
+static void watch_answered(void *data, int status, const char *errmsg, const char *body, size_t len)
 {
+    static const struct http_header json_type[] = {{"Content-Type", "application/json"},
+                                                   {NULL, NULL}};
     struct api_call *call = data;
     if (status != DB_OK) {
         api_finish(call, status, errmsg);
         return;
     }
-    api_reply(call, 200,
-              json_pack("{s:o,s:I}", "changes", changes, "next_after_revision", (json_int_t)next));
+    /* BODY is the hub's answer, serialised once for every watcher that gets the same changes;
+     * the HTTP server copies it. */
+    http_respond(call->req, 200, json_type, body, len);
+    api_reply_done(call);
 }
 
 static bool watch_gone(void *data)

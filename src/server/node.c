@@ -70,15 +70,45 @@ static void on_notify(const char *channel, const char *payload, void *data)
     authcache_flush(node->cache);
 }
 
-/* The raft index PostgreSQL is known to hold everything up to, as this node knows it: the
- * leader's materializer cursor, or the last materialized(N) entry applied here. The watch hub
- * queries PostgreSQL again when it moves. */
-static uint64_t materialized_index(void *data)
+/* The watch hub's view of this node (server/watch_hub.h): the raft index PostgreSQL is known to
+ * hold everything up to (the leader's materializer cursor, or the last materialized(N) entry
+ * applied here), the last revision applied here, and whether this node writes PostgreSQL. */
+static void watch_view(void *data, struct watch_hub_view *out)
 {
     struct node *node = data;
     uint64_t a = node->fsm != NULL ? fsm_materialized_index(node->fsm) : 0;
     uint64_t b = node->matd != NULL ? materializer_cursor_index(node->matd) : 0;
-    return a > b ? a : b;
+    out->materialized = a > b ? a : b;
+    out->revision = node->fsm != NULL && node->raft != NULL ? fsm_revision(node->fsm) : 0;
+    out->writer = node->raft != NULL && rnode_ready(node->raft);
+}
+
+/* The watch hub's pending callback: PROJECT's revisions after AFTER still in the state
+ * machine's queue (not yet known to be in PostgreSQL), ascending (the queue is in raft order,
+ * and revision numbers grow with it). */
+static size_t watch_pending(void *data, const char *project, uint64_t after, uint64_t *out,
+                            size_t max)
+{
+    struct node *node = data;
+    size_t n = node->fsm != NULL ? fsm_pending_count(node->fsm) : 0, count = 0;
+    if (n == 0) {
+        return 0;
+    }
+    const struct revision **queue = calloc(n, sizeof(*queue));
+    if (queue == NULL) {
+        return WATCH_HUB_PENDING_UNKNOWN; /* the hub keeps nothing of that query */
+    }
+    n = fsm_pending_from(node->fsm, 0, queue, n);
+    for (size_t i = 0; i < n; i++) {
+        if (queue[i]->revision > after && strcmp(queue[i]->project, project) == 0) {
+            if (count < max) {
+                out[count] = queue[i]->revision;
+            }
+            count++;
+        }
+    }
+    free(queue);
+    return count;
 }
 
 static void component_closed(struct node *node)
@@ -352,7 +382,7 @@ int node_run(const struct config *conf, http_handler_fn handler, char *errmsg, s
         snprintf(errmsg, errlen, "postgresql pool: %s", why);
         goto fail;
     }
-    if (watch_hub_new(&node->watch, &node->loop, node->pool, materialized_index, node, why,
+    if (watch_hub_new(&node->watch, &node->loop, node->pool, watch_view, watch_pending, node, why,
                       sizeof(why)) != 0) {
         snprintf(errmsg, errlen, "%s", why);
         goto fail;
