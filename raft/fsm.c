@@ -157,7 +157,7 @@ static int commit_change(struct fsm *f, uint64_t index, const struct codec_entry
     if (c == NULL) {
         if ((nc = calloc(1, sizeof(*nc))) == NULL ||
             (nc->key = bytes_dup(e->key, e->key_len)) == NULL ||
-            fsm_store_configs_reserve(p != NULL ? p : np) != 0) {
+            fsm_store_configs_prepare(p != NULL ? p : np, e->key, e->key_len) != 0) {
             goto err;
         }
     }
@@ -392,20 +392,20 @@ size_t fsm_list(const struct fsm *f, const char *project, size_t project_len, co
     if (p == NULL) {
         return 0;
     }
-    size_t i = fsm_store_config_lower(p, prefix, prefix_len);
+    struct cfg_pos i = fsm_store_config_lower(p, prefix, prefix_len);
     if (after_len > 0) {
-        size_t j = fsm_store_config_lower(p, after, after_len);
-        if (j < p->count && fsm_store_cmp_bytes(p->configs[j]->key, p->configs[j]->key_len, after,
-                                                after_len) == 0) {
-            j++;
+        struct cfg_pos j = fsm_store_config_lower(p, after, after_len);
+        const struct fsm_config *at = fsm_store_config_at(p, j);
+        if (at != NULL && fsm_store_cmp_bytes(at->key, at->key_len, after, after_len) == 0) {
+            j = fsm_store_config_next(p, j);
         }
-        if (j > i) {
+        if (j.chunk > i.chunk || (j.chunk == i.chunk && j.idx > i.idx)) {
             i = j;
         }
     }
     size_t seen = 0;
-    for (; i < p->count; i++) {
-        const struct fsm_config *c = p->configs[i];
+    for (const struct fsm_config *c; (c = fsm_store_config_at(p, i)) != NULL;
+         i = fsm_store_config_next(p, i)) {
         if (prefix_len > 0 && (c->key_len < prefix_len || memcmp(c->key, prefix, prefix_len))) {
             break;
         }
@@ -458,6 +458,12 @@ uint64_t fsm_revision(const struct fsm *f)
 uint64_t fsm_materialized_index(const struct fsm *f)
 {
     return f->materialized;
+}
+
+uint64_t fsm_config_moves(const struct fsm *f, const char *project, size_t project_len)
+{
+    const struct project *p = fsm_store_project_find(f, project, project_len);
+    return p != NULL ? p->moves : 0;
 }
 
 void fsm_chain_head(const struct fsm *f, const char *project, size_t project_len,

@@ -227,6 +227,11 @@ uint64_t fsm_last_applied(const struct fsm *f);       /* raft index of the last 
 uint64_t fsm_revision(const struct fsm *f);           /* the last revision number, 0 at first */
 uint64_t fsm_materialized_index(const struct fsm *f); /* the highest materialized(N) seen */
 
+/* A work counter for tests and benchmarks, not replicated: how many config and chunk
+ * pointers PROJECT's inserts and chunk splits shifted or copied since this state was created
+ * or restored (0 for an unknown project). An insert shifts at most one chunk's worth. */
+uint64_t fsm_config_moves(const struct fsm *f, const char *project, size_t project_len);
+
 /* Copies PROJECT's chain head (the hash of its latest revision, or 32 zero bytes for a
  * project without revisions) into OUT. */
 void fsm_chain_head(const struct fsm *f, const char *project, size_t project_len,

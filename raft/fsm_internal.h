@@ -39,9 +39,15 @@ _Static_assert((REQ_SLOTS & (REQ_SLOTS - 1)) == 0, "request slots must be a powe
 /*
  * Data structures. Everything that is hashed or serialised is kept in a canonical order by
  * construction, so the state hash can never depend on insertion history:
- * - projects: an array sorted by id (bytewise), each with its configs in an array sorted by
- *   key (bytewise). Lookups are binary searches; an insert shifts pointers. Configs are never
- *   removed (tombstones stay), so there is no delete path to get wrong.
+ * - projects: an array sorted by id (bytewise). Each project's configs form one sequence
+ *   sorted by key (bytewise), held in chunks: a directory (an array of chunk pointers) of
+ *   chunks of at most CHUNK_MAX config pointers each, every chunk non-empty, the chunks in
+ *   key order. A lookup is a binary search over the chunks' first keys, then one within a
+ *   chunk; an insert shifts at most CHUNK_MAX pointers, and a full chunk splits in two (the
+ *   directory shifts one pointer per chunk, once per split). So an insert costs
+ *   O(log n + CHUNK_MAX + n / CHUNK_MAX / CHUNK_MAX) at n keys, not O(n). Configs are never
+ *   removed (tombstones stay), so there is no delete path and no chunk ever becomes empty.
+ *   Chunks are shared with snapshot views (below), copy-on-write.
  * - pending: a ring of revisions in raft order (which is also raft_index order).
  * - requests: records in a slab (positions never move; freed ones are reused), threaded on
  *   two doubly linked lists in insertion (= raft index) order: one over every record (the
@@ -52,18 +58,43 @@ _Static_assert((REQ_SLOTS & (REQ_SLOTS - 1)) == 0, "request slots must be a powe
  *   layout depends on the hash key and is never serialised. Slab positions are local too:
  *   nothing replicated depends on them.
  */
+/* Config pointers per chunk. 256 keeps an insert's shift within one 2 KiB chunk and the
+ * directory at about 4,000 to 8,000 chunks at FSM_MAX_CONFIGS, which is what freezing a
+ * snapshot view copies. */
+#define CHUNK_MAX 256u
+
+/* A run of consecutive configs of one project. REFS counts the holders: the live state
+ * (while the chunk is in a project's directory) and each snapshot view that froze it. A chunk
+ * with REFS > 1 is frozen: nothing may change N or ITEMS; the loop copies it first
+ * (chunk_unshare()). REFS is read and written on the loop thread only; a worker serialising
+ * a view reads only N and ITEMS, which are separate memory locations. */
+struct chunk {
+    uint32_t refs;
+    uint32_t n;
+    struct fsm_config *items[CHUNK_MAX]; /* ascending by key; the configs are not owned */
+};
+
 struct project {
     char *id; /* NUL-terminated */
     size_t id_len;
     uint8_t head[REVISION_HASH_SIZE]; /* hash of the latest revision; zeros = genesis */
-    struct fsm_config **configs;      /* ascending by key; each owned */
-    size_t count;
-    size_t cap;
+    struct chunk **chunks;            /* the directory, in key order; a reference on each */
+    size_t nchunks;
+    size_t chunks_cap;
+    size_t count;   /* configs over all chunks; the configs are owned by the state */
+    uint64_t moves; /* pointers shifted or copied by inserts and splits (fsm_config_moves()) */
     /* Scratch for fsm_restore()'s cross-checks; meaningless otherwise. */
     uint64_t max_revision;
     int seen_pending;
     uint64_t last_pending_revision;
     uint8_t last_pending_hash[REVISION_HASH_SIZE];
+};
+
+/* A position in a project's config sequence: chunk index and index within it. The end is
+ * (nchunks, 0). */
+struct cfg_pos {
+    size_t chunk;
+    size_t idx;
 };
 
 struct request {
@@ -123,7 +154,13 @@ int fsm_store_cmp_bytes(const char *a, size_t alen, const char *b, size_t blen);
 struct project *fsm_store_project_find(const struct fsm *f, const char *id, size_t len);
 
 /* The position of the first config of P whose key is >= KEY. */
-size_t fsm_store_config_lower(const struct project *p, const char *key, size_t len);
+struct cfg_pos fsm_store_config_lower(const struct project *p, const char *key, size_t len);
+
+/* The config at POS, or NULL at the end. */
+struct fsm_config *fsm_store_config_at(const struct project *p, struct cfg_pos pos);
+
+/* The position after POS (POS not at the end). */
+struct cfg_pos fsm_store_config_next(const struct project *p, struct cfg_pos pos);
 
 struct fsm_config *fsm_store_config_find(const struct project *p, const char *key, size_t len);
 
@@ -135,12 +172,29 @@ void fsm_store_project_free(struct project *p);
 
 int fsm_store_projects_reserve(struct fsm *f);
 
-int fsm_store_configs_reserve(struct project *p);
+/* Stage one of a change to P's config KEY (fsm.c's commit_change()): makes the chunk that
+ * holds KEY, or would hold it, private to the live state (a copy when a view shares it) and,
+ * when KEY is absent, able to take one more pointer (a full chunk splits). Nothing
+ * observable changes: the sequence stays the same. Returns FSM_ENOMEM, state unchanged in
+ * content, when memory runs out. */
+int fsm_store_configs_prepare(struct project *p, const char *key, size_t len);
 
 /* Inserts P at its sorted position; room must have been reserved. */
 void fsm_store_projects_insert(struct fsm *f, struct project *p);
 
+/* Inserts C (its key absent) at its sorted position; fsm_store_configs_prepare() for its key
+ * must have succeeded since the last change of P. */
 void fsm_store_configs_insert(struct project *p, struct fsm_config *c);
+
+/* Puts NC in the place of OLD (same key); prepared as for an insert. */
+void fsm_store_configs_replace(struct project *p, const struct fsm_config *old,
+                               struct fsm_config *nc);
+
+/* Appends C, whose key is above every key of P (restore). */
+int fsm_store_configs_append(struct project *p, struct fsm_config *c);
+
+/* Drops one reference to CH and frees it (not its configs) at zero. Loop thread only. */
+void fsm_store_chunk_unref(struct chunk *ch);
 
 struct revision *fsm_store_pending_at(const struct fsm *f, size_t i);
 

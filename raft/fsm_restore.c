@@ -160,7 +160,8 @@ static int parse_config(struct fsm *t, struct project *p, struct reader *r)
         return FSM_EINVAL;
     }
     if (p->count > 0) {
-        const struct fsm_config *prev = p->configs[p->count - 1];
+        const struct chunk *last = p->chunks[p->nchunks - 1];
+        const struct fsm_config *prev = last->items[last->n - 1];
         if (fsm_store_cmp_bytes(prev->key, prev->key_len, key, key_len) >= 0) {
             rd_error(r, "project %s: config keys out of order at %.*s", p->id, (int)key_len, key);
             return FSM_EINVAL;
@@ -220,8 +221,11 @@ static int parse_config(struct fsm *t, struct project *p, struct reader *r)
         fsm_store_config_free(n);
         return FSM_ENOMEM;
     }
-    /* The array was sized to the count up front, and keys arrive in order. */
-    p->configs[p->count++] = n;
+    /* Keys arrive in order, checked above. */
+    if (fsm_store_configs_append(p, n) != 0) {
+        fsm_store_config_free(n);
+        return FSM_ENOMEM;
+    }
     t->nconfigs++;
     if (c.last_revision > p->max_revision) {
         p->max_revision = c.last_revision;
@@ -271,10 +275,6 @@ static int parse_projects(struct fsm *t, struct reader *r)
             rd_error(r, "project %s has no configs", p->id);
             return FSM_EINVAL;
         }
-        if ((p->configs = calloc(count, sizeof(p->configs[0]))) == NULL) {
-            return FSM_ENOMEM;
-        }
-        p->cap = count;
         for (size_t k = 0; k < count; k++) {
             int rc = parse_config(t, p, r);
             if (rc != 0) {

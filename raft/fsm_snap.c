@@ -32,6 +32,21 @@ static void put_schema(struct bytes_sink *s, int has_schema, const uint8_t id[16
     }
 }
 
+static void put_config(struct bytes_sink *s, const struct fsm_config *c)
+{
+    put_str(s, c->key, c->key_len);
+    bytes_sink_le64(s, c->version);
+    bytes_sink_u8(s, (uint8_t)(c->deleted != 0));
+    put_schema(s, c->has_schema, c->schema_id, c->schema_hash);
+    if (!c->deleted) {
+        put_str(s, c->content, c->content_len);
+    }
+    bytes_sink_le64(s, c->last_revision);
+    bytes_sink_le64(s, c->raft_index);
+    put_str(s, c->updated_by, strlen(c->updated_by));
+    bytes_sink_le64(s, (uint64_t)c->updated_at);
+}
+
 static void write_body(struct bytes_sink *s, const struct fsm *f, unsigned version)
 {
     bytes_sink_le64(s, f->last_applied);
@@ -43,19 +58,11 @@ static void write_body(struct bytes_sink *s, const struct fsm *f, unsigned versi
         put_str(s, p->id, p->id_len);
         bytes_sink_put(s, p->head, sizeof(p->head));
         bytes_sink_le64(s, p->count);
-        for (size_t k = 0; k < p->count; k++) {
-            const struct fsm_config *c = p->configs[k];
-            put_str(s, c->key, c->key_len);
-            bytes_sink_le64(s, c->version);
-            bytes_sink_u8(s, (uint8_t)(c->deleted != 0));
-            put_schema(s, c->has_schema, c->schema_id, c->schema_hash);
-            if (!c->deleted) {
-                put_str(s, c->content, c->content_len);
+        for (size_t k = 0; k < p->nchunks; k++) {
+            const struct chunk *ch = p->chunks[k];
+            for (uint32_t j = 0; j < ch->n; j++) {
+                put_config(s, ch->items[j]);
             }
-            bytes_sink_le64(s, c->last_revision);
-            bytes_sink_le64(s, c->raft_index);
-            put_str(s, c->updated_by, strlen(c->updated_by));
-            bytes_sink_le64(s, (uint64_t)c->updated_at);
         }
     }
     bytes_sink_le64(s, f->pending_count);
