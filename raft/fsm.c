@@ -27,6 +27,7 @@ int fsm_new(struct fsm **out, const uint8_t *hash_key, char *errmsg, size_t errl
     if (hash_key != NULL) {
         memcpy(f->hash_key, hash_key, sizeof(f->hash_key));
     }
+    f->gen = 1;
     *out = f;
     return 0;
 
@@ -40,7 +41,12 @@ err:
 void fsm_free(struct fsm *f)
 {
     if (f != NULL) {
+        /* Configs a live view may read go to the view (fsm_store_config_drop()), which
+         * outlives F and no longer points back to it. */
         fsm_store_state_release(f);
+        if (f->view != NULL) {
+            f->view->owner = NULL;
+        }
         free(f);
     }
 }
@@ -144,6 +150,7 @@ static int commit_change(struct fsm *f, uint64_t index, const struct codec_entry
     /* Stage 1: allocate. Nothing observable changes here. */
     struct project *np = NULL;
     struct fsm_config *nc = NULL;
+    struct fsm_config *repl = NULL; /* takes the place of C when a snapshot view may read C */
     uint8_t *content = NULL;
     char *updated_by = NULL;
     struct revision rev;
@@ -158,6 +165,13 @@ static int commit_change(struct fsm *f, uint64_t index, const struct codec_entry
         if ((nc = calloc(1, sizeof(*nc))) == NULL ||
             (nc->key = bytes_dup(e->key, e->key_len)) == NULL ||
             fsm_store_configs_prepare(p != NULL ? p : np, e->key, e->key_len) != 0) {
+            goto err;
+        }
+    } else if (fsm_store_config_frozen(f, c)) {
+        /* Copy-on-write: C stays as the view froze it; its chunk becomes private first. */
+        if ((repl = calloc(1, sizeof(*repl))) == NULL ||
+            (repl->key = bytes_dup(e->key, e->key_len)) == NULL ||
+            fsm_store_configs_prepare(p, e->key, e->key_len) != 0) {
             goto err;
         }
     }
@@ -189,9 +203,21 @@ static int commit_change(struct fsm *f, uint64_t index, const struct codec_entry
     if (nc != NULL) {
         nc->project = p->id;
         nc->key_len = e->key_len;
+        nc->gen = f->gen;
         fsm_store_configs_insert(p, nc);
         f->nconfigs++;
+        f->key_bytes += e->key_len;
         c = nc;
+    }
+    if (repl != NULL) {
+        /* Every field but these is assigned below; content and updated_by start NULL, so
+         * the frees below free nothing of C's, which the view keeps reading. */
+        repl->project = p->id;
+        repl->key_len = e->key_len;
+        repl->gen = f->gen;
+        fsm_store_configs_replace(p, c, repl);
+        fsm_store_config_drop(f, c);
+        c = repl;
     }
     uint64_t version = e->expected_version + 1;
     f->revision++;
@@ -241,8 +267,9 @@ err:
     revision_clear(&rev);
     free(updated_by);
     free(content);
+    fsm_store_config_free(repl);
     fsm_store_config_free(nc);
-    fsm_store_project_free(np);
+    fsm_store_project_free(f, np);
     return FSM_ENOMEM;
 }
 
@@ -458,6 +485,16 @@ uint64_t fsm_revision(const struct fsm *f)
 uint64_t fsm_materialized_index(const struct fsm *f)
 {
     return f->materialized;
+}
+
+size_t fsm_config_count(const struct fsm *f)
+{
+    return f->nconfigs;
+}
+
+uint64_t fsm_live_bytes(const struct fsm *f)
+{
+    return f->key_bytes + f->content_bytes;
 }
 
 uint64_t fsm_config_moves(const struct fsm *f, const char *project, size_t project_len)

@@ -64,6 +64,7 @@
 /* Error codes of the functions that can fail. */
 #define FSM_EINVAL (-1) /* a snapshot that is not valid */
 #define FSM_ENOMEM (-2)
+#define FSM_EBUSY  (-3) /* a snapshot view is already alive */
 
 enum fsm_status {
     FSM_OK = 0,
@@ -116,6 +117,11 @@ struct fsm_config {
     uint64_t raft_index;    /* the raft index of that revision */
     char *updated_by;       /* that revision's actor */
     int64_t updated_at;     /* that revision's leader timestamp (microseconds) */
+    /* The fsm module's bookkeeping, not state: the generation the object was created in
+     * (a snapshot view taken in a later generation may read it, so it is never changed in
+     * place while that view lives), and the link of the view's list of retired objects. */
+    uint64_t gen;
+    struct fsm_config *retired_next;
 };
 
 /* The first outcome recorded for a (project, request id). */
@@ -265,6 +271,52 @@ int fsm_snapshot(const struct fsm *f, uint8_t **buf, size_t *len, char *errmsg, 
 int fsm_snapshot_write(const struct fsm *f, uint8_t **buf, size_t *len, char *errmsg,
                        size_t errlen);
 void fsm_snapshot_seal(uint8_t *buf, size_t len);
+
+/*
+ * Copy-on-write snapshot views (docs/state-machine.md, "Snapshot views").
+ *
+ * fsm_view_take() freezes F as it is now, on the loop thread, at a cost proportional to the
+ * number of projects and config chunks (not keys or bytes) plus a serialised copy of the
+ * bounded queues (the pending revisions and the request-id records). fsm_view_write() then
+ * serialises the frozen state into a snapshot buffer on ANY thread (raft's worker), while the
+ * loop thread keeps calling fsm_apply() and fsm_restore() on F, and even fsm_free(F). The bytes
+ * are exactly those fsm_snapshot_write() would have produced at the moment of the take.
+ * fsm_view_release() (loop thread) frees what only the view still referenced.
+ *
+ * Threading rules, so that this is not a data race (TSan agrees: tests/raft/test_fsm.c):
+ * - The worker reads only the view itself (written before the take returned, then constant),
+ *   the n and items fields of the chunks it references, and the configs those hold.
+ * - A chunk the view references has a reference count above one until the release; the loop
+ *   never changes n or items of such a chunk: it copies the chunk first. The count itself is
+ *   read and written by the loop only (a distinct memory location from n and items).
+ * - A config created in a generation the view can see is never changed in place while the
+ *   view lives: the loop puts a new object in its place and hands the old one to the view,
+ *   which frees it at the release. Restore and free hand over every such object the same way.
+ * - The hand-over of the view to the worker and back goes through the queue that runs the
+ *   work (libuv's uv_queue_work, a mutex), which orders the take before the worker's reads and
+ *   the worker's reads before the release.
+ * At most one view lives at a time (raft 0.15 takes one snapshot at a time): a second take
+ * returns FSM_EBUSY.
+ */
+struct fsm_view;
+
+/* Loop thread. On success *OUT is the view (release it with fsm_view_release()). Returns
+ * FSM_EBUSY when F has a live view, FSM_ENOMEM when memory runs out; ERRMSG says which. */
+int fsm_view_take(struct fsm *f, struct fsm_view **out, char *errmsg, size_t errlen);
+
+/* Any thread: serialises V into a new buffer as fsm_snapshot_write() does (unsealed: seal it
+ * with fsm_snapshot_seal()). Reads only V and what V froze. Returns 0 or FSM_ENOMEM. */
+int fsm_view_write(const struct fsm_view *v, uint8_t **buf, size_t *len, char *errmsg,
+                   size_t errlen);
+
+/* Loop thread, once no thread reads V any more. Safe on NULL; valid after fsm_free() of the
+ * state machine V was taken from. */
+void fsm_view_release(struct fsm_view *v);
+
+/* Live data, for /metrics: the number of configs (tombstones included) and the sum of the
+ * key and live content lengths. */
+size_t fsm_config_count(const struct fsm *f);
+uint64_t fsm_live_bytes(const struct fsm *f);
 
 /* Replaces F's whole state with the snapshot in BUF/LEN (only read, not kept). Everything is
  * checked before F is touched: framing, checksum, every field rule, ordering, limits, every

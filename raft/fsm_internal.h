@@ -1,7 +1,7 @@
 /*
  * fsm_internal: the fsm module's one private header: the state machine's data structures and
  * the primitive operations of fsm_store.c, shared by fsm.c (apply and accessors), fsm_snap.c
- * (serialisation) and fsm_restore.c (restore). It includes only the module's public fsm.h, so
+ * (serialisation) and fsm_restore.c (restore). It includes only fsm.h and bytes.h, so
  * the module's parts form no include loop; nothing outside raft/fsm*.c includes it.
  *
  * None of these functions checks a limit or validates input: the callers in fsm.c and
@@ -16,6 +16,7 @@
 
 #include <sodium.h>
 
+#include "raft/bytes.h"
 #include "raft/fsm.h"
 
 #define SNAP_MAGIC "CNCLSNAP"
@@ -97,6 +98,36 @@ struct cfg_pos {
     size_t idx;
 };
 
+/* A project as a snapshot view froze it. */
+struct view_project {
+    const char *id; /* into fsm_view.ids */
+    size_t id_len;
+    uint8_t head[REVISION_HASH_SIZE];
+    size_t count;
+    struct chunk **chunks; /* into fsm_view.chunks; the view holds a reference on each */
+    size_t nchunks;
+};
+
+/* See fsm.h. Everything but OWNER and RETIRED is written by fsm_view_take() and then only
+ * read (by the worker). OWNER and RETIRED belong to the loop thread. */
+struct fsm_view {
+    struct fsm *owner; /* the state machine while it lives; NULL after its fsm_free() */
+    uint64_t gen;      /* configs with gen <= this may be read through the view */
+    uint64_t last_applied;
+    uint64_t revision;
+    uint64_t materialized;
+    struct view_project *projects;
+    size_t nprojects;
+    struct chunk **chunks; /* every project's directory, back to back */
+    size_t nchunks;
+    char *ids; /* the project ids, NUL-terminated, back to back */
+    /* The pending revisions and request records, serialised at the take (snapshot body
+     * format, SNAP_VERSION): bounded queues, copied rather than shared. */
+    uint8_t *tail;
+    size_t tail_len;
+    struct fsm_config *retired; /* configs the live state dropped that the view may read */
+};
+
 struct request {
     uint32_t prev, next;   /* every record, oldest first: slab position + 1, 0 = none */
     uint32_t pprev, pnext; /* the same project's records, oldest first; same encoding */
@@ -126,6 +157,7 @@ struct fsm {
     size_t projects_cap;
     size_t nconfigs;
     uint64_t content_bytes;   /* sum of live content lengths */
+    uint64_t key_bytes;       /* sum of key lengths (local, for /metrics) */
     struct revision *pending; /* ring; entries own their strings */
     size_t pending_head;
     size_t pending_count;
@@ -147,6 +179,10 @@ struct fsm {
     /* Local only: the lookup index over requests and its key. */
     uint32_t *req_slots; /* REQ_SLOTS entries: slab position + 1, or 0 when empty */
     uint8_t hash_key[crypto_shorthash_KEYBYTES];
+    /* Local only: the generation new configs are stamped with (from 1; each view take moves
+     * it on) and the live snapshot view, if any. */
+    uint64_t gen;
+    struct fsm_view *view;
 };
 
 int fsm_store_cmp_bytes(const char *a, size_t alen, const char *b, size_t blen);
@@ -168,7 +204,15 @@ void fsm_store_config_free(struct fsm_config *c);
 
 struct project *fsm_store_project_alloc(const char *id, size_t len);
 
-void fsm_store_project_free(struct project *p);
+/* Drops every config of P (fsm_store_config_drop()) and P's chunk references, then P. */
+void fsm_store_project_free(struct fsm *f, struct project *p);
+
+/* Non-zero when the live view of F may read C: C must then not change in place. */
+int fsm_store_config_frozen(const struct fsm *f, const struct fsm_config *c);
+
+/* Releases C, which the live state no longer references: to F's view when the view may read
+ * it (freed at fsm_view_release()), otherwise at once. */
+void fsm_store_config_drop(struct fsm *f, struct fsm_config *c);
 
 int fsm_store_projects_reserve(struct fsm *f);
 
@@ -239,6 +283,9 @@ const struct request *fsm_store_request_next(const struct fsm *f, const struct r
 /* The number of ids PROJECT has recorded. */
 size_t fsm_store_request_project_count(const struct fsm *f, const char *project,
                                        size_t project_len);
+
+/* The pending revisions and the request records in snapshot body format VERSION. */
+void fsm_snap_write_tail(struct bytes_sink *s, const struct fsm *f, unsigned version);
 
 /* SHA-256 of F's body serialised in snapshot format VERSION (1 or SNAP_VERSION): restore
  * checks a version-1 snapshot against the hash it was written with. */

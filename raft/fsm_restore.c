@@ -214,6 +214,8 @@ static int parse_config(struct fsm *t, struct project *p, struct reader *r)
     *n = c;
     n->project = p->id;
     n->key_len = key_len;
+    n->gen = t->gen;
+    t->key_bytes += key_len;
     n->key = bytes_dup(key, key_len);
     n->updated_by = bytes_dup(by, by_len);
     n->content = content != NULL ? (uint8_t *)bytes_dup(content, c.content_len) : NULL;
@@ -584,6 +586,7 @@ int fsm_restore(struct fsm *f, const uint8_t *buf, size_t len, char *errmsg, siz
     if (rc != 0) {
         return rc;
     }
+    t->gen = f->gen;
     struct reader r = {.p = buf + SNAP_HEADER_SIZE,
                        .len = (size_t)body,
                        .off = 0,
@@ -612,8 +615,13 @@ int fsm_restore(struct fsm *f, const uint8_t *buf, size_t len, char *errmsg, siz
         goto err_after_new;
     }
 
+    /* The old state's configs that F's snapshot view may read go to that view; the view
+     * stays F's, and the new configs (stamped with F's current generation, above the view's)
+     * are not frozen. */
+    struct fsm_view *view = f->view;
     fsm_store_state_release(f);
     *f = *t;
+    f->view = view;
     free(t);
     return 0;
 

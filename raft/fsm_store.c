@@ -151,13 +151,28 @@ void fsm_store_chunk_unref(struct chunk *ch)
     }
 }
 
-void fsm_store_project_free(struct project *p)
+int fsm_store_config_frozen(const struct fsm *f, const struct fsm_config *c)
+{
+    return f->view != NULL && c->gen <= f->view->gen;
+}
+
+void fsm_store_config_drop(struct fsm *f, struct fsm_config *c)
+{
+    if (f != NULL && fsm_store_config_frozen(f, c)) {
+        c->retired_next = f->view->retired;
+        f->view->retired = c;
+    } else {
+        fsm_store_config_free(c);
+    }
+}
+
+void fsm_store_project_free(struct fsm *f, struct project *p)
 {
     if (p != NULL) {
         for (size_t i = 0; i < p->nchunks; i++) {
             struct chunk *ch = p->chunks[i];
             for (uint32_t k = 0; k < ch->n; k++) {
-                fsm_store_config_free(ch->items[k]);
+                fsm_store_config_drop(f, ch->items[k]);
             }
             fsm_store_chunk_unref(ch);
         }
@@ -628,7 +643,7 @@ const struct request *fsm_store_request_next(const struct fsm *f, const struct r
 void fsm_store_state_release(struct fsm *f)
 {
     for (size_t i = 0; i < f->nprojects; i++) {
-        fsm_store_project_free(f->projects[i]);
+        fsm_store_project_free(f, f->projects[i]);
     }
     free(f->projects);
     while (f->pending_count > 0) {
