@@ -4,6 +4,7 @@
  * determinism over generated logs, and snapshots (round trip, replacement of a different
  * state, refusal of corrupted ones without any change).
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1790,6 +1791,175 @@ static void test_version1_snapshot_restores(void **state)
     fsm_free(f);
 }
 
+/* ---- copy-on-write snapshot views ---- */
+
+/* Applies a deterministic mix of ROUNDS changes to F from SEED: updates of existing keys,
+ * deletes, recreations, new keys at random positions (splitting chunks), a new project,
+ * request ids and materialized entries. Version numbers come from F itself, so the same call
+ * on two state machines holding the same state applies the same entries. */
+static void churn(struct fsm *f, uint64_t seed, size_t rounds)
+{
+    rng_state = seed;
+    const char *projects[] = {"acme", "beta", "newco"};
+    for (size_t i = 0; i < rounds; i++) {
+        const char *project = projects[rng() % (i > rounds / 2 ? 3 : 2)];
+        char key[24], content[48], rid[24];
+        snprintf(key, sizeof(key), "key.%05llu", (unsigned long long)(rng() % 5000));
+        snprintf(content, sizeof(content), "{\"v\":%llu}", (unsigned long long)rng() % 100000);
+        snprintf(rid, sizeof(rid), "rid-%llu-%zu", (unsigned long long)seed % 1000, i);
+        const struct fsm_config *c = get(f, project, key);
+        uint64_t version = c != NULL ? c->version : 0;
+        if (c != NULL && !c->deleted && rng() % 4 == 0) {
+            expect(del(f, project, key, version, rid), FSM_OK, version + 1);
+        } else {
+            expect(put(f, project, key, version, content, rng() % 2 ? rid : NULL), FSM_OK,
+                   version + 1);
+        }
+        if (rng() % 64 == 0) {
+            materialize(f, fsm_last_applied(f) - rng() % 8);
+        }
+    }
+}
+
+/* Serialises V and checks it against WANT byte for byte. */
+static void expect_view(const struct fsm_view *v, const uint8_t *want, size_t want_len)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (fsm_view_write(v, &buf, &len, err, sizeof(err)) != 0) {
+        fail_msg("fsm_view_write: %s", err);
+    }
+    fsm_snapshot_seal(buf, len);
+    assert_int_equal(len, want_len);
+    assert_memory_equal(buf, want, len);
+    free(buf);
+}
+
+/* A view serialises to exactly the snapshot of the moment it was taken, whatever the loop
+ * applied, restored or freed meanwhile; and the live state is exactly the state a twin that
+ * never had a view reaches with the same entries (copy-on-write changes nothing visible). */
+static void test_view_copy_on_write(void **state)
+{
+    (void)state;
+    struct fsm *f = new_fsm(NULL);
+    struct fsm *twin = new_fsm(NULL);
+    churn(f, 11, 3000);
+    churn(twin, 11, 3000);
+    uint8_t *at_take = NULL;
+    size_t at_take_len = 0;
+    at_take = snapshot_of(f, &at_take_len);
+
+    struct fsm_view *v = NULL;
+    assert_int_equal(fsm_view_take(f, &v, err, sizeof(err)), 0);
+    struct fsm_view *second = NULL;
+    assert_int_equal(fsm_view_take(f, &second, err, sizeof(err)), FSM_EBUSY);
+    assert_null(second);
+    expect_view(v, at_take, at_take_len);
+
+    /* Keep applying: the view still serialises the state of the take. */
+    churn(f, 12, 3000);
+    churn(twin, 12, 3000);
+    expect_view(v, at_take, at_take_len);
+    uint8_t hf[32], ht[32];
+    state_hash(f, hf);
+    state_hash(twin, ht);
+    assert_memory_equal(hf, ht, 32);
+
+    /* Restore a different state into F while the view lives. */
+    struct fsm *other = new_fsm(NULL);
+    churn(other, 13, 500);
+    uint8_t *snap = NULL;
+    size_t snap_len = 0;
+    snap = snapshot_of(other, &snap_len);
+    assert_int_equal(fsm_restore(f, snap, snap_len, err, sizeof(err)), 0);
+    assert_int_equal(fsm_restore(twin, snap, snap_len, err, sizeof(err)), 0);
+    churn(f, 14, 500);
+    churn(twin, 14, 500);
+    expect_view(v, at_take, at_take_len);
+    fsm_view_release(v);
+
+    /* After the release, a new view sees the new state; changes apply in place again. */
+    state_hash(f, hf);
+    state_hash(twin, ht);
+    assert_memory_equal(hf, ht, 32);
+    uint8_t *now = NULL;
+    size_t now_len = 0;
+    now = snapshot_of(f, &now_len);
+    assert_int_equal(fsm_view_take(f, &v, err, sizeof(err)), 0);
+    churn(f, 15, 200);
+    /* Free the state machine while the view lives: the view stays readable. */
+    fsm_free(f);
+    expect_view(v, now, now_len);
+    fsm_view_release(v);
+
+    free(now);
+    free(snap);
+    free(at_take);
+    fsm_free(other);
+    fsm_free(twin);
+}
+
+struct view_thread {
+    const struct fsm_view *v;
+    uint8_t *buf;
+    size_t len;
+    int rc;
+};
+
+static void *view_thread_main(void *arg)
+{
+    struct view_thread *t = arg;
+    char terr[256];
+    /* Several passes, so that the writes overlap the loop's applies. */
+    for (int i = 0; i < 4; i++) {
+        free(t->buf);
+        t->buf = NULL;
+        t->rc = fsm_view_write(t->v, &t->buf, &t->len, terr, sizeof(terr));
+        if (t->rc != 0) {
+            break;
+        }
+    }
+    if (t->rc == 0) {
+        fsm_snapshot_seal(t->buf, t->len);
+    }
+    return NULL;
+}
+
+/* A real thread serialises the view while this thread applies (updates, deletes, new keys,
+ * splits, materialized) and then restores: the result is the snapshot of the take, and the
+ * TSan build reports no race. */
+static void test_view_thread(void **state)
+{
+    (void)state;
+    struct fsm *f = new_fsm(NULL);
+    churn(f, 21, 3000);
+    uint8_t *at_take = NULL;
+    size_t at_take_len = 0;
+    at_take = snapshot_of(f, &at_take_len);
+    struct fsm_view *v = NULL;
+    assert_int_equal(fsm_view_take(f, &v, err, sizeof(err)), 0);
+    struct view_thread t = {.v = v};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, view_thread_main, &t), 0);
+    churn(f, 22, 3000);
+    struct fsm *other = new_fsm(NULL);
+    churn(other, 23, 100);
+    uint8_t *snap = NULL;
+    size_t snap_len = 0;
+    snap = snapshot_of(other, &snap_len);
+    assert_int_equal(fsm_restore(f, snap, snap_len, err, sizeof(err)), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(t.rc, 0);
+    assert_int_equal(t.len, at_take_len);
+    assert_memory_equal(t.buf, at_take, at_take_len);
+    fsm_view_release(v);
+    free(t.buf);
+    free(snap);
+    free(at_take);
+    fsm_free(other);
+    fsm_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1805,6 +1975,8 @@ int main(void)
         cmocka_unit_test(test_container_random_inserts),
         cmocka_unit_test(test_container_prefix_paging),
         cmocka_unit_test(test_container_million_bounded),
+        cmocka_unit_test(test_view_copy_on_write),
+        cmocka_unit_test(test_view_thread),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_restore_replaces_state),
