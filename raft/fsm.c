@@ -147,12 +147,12 @@ static int commit_change(struct fsm *f, uint64_t index, const struct codec_entry
         return full(out, "revision numbers", (unsigned long long)CODEC_MAX_INT64);
     }
 
-    /* Stage 1: allocate. Nothing observable changes here. */
+    /* Stage 1: allocate. Nothing observable changes here. A change never edits a config
+     * object: it builds the new one (key, content and actor in the same allocation) and puts
+     * it in the old one's place, so a snapshot view that may read the old one keeps it
+     * intact (fsm.h, "Copy-on-write snapshot views"). */
     struct project *np = NULL;
     struct fsm_config *nc = NULL;
-    struct fsm_config *repl = NULL; /* takes the place of C when a snapshot view may read C */
-    uint8_t *content = NULL;
-    char *updated_by = NULL;
     struct revision rev;
     memset(&rev, 0, sizeof(rev));
     if (p == NULL) {
@@ -161,25 +161,12 @@ static int commit_change(struct fsm *f, uint64_t index, const struct codec_entry
             goto err;
         }
     }
-    if (c == NULL) {
-        if ((nc = calloc(1, sizeof(*nc))) == NULL ||
-            (nc->key = bytes_dup(e->key, e->key_len)) == NULL ||
-            fsm_store_configs_prepare(p != NULL ? p : np, e->key, e->key_len) != 0) {
-            goto err;
-        }
-    } else if (fsm_store_config_frozen(f, c)) {
-        /* Copy-on-write: C stays as the view froze it; its chunk becomes private first. */
-        if ((repl = calloc(1, sizeof(*repl))) == NULL ||
-            (repl->key = bytes_dup(e->key, e->key_len)) == NULL ||
-            fsm_store_configs_prepare(p, e->key, e->key_len) != 0) {
-            goto err;
-        }
-    }
-    if (new_len > 0 && (content = (uint8_t *)bytes_dup(e->content, new_len)) == NULL) {
+    if ((nc = fsm_store_config_new(e->key, e->key_len, new_len > 0 ? e->content : NULL, new_len,
+                                   e->actor, e->actor_len)) == NULL ||
+        fsm_store_configs_prepare(p != NULL ? p : np, e->key, e->key_len) != 0) {
         goto err;
     }
-    if ((updated_by = bytes_dup(e->actor, e->actor_len)) == NULL ||
-        (rev.project = bytes_dup(e->project, e->project_len)) == NULL ||
+    if ((rev.project = bytes_dup(e->project, e->project_len)) == NULL ||
         (rev.key = bytes_dup(e->key, e->key_len)) == NULL ||
         (rev.actor = bytes_dup(e->actor, e->actor_len)) == NULL) {
         goto err;
@@ -200,25 +187,17 @@ static int commit_change(struct fsm *f, uint64_t index, const struct codec_entry
         fsm_store_projects_insert(f, np);
         p = np;
     }
-    if (nc != NULL) {
-        nc->project = p->id;
-        nc->key_len = e->key_len;
-        nc->gen = f->gen;
+    nc->project = p->id;
+    nc->gen = f->gen;
+    if (c == NULL) {
         fsm_store_configs_insert(p, nc);
         f->nconfigs++;
         f->key_bytes += e->key_len;
-        c = nc;
-    }
-    if (repl != NULL) {
-        /* Every field but these is assigned below; content and updated_by start NULL, so
-         * the frees below free nothing of C's, which the view keeps reading. */
-        repl->project = p->id;
-        repl->key_len = e->key_len;
-        repl->gen = f->gen;
-        fsm_store_configs_replace(p, c, repl);
+    } else {
+        fsm_store_configs_replace(p, c, nc);
         fsm_store_config_drop(f, c);
-        c = repl;
     }
+    c = nc;
     uint64_t version = e->expected_version + 1;
     f->revision++;
     rev.revision = f->revision;
@@ -243,9 +222,6 @@ static int commit_change(struct fsm *f, uint64_t index, const struct codec_entry
     memcpy(p->head, rev.hash, sizeof(p->head));
 
     f->content_bytes = f->content_bytes - old_len + new_len;
-    free(c->content);
-    c->content = content;
-    c->content_len = new_len;
     c->deleted = e->op == CODEC_OP_DELETE;
     c->version = version;
     c->has_schema = rev.has_schema;
@@ -253,8 +229,6 @@ static int commit_change(struct fsm *f, uint64_t index, const struct codec_entry
     memcpy(c->schema_hash, rev.schema_hash, sizeof(c->schema_hash));
     c->last_revision = rev.revision;
     c->raft_index = index;
-    free(c->updated_by);
-    c->updated_by = updated_by;
     c->updated_at = e->timestamp_us;
     fsm_store_pending_push(f, &rev);
 
@@ -265,9 +239,6 @@ static int commit_change(struct fsm *f, uint64_t index, const struct codec_entry
 
 err:
     revision_clear(&rev);
-    free(updated_by);
-    free(content);
-    fsm_store_config_free(repl);
     fsm_store_config_free(nc);
     fsm_store_project_free(f, np);
     return FSM_ENOMEM;

@@ -101,27 +101,31 @@ struct fsm_result {
     char message[200];
 };
 
-/* A config as the state machine holds it. Returned by pointer for reading only. */
+/* A config as the state machine holds it. Returned by pointer for reading only. (Fields are
+ * ordered to leave no padding: a state holds up to a million of these.) */
 struct fsm_config {
     const char *project; /* the project id, NUL-terminated */
     char *key;           /* NUL-terminated */
     size_t key_len;
     uint64_t version; /* >= 1; a tombstone keeps the version of its delete */
     int deleted;
+    int has_schema;   /* never set on a tombstone */
     uint8_t *content; /* NULL exactly when deleted; NUL-terminated for convenience */
     size_t content_len;
-    int has_schema; /* never set on a tombstone */
     uint8_t schema_id[16];
     uint8_t schema_hash[32];
     uint64_t last_revision; /* the revision that produced this state */
     uint64_t raft_index;    /* the raft index of that revision */
     char *updated_by;       /* that revision's actor */
     int64_t updated_at;     /* that revision's leader timestamp (microseconds) */
-    /* The fsm module's bookkeeping, not state: the generation the object was created in
-     * (a snapshot view taken in a later generation may read it, so it is never changed in
-     * place while that view lives), and the link of the view's list of retired objects. */
-    uint64_t gen;
-    struct fsm_config *retired_next;
+    /* The fsm module's bookkeeping, not state. While the config is in the live state: the
+     * generation it was created in (a snapshot view taken in a later generation may read it).
+     * Once the live state dropped it into a view's keeping: the next of the view's retired
+     * configs. */
+    union {
+        uint64_t gen;
+        struct fsm_config *retired_next;
+    };
 };
 
 /* The first outcome recorded for a (project, request id). */

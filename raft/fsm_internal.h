@@ -200,6 +200,12 @@ struct cfg_pos fsm_store_config_next(const struct project *p, struct cfg_pos pos
 
 struct fsm_config *fsm_store_config_find(const struct project *p, const char *key, size_t len);
 
+/* A new config holding copies of KEY, CONTENT (NULL: none, a tombstone) and the actor BY in
+ * the same allocation, every other field zero; NULL when memory runs out. A config object is
+ * never changed after it entered the state: a change replaces it. */
+struct fsm_config *fsm_store_config_new(const char *key, size_t key_len, const uint8_t *content,
+                                        size_t content_len, const char *by, size_t by_len);
+
 void fsm_store_config_free(struct fsm_config *c);
 
 struct project *fsm_store_project_alloc(const char *id, size_t len);

@@ -207,22 +207,22 @@ static int parse_config(struct fsm *t, struct project *p, struct reader *r)
                  (unsigned long long)FSM_MAX_CONTENT_BYTES);
         return FSM_EINVAL;
     }
-    struct fsm_config *n = calloc(1, sizeof(*n));
+    struct fsm_config *n =
+        fsm_store_config_new(key, key_len, (const uint8_t *)content, c.content_len, by, by_len);
     if (n == NULL) {
         return FSM_ENOMEM;
     }
-    *n = c;
     n->project = p->id;
-    n->key_len = key_len;
+    n->version = c.version;
+    n->deleted = c.deleted;
+    n->has_schema = c.has_schema;
+    memcpy(n->schema_id, c.schema_id, sizeof(n->schema_id));
+    memcpy(n->schema_hash, c.schema_hash, sizeof(n->schema_hash));
+    n->last_revision = c.last_revision;
+    n->raft_index = c.raft_index;
+    n->updated_at = c.updated_at;
     n->gen = t->gen;
     t->key_bytes += key_len;
-    n->key = bytes_dup(key, key_len);
-    n->updated_by = bytes_dup(by, by_len);
-    n->content = content != NULL ? (uint8_t *)bytes_dup(content, c.content_len) : NULL;
-    if (n->key == NULL || n->updated_by == NULL || (content != NULL && n->content == NULL)) {
-        fsm_store_config_free(n);
-        return FSM_ENOMEM;
-    }
     /* Keys arrive in order, checked above. */
     if (fsm_store_configs_append(p, n) != 0) {
         fsm_store_config_free(n);

@@ -119,14 +119,35 @@ struct fsm_config *fsm_store_config_find(const struct project *p, const char *ke
     return NULL;
 }
 
+struct fsm_config *fsm_store_config_new(const char *key, size_t key_len, const uint8_t *content,
+                                        size_t content_len, const char *by, size_t by_len)
+{
+    /* One allocation: the struct, then key, content (when any) and actor, each followed by
+     * a NUL. About 80 bytes less per config than four allocations. */
+    size_t extra = key_len + 1 + (content != NULL ? content_len + 1 : 0) + by_len + 1;
+    struct fsm_config *c = calloc(1, sizeof(*c) + extra);
+    if (c == NULL) {
+        return NULL;
+    }
+    char *at = (char *)(c + 1);
+    c->key = at;
+    memcpy(at, key, key_len);
+    c->key_len = key_len;
+    at += key_len + 1;
+    if (content != NULL) {
+        c->content = (uint8_t *)at;
+        memcpy(at, content, content_len);
+        c->content_len = content_len;
+        at += content_len + 1;
+    }
+    c->updated_by = at;
+    memcpy(at, by, by_len);
+    return c;
+}
+
 void fsm_store_config_free(struct fsm_config *c)
 {
-    if (c != NULL) {
-        free(c->key);
-        free(c->content);
-        free(c->updated_by);
-        free(c);
-    }
+    free(c);
 }
 
 struct project *fsm_store_project_alloc(const char *id, size_t len)

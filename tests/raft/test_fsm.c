@@ -1803,7 +1803,7 @@ static void churn(struct fsm *f, uint64_t seed, size_t rounds)
     const char *projects[] = {"acme", "beta", "newco"};
     for (size_t i = 0; i < rounds; i++) {
         const char *project = projects[rng() % (i > rounds / 2 ? 3 : 2)];
-        char key[24], content[48], rid[24];
+        char key[24], content[48], rid[48];
         snprintf(key, sizeof(key), "key.%05llu", (unsigned long long)(rng() % 5000));
         snprintf(content, sizeof(content), "{\"v\":%llu}", (unsigned long long)rng() % 100000);
         snprintf(rid, sizeof(rid), "rid-%llu-%zu", (unsigned long long)seed % 1000, i);
