@@ -7,7 +7,11 @@
  * And memory: the process RSS per key against the live data size (keys + contents), at rest
  * and while a snapshot is in flight (view alive, buffer written, 1% of the keys updated).
  *
- *   build/snap-cost [KEYS [VALUE_BYTES]]     (defaults 100000 and 250; keys are 12 bytes)
+ *   build/snap-cost [KEYS [VALUE_BYTES [PROJECTS]]]   (defaults 100000, 250, 1; 12-byte keys)
+ *
+ * Every write carries a request id, as the API's do; with PROJECTS >= 128 the request-id
+ * table fills to its bound (FSM_REQUEST_CAPACITY), the worst case of what a view copies on
+ * the loop besides the pending queue (which the bench keeps short, as the materializer does).
  *
  * Builds a state of KEYS configs in one project with JSON values of about VALUE_BYTES bytes
  * (through fsm_apply, as raft would, keys in a scattered order), then times each half five
@@ -81,8 +85,11 @@ int main(int argc, char **argv)
 {
     unsigned long keys = argc > 1 ? strtoul(argv[1], NULL, 10) : 100000;
     unsigned long vbytes = argc > 2 ? strtoul(argv[2], NULL, 10) : 250;
-    if (keys == 0 || keys > 2000000 || vbytes < 16 || vbytes > 65536) {
-        fprintf(stderr, "usage: snap-cost [KEYS (1..2000000) [VALUE_BYTES (16..65536)]]\n");
+    unsigned long nprojects = argc > 3 ? strtoul(argv[3], NULL, 10) : 1;
+    if (keys == 0 || keys > 2000000 || vbytes < 16 || vbytes > 65536 || nprojects == 0 ||
+        nprojects > 1000) {
+        fprintf(stderr, "usage: snap-cost [KEYS (1..2000000) [VALUE_BYTES (16..65536) "
+                        "[PROJECTS (1..1000)]]]\n");
         return 2;
     }
     char err[256];
@@ -103,13 +110,19 @@ int main(int argc, char **argv)
     /* 2654435761 is prime and does not divide KEYS (at most 2,000,000): a permutation. */
     for (unsigned long k = 0; k < keys; k++) {
         char key[32];
-        int klen = snprintf(key, sizeof(key), "k%011lu", scatter(k, keys));
+        unsigned long n = scatter(k, keys);
+        int klen = snprintf(key, sizeof(key), "k%011lu", n);
+        char project[16], rid[24];
+        int plen = snprintf(project, sizeof(project), "bench%03lu", n % nprojects);
+        int rlen = snprintf(rid, sizeof(rid), "rid-%lu", k);
         struct codec_entry e = {.op = CODEC_OP_PUT,
                                 .expected_version = 0,
                                 .term = 1,
                                 .timestamp_us = 1,
-                                .project = "bench",
-                                .project_len = 5,
+                                .project = project,
+                                .project_len = (size_t)plen,
+                                .request_id = rid,
+                                .request_id_len = (size_t)rlen,
                                 .key = key,
                                 .key_len = (size_t)klen,
                                 .actor = "bench",
@@ -129,6 +142,13 @@ int main(int argc, char **argv)
     }
     double live = (double)fsm_live_bytes(f);
     double rss_rest = rss_bytes();
+    size_t rids = 0;
+    for (unsigned long p = 0; p < nprojects; p++) {
+        char project[16];
+        int plen = snprintf(project, sizeof(project), "bench%03lu", p);
+        rids += fsm_request_count(f, project, (size_t)plen);
+    }
+    printf("projects %lu, request ids recorded %zu\n", nprojects, rids);
     printf("keys %lu (%zu configs), values %lu bytes: live data %.1f MB (keys + contents); "
            "process RSS %.1f MB = %.0f bytes per key = %.2fx the live data (%.2fx counting only "
            "what the state added to the RSS)\n",
@@ -158,14 +178,17 @@ int main(int argc, char **argv)
              * configs and chunks). */
             for (unsigned long k = 0; k < keys / 100; k++) {
                 char key[32];
-                int klen = snprintf(key, sizeof(key), "k%011lu", scatter(k * 97 % keys, keys));
-                const struct fsm_config *c = fsm_get(f, "bench", 5, key, (size_t)klen);
+                unsigned long n = scatter(k * 97 % keys, keys);
+                int klen = snprintf(key, sizeof(key), "k%011lu", n);
+                char project[16];
+                int plen = snprintf(project, sizeof(project), "bench%03lu", n % nprojects);
+                const struct fsm_config *c = fsm_get(f, project, (size_t)plen, key, (size_t)klen);
                 struct codec_entry e = {.op = CODEC_OP_PUT,
                                         .expected_version = c != NULL ? c->version : 0,
                                         .term = 1,
                                         .timestamp_us = 2,
-                                        .project = "bench",
-                                        .project_len = 5,
+                                        .project = project,
+                                        .project_len = (size_t)plen,
                                         .key = key,
                                         .key_len = (size_t)klen,
                                         .actor = "bench",
