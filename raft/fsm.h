@@ -9,8 +9,10 @@
  *
  * It does no I/O and reads no clock and no randomness, so all nodes that applied the same
  * entries hold byte-identical state (fsm_state_hash() proves it). Nothing here is
- * thread-safe: the glue calls every function from one thread, and the pointers returned by
- * the accessors stay valid only until the next fsm_apply(), fsm_restore() or fsm_free().
+ * thread-safe: the glue calls every function from one thread (the loop), and the pointers
+ * returned by the accessors stay valid only until the next fsm_apply(), fsm_restore() or
+ * fsm_free(). The one exception is fsm_view_write() on a snapshot view, which another thread
+ * may run while the loop goes on (see "Copy-on-write snapshot views" below).
  *
  * Rules (docs/state-machine.md has the full text):
  * - put: applies when the current version (0 when the key never existed; a tombstone's own
@@ -266,12 +268,12 @@ void fsm_state_hash(const struct fsm *f, uint8_t out[32]);
  * *BUF is NULL and ERRMSG says so. */
 int fsm_snapshot(const struct fsm *f, uint8_t **buf, size_t *len, char *errmsg, size_t errlen);
 
-/* fsm_snapshot() in two halves, so that the second runs off the loop thread. The first
- * serialises F into a new buffer (the one copy of the state; the fields the second half fills
- * are zero); the second computes the state hash and the checksum of that buffer and writes
- * them into its header. The second reads and writes only BUF: it may run on any thread while
- * F keeps changing, and it cannot fail. BUF/LEN as fsm_snapshot()'s; the snapshot is valid
- * only once sealed. */
+/* fsm_snapshot() in two halves. The first serialises F into a new buffer (the fields the
+ * second half fills are zero); the second computes the state hash and the checksum of that
+ * buffer and writes them into its header. A node serialises a snapshot view instead
+ * (fsm_view_write(), below) and seals that with the second half. The second reads and writes only
+ * BUF: it may run on any thread while F keeps changing, and it cannot fail. BUF/LEN as
+ * fsm_snapshot()'s; the snapshot is valid only once sealed. */
 int fsm_snapshot_write(const struct fsm *f, uint8_t **buf, size_t *len, char *errmsg,
                        size_t errlen);
 void fsm_snapshot_seal(uint8_t *buf, size_t len);
