@@ -27,6 +27,7 @@ int fsm_new(struct fsm **out, const uint8_t *hash_key, char *errmsg, size_t errl
     if (hash_key != NULL) {
         memcpy(f->hash_key, hash_key, sizeof(f->hash_key));
     }
+    f->gen = 1;
     *out = f;
     return 0;
 
@@ -40,7 +41,12 @@ err:
 void fsm_free(struct fsm *f)
 {
     if (f != NULL) {
+        /* Configs a live view may read go to the view (fsm_store_config_drop()), which
+         * outlives F and no longer points back to it. */
         fsm_store_state_release(f);
+        if (f->view != NULL) {
+            f->view->owner = NULL;
+        }
         free(f);
     }
 }
@@ -141,11 +147,12 @@ static int commit_change(struct fsm *f, uint64_t index, const struct codec_entry
         return full(out, "revision numbers", (unsigned long long)CODEC_MAX_INT64);
     }
 
-    /* Stage 1: allocate. Nothing observable changes here. */
+    /* Stage 1: allocate. Nothing observable changes here. A change never edits a config
+     * object: it builds the new one (key, content and actor in the same allocation) and puts
+     * it in the old one's place, so a snapshot view that may read the old one keeps it
+     * intact (fsm.h, "Copy-on-write snapshot views"). */
     struct project *np = NULL;
     struct fsm_config *nc = NULL;
-    uint8_t *content = NULL;
-    char *updated_by = NULL;
     struct revision rev;
     memset(&rev, 0, sizeof(rev));
     if (p == NULL) {
@@ -154,18 +161,12 @@ static int commit_change(struct fsm *f, uint64_t index, const struct codec_entry
             goto err;
         }
     }
-    if (c == NULL) {
-        if ((nc = calloc(1, sizeof(*nc))) == NULL ||
-            (nc->key = bytes_dup(e->key, e->key_len)) == NULL ||
-            fsm_store_configs_reserve(p != NULL ? p : np) != 0) {
-            goto err;
-        }
-    }
-    if (new_len > 0 && (content = (uint8_t *)bytes_dup(e->content, new_len)) == NULL) {
+    if ((nc = fsm_store_config_new(e->key, e->key_len, new_len > 0 ? e->content : NULL, new_len,
+                                   e->actor, e->actor_len)) == NULL ||
+        fsm_store_configs_prepare(p != NULL ? p : np, e->key, e->key_len) != 0) {
         goto err;
     }
-    if ((updated_by = bytes_dup(e->actor, e->actor_len)) == NULL ||
-        (rev.project = bytes_dup(e->project, e->project_len)) == NULL ||
+    if ((rev.project = bytes_dup(e->project, e->project_len)) == NULL ||
         (rev.key = bytes_dup(e->key, e->key_len)) == NULL ||
         (rev.actor = bytes_dup(e->actor, e->actor_len)) == NULL) {
         goto err;
@@ -186,13 +187,17 @@ static int commit_change(struct fsm *f, uint64_t index, const struct codec_entry
         fsm_store_projects_insert(f, np);
         p = np;
     }
-    if (nc != NULL) {
-        nc->project = p->id;
-        nc->key_len = e->key_len;
+    nc->project = p->id;
+    nc->gen = f->gen;
+    if (c == NULL) {
         fsm_store_configs_insert(p, nc);
         f->nconfigs++;
-        c = nc;
+        f->key_bytes += e->key_len;
+    } else {
+        fsm_store_configs_replace(p, c, nc);
+        fsm_store_config_drop(f, c);
     }
+    c = nc;
     uint64_t version = e->expected_version + 1;
     f->revision++;
     rev.revision = f->revision;
@@ -217,9 +222,6 @@ static int commit_change(struct fsm *f, uint64_t index, const struct codec_entry
     memcpy(p->head, rev.hash, sizeof(p->head));
 
     f->content_bytes = f->content_bytes - old_len + new_len;
-    free(c->content);
-    c->content = content;
-    c->content_len = new_len;
     c->deleted = e->op == CODEC_OP_DELETE;
     c->version = version;
     c->has_schema = rev.has_schema;
@@ -227,8 +229,6 @@ static int commit_change(struct fsm *f, uint64_t index, const struct codec_entry
     memcpy(c->schema_hash, rev.schema_hash, sizeof(c->schema_hash));
     c->last_revision = rev.revision;
     c->raft_index = index;
-    free(c->updated_by);
-    c->updated_by = updated_by;
     c->updated_at = e->timestamp_us;
     fsm_store_pending_push(f, &rev);
 
@@ -239,10 +239,8 @@ static int commit_change(struct fsm *f, uint64_t index, const struct codec_entry
 
 err:
     revision_clear(&rev);
-    free(updated_by);
-    free(content);
     fsm_store_config_free(nc);
-    fsm_store_project_free(np);
+    fsm_store_project_free(f, np);
     return FSM_ENOMEM;
 }
 
@@ -392,20 +390,20 @@ size_t fsm_list(const struct fsm *f, const char *project, size_t project_len, co
     if (p == NULL) {
         return 0;
     }
-    size_t i = fsm_store_config_lower(p, prefix, prefix_len);
+    struct cfg_pos i = fsm_store_config_lower(p, prefix, prefix_len);
     if (after_len > 0) {
-        size_t j = fsm_store_config_lower(p, after, after_len);
-        if (j < p->count && fsm_store_cmp_bytes(p->configs[j]->key, p->configs[j]->key_len, after,
-                                                after_len) == 0) {
-            j++;
+        struct cfg_pos j = fsm_store_config_lower(p, after, after_len);
+        const struct fsm_config *at = fsm_store_config_at(p, j);
+        if (at != NULL && fsm_store_cmp_bytes(at->key, at->key_len, after, after_len) == 0) {
+            j = fsm_store_config_next(p, j);
         }
-        if (j > i) {
+        if (j.chunk > i.chunk || (j.chunk == i.chunk && j.idx > i.idx)) {
             i = j;
         }
     }
     size_t seen = 0;
-    for (; i < p->count; i++) {
-        const struct fsm_config *c = p->configs[i];
+    for (const struct fsm_config *c; (c = fsm_store_config_at(p, i)) != NULL;
+         i = fsm_store_config_next(p, i)) {
         if (prefix_len > 0 && (c->key_len < prefix_len || memcmp(c->key, prefix, prefix_len))) {
             break;
         }
@@ -458,6 +456,22 @@ uint64_t fsm_revision(const struct fsm *f)
 uint64_t fsm_materialized_index(const struct fsm *f)
 {
     return f->materialized;
+}
+
+size_t fsm_config_count(const struct fsm *f)
+{
+    return f->nconfigs;
+}
+
+uint64_t fsm_live_bytes(const struct fsm *f)
+{
+    return f->key_bytes + f->content_bytes;
+}
+
+uint64_t fsm_config_moves(const struct fsm *f, const char *project, size_t project_len)
+{
+    const struct project *p = fsm_store_project_find(f, project, project_len);
+    return p != NULL ? p->moves : 0;
 }
 
 void fsm_chain_head(const struct fsm *f, const char *project, size_t project_len,

@@ -9,8 +9,10 @@
  *
  * It does no I/O and reads no clock and no randomness, so all nodes that applied the same
  * entries hold byte-identical state (fsm_state_hash() proves it). Nothing here is
- * thread-safe: the glue calls every function from one thread, and the pointers returned by
- * the accessors stay valid only until the next fsm_apply(), fsm_restore() or fsm_free().
+ * thread-safe: the glue calls every function from one thread (the loop), and the pointers
+ * returned by the accessors stay valid only until the next fsm_apply(), fsm_restore() or
+ * fsm_free(). The one exception is fsm_view_write() on a snapshot view, which another thread
+ * may run while the loop goes on (see "Copy-on-write snapshot views" below).
  *
  * Rules (docs/state-machine.md has the full text):
  * - put: applies when the current version (0 when the key never existed; a tombstone's own
@@ -64,6 +66,7 @@
 /* Error codes of the functions that can fail. */
 #define FSM_EINVAL (-1) /* a snapshot that is not valid */
 #define FSM_ENOMEM (-2)
+#define FSM_EBUSY  (-3) /* a snapshot view is already alive */
 
 enum fsm_status {
     FSM_OK = 0,
@@ -100,22 +103,31 @@ struct fsm_result {
     char message[200];
 };
 
-/* A config as the state machine holds it. Returned by pointer for reading only. */
+/* A config as the state machine holds it. Returned by pointer for reading only. (Fields are
+ * ordered to leave no padding: a state holds up to a million of these.) */
 struct fsm_config {
     const char *project; /* the project id, NUL-terminated */
     char *key;           /* NUL-terminated */
     size_t key_len;
     uint64_t version; /* >= 1; a tombstone keeps the version of its delete */
     int deleted;
+    int has_schema;   /* never set on a tombstone */
     uint8_t *content; /* NULL exactly when deleted; NUL-terminated for convenience */
     size_t content_len;
-    int has_schema; /* never set on a tombstone */
     uint8_t schema_id[16];
     uint8_t schema_hash[32];
     uint64_t last_revision; /* the revision that produced this state */
     uint64_t raft_index;    /* the raft index of that revision */
     char *updated_by;       /* that revision's actor */
     int64_t updated_at;     /* that revision's leader timestamp (microseconds) */
+    /* The fsm module's bookkeeping, not state. While the config is in the live state: the
+     * generation it was created in (a snapshot view taken in a later generation may read it).
+     * Once the live state dropped it into a view's keeping: the next of the view's retired
+     * configs. */
+    union {
+        uint64_t gen;
+        struct fsm_config *retired_next;
+    };
 };
 
 /* The first outcome recorded for a (project, request id). */
@@ -227,6 +239,11 @@ uint64_t fsm_last_applied(const struct fsm *f);       /* raft index of the last 
 uint64_t fsm_revision(const struct fsm *f);           /* the last revision number, 0 at first */
 uint64_t fsm_materialized_index(const struct fsm *f); /* the highest materialized(N) seen */
 
+/* A work counter for tests and benchmarks, not replicated: how many config and chunk
+ * pointers PROJECT's inserts and chunk splits shifted or copied since this state was created
+ * or restored (0 for an unknown project). An insert shifts at most one chunk's worth. */
+uint64_t fsm_config_moves(const struct fsm *f, const char *project, size_t project_len);
+
 /* Copies PROJECT's chain head (the hash of its latest revision, or 32 zero bytes for a
  * project without revisions) into OUT. */
 void fsm_chain_head(const struct fsm *f, const char *project, size_t project_len,
@@ -251,15 +268,61 @@ void fsm_state_hash(const struct fsm *f, uint8_t out[32]);
  * *BUF is NULL and ERRMSG says so. */
 int fsm_snapshot(const struct fsm *f, uint8_t **buf, size_t *len, char *errmsg, size_t errlen);
 
-/* fsm_snapshot() in two halves, so that the second runs off the loop thread. The first
- * serialises F into a new buffer (the one copy of the state; the fields the second half fills
- * are zero); the second computes the state hash and the checksum of that buffer and writes
- * them into its header. The second reads and writes only BUF: it may run on any thread while
- * F keeps changing, and it cannot fail. BUF/LEN as fsm_snapshot()'s; the snapshot is valid
- * only once sealed. */
+/* fsm_snapshot() in two halves. The first serialises F into a new buffer (the fields the
+ * second half fills are zero); the second computes the state hash and the checksum of that
+ * buffer and writes them into its header. A node serialises a snapshot view instead
+ * (fsm_view_write(), below) and seals that with the second half. The second reads and writes only
+ * BUF: it may run on any thread while F keeps changing, and it cannot fail. BUF/LEN as
+ * fsm_snapshot()'s; the snapshot is valid only once sealed. */
 int fsm_snapshot_write(const struct fsm *f, uint8_t **buf, size_t *len, char *errmsg,
                        size_t errlen);
 void fsm_snapshot_seal(uint8_t *buf, size_t len);
+
+/*
+ * Copy-on-write snapshot views (docs/state-machine.md, "Snapshot views").
+ *
+ * fsm_view_take() freezes F as it is now, on the loop thread, at a cost proportional to the
+ * number of projects and config chunks (not keys or bytes) plus a serialised copy of the
+ * bounded queues (the pending revisions and the request-id records). fsm_view_write() then
+ * serialises the frozen state into a snapshot buffer on ANY thread (raft's worker), while the
+ * loop thread keeps calling fsm_apply() and fsm_restore() on F, and even fsm_free(F). The bytes
+ * are exactly those fsm_snapshot_write() would have produced at the moment of the take.
+ * fsm_view_release() (loop thread) frees what only the view still referenced.
+ *
+ * Threading rules, so that this is not a data race (TSan agrees: tests/raft/test_fsm.c):
+ * - The worker reads only the view itself (written before the take returned, then constant),
+ *   the n and items fields of the chunks it references, and the configs those hold.
+ * - A chunk the view references has a reference count above one until the release; the loop
+ *   never changes n or items of such a chunk: it copies the chunk first. The count itself is
+ *   read and written by the loop only (a distinct memory location from n and items).
+ * - A config created in a generation the view can see is never changed in place while the
+ *   view lives: the loop puts a new object in its place and hands the old one to the view,
+ *   which frees it at the release. Restore and free hand over every such object the same way.
+ * - The hand-over of the view to the worker and back goes through the queue that runs the
+ *   work (libuv's uv_queue_work, a mutex), which orders the take before the worker's reads and
+ *   the worker's reads before the release.
+ * At most one view lives at a time (raft 0.15 takes one snapshot at a time): a second take
+ * returns FSM_EBUSY.
+ */
+struct fsm_view;
+
+/* Loop thread. On success *OUT is the view (release it with fsm_view_release()). Returns
+ * FSM_EBUSY when F has a live view, FSM_ENOMEM when memory runs out; ERRMSG says which. */
+int fsm_view_take(struct fsm *f, struct fsm_view **out, char *errmsg, size_t errlen);
+
+/* Any thread: serialises V into a new buffer as fsm_snapshot_write() does (unsealed: seal it
+ * with fsm_snapshot_seal()). Reads only V and what V froze. Returns 0 or FSM_ENOMEM. */
+int fsm_view_write(const struct fsm_view *v, uint8_t **buf, size_t *len, char *errmsg,
+                   size_t errlen);
+
+/* Loop thread, once no thread reads V any more. Safe on NULL; valid after fsm_free() of the
+ * state machine V was taken from. */
+void fsm_view_release(struct fsm_view *v);
+
+/* Live data, for /metrics: the number of configs (tombstones included) and the sum of the
+ * key and live content lengths. */
+size_t fsm_config_count(const struct fsm *f);
+uint64_t fsm_live_bytes(const struct fsm *f);
 
 /* Replaces F's whole state with the snapshot in BUF/LEN (only read, not kept). Everything is
  * checked before F is touched: framing, checksum, every field rule, ordering, limits, every

@@ -160,7 +160,8 @@ static int parse_config(struct fsm *t, struct project *p, struct reader *r)
         return FSM_EINVAL;
     }
     if (p->count > 0) {
-        const struct fsm_config *prev = p->configs[p->count - 1];
+        const struct chunk *last = p->chunks[p->nchunks - 1];
+        const struct fsm_config *prev = last->items[last->n - 1];
         if (fsm_store_cmp_bytes(prev->key, prev->key_len, key, key_len) >= 0) {
             rd_error(r, "project %s: config keys out of order at %.*s", p->id, (int)key_len, key);
             return FSM_EINVAL;
@@ -206,22 +207,27 @@ static int parse_config(struct fsm *t, struct project *p, struct reader *r)
                  (unsigned long long)FSM_MAX_CONTENT_BYTES);
         return FSM_EINVAL;
     }
-    struct fsm_config *n = calloc(1, sizeof(*n));
+    struct fsm_config *n =
+        fsm_store_config_new(key, key_len, (const uint8_t *)content, c.content_len, by, by_len);
     if (n == NULL) {
         return FSM_ENOMEM;
     }
-    *n = c;
     n->project = p->id;
-    n->key_len = key_len;
-    n->key = bytes_dup(key, key_len);
-    n->updated_by = bytes_dup(by, by_len);
-    n->content = content != NULL ? (uint8_t *)bytes_dup(content, c.content_len) : NULL;
-    if (n->key == NULL || n->updated_by == NULL || (content != NULL && n->content == NULL)) {
+    n->version = c.version;
+    n->deleted = c.deleted;
+    n->has_schema = c.has_schema;
+    memcpy(n->schema_id, c.schema_id, sizeof(n->schema_id));
+    memcpy(n->schema_hash, c.schema_hash, sizeof(n->schema_hash));
+    n->last_revision = c.last_revision;
+    n->raft_index = c.raft_index;
+    n->updated_at = c.updated_at;
+    n->gen = t->gen;
+    t->key_bytes += key_len;
+    /* Keys arrive in order, checked above. */
+    if (fsm_store_configs_append(p, n) != 0) {
         fsm_store_config_free(n);
         return FSM_ENOMEM;
     }
-    /* The array was sized to the count up front, and keys arrive in order. */
-    p->configs[p->count++] = n;
     t->nconfigs++;
     if (c.last_revision > p->max_revision) {
         p->max_revision = c.last_revision;
@@ -271,10 +277,6 @@ static int parse_projects(struct fsm *t, struct reader *r)
             rd_error(r, "project %s has no configs", p->id);
             return FSM_EINVAL;
         }
-        if ((p->configs = calloc(count, sizeof(p->configs[0]))) == NULL) {
-            return FSM_ENOMEM;
-        }
-        p->cap = count;
         for (size_t k = 0; k < count; k++) {
             int rc = parse_config(t, p, r);
             if (rc != 0) {
@@ -584,6 +586,7 @@ int fsm_restore(struct fsm *f, const uint8_t *buf, size_t len, char *errmsg, siz
     if (rc != 0) {
         return rc;
     }
+    t->gen = f->gen;
     struct reader r = {.p = buf + SNAP_HEADER_SIZE,
                        .len = (size_t)body,
                        .off = 0,
@@ -612,8 +615,13 @@ int fsm_restore(struct fsm *f, const uint8_t *buf, size_t len, char *errmsg, siz
         goto err_after_new;
     }
 
+    /* The old state's configs that F's snapshot view may read go to that view; the view
+     * stays F's, and the new configs (stamped with F's current generation, above the view's)
+     * are not frozen. */
+    struct fsm_view *view = f->view;
     fsm_store_state_release(f);
     *f = *t;
+    f->view = view;
     free(t);
     return 0;
 

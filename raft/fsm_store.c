@@ -44,13 +44,33 @@ struct project *fsm_store_project_find(const struct fsm *f, const char *id, size
     return NULL;
 }
 
-size_t fsm_store_config_lower(const struct project *p, const char *key, size_t len)
+/* The chunk KEY belongs in: the last chunk whose first key is <= KEY, or the first chunk
+ * when KEY is below every key. P has at least one chunk. */
+static size_t chunk_for(const struct project *p, const char *key, size_t len)
 {
-    size_t lo = 0;
-    size_t hi = p->count;
+    size_t lo = 1;
+    size_t hi = p->nchunks;
+    /* Find the first chunk (from 1) whose first key is > KEY; the one before is KEY's. */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        const struct fsm_config *c = p->configs[mid];
+        const struct fsm_config *c = p->chunks[mid]->items[0];
+        if (fsm_store_cmp_bytes(c->key, c->key_len, key, len) <= 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo - 1;
+}
+
+/* The first index in CH whose key is >= KEY (CH->n when none). */
+static size_t chunk_lower(const struct chunk *ch, const char *key, size_t len)
+{
+    size_t lo = 0;
+    size_t hi = ch->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct fsm_config *c = ch->items[mid];
         if (fsm_store_cmp_bytes(c->key, c->key_len, key, len) < 0) {
             lo = mid + 1;
         } else {
@@ -60,24 +80,74 @@ size_t fsm_store_config_lower(const struct project *p, const char *key, size_t l
     return lo;
 }
 
+struct cfg_pos fsm_store_config_lower(const struct project *p, const char *key, size_t len)
+{
+    struct cfg_pos pos = {.chunk = p->nchunks, .idx = 0};
+    if (p->nchunks == 0) {
+        return pos;
+    }
+    pos.chunk = chunk_for(p, key, len);
+    pos.idx = chunk_lower(p->chunks[pos.chunk], key, len);
+    if (pos.idx == p->chunks[pos.chunk]->n) {
+        /* Above every key of this chunk: the next chunk's first key is above KEY. */
+        pos.chunk++;
+        pos.idx = 0;
+    }
+    return pos;
+}
+
+struct fsm_config *fsm_store_config_at(const struct project *p, struct cfg_pos pos)
+{
+    return pos.chunk < p->nchunks ? p->chunks[pos.chunk]->items[pos.idx] : NULL;
+}
+
+struct cfg_pos fsm_store_config_next(const struct project *p, struct cfg_pos pos)
+{
+    if (++pos.idx == p->chunks[pos.chunk]->n) {
+        pos.chunk++;
+        pos.idx = 0;
+    }
+    return pos;
+}
+
 struct fsm_config *fsm_store_config_find(const struct project *p, const char *key, size_t len)
 {
-    size_t i = fsm_store_config_lower(p, key, len);
-    if (i < p->count &&
-        fsm_store_cmp_bytes(p->configs[i]->key, p->configs[i]->key_len, key, len) == 0) {
-        return p->configs[i];
+    struct fsm_config *c = fsm_store_config_at(p, fsm_store_config_lower(p, key, len));
+    if (c != NULL && fsm_store_cmp_bytes(c->key, c->key_len, key, len) == 0) {
+        return c;
     }
     return NULL;
 }
 
+struct fsm_config *fsm_store_config_new(const char *key, size_t key_len, const uint8_t *content,
+                                        size_t content_len, const char *by, size_t by_len)
+{
+    /* One allocation: the struct, then key, content (when any) and actor, each followed by
+     * a NUL. About 80 bytes less per config than four allocations. */
+    size_t extra = key_len + 1 + (content != NULL ? content_len + 1 : 0) + by_len + 1;
+    struct fsm_config *c = calloc(1, sizeof(*c) + extra);
+    if (c == NULL) {
+        return NULL;
+    }
+    char *at = (char *)(c + 1);
+    c->key = at;
+    memcpy(at, key, key_len);
+    c->key_len = key_len;
+    at += key_len + 1;
+    if (content != NULL) {
+        c->content = (uint8_t *)at;
+        memcpy(at, content, content_len);
+        c->content_len = content_len;
+        at += content_len + 1;
+    }
+    c->updated_by = at;
+    memcpy(at, by, by_len);
+    return c;
+}
+
 void fsm_store_config_free(struct fsm_config *c)
 {
-    if (c != NULL) {
-        free(c->key);
-        free(c->content);
-        free(c->updated_by);
-        free(c);
-    }
+    free(c);
 }
 
 struct project *fsm_store_project_alloc(const char *id, size_t len)
@@ -95,13 +165,39 @@ struct project *fsm_store_project_alloc(const char *id, size_t len)
     return p;
 }
 
-void fsm_store_project_free(struct project *p)
+void fsm_store_chunk_unref(struct chunk *ch)
+{
+    if (ch != NULL && --ch->refs == 0) {
+        free(ch);
+    }
+}
+
+int fsm_store_config_frozen(const struct fsm *f, const struct fsm_config *c)
+{
+    return f->view != NULL && c->gen <= f->view->gen;
+}
+
+void fsm_store_config_drop(struct fsm *f, struct fsm_config *c)
+{
+    if (f != NULL && fsm_store_config_frozen(f, c)) {
+        c->retired_next = f->view->retired;
+        f->view->retired = c;
+    } else {
+        fsm_store_config_free(c);
+    }
+}
+
+void fsm_store_project_free(struct fsm *f, struct project *p)
 {
     if (p != NULL) {
-        for (size_t i = 0; i < p->count; i++) {
-            fsm_store_config_free(p->configs[i]);
+        for (size_t i = 0; i < p->nchunks; i++) {
+            struct chunk *ch = p->chunks[i];
+            for (uint32_t k = 0; k < ch->n; k++) {
+                fsm_store_config_drop(f, ch->items[k]);
+            }
+            fsm_store_chunk_unref(ch);
         }
-        free(p->configs);
+        free(p->chunks);
         free(p->id);
         free(p);
     }
@@ -132,12 +228,80 @@ int fsm_store_projects_reserve(struct fsm *f)
     return rc;
 }
 
-int fsm_store_configs_reserve(struct project *p)
+static struct chunk *chunk_new(void)
 {
-    void **arr = (void **)p->configs;
-    int rc = reserve_ptrs(&arr, p->count, &p->cap);
-    p->configs = (struct fsm_config **)arr;
-    return rc;
+    struct chunk *ch = malloc(sizeof(*ch));
+    if (ch != NULL) {
+        ch->refs = 1;
+        ch->n = 0;
+    }
+    return ch;
+}
+
+/* Makes P's chunk I private to the live state: a chunk a view shares is copied (the copy
+ * takes the live state's reference, the view keeps the original). */
+static int chunk_unshare(struct project *p, size_t i)
+{
+    struct chunk *ch = p->chunks[i];
+    if (ch->refs == 1) {
+        return 0;
+    }
+    struct chunk *nc = chunk_new();
+    if (nc == NULL) {
+        return FSM_ENOMEM;
+    }
+    nc->n = ch->n;
+    memcpy(nc->items, ch->items, ch->n * sizeof(ch->items[0]));
+    p->chunks[i] = nc;
+    ch->refs--; /* still > 0: the view's */
+    return 0;
+}
+
+int fsm_store_configs_prepare(struct project *p, const char *key, size_t len)
+{
+    void **arr = (void **)p->chunks;
+    int rc = reserve_ptrs(&arr, p->nchunks, &p->chunks_cap);
+    p->chunks = (struct chunk **)arr;
+    if (rc != 0) {
+        return rc;
+    }
+    if (p->nchunks == 0) {
+        struct chunk *ch = chunk_new();
+        if (ch == NULL) {
+            return FSM_ENOMEM;
+        }
+        p->chunks[p->nchunks++] = ch;
+        return 0;
+    }
+    size_t i = chunk_for(p, key, len);
+    if ((rc = chunk_unshare(p, i)) != 0) {
+        return rc;
+    }
+    struct chunk *ch = p->chunks[i];
+    if (ch->n < CHUNK_MAX) {
+        return 0;
+    }
+    size_t at = chunk_lower(ch, key, len);
+    if (at < ch->n &&
+        fsm_store_cmp_bytes(ch->items[at]->key, ch->items[at]->key_len, key, len) == 0) {
+        return 0; /* present: a replacement needs no room */
+    }
+    /* Full: split. Keys arriving in ascending order (an append past the last chunk) leave
+     * the old chunk full and start a new one with its last config, so such loads fill their
+     * chunks; otherwise split in halves. Either way KEY's chunk then has room. */
+    struct chunk *right = chunk_new();
+    if (right == NULL) {
+        return FSM_ENOMEM;
+    }
+    size_t keep = (at == ch->n && i + 1 == p->nchunks) ? ch->n - 1 : ch->n / 2;
+    right->n = (uint32_t)(ch->n - keep);
+    memcpy(right->items, &ch->items[keep], right->n * sizeof(ch->items[0]));
+    ch->n = (uint32_t)keep;
+    memmove(&p->chunks[i + 2], &p->chunks[i + 1], (p->nchunks - i - 1) * sizeof(p->chunks[0]));
+    p->chunks[i + 1] = right;
+    p->nchunks++;
+    p->moves += right->n + (p->nchunks - i - 2);
+    return 0;
 }
 
 void fsm_store_projects_insert(struct fsm *f, struct project *p)
@@ -150,10 +314,38 @@ void fsm_store_projects_insert(struct fsm *f, struct project *p)
 
 void fsm_store_configs_insert(struct project *p, struct fsm_config *c)
 {
-    size_t i = fsm_store_config_lower(p, c->key, c->key_len);
-    memmove(&p->configs[i + 1], &p->configs[i], (p->count - i) * sizeof(p->configs[0]));
-    p->configs[i] = c;
+    struct chunk *ch = p->chunks[chunk_for(p, c->key, c->key_len)];
+    size_t i = chunk_lower(ch, c->key, c->key_len);
+    memmove(&ch->items[i + 1], &ch->items[i], (ch->n - i) * sizeof(ch->items[0]));
+    ch->items[i] = c;
+    ch->n++;
     p->count++;
+    p->moves += ch->n - 1 - i;
+}
+
+void fsm_store_configs_replace(struct project *p, const struct fsm_config *old,
+                               struct fsm_config *nc)
+{
+    struct chunk *ch = p->chunks[chunk_for(p, old->key, old->key_len)];
+    ch->items[chunk_lower(ch, old->key, old->key_len)] = nc;
+}
+
+int fsm_store_configs_append(struct project *p, struct fsm_config *c)
+{
+    if (p->nchunks == 0 || p->chunks[p->nchunks - 1]->n == CHUNK_MAX) {
+        void **arr = (void **)p->chunks;
+        int rc = reserve_ptrs(&arr, p->nchunks, &p->chunks_cap);
+        p->chunks = (struct chunk **)arr;
+        struct chunk *ch = rc == 0 ? chunk_new() : NULL;
+        if (ch == NULL) {
+            return FSM_ENOMEM;
+        }
+        p->chunks[p->nchunks++] = ch;
+    }
+    struct chunk *ch = p->chunks[p->nchunks - 1];
+    ch->items[ch->n++] = c;
+    p->count++;
+    return 0;
 }
 
 /* ---- the pending queue ---- */
@@ -472,7 +664,7 @@ const struct request *fsm_store_request_next(const struct fsm *f, const struct r
 void fsm_store_state_release(struct fsm *f)
 {
     for (size_t i = 0; i < f->nprojects; i++) {
-        fsm_store_project_free(f->projects[i]);
+        fsm_store_project_free(f, f->projects[i]);
     }
     free(f->projects);
     while (f->pending_count > 0) {

@@ -64,26 +64,34 @@ static int snapshot_cb(struct raft_fsm *f, struct raft_buffer *bufs[], unsigned 
         fprintf(stderr, "raft: no snapshot: this node missed an entry and is stopping\n");
         return RAFT_NOMEM;
     }
+    char err[256];
+    if (a->raft_fsm.version >= 3) {
+        /* Only freeze a view here (cost: the number of config chunks and projects, plus the
+         * bounded queues); snapshot_async serialises it on a worker thread. The one buffer
+         * descriptor is ours until snapshot_finalize; its base is filled by snapshot_async. */
+        struct fsm_view *v = NULL;
+        int vrc = fsm_view_take(a->fsm, &v, err, sizeof(err));
+        if (vrc != 0) {
+            fprintf(stderr, "raft: taking a snapshot failed: %s\n", err);
+            return vrc == FSM_EBUSY ? RAFT_BUSY : RAFT_NOMEM;
+        }
+        *bufs = malloc(sizeof(**bufs));
+        if (*bufs == NULL) {
+            fsm_view_release(v);
+            return RAFT_NOMEM;
+        }
+        (*bufs)[0].base = NULL;
+        (*bufs)[0].len = 0;
+        *n_bufs = 1;
+        a->view = v;
+        return 0;
+    }
     uint8_t *snap = NULL;
     size_t len = 0;
-    char err[256];
-    int rc = a->raft_fsm.version >= 3 ? fsm_snapshot_write(a->fsm, &snap, &len, err, sizeof(err))
-                                      : fsm_snapshot(a->fsm, &snap, &len, err, sizeof(err));
+    int rc = fsm_snapshot(a->fsm, &snap, &len, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "raft: taking a snapshot failed: %s\n", err);
         return RAFT_NOMEM;
-    }
-    if (a->raft_fsm.version >= 3) {
-        /* Ours until snapshot_finalize: sealed by snapshot_async on a worker thread. */
-        *bufs = malloc(sizeof(**bufs));
-        if (*bufs == NULL) {
-            free(snap);
-            return RAFT_NOMEM;
-        }
-        (*bufs)[0].base = snap;
-        (*bufs)[0].len = len;
-        *n_bufs = 1;
-        return 0;
     }
     /* With fsm version 1, raft releases what it is given with raft_free. */
     *bufs = raft_malloc(sizeof(**bufs));
@@ -102,24 +110,35 @@ static int snapshot_cb(struct raft_fsm *f, struct raft_buffer *bufs[], unsigned 
     return 0;
 }
 
-/* On a worker thread (raft's io->async_work), between snapshot_cb and snapshot_finalize: it
- * touches only the buffer snapshot_cb filled, never the state machine, which the loop thread
- * keeps applying to meanwhile. */
+/* On a worker thread (raft's io->async_work), between snapshot_cb and snapshot_finalize:
+ * serialises the view snapshot_cb froze and seals it. It reads only that view (A->view, set
+ * on the loop before raft queued this work) and what the view holds, never the live state
+ * machine, which the loop thread keeps applying to meanwhile (fsm.h states the rules). */
 static int snapshot_async_cb(struct raft_fsm *f, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
-    (void)f;
-    if (*n_bufs != 1) {
+    struct rfsm *a = f->data;
+    if (*n_bufs != 1 || a->view == NULL) {
         return RAFT_INVALID;
     }
-    fsm_snapshot_seal((*bufs)[0].base, (*bufs)[0].len);
+    uint8_t *snap = NULL;
+    size_t len = 0;
+    char err[256];
+    if (fsm_view_write(a->view, &snap, &len, err, sizeof(err)) != 0) {
+        fprintf(stderr, "raft: writing a snapshot failed: %s\n", err);
+        return RAFT_NOMEM;
+    }
+    fsm_snapshot_seal(snap, len);
+    (*bufs)[0].base = snap;
+    (*bufs)[0].len = len;
     return 0;
 }
 
-/* On the loop thread, once raft stored the snapshot (or gave up on it): the buffers are ours
- * to release (raft 0.15 frees nothing of a version-3 snapshot itself). */
+/* On the loop thread, once raft stored the snapshot (or gave up on it, also after a failed
+ * snapshot_async): the buffers are ours to release (raft 0.15 frees nothing of a version-3
+ * snapshot itself), and so is the view, which may free configs and chunks only it held. */
 static int snapshot_finalize_cb(struct raft_fsm *f, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
-    (void)f;
+    struct rfsm *a = f->data;
     if (*bufs != NULL) {
         for (unsigned i = 0; i < *n_bufs; i++) {
             free((*bufs)[i].base);
@@ -128,6 +147,8 @@ static int snapshot_finalize_cb(struct raft_fsm *f, struct raft_buffer *bufs[], 
     }
     *bufs = NULL;
     *n_bufs = 0;
+    fsm_view_release(a->view);
+    a->view = NULL;
     return 0;
 }
 

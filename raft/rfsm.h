@@ -34,16 +34,20 @@ struct rfsm {
      * commit index it covers. Metrics only: the state machine never sees them. */
     uint64_t commit_ns;
     uint64_t commit_last;
+    /* The snapshot view between snapshot and snapshot_finalize (fsm version 3), or NULL. */
+    struct fsm_view *view;
 };
 
 /* Prepares A to apply to FSM for RAFT. Pass &A->raft_fsm to raft_init(). Snapshots are
  * synchronous (fsm version 1) until rfsm_async_snapshots(). */
 void rfsm_init(struct rfsm *a, struct fsm *fsm, struct raft *raft);
 
-/* Makes A's snapshots asynchronous (raft_fsm version 3): snapshot serialises the state on the
- * loop thread (one copy, memcpy speed), snapshot_async computes the state hash and checksum
- * of that copy on a worker thread (raft's io->async_work), snapshot_finalize frees it. Why:
- * hashing a large state was most of the time a snapshot held the loop (docs/architecture.md).
+/* Makes A's snapshots asynchronous (raft_fsm version 3): snapshot only freezes a
+ * copy-on-write view of the state on the loop thread (fsm_view_take(): cost proportional to
+ * the config chunks, not the keys or bytes), snapshot_async serialises the view and computes
+ * the state hash and checksum on a worker thread (raft's io->async_work), snapshot_finalize
+ * frees the buffer and releases the view on the loop. Why: serialising and hashing a large
+ * state held the loop for seconds at 1M keys (docs/architecture.md).
  * Requires an io of version 2 or later with async_work (raft_uv's; the simulation's disk);
  * call it after rfsm_init() and before raft takes a snapshot. */
 void rfsm_async_snapshots(struct rfsm *a);

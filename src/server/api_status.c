@@ -95,6 +95,8 @@ static void gather(struct node *node, struct metrics_gauges *g)
         g->raft_read_index_reads = info.read_index_reads;
         g->fsm_revision = fsm_revision(node->fsm);
         g->fsm_pending_revisions = fsm_pending_count(node->fsm);
+        g->fsm_configs = fsm_config_count(node->fsm);
+        g->fsm_live_bytes = fsm_live_bytes(node->fsm);
         g->materializer_lag_revisions = g->fsm_pending_revisions;
         metrics_histogram_init(&g->materializer_batch_size, NULL, 0);
         metrics_histogram_init(&g->materializer_batch_seconds, NULL, 0);

@@ -524,6 +524,12 @@ static void render_raft(struct buf *b, const struct metrics *m, const struct met
     gauge(b, "conclave_fsm_pending_revisions",
           "Revisions in this node's state machine queue that no materialized(N) entry covers yet.",
           g->fsm_pending_revisions);
+    gauge(b, "conclave_fsm_configs", "Configs in this node's state machine, tombstones included.",
+          g->fsm_configs);
+    gauge(b, "conclave_fsm_live_bytes",
+          "Live data in this node's state machine: the sum of the config key and live content "
+          "lengths (compare with the node process's resident memory).",
+          g->fsm_live_bytes);
     gauge(b, "conclave_materializer_lag_revisions",
           "Queued revisions beyond the materializer's PostgreSQL cursor (on a follower: every "
           "queued revision).",

@@ -80,6 +80,8 @@ struct metrics_gauges {
     uint64_t raft_read_index_rounds, raft_read_index_reads; /* rnode_info's, ever */
     uint64_t fsm_revision;
     uint64_t fsm_pending_revisions;
+    uint64_t fsm_configs;    /* configs held, tombstones included */
+    uint64_t fsm_live_bytes; /* sum of their key and live content lengths */
     uint64_t materializer_lag_revisions;
     uint64_t materializer_batches;
     uint64_t materializer_failures;

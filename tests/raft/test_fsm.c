@@ -4,6 +4,7 @@
  * determinism over generated logs, and snapshots (round trip, replacement of a different
  * state, refusal of corrupted ones without any change).
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -737,6 +738,21 @@ static int stop_at_first(const struct fsm_config *c, void *arg)
     return 1;
 }
 
+static size_t count_last;
+
+/* Checks ascending order while counting. */
+static int count_visit(const struct fsm_config *c, void *arg)
+{
+    (void)arg;
+    static char prev[CODEC_MAX_KEY + 1];
+    if (count_last > 0 && strcmp(prev, c->key) >= 0) {
+        fail_msg("list out of order: %s after %s", c->key, prev);
+    }
+    snprintf(prev, sizeof(prev), "%s", c->key);
+    count_last++;
+    return 0;
+}
+
 static void test_list(void **state)
 {
     (void)state;
@@ -766,6 +782,169 @@ static void test_list(void **state)
     int calls = 0;
     assert_int_equal(fsm_list(f, "acme", 4, NULL, 0, NULL, 0, stop_at_first, &calls), 1);
     assert_int_equal(calls, 1);
+    fsm_free(f);
+}
+
+/* ---- the config container (chunks of sorted pointers) ---- */
+
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+struct walk {
+    const char **want; /* the keys expected, in order */
+    size_t n;
+    size_t at;
+    size_t stop_after; /* 0: never stop */
+};
+
+/* Checks that fsm_list() visits exactly WANT[at..] in order. */
+static int walk_check(const struct fsm_config *c, void *arg)
+{
+    struct walk *w = arg;
+    if (w->at >= w->n || strcmp(c->key, w->want[w->at]) != 0) {
+        fail_msg("list visited %s at %zu, want %s", c->key, w->at,
+                 w->at < w->n ? w->want[w->at] : "(end)");
+    }
+    w->at++;
+    return w->stop_after != 0 && w->at % w->stop_after == 0;
+}
+
+/* Inserts keys of varied lengths at random positions (many chunk splits) and checks, after
+ * each batch, that listing visits every key in bytewise order and that each key is found. */
+static void test_container_random_inserts(void **state)
+{
+    (void)state;
+    enum { N = 6000 };
+    rng_state = 0x5eed1234;
+    struct fsm *f = new_fsm(NULL);
+    char **keys = calloc(N, sizeof(*keys));
+    const char **sorted = calloc(N, sizeof(*sorted));
+    assert_non_null(keys);
+    assert_non_null(sorted);
+    for (size_t i = 0; i < N; i++) {
+        char k[40];
+        int len = snprintf(k, sizeof(k), "k%llu", (unsigned long long)(rng() % 1000000000));
+        /* Distinct keys: suffix the index; varied lengths through the random number. */
+        snprintf(k + len, sizeof(k) - (size_t)len, ".%zu", i);
+        keys[i] = strdup(k);
+    }
+    for (size_t i = 0; i < N; i++) {
+        expect(put(f, "acme", keys[i], 0, "{}", NULL), FSM_OK, 1);
+        if (i % 500 == 499) {
+            materialize(f, fsm_last_applied(f));
+        }
+        if (i % 1500 == 1499 || i + 1 == N) {
+            for (size_t k = 0; k <= i; k++) {
+                sorted[k] = keys[k];
+            }
+            qsort(sorted, i + 1, sizeof(sorted[0]), cmp_cstr);
+            struct walk w = {.want = sorted, .n = i + 1};
+            assert_int_equal(fsm_list(f, "acme", 4, NULL, 0, NULL, 0, walk_check, &w), i + 1);
+            assert_int_equal(w.at, i + 1);
+            for (size_t k = 0; k <= i; k++) {
+                const struct fsm_config *c = get(f, "acme", keys[k]);
+                assert_non_null(c);
+                assert_string_equal(c->key, keys[k]);
+            }
+        }
+    }
+    /* An update of an existing key in a full chunk neither inserts nor moves anything. */
+    uint64_t moves = fsm_config_moves(f, "acme", 4);
+    expect(put(f, "acme", keys[17], 1, "{\"a\":1}", NULL), FSM_OK, 2);
+    assert_int_equal(fsm_config_moves(f, "acme", 4), moves);
+    assert_null(get(f, "acme", "k"));
+    assert_null(get(f, "acme", "zzz"));
+    for (size_t i = 0; i < N; i++) {
+        free(keys[i]);
+    }
+    free(keys);
+    free(sorted);
+    fsm_free(f);
+}
+
+/* Prefix listing and paging (AFTER) across chunk boundaries: 3 x 1000 keys, the middle
+ * prefix listed in pages of 97 (not a divisor of the chunk size) resuming after each page's
+ * last key. */
+static void test_container_prefix_paging(void **state)
+{
+    (void)state;
+    struct fsm *f = new_fsm(NULL);
+    static char names[3000][16];
+    const char *mid[1000];
+    const char *prefixes[3] = {"a:", "b:", "c:"};
+    /* Inserted interleaved and from the top down, so no chunk is filled in order. */
+    for (int i = 999; i >= 0; i--) {
+        for (int p = 2; p >= 0; p--) {
+            char *k = names[p * 1000 + i];
+            snprintf(k, 16, "%s%04d", prefixes[p], i);
+            expect(put(f, "acme", k, 0, "{}", NULL), FSM_OK, 1);
+        }
+        if (i % 100 == 0) {
+            materialize(f, fsm_last_applied(f));
+        }
+    }
+    for (int i = 0; i < 1000; i++) {
+        mid[i] = names[1000 + i];
+    }
+    struct walk w = {.want = mid, .n = 1000, .stop_after = 97};
+    const char *after = NULL;
+    size_t pages = 0;
+    while (w.at < 1000 && pages < 20) {
+        size_t before = w.at;
+        size_t seen = fsm_list(f, "acme", 4, "b:", 2, after, after != NULL ? strlen(after) : 0,
+                               walk_check, &w);
+        assert_int_equal(seen, w.at - before);
+        after = mid[w.at - 1];
+        pages++;
+    }
+    assert_int_equal(w.at, 1000);
+    assert_int_equal(pages, 11);
+    /* After the last key of the prefix: nothing; a prefix between keys: nothing. */
+    struct walk none = {.want = mid, .n = 0};
+    assert_int_equal(fsm_list(f, "acme", 4, "b:", 2, "b:0999", 6, walk_check, &none), 0);
+    assert_int_equal(fsm_list(f, "acme", 4, "b:5", 3, NULL, 0, walk_check, &none), 0);
+    fsm_free(f);
+}
+
+/* FSM_MAX_CONFIGS keys inserted at random positions: the pointers shifted stay within a
+ * bound linear in the key count (one sorted array would shift about n * n / 4 of them). */
+static void test_container_million_bounded(void **state)
+{
+    (void)state;
+    const size_t n = FSM_MAX_CONFIGS;
+    rng_state = 0xabcdef12;
+    struct fsm *f = new_fsm(NULL);
+    /* A permutation of 0..n-1 by multiplying by an odd constant modulo 2^20 (n <= 2^20). */
+    assert_true(n <= (1u << 20));
+    size_t done = 0;
+    for (size_t i = 0; done < n; i++) {
+        size_t v = (i * 769231u) & ((1u << 20) - 1);
+        if (v >= n) {
+            continue;
+        }
+        char k[16];
+        snprintf(k, sizeof(k), "k%07zu", v);
+        expect(put(f, "big", k, 0, "1", NULL), FSM_OK, 1);
+        done++;
+        if (done % 20000 == 0) {
+            materialize(f, fsm_last_applied(f));
+        }
+    }
+    uint64_t moves = fsm_config_moves(f, "big", 3);
+    if (moves > 200 * (uint64_t)n) {
+        fail_msg("%llu pointer moves for %zu inserts", (unsigned long long)moves, n);
+    }
+    /* One more key is refused (the limit), and every key is there in order. */
+    expect(put(f, "big", "zzz", 0, "1", NULL), FSM_FULL, 0);
+    count_last = 0;
+    assert_int_equal(fsm_list(f, "big", 3, NULL, 0, NULL, 0, count_visit, NULL), n);
+    assert_int_equal(count_last, n);
+    const struct fsm_config *c = get(f, "big", "k0000000");
+    assert_non_null(c);
+    assert_non_null(get(f, "big", "k0999999"));
+    assert_null(get(f, "big", "k1000000"));
     fsm_free(f);
 }
 
@@ -1612,6 +1791,175 @@ static void test_version1_snapshot_restores(void **state)
     fsm_free(f);
 }
 
+/* ---- copy-on-write snapshot views ---- */
+
+/* Applies a deterministic mix of ROUNDS changes to F from SEED: updates of existing keys,
+ * deletes, recreations, new keys at random positions (splitting chunks), a new project,
+ * request ids and materialized entries. Version numbers come from F itself, so the same call
+ * on two state machines holding the same state applies the same entries. */
+static void churn(struct fsm *f, uint64_t seed, size_t rounds)
+{
+    rng_state = seed;
+    const char *projects[] = {"acme", "beta", "newco"};
+    for (size_t i = 0; i < rounds; i++) {
+        const char *project = projects[rng() % (i > rounds / 2 ? 3 : 2)];
+        char key[24], content[48], rid[48];
+        snprintf(key, sizeof(key), "key.%05llu", (unsigned long long)(rng() % 5000));
+        snprintf(content, sizeof(content), "{\"v\":%llu}", (unsigned long long)rng() % 100000);
+        snprintf(rid, sizeof(rid), "rid-%llu-%zu", (unsigned long long)seed % 1000, i);
+        const struct fsm_config *c = get(f, project, key);
+        uint64_t version = c != NULL ? c->version : 0;
+        if (c != NULL && !c->deleted && rng() % 4 == 0) {
+            expect(del(f, project, key, version, rid), FSM_OK, version + 1);
+        } else {
+            expect(put(f, project, key, version, content, rng() % 2 ? rid : NULL), FSM_OK,
+                   version + 1);
+        }
+        if (rng() % 64 == 0) {
+            materialize(f, fsm_last_applied(f) - rng() % 8);
+        }
+    }
+}
+
+/* Serialises V and checks it against WANT byte for byte. */
+static void expect_view(const struct fsm_view *v, const uint8_t *want, size_t want_len)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (fsm_view_write(v, &buf, &len, err, sizeof(err)) != 0) {
+        fail_msg("fsm_view_write: %s", err);
+    }
+    fsm_snapshot_seal(buf, len);
+    assert_int_equal(len, want_len);
+    assert_memory_equal(buf, want, len);
+    free(buf);
+}
+
+/* A view serialises to exactly the snapshot of the moment it was taken, whatever the loop
+ * applied, restored or freed meanwhile; and the live state is exactly the state a twin that
+ * never had a view reaches with the same entries (copy-on-write changes nothing visible). */
+static void test_view_copy_on_write(void **state)
+{
+    (void)state;
+    struct fsm *f = new_fsm(NULL);
+    struct fsm *twin = new_fsm(NULL);
+    churn(f, 11, 3000);
+    churn(twin, 11, 3000);
+    uint8_t *at_take = NULL;
+    size_t at_take_len = 0;
+    at_take = snapshot_of(f, &at_take_len);
+
+    struct fsm_view *v = NULL;
+    assert_int_equal(fsm_view_take(f, &v, err, sizeof(err)), 0);
+    struct fsm_view *second = NULL;
+    assert_int_equal(fsm_view_take(f, &second, err, sizeof(err)), FSM_EBUSY);
+    assert_null(second);
+    expect_view(v, at_take, at_take_len);
+
+    /* Keep applying: the view still serialises the state of the take. */
+    churn(f, 12, 3000);
+    churn(twin, 12, 3000);
+    expect_view(v, at_take, at_take_len);
+    uint8_t hf[32], ht[32];
+    state_hash(f, hf);
+    state_hash(twin, ht);
+    assert_memory_equal(hf, ht, 32);
+
+    /* Restore a different state into F while the view lives. */
+    struct fsm *other = new_fsm(NULL);
+    churn(other, 13, 500);
+    uint8_t *snap = NULL;
+    size_t snap_len = 0;
+    snap = snapshot_of(other, &snap_len);
+    assert_int_equal(fsm_restore(f, snap, snap_len, err, sizeof(err)), 0);
+    assert_int_equal(fsm_restore(twin, snap, snap_len, err, sizeof(err)), 0);
+    churn(f, 14, 500);
+    churn(twin, 14, 500);
+    expect_view(v, at_take, at_take_len);
+    fsm_view_release(v);
+
+    /* After the release, a new view sees the new state; changes apply in place again. */
+    state_hash(f, hf);
+    state_hash(twin, ht);
+    assert_memory_equal(hf, ht, 32);
+    uint8_t *now = NULL;
+    size_t now_len = 0;
+    now = snapshot_of(f, &now_len);
+    assert_int_equal(fsm_view_take(f, &v, err, sizeof(err)), 0);
+    churn(f, 15, 200);
+    /* Free the state machine while the view lives: the view stays readable. */
+    fsm_free(f);
+    expect_view(v, now, now_len);
+    fsm_view_release(v);
+
+    free(now);
+    free(snap);
+    free(at_take);
+    fsm_free(other);
+    fsm_free(twin);
+}
+
+struct view_thread {
+    const struct fsm_view *v;
+    uint8_t *buf;
+    size_t len;
+    int rc;
+};
+
+static void *view_thread_main(void *arg)
+{
+    struct view_thread *t = arg;
+    char terr[256];
+    /* Several passes, so that the writes overlap the loop's applies. */
+    for (int i = 0; i < 4; i++) {
+        free(t->buf);
+        t->buf = NULL;
+        t->rc = fsm_view_write(t->v, &t->buf, &t->len, terr, sizeof(terr));
+        if (t->rc != 0) {
+            break;
+        }
+    }
+    if (t->rc == 0) {
+        fsm_snapshot_seal(t->buf, t->len);
+    }
+    return NULL;
+}
+
+/* A real thread serialises the view while this thread applies (updates, deletes, new keys,
+ * splits, materialized) and then restores: the result is the snapshot of the take, and the
+ * TSan build reports no race. */
+static void test_view_thread(void **state)
+{
+    (void)state;
+    struct fsm *f = new_fsm(NULL);
+    churn(f, 21, 3000);
+    uint8_t *at_take = NULL;
+    size_t at_take_len = 0;
+    at_take = snapshot_of(f, &at_take_len);
+    struct fsm_view *v = NULL;
+    assert_int_equal(fsm_view_take(f, &v, err, sizeof(err)), 0);
+    struct view_thread t = {.v = v};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, view_thread_main, &t), 0);
+    churn(f, 22, 3000);
+    struct fsm *other = new_fsm(NULL);
+    churn(other, 23, 100);
+    uint8_t *snap = NULL;
+    size_t snap_len = 0;
+    snap = snapshot_of(other, &snap_len);
+    assert_int_equal(fsm_restore(f, snap, snap_len, err, sizeof(err)), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(t.rc, 0);
+    assert_int_equal(t.len, at_take_len);
+    assert_memory_equal(t.buf, at_take, at_take_len);
+    fsm_view_release(v);
+    free(t.buf);
+    free(snap);
+    free(at_take);
+    fsm_free(other);
+    fsm_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1624,6 +1972,11 @@ int main(void)
         cmocka_unit_test(test_materialized),
         cmocka_unit_test(test_invalid_entries),
         cmocka_unit_test(test_list),
+        cmocka_unit_test(test_container_random_inserts),
+        cmocka_unit_test(test_container_prefix_paging),
+        cmocka_unit_test(test_container_million_bounded),
+        cmocka_unit_test(test_view_copy_on_write),
+        cmocka_unit_test(test_view_thread),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_restore_replaces_state),

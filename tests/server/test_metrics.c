@@ -228,6 +228,8 @@ static void test_histogram_cumulative(void **state)
         .raft_read_index_reads = 230,
         .fsm_revision = 42,
         .fsm_pending_revisions = 5,
+        .fsm_configs = 1000000,
+        .fsm_live_bytes = 262000000,
         .materializer_lag_revisions = 2,
         .materializer_batches = 4,
         .request_id_filter_new = 9,
@@ -294,6 +296,15 @@ static void test_histogram_cumulative(void **state)
                             "machine queue that no materialized(N) entry covers yet.\n"
                             "# TYPE conclave_fsm_pending_revisions gauge\n"
                             "conclave_fsm_pending_revisions 5\n"
+                            "# HELP conclave_fsm_configs Configs in this node's state machine, "
+                            "tombstones included.\n"
+                            "# TYPE conclave_fsm_configs gauge\n"
+                            "conclave_fsm_configs 1000000\n"
+                            "# HELP conclave_fsm_live_bytes Live data in this node's state "
+                            "machine: the sum of the config key and live content lengths "
+                            "(compare with the node process's resident memory).\n"
+                            "# TYPE conclave_fsm_live_bytes gauge\n"
+                            "conclave_fsm_live_bytes 262000000\n"
                             "# HELP conclave_materializer_lag_revisions Queued revisions beyond "
                             "the materializer's PostgreSQL cursor (on a follower: every queued "
                             "revision).\n"
