@@ -8,6 +8,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "http/http_server_internal.h"
 #include "http/http_response.h"
 
@@ -366,6 +369,22 @@ const char *http_request_header(const struct http_request *req, const char *name
         if (strcasecmp(req->headers[i].name, name) == 0)
             return req->headers[i].value;
     return NULL;
+}
+
+void http_request_peer_ip(const struct http_request *req, char *out, size_t len)
+{
+    struct sockaddr_storage addr;
+    int alen = sizeof addr;
+    if (len == 0)
+        return;
+    out[0] = '\0';
+    if (req->conn == NULL ||
+        uv_tcp_getpeername(&req->conn->tcp, (struct sockaddr *)&addr, &alen) != 0)
+        return;
+    if (addr.ss_family == AF_INET6)
+        uv_ip6_name((const struct sockaddr_in6 *)&addr, out, len);
+    else if (addr.ss_family == AF_INET)
+        uv_ip4_name((const struct sockaddr_in *)&addr, out, len);
 }
 
 const struct http_header *http_request_headers(const struct http_request *req)

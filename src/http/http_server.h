@@ -153,6 +153,10 @@ uint64_t http_request_start_ns(const struct http_request *req);
 /* The first header named name (case-insensitive), value without surrounding blanks; or NULL. */
 const char *http_request_header(const struct http_request *req, const char *name);
 
+/* The TCP peer's IP address as text into OUT (LEN bytes; 46 hold any), "" when unknown (the
+ * connection is gone). Never a forwarding header: those are the client's to invent. */
+void http_request_peer_ip(const struct http_request *req, char *out, size_t len);
+
 /* Every header in arrival order, ending with a NULL name. */
 const struct http_header *http_request_headers(const struct http_request *req);
 

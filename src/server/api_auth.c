@@ -17,6 +17,7 @@
 /* What the login job needs besides the call. The password is wiped when the call ends. */
 struct login {
     char email[256];
+    char ip[64]; /* the TCP peer, for the throttle */
     char password[AUTH_PASSWORD_MAX + 1];
 };
 
@@ -54,6 +55,19 @@ static int login_work(PGconn *conn, struct api_call *call, char *errmsg, size_t 
     return rc;
 }
 
+static void login_done(int status, const char *errmsg, void *arg)
+{
+    struct api_call *call = arg;
+    struct login *l = call->data;
+    struct node *node = call->node;
+    if (status == APIH_UNAUTHORIZED) {
+        throttle_failed(node->throttle, l->email, l->ip, node_now_ms(node));
+    } else if (status == DB_OK) {
+        throttle_succeeded(node->throttle, l->email);
+    }
+    api_finish(call, status, errmsg);
+}
+
 void api_auth_login(struct api_call *call)
 {
     static const char *const known[] = {"email", "password", NULL};
@@ -70,8 +84,25 @@ void api_auth_login(struct api_call *call)
     }
     snprintf(l->email, sizeof(l->email), "%s", email);
     snprintf(l->password, sizeof(l->password), "%s", password);
+    http_request_peer_ip(call->req, l->ip, sizeof(l->ip));
     call->data = l;
-    api_run(call, login_work, 200);
+    /* Refused before any password work while the account or the address is locked, the same
+     * for unknown emails (throttle.h). */
+    uint64_t wait =
+        throttle_wait_ms(call->node->throttle, l->email, l->ip, node_now_ms(call->node));
+    if (wait > 0) {
+        char secs[24];
+        snprintf(secs, sizeof(secs), "%llu", (unsigned long long)((wait + 999) / 1000));
+        const struct http_header h[] = {{"Retry-After", secs}, {NULL, NULL}};
+        http_respond_error_ex(call->req, 429, h, NULL, "too_many_requests",
+                              "too many failed logins for this account or from this address; "
+                              "try again in %s s",
+                              secs);
+        api_reply_done(call);
+        return;
+    }
+    call->ok_status = 200;
+    api_submit(call, login_work, login_done);
 }
 
 static int logout_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)

@@ -368,8 +368,9 @@ int node_run(const struct config *conf, http_handler_fn handler, char *errmsg, s
         goto fail;
     }
     node->cache = authcache_new();
-    if (node->cache == NULL) {
-        snprintf(errmsg, errlen, "out of memory creating the auth cache");
+    node->throttle = throttle_new();
+    if (node->cache == NULL || node->throttle == NULL) {
+        snprintf(errmsg, errlen, "out of memory creating the auth cache and login throttle");
         goto fail;
     }
     node->metrics = metrics_new();
@@ -480,6 +481,7 @@ out:
     /* Every connection, and so every TLS session, is gone with the loop. */
     http_tls_free(node->tls);
     authcache_free(node->cache);
+    throttle_free(node->throttle);
     metrics_free(node->metrics);
     fsm_free(node->fsm);
     sodium_memzero(node->secret, sizeof(node->secret));

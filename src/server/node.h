@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "server/authcache.h"
+#include "server/throttle.h"
 #include "server/config.h"
 #include "http/http_server.h"
 #include "http/http_tls.h"
@@ -35,12 +36,13 @@ struct node {
     struct pgpool *pool;
     struct pglisten *listen;
     struct authcache *cache;
-    struct fsm *fsm;         /* the replicated state; NULL without a raft section */
-    struct rnode *raft;      /* NULL without a raft section, and once shut down */
-    struct matd *matd;       /* the materializer; with raft only */
-    struct fwd *fwd;         /* forwards leader-only requests; with raft only */
-    struct watch_hub *watch; /* the long-poll watchers' fan-out; NULL once closed */
-    int exit_code;           /* 0, or 1 after a fatal raft error */
+    struct throttle *throttle; /* failed logins (throttle.h) */
+    struct fsm *fsm;           /* the replicated state; NULL without a raft section */
+    struct rnode *raft;        /* NULL without a raft section, and once shut down */
+    struct matd *matd;         /* the materializer; with raft only */
+    struct fwd *fwd;           /* forwards leader-only requests; with raft only */
+    struct watch_hub *watch;   /* the long-poll watchers' fan-out; NULL once closed */
+    int exit_code;             /* 0, or 1 after a fatal raft error */
     uv_signal_t sigterm;
     uv_signal_t sigint;
     uv_signal_t sighup;   /* reloads the https certificate; started with https only */
