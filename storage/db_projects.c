@@ -11,22 +11,24 @@
         "p.created_at")
 
 #define KEY_JSON                                                                                   \
-    "json_build_object('id', id, 'prefix', prefix, 'name', name, 'created_at', " DB_TS(            \
-        "created_at") ", 'revoked_at', CASE WHEN revoked_at IS NULL THEN NULL ELSE " DB_TS("revok" \
-                                                                                           "ed_"   \
-                                                                                           "at") " END)"
+    "json_build_object('id', id, 'prefix', prefix, 'name', name, 'scope', scope, "                 \
+    "'created_at', " DB_TS("created_at") ", 'revoked_at', CASE WHEN revoked_at IS NULL THEN NULL " \
+                                         "ELSE " DB_TS("revok"                                     \
+                                                       "ed_"                                       \
+                                                       "at") " END)"
 
 static int insert_key(PGconn *conn, const char *project, const struct db_projects_key *key,
                       const char *created_by, json_t **out, char *errmsg, size_t errlen)
 {
     char hex[2 * 32 + 3];
     db_bytea_hex(key->hash, 32, hex);
-    const char *p[] = {project, key->prefix, hex, key->name, created_by};
+    const char *p[] = {project,   key->prefix, hex,
+                       key->name, created_by,  key->scope ? key->scope : "read-write"};
     return db_query_json_row(conn, "creating api key",
                              "INSERT INTO api_keys (project_id, prefix, key_hash, name, "
-                             "created_by) VALUES ($1, $2, $3::bytea, $4, $5::uuid) "
+                             "created_by, scope) VALUES ($1, $2, $3::bytea, $4, $5::uuid, $6) "
                              "RETURNING " KEY_JSON,
-                             5, p, out, errmsg, errlen);
+                             6, p, out, errmsg, errlen);
 }
 
 int db_projects_create(PGconn *conn, const char *id, const char *name, const char *owner,

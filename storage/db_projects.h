@@ -20,6 +20,7 @@ struct db_projects_key {
     const char *prefix;
     const unsigned char *hash; /* 32 bytes */
     const char *name;
+    const char *scope; /* "read" or "read-write" (NULL: "read-write") */
 };
 
 /* Creates project ID with NAME owned by OWNER, makes OWNER its admin and stores KEY, in one

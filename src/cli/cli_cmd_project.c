@@ -256,9 +256,10 @@ const struct cli_command cli_cmd_role = {
 
 static int apikey_create(struct cli_global *g, int argc, char **argv)
 {
-    static const char *const names[] = {"name"};
-    const char *v[1];
-    int rc = cli_parse_opts("apikey", argc, argv, 1, names, v, 0, 0, "apikey create [--name N]");
+    static const char *const names[] = {"name", "scope"};
+    const char *v[2];
+    int rc = cli_parse_opts("apikey", argc, argv, 2, names, v, 0, 0,
+                            "apikey create [--name N] [--scope read|read-write]");
     if (rc != CLI_EXIT_OK) {
         return rc;
     }
@@ -266,7 +267,16 @@ static int apikey_create(struct cli_global *g, int argc, char **argv)
     if (project == NULL) {
         return CLI_EXIT_USAGE;
     }
-    json_t *body = v[0] ? json_pack("{s:s}", "name", v[0]) : json_object();
+    if (v[1] != NULL && strcmp(v[1], "read") != 0 && strcmp(v[1], "read-write") != 0) {
+        return cli_usage_error("apikey", "--scope must be read or read-write");
+    }
+    json_t *body = json_object();
+    if (body != NULL && v[0] != NULL) {
+        json_object_set_new(body, "name", json_string(v[0]));
+    }
+    if (body != NULL && v[1] != NULL) {
+        json_object_set_new(body, "scope", json_string(v[1]));
+    }
     json_t *reply = NULL;
     rc = body ? cli_call(g, "POST", cli_project_path(project, "/api-keys"), body, "apikey create",
                          &reply)
@@ -275,7 +285,8 @@ static int apikey_create(struct cli_global *g, int argc, char **argv)
     if (rc != CLI_EXIT_OK || g->json_output) {
         return rc == CLI_EXIT_OK ? done(g, reply, NULL) : rc;
     }
-    printf("created API key %s for project %s (shown only now; keep it somewhere safe):\n  %s\n",
+    printf("created %s API key %s for project %s (shown only now; keep it somewhere safe):\n  %s\n",
+           json_string_value(json_object_get(reply, "scope")),
            json_string_value(json_object_get(reply, "id")), project,
            json_string_value(json_object_get(reply, "key")));
     json_decref(reply);
@@ -292,9 +303,10 @@ static int apikey_list(struct cli_global *g, int argc, char **argv)
     if (project == NULL) {
         return CLI_EXIT_USAGE;
     }
-    static const char *const headers[] = {"ID", "PREFIX", "NAME", "CREATED", "REVOKED"};
-    static const char *const members[] = {"id", "prefix", "name", "created_at", "revoked_at"};
-    return cli_list(g, cli_project_path(project, "/api-keys"), "apikey list", 5, headers, members,
+    static const char *const headers[] = {"ID", "PREFIX", "NAME", "SCOPE", "CREATED", "REVOKED"};
+    static const char *const members[] = {"id",    "prefix",     "name",
+                                          "scope", "created_at", "revoked_at"};
+    return cli_list(g, cli_project_path(project, "/api-keys"), "apikey list", 6, headers, members,
                     NULL, "no API keys");
 }
 
@@ -329,15 +341,17 @@ static int run_apikey(struct cli_global *g, int argc, char **argv)
 
 const struct cli_command cli_cmd_apikey = {
     "apikey", "create, list and revoke a project's API keys",
-    "usage: conclave apikey create [--name NAME] --project P\n"
+    "usage: conclave apikey create [--name NAME] [--scope read|read-write] --project P\n"
     "       conclave apikey list --project P\n"
     "       conclave apikey revoke KEY_ID --project P\n"
     "\n"
-    "An API key lets a program read and write the project's configs without a user (pass it\n"
-    "with --api-key or CONCLAVE_API_KEY). The key itself is printed once, by create; list\n"
-    "shows ids and prefixes only. A revoked key stops working on every node within a second.\n"
-    "Needs the admin role.\n"
+    "An API key lets a program use the project's configs without a user (pass it with\n"
+    "--api-key or CONCLAVE_API_KEY). Its scope is read (read, list, history, watch) or\n"
+    "read-write (also create, update, delete, roll back; the default). The key itself is\n"
+    "printed once, by create; list shows ids, prefixes and scopes only. A revoked key stops\n"
+    "working on every node within a second. Needs the admin role.\n"
     "\n"
-    "example:\n"
-    "  conclave apikey create --name deployer --project shop\n",
+    "examples:\n"
+    "  conclave apikey create --name deployer --project shop\n"
+    "  conclave apikey create --name web-readers --scope read --project shop\n",
     run_apikey};

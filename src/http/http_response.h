@@ -41,7 +41,7 @@ const char *http_response_reason(int status);
 int http_response_check_headers(const struct http_header *headers, char *errmsg, size_t errlen);
 
 /* The HTTP Date of T, IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), into OUT. */
-#define HTTP_DATE_SIZE 32
+#define HTTP_DATE_SIZE 80 /* the 29 characters, with room the compiler can prove */
 void http_response_date(time_t t, char out[HTTP_DATE_SIZE]);
 
 /*

@@ -312,13 +312,17 @@ static void authorize(struct api_call *call)
                 api_error(call, 404, "not_found", "project %s not found", call->params[0]);
                 return;
             }
-            if (r->min_role > ROLE_EDITOR) {
+            enum role_level key_role = call->who.read_only ? ROLE_VIEWER : ROLE_EDITOR;
+            if (r->min_role > key_role) {
                 api_error(call, 403, "forbidden",
-                          "api keys act as editor; this needs the admin role in project %s",
+                          call->who.read_only
+                              ? "this api key's scope is read: it may read, list, see history "
+                                "and watch project %s, not change it; use a read-write key"
+                              : "api keys act as editor; this needs the admin role in project %s",
                           call->params[0]);
                 return;
             }
-            call->role = ROLE_EDITOR;
+            call->role = key_role;
             break;
         }
         {
@@ -384,6 +388,9 @@ static void principal_done(int status, const char *errmsg, void *arg)
         }
         copy_str(call->who.key_id, sizeof(call->who.key_id), row, "id");
         copy_str(call->who.project_id, sizeof(call->who.project_id), row, "project_id");
+        const char *scope = json_string_value(json_object_get(row, "scope"));
+        /* Anything but the write scope reads only: an unknown value grants the least. */
+        call->who.read_only = scope == NULL || strcmp(scope, "read-write") != 0;
     }
     json_decref(row);
     authcache_put_principal(node->cache, call->cache_gen, &call->who, node_now_ms(node), valid_ms);

@@ -27,6 +27,7 @@ static void *alloc_or_500(struct api_call *call, size_t size)
 struct new_key {
     char id[64];
     char name[256];
+    char scope[16];
     char key[AUTH_KEY_CHARS + 1];
     char prefix[AUTH_KEY_PREFIX_CHARS + 1];
     unsigned char hash[AUTH_HASH_BYTES];
@@ -149,7 +150,8 @@ void api_projects_project_delete(struct api_call *call)
 static int key_create_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
     struct new_key *k = call->data;
-    struct db_projects_key dk = {.prefix = k->prefix, .hash = k->hash, .name = k->name};
+    struct db_projects_key dk = {
+        .prefix = k->prefix, .hash = k->hash, .name = k->name, .scope = k->scope};
     const char *by = call->who.kind == PRINCIPAL_USER ? call->who.user_id : NULL;
     int rc = db_projects_key_create(conn, call->params[0], &dk, by, &call->result, errmsg, errlen);
     if (rc == DB_OK) {
@@ -160,12 +162,19 @@ static int key_create_work(PGconn *conn, struct api_call *call, char *errmsg, si
 
 void api_projects_key_create(struct api_call *call)
 {
-    static const char *const known[] = {"name", NULL};
-    const char *name = NULL;
+    static const char *const known[] = {"name", "scope", NULL};
+    const char *name = NULL, *scope = NULL;
     size_t len = 0;
     http_request_body(call->req, &len);
     if (len > 0 && (api_input_body_object(call) != 0 || api_input_fields_known(call, known) != 0 ||
-                    api_input_field_string(call, "name", false, 0, 200, &name) != 0)) {
+                    api_input_field_string(call, "name", false, 0, 200, &name) != 0 ||
+                    api_input_field_string(call, "scope", false, 1, 16, &scope) != 0)) {
+        return;
+    }
+    if (scope != NULL && strcmp(scope, "read") != 0 && strcmp(scope, "read-write") != 0) {
+        api_field_error(call, "scope",
+                        "field \"scope\" must be \"read\" (read, list, history, watch) or "
+                        "\"read-write\" (also write)");
         return;
     }
     struct new_key *k = alloc_or_500(call, sizeof(*k));
@@ -173,6 +182,7 @@ void api_projects_key_create(struct api_call *call)
         return;
     }
     make_key(call, k, name);
+    snprintf(k->scope, sizeof(k->scope), "%s", scope != NULL ? scope : "read-write");
     api_run(call, key_create_work, 201);
 }
 

@@ -30,6 +30,7 @@ struct principal {
     bool is_admin;       /* users: instance admin */
     char key_id[37];     /* api keys: the key's id */
     char project_id[64]; /* api keys: the one project the key may touch */
+    bool read_only;      /* api keys: scope "read" (viewer), else "read-write" (editor) */
     unsigned char token_hash[32];
 };
 

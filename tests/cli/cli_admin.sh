@@ -130,6 +130,21 @@ ci '{"a": 2}' put k1 --api-key "$KEY"
 expect_status 5
 c apikey revoke 00000000-0000-0000-0000-000000000000
 expect_status 3
+# A read-scope key reads and cannot write; a bad scope is a usage error, nothing created.
+c apikey create --name readers --scope read
+expect_status 0
+expect_out "created read API key"
+RKEY=$(tail -n 1 <<<"$out" | tr -d ' ')
+ci '{"a": 3}' put k2 --create --api-key "$RKEY"
+expect_status 5
+expect_out "scope is read"
+ci '' get k1 --api-key "$RKEY"
+expect_status 0
+c apikey create --name bad --scope write
+expect_status 2
+c apikey list -o json
+expect_eq "$(jq -r '[.items[] | select(.name == "readers" or .name == "bad") | "\(.name):\(.scope)"] | join(",")' <<<"$out")" \
+  "readers:read" "keys after the scoped creates"
 
 # --- schema ---------------------------------------------------------------------------------
 echo '{"type": "object", "required": ["pool"], "properties": {"pool": {"type": "integer"}}}' \

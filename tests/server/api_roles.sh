@@ -48,6 +48,10 @@ grant() {
 }
 
 K_ONE=$(new_project "$T_ALICE" p-one)
+# A read-scope key of p-one (the rkey column of the matrix).
+api POST /v1/projects/p-one/api-keys '{"name": "readers", "scope": "read"}' "$T_ALICE"
+expect_code 201
+K_READ=$(json_get key)
 new_project "$T_ALICE" p-two >/dev/null
 new_project "$T_DAVE" p-dave >/dev/null
 grant "$T_ALICE" p-one "$BOB_ID" viewer
@@ -96,13 +100,14 @@ expect_eq "$(sql "SELECT expires_at > created_at AND expires_at < now() - interv
 start_node 1
 
 # --- the matrix ---------------------------------------------------------------------------
-CALLERS=(none malformed unknown expired revoked key viewer editor admin other iadmin)
+CALLERS=(none malformed unknown expired revoked key rkey viewer editor admin other iadmin)
 # none       no Authorization header
 # malformed  "Bearer cs_not*a*token"
 # unknown    a well-formed session token nobody was given
 # expired    alice's session, past expires_at
 # revoked    a revoked API key of p-one
 # key        a live API key of the target project (p-one's, or the fresh project's own)
+# rkey       a live read-scope API key of p-one (docs/api.md, "API keys")
 # viewer     bob: viewer of p-one (and of every {fresh-project})
 # editor     carol: editor of p-one (and of every {fresh-project})
 # admin      alice: admin of p-one, p-two (and of every {fresh-project})
@@ -181,6 +186,7 @@ do_row() {
   expired) tok=$T_EXP ;;
   revoked) tok=$K_REV ;;
   key) tok=$key ;;
+  rkey) tok=$K_READ ;;
   *)
     tok=${SESSION[$c]}
     # Logging out kills the session: use a fresh one.
@@ -194,38 +200,38 @@ declare -A ERROR_OF=([400]=bad_request [401]=unauthorized [403]=forbidden [404]=
   [409]=conflict)
 
 # One line per endpoint, one column per caller (see CALLERS above). "-" skips a cell.
-# METHOD PATH                             none mal unk exp rev key view edit admn othr iadm
+# METHOD PATH                             none mal unk exp rev key rkey view edit admn othr iadm
 MATRIX=$(
   cat <<'EOF'
-POST   /v1/auth/login                     200  -   -   -   -   -   -    -    -    -    -
-POST   /v1/auth/logout                    401  401 401 401 401 403 204  204  204  204  204
-GET    /v1/users/me                       401  401 401 401 401 403 200  200  200  200  200
-POST   /v1/users                          401  401 401 401 401 403 403  403  403  403  201
-GET    /v1/users                          401  401 401 401 401 403 403  403  403  403  200
-GET    /v1/users/{erin}                   401  401 401 401 401 403 403  403  403  403  200
-DELETE /v1/users/{fresh-user}             401  401 401 401 401 403 403  403  403  403  204
-POST   /v1/projects                       401  401 401 401 401 403 201  201  201  201  201
-GET    /v1/projects                       401  401 401 401 401 403 200  200  200  200  200
-GET    /v1/projects/p-one                 401  401 401 401 401 200 200  200  200  404  200
-GET    /v1/projects/p-two                 401  401 401 401 401 404 404  404  200  404  200
-GET    /v1/projects/p-dave                401  401 401 401 401 404 404  404  404  200  200
-GET    /v1/projects/p-missing             401  401 401 401 401 404 404  404  404  404  404
-DELETE /v1/projects/{fresh-project}       401  401 401 401 401 403 403  403  204  404  204
-POST   /v1/projects/p-one/api-keys        401  401 401 401 401 403 403  403  201  404  201
-GET    /v1/projects/p-one/api-keys        401  401 401 401 401 403 403  403  200  404  200
-DELETE /v1/projects/p-one/api-keys/{fresh-key} 401 401 401 401 401 403 403 403 204 404 204
-GET    /v1/projects/p-two/api-keys        401  401 401 401 401 404 404  404  200  404  200
-POST   /v1/projects/p-two/api-keys        401  401 401 401 401 404 404  404  201  404  201
-GET    /v1/projects/p-one/roles           401  401 401 401 401 403 403  403  200  404  200
-POST   /v1/projects/p-one/roles           401  401 401 401 401 403 403  403  200  404  200
-DELETE /v1/projects/p-one/roles/{fresh-role} 401 401 401 401 401 403 403 403 204 404 204
-GET    /v1/projects/p-two/roles           401  401 401 401 401 404 404  404  200  404  200
-POST   /v1/projects/p-two/roles           401  401 401 401 401 404 404  404  200  404  200
-POST   /v1/schemas                        401  401 401 401 401 403 201  201  201  201  201
-GET    /v1/schemas                        401  401 401 401 401 403 200  200  200  200  200
-GET    /v1/schemas/{schema}               401  401 401 401 401 403 200  200  200  200  200
-PUT    /v1/schemas/{fresh-schema}         401  401 401 401 401 403 403  403  200  403  200
-DELETE /v1/schemas/{fresh-schema}         401  401 401 401 401 403 403  403  204  403  204
+POST   /v1/auth/login                     200  -    -    -    -    -    -    -    -    -    -    -
+POST   /v1/auth/logout                    401  401  401  401  401  403  403  204  204  204  204  204
+GET    /v1/users/me                       401  401  401  401  401  403  403  200  200  200  200  200
+POST   /v1/users                          401  401  401  401  401  403  403  403  403  403  403  201
+GET    /v1/users                          401  401  401  401  401  403  403  403  403  403  403  200
+GET    /v1/users/{erin}                   401  401  401  401  401  403  403  403  403  403  403  200
+DELETE /v1/users/{fresh-user}             401  401  401  401  401  403  403  403  403  403  403  204
+POST   /v1/projects                       401  401  401  401  401  403  403  201  201  201  201  201
+GET    /v1/projects                       401  401  401  401  401  403  403  200  200  200  200  200
+GET    /v1/projects/p-one                 401  401  401  401  401  200  200  200  200  200  404  200
+GET    /v1/projects/p-two                 401  401  401  401  401  404  404  404  404  200  404  200
+GET    /v1/projects/p-dave                401  401  401  401  401  404  404  404  404  404  200  200
+GET    /v1/projects/p-missing             401  401  401  401  401  404  404  404  404  404  404  404
+DELETE /v1/projects/{fresh-project}       401  401  401  401  401  403  404  403  403  204  404  204
+POST   /v1/projects/p-one/api-keys        401  401  401  401  401  403  403  403  403  201  404  201
+GET    /v1/projects/p-one/api-keys        401  401  401  401  401  403  403  403  403  200  404  200
+DELETE /v1/projects/p-one/api-keys/{fresh-key} 401  401  401  401  401  403  403  403  403  204  404  204
+GET    /v1/projects/p-two/api-keys        401  401  401  401  401  404  404  404  404  200  404  200
+POST   /v1/projects/p-two/api-keys        401  401  401  401  401  404  404  404  404  201  404  201
+GET    /v1/projects/p-one/roles           401  401  401  401  401  403  403  403  403  200  404  200
+POST   /v1/projects/p-one/roles           401  401  401  401  401  403  403  403  403  200  404  200
+DELETE /v1/projects/p-one/roles/{fresh-role} 401  401  401  401  401  403  403  403  403  204  404  204
+GET    /v1/projects/p-two/roles           401  401  401  401  401  404  404  404  404  200  404  200
+POST   /v1/projects/p-two/roles           401  401  401  401  401  404  404  404  404  200  404  200
+POST   /v1/schemas                        401  401  401  401  401  403  403  201  201  201  201  201
+GET    /v1/schemas                        401  401  401  401  401  403  403  200  200  200  200  200
+GET    /v1/schemas/{schema}               401  401  401  401  401  403  403  200  200  200  200  200
+PUT    /v1/schemas/{fresh-schema}         401  401  401  401  401  403  403  403  403  200  403  200
+DELETE /v1/schemas/{fresh-schema}         401  401  401  401  401  403  403  403  403  204  403  204
 EOF
 )
 

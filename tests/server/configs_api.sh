@@ -173,6 +173,51 @@ soft expect_error not_found 404
 expect_eq "$(sql "SELECT count(*) FROM configs WHERE project_id = 'cfg-two'")" 0 \
   "configs of cfg-two written by cfg's key"
 
+# --- API key scopes: a read key reads every config endpoint and writes none ----------------
+api POST /v1/projects/cfg/api-keys '{"name": "readers", "scope": "read"}' "$T_ALICE" "$L"
+soft expect_code 201
+soft expect_json .scope read
+K_READ=$(jqb .key)
+api POST /v1/projects/cfg/api-keys '{"name": "writers", "scope": "read-write"}' "$T_ALICE" "$L"
+soft expect_json .scope read-write
+K_RW=$(jqb .key)
+for bad in '"write"' '"READ"' '""' '1' 'null'; do
+  api POST /v1/projects/cfg/api-keys "{\"name\": \"bad\", \"scope\": $bad}" "$T_ALICE" "$L"
+  soft expect_code 400
+  soft expect_json .field scope
+done
+api GET /v1/projects/cfg/api-keys "" "$T_ALICE" "$L"
+soft expect_json '[.items[] | select(.name == "readers") | .scope] | join(",")' read
+soft expect_json '[.items[] | select(.name == "default") | .scope] | join(",")' read-write
+v_before=$(sql "SELECT version FROM configs WHERE project_id = 'cfg' AND key = 'app.db'")
+for node in "$L" "$F1"; do
+  api PUT "$P/app.db" "{\"content\": 1, \"expected_version\": $v_before}" "$K_READ" "$node"
+  soft expect_error forbidden 403
+  api POST "$P" '{"key": "by.reader", "content": 1}' "$K_READ" "$node"
+  soft expect_error forbidden 403
+  api DELETE "$P/app.db?expected_version=$v_before" "" "$K_READ" "$node"
+  soft expect_error forbidden 403
+  api POST "$P/app.db/rollback" "{\"target_version\": 1, \"expected_version\": $v_before}" "$K_READ" "$node"
+  soft expect_error forbidden 403
+done
+for path in "$P" "$P/app.db" "$P/app.db/revisions" "$P/app.db?version=1" "$P/app.db?consistency=stale" \
+  /v1/projects/cfg/revisions /v1/projects/cfg/audit/verify /v1/projects/cfg/head \
+  "/v1/projects/cfg/watch?after_revision=0&timeout=1" /v1/projects/cfg; do
+  api GET "$path" "" "$K_READ" "$F2"
+  soft expect_code 200
+done
+# Still a key: no other project, no admin endpoint.
+api GET /v1/projects/cfg-two/configs "" "$K_READ" "$L"
+soft expect_error not_found 404
+api GET /v1/projects/cfg/api-keys "" "$K_READ" "$L"
+soft expect_error forbidden 403
+expect_eq "$(sql "SELECT version FROM configs WHERE project_id = 'cfg' AND key = 'app.db'")" \
+  "$v_before" "app.db after the read key's refused writes"
+expect_eq "$(sql "SELECT count(*) FROM configs WHERE project_id = 'cfg' AND key = 'by.reader'")" 0 \
+  "configs the read key tried to create"
+api POST "$P" '{"key": "by.rw", "content": {"k": 1}}' "$K_RW" "$F1"
+ok_write 201 1
+
 # 405: the path exists, not with this method.
 api PATCH "$P/app.db" '{"content": 1}' "$T_CAROL" "$L"
 soft expect_error method_not_allowed 405
