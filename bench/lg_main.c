@@ -143,10 +143,10 @@ static int parse_args(int argc, char **argv, struct lg_opts *o, char *err, size_
         return -1;
     }
     if (o->workload == LG_W_FAILOVER &&
-        (o->system != LG_CONCLAVE || o->kill_pid == 0 || o->kill_after_s >= o->duration_s)) {
+        (o->system == LG_PG || o->kill_pid == 0 || o->kill_after_s >= o->duration_s)) {
         snprintf(err, cap,
-                 "failover runs against conclave with --kill-pid and --kill-after below "
-                 "--duration");
+                 "failover runs against conclave or etcd with --kill-pid and --kill-after "
+                 "below --duration");
         return -1;
     }
     return 0;
