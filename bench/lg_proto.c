@@ -377,7 +377,9 @@ int lg_json_next_object(const char *p, size_t len, size_t *start, size_t *end)
         return -1;
     }
     *start = i;
-    /* Depth counts the open objects and arrays; inside a string only '"' and '\' matter. */
+    /* OPEN holds the closer each open object or array expects (deeper nesting than an etcd
+     * message has is refused); inside a string only '"' and '\' matter. */
+    char open[64];
     int depth = 0;
     int in_string = 0;
     for (; i < len; i++) {
@@ -393,9 +395,12 @@ int lg_json_next_object(const char *p, size_t len, size_t *start, size_t *end)
         if (c == '"') {
             in_string = 1;
         } else if (c == '{' || c == '[') {
-            depth++;
+            if (depth == (int)sizeof open) {
+                return -1;
+            }
+            open[depth++] = c == '{' ? '}' : ']';
         } else if (c == '}' || c == ']') {
-            if (--depth < 0) {
+            if (depth == 0 || open[--depth] != c) {
                 return -1;
             }
             if (depth == 0) {

@@ -69,9 +69,10 @@ enum lg_outcome lg_etcd_put_result(int status, const char *body, size_t len, uin
 
 /* Finds the first whole top-level JSON object in the LEN bytes at P (a stream of objects,
  * whitespace between them): returns 1 with [*START, *END) its bytes, 0 when the object is not
- * complete yet (nothing but whitespace, or an object cut short), -1 when the bytes cannot start
- * an object (anything but whitespace before '{', or an unbalanced '}'). Strings and their escapes
- * are honoured, so braces inside strings do not count. */
+ * complete yet (nothing but whitespace, or an object cut short), -1 when the bytes cannot be
+ * one (anything but whitespace before '{', a closing bracket that does not match the open one,
+ * or nesting deeper than 64). Strings and their escapes are honoured, so brackets inside strings
+ * do not count; the object's content is not otherwise checked. */
 int lg_json_next_object(const char *p, size_t len, size_t *start, size_t *end);
 
 /* One message of an etcd watch stream (one JSON object of LEN bytes at MSG). On LG_OK,

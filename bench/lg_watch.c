@@ -321,7 +321,8 @@ static void w_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         /* A watch stream has no end: its close, a malformed message or a complete answer (an
          * error status) are all failures, after the messages that did arrive are counted. */
         if (nread < 0 || !w->busy || lg_resp_feed(&w->resp, b->base, (size_t)nread) != 0 ||
-            w_etcd_messages(w) != 0 || w->resp.complete || (w->resp.status && w->resp.status != 200)) {
+            w_etcd_messages(w) != 0 || w->resp.complete ||
+            (w->resp.status && w->resp.status != 200)) {
             if (getenv("LG_DEBUG") && w->resp.complete) {
                 fprintf(stderr, "etcd watch answer %d: %.200s\n", w->resp.status,
                         w->resp.body.p ? w->resp.body.p : "");
@@ -621,8 +622,8 @@ static void on_tick(uv_timer_t *t)
     if (run->phase == 0 && now >= run->next_scrape) {
         /* Writing starts once the servers count every watcher (and, for etcd, the client saw
          * every stream confirmed), so that no write can land before a watcher is in place. */
-        const char *gauge = o->system == LG_ETCD ? "etcd_debugging_mvcc_watcher_total"
-                                                 : "conclave_watch_waiting";
+        const char *gauge =
+            o->system == LG_ETCD ? "etcd_debugging_mvcc_watcher_total" : "conclave_watch_waiting";
         double waiting = 0;
         for (int i = 0; i < o->ntargets; i++) {
             double v = scrape(run, i, gauge);

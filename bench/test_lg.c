@@ -274,6 +274,12 @@ static void test_json_next_object(void **state)
     assert_int_equal(lg_json_next_object("[1]", 3, &st, &en), -1);
     assert_int_equal(lg_json_next_object("{]]", 3, &st, &en), -1);
     assert_int_equal(lg_json_next_object("}", 1, &st, &en), -1);
+    assert_int_equal(lg_json_next_object("{[}", 3, &st, &en), -1);
+    char deep[200];
+    memset(deep, '[', sizeof deep);
+    deep[0] = '{';
+    assert_int_equal(lg_json_next_object(deep, 64, &st, &en), 0);
+    assert_int_equal(lg_json_next_object(deep, 65, &st, &en), -1);
 }
 
 /* The messages of an etcd watch stream as the JSON gateway of etcd 3.4 sends them, and the
@@ -292,8 +298,8 @@ static void test_etcd_watch_message(void **state)
     assert_int_equal(n, 0);
     const char *ev = "{\"result\":{\"header\":{\"revision\":\"8\"},\"events\":[{\"kv\":{\"key\":"
                      "\"eA==\",\"mod_revision\":\"7\"}},{\"kv\":{\"mod_revision\":\"8\"}}]}}";
-    assert_int_equal(
-        lg_etcd_watch_message(ev, strlen(ev), &created, revs, 2, &n, why, sizeof why), LG_OK);
+    assert_int_equal(lg_etcd_watch_message(ev, strlen(ev), &created, revs, 2, &n, why, sizeof why),
+                     LG_OK);
     assert_int_equal(created, 0);
     assert_int_equal(n, 2);
     assert_int_equal(revs[0], 7);
@@ -313,9 +319,9 @@ static void test_etcd_watch_message(void **state)
         lg_etcd_watch_message(badrev, strlen(badrev), &created, revs, 2, &n, why, sizeof why),
         LG_ERROR);
     const char *notarray = "{\"result\":{\"events\":{}}}";
-    assert_int_equal(lg_etcd_watch_message(notarray, strlen(notarray), &created, revs, 2, &n, why,
-                                           sizeof why),
-                     LG_ERROR);
+    assert_int_equal(
+        lg_etcd_watch_message(notarray, strlen(notarray), &created, revs, 2, &n, why, sizeof why),
+        LG_ERROR);
     assert_string_equal(why, "watch message whose events are not an array");
     const char *cancel = "{\"result\":{\"canceled\":true,\"cancel_reason\":\"compacted\"}}";
     assert_int_equal(
@@ -323,12 +329,12 @@ static void test_etcd_watch_message(void **state)
         LG_ERROR);
     assert_string_equal(why, "watch canceled: compacted");
     const char *err = "{\"error\":{\"grpc_code\":14,\"message\":\"etcdserver: no leader\"}}";
-    assert_int_equal(lg_etcd_watch_message(err, strlen(err), &created, revs, 2, &n, why, sizeof why),
-                     LG_ERROR);
+    assert_int_equal(
+        lg_etcd_watch_message(err, strlen(err), &created, revs, 2, &n, why, sizeof why), LG_ERROR);
     assert_string_equal(why, "watch message without result: etcdserver: no leader");
-    assert_int_equal(lg_etcd_watch_message("{\"result\":", 10, &created, revs, 2, &n, why,
-                                           sizeof why),
-                     LG_ERROR);
+    assert_int_equal(
+        lg_etcd_watch_message("{\"result\":", 10, &created, revs, 2, &n, why, sizeof why),
+        LG_ERROR);
     assert_non_null(strstr(why, "not a JSON object"));
 }
 
@@ -369,10 +375,9 @@ static void test_etcd_watch_stream(void **state)
             size_t n = 0;
             int c = 0;
             char why[256];
-            assert_int_equal(
-                lg_etcd_watch_message(r.body.p + scan + st, en - st, &c, revs, 4, &n, why,
-                                      sizeof why),
-                LG_OK);
+            assert_int_equal(lg_etcd_watch_message(r.body.p + scan + st, en - st, &c, revs, 4, &n,
+                                                   why, sizeof why),
+                             LG_OK);
             created += c;
             for (size_t i = 0; i < n; i++) {
                 got[ngot++] = revs[i];
@@ -418,12 +423,18 @@ static void test_etcd_put_and_watch_requests(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_args),          cmocka_unit_test(test_quantiles),
-        cmocka_unit_test(test_single_sample), cmocka_unit_test(test_response_content_length),
-        cmocka_unit_test(test_response_bad),  cmocka_unit_test(test_value_and_key),
-        cmocka_unit_test(test_base64),        cmocka_unit_test(test_requests),
-        cmocka_unit_test(test_answers),       cmocka_unit_test(test_json_next_object),
-        cmocka_unit_test(test_etcd_watch_message), cmocka_unit_test(test_etcd_watch_stream),
+        cmocka_unit_test(test_args),
+        cmocka_unit_test(test_quantiles),
+        cmocka_unit_test(test_single_sample),
+        cmocka_unit_test(test_response_content_length),
+        cmocka_unit_test(test_response_bad),
+        cmocka_unit_test(test_value_and_key),
+        cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_requests),
+        cmocka_unit_test(test_answers),
+        cmocka_unit_test(test_json_next_object),
+        cmocka_unit_test(test_etcd_watch_message),
+        cmocka_unit_test(test_etcd_watch_stream),
         cmocka_unit_test(test_etcd_put_and_watch_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
