@@ -565,10 +565,10 @@ static int setup_clients(struct net *n, char *err, size_t cap)
         }
         /* Reads need no versions, nor does the setup (it creates with version 0); the other
          * writing workloads learn them. */
-        c->phase = (o->workload == LG_W_READ || o->workload == LG_W_STALE ||
-                    o->workload == LG_W_SETUP)
-                       ? PH_WAIT
-                       : PH_LEARN;
+        c->phase =
+            (o->workload == LG_W_READ || o->workload == LG_W_STALE || o->workload == LG_W_SETUP)
+                ? PH_WAIT
+                : PH_LEARN;
     }
     return 0;
 }

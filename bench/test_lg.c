@@ -407,6 +407,8 @@ static void test_etcd_put_and_watch_requests(void **state)
     assert_int_equal(lg_etcd_put_result(200, "{\"header\":{}}", 13, &rev, why, sizeof why),
                      LG_ERROR);
     assert_string_equal(why, "put answer without header.revision");
+    const char *zero = "{\"header\":{\"revision\":\"0\"}}";
+    assert_int_equal(lg_etcd_put_result(200, zero, strlen(zero), &rev, why, sizeof why), LG_ERROR);
     assert_int_equal(lg_etcd_put_result(500, "boom", 4, &rev, why, sizeof why), LG_ERROR);
     assert_non_null(strstr(why, "HTTP 500"));
     struct lg_buf b;
