@@ -350,7 +350,9 @@ static void handle_answer(struct client *c)
             c->next++;
             return;
         }
-        if (n->t_kill && !n->t_first && t1 > n->t_kill) {
+        /* Only a write sent after the kill counts: an answer already on its way when the
+         * leader died (committed before the kill) would otherwise end the failover at once. */
+        if (n->t_kill && !n->t_first && c->t0 > n->t_kill) {
             n->t_first = t1;
             /* A little more steady state after the first acknowledged write, then stop. */
             uint64_t end = t1 + 500000000ULL;

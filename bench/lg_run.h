@@ -57,7 +57,8 @@ struct lg_result {
     uint64_t errors;    /* failed operations: error answers, timeouts, dropped connections */
     double seconds;     /* length of the timed phase */
     struct lg_hist lat; /* latency of every successful operation */
-    double failover_ms; /* LG_W_FAILOVER: kill to the first acknowledged write; < 0 if none */
+    double failover_ms; /* LG_W_FAILOVER: kill to the acknowledgement of the first write sent
+                         * after it; < 0 if none */
 };
 
 /* Runs O against conclave or etcd and fills R (R->lat initialised by the caller). Returns 0,
