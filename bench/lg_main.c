@@ -14,7 +14,8 @@
 static const char usage[] =
     "usage: conclave-lg --system conclave|etcd|pg --workload setup|cas|read|stale|mixed|failover\n"
     "         [--clients N] [--duration S] [--timeout S] [--keys N] [--value-size BYTES]\n"
-    "         [--write-pct P] [--target IP:PORT]... [--project ID] [--pg-url URL]\n"
+    "         [--write-keys N] [--setup-from N] [--write-pct P] [--target IP:PORT]...\n"
+    "         [--project ID] [--pg-url URL]\n"
     "         [--pg-schema NAME] [--kill-pid PID] [--kill-after S] [--label TEXT] [--quiet]\n"
     "The conclave bearer token is read from the environment variable LG_TOKEN.\n";
 
@@ -82,6 +83,16 @@ static int parse_args(int argc, char **argv, struct lg_opts *o, char *err, size_
                 return -1;
             }
             o->keys = (int)d;
+        } else if (strcmp(a, "--write-keys") == 0) {
+            if (lg_args_num(a, v, 1, 10000000, &d, err, cap) != 0) {
+                return -1;
+            }
+            o->write_keys = (int)d;
+        } else if (strcmp(a, "--setup-from") == 0) {
+            if (lg_args_num(a, v, 0, 10000000, &d, err, cap) != 0) {
+                return -1;
+            }
+            o->setup_from = (int)d;
         } else if (strcmp(a, "--value-size") == 0) {
             if (lg_args_num(a, v, 160, 4000, &d, err, cap) != 0) {
                 return -1;
@@ -119,11 +130,19 @@ static int parse_args(int argc, char **argv, struct lg_opts *o, char *err, size_
         }
         i += used;
     }
+    if (o->setup_from > o->keys) {
+        snprintf(err, cap, "--setup-from %d is beyond --keys %d", o->setup_from, o->keys);
+        return -1;
+    }
     if ((int)o->system < 0 || (int)o->workload < 0) {
         snprintf(err, cap, "--system and --workload are required");
         return -1;
     }
     if (o->system == LG_PG) {
+        if (o->write_keys || o->setup_from) {
+            snprintf(err, cap, "--write-keys and --setup-from are for conclave and etcd only");
+            return -1;
+        }
         if (!o->pg_url) {
             snprintf(err, cap, "the pg system needs --pg-url");
             return -1;
@@ -143,10 +162,10 @@ static int parse_args(int argc, char **argv, struct lg_opts *o, char *err, size_
         return -1;
     }
     if (o->workload == LG_W_FAILOVER &&
-        (o->system != LG_CONCLAVE || o->kill_pid == 0 || o->kill_after_s >= o->duration_s)) {
+        (o->system == LG_PG || o->kill_pid == 0 || o->kill_after_s >= o->duration_s)) {
         snprintf(err, cap,
-                 "failover runs against conclave with --kill-pid and --kill-after below "
-                 "--duration");
+                 "failover runs against conclave or etcd with --kill-pid and --kill-after "
+                 "below --duration");
         return -1;
     }
     return 0;

@@ -338,6 +338,10 @@ static void handle_answer(struct client *c)
     }
     if (c->is_write) {
         c->version[c->slot] = version;
+        if (out == LG_CONFLICT && c->phase == PH_SETUP) {
+            c->next++; /* created before (or by a first attempt whose answer was lost) */
+            return;
+        }
         if (out == LG_CONFLICT) {
             c->conflicts++;
             return; /* the next write of this key uses the version just learned */
@@ -346,7 +350,9 @@ static void handle_answer(struct client *c)
             c->next++;
             return;
         }
-        if (n->t_kill && !n->t_first && t1 > n->t_kill) {
+        /* Only a write sent after the kill counts: an answer already on its way when the
+         * leader died (committed before the kill) would otherwise end the failover at once. */
+        if (n->t_kill && !n->t_first && c->t0 > n->t_kill) {
             n->t_first = t1;
             /* A little more steady state after the first acknowledged write, then stop. */
             uint64_t end = t1 + 500000000ULL;
@@ -540,7 +546,13 @@ static int setup_clients(struct net *n, char *err, size_t cap)
             snprintf(err, cap, "target %s is not an IPv4 address and port", c->host);
             return -1;
         }
-        for (int k = i; k < o->keys; k += o->clients) {
+        /* The client's keys are those of [lo, hi) congruent to its id modulo the clients. */
+        int lo = o->workload == LG_W_SETUP ? o->setup_from : 0;
+        int hi = o->workload != LG_W_SETUP && o->write_keys > 0 && o->write_keys < o->keys
+                     ? o->write_keys
+                     : o->keys;
+        int first = lo + ((i - lo % o->clients) % o->clients + o->clients) % o->clients;
+        for (int k = first; k < hi; k += o->clients) {
             c->nown++;
         }
         c->own = calloc((size_t)c->nown + 1, sizeof *c->own);
@@ -550,11 +562,15 @@ static int setup_clients(struct net *n, char *err, size_t cap)
             return -1;
         }
         int j = 0;
-        for (int k = i; k < o->keys; k += o->clients) {
+        for (int k = first; k < hi; k += o->clients) {
             c->own[j++] = k;
         }
-        /* Reads need no versions; only writing workloads learn them. */
-        c->phase = (o->workload == LG_W_READ || o->workload == LG_W_STALE) ? PH_WAIT : PH_LEARN;
+        /* Reads need no versions, nor does the setup (it creates with version 0); the other
+         * writing workloads learn them. */
+        c->phase =
+            (o->workload == LG_W_READ || o->workload == LG_W_STALE || o->workload == LG_W_SETUP)
+                ? PH_WAIT
+                : PH_LEARN;
     }
     return 0;
 }

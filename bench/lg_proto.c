@@ -323,3 +323,146 @@ enum lg_outcome lg_etcd_read_result(int status, const char *body, size_t len, ui
     json_decref(doc);
     return out;
 }
+
+int lg_etcd_watch(struct lg_buf *b, const char *host, const char *key, uint64_t start_rev)
+{
+    struct lg_buf body, k;
+    lg_buf_init(&body);
+    lg_buf_init(&k);
+    int rc = -1;
+    if (etcd_key(&k, key) != 0 ||
+        lg_buf_printf(&body, "{\"create_request\":{\"key\":\"%s\"", k.p) != 0 ||
+        (start_rev > 0 &&
+         lg_buf_printf(&body, ",\"start_revision\":\"%" PRIu64 "\"", start_rev) != 0) ||
+        lg_buf_add(&body, "}}", 2) != 0) {
+        goto out;
+    }
+    rc = request(b, "POST", host, "/v3/watch", NULL, body.p, body.len);
+out:
+    lg_buf_free(&body);
+    lg_buf_free(&k);
+    return rc;
+}
+
+enum lg_outcome lg_etcd_put_result(int status, const char *body, size_t len, uint64_t *revision,
+                                   char *why, size_t cap)
+{
+    if (status != 200) {
+        why_status(why, cap, status, body, len);
+        return LG_ERROR;
+    }
+    json_t *doc = parse_object(body, len, why, cap);
+    if (!doc) {
+        return LG_ERROR;
+    }
+    enum lg_outcome out = LG_OK;
+    if (get_u64(json_object_get(doc, "header"), "revision", revision) != 0 || *revision == 0) {
+        snprintf(why, cap, "put answer without header.revision");
+        out = LG_ERROR;
+    }
+    json_decref(doc);
+    return out;
+}
+
+int lg_json_next_object(const char *p, size_t len, size_t *start, size_t *end)
+{
+    size_t i = 0;
+    while (i < len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t')) {
+        i++;
+    }
+    if (i == len) {
+        return 0;
+    }
+    if (p[i] != '{') {
+        return -1;
+    }
+    *start = i;
+    /* OPEN holds the closer each open object or array expects (deeper nesting than an etcd
+     * message has is refused); inside a string only '"' and '\' matter. */
+    char open[64];
+    int depth = 0;
+    int in_string = 0;
+    for (; i < len; i++) {
+        char c = p[i];
+        if (in_string) {
+            if (c == '\\') {
+                i++; /* the escaped byte, whatever it is, cannot end the string */
+            } else if (c == '"') {
+                in_string = 0;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_string = 1;
+        } else if (c == '{' || c == '[') {
+            if (depth == (int)sizeof open) {
+                return -1;
+            }
+            open[depth++] = c == '{' ? '}' : ']';
+        } else if (c == '}' || c == ']') {
+            if (depth == 0 || open[--depth] != c) {
+                return -1;
+            }
+            if (depth == 0) {
+                *end = i + 1;
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+enum lg_outcome lg_etcd_watch_message(const char *msg, size_t len, int *created, uint64_t *revs,
+                                      size_t nrevs_cap, size_t *nrevs, char *why, size_t cap)
+{
+    *created = 0;
+    *nrevs = 0;
+    json_t *doc = parse_object(msg, len, why, cap);
+    if (!doc) {
+        return LG_ERROR;
+    }
+    enum lg_outcome out = LG_ERROR;
+    json_t *result = json_object_get(doc, "result");
+    if (!json_is_object(result)) {
+        json_t *e = json_object_get(doc, "error");
+        const char *m = json_string_value(json_object_get(e, "message"));
+        snprintf(why, cap, "watch message without result: %.200s",
+                 m ? m : (e ? "error without message" : "neither result nor error"));
+        goto done;
+    }
+    /* The gateway leaves false booleans and empty arrays out. */
+    if (json_is_true(json_object_get(result, "canceled"))) {
+        const char *r = json_string_value(json_object_get(result, "cancel_reason"));
+        snprintf(why, cap, "watch canceled: %.200s", r ? r : "no reason given");
+        goto done;
+    }
+    *created = json_is_true(json_object_get(result, "created"));
+    json_t *events = json_object_get(result, "events");
+    if (events && !json_is_array(events)) {
+        snprintf(why, cap, "watch message whose events are not an array");
+        goto done;
+    }
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev)
+    {
+        if (*nrevs == nrevs_cap) {
+            snprintf(why, cap, "watch message with more than %zu events", nrevs_cap);
+            goto done;
+        }
+        uint64_t rev = 0;
+        if (get_u64(json_object_get(ev, "kv"), "mod_revision", &rev) != 0 || rev == 0) {
+            snprintf(why, cap, "watch event without kv.mod_revision");
+            goto done;
+        }
+        revs[(*nrevs)++] = rev;
+    }
+    out = LG_OK;
+done:
+    if (out != LG_OK) {
+        *nrevs = 0;
+        *created = 0;
+    }
+    json_decref(doc);
+    return out;
+}

@@ -58,4 +58,28 @@ enum lg_outcome lg_conclave_read_result(int status, const char *body, size_t len
 enum lg_outcome lg_etcd_read_result(int status, const char *body, size_t len, uint64_t *version,
                                     char *why, size_t cap);
 
+/* The request opening an etcd watch stream on KEY (POST /v3/watch): events from revision
+ * START_REV on (0: from now). The answer is one JSON object per message, never complete. */
+int lg_etcd_watch(struct lg_buf *b, const char *host, const char *key, uint64_t start_rev);
+
+/* Reads the answer to an etcd put: *REVISION is the store revision of the put (the
+ * mod_revision its watchers see). LG_OK or LG_ERROR with WHY. */
+enum lg_outcome lg_etcd_put_result(int status, const char *body, size_t len, uint64_t *revision,
+                                   char *why, size_t cap);
+
+/* Finds the first whole top-level JSON object in the LEN bytes at P (a stream of objects,
+ * whitespace between them): returns 1 with [*START, *END) its bytes, 0 when the object is not
+ * complete yet (nothing but whitespace, or an object cut short), -1 when the bytes cannot be
+ * one (anything but whitespace before '{', a closing bracket that does not match the open one,
+ * or nesting deeper than 64). Strings and their escapes are honoured, so brackets inside strings
+ * do not count; the object's content is not otherwise checked. */
+int lg_json_next_object(const char *p, size_t len, size_t *start, size_t *end);
+
+/* One message of an etcd watch stream (one JSON object of LEN bytes at MSG). On LG_OK,
+ * *CREATED is 1 when it confirms the watch, and the mod_revision of each of its events is in
+ * REVS (at most NREVS_CAP; *NREVS of them). LG_ERROR with WHY for an error message, a canceled
+ * watch, malformed JSON, an event without a mod_revision or more events than REVS holds. */
+enum lg_outcome lg_etcd_watch_message(const char *msg, size_t len, int *created, uint64_t *revs,
+                                      size_t nrevs_cap, size_t *nrevs, char *why, size_t cap);
+
 #endif

@@ -4,8 +4,10 @@
  * one thread per client).
  *
  * Every client runs a closed loop (the next operation starts when the previous one answered).
- * Client C owns the keys K with K % clients == C and is the only one writing them, so a CAS
- * write conflicts only when the version it learned is stale; reads pick any key.
+ * Client C owns the keys K < write_keys with K % clients == C and is the only one writing them,
+ * so a CAS write conflicts only when the version it learned is stale; reads pick any key. The
+ * setup workload creates each key from setup_from on with expected version 0 and takes a
+ * conflict as "the key exists already", so it needs no learning reads.
  */
 #ifndef LG_RUN_H
 #define LG_RUN_H
@@ -33,6 +35,8 @@ struct lg_opts {
     double duration_s;                   /* length of the timed phase */
     double timeout_s;                    /* one request's limit before the connection is dropped */
     int keys;                            /* key indexes 0 .. keys-1 */
+    int write_keys;                      /* writes go to indexes 0 .. write_keys-1 (0: keys) */
+    int setup_from;                      /* LG_W_SETUP: create indexes setup_from .. keys-1 */
     int value_size;                      /* bytes of each JSON value */
     int write_pct;                       /* LG_W_MIXED: percentage of writes */
     const char *targets[LG_MAX_TARGETS]; /* "ip:port" of the nodes; client C uses C % n */
@@ -53,7 +57,8 @@ struct lg_result {
     uint64_t errors;    /* failed operations: error answers, timeouts, dropped connections */
     double seconds;     /* length of the timed phase */
     struct lg_hist lat; /* latency of every successful operation */
-    double failover_ms; /* LG_W_FAILOVER: kill to the first acknowledged write; < 0 if none */
+    double failover_ms; /* LG_W_FAILOVER: kill to the acknowledgement of the first write sent
+                         * after it; < 0 if none */
 };
 
 /* Runs O against conclave or etcd and fills R (R->lat initialised by the caller). Returns 0,

@@ -1,7 +1,9 @@
 /*
- * The watch fan-out benchmark engine (lg_watch.h). Every watcher is one keep-alive connection
- * running a loop of long polls on GET /v1/projects/P/watch; a writer connection changes one key
- * every interval. All on one libuv loop; the few blocking HTTP calls (learning the project's
+ * The watch fan-out benchmark engine (lg_watch.h). Every watcher is one keep-alive connection:
+ * for conclave a loop of long polls on GET /v1/projects/P/watch, for etcd one POST /v3/watch
+ * whose chunked answer never ends and carries one JSON object per message (the first says the
+ * watch was created, then one per batch of events); a writer connection changes one key every
+ * interval. All on one libuv loop; the few blocking HTTP calls (learning the project's
  * head and the key's version, scraping /metrics) run before and after the timed phase, and
  * while waiting for the watchers to register (nothing is timed then).
  */
@@ -30,6 +32,8 @@ struct watcher {
     int writing; /* wreq is in libuv's hands until w_written */
     uint64_t after;
     uint64_t last_rev; /* the highest revision delivered, for duplicates */
+    size_t scan;       /* etcd: bytes of resp.body already taken as whole messages */
+    int created;       /* etcd: this connection's watch stream was confirmed */
     struct lg_buf req;
     struct lg_resp resp;
 };
@@ -67,7 +71,8 @@ struct wrun {
     /* what the watchers got */
     struct delivery *d;
     size_t nd, capd;
-    int phase; /* 0 registering, 1 writing, 2 grace, 3 done */
+    uint64_t created; /* etcd: watchers whose stream is confirmed and still open */
+    int phase;        /* 0 registering, 1 writing, 2 grace, 3 done */
     uint64_t t_start, grace_until, next_scrape;
     char err[512];
 };
@@ -174,6 +179,10 @@ static void w_closed(uv_handle_t *h)
     w->connected = 0;
     w->busy = 0;
     w->writing = 0;
+    if (w->created) {
+        w->created = 0;
+        w->run->created--;
+    }
     w->retry = 1; /* the tick reconnects */
 }
 
@@ -252,10 +261,74 @@ static void w_answer(struct watcher *w)
     w_issue(w);
 }
 
+/* Takes every whole message of W's etcd stream that arrived since the last call. Returns 0,
+ * or -1 when the stream is unusable (the caller drops the connection, the tick reopens it from
+ * the revision after the last one delivered). */
+static int w_etcd_messages(struct watcher *w)
+{
+    struct wrun *run = w->run;
+    uint64_t now = lg_now_ns();
+    for (;;) {
+        size_t start = 0, end = 0;
+        const char *p = w->resp.body.p ? w->resp.body.p + w->scan : "";
+        int found = lg_json_next_object(p, w->resp.body.len - w->scan, &start, &end);
+        if (found == 0) {
+            return 0;
+        }
+        if (found < 0) {
+            if (getenv("LG_DEBUG")) {
+                fprintf(stderr, "etcd watch stream: not a JSON object: %.80s\n", p);
+            }
+            return -1;
+        }
+        uint64_t revs[64];
+        size_t nrevs = 0;
+        int created = 0;
+        char why[256];
+        if (lg_etcd_watch_message(p + start, end - start, &created, revs, 64, &nrevs, why,
+                                  sizeof why) != LG_OK) {
+            if (getenv("LG_DEBUG")) {
+                fprintf(stderr, "etcd watch stream: %s\n", why);
+            }
+            return -1;
+        }
+        w->scan += end;
+        if (created && !w->created) {
+            w->created = 1;
+            run->created++;
+        }
+        for (size_t i = 0; i < nrevs; i++) {
+            if (revs[i] <= w->last_rev) {
+                run->r->duplicates++;
+                continue;
+            }
+            w->last_rev = revs[i];
+            if (record(run, revs[i], now, w->target) != 0) {
+                fatal(run, "out of memory recording a delivery");
+                return -1;
+            }
+        }
+    }
+}
+
 static void w_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     struct watcher *w = s->data;
     if (nread == 0) {
+        return;
+    }
+    if (w->run->o->system == LG_ETCD) {
+        /* A watch stream has no end: its close, a malformed message or a complete answer (an
+         * error status) are all failures, after the messages that did arrive are counted. */
+        if (nread < 0 || !w->busy || lg_resp_feed(&w->resp, b->base, (size_t)nread) != 0 ||
+            w_etcd_messages(w) != 0 || w->resp.complete ||
+            (w->resp.status && w->resp.status != 200)) {
+            if (getenv("LG_DEBUG") && w->resp.complete) {
+                fprintf(stderr, "etcd watch answer %d: %.200s\n", w->resp.status,
+                        w->resp.body.p ? w->resp.body.p : "");
+            }
+            w_fail(w);
+        }
         return;
     }
     if (nread < 0) {
@@ -286,7 +359,7 @@ static void w_written(uv_write_t *req, int status)
     w->writing = 0;
     if (status < 0) {
         w_fail(w);
-    } else if (w->retry && !w->busy) {
+    } else if (w->run->o->system == LG_CONCLAVE && w->retry && !w->busy) {
         w_issue(w); /* an answer came before this callback: the next poll waited for it */
     }
 }
@@ -303,15 +376,23 @@ static void w_issue(struct watcher *w)
         return;
     }
     lg_buf_reset(&w->req);
-    if (lg_buf_printf(&w->req,
-                      "GET /v1/projects/%s/watch?after_revision=%" PRIu64 "&timeout=%d HTTP/1.1\r\n"
-                      "Host: %s\r\nAuthorization: Bearer %s\r\n\r\n",
-                      o->project, w->after, o->poll_timeout_s, o->targets[w->target],
-                      o->token) != 0) {
+    /* An etcd stream reopened after a failure starts right after the last revision delivered,
+     * so that nothing written meanwhile is skipped; a first one starts now. */
+    int rc = o->system == LG_ETCD
+                 ? lg_etcd_watch(&w->req, o->targets[w->target], o->key,
+                                 w->last_rev ? w->last_rev + 1 : 0)
+                 : lg_buf_printf(&w->req,
+                                 "GET /v1/projects/%s/watch?after_revision=%" PRIu64
+                                 "&timeout=%d HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer "
+                                 "%s\r\n\r\n",
+                                 o->project, w->after, o->poll_timeout_s, o->targets[w->target],
+                                 o->token);
+    if (rc != 0) {
         fatal(w->run, "out of memory building a watch request");
         return;
     }
     lg_resp_start(&w->resp);
+    w->scan = 0;
     w->busy = 1;
     w->retry = 0;
     w->wreq.data = w;
@@ -391,9 +472,26 @@ static void wr_answer(struct wrun *run)
     uint64_t now = lg_now_ns();
     char why[256];
     uint64_t version = 0;
-    enum lg_outcome out =
-        lg_conclave_write_result(run->wresp.status, run->wresp.body.p ? run->wresp.body.p : "",
-                                 run->wresp.body.len, &version, why, sizeof why);
+    const char *body = run->wresp.body.p ? run->wresp.body.p : "";
+    if (run->o->system == LG_ETCD) {
+        /* A plain put: its header revision is the mod_revision every watcher must see. */
+        uint64_t rev = 0;
+        if (lg_etcd_put_result(run->wresp.status, body, run->wresp.body.len, &rev, why,
+                               sizeof why) != LG_OK) {
+            wr_fail(run, why);
+            return;
+        }
+        run->writes[run->nwrites].rev = rev;
+        run->writes[run->nwrites].t_ack = now;
+        run->nwrites++;
+        if (!run->o->quiet) {
+            fprintf(stderr, "\r  write %d/%d acknowledged (revision %" PRIu64 ", %.1f ms)   ",
+                    run->nwrites, run->o->writes, rev, (double)(now - run->t_sent) / 1e6);
+        }
+        return;
+    }
+    enum lg_outcome out = lg_conclave_write_result(run->wresp.status, body, run->wresp.body.len,
+                                                   &version, why, sizeof why);
     if (out == LG_ERROR) {
         wr_fail(run, why);
         return;
@@ -445,8 +543,10 @@ static void wr_send(struct wrun *run)
     const struct lg_watch_opts *o = run->o;
     char value[64];
     snprintf(value, sizeof value, "{\"seq\":%d}", run->nwrites + 1);
-    if (lg_conclave_write(&run->wreq, o->targets[0], o->token, o->project, o->key, value,
-                          run->version) != 0) {
+    int rc = o->system == LG_ETCD ? lg_etcd_put(&run->wreq, o->targets[0], o->key, value)
+                                  : lg_conclave_write(&run->wreq, o->targets[0], o->token,
+                                                      o->project, o->key, value, run->version);
+    if (rc != 0) {
         fatal(run, "out of memory building a write");
         return;
     }
@@ -520,17 +620,29 @@ static void on_tick(uv_timer_t *t)
         }
     }
     if (run->phase == 0 && now >= run->next_scrape) {
+        /* Writing starts once the servers count every watcher (and, for etcd, the client saw
+         * every stream confirmed), so that no write can land before a watcher is in place. */
+        const char *gauge =
+            o->system == LG_ETCD ? "etcd_debugging_mvcc_watcher_total" : "conclave_watch_waiting";
         double waiting = 0;
         for (int i = 0; i < o->ntargets; i++) {
-            double v = scrape(run, i, "conclave_watch_waiting");
+            double v = scrape(run, i, gauge);
             waiting += v > 0 ? v : 0;
         }
         if (!o->quiet) {
-            fprintf(stderr, "\r  %.0f of %d watchers waiting   ", waiting, o->watchers);
+            fprintf(stderr, "\r  %.0f of %d watchers registered on the servers", waiting,
+                    o->watchers);
+            if (o->system == LG_ETCD) {
+                fprintf(stderr, ", %" PRIu64 " streams confirmed", run->created);
+            }
+            fprintf(stderr, "   ");
         }
-        if (waiting >= o->watchers) {
+        if (waiting >= o->watchers &&
+            (o->system != LG_ETCD || run->created >= (uint64_t)o->watchers)) {
             run->r->setup_s = (double)(now - run->t_start) / 1e9;
-            for (int i = 0; i < o->ntargets; i++) {
+            run->r->registered = (uint64_t)waiting;
+            run->r->created = run->created;
+            for (int i = 0; i < o->ntargets && o->system == LG_CONCLAVE; i++) {
                 run->r->queries[i] = (uint64_t)scrape(run, i, "conclave_watch_queries_total");
             }
             run->phase = 1;
@@ -676,10 +788,10 @@ int lg_watch_run(const struct lg_watch_opts *o, struct lg_watch_result *r, char 
     lg_buf_init(&run->wresp.body);
     uv_timer_init(&run->loop, &run->tick);
     run->tick.data = run;
-    if (learn(run, &head, err, cap) != 0) {
+    if (o->system == LG_CONCLAVE && learn(run, &head, err, cap) != 0) {
         goto out;
     }
-    for (int i = 0; i < o->ntargets; i++) {
+    for (int i = 0; i < o->ntargets && o->system == LG_CONCLAVE; i++) {
         if (scrape(run, i, "conclave_watch_queries_total") < 0) {
             snprintf(err, cap, "target %s has no conclave_watch_queries_total in /metrics",
                      o->targets[i]);
@@ -706,7 +818,7 @@ int lg_watch_run(const struct lg_watch_opts *o, struct lg_watch_result *r, char 
         snprintf(err, cap, "%s", run->err);
         goto out;
     }
-    for (int i = 0; i < o->ntargets; i++) {
+    for (int i = 0; i < o->ntargets && o->system == LG_CONCLAVE; i++) {
         double v = scrape(run, i, "conclave_watch_queries_total");
         r->queries[i] = v >= (double)r->queries[i] ? (uint64_t)v - r->queries[i] : 0;
         r->queries_total += r->queries[i];

@@ -1,9 +1,10 @@
 /*
  * The watch fan-out benchmark (conclave-lg-watch, docs/performance.md "Watch fan-out"): W
- * long-poll watchers of one project spread over the nodes, one write per second through a
- * node, and for every write: how long after its acknowledgement each watcher had it, and
- * whether any watcher missed it. The nodes' conclave_watch_queries_total before and after
- * gives the PostgreSQL queries per change.
+ * watchers spread over the nodes (conclave: long polls of one project; etcd: watch streams of
+ * one key on the JSON gateway), one write per second through the first target, and for every
+ * write: how long after its acknowledgement each watcher had it, and whether any watcher
+ * missed it. For conclave the nodes' conclave_watch_queries_total before and after gives the
+ * PostgreSQL queries per change.
  */
 #ifndef LG_WATCH_H
 #define LG_WATCH_H
@@ -14,15 +15,16 @@
 #include "lg_run.h"
 
 struct lg_watch_opts {
+    enum lg_system system;               /* LG_CONCLAVE (long polls) or LG_ETCD (watch streams) */
     const char *targets[LG_MAX_TARGETS]; /* "ip:port"; watcher I uses I % ntargets */
     int ntargets;
     int watchers;
     int writes;          /* one per second after every watcher waits */
     double interval_s;   /* between writes */
     int poll_timeout_s;  /* ?timeout= of each long poll */
-    const char *token;   /* bearer token */
-    const char *project; /* a project only this run writes */
-    const char *key;     /* the config key written */
+    const char *token;   /* conclave: bearer token */
+    const char *project; /* conclave: a project only this run writes */
+    const char *key;     /* the config key written (etcd: "bench/KEY") */
     int quiet;
 };
 
@@ -39,6 +41,10 @@ struct lg_watch_result {
     uint64_t queries[LG_MAX_TARGETS];          /* conclave_watch_queries_total moved, per target */
     uint64_t queries_total;
     double setup_s; /* connecting and registering every watcher */
+    /* Watchers the servers counted when writing began: the sum of conclave_watch_waiting
+     * (conclave) or of etcd_debugging_mvcc_watcher_total (etcd) over the targets. */
+    uint64_t registered;
+    uint64_t created; /* etcd: watch streams the client saw confirmed ("created") then */
 };
 
 /* Runs O and fills R (R->lat and R->lat_target[] initialised by the caller). Returns 0, or -1 with

@@ -248,14 +248,196 @@ static void test_answers(void **state)
         LG_ERROR);
 }
 
+/* Splitting an etcd watch stream into its messages: whole objects, objects cut short, braces
+ * and escaped quotes inside strings, whitespace between, and bytes that cannot start one. */
+static void test_json_next_object(void **state)
+{
+    (void)state;
+    size_t st = 99, en = 99;
+    const char *two = "{\"a\":{\"b\":[1,{}]}}\n {\"c\":\"}{\\\"}\"}\n";
+    assert_int_equal(lg_json_next_object(two, strlen(two), &st, &en), 1);
+    assert_int_equal(st, 0);
+    assert_int_equal(en, 18);
+    assert_int_equal(lg_json_next_object(two + en, strlen(two) - en, &st, &en), 1);
+    assert_int_equal(st, 2);
+    /* The second object is {"c":"}{\"}"}: the braces and the escaped quote are in the string. */
+    assert_int_equal(en, 2 + 13);
+    /* Every strict prefix of an object is incomplete, never a whole object or an error. */
+    const char *one = "{\"result\":{\"x\":\"a\\\\\",\"events\":[{\"kv\":{}}]}}";
+    for (size_t n = 0; n < strlen(one); n++) {
+        assert_int_equal(lg_json_next_object(one, n, &st, &en), 0);
+    }
+    assert_int_equal(lg_json_next_object(one, strlen(one), &st, &en), 1);
+    assert_int_equal(en, strlen(one));
+    assert_int_equal(lg_json_next_object(" \r\n\t", 4, &st, &en), 0);
+    assert_int_equal(lg_json_next_object("x{}", 3, &st, &en), -1);
+    assert_int_equal(lg_json_next_object("[1]", 3, &st, &en), -1);
+    assert_int_equal(lg_json_next_object("{]]", 3, &st, &en), -1);
+    assert_int_equal(lg_json_next_object("}", 1, &st, &en), -1);
+    assert_int_equal(lg_json_next_object("{[}", 3, &st, &en), -1);
+    char deep[200];
+    memset(deep, '[', sizeof deep);
+    deep[0] = '{';
+    assert_int_equal(lg_json_next_object(deep, 64, &st, &en), 0);
+    assert_int_equal(lg_json_next_object(deep, 65, &st, &en), -1);
+}
+
+/* The messages of an etcd watch stream as the JSON gateway of etcd 3.4 sends them, and the
+ * ones the benchmark must refuse. */
+static void test_etcd_watch_message(void **state)
+{
+    (void)state;
+    uint64_t revs[2] = {0, 0};
+    size_t n = 99;
+    int created = 99;
+    char why[256];
+    const char *c = "{\"result\":{\"header\":{\"revision\":\"1\"},\"created\":true}}";
+    assert_int_equal(lg_etcd_watch_message(c, strlen(c), &created, revs, 2, &n, why, sizeof why),
+                     LG_OK);
+    assert_int_equal(created, 1);
+    assert_int_equal(n, 0);
+    const char *ev = "{\"result\":{\"header\":{\"revision\":\"8\"},\"events\":[{\"kv\":{\"key\":"
+                     "\"eA==\",\"mod_revision\":\"7\"}},{\"kv\":{\"mod_revision\":\"8\"}}]}}";
+    assert_int_equal(lg_etcd_watch_message(ev, strlen(ev), &created, revs, 2, &n, why, sizeof why),
+                     LG_OK);
+    assert_int_equal(created, 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(revs[0], 7);
+    assert_int_equal(revs[1], 8);
+    /* More events than the caller can hold. */
+    assert_int_equal(lg_etcd_watch_message(ev, strlen(ev), &created, revs, 1, &n, why, sizeof why),
+                     LG_ERROR);
+    assert_string_equal(why, "watch message with more than 1 events");
+    assert_int_equal(n, 0);
+    const char *norev = "{\"result\":{\"events\":[{\"kv\":{\"key\":\"eA==\"}}]}}";
+    assert_int_equal(
+        lg_etcd_watch_message(norev, strlen(norev), &created, revs, 2, &n, why, sizeof why),
+        LG_ERROR);
+    assert_string_equal(why, "watch event without kv.mod_revision");
+    const char *badrev = "{\"result\":{\"events\":[{\"kv\":{\"mod_revision\":\"7x\"}}]}}";
+    assert_int_equal(
+        lg_etcd_watch_message(badrev, strlen(badrev), &created, revs, 2, &n, why, sizeof why),
+        LG_ERROR);
+    const char *notarray = "{\"result\":{\"events\":{}}}";
+    assert_int_equal(
+        lg_etcd_watch_message(notarray, strlen(notarray), &created, revs, 2, &n, why, sizeof why),
+        LG_ERROR);
+    assert_string_equal(why, "watch message whose events are not an array");
+    const char *cancel = "{\"result\":{\"canceled\":true,\"cancel_reason\":\"compacted\"}}";
+    assert_int_equal(
+        lg_etcd_watch_message(cancel, strlen(cancel), &created, revs, 2, &n, why, sizeof why),
+        LG_ERROR);
+    assert_string_equal(why, "watch canceled: compacted");
+    const char *err = "{\"error\":{\"grpc_code\":14,\"message\":\"etcdserver: no leader\"}}";
+    assert_int_equal(
+        lg_etcd_watch_message(err, strlen(err), &created, revs, 2, &n, why, sizeof why), LG_ERROR);
+    assert_string_equal(why, "watch message without result: etcdserver: no leader");
+    assert_int_equal(
+        lg_etcd_watch_message("{\"result\":", 10, &created, revs, 2, &n, why, sizeof why),
+        LG_ERROR);
+    assert_non_null(strstr(why, "not a JSON object"));
+}
+
+/* A whole etcd watch answer (chunked, as captured from etcd 3.4.23) read in 7-byte pieces:
+ * the messages come out of the body one by one, as lg_watch.c takes them. */
+static void test_etcd_watch_stream(void **state)
+{
+    (void)state;
+    static const char *msgs[] = {
+        "{\"result\":{\"header\":{\"revision\":\"1\"},\"created\":true}}\n",
+        "{\"result\":{\"header\":{\"revision\":\"2\"},\"events\":[{\"kv\":{\"key\":\"YmVuY2gv\","
+        "\"mod_revision\":\"2\",\"version\":\"1\",\"value\":\"eyJ9\"}}]}}\n",
+        "{\"result\":{\"header\":{\"revision\":\"3\"},\"events\":[{\"kv\":{\"key\":\"YmVuY2gv\","
+        "\"mod_revision\":\"3\",\"version\":\"2\",\"value\":\"eyJ9\"}}]}}\n",
+    };
+    struct lg_buf wire;
+    lg_buf_init(&wire);
+    assert_int_equal(lg_buf_printf(&wire, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                          "Transfer-Encoding: chunked\r\n\r\n"),
+                     0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(lg_buf_printf(&wire, "%zx\r\n%s\r\n", strlen(msgs[i]), msgs[i]), 0);
+    }
+    struct lg_resp r;
+    memset(&r, 0, sizeof r);
+    lg_buf_init(&r.body);
+    lg_resp_start(&r);
+    size_t scan = 0;
+    int created = 0;
+    uint64_t got[4];
+    size_t ngot = 0;
+    for (size_t off = 0; off < wire.len; off += 7) {
+        size_t len = wire.len - off < 7 ? wire.len - off : 7;
+        assert_int_equal(lg_resp_feed(&r, wire.p + off, len), 0);
+        size_t st, en;
+        while (lg_json_next_object(r.body.p + scan, r.body.len - scan, &st, &en) == 1) {
+            uint64_t revs[4];
+            size_t n = 0;
+            int c = 0;
+            char why[256];
+            assert_int_equal(lg_etcd_watch_message(r.body.p + scan + st, en - st, &c, revs, 4, &n,
+                                                   why, sizeof why),
+                             LG_OK);
+            created += c;
+            for (size_t i = 0; i < n; i++) {
+                got[ngot++] = revs[i];
+            }
+            scan += en;
+        }
+    }
+    /* The stream never completes: the watch is still open. */
+    assert_false(r.complete);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(created, 1);
+    assert_int_equal(ngot, 2);
+    assert_int_equal(got[0], 2);
+    assert_int_equal(got[1], 3);
+    lg_resp_free(&r);
+    lg_buf_free(&wire);
+}
+
+static void test_etcd_put_and_watch_requests(void **state)
+{
+    (void)state;
+    uint64_t rev = 0;
+    char why[256];
+    const char *put = "{\"header\":{\"cluster_id\":\"1\",\"revision\":\"42\",\"raft_term\":\"2\"}}";
+    assert_int_equal(lg_etcd_put_result(200, put, strlen(put), &rev, why, sizeof why), LG_OK);
+    assert_int_equal(rev, 42);
+    assert_int_equal(lg_etcd_put_result(200, "{\"header\":{}}", 13, &rev, why, sizeof why),
+                     LG_ERROR);
+    assert_string_equal(why, "put answer without header.revision");
+    const char *zero = "{\"header\":{\"revision\":\"0\"}}";
+    assert_int_equal(lg_etcd_put_result(200, zero, strlen(zero), &rev, why, sizeof why), LG_ERROR);
+    assert_int_equal(lg_etcd_put_result(500, "boom", 4, &rev, why, sizeof why), LG_ERROR);
+    assert_non_null(strstr(why, "HTTP 500"));
+    struct lg_buf b;
+    lg_buf_init(&b);
+    assert_int_equal(lg_etcd_watch(&b, "h:1", "watched", 0), 0);
+    assert_non_null(strstr(b.p, "POST /v3/watch HTTP/1.1\r\n"));
+    /* base64 of "bench/watched" */
+    assert_non_null(strstr(b.p, "{\"create_request\":{\"key\":\"YmVuY2gvd2F0Y2hlZA==\"}}"));
+    assert_int_equal(lg_etcd_watch(&b, "h:1", "watched", 17), 0);
+    assert_non_null(strstr(b.p, ",\"start_revision\":\"17\"}}"));
+    lg_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_args),          cmocka_unit_test(test_quantiles),
-        cmocka_unit_test(test_single_sample), cmocka_unit_test(test_response_content_length),
-        cmocka_unit_test(test_response_bad),  cmocka_unit_test(test_value_and_key),
-        cmocka_unit_test(test_base64),        cmocka_unit_test(test_requests),
+        cmocka_unit_test(test_args),
+        cmocka_unit_test(test_quantiles),
+        cmocka_unit_test(test_single_sample),
+        cmocka_unit_test(test_response_content_length),
+        cmocka_unit_test(test_response_bad),
+        cmocka_unit_test(test_value_and_key),
+        cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_requests),
         cmocka_unit_test(test_answers),
+        cmocka_unit_test(test_json_next_object),
+        cmocka_unit_test(test_etcd_watch_message),
+        cmocka_unit_test(test_etcd_watch_stream),
+        cmocka_unit_test(test_etcd_put_and_watch_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
