@@ -17,10 +17,10 @@
 #include "http/http_server_internal.h"
 #include "server/api_internal.h"
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond))                                                                           \
-            abort();                                                                           \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            abort();                                                                               \
     } while (0)
 
 /* http_request.c's parser callbacks call these; this target never runs the parser. */

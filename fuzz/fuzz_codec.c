@@ -12,10 +12,10 @@
 
 #include "raft/codec.h"
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond))                                                                           \
-            abort();                                                                           \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            abort();                                                                               \
     } while (0)
 
 /* Returns 1 when A and B describe the same entry. */
@@ -27,9 +27,10 @@ static int same_entry(const struct codec_entry *a, const struct codec_entry *b)
         return a->materialized_index == b->materialized_index;
     return a->expected_version == b->expected_version && a->source_version == b->source_version &&
            a->term == b->term && a->timestamp_us == b->timestamp_us &&
-           a->project_len == b->project_len && memcmp(a->project, b->project, a->project_len) == 0 &&
-           a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0 &&
-           a->actor_len == b->actor_len && memcmp(a->actor, b->actor, a->actor_len) == 0 &&
+           a->project_len == b->project_len &&
+           memcmp(a->project, b->project, a->project_len) == 0 && a->key_len == b->key_len &&
+           memcmp(a->key, b->key, a->key_len) == 0 && a->actor_len == b->actor_len &&
+           memcmp(a->actor, b->actor, a->actor_len) == 0 &&
            a->request_id_len == b->request_id_len &&
            (a->request_id_len == 0 ||
             memcmp(a->request_id, b->request_id, a->request_id_len) == 0) &&

@@ -9,8 +9,9 @@
  * http_server_conn_close() are replaced by stubs that end the connection as the real ones do
  * (no more parsing). Properties, after each complete head: http_request_headers_finalize()
  * returns 0 or 1; on 0 the path, query and method are set, every header name is
- * at most as long as the bytes received for it, no header value ends with a blank, and the header array is NULL-terminated; a
- * complete body has the length http-parser counted and a terminating NUL. Nothing leaks.
+ * at most as long as the bytes received for it, no header value ends with a blank, and the header
+ * array is NULL-terminated; a complete body has the length http-parser counted and a terminating
+ * NUL. Nothing leaks.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,10 +19,10 @@
 
 #include "http/http_server_internal.h"
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond))                                                                           \
-            abort();                                                                           \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            abort();                                                                               \
     } while (0)
 
 void http_server_conn_close(struct http_conn *c)

@@ -75,8 +75,7 @@ int main(int argc, char **argv)
     memset(&entries[4], 0, sizeof entries[4]);
     entries[4].op = CODEC_OP_MATERIALIZED;
     entries[4].materialized_index = 2;
-    static const char *const names[] = {"put", "put-schema", "rollback", "delete",
-                                        "materialized"};
+    static const char *const names[] = {"put", "put-schema", "rollback", "delete", "materialized"};
     char errmsg[256];
     struct fsm *f = NULL;
     if (fsm_new(&f, NULL, errmsg, sizeof errmsg) != 0) {
