@@ -17,6 +17,15 @@
 /* How often the glue looks at raft's state: leadership changes (raft 0.15 has no callback
  * for them), the post-election barrier, I/O failure, and shutdown progress. */
 #define POLL_MS 10
+/* The snapshot threshold grows with the state: at least raft.snapshot_threshold entries, and at
+ * least one entry per SNAPSHOT_BYTES_PER_ENTRY bytes of live config data (so about 131,000
+ * entries at 1,000,000 configs of 270 bytes), at most SNAPSHOT_THRESHOLD_MAX. A snapshot
+ * serialises and hashes the whole state (on a worker, but with CPU and disk time proportional
+ * to its size), so a fixed 1,024 entries made every node snapshot about once a second at 1,000
+ * writes per second, and with 100,000 keys that alone took most of two cores. The log kept in
+ * memory until the next snapshot stays below about a quarter of the state's size. */
+#define SNAPSHOT_BYTES_PER_ENTRY 2048u
+#define SNAPSHOT_THRESHOLD_MAX   1000000u
 /* Shutdown waits at most this long for entries to be stored and for a transfer. */
 #define SHUTDOWN_STORE_MS    3000
 #define SHUTDOWN_TRANSFER_MS 3000
@@ -82,6 +91,7 @@ struct rnode {
 
     rnode_fatal_cb fatal;
     void *fatal_data;
+    uint64_t snapshot_threshold; /* what raft was last told (adapt_snapshot_threshold()) */
     bool fatal_reported;
 
     enum stop_phase phase;
@@ -474,10 +484,27 @@ static void start_election_barrier(struct rnode *rn)
     rn->election_barrier = true;
 }
 
+/* Applies the state-size rule above to raft's snapshot threshold when it changed. */
+static void adapt_snapshot_threshold(struct rnode *rn)
+{
+    uint64_t want = fsm_live_bytes(rn->fsm) / SNAPSHOT_BYTES_PER_ENTRY;
+    if (want < rn->conf.snapshot_threshold) {
+        want = rn->conf.snapshot_threshold;
+    }
+    if (want > SNAPSHOT_THRESHOLD_MAX) {
+        want = SNAPSHOT_THRESHOLD_MAX;
+    }
+    if (want != rn->snapshot_threshold) {
+        raft_set_snapshot_threshold(&rn->raft, (unsigned)want);
+        rn->snapshot_threshold = want;
+    }
+}
+
 static void on_poll(uv_timer_t *t)
 {
     struct rnode *rn = t->data;
     uint64_t now = uv_now(rn->loop);
+    adapt_snapshot_threshold(rn);
     if ((rn->raft.state == RAFT_UNAVAILABLE || rn->adapter.fatal) && rn->phase == RUNNING) {
         /* raft converts to unavailable when its I/O fails: running on would serve stale
          * state, so stop the process. */
@@ -710,6 +737,7 @@ int rnode_start(struct rnode **out, uv_loop_t *loop, const struct rnode_config *
     raft_set_heartbeat_timeout(&rn->raft, conf->heartbeat_timeout_ms);
     raft_set_install_snapshot_timeout(&rn->raft, conf->install_snapshot_timeout_ms);
     raft_set_snapshot_threshold(&rn->raft, conf->snapshot_threshold);
+    rn->snapshot_threshold = conf->snapshot_threshold;
     raft_set_snapshot_trailing(&rn->raft, conf->snapshot_trailing);
     raft_set_pre_vote(&rn->raft, true);
     if (bootstrap(rn, errmsg, errlen) != 0) {

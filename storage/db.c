@@ -29,11 +29,43 @@ static int classify(PGconn *conn, const PGresult *res)
     return DB_ERROR;
 }
 
+/* Takes R (a result or NULL) as the outcome of a query: DB_OK with *RES, or the classified
+ * error with ERRMSG. */
+static int settle_result(PGconn *conn, PGresult *r, const char *what, PGresult **res, char *errmsg,
+                         size_t errlen);
+
+int db_query_prepared(PGconn *conn, const char *name, const char *what, const char *sql,
+                      int nparams, const char *const *params, PGresult **res, char *errmsg,
+                      size_t errlen)
+{
+    *res = NULL;
+    PGresult *r = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (PQresultStatus(r) == PGRES_FATAL_ERROR && state != NULL && strcmp(state, "26000") == 0 &&
+        PQtransactionStatus(conn) == PQTRANS_IDLE) {
+        /* Not prepared on this connection yet (or it is a new connection). */
+        PQclear(r);
+        PGresult *p = PQprepare(conn, name, sql, nparams, NULL);
+        if (PQresultStatus(p) != PGRES_COMMAND_OK) {
+            return settle_result(conn, p, what, res, errmsg, errlen);
+        }
+        PQclear(p);
+        r = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+    }
+    return settle_result(conn, r, what, res, errmsg, errlen);
+}
+
 int db_query(PGconn *conn, const char *what, const char *sql, int nparams,
              const char *const *params, PGresult **res, char *errmsg, size_t errlen)
 {
     *res = NULL;
     PGresult *r = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    return settle_result(conn, r, what, res, errmsg, errlen);
+}
+
+static int settle_result(PGconn *conn, PGresult *r, const char *what, PGresult **res, char *errmsg,
+                         size_t errlen)
+{
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         *res = r;

@@ -34,6 +34,15 @@ enum db_status {
 int db_query(PGconn *conn, const char *what, const char *sql, int nparams,
              const char *const *params, PGresult **res, char *errmsg, size_t errlen);
 
+/* As db_query(), through the prepared statement NAME of this connection, prepared from SQL on
+ * first use (and again on a new connection): PostgreSQL then plans a statement once per
+ * connection (or a few times, until it settles on a generic plan) instead of at every call.
+ * Only outside a transaction: a missing prepared statement is an error, which would abort an
+ * open transaction. NAME must be unique per SQL text across storage/. */
+int db_query_prepared(PGconn *conn, const char *name, const char *what, const char *sql,
+                      int nparams, const char *const *params, PGresult **res, char *errmsg,
+                      size_t errlen);
+
 /* As db_query(), for a query whose every row is one json column: *OUT receives a new JSON
  * array of the parsed rows (caller json_decref()s it). */
 int db_query_json_rows(PGconn *conn, const char *what, const char *sql, int nparams,

@@ -627,8 +627,9 @@ static int write_one(PGconn *conn, const struct db_revision *revs, size_t n, boo
         params[c] = cols[c].data;
     }
     params[DB_REVISIONS_NCOLS] = defer ? "true" : "false";
-    rc = db_query(conn, "materializing revisions in one statement", ONE_SQL, DB_REVISIONS_NCOLS + 1,
-                  params, &res, errmsg, errlen);
+    /* Prepared: the statement is long and planning it is a large part of a small batch. */
+    rc = db_query_prepared(conn, "conclave_write_one", "materializing revisions in one statement",
+                           ONE_SQL, DB_REVISIONS_NCOLS + 1, params, &res, errmsg, errlen);
     if (rc != DB_OK) {
         rc = rc == DB_UNAVAILABLE ? DB_UNAVAILABLE : ONE_DECLINED;
         goto out;
