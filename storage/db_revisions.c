@@ -550,23 +550,47 @@ static bool build_arrays(const struct db_revision *revs, size_t n,
     return ok;
 }
 
+/* A batch as the parameters of WRITE_SQL and ONE_SQL: the 16 array literals, and room for
+ * ONE_SQL's 17th. Owns the literals (batch_params_free()). */
+struct batch_params {
+    struct buf cols[DB_REVISIONS_NCOLS];
+    const char *params[DB_REVISIONS_NCOLS + 1];
+};
+
+/* Fills BP from REVS[0..N). Returns 0, or DB_ERROR with ERRMSG when out of memory; BP must be
+ * freed either way. */
+static int batch_params_build(struct batch_params *bp, const struct db_revision *revs, size_t n,
+                              char *errmsg, size_t errlen)
+{
+    memset(bp, 0, sizeof(*bp));
+    if (!build_arrays(revs, n, bp->cols)) {
+        snprintf(errmsg, errlen, "materializing: out of memory building the batch");
+        return DB_ERROR;
+    }
+    for (int c = 0; c < DB_REVISIONS_NCOLS; c++) {
+        bp->params[c] = bp->cols[c].data;
+    }
+    return 0;
+}
+
+static void batch_params_free(struct batch_params *bp)
+{
+    for (int c = 0; c < DB_REVISIONS_NCOLS; c++) {
+        free(bp->cols[c].data);
+    }
+}
+
 /* Inserts REVS[0..N), all above the cursor, and advances the cursor: round trip 4. */
 static int write_new(PGconn *conn, const struct db_revision *revs, size_t n, char *errmsg,
                      size_t errlen)
 {
-    struct buf cols[DB_REVISIONS_NCOLS] = {0};
-    const char *params[DB_REVISIONS_NCOLS];
+    struct batch_params bp;
     PGresult *res = NULL;
-    int rc;
-    if (!build_arrays(revs, n, cols)) {
-        snprintf(errmsg, errlen, "materializing: out of memory building the batch");
-        rc = DB_ERROR;
+    int rc = batch_params_build(&bp, revs, n, errmsg, errlen);
+    if (rc != 0) {
         goto out;
     }
-    for (int c = 0; c < DB_REVISIONS_NCOLS; c++) {
-        params[c] = cols[c].data;
-    }
-    rc = db_query(conn, "materializing revisions", WRITE_SQL, DB_REVISIONS_NCOLS, params, &res,
+    rc = db_query(conn, "materializing revisions", WRITE_SQL, DB_REVISIONS_NCOLS, bp.params, &res,
                   errmsg, errlen);
     if (rc != DB_OK) {
         rc = settle(rc);
@@ -599,9 +623,7 @@ static int write_new(PGconn *conn, const struct db_revision *revs, size_t n, cha
     }
 out:
     PQclear(res);
-    for (int c = 0; c < DB_REVISIONS_NCOLS; c++) {
-        free(cols[c].data);
-    }
+    batch_params_free(&bp);
     return rc;
 }
 
@@ -614,22 +636,16 @@ out:
 static int write_one(PGconn *conn, const struct db_revision *revs, size_t n, bool defer,
                      uint64_t *cursor_out, bool *flushed, char *errmsg, size_t errlen)
 {
-    struct buf cols[DB_REVISIONS_NCOLS] = {0};
-    const char *params[DB_REVISIONS_NCOLS + 1];
+    struct batch_params bp;
     PGresult *res = NULL;
-    int rc;
-    if (!build_arrays(revs, n, cols)) {
-        snprintf(errmsg, errlen, "materializing: out of memory building the batch");
-        rc = DB_ERROR;
+    int rc = batch_params_build(&bp, revs, n, errmsg, errlen);
+    if (rc != 0) {
         goto out;
     }
-    for (int c = 0; c < DB_REVISIONS_NCOLS; c++) {
-        params[c] = cols[c].data;
-    }
-    params[DB_REVISIONS_NCOLS] = defer ? "true" : "false";
+    bp.params[DB_REVISIONS_NCOLS] = defer ? "true" : "false";
     /* Prepared: the statement is long and planning it is a large part of a small batch. */
     rc = db_query_prepared(conn, "conclave_write_one", "materializing revisions in one statement",
-                           ONE_SQL, DB_REVISIONS_NCOLS + 1, params, &res, errmsg, errlen);
+                           ONE_SQL, DB_REVISIONS_NCOLS + 1, bp.params, &res, errmsg, errlen);
     if (rc != DB_OK) {
         rc = rc == DB_UNAVAILABLE ? DB_UNAVAILABLE : ONE_DECLINED;
         goto out;
@@ -643,9 +659,7 @@ static int write_one(PGconn *conn, const struct db_revision *revs, size_t n, boo
     rc = DB_OK;
 out:
     PQclear(res);
-    for (int c = 0; c < DB_REVISIONS_NCOLS; c++) {
-        free(cols[c].data);
-    }
+    batch_params_free(&bp);
     return rc;
 }
 

@@ -357,3 +357,44 @@ raft_stop() {
     raft_kill "$i" TERM
   fi
 }
+
+# acked_writes_in_postgresql PROJECT FILE: every line "key version revision request_id" of FILE
+# (the writes a test's clients saw acknowledged) is a config_revisions row of PROJECT with that
+# version and revision; PROJECT's keys hold versions 1..N without a gap; no request id was
+# written twice.
+acked_writes_in_postgresql() {
+  local project=$1 file=$2 key version revision rid got
+  while read -r key version revision rid; do
+    got=$(sql "SELECT version || ' ' || revision FROM config_revisions WHERE project_id = '$project' \
+      AND key = '$key' AND request_id = '$rid'")
+    [[ $got == "$version $revision" ]] ||
+      fail "acknowledged write $key v$version r$revision ($rid) is not in config_revisions (got <$got>)"
+  done <"$file"
+  expect_eq "$(sql "SELECT count(*) FROM (SELECT key FROM config_revisions WHERE project_id = '$project' \
+    GROUP BY key HAVING count(*) <> max(version) OR min(version) <> 1) t")" 0 "keys with a version gap"
+  expect_eq "$(sql "SELECT count(*) - count(DISTINCT request_id) FROM config_revisions \
+    WHERE project_id = '$project'")" 0 "request ids written twice"
+}
+
+# nodes_converge TOKEN [SECONDS]: waits (default 30 s) until nodes 1-3 answer GET /v1/cluster
+# with the same applied index and state hash, and sets STATES to their "index hash" answers.
+# A node's state counts only when it answered 200 with an index and a 64-hex-digit hash: three
+# failed answers are equal too.
+nodes_converge() {
+  local token=$1 deadline=$(($(date +%s) + ${2:-30})) i
+  while :; do
+    STATES=()
+    for i in 1 2 3; do
+      api GET /v1/cluster "" "$token" "$i"
+      if [[ $code == 200 ]]; then
+        STATES+=("$(jq -r '"\(.applied_index) \(.state_hash)"' <<<"$body")")
+      else
+        STATES+=("node$i:HTTP$code")
+      fi
+    done
+    [[ ${STATES[0]} =~ ^[0-9]+\ [0-9a-f]{64}$ && ${STATES[0]} == "${STATES[1]}" &&
+      ${STATES[1]} == "${STATES[2]}" ]] && return 0
+    (($(date +%s) < deadline)) || fail "nodes did not converge: ${STATES[*]}"
+    sleep 0.2
+  done
+}

@@ -171,41 +171,15 @@ if compgen -G "$TMP/conflicts.*" >/dev/null; then
 fi
 
 # Every acknowledged write is a revision row with its version and request id.
-while read -r key version revision rid; do
-  got=$(sql "SELECT version || ' ' || revision FROM config_revisions WHERE project_id = 'chaos' \
-    AND key = '$key' AND request_id = '$rid'")
-  [[ $got == "$version $revision" ]] ||
-    fail "acknowledged write $key v$version r$revision ($rid) is not in config_revisions (got <$got>)"
-done <"$TMP/acked"
-# Versions 1..N per key, no gap, no duplicate; one row per request id.
-expect_eq "$(sql "SELECT count(*) FROM (SELECT key FROM config_revisions WHERE project_id = 'chaos' \
-  GROUP BY key HAVING count(*) <> max(version) OR min(version) <> 1) t")" 0 "keys with a version gap"
-expect_eq "$(sql "SELECT count(*) - count(DISTINCT request_id) FROM config_revisions \
-  WHERE project_id = 'chaos'")" 0 "request ids written twice"
+acked_writes_in_postgresql chaos "$TMP/acked"
 
-# All nodes converge; the audit log verifies. A node's state counts only when it answered 200
-# with an applied index and a 64-hex-digit hash: three failed answers are equal too.
-deadline=$(($(date +%s) + 30))
-while :; do
-  states=()
-  for i in 1 2 3; do
-    api GET /v1/cluster "" "$token" "$i"
-    if [[ $code == 200 ]]; then
-      states+=("$(jq -r '"\(.applied_index) \(.state_hash)"' <<<"$body")")
-    else
-      states+=("node$i:HTTP$code")
-    fi
-  done
-  [[ ${states[0]} =~ ^[0-9]+\ [0-9a-f]{64}$ && ${states[0]} == "${states[1]}" &&
-    ${states[1]} == "${states[2]}" ]] && break
-  (($(date +%s) < deadline)) || fail "nodes did not converge: ${states[*]}"
-  sleep 0.2
-done
+# All nodes converge (raft_lib.sh); the audit log verifies.
+nodes_converge "$token"
 # Every revision PostgreSQL holds came from an entry that every node has applied.
 max_rev_index=$(sql "SELECT max(raft_index) FROM config_revisions WHERE project_id = 'chaos'")
-((${states[0]%% *} >= max_rev_index)) ||
-  fail "the nodes agree on applied index ${states[0]%% *}, below revision raft index $max_rev_index"
-echo "all nodes at ${states[0]:0:40}..."
+((${STATES[0]%% *} >= max_rev_index)) ||
+  fail "the nodes agree on applied index ${STATES[0]%% *}, below revision raft index $max_rev_index"
+echo "all nodes at ${STATES[0]:0:40}..."
 # A retry gets the first outcome (docs/write-path.md), for every kind of write: the last
 # acknowledged write of each kind, sent again identically (same request id) to every node
 # (followers forward), must be answered 2xx with the same version and revision.

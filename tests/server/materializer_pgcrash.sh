@@ -157,35 +157,11 @@ cat "$TMP"/acked.* >"$TMP/acked"
 n_acked=$(wc -l <"$TMP/acked")
 echo "acknowledged writes: $n_acked"
 [[ $n_acked -ge 20 ]] || fail "too few acknowledged writes ($n_acked) to prove anything"
-while read -r key version revision rid; do
-  got=$(sql "SELECT version || ' ' || revision FROM config_revisions WHERE project_id = 'crash' \
-    AND key = '$key' AND request_id = '$rid'")
-  [[ $got == "$version $revision" ]] ||
-    fail "acknowledged write $key v$version r$revision ($rid) is not in config_revisions (got <$got>)"
-done <"$TMP/acked"
-expect_eq "$(sql "SELECT count(*) FROM (SELECT key FROM config_revisions WHERE project_id = 'crash' \
-  GROUP BY key HAVING count(*) <> max(version) OR min(version) <> 1) t")" 0 "keys with a version gap"
-expect_eq "$(sql "SELECT count(*) - count(DISTINCT request_id) FROM config_revisions \
-  WHERE project_id = 'crash'")" 0 "request ids written twice"
+acked_writes_in_postgresql crash "$TMP/acked"
 expect_eq "$(sql "SELECT count(*) FROM config_revisions")" \
   "$(sql "SELECT max(revision) FROM config_revisions")" "revision rows vs the highest revision"
 
-deadline=$(($(date +%s) + 30))
-while :; do
-  states=()
-  for i in 1 2 3; do
-    api GET /v1/cluster "" "$token" "$i"
-    if [[ $code == 200 ]]; then
-      states+=("$(jq -r '"\(.applied_index) \(.state_hash)"' <<<"$body")")
-    else
-      states+=("node$i:HTTP$code")
-    fi
-  done
-  [[ ${states[0]} =~ ^[0-9]+\ [0-9a-f]{64}$ && ${states[0]} == "${states[1]}" &&
-    ${states[1]} == "${states[2]}" ]] && break
-  (($(date +%s) < deadline)) || fail "nodes did not converge: ${states[*]}"
-  sleep 0.2
-done
+nodes_converge "$token"
 leader=$(wait_leader 10) || fail "no leader at the end"
 api GET /v1/projects/crash/audit/verify "" "$token" "$leader"
 expect_code 200

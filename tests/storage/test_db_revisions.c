@@ -670,6 +670,23 @@ static void *race(void *arg)
     return NULL;
 }
 
+/* Waits (at most 5 s) until WAITER's backend waits for a lock, as seen from conn. */
+static void wait_blocked_on_lock(PGconn *waiter)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND wait_event_type = 'Lock'",
+             PQbackendPID(waiter));
+    bool blocked = false;
+    for (int i = 0; i < 500 && !blocked; i++) {
+        blocked = pgtest_long(conn, sql) == 1;
+        if (!blocked) {
+            usleep(10000);
+        }
+    }
+    assert_true(blocked);
+}
+
 static void test_concurrent_materializers_take_turns(void **state)
 {
     (void)state;
@@ -684,18 +701,7 @@ static void test_concurrent_materializers_take_turns(void **state)
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, race, &other), 0);
     /* Wait until the other materializer is blocked on the lock. */
-    char sql[256];
-    snprintf(sql, sizeof(sql),
-             "SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND wait_event_type = 'Lock'",
-             PQbackendPID(other.conn));
-    bool blocked = false;
-    for (int i = 0; i < 500 && !blocked; i++) {
-        blocked = pgtest_long(conn, sql) == 1;
-        if (!blocked) {
-            usleep(10000);
-        }
-    }
-    assert_true(blocked);
+    wait_blocked_on_lock(other.conn);
     /* Meanwhile this materializer writes revisions 3..5 and commits (its BEGIN inside the
      * open transaction only warns, and its COMMIT ends the transaction begun above). */
     write_ok(2, 5);
@@ -756,18 +762,7 @@ static void test_one_statement_after_lock_wait(void **state)
     struct racer other = {.conn = pgtest_connect(conninfo), .from = 5, .to = nrev};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, race, &other), 0);
-    char sql[256];
-    snprintf(sql, sizeof(sql),
-             "SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND wait_event_type = 'Lock'",
-             PQbackendPID(other.conn));
-    bool blocked = false;
-    for (int i = 0; i < 500 && !blocked; i++) {
-        blocked = pgtest_long(conn, sql) == 1;
-        if (!blocked) {
-            usleep(10000);
-        }
-    }
-    assert_true(blocked);
+    wait_blocked_on_lock(other.conn);
     write_ok(2, 5);
     assert_int_equal(pthread_join(t, NULL), 0);
     if (other.rc != DB_OK) {
