@@ -28,6 +28,7 @@ int fsm_new(struct fsm **out, const uint8_t *hash_key, char *errmsg, size_t errl
         memcpy(f->hash_key, hash_key, sizeof(f->hash_key));
     }
     f->gen = 1;
+    f->max_configs = FSM_MAX_CONFIGS;
     *out = f;
     return 0;
 
@@ -115,9 +116,16 @@ void fsm_request_fingerprint_legacy(const struct codec_entry *e, uint8_t out[32]
     crypto_generichash_final(&st, out, 32);
 }
 
-static int full(struct fsm_result *out, const char *what, unsigned long long limit)
+void fsm_set_max_configs(struct fsm *f, size_t max)
+{
+    f->max_configs = max < 1 ? 1 : max > FSM_MAX_CONFIGS ? FSM_MAX_CONFIGS : max;
+}
+
+static int full(struct fsm_result *out, enum fsm_limit kind, const char *what,
+                unsigned long long limit)
 {
     out->status = FSM_FULL;
+    out->limit = kind;
     snprintf(out->message, sizeof(out->message), "state machine full: %s (limit %llu)", what,
              limit);
     return 0;
@@ -130,21 +138,23 @@ static int commit_change(struct fsm *f, uint64_t index, const struct codec_entry
 {
     size_t new_len = e->op == CODEC_OP_DELETE ? 0 : e->content_len;
     size_t old_len = c != NULL && !c->deleted ? c->content_len : 0;
-    if (c == NULL && f->nconfigs >= FSM_MAX_CONFIGS) {
-        return full(out, "configs", FSM_MAX_CONFIGS);
+    if (c == NULL && f->nconfigs >= f->max_configs) {
+        return full(out, FSM_LIMIT_CONFIGS, "configs", f->max_configs);
     }
     if (f->content_bytes - old_len + new_len > FSM_MAX_CONTENT_BYTES) {
-        return full(out, "content bytes", (unsigned long long)FSM_MAX_CONTENT_BYTES);
+        return full(out, FSM_LIMIT_CONTENT_BYTES, "content bytes",
+                    (unsigned long long)FSM_MAX_CONTENT_BYTES);
     }
     if (f->pending_count >= FSM_MAX_PENDING) {
-        return full(out, "revisions waiting for PostgreSQL", FSM_MAX_PENDING);
+        return full(out, FSM_LIMIT_PENDING, "revisions waiting for PostgreSQL", FSM_MAX_PENDING);
     }
     if (f->pending_bytes + new_len > FSM_MAX_PENDING_BYTES) {
-        return full(out, "content bytes waiting for PostgreSQL",
+        return full(out, FSM_LIMIT_PENDING, "content bytes waiting for PostgreSQL",
                     (unsigned long long)FSM_MAX_PENDING_BYTES);
     }
     if (f->revision >= CODEC_MAX_INT64) {
-        return full(out, "revision numbers", (unsigned long long)CODEC_MAX_INT64);
+        return full(out, FSM_LIMIT_REVISIONS, "revision numbers",
+                    (unsigned long long)CODEC_MAX_INT64);
     }
 
     /* Stage 1: allocate. Nothing observable changes here. A change never edits a config

@@ -45,8 +45,9 @@
 #include "raft/codec.h"
 #include "raft/revision.h"
 
-/* Configs, tombstones included (a tombstone is never dropped). */
-#define FSM_MAX_CONFIGS 1000000u
+/* Configs, tombstones included (a tombstone is never dropped). Twice the 1,000,000 keys the
+ * benchmark's largest row holds, so that a store of that size still has room for others. */
+#define FSM_MAX_CONFIGS 2000000u
 /* Sum of the content lengths of the live configs. */
 #define FSM_MAX_CONTENT_BYTES ((uint64_t)1 << 30)
 /* Revisions waiting for PostgreSQL, and the sum of their content lengths. When PostgreSQL is
@@ -83,6 +84,15 @@ enum fsm_status {
 
 /* What one fsm_apply() did. Raft never sees a failure: the glue passes this to the waiting
  * request. */
+/* The limit a FULL outcome hit. */
+enum fsm_limit {
+    FSM_LIMIT_NONE = 0,
+    FSM_LIMIT_CONFIGS,       /* FSM_MAX_CONFIGS (or the lowered fsm_set_max_configs()) */
+    FSM_LIMIT_CONTENT_BYTES, /* FSM_MAX_CONTENT_BYTES */
+    FSM_LIMIT_PENDING,       /* FSM_MAX_PENDING or FSM_MAX_PENDING_BYTES: PostgreSQL lags */
+    FSM_LIMIT_REVISIONS,     /* revision numbers ran out */
+};
+
 struct fsm_result {
     enum fsm_status status;
     enum codec_op op; /* the entry's op; 0 when it did not decode */
@@ -99,6 +109,9 @@ struct fsm_result {
     int mismatch;
     /* materialized: how many revisions left the queue. */
     uint64_t trimmed;
+    /* FULL: which limit; FSM_LIMIT_NONE otherwise. The API answers by it: a queue for
+     * PostgreSQL drains by itself, the other limits do not. */
+    enum fsm_limit limit;
     /* INVALID, FULL: why, for logs. Empty otherwise. */
     char message[200];
 };
@@ -152,6 +165,12 @@ int fsm_new(struct fsm **out, const uint8_t *hash_key, char *errmsg, size_t errl
 
 /* Releases F and everything it owns. Safe on NULL. */
 void fsm_free(struct fsm *f);
+
+/* Lowers F's limit on configs from FSM_MAX_CONFIGS to MAX (1..FSM_MAX_CONFIGS; other values
+ * are clamped into that range), for tests that must reach it (the failpoint
+ * CONCLAVE_FAILPOINT_FSM_MAX_CONFIGS, raft/rfsm.c). The limit decides the outcome of
+ * replicated entries, so every node of a cluster must use the same value. */
+void fsm_set_max_configs(struct fsm *f, size_t max);
 
 /* Applies the LEN bytes at BUF (an encoded codec entry; only read, not kept) as the entry at
  * raft index INDEX, and describes the outcome in *OUT. A malformed entry, a conflict, a

@@ -60,7 +60,7 @@ _Static_assert((REQ_SLOTS & (REQ_SLOTS - 1)) == 0, "request slots must be a powe
  *   nothing replicated depends on them.
  */
 /* Config pointers per chunk. 256 keeps an insert's shift within one 2 KiB chunk and the
- * directory at about 4,000 to 8,000 chunks at FSM_MAX_CONFIGS, which is what freezing a
+ * directory at about 4,000 to 8,000 chunks per 1,000,000 configs, which is what freezing a
  * snapshot view copies. */
 #define CHUNK_MAX 256u
 
@@ -156,6 +156,7 @@ struct fsm {
     size_t nprojects;
     size_t projects_cap;
     size_t nconfigs;
+    size_t max_configs;       /* local setting: FSM_MAX_CONFIGS unless lowered (tests) */
     uint64_t content_bytes;   /* sum of live content lengths */
     uint64_t key_bytes;       /* sum of key lengths (local, for /metrics) */
     struct revision *pending; /* ring; entries own their strings */

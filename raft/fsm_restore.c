@@ -587,6 +587,7 @@ int fsm_restore(struct fsm *f, const uint8_t *buf, size_t len, char *errmsg, siz
         return rc;
     }
     t->gen = f->gen;
+    t->max_configs = f->max_configs; /* a local setting, not part of the snapshot */
     struct reader r = {.p = buf + SNAP_HEADER_SIZE,
                        .len = (size_t)body,
                        .off = 0,

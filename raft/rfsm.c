@@ -194,4 +194,13 @@ void rfsm_init(struct rfsm *a, struct fsm *fsm, struct raft *raft)
             a->oom_at = n;
         }
     }
+    /* A test that must reach the config limit lowers it on every node alike (fsm.h). */
+    fp = getenv("CONCLAVE_FAILPOINT_FSM_MAX_CONFIGS");
+    if (fp != NULL && *fp != '\0') {
+        char *end = NULL;
+        unsigned long long n = strtoull(fp, &end, 10);
+        if (*end == '\0' && fp[0] != '-' && n > 0) {
+            fsm_set_max_configs(fsm, (size_t)n);
+        }
+    }
 }

@@ -66,7 +66,8 @@ int db_auth_apikey_lookup(PGconn *conn, const char *prefix, json_t **out, char *
     return db_query_json_row(
         conn, "looking up api key",
         "SELECT json_build_object('id', k.id, 'project_id', k.project_id, "
-        "'key_hash', encode(k.key_hash, 'hex'), 'scope', k.scope) "
+        "'key_hash', encode(k.key_hash, 'hex'), 'scope', k.scope, "
+        "'config_prefix', k.config_prefix) "
         "FROM api_keys k JOIN projects p ON p.id = k.project_id "
         "WHERE k.prefix = $1 AND k.revoked_at IS NULL AND p.deleted_at IS NULL",
         1, p, out, errmsg, errlen);

@@ -12,6 +12,7 @@
 
 #define KEY_JSON                                                                                   \
     "json_build_object('id', id, 'prefix', prefix, 'name', name, 'scope', scope, "                 \
+    "'config_prefix', config_prefix, "                                                             \
     "'created_at', " DB_TS("created_at") ", 'revoked_at', CASE WHEN revoked_at IS NULL THEN NULL " \
                                          "ELSE " DB_TS("revok"                                     \
                                                        "ed_"                                       \
@@ -22,13 +23,14 @@ static int insert_key(PGconn *conn, const char *project, const struct db_project
 {
     char hex[2 * 32 + 3];
     db_bytea_hex(key->hash, 32, hex);
-    const char *p[] = {project,   key->prefix, hex,
-                       key->name, created_by,  key->scope ? key->scope : "read-write"};
+    const char *p[] = {project,           key->prefix, hex,
+                       key->name,         created_by,  key->scope ? key->scope : "read-write",
+                       key->config_prefix};
     return db_query_json_row(conn, "creating api key",
                              "INSERT INTO api_keys (project_id, prefix, key_hash, name, "
-                             "created_by, scope) VALUES ($1, $2, $3::bytea, $4, $5::uuid, $6) "
-                             "RETURNING " KEY_JSON,
-                             6, p, out, errmsg, errlen);
+                             "created_by, scope, config_prefix) VALUES ($1, $2, $3::bytea, $4, "
+                             "$5::uuid, $6, $7) RETURNING " KEY_JSON,
+                             7, p, out, errmsg, errlen);
 }
 
 int db_projects_create(PGconn *conn, const char *id, const char *name, const char *owner,

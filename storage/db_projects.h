@@ -21,6 +21,8 @@ struct db_projects_key {
     const unsigned char *hash; /* 32 bytes */
     const char *name;
     const char *scope; /* "read" or "read-write" (NULL: "read-write") */
+    /* NULL: the whole project; else only the configs whose keys start with it */
+    const char *config_prefix;
 };
 
 /* Creates project ID with NAME owned by OWNER, makes OWNER its admin and stores KEY, in one

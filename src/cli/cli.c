@@ -15,7 +15,7 @@ static const char global_help[] =
     "global options (anywhere after the command):\n"
     "  --endpoints URL[,URL...]  the nodes to talk to (CONCLAVE_ENDPOINTS; default\n"
     "                            "
-    "http://127.0.0.1:8081,http://127.0.0.1:8082,http://127.0.0.1:8083)\n"
+    "https://127.0.0.1:8081,https://127.0.0.1:8082,https://127.0.0.1:8083)\n"
     "  -p, --project P           the project of project-scoped commands (CONCLAVE_PROJECT)\n"
     "  -o, --output json|table   json prints the server's JSON for scripts (CONCLAVE_OUTPUT)\n"
     "  --api-key KEY             authenticate with a project API key (CONCLAVE_API_KEY)\n"
@@ -24,6 +24,8 @@ static const char global_help[] =
     "  --timeout SECONDS         per-request timeout (default 30)\n"
     "  --cacert FILE             the CA (PEM) an https:// node's certificate must chain to,\n"
     "                            e.g. the cluster's ca.pem (CONCLAVE_CACERT)\n"
+    "  --cert FILE --key FILE    a client certificate and its key (PEM) for a server that\n"
+    "                            asks for one (CONCLAVE_CERT, CONCLAVE_KEY)\n"
     "  -h, --help                this command's help\n";
 
 const struct cli_command *cli_find(const char *name)

@@ -18,6 +18,8 @@ struct cli_client {
     char *auth_header; /* "Authorization: Bearer ..." or NULL */
     long timeout_s;
     char *cacert; /* CURLOPT_CAINFO, or NULL: libcurl's default CAs */
+    char *cert;   /* CURLOPT_SSLCERT and CURLOPT_SSLKEY, or both NULL */
+    char *key;
     bool answered;
     char errbuf[CURL_ERROR_SIZE]; /* libcurl's detail of the last failed attempt */
     volatile sig_atomic_t *abort_flag;
@@ -106,6 +108,42 @@ static int split_endpoints(const char *list, char ***out, size_t *n_out, char *e
     return CLI_EXIT_OK;
 }
 
+/* What to check after the TLS failure CC, for the message ("" when CC is not one). */
+static const char *tls_hint(const struct cli_client *c, CURLcode cc)
+{
+    if (cc == CURLE_SSL_CERTPROBLEM) {
+        return " (check --cert and --key: a PEM certificate and its unencrypted key)";
+    }
+    if (cc != CURLE_PEER_FAILED_VERIFICATION && cc != CURLE_SSL_CONNECT_ERROR &&
+        cc != CURLE_SSL_CACERT_BADFILE) {
+        return "";
+    }
+    return c->cacert == NULL ? " (pass the cluster's ca with --cacert FILE or CONCLAVE_CACERT)"
+                             : " (is --cacert the cluster's ca?)";
+}
+
+/* *OUT = a copy of PATH (NULL stays NULL) once the file can be opened for reading; WHAT and
+ * GIVEN_BY name it in the message. Returns a CLI_EXIT_ class. */
+static int copy_readable(const char *path, const char *what, const char *given_by, char **out,
+                         char *err, size_t errlen)
+{
+    if (path == NULL) {
+        return CLI_EXIT_OK;
+    }
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot read the %s %s (%s): %s", what, path, given_by,
+                 strerror(errno));
+        return CLI_EXIT_USAGE;
+    }
+    fclose(f);
+    if ((*out = strdup(path)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return CLI_EXIT_FAILURE;
+    }
+    return CLI_EXIT_OK;
+}
+
 int cli_client_open(const struct cli_global *g, struct cli_client **out, char *err, size_t errlen)
 {
     static bool curl_ready;
@@ -137,21 +175,15 @@ int cli_client_open(const struct cli_global *g, struct cli_client **out, char *e
         snprintf(c->auth_header, len, "Authorization: Bearer %s", secret);
     }
     c->timeout_s = g->timeout_s > 0 ? g->timeout_s : 30;
-    if (g->cacert != NULL) {
-        /* Checked here so that a typo is one clear message, not a TLS error per endpoint. */
-        FILE *f = fopen(g->cacert, "r");
-        if (f == NULL) {
-            rc = CLI_EXIT_USAGE;
-            snprintf(err, errlen, "cannot read the ca file %s (--cacert or CONCLAVE_CACERT): %s",
-                     g->cacert, strerror(errno));
-            goto fail;
-        }
-        fclose(f);
-        if ((c->cacert = strdup(g->cacert)) == NULL) {
-            rc = CLI_EXIT_FAILURE;
-            snprintf(err, errlen, "out of memory");
-            goto fail;
-        }
+    /* The files are checked here so that a typo is one clear message, not a TLS error per
+     * endpoint. */
+    if ((rc = copy_readable(g->cacert, "ca file", "--cacert or CONCLAVE_CACERT", &c->cacert, err,
+                            errlen)) != CLI_EXIT_OK ||
+        (rc = copy_readable(g->cert, "client certificate", "--cert or CONCLAVE_CERT", &c->cert, err,
+                            errlen)) != CLI_EXIT_OK ||
+        (rc = copy_readable(g->key, "client key", "--key or CONCLAVE_KEY", &c->key, err, errlen)) !=
+            CLI_EXIT_OK) {
+        goto fail;
     }
     c->curl = curl_easy_init();
     if (c->curl == NULL) {
@@ -176,6 +208,8 @@ void cli_client_close(struct cli_client *c)
     }
     free_urls(c->urls, c->n_urls);
     free(c->cacert);
+    free(c->cert);
+    free(c->key);
     if (c->auth_header) {
         explicit_bzero(c->auth_header, strlen(c->auth_header));
         free(c->auth_header);
@@ -239,6 +273,12 @@ static CURLcode perform(struct cli_client *c, const char *method, const char *ur
         /* The cluster's CA alone, not the system's bundle as well. */
         curl_easy_setopt(h, CURLOPT_CAINFO, c->cacert);
         curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+    }
+    if (c->cert != NULL) {
+        curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
+        curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+        curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
+        curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
     }
     if (c->abort_flag != NULL) {
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -342,14 +382,9 @@ int cli_client_call(struct cli_client *c, const char *method, const char *path, 
         if (cc != CURLE_OK) {
             /* Never sent (or a read): the next node may do. */
             free(b.data);
-            bool tls = cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CONNECT_ERROR ||
-                       cc == CURLE_SSL_CACERT_BADFILE;
             int w = snprintf(tried + used, sizeof(tried) - used, "%s%s: %s%s", used ? "; " : "",
                              c->urls[i], c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc),
-                             !tls                ? ""
-                             : c->cacert == NULL ? " (pass the cluster's ca with --cacert FILE "
-                                                   "or CONCLAVE_CACERT)"
-                                                 : " (is --cacert the cluster's ca?)");
+                             tls_hint(c, cc));
             if (w > 0 && (size_t)w < sizeof(tried) - used) {
                 used += (size_t)w;
             }

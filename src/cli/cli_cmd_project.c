@@ -256,10 +256,11 @@ const struct cli_command cli_cmd_role = {
 
 static int apikey_create(struct cli_global *g, int argc, char **argv)
 {
-    static const char *const names[] = {"name", "scope"};
-    const char *v[2];
-    int rc = cli_parse_opts("apikey", argc, argv, 2, names, v, 0, 0,
-                            "apikey create [--name N] [--scope read|read-write]");
+    static const char *const names[] = {"name", "scope", "config-prefix"};
+    const char *v[3];
+    int rc = cli_parse_opts("apikey", argc, argv, 3, names, v, 0, 0,
+                            "apikey create [--name N] [--scope read|read-write] "
+                            "[--config-prefix P]");
     if (rc != CLI_EXIT_OK) {
         return rc;
     }
@@ -277,6 +278,9 @@ static int apikey_create(struct cli_global *g, int argc, char **argv)
     if (body != NULL && v[1] != NULL) {
         json_object_set_new(body, "scope", json_string(v[1]));
     }
+    if (body != NULL && v[2] != NULL) {
+        json_object_set_new(body, "config_prefix", json_string(v[2]));
+    }
     json_t *reply = NULL;
     rc = body ? cli_call(g, "POST", cli_project_path(project, "/api-keys"), body, "apikey create",
                          &reply)
@@ -285,9 +289,12 @@ static int apikey_create(struct cli_global *g, int argc, char **argv)
     if (rc != CLI_EXIT_OK || g->json_output) {
         return rc == CLI_EXIT_OK ? done(g, reply, NULL) : rc;
     }
-    printf("created %s API key %s for project %s (shown only now; keep it somewhere safe):\n  %s\n",
+    const char *cp = json_string_value(json_object_get(reply, "config_prefix"));
+    printf("created %s API key %s for project %s%s%s%s (shown only now; keep it somewhere "
+           "safe):\n  %s\n",
            json_string_value(json_object_get(reply, "scope")),
            json_string_value(json_object_get(reply, "id")), project,
+           cp != NULL ? ", configs under \"" : "", cp != NULL ? cp : "", cp != NULL ? "\"" : "",
            json_string_value(json_object_get(reply, "key")));
     json_decref(reply);
     return CLI_EXIT_OK;
@@ -303,10 +310,11 @@ static int apikey_list(struct cli_global *g, int argc, char **argv)
     if (project == NULL) {
         return CLI_EXIT_USAGE;
     }
-    static const char *const headers[] = {"ID", "PREFIX", "NAME", "SCOPE", "CREATED", "REVOKED"};
-    static const char *const members[] = {"id",    "prefix",     "name",
-                                          "scope", "created_at", "revoked_at"};
-    return cli_list(g, cli_project_path(project, "/api-keys"), "apikey list", 6, headers, members,
+    static const char *const headers[] = {"ID",      "PREFIX",  "NAME",   "SCOPE",
+                                          "CONFIGS", "CREATED", "REVOKED"};
+    static const char *const members[] = {
+        "id", "prefix", "name", "scope", "config_prefix", "created_at", "revoked_at"};
+    return cli_list(g, cli_project_path(project, "/api-keys"), "apikey list", 7, headers, members,
                     NULL, "no API keys");
 }
 
@@ -341,17 +349,22 @@ static int run_apikey(struct cli_global *g, int argc, char **argv)
 
 const struct cli_command cli_cmd_apikey = {
     "apikey", "create, list and revoke a project's API keys",
-    "usage: conclave apikey create [--name NAME] [--scope read|read-write] --project P\n"
+    "usage: conclave apikey create [--name NAME] [--scope read|read-write]\n"
+    "                              [--config-prefix PREFIX] --project P\n"
     "       conclave apikey list --project P\n"
     "       conclave apikey revoke KEY_ID --project P\n"
     "\n"
     "An API key lets a program use the project's configs without a user (pass it with\n"
     "--api-key or CONCLAVE_API_KEY). Its scope is read (read, list, history, watch) or\n"
-    "read-write (also create, update, delete, roll back; the default). The key itself is\n"
+    "read-write (also create, update, delete, roll back; the default). With --config-prefix\n"
+    "it reaches only the configs whose keys start with PREFIX (lists and watches must ask\n"
+    "for ?prefix=PREFIX or longer; the project's whole history and audit are refused).\n"
+    "The key itself is\n"
     "printed once, by create; list shows ids, prefixes and scopes only. A revoked key stops\n"
     "working on every node within a second. Needs the admin role.\n"
     "\n"
     "examples:\n"
     "  conclave apikey create --name deployer --project shop\n"
-    "  conclave apikey create --name web-readers --scope read --project shop\n",
+    "  conclave apikey create --name web-readers --scope read --project shop\n"
+    "  conclave apikey create --name payments --config-prefix payments. --project shop\n",
     run_apikey};

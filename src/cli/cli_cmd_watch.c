@@ -51,14 +51,15 @@ static void print_change(const struct cli_global *g, const json_t *ch)
     fflush(stdout);
 }
 
-/* One poll: after revision *AFTER, waiting up to TIMEOUT_S. On CLI_EXIT_OK, *REPLY holds the
+/* One poll: after revision *AFTER, waiting up to TIMEOUT_S, for the keys that start with
+ * EPREFIX (percent-encoded; "" for all: the node filters). On CLI_EXIT_OK, *REPLY holds the
  * answer and *AFTER its next_after_revision. *STATUS is 0 when no node answered. */
-static int poll_once(struct cli_client *c, const char *eproject, long long *after, long timeout_s,
-                     json_t **reply, long *status)
+static int poll_once(struct cli_client *c, const char *eproject, const char *eprefix,
+                     long long *after, long timeout_s, json_t **reply, long *status)
 {
-    char path[512], err[2048];
-    snprintf(path, sizeof(path), "/v1/projects/%s/watch?after_revision=%lld&timeout=%ld", eproject,
-             *after, timeout_s);
+    char path[1400], err[2048];
+    snprintf(path, sizeof(path), "/v1/projects/%s/watch?after_revision=%lld&timeout=%ld%s%s",
+             eproject, *after, timeout_s, eprefix[0] ? "&prefix=" : "", eprefix);
     cli_client_set_timeout(c, timeout_s + 15);
     json_t *r = NULL;
     *status = 0;
@@ -117,10 +118,11 @@ static int run_watch(struct cli_global *g, int argc, char **argv)
     }
     const char *prefix = optind < argc ? argv[optind] : "";
     char *eproject = cli_urlencode(project);
+    char *eprefix = cli_urlencode(prefix);
     struct cli_client *c = NULL;
     json_t *reply = NULL;
     long status = 0;
-    int rc = eproject ? cli_open(g, &c) : cli_fail(CLI_EXIT_FAILURE, "out of memory");
+    int rc = eproject && eprefix ? cli_open(g, &c) : cli_fail(CLI_EXIT_FAILURE, "out of memory");
     if (rc != CLI_EXIT_OK) {
         goto out;
     }
@@ -151,7 +153,7 @@ static int run_watch(struct cli_global *g, int argc, char **argv)
     while (!stop_requested) {
         json_decref(reply);
         reply = NULL;
-        rc = poll_once(c, eproject, &after, (long)poll, &reply, &status);
+        rc = poll_once(c, eproject, eprefix, &after, (long)poll, &reply, &status);
         if (stop_requested) {
             break;
         }
@@ -178,6 +180,7 @@ static int run_watch(struct cli_global *g, int argc, char **argv)
 out:
     json_decref(reply);
     free(eproject);
+    free(eprefix);
     cli_client_close(c);
     return rc;
 }
@@ -190,7 +193,9 @@ const struct cli_command cli_cmd_watch = {
     "until Ctrl-C (SIGINT) or SIGTERM, then exits 0. One line per change: revision, op, key,\n"
     "version and content; with -o json one compact JSON object per line (the server's change\n"
     "object). Starts after the latest revision, or after revision R with --after-revision\n"
-    "(0: the whole history first). Each long poll waits up to S seconds (default 30). The\n"
+    "(0: the whole history first); an API key limited to a config prefix cannot read the\n"
+    "latest revision, so it needs --after-revision. The node sends only the changes of keys\n"
+    "starting with PREFIX. Each long poll waits up to S seconds (default 30). The\n"
     "watch survives a node going down; it exits 6 when no node answered 5 times in a row.\n"
     "\n"
     "example:\n"

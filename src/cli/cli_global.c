@@ -11,7 +11,7 @@
 #include "cli/cli_client.h"
 #include "cli/cli_creds.h"
 
-#define DEFAULT_ENDPOINTS "http://127.0.0.1:8081,http://127.0.0.1:8082,http://127.0.0.1:8083"
+#define DEFAULT_ENDPOINTS "https://127.0.0.1:8081,https://127.0.0.1:8082,https://127.0.0.1:8083"
 
 /* The config and credentials files' contents live as long as the process: the struct
  * cli_global borrows strings from them. */
@@ -125,18 +125,43 @@ static int parse_output(const char *v, struct cli_global *g, const char *where, 
     return 0;
 }
 
+/* A file name given by option (VALUE), else by the environment variable ENV, else by the
+ * config file's NAME; *OUT is NULL when none is given. An empty name is a usage error. */
+static int file_option(const char *value, const char *option, const char *env, const char *name,
+                       const char **out, char *err, size_t errlen)
+{
+    const char *v = value;
+    if (v == NULL && (v = getenv(env)) != NULL && v[0] == '\0') {
+        v = NULL;
+    }
+    if (v == NULL) {
+        v = config_string(name);
+    }
+    if (v != NULL && v[0] == '\0') {
+        snprintf(err, errlen, "%s needs a file name", option);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 int cli_global_parse(int *argc, char **argv, struct cli_global *g, char *err, size_t errlen)
 {
     const char *endpoints = NULL, *project = NULL, *output = NULL, *api_key = NULL;
-    const char *config = NULL, *timeout = NULL, *cacert = NULL;
+    const char *config = NULL, *timeout = NULL, *cacert = NULL, *cert = NULL, *key = NULL;
     struct {
         const char *name, *short_name;
         const char **slot;
     } opts[] = {
-        {"--endpoints", NULL, &endpoints}, {"--project", "-p", &project},
-        {"--output", "-o", &output},       {"--api-key", NULL, &api_key},
-        {"--config", NULL, &config},       {"--timeout", NULL, &timeout},
+        {"--endpoints", NULL, &endpoints},
+        {"--project", "-p", &project},
+        {"--output", "-o", &output},
+        {"--api-key", NULL, &api_key},
+        {"--config", NULL, &config},
+        {"--timeout", NULL, &timeout},
         {"--cacert", NULL, &cacert},
+        {"--cert", NULL, &cert},
+        {"--key", NULL, &key},
     };
     memset(g, 0, sizeof(*g));
     int out = 1;
@@ -211,15 +236,16 @@ int cli_global_parse(int *argc, char **argv, struct cli_global *g, char *err, si
         return CLI_EXIT_USAGE;
     }
 
-    g->cacert = cacert;
-    if (g->cacert == NULL && (env = getenv("CONCLAVE_CACERT")) != NULL && env[0] != '\0') {
-        g->cacert = env;
+    if (file_option(cacert, "--cacert", "CONCLAVE_CACERT", "cacert", &g->cacert, err, errlen) !=
+            0 ||
+        file_option(cert, "--cert", "CONCLAVE_CERT", "cert", &g->cert, err, errlen) != 0 ||
+        file_option(key, "--key", "CONCLAVE_KEY", "key", &g->key, err, errlen) != 0) {
+        return CLI_EXIT_USAGE;
     }
-    if (g->cacert == NULL) {
-        g->cacert = config_string("cacert");
-    }
-    if (g->cacert != NULL && g->cacert[0] == '\0') {
-        snprintf(err, errlen, "--cacert needs a file name");
+    if ((g->cert == NULL) != (g->key == NULL)) {
+        snprintf(err, errlen,
+                 "%s needs %s too: a client certificate goes with its private key (PEM files)",
+                 g->cert != NULL ? "--cert" : "--key", g->cert != NULL ? "--key" : "--cert");
         return CLI_EXIT_USAGE;
     }
 

@@ -17,56 +17,72 @@
 
 /* The route table. Order matters only for readability: patterns never overlap. */
 static const struct api_route routes[] = {
-    {"GET", "/health", API_PUBLIC, ROLE_NONE, api_status_health},
-    {"GET", "/ready", API_PUBLIC, ROLE_NONE, api_status_ready},
-    {"GET", "/metrics", API_PUBLIC, ROLE_NONE, api_status_metrics},
-    {"POST", "/v1/auth/login", API_PUBLIC, ROLE_NONE, api_auth_login},
-    {"POST", "/v1/auth/logout", API_SESSION, ROLE_NONE, api_auth_logout},
-    {"GET", "/v1/users/me", API_SESSION, ROLE_NONE, api_auth_me},
-    {"POST", "/v1/users", API_INSTANCE_ADMIN, ROLE_NONE, api_users_user_create},
-    {"GET", "/v1/users", API_INSTANCE_ADMIN, ROLE_NONE, api_users_user_list},
-    {"GET", "/v1/users/{user}", API_INSTANCE_ADMIN, ROLE_NONE, api_users_user_get},
-    {"DELETE", "/v1/users/{user}", API_INSTANCE_ADMIN, ROLE_NONE, api_users_user_delete},
-    {"POST", "/v1/projects", API_SESSION, ROLE_NONE, api_projects_project_create},
-    {"GET", "/v1/projects", API_SESSION, ROLE_NONE, api_projects_project_list},
-    {"GET", "/v1/projects/{project}", API_PROJECT, ROLE_VIEWER, api_projects_project_get},
-    {"DELETE", "/v1/projects/{project}", API_PROJECT, ROLE_ADMIN, api_projects_project_delete},
-    {"POST", "/v1/projects/{project}/api-keys", API_PROJECT, ROLE_ADMIN, api_projects_key_create},
-    {"GET", "/v1/projects/{project}/api-keys", API_PROJECT, ROLE_ADMIN, api_projects_key_list},
+    {"GET", "/health", API_PUBLIC, ROLE_NONE, api_status_health, API_REACH_WHOLE},
+    {"GET", "/ready", API_PUBLIC, ROLE_NONE, api_status_ready, API_REACH_WHOLE},
+    {"GET", "/metrics", API_PUBLIC, ROLE_NONE, api_status_metrics, API_REACH_WHOLE},
+    {"POST", "/v1/auth/login", API_PUBLIC, ROLE_NONE, api_auth_login, API_REACH_WHOLE},
+    {"POST", "/v1/auth/logout", API_SESSION, ROLE_NONE, api_auth_logout, API_REACH_WHOLE},
+    {"GET", "/v1/users/me", API_SESSION, ROLE_NONE, api_auth_me, API_REACH_WHOLE},
+    {"POST", "/v1/users", API_INSTANCE_ADMIN, ROLE_NONE, api_users_user_create, API_REACH_WHOLE},
+    {"GET", "/v1/users", API_INSTANCE_ADMIN, ROLE_NONE, api_users_user_list, API_REACH_WHOLE},
+    {"GET", "/v1/users/{user}", API_INSTANCE_ADMIN, ROLE_NONE, api_users_user_get, API_REACH_WHOLE},
+    {"DELETE", "/v1/users/{user}", API_INSTANCE_ADMIN, ROLE_NONE, api_users_user_delete,
+     API_REACH_WHOLE},
+    {"POST", "/v1/projects", API_SESSION, ROLE_NONE, api_projects_project_create, API_REACH_WHOLE},
+    {"GET", "/v1/projects", API_SESSION, ROLE_NONE, api_projects_project_list, API_REACH_WHOLE},
+    {"GET", "/v1/projects/{project}", API_PROJECT, ROLE_VIEWER, api_projects_project_get,
+     API_REACH_PROJECT},
+    {"DELETE", "/v1/projects/{project}", API_PROJECT, ROLE_ADMIN, api_projects_project_delete,
+     API_REACH_WHOLE},
+    {"POST", "/v1/projects/{project}/api-keys", API_PROJECT, ROLE_ADMIN, api_projects_key_create,
+     API_REACH_WHOLE},
+    {"GET", "/v1/projects/{project}/api-keys", API_PROJECT, ROLE_ADMIN, api_projects_key_list,
+     API_REACH_WHOLE},
     {"DELETE", "/v1/projects/{project}/api-keys/{key}", API_PROJECT, ROLE_ADMIN,
-     api_projects_key_revoke},
-    {"GET", "/v1/projects/{project}/roles", API_PROJECT, ROLE_ADMIN, api_projects_role_list},
-    {"POST", "/v1/projects/{project}/roles", API_PROJECT, ROLE_ADMIN, api_projects_role_set},
+     api_projects_key_revoke, API_REACH_WHOLE},
+    {"GET", "/v1/projects/{project}/roles", API_PROJECT, ROLE_ADMIN, api_projects_role_list,
+     API_REACH_WHOLE},
+    {"POST", "/v1/projects/{project}/roles", API_PROJECT, ROLE_ADMIN, api_projects_role_set,
+     API_REACH_WHOLE},
     {"DELETE", "/v1/projects/{project}/roles/{user}", API_PROJECT, ROLE_ADMIN,
-     api_projects_role_delete},
-    {"POST", "/v1/schemas", API_SESSION, ROLE_NONE, api_schemas_schema_create},
-    {"GET", "/v1/schemas", API_SESSION, ROLE_NONE, api_schemas_schema_list},
-    {"GET", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, api_schemas_schema_get},
-    {"PUT", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, api_schemas_schema_update},
-    {"DELETE", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, api_schemas_schema_delete},
-    {"POST", "/v1/projects/{project}/configs", API_PROJECT, ROLE_EDITOR, api_configs_config_create},
-    {"GET", "/v1/projects/{project}/configs", API_PROJECT, ROLE_VIEWER, api_reads_config_list},
-    {"GET", "/v1/projects/{project}/configs/{ckey}", API_PROJECT, ROLE_VIEWER,
-     api_reads_config_get},
+     api_projects_role_delete, API_REACH_WHOLE},
+    {"POST", "/v1/schemas", API_SESSION, ROLE_NONE, api_schemas_schema_create, API_REACH_WHOLE},
+    {"GET", "/v1/schemas", API_SESSION, ROLE_NONE, api_schemas_schema_list, API_REACH_WHOLE},
+    {"GET", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, api_schemas_schema_get,
+     API_REACH_WHOLE},
+    {"PUT", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, api_schemas_schema_update,
+     API_REACH_WHOLE},
+    {"DELETE", "/v1/schemas/{schema}", API_SESSION, ROLE_NONE, api_schemas_schema_delete,
+     API_REACH_WHOLE},
+    {"POST", "/v1/projects/{project}/configs", API_PROJECT, ROLE_EDITOR, api_configs_config_create,
+     API_REACH_BODY},
+    {"GET", "/v1/projects/{project}/configs", API_PROJECT, ROLE_VIEWER, api_reads_config_list,
+     API_REACH_QUERY},
+    {"GET", "/v1/projects/{project}/configs/{ckey}", API_PROJECT, ROLE_VIEWER, api_reads_config_get,
+     API_REACH_CKEY},
     {"PUT", "/v1/projects/{project}/configs/{ckey}", API_PROJECT, ROLE_EDITOR,
-     api_configs_config_put},
+     api_configs_config_put, API_REACH_CKEY},
     {"DELETE", "/v1/projects/{project}/configs/{ckey}", API_PROJECT, ROLE_EDITOR,
-     api_configs_config_delete},
+     api_configs_config_delete, API_REACH_CKEY},
     {"GET", "/v1/projects/{project}/configs/{ckey}/revisions", API_PROJECT, ROLE_VIEWER,
-     api_history_config_revisions},
+     api_history_config_revisions, API_REACH_CKEY},
     {"POST", "/v1/projects/{project}/configs/{ckey}/rollback", API_PROJECT, ROLE_EDITOR,
-     api_configs_config_rollback},
+     api_configs_config_rollback, API_REACH_CKEY},
     {"GET", "/v1/projects/{project}/revisions", API_PROJECT, ROLE_VIEWER,
-     api_history_project_revisions},
-    {"GET", "/v1/projects/{project}/watch", API_PROJECT, ROLE_VIEWER, api_history_watch},
+     api_history_project_revisions, API_REACH_WHOLE},
+    {"GET", "/v1/projects/{project}/watch", API_PROJECT, ROLE_VIEWER, api_history_watch,
+     API_REACH_QUERY},
     {"GET", "/v1/projects/{project}/audit/verify", API_PROJECT, ROLE_VIEWER,
-     api_history_audit_verify},
-    {"GET", "/v1/projects/{project}/head", API_PROJECT, ROLE_VIEWER, api_history_project_head},
-    {"GET", "/v1/cluster", API_INSTANCE_ADMIN, ROLE_NONE, api_cluster_cluster_get},
-    {"POST", "/v1/cluster/members", API_INSTANCE_ADMIN, ROLE_NONE, api_cluster_cluster_add},
+     api_history_audit_verify, API_REACH_WHOLE},
+    {"GET", "/v1/projects/{project}/head", API_PROJECT, ROLE_VIEWER, api_history_project_head,
+     API_REACH_WHOLE},
+    {"GET", "/v1/cluster", API_INSTANCE_ADMIN, ROLE_NONE, api_cluster_cluster_get, API_REACH_WHOLE},
+    {"POST", "/v1/cluster/members", API_INSTANCE_ADMIN, ROLE_NONE, api_cluster_cluster_add,
+     API_REACH_WHOLE},
     {"DELETE", "/v1/cluster/members/{member}", API_INSTANCE_ADMIN, ROLE_NONE,
-     api_cluster_cluster_remove},
-    {"POST", "/v1/cluster/transfer", API_INSTANCE_ADMIN, ROLE_NONE, api_cluster_cluster_transfer},
+     api_cluster_cluster_remove, API_REACH_WHOLE},
+    {"POST", "/v1/cluster/transfer", API_INSTANCE_ADMIN, ROLE_NONE, api_cluster_cluster_transfer,
+     API_REACH_WHOLE},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -286,6 +302,62 @@ static void role_done(int status, const char *errmsg, void *arg)
     decide_project(call, exists, role);
 }
 
+bool api_key_reaches(const struct api_call *call, const char *key)
+{
+    const char *p = call->who.config_prefix;
+    return call->who.kind != PRINCIPAL_APIKEY || p[0] == '\0' || strncmp(key, p, strlen(p)) == 0;
+}
+
+void api_key_beyond_reach(struct api_call *call, const char *key)
+{
+    api_error(call, 403, "forbidden",
+              "this api key reaches only the configs whose keys start with \"%s\", not \"%s\"",
+              call->who.config_prefix, key);
+}
+
+/* An API key limited to a config prefix, on a route of its project: applies the route's
+ * reach (api.h). Returns true when the handler may run; otherwise it answered 403. The
+ * message names the prefix: the key's holder knows it, and it says what to ask instead. */
+static bool key_reach_ok(struct api_call *call)
+{
+    const char *p = call->who.config_prefix;
+    switch (call->route->reach) {
+    case API_REACH_PROJECT:
+    case API_REACH_BODY:
+        return true;
+    case API_REACH_CKEY:
+        if (api_key_reaches(call, call->params[1])) {
+            return true;
+        }
+        api_key_beyond_reach(call, call->params[1]);
+        return false;
+    case API_REACH_QUERY: {
+        /* Percent-decoded as the handler will read them; a value too long or badly encoded
+         * is refused here like a missing one, and the handler never sees it. */
+        char v[CODEC_MAX_KEY + 2];
+        int q = api_input_query(call, "prefix", v, sizeof(v));
+        if (q == 0) {
+            q = api_input_query(call, "key", v, sizeof(v));
+        }
+        if (q > 0 && api_key_reaches(call, v)) {
+            return true;
+        }
+        api_error(call, 403, "forbidden",
+                  "this api key reaches only the configs whose keys start with \"%s\": ask "
+                  "for them with ?prefix=%s (or a longer prefix)",
+                  p, p);
+        return false;
+    }
+    case API_REACH_WHOLE:
+    default:
+        api_error(call, 403, "forbidden",
+                  "this api key reaches only the configs whose keys start with \"%s\", not "
+                  "the whole project's history; use a key without a config prefix",
+                  p);
+        return false;
+    }
+}
+
 static void authorize(struct api_call *call)
 {
     const struct api_route *r = call->route;
@@ -323,6 +395,9 @@ static void authorize(struct api_call *call)
                 return;
             }
             call->role = key_role;
+            if (call->who.config_prefix[0] != '\0' && !key_reach_ok(call)) {
+                return;
+            }
             break;
         }
         {
@@ -391,6 +466,8 @@ static void principal_done(int status, const char *errmsg, void *arg)
         const char *scope = json_string_value(json_object_get(row, "scope"));
         /* Anything but the write scope reads only: an unknown value grants the least. */
         call->who.read_only = scope == NULL || strcmp(scope, "read-write") != 0;
+        /* NULL (the whole project) leaves it empty; a prefix always has a character. */
+        copy_str(call->who.config_prefix, sizeof(call->who.config_prefix), row, "config_prefix");
     }
     json_decref(row);
     authcache_put_principal(node->cache, call->cache_gen, &call->who, node_now_ms(node), valid_ms);

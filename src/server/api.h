@@ -43,6 +43,17 @@ enum api_access {
                            parameter, or that project's API key when min_role <= editor */
 };
 
+/* What an API key limited to a config prefix (api_keys.config_prefix) may reach on a route.
+ * authorize() in api.c enforces it before the handler runs, except API_REACH_BODY. */
+enum api_reach {
+    API_REACH_WHOLE = 0, /* the whole project (its history, audit, head): refused (the default) */
+    API_REACH_PROJECT,   /* the project's own record: allowed */
+    API_REACH_CKEY,      /* the config named by {ckey}: it must start with the prefix */
+    API_REACH_QUERY,     /* configs chosen by ?prefix= or ?key=: one must be given, under it */
+    API_REACH_BODY,      /* the config named by the body's "key": the handler checks it with
+                          * api_key_reaches() */
+};
+
 struct api_route {
     const char *method;
     const char *pattern; /* "/v1/projects/{project}/roles/{user}": {project} is a slug,
@@ -50,6 +61,7 @@ struct api_route {
     enum api_access access;
     enum role_level min_role;
     api_handler_fn handler;
+    enum api_reach reach; /* for API keys limited to a config prefix */
 };
 
 #define API_MAX_PARAMS 3

@@ -219,6 +219,10 @@ void api_configs_config_create(struct api_call *call)
                         "with . : -");
         return;
     }
+    if (!api_key_reaches(call, key)) {
+        api_key_beyond_reach(call, key);
+        return;
+    }
     struct write *w = write_new(call, CODEC_OP_PUT, key);
     if (w == NULL || read_content(call, w) != 0 || read_common(call, w) != 0) {
         return;

@@ -201,16 +201,25 @@ static void applied(void *data, int status, const struct fsm_result *res, uint64
         answer_unknown(call, w, "the leader could not apply the committed write and is stopping");
         return;
     case FSM_FULL:
-        if (strstr(res->message, "waiting for PostgreSQL") != NULL) {
-            /* The queue for PostgreSQL is full: it drains once PostgreSQL is back. */
+        /* Only the queue for PostgreSQL drains by itself (once PostgreSQL is back). The
+         * other limits need a change by someone, so no Retry-After (docs/api.md, errors). */
+        switch (res->limit) {
+        case FSM_LIMIT_PENDING:
             http_respond_error_ex(call->req, 503, api_configs_retry_after, NULL, "unavailable",
                                   "%s; retry once postgresql catches up", res->message);
-        } else {
-            /* A capacity limit (configs, content bytes, revision numbers): waiting does not
-             * help, so no Retry-After (docs/api.md, errors). */
+            break;
+        case FSM_LIMIT_CONFIGS:
+            /* Deleting does not make room: a deleted key keeps its tombstone (and history). */
+            http_respond_error_ex(call->req, 507, NULL, NULL, "capacity_exceeded",
+                                  "%s; no new key fits, deleted keys included (they keep their "
+                                  "history): write to an existing key",
+                                  res->message);
+            break;
+        default:
             http_respond_error_ex(call->req, 507, NULL, NULL, "capacity_exceeded",
                                   "%s; delete configs or shrink contents to make room",
                                   res->message);
+            break;
         }
         api_reply_done(call);
         return;

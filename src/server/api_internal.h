@@ -65,6 +65,11 @@ void api_input_uuid_text(const uint8_t id[16], char out[37]);
  * leader). Otherwise the call is taken over: forwarded to the leader once (a forwarded
  * request is never forwarded again), or answered 503 with Retry-After. In api_forward.c. */
 bool api_lead_or_forward(struct api_call *call);
+/* True unless CALL is an API key limited to a config prefix that KEY does not start with
+ * (api.h, enum api_reach). */
+bool api_key_reaches(const struct api_call *call, const char *key);
+/* Answers 403 for KEY, which CALL's API key does not reach (api_key_reaches() was false). */
+void api_key_beyond_reach(struct api_call *call, const char *key);
 
 /* ---- a config write's phases, in api_phases.c -------------------------------------------
  * Each marks one point of call->phases and counts the phase that ends there in the node's

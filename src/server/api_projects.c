@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 
+#include "raft/codec.h"
 #include "server/api_internal.h"
 #include "server/auth.h"
 #include "storage/db.h"
@@ -28,6 +29,8 @@ struct new_key {
     char id[64];
     char name[256];
     char scope[16];
+    bool has_config_prefix;
+    char config_prefix[CODEC_MAX_KEY + 1];
     char key[AUTH_KEY_CHARS + 1];
     char prefix[AUTH_KEY_PREFIX_CHARS + 1];
     unsigned char hash[AUTH_HASH_BYTES];
@@ -150,8 +153,11 @@ void api_projects_project_delete(struct api_call *call)
 static int key_create_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
     struct new_key *k = call->data;
-    struct db_projects_key dk = {
-        .prefix = k->prefix, .hash = k->hash, .name = k->name, .scope = k->scope};
+    struct db_projects_key dk = {.prefix = k->prefix,
+                                 .hash = k->hash,
+                                 .name = k->name,
+                                 .scope = k->scope,
+                                 .config_prefix = k->has_config_prefix ? k->config_prefix : NULL};
     const char *by = call->who.kind == PRINCIPAL_USER ? call->who.user_id : NULL;
     int rc = db_projects_key_create(conn, call->params[0], &dk, by, &call->result, errmsg, errlen);
     if (rc == DB_OK) {
@@ -162,13 +168,22 @@ static int key_create_work(PGconn *conn, struct api_call *call, char *errmsg, si
 
 void api_projects_key_create(struct api_call *call)
 {
-    static const char *const known[] = {"name", "scope", NULL};
-    const char *name = NULL, *scope = NULL;
+    static const char *const known[] = {"name", "scope", "config_prefix", NULL};
+    const char *name = NULL, *scope = NULL, *config_prefix = NULL;
     size_t len = 0;
     http_request_body(call->req, &len);
     if (len > 0 && (api_input_body_object(call) != 0 || api_input_fields_known(call, known) != 0 ||
                     api_input_field_string(call, "name", false, 0, 200, &name) != 0 ||
-                    api_input_field_string(call, "scope", false, 1, 16, &scope) != 0)) {
+                    api_input_field_string(call, "scope", false, 1, 16, &scope) != 0 ||
+                    api_input_field_string(call, "config_prefix", false, 1, CODEC_MAX_KEY,
+                                           &config_prefix) != 0)) {
+        return;
+    }
+    if (config_prefix != NULL && !codec_key_ok(config_prefix, strlen(config_prefix))) {
+        api_field_error(call, "config_prefix",
+                        "field \"config_prefix\" must be the start of a config key: 1 to %d "
+                        "characters of [A-Za-z0-9._:-], starting with a letter, a digit or _",
+                        CODEC_MAX_KEY);
         return;
     }
     if (scope != NULL && strcmp(scope, "read") != 0 && strcmp(scope, "read-write") != 0) {
@@ -183,6 +198,9 @@ void api_projects_key_create(struct api_call *call)
     }
     make_key(call, k, name);
     snprintf(k->scope, sizeof(k->scope), "%s", scope != NULL ? scope : "read-write");
+    k->has_config_prefix = config_prefix != NULL;
+    snprintf(k->config_prefix, sizeof(k->config_prefix), "%s",
+             config_prefix != NULL ? config_prefix : "");
     api_run(call, key_create_work, 201);
 }
 

@@ -31,6 +31,9 @@ struct principal {
     char key_id[37];     /* api keys: the key's id */
     char project_id[64]; /* api keys: the one project the key may touch */
     bool read_only;      /* api keys: scope "read" (viewer), else "read-write" (editor) */
+    /* api keys: "" (the whole project) or the config prefix every key it reaches starts with;
+     * CODEC_MAX_KEY (256) characters at most */
+    char config_prefix[257];
     unsigned char token_hash[32];
 };
 

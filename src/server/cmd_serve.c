@@ -44,6 +44,23 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "conclave serve: %s\n", err);
         return 1;
     }
+    /* HTTPS is the default; plain HTTP only by an explicit choice (docs/security.md). */
+    if (conf.http_cert_file == NULL && !conf.http_insecure_plaintext) {
+        fprintf(stderr,
+                "conclave serve: %s: http.cert_file and http.key_file are required: the api "
+                "serves https (this node's certificate and key, PEM); to serve plain http instead "
+                "set \"insecure_plaintext\": true in the \"http\" section\n",
+                path);
+        config_free(&conf);
+        return 1;
+    }
+    if (conf.http_insecure_plaintext) {
+        fprintf(stderr,
+                "conclave serve: warning: http.insecure_plaintext is true: the api on %s port %d "
+                "serves plain http, so passwords, session tokens, api keys and configs cross the "
+                "network in clear (docs/security.md)\n",
+                conf.http_host, conf.http_port);
+    }
     if (conf.has_raft && conf.raft.insecure_plaintext) {
         fprintf(stderr,
                 "conclave serve: warning: raft.insecure_plaintext is true: the raft port %s takes "

@@ -173,9 +173,16 @@ static int set_defaults(struct config *conf, const char *dir)
     return 0;
 }
 
-/* http.cert_file and http.key_file: both (https only) or neither (plain http). */
+/* http.cert_file and http.key_file: both (https only) or neither; http.insecure_plaintext
+ * only without them. Whether a node may serve with neither is serve's decision
+ * (config_require_https), so that partial files still load for the commands that read them. */
 static int parse_http_tls(struct ctx *c, json_t *http, struct config *conf)
 {
+    json_t *plain = json_object_get(http, "insecure_plaintext");
+    if (plain != NULL && !json_is_boolean(plain)) {
+        return bad(c, "http.insecure_plaintext", "must be true or false");
+    }
+    conf->http_insecure_plaintext = plain != NULL && json_is_true(plain);
     if (get_str(c, http, "http.", "cert_file", &conf->http_cert_file) != 0 ||
         absolutize(c, &conf->http_cert_file) != 0 ||
         get_str(c, http, "http.", "key_file", &conf->http_key_file) != 0 ||
@@ -190,6 +197,10 @@ static int parse_http_tls(struct ctx *c, json_t *http, struct config *conf)
         return bad(c, "http.cert_file",
                    "is required when http.key_file is set: https needs this node's certificate");
     }
+    if (conf->http_cert_file != NULL && conf->http_insecure_plaintext) {
+        return bad(c, "http.insecure_plaintext",
+                   "is true, but http.cert_file and http.key_file turn https on: choose one");
+    }
     return 0;
 }
 
@@ -203,6 +214,7 @@ static int parse_http(struct ctx *c, json_t *http, struct config *conf)
                                         "max_connections",
                                         "cert_file",
                                         "key_file",
+                                        "insecure_plaintext",
                                         NULL};
     if (!json_is_object(http)) {
         return bad(c, "http", "must be an object");

@@ -27,8 +27,10 @@ struct config {
     uint64_t http_request_timeout_ms; /* default 10000 */
     uint64_t http_idle_timeout_ms;    /* default 60000 */
     unsigned http_max_connections;    /* default 512 */
-    char *http_cert_file;             /* absolute; owned; NULL: plain http (the default) */
+    char *http_cert_file;             /* absolute; owned; NULL: none (serve then needs the next) */
     char *http_key_file;              /* absolute; owned; set exactly when http_cert_file is */
+    bool http_insecure_plaintext;     /* http.insecure_plaintext: plain http, chosen explicitly;
+                                       * never together with http_cert_file */
     struct pgconf db;                 /* database.*; owned */
     char *secret_file;                /* absolute; owned; NULL when unset (serve refuses) */
     unsigned session_ttl_s;           /* default 86400 */

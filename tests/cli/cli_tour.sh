@@ -1,6 +1,8 @@
 # The README's quick tour, run as written: the ```sh block under "## Quick tour" is executed
 # line by line with bash in a directory that looks like a checkout after `scripts/cluster up`
-# (build/conclave, .conclave/admin-password), against a real three-node cluster on free ports.
+# (build/conclave, .conclave/admin-password, .conclave/pki/ca.pem), against a real three-node
+# cluster on free ports that serves HTTPS with certificates of that CA, as `scripts/cluster up`
+# does: the tour's first line must make the CLI trust it.
 # A line ending in "# exits N" must exit N; every other line must exit 0. Then the results are
 # checked: the rollback, the watch's output, the replay.
 source "$(dirname "$0")/../lib/lib.sh"
@@ -9,18 +11,24 @@ source "$(dirname "$0")/../lib/raft_lib.sh"
 make_test_db cli_tour
 "$BIN" migrate up >/dev/null
 
-raft_up 3
+# The helpers' curl (raft_up's health checks, login, api) trusts the test CA (raft_config
+# makes it there); the CLI (libcurl) does not read this variable.
+export CURL_CA_BUNDLE=$TMP/pki/ca.pem
+RAFT_HTTPS=1 raft_up 3
 PW=tour-admin-password-1
 create_user admin@localhost "$PW" --admin >/dev/null
 
 # The tour's world: a checkout-like directory and a private HOME.
 W=$TMP/tour
-mkdir -p "$W/build" "$W/.conclave" "$TMP/home"
+mkdir -p "$W/build" "$W/.conclave/pki" "$TMP/home"
+cp "$TMP/pki/ca.pem" "$W/.conclave/pki/ca.pem"
 ln -s "$BIN" "$W/build/conclave"
 printf '%s\n' "$PW" >"$W/.conclave/admin-password"
 export HOME=$TMP/home XDG_CONFIG_HOME=
 export CONCLAVE_ENDPOINTS="$NODE_1_URL,$NODE_2_URL,$NODE_3_URL"
-unset CONCLAVE_TOKEN CONCLAVE_API_KEY CONCLAVE_PROJECT CONCLAVE_OUTPUT CONCLAVE_CONFIG DATABASE_URL
+unset CONCLAVE_TOKEN CONCLAVE_API_KEY CONCLAVE_PROJECT CONCLAVE_OUTPUT CONCLAVE_CONFIG DATABASE_URL \
+  CONCLAVE_CACERT
+[[ $NODE_1_URL == https://* ]] || fail "the tour's cluster should serve https: $NODE_1_URL"
 
 # The block, turned into a script that checks each line's exit status.
 awk '/^## Quick tour/ { intour = 1; next }

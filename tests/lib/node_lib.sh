@@ -67,7 +67,7 @@ write_config() {
   secret=$(node_secret_file)
   jq -n --argjson id "$1" --arg dir "$TMP/node$1" --arg listen "127.0.0.1:$2" \
     --arg url "$(node_db_url)" --arg secret "$secret" \
-    '{node_id: $id, data_dir: $dir, http: {listen: $listen},
+    '{node_id: $id, data_dir: $dir, http: {listen: $listen, insecure_plaintext: true},
       database: {url: $url, max_connections: 4},
       auth: {secret_file: $secret, password_ops: 1, password_mem_kib: 64}}' >"$3"
 }

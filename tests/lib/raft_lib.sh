@@ -64,7 +64,7 @@ raft_config() {
     list=$(jq -c --argjson id "$p" --arg a "127.0.0.1:${!rp}" --arg h "127.0.0.1:${!hp}" \
       '. + [{id: $id, address: $a, http: $h}]' <<<"$list")
   done
-  local rp="RPORT_$i" hp="HPORT_$i" tls https='{}'
+  local rp="RPORT_$i" hp="HPORT_$i" tls https='{"insecure_plaintext": true}'
   if [[ ${RAFT_HTTPS:-0} == 1 ]]; then
     https=$(jq -n --arg d "$TMP/pki" --arg i "$i" \
       '{cert_file: "\($d)/node\($i).pem", key_file: "\($d)/node\($i).key"}')

@@ -908,14 +908,16 @@ static void test_container_prefix_paging(void **state)
     fsm_free(f);
 }
 
-/* FSM_MAX_CONFIGS keys inserted at random positions: the pointers shifted stay within a
- * bound linear in the key count (one sorted array would shift about n * n / 4 of them). */
+/* 1,000,000 keys inserted at random positions up to a limit lowered to that count: the
+ * pointers shifted stay within a bound linear in the key count (one sorted array would shift
+ * about n * n / 4 of them). */
 static void test_container_million_bounded(void **state)
 {
     (void)state;
-    const size_t n = FSM_MAX_CONFIGS;
+    const size_t n = 1000000;
     rng_state = 0xabcdef12;
     struct fsm *f = new_fsm(NULL);
+    fsm_set_max_configs(f, n);
     /* A permutation of 0..n-1 by multiplying by an odd constant modulo 2^20 (n <= 2^20). */
     assert_true(n <= (1u << 20));
     size_t done = 0;
@@ -937,7 +939,9 @@ static void test_container_million_bounded(void **state)
         fail_msg("%llu pointer moves for %zu inserts", (unsigned long long)moves, n);
     }
     /* One more key is refused (the limit), and every key is there in order. */
-    expect(put(f, "big", "zzz", 0, "1", NULL), FSM_FULL, 0);
+    struct fsm_result over = put(f, "big", "zzz", 0, "1", NULL);
+    expect(over, FSM_FULL, 0);
+    assert_int_equal(over.limit, FSM_LIMIT_CONFIGS);
     count_last = 0;
     assert_int_equal(fsm_list(f, "big", 3, NULL, 0, NULL, 0, count_visit, NULL), n);
     assert_int_equal(count_last, n);
@@ -1341,6 +1345,52 @@ static void test_corrupt_snapshot_refused(void **state)
 
 /* ---- limits ---- */
 
+/* The config limit, lowered as the failpoint CONCLAVE_FAILPOINT_FSM_MAX_CONFIGS does: a new
+ * key past it is FULL (limit CONFIGS) and changes nothing; a tombstone still counts, so
+ * deleting makes no room, while existing keys, deleted ones too, can still be written; the
+ * setting is local and survives a restore. Out-of-range values are clamped. */
+static void test_max_configs_lowered(void **state)
+{
+    (void)state;
+    struct fsm *f = new_fsm(NULL);
+    fsm_set_max_configs(f, 3);
+    expect(put(f, "acme", "a", 0, "1", NULL), FSM_OK, 1);
+    expect(put(f, "acme", "b", 0, "1", NULL), FSM_OK, 1);
+    expect(put(f, "other", "c", 0, "1", NULL), FSM_OK, 1);
+    uint64_t rev = fsm_revision(f);
+    struct fsm_result res = put(f, "acme", "d", 0, "1", "rid-d");
+    expect(res, FSM_FULL, 0);
+    assert_int_equal(res.limit, FSM_LIMIT_CONFIGS);
+    assert_non_null(strstr(res.message, "configs (limit 3)"));
+    assert_int_equal(fsm_revision(f), rev);
+    assert_null(get(f, "acme", "d"));
+    assert_null(fsm_request_find(f, "acme", 4, "rid-d", 5));
+    expect(put(f, "acme", "a", 1, "2", NULL), FSM_OK, 2);
+    expect(del(f, "acme", "b", 1, NULL), FSM_OK, 2);
+    res = put(f, "acme", "d", 0, "1", NULL);
+    expect(res, FSM_FULL, 0);
+    assert_int_equal(res.limit, FSM_LIMIT_CONFIGS);
+    expect(put(f, "acme", "b", 2, "3", NULL), FSM_OK, 3);
+    /* Other outcomes carry no limit. */
+    res = put(f, "acme", "a", 1, "x", NULL);
+    expect(res, FSM_CONFLICT, 2);
+    assert_int_equal(res.limit, FSM_LIMIT_NONE);
+
+    size_t len;
+    uint8_t *snap = snapshot_of(f, &len);
+    assert_int_equal(fsm_restore(f, snap, len, err, sizeof(err)), 0);
+    free(snap);
+    res = put(f, "acme", "d", 0, "1", NULL);
+    expect(res, FSM_FULL, 0);
+    assert_int_equal(res.limit, FSM_LIMIT_CONFIGS);
+    fsm_set_max_configs(f, 0);
+    assert_int_equal(put(f, "acme", "d", 0, "1", NULL).status, FSM_FULL);
+    assert_non_null(strstr(put(f, "acme", "d", 0, "1", NULL).message, "(limit 1)"));
+    fsm_set_max_configs(f, (size_t)FSM_MAX_CONFIGS + 5);
+    expect(put(f, "acme", "d", 0, "1", NULL), FSM_OK, 1);
+    fsm_free(f);
+}
+
 static void test_pending_limit(void **state)
 {
     (void)state;
@@ -1356,6 +1406,7 @@ static void test_pending_limit(void **state)
     uint64_t rev = fsm_revision(f);
     struct fsm_result res = put(f, "acme", "late", 0, "1", "late-1");
     assert_int_equal(res.status, FSM_FULL);
+    assert_int_equal(res.limit, FSM_LIMIT_PENDING);
     assert_non_null(strstr(res.message, "waiting for PostgreSQL"));
     assert_int_equal(fsm_revision(f), rev);
     assert_null(get(f, "acme", "late"));
@@ -1981,6 +2032,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_restore_replaces_state),
         cmocka_unit_test(test_corrupt_snapshot_refused),
+        cmocka_unit_test(test_max_configs_lowered),
         cmocka_unit_test(test_pending_limit),
         cmocka_unit_test(test_request_eviction),
         cmocka_unit_test(test_request_may_have_forgotten),

@@ -218,6 +218,81 @@ expect_eq "$(sql "SELECT count(*) FROM configs WHERE project_id = 'cfg' AND key 
 api POST "$P" '{"key": "by.rw", "content": {"k": 1}}' "$K_RW" "$F1"
 ok_write 201 1
 
+# --- API keys limited to a config prefix (docs/api.md, "API keys") -------------------------
+# KP reaches the keys that start with "app." (read-write), KPR the same reading only. Every
+# config endpoint is called inside and outside the prefix, through the leader and a follower.
+put zz.other 0 1
+soft expect_code 201
+api POST /v1/projects/cfg/api-keys '{"name": "app-writers", "config_prefix": "app."}' "$T_ALICE" "$L"
+soft expect_code 201
+soft expect_json .config_prefix app.
+soft expect_json .scope read-write
+K_P=$(jqb .key)
+api POST /v1/projects/cfg/api-keys '{"name": "app-readers", "scope": "read", "config_prefix": "app."}' \
+  "$T_ALICE" "$L"
+soft expect_code 201
+K_PR=$(jqb .key)
+for bad in '""' '".app"' '"a b"' '"a/b"' 1 null "\"$(printf 'k%.0s' $(seq 257))\""; do
+  api POST /v1/projects/cfg/api-keys "{\"name\": \"bad\", \"config_prefix\": $bad}" "$T_ALICE" "$L"
+  soft expect_error bad_request 400 config_prefix
+done
+api GET /v1/projects/cfg/api-keys "" "$T_ALICE" "$L"
+soft expect_json '[.items[] | select(.name == "app-readers") | .config_prefix] | join(",")' app.
+soft expect_json '[.items[] | select(.name == "readers") | .config_prefix | tostring] | join(",")' null
+v_other=$(sql "SELECT version FROM configs WHERE project_id = 'cfg' AND key = 'zz.other'")
+for node in "$L" "$F1"; do
+  # Inside the prefix: as any key of its scope.
+  for path in "$P/app.db" "$P/app.db/revisions" "$P?prefix=app." "$P?prefix=app.d" \
+    "/v1/projects/cfg/watch?after_revision=0&timeout=1&prefix=app." \
+    "/v1/projects/cfg/watch?after_revision=0&timeout=1&key=app.db" /v1/projects/cfg; do
+    for k in "$K_P" "$K_PR"; do
+      api GET "$path" "" "$k" "$node"
+      soft expect_code 200
+    done
+  done
+  api GET "$P?prefix=app." "" "$K_P" "$node"
+  soft expect_json '[.items[].key | startswith("app.")] | all' true
+  soft expect_json '.items | length > 0' true
+  # Outside it, or the whole project: 403 naming the prefix.
+  for path in "$P" "$P?prefix=ap" "$P?prefix=zz" "$P/zz.other" "$P/zz.other/revisions" \
+    /v1/projects/cfg/revisions /v1/projects/cfg/audit/verify /v1/projects/cfg/head \
+    "/v1/projects/cfg/watch?after_revision=0&timeout=1" \
+    "/v1/projects/cfg/watch?after_revision=0&timeout=1&prefix=zz" \
+    "/v1/projects/cfg/watch?after_revision=0&timeout=1&key=zz.other"; do
+    for k in "$K_P" "$K_PR"; do
+      api GET "$path" "" "$k" "$node"
+      soft expect_error forbidden 403
+      soft expect_match .message 'start with "app\."'
+    done
+  done
+  put zz.other "$v_other" 2 "$K_P" "$node"
+  soft expect_error forbidden 403
+  api POST "$P" '{"key": "zz.new", "content": 1}' "$K_P" "$node"
+  soft expect_error forbidden 403
+  soft expect_match .message '"zz\.new"'
+  api DELETE "$P/zz.other?expected_version=$v_other" "" "$K_P" "$node"
+  soft expect_error forbidden 403
+  api POST "$P/zz.other/rollback" "{\"target_version\": 1, \"expected_version\": $v_other}" "$K_P" "$node"
+  soft expect_error forbidden 403
+  # The read one may not write inside its prefix either (its scope).
+  api POST "$P" '{"key": "app.by.reader", "content": 1}' "$K_PR" "$node"
+  soft expect_error forbidden 403
+  soft expect_match .message 'scope is read'
+done
+expect_eq "$(sql "SELECT version FROM configs WHERE project_id = 'cfg' AND key = 'zz.other'")" \
+  "$v_other" "zz.other after the prefix key's refused writes"
+expect_eq "$(sql "SELECT count(*) FROM configs WHERE project_id = 'cfg' AND key IN ('zz.new', 'app.by.reader')")" \
+  0 "configs the prefix keys could not create"
+# Inside the prefix the read-write one writes, creates, rolls back and deletes.
+api POST "$P" '{"key": "app.by.prefix", "content": {"k": 1}}' "$K_P" "$F1"
+ok_write 201 1
+put app.by.prefix 1 2 "$K_P" "$L"
+ok_write 200 2
+api POST "$P/app.by.prefix/rollback" '{"target_version": 1, "expected_version": 2}' "$K_P" "$F1"
+ok_write 200 3
+api DELETE "$P/app.by.prefix?expected_version=3" "" "$K_P" "$L"
+soft expect_code 200
+
 # 405: the path exists, not with this method.
 api PATCH "$P/app.db" '{"content": 1}' "$T_CAROL" "$L"
 soft expect_error method_not_allowed 405

@@ -11,10 +11,28 @@ printf '{"http": {"listn": "127.0.0.1:1"}}' >"$TMP/bad.json"
 run "$BIN" serve --config "$TMP/bad.json"
 expect_status 1
 expect_out "http.listn is not a known field"
-printf '{"http": {"listen": "127.0.0.1:%s"}}' "$(free_port)" >"$TMP/nosecret.json"
+printf '{"http": {"listen": "127.0.0.1:%s", "insecure_plaintext": true}}' "$(free_port)" \
+  >"$TMP/nosecret.json"
 run "$BIN" serve --config "$TMP/nosecret.json"
 expect_status 1
 expect_out "auth.secret_file is not set"
+# HTTPS is the default: without a certificate, plain http must be asked for by name; it is
+# never both. A complete config (write_config) minus the choice is refused before any port
+# is opened, naming the fields and the way out.
+write_config 1 "$(free_port)" "$TMP/nochoice.json"
+jq 'del(.http.insecure_plaintext)' "$TMP/nochoice.json" >"$TMP/nochoice2.json"
+run timeout 10 "$BIN" serve --config "$TMP/nochoice2.json"
+expect_status 1
+expect_out "http.cert_file and http.key_file are required"
+expect_out '"insecure_plaintext": true'
+jq '.http += {cert_file: "/c.pem", key_file: "/k.pem"}' "$TMP/nochoice.json" >"$TMP/both.json"
+run timeout 10 "$BIN" serve --config "$TMP/both.json"
+expect_status 1
+expect_out "http.insecure_plaintext is true, but http.cert_file and http.key_file turn https on"
+jq '.http.insecure_plaintext = "yes"' "$TMP/nochoice.json" >"$TMP/notbool.json"
+run timeout 10 "$BIN" serve --config "$TMP/notbool.json"
+expect_status 1
+expect_out "http.insecure_plaintext must be true or false"
 run "$BIN" serve
 expect_status 2
 expect_out "--config FILE is required"

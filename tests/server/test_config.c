@@ -149,7 +149,26 @@ static void test_https_files(void **state)
     assert_int_equal(load("{\"auth\": {\"secret_file\": \"/s\"}}", &c, err, sizeof(err)), 0);
     assert_null(c.http_cert_file);
     assert_null(c.http_key_file);
+    assert_false(c.http_insecure_plaintext);
     config_free(&c);
+
+    /* Plain http is a named choice (serve refuses a node with neither), never beside a
+     * certificate, and only a boolean. */
+    assert_int_equal(load("{\"http\": {\"insecure_plaintext\": true}}", &c, err, sizeof(err)), 0);
+    assert_true(c.http_insecure_plaintext);
+    assert_null(c.http_cert_file);
+    config_free(&c);
+    assert_int_equal(load("{\"http\": {\"insecure_plaintext\": false}}", &c, err, sizeof(err)), 0);
+    assert_false(c.http_insecure_plaintext);
+    config_free(&c);
+    assert_int_equal(load("{\"http\": {\"insecure_plaintext\": 1}}", &c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "http.insecure_plaintext must be true or false"));
+    assert_int_equal(load("{\"http\": {\"insecure_plaintext\": true, \"cert_file\": \"/c.pem\", "
+                          "\"key_file\": \"/k.pem\"}}",
+                          &c, err, sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "http.insecure_plaintext is true, but http.cert_file and "
+                                "http.key_file turn https on: choose one"));
 
     assert_int_equal(
         load("{\"http\": {\"cert_file\": \"tls/n1.pem\", \"key_file\": \"/k/n1.key\"}}", &c, err,
