@@ -279,6 +279,27 @@ static void rio_guard_rebase(struct rio_guard *g, struct raft *r, struct raft_ap
     g->rebased++;
 }
 
+/* Third defect, a follower committing entries no leader vouched for: raft 0.15 moves a
+ * follower's commit index to min(leader_commit, its last index) (its last stored index after
+ * an append), where the paper says min(leader_commit, index of the last new entry). A
+ * follower holding an uncommitted tail of an older term past what an AppendEntries checked
+ * (a killed leader's unreplicated entries, reloaded at restart) then marks that stale tail
+ * committed and applies it: its state diverges, and the first AppendEntries that carries the
+ * real entries for those indexes conflicts with "committed" ones, which raft answers by giving
+ * up on the server (RAFT_UNAVAILABLE, "raft stopped working"). A rebased message (above) makes
+ * this likely: it checks only up to the snapshot while the log after it is unchecked. So the
+ * guard lowers leader_commit to prev_log_index + n_entries, the highest index the message
+ * proves, before raft sees it. Nothing is lost: the leader's next messages prove the rest and
+ * carry its commit index again. Later canonical/raft bounds it the same way. */
+static void rio_guard_bound_commit(struct rio_guard *g, struct raft_append_entries *ae)
+{
+    raft_index proved = ae->prev_log_index + ae->n_entries;
+    if (ae->leader_commit > proved && !g->keep_leader_commit) {
+        ae->leader_commit = proved;
+        g->commit_bounded++;
+    }
+}
+
 static void rio_guard_recv(struct raft_io *inner, struct raft_message *m)
 {
     struct rio_guard *g = rio_guard_of_inner(inner);
@@ -290,6 +311,7 @@ static void rio_guard_recv(struct raft_io *inner, struct raft_message *m)
     memset(&g->ctx, 0, sizeof(g->ctx));
     if (m->type == RAFT_IO_APPEND_ENTRIES) {
         rio_guard_rebase(g, inner->data, &m->append_entries);
+        rio_guard_bound_commit(g, &m->append_entries);
         /* Accepting it proves the log matches the sender's up to prev_log_index, and up to
          * prev_log_index + n_entries once those entries are in. */
         g->ctx = (struct rio_guard_ctx){.active = true,

@@ -22,6 +22,10 @@
  * The guard wraps recv, append and snapshot_put, and keeps "the message being answered" as a
  * context while each of them runs.
  *
+ * Third defect, commits nobody vouched for: raft 0.15 lets a follower commit up to its own last
+ * index, past what the AppendEntries proved; the guard lowers each AppendEntries' leader_commit
+ * to prev_log_index + n_entries (rio_guard_bound_commit in rio_guard.c).
+ *
  * Second defect, a stall: raft 0.15 rejects an AppendEntries whose previous entry it compacted
  * into its snapshot, so a leader whose view of a follower is older than the follower's
  * snapshot cannot bring it back until the leader snapshots past it. The guard answers such a
@@ -63,6 +67,10 @@ struct rio_guard {
     uint64_t unvouched;            /* accepted results tied to no message: claimed nothing */
     /* AppendEntries whose previous entry was compacted, answered at the snapshot */
     uint64_t rebased;
+    /* AppendEntries whose leader_commit was lowered to the last index they prove */
+    uint64_t commit_bounded;
+    /* Tests only (tests/sim): true skips that lowering, to show raft 0.15's defect. */
+    bool keep_leader_commit;
     /* Optional (NULL: none), set after rio_guard_init: sees every AppendEntries result before
      * raft does; one it returns true for is dropped (such a result owns no memory). The
      * leader's ReadIndex takes the answers to its probes here (raft/readindex.h). */

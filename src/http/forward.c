@@ -23,9 +23,16 @@
 
 /* The response headers a request captures, in the order of the fields of struct forward_response
  * they fill. */
-enum { HDR_CONTENT_TYPE, HDR_RETRY_AFTER, HDR_ETAG, HDR_CONCLAVE_INDEX, HDR_COUNT };
+enum {
+    HDR_CONTENT_TYPE,
+    HDR_RETRY_AFTER,
+    HDR_ETAG,
+    HDR_CONCLAVE_INDEX,
+    HDR_WWW_AUTHENTICATE,
+    HDR_COUNT
+};
 static const char *const captured_headers[HDR_COUNT] = {"Content-Type", "Retry-After", "ETag",
-                                                        "X-Conclave-Index"};
+                                                        "X-Conclave-Index", "WWW-Authenticate"};
 
 struct forward_sock;
 struct forward_req;
@@ -330,6 +337,7 @@ static void req_finish(struct forward_req *req, CURLcode res, bool poll_failure)
             .content_type = req->hdr[HDR_CONTENT_TYPE],
             .retry_after = req->hdr[HDR_RETRY_AFTER],
             .etag = req->hdr[HDR_ETAG],
+            .www_authenticate = req->hdr[HDR_WWW_AUTHENTICATE],
             .conclave_index = req->hdr[HDR_CONCLAVE_INDEX],
             .new_connections = connects,
         };

@@ -63,6 +63,9 @@ struct forward_response {
     const char *retry_after;    /* Retry-After, or NULL */
     const char *etag;           /* ETag, or NULL */
     const char *conclave_index; /* X-Conclave-Index, or NULL */
+    /* WWW-Authenticate, or NULL: a 401 of the leader (a token revoked between the follower's
+     * check and the leader's) says how to authenticate, as the follower's own 401 does. */
+    const char *www_authenticate;
     /* Connections this request opened (CURLINFO_NUM_CONNECTS): 0 when it ran on a kept-alive
      * one. For metrics and tests. */
     long new_connections;

@@ -61,7 +61,7 @@ static void forwarded(void *data, int rc, const struct forward_response *resp, c
         not_leader(call, 0, why);
         return;
     }
-    struct http_header h[6];
+    struct http_header h[7];
     int n = 0;
     if (resp->content_type != NULL) {
         h[n++] = (struct http_header){"Content-Type", resp->content_type};
@@ -74,6 +74,9 @@ static void forwarded(void *data, int rc, const struct forward_response *resp, c
     }
     if (resp->conclave_index != NULL) {
         h[n++] = (struct http_header){"X-Conclave-Index", resp->conclave_index};
+    }
+    if (resp->www_authenticate != NULL) {
+        h[n++] = (struct http_header){"WWW-Authenticate", resp->www_authenticate};
     }
     h[n] = (struct http_header){NULL, NULL};
     http_respond(call->req, resp->status, h, resp->body, resp->len);

@@ -59,7 +59,7 @@ struct result {
     int status;
     char *body;
     size_t len;
-    char *content_type, *retry_after, *etag, *conclave_index;
+    char *content_type, *retry_after, *etag, *conclave_index, *www_authenticate;
     long new_connections;
     char errmsg[512];
     uint64_t start_ns, end_ns;
@@ -85,6 +85,7 @@ static void result_clear(struct result *r)
     free(r->retry_after);
     free(r->etag);
     free(r->conclave_index);
+    free(r->www_authenticate);
     memset(r, 0, sizeof *r);
 }
 
@@ -125,10 +126,16 @@ static void handler(struct http_request *req, void *data)
             http_request_header(req, "x-conclave-forwarded-by"), "request_id",
             http_request_header(req, "x-request-id"), "content_type",
             http_request_header(req, "content-type"), "expect", http_request_header(req, "expect"));
-        struct http_header plain[] = {
-            {"Retry-After", "3"}, {"ETag", "\"v7\""}, {"X-Conclave-Index", "42"}, {NULL, NULL}};
-        struct http_header odd[] = {
-            {"retry-after", "5"}, {"ETAG", "\"w\""}, {"x-conclave-INDEX", "9"}, {NULL, NULL}};
+        struct http_header plain[] = {{"Retry-After", "3"},
+                                      {"ETag", "\"v7\""},
+                                      {"X-Conclave-Index", "42"},
+                                      {"WWW-Authenticate", "Bearer realm=\"conclave\""},
+                                      {NULL, NULL}};
+        struct http_header odd[] = {{"retry-after", "5"},
+                                    {"ETAG", "\"w\""},
+                                    {"x-conclave-INDEX", "9"},
+                                    {"www-AUTHENTICATE", "Bearer realm=\"x\""},
+                                    {NULL, NULL}};
         http_respond_json_ex(req, query_int(query, "status", 200),
                              strcmp(path, "/echo") == 0 ? plain : odd, echo);
     } else if (strcmp(path, "/hang") == 0) {
@@ -269,6 +276,7 @@ static void on_done(void *data, int rc, const struct forward_response *resp, con
         r->retry_after = dup_or_null(resp->retry_after);
         r->etag = dup_or_null(resp->etag);
         r->conclave_index = dup_or_null(resp->conclave_index);
+        r->www_authenticate = dup_or_null(resp->www_authenticate);
         r->new_connections = resp->new_connections;
     } else {
         assert_null(resp);
@@ -389,6 +397,8 @@ static void test_get_relayed(void **state)
     assert_string_equal(r.etag, "\"v7\"");
     assert_non_null(r.conclave_index);
     assert_string_equal(r.conclave_index, "42");
+    assert_non_null(r.www_authenticate);
+    assert_string_equal(r.www_authenticate, "Bearer realm=\"conclave\"");
     assert_int_equal(r.body[r.len], '\0');
 
     json_t *echo = echo_of(&r);
@@ -442,6 +452,8 @@ static void test_put_and_others_relayed(void **state)
     assert_string_equal(post.etag, "\"w\"");
     assert_non_null(post.conclave_index);
     assert_string_equal(post.conclave_index, "9");
+    assert_non_null(post.www_authenticate);
+    assert_string_equal(post.www_authenticate, "Bearer realm=\"x\"");
     echo = echo_of(&post);
     assert_field(echo, "method", "POST");
     assert_field(echo, "body", "");

@@ -363,6 +363,49 @@ static void test_rebases_into_the_snapshot(void **state)
     assert_int_equal(guard.rebased, 2);
 }
 
+/* leader_commit never exceeds what the message proves (prev_log_index + n_entries), so raft
+ * 0.15 cannot commit an unchecked tail of this server's log; a message that proves enough
+ * passes unchanged. After a rebase the bound is the snapshot. */
+static void test_bounds_the_commit_index(void **state)
+{
+    (void)state;
+    r.current_term = 3;
+    reply = (struct reply_spec){.armed = false};
+    struct raft_message m;
+    memset(&m, 0, sizeof(m));
+    m.type = RAFT_IO_APPEND_ENTRIES;
+    m.server_id = 2;
+    m.append_entries.term = 3;
+    m.append_entries.prev_log_index = 3;
+    m.append_entries.prev_log_term = 1;
+    m.append_entries.leader_commit = 40;
+    inner_recv(guard.inner, &m);
+    assert_int_equal(last_recv.append_entries.leader_commit, 3);
+    assert_int_equal(guard.commit_bounded, 1);
+    /* Two entries prove up to 5. */
+    deliver_ae_entries(3, 3, 1, 2);
+    assert_int_equal(last_recv.append_entries.leader_commit, 0); /* the helper sends 0 */
+    free_received();
+    m.append_entries.leader_commit = 5;
+    inner_recv(guard.inner, &m);
+    assert_int_equal(last_recv.append_entries.leader_commit, 3);
+    m.append_entries.prev_log_index = 5;
+    m.append_entries.leader_commit = 5;
+    inner_recv(guard.inner, &m);
+    assert_int_equal(last_recv.append_entries.leader_commit, 5);
+    assert_int_equal(guard.commit_bounded, 2);
+    /* Rebased into a snapshot at 4: the message proves 4, whatever it claimed. */
+    guard.snap = 4;
+    r.log.snapshot.last_index = 4;
+    r.log.snapshot.last_term = 2;
+    m.append_entries.prev_log_index = 2;
+    m.append_entries.leader_commit = 30;
+    inner_recv(guard.inner, &m);
+    assert_int_equal(last_recv.append_entries.prev_log_index, 4);
+    assert_int_equal(last_recv.append_entries.leader_commit, 4);
+    assert_int_equal(guard.commit_bounded, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -370,6 +413,7 @@ int main(void)
         cmocka_unit_test_setup(test_unvouched_claims_nothing, setup),
         cmocka_unit_test_setup(test_persisted_bounds_the_claim, setup),
         cmocka_unit_test_setup(test_rebases_into_the_snapshot, setup),
+        cmocka_unit_test_setup(test_bounds_the_commit_index, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,7 +32,7 @@ bool sim_checks_result_equal(const struct fsm_result *a, const struct fsm_result
     return a->status == b->status && a->op == b->op && a->version == b->version &&
            a->revision == b->revision && a->first_status == b->first_status &&
            a->first_index == b->first_index && a->mismatch == b->mismatch &&
-           a->trimmed == b->trimmed && strcmp(a->message, b->message) == 0;
+           a->trimmed == b->trimmed && a->limit == b->limit && strcmp(a->message, b->message) == 0;
 }
 
 void sim_checks_describe_result(const struct fsm_result *r, char *out, size_t len)
