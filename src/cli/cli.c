@@ -24,8 +24,9 @@ static const char global_help[] =
     "  --timeout SECONDS         per-request timeout (default 30)\n"
     "  --cacert FILE             the CA (PEM) an https:// node's certificate must chain to,\n"
     "                            e.g. the cluster's ca.pem (CONCLAVE_CACERT)\n"
-    "  --cert FILE --key FILE    a client certificate and its key (PEM) for a server that\n"
-    "                            asks for one (CONCLAVE_CERT, CONCLAVE_KEY)\n"
+    "  --client-cert FILE --client-key FILE\n"
+    "                            a client certificate and its key (PEM) for a server that\n"
+    "                            asks for one (CONCLAVE_CLIENT_CERT, CONCLAVE_CLIENT_KEY)\n"
     "  -h, --help                this command's help\n";
 
 const struct cli_command *cli_find(const char *name)

@@ -112,7 +112,8 @@ static int split_endpoints(const char *list, char ***out, size_t *n_out, char *e
 static const char *tls_hint(const struct cli_client *c, CURLcode cc)
 {
     if (cc == CURLE_SSL_CERTPROBLEM) {
-        return " (check --cert and --key: a PEM certificate and its unencrypted key)";
+        return " (check --client-cert and --client-key: a PEM certificate and its "
+               "unencrypted key)";
     }
     if (cc != CURLE_PEER_FAILED_VERIFICATION && cc != CURLE_SSL_CONNECT_ERROR &&
         cc != CURLE_SSL_CACERT_BADFILE) {
@@ -179,10 +180,10 @@ int cli_client_open(const struct cli_global *g, struct cli_client **out, char *e
      * endpoint. */
     if ((rc = copy_readable(g->cacert, "ca file", "--cacert or CONCLAVE_CACERT", &c->cacert, err,
                             errlen)) != CLI_EXIT_OK ||
-        (rc = copy_readable(g->cert, "client certificate", "--cert or CONCLAVE_CERT", &c->cert, err,
-                            errlen)) != CLI_EXIT_OK ||
-        (rc = copy_readable(g->key, "client key", "--key or CONCLAVE_KEY", &c->key, err, errlen)) !=
-            CLI_EXIT_OK) {
+        (rc = copy_readable(g->cert, "client certificate", "--client-cert or CONCLAVE_CLIENT_CERT",
+                            &c->cert, err, errlen)) != CLI_EXIT_OK ||
+        (rc = copy_readable(g->key, "client key", "--client-key or CONCLAVE_CLIENT_KEY", &c->key,
+                            err, errlen)) != CLI_EXIT_OK) {
         goto fail;
     }
     c->curl = curl_easy_init();

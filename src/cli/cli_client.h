@@ -36,7 +36,8 @@ struct cli_global {
      * https:// endpoint's certificate must chain to (the cluster's CA), or NULL for the
      * system's CAs. */
     const char *cacert;
-    /* --cert / --key (CONCLAVE_CERT / CONCLAVE_KEY / "cert" and "key" of the config file):
+    /* --client-cert / --client-key (CONCLAVE_CLIENT_CERT / CONCLAVE_CLIENT_KEY /
+     * "client_cert" and "client_key" of the config file):
      * a client certificate (PEM, with its chain) and its private key (PEM, unencrypted) to
      * present when a server asks for one, such as a proxy in front of the nodes that requires
      * mutual TLS (the nodes themselves do not ask). Both or neither. */

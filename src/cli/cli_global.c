@@ -153,15 +153,11 @@ int cli_global_parse(int *argc, char **argv, struct cli_global *g, char *err, si
         const char *name, *short_name;
         const char **slot;
     } opts[] = {
-        {"--endpoints", NULL, &endpoints},
-        {"--project", "-p", &project},
-        {"--output", "-o", &output},
-        {"--api-key", NULL, &api_key},
-        {"--config", NULL, &config},
-        {"--timeout", NULL, &timeout},
-        {"--cacert", NULL, &cacert},
-        {"--cert", NULL, &cert},
-        {"--key", NULL, &key},
+        {"--endpoints", NULL, &endpoints}, {"--project", "-p", &project},
+        {"--output", "-o", &output},       {"--api-key", NULL, &api_key},
+        {"--config", NULL, &config},       {"--timeout", NULL, &timeout},
+        {"--cacert", NULL, &cacert},       {"--client-cert", NULL, &cert},
+        {"--client-key", NULL, &key},
     };
     memset(g, 0, sizeof(*g));
     int out = 1;
@@ -238,14 +234,17 @@ int cli_global_parse(int *argc, char **argv, struct cli_global *g, char *err, si
 
     if (file_option(cacert, "--cacert", "CONCLAVE_CACERT", "cacert", &g->cacert, err, errlen) !=
             0 ||
-        file_option(cert, "--cert", "CONCLAVE_CERT", "cert", &g->cert, err, errlen) != 0 ||
-        file_option(key, "--key", "CONCLAVE_KEY", "key", &g->key, err, errlen) != 0) {
+        file_option(cert, "--client-cert", "CONCLAVE_CLIENT_CERT", "client_cert", &g->cert, err,
+                    errlen) != 0 ||
+        file_option(key, "--client-key", "CONCLAVE_CLIENT_KEY", "client_key", &g->key, err,
+                    errlen) != 0) {
         return CLI_EXIT_USAGE;
     }
     if ((g->cert == NULL) != (g->key == NULL)) {
         snprintf(err, errlen,
                  "%s needs %s too: a client certificate goes with its private key (PEM files)",
-                 g->cert != NULL ? "--cert" : "--key", g->cert != NULL ? "--key" : "--cert");
+                 g->cert != NULL ? "--client-cert" : "--client-key",
+                 g->cert != NULL ? "--client-key" : "--client-cert");
         return CLI_EXIT_USAGE;
     }
 

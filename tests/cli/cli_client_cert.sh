@@ -1,4 +1,4 @@
-# The CLI's client certificate (--cert/--key, CONCLAVE_CERT/CONCLAVE_KEY), against a TLS server
+# The CLI's client certificate (--client-cert/--client-key, CONCLAVE_CLIENT_CERT/CONCLAVE_CLIENT_KEY), against a TLS server
 # that requires one: `openssl s_server` on 127.0.0.1 with -Verify (it stands for a proxy in
 # front of the nodes that requires mutual TLS; the nodes themselves never ask). The server
 # answers any GET with its HTML status page, so a command that got through TLS fails later,
@@ -6,8 +6,8 @@
 #  - with a certificate of the CA the server trusts: the handshake succeeds (the server saw
 #    the client certificate's subject);
 #  - without one: the handshake fails, exit 6 (unavailable) with libcurl's reason;
-#  - a key that does not match the certificate: exit 6 with the hint to check --cert/--key;
-#  - --cert without --key (and the reverse), an unreadable file, an empty name: exit 2 naming
+#  - a key that does not match the certificate: exit 6 with the hint to check --client-cert/--client-key;
+#  - --client-cert without --client-key (and the reverse), an unreadable file, an empty name: exit 2 naming
 #    the option, before anything is sent.
 source "$(dirname "$0")/../lib/lib.sh"
 source "$(dirname "$0")/../lib/node_lib.sh"
@@ -21,7 +21,7 @@ CA=$TMP/pki/ca.pem
 
 export HOME=$TMP/home XDG_CONFIG_HOME=
 mkdir -p "$HOME"
-unset CONCLAVE_TOKEN CONCLAVE_API_KEY CONCLAVE_CONFIG CONCLAVE_CACERT CONCLAVE_CERT CONCLAVE_KEY
+unset CONCLAVE_TOKEN CONCLAVE_API_KEY CONCLAVE_CONFIG CONCLAVE_CACERT CONCLAVE_CLIENT_CERT CONCLAVE_CLIENT_KEY
 export CONCLAVE_PROJECT=p CONCLAVE_API_KEY=ck_not_checked_by_this_server
 
 # The server; the port is probed free, and another program may take it first: try a few.
@@ -45,16 +45,16 @@ EP=https://127.0.0.1:$port
 
 # With the client certificate: TLS succeeds; the HTML answer is no JSON (a failure, but not
 # one of TLS), and the server logged the client's subject.
-run "$BIN" get k --endpoints "$EP" --cacert "$CA" --cert "$TMP/pki/node2.pem" \
-  --key "$TMP/pki/node2.key"
+run "$BIN" get k --endpoints "$EP" --cacert "$CA" --client-cert "$TMP/pki/node2.pem" \
+  --client-key "$TMP/pki/node2.key"
 [[ $status != 0 && $status != 6 && $status != 2 ]] ||
   fail "with a client certificate the command should pass TLS and fail on the body: $status $out"
 [[ $out != *SSL* && $out != *certificate* ]] || fail "a TLS error with a client certificate: $out"
 # The same from the environment.
-run env CONCLAVE_CERT="$TMP/pki/node2.pem" CONCLAVE_KEY="$TMP/pki/node2.key" \
+run env CONCLAVE_CLIENT_CERT="$TMP/pki/node2.pem" CONCLAVE_CLIENT_KEY="$TMP/pki/node2.key" \
   "$BIN" get k --endpoints "$EP" --cacert "$CA"
-[[ $status != 0 && $status != 6 && $status != 2 ]] || fail "CONCLAVE_CERT/KEY: $status $out"
-[[ $out != *SSL* ]] || fail "a TLS error with CONCLAVE_CERT/KEY: $out"
+[[ $status != 0 && $status != 6 && $status != 2 ]] || fail "CONCLAVE_CLIENT_CERT/KEY: $status $out"
+[[ $out != *SSL* ]] || fail "a TLS error with CONCLAVE_CLIENT_CERT/KEY: $out"
 
 # Without one the server ends the handshake.
 run "$BIN" get k --endpoints "$EP" --cacert "$CA"
@@ -62,24 +62,24 @@ expect_status 6
 expect_out "$EP"
 
 # A key that does not belong to the certificate: libcurl refuses it before the handshake.
-run "$BIN" get k --endpoints "$EP" --cacert "$CA" --cert "$TMP/pki/node2.pem" \
-  --key "$TMP/pki/node3.key"
+run "$BIN" get k --endpoints "$EP" --cacert "$CA" --client-cert "$TMP/pki/node2.pem" \
+  --client-key "$TMP/pki/node3.key"
 expect_status 6
-expect_out "check --cert and --key"
+expect_out "check --client-cert and --client-key"
 
 # Usage errors, before any connection.
-run "$BIN" get k --endpoints "$EP" --cacert "$CA" --cert "$TMP/pki/node2.pem"
+run "$BIN" get k --endpoints "$EP" --cacert "$CA" --client-cert "$TMP/pki/node2.pem"
 expect_status 2
-expect_out "--cert needs --key too"
-run env CONCLAVE_KEY="$TMP/pki/node2.key" "$BIN" get k --endpoints "$EP" --cacert "$CA"
+expect_out "--client-cert needs --client-key too"
+run env CONCLAVE_CLIENT_KEY="$TMP/pki/node2.key" "$BIN" get k --endpoints "$EP" --cacert "$CA"
 expect_status 2
-expect_out "--key needs --cert too"
-run "$BIN" get k --endpoints "$EP" --cacert "$CA" --cert "$TMP/nope.pem" --key "$TMP/pki/node2.key"
+expect_out "--client-key needs --client-cert too"
+run "$BIN" get k --endpoints "$EP" --cacert "$CA" --client-cert "$TMP/nope.pem" --client-key "$TMP/pki/node2.key"
 expect_status 2
-expect_out "cannot read the client certificate $TMP/nope.pem (--cert or CONCLAVE_CERT)"
-run "$BIN" get k --endpoints "$EP" --cacert "$CA" --cert "" --key "$TMP/pki/node2.key"
+expect_out "cannot read the client certificate $TMP/nope.pem (--client-cert or CONCLAVE_CLIENT_CERT)"
+run "$BIN" get k --endpoints "$EP" --cacert "$CA" --client-cert "" --client-key "$TMP/pki/node2.key"
 expect_status 2
-expect_out "--cert needs a file name"
+expect_out "--client-cert needs a file name"
 
 # The server saw the client's certificate in the first two commands (its log names the
 # subject of the certificate it verified).

@@ -438,6 +438,7 @@ int sim_run(struct sim *s, const struct sim_opts *o)
         s->st.guard_capped += s->nodes[i].guard.capped;
         s->st.guard_unvouched += s->nodes[i].guard.unvouched;
         s->st.guard_rebased += s->nodes[i].guard.rebased;
+        s->st.guard_commit_bounded += s->nodes[i].guard.commit_bounded;
     }
     return s->failed ? -1 : 0;
 }
@@ -468,6 +469,7 @@ void sim_stats_add(struct stats *a, const struct stats *b)
     a->guard_capped += b->guard_capped;
     a->guard_unvouched += b->guard_unvouched;
     a->guard_rebased += b->guard_rebased;
+    a->guard_commit_bounded += b->guard_commit_bounded;
     a->reads_served += b->reads_served;
     a->reads_failed += b->reads_failed;
     a->read_rounds += b->read_rounds;

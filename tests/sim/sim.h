@@ -214,8 +214,9 @@ struct stats {
     /* Asynchronous snapshots sealed, and how many of them while the server had applied more
      * entries since their first half (the state moved on under the copy being sealed). */
     unsigned long sealed, sealed_after_applies;
-    unsigned long guard_capped, guard_unvouched, guard_rebased; /* rio_guard's counters, summed */
-    unsigned long reads_served, reads_failed, read_rounds;      /* ReadIndex (sim_reads.c) */
+    /* rio_guard's counters, summed */
+    unsigned long guard_capped, guard_unvouched, guard_rebased, guard_commit_bounded;
+    unsigned long reads_served, reads_failed, read_rounds; /* ReadIndex (sim_reads.c) */
     unsigned long reads_failed_by[3]; /* not leader, timed out, stopped (crash or end) */
 };
 

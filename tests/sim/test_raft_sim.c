@@ -142,7 +142,8 @@ static void run_seeds(unsigned n)
         "asynchronously, %lu of them after more applies), "
         "%lu installed, %lu kills, %lu crash-restarts, %lu one-way partitions, %lu cuts, "
         "%lu loss bursts, %lu transfers, %lu stable "
-        "leaders; rio_guard: %lu results capped, %lu claimed nothing (unvouched), %lu rebased; "
+        "leaders; rio_guard: %lu results capped, %lu claimed nothing (unvouched), %lu rebased, "
+        "%lu commit indexes bounded; "
         "ReadIndex: %lu rounds, %lu reads served, %lu failed (%lu leadership moved, %lu "
         "timed out, %lu stopped by a crash or the end)\n",
         n, total_st.runs, total_st.steps, secs, total_st.proposals, total_st.rejected,
@@ -151,8 +152,9 @@ static void run_seeds(unsigned n)
         total_st.sealed_after_applies, total_st.restores, total_st.kills, total_st.crashes,
         total_st.partitions, total_st.cuts, total_st.losses, total_st.transfers, total_st.elections,
         total_st.guard_capped, total_st.guard_unvouched, total_st.guard_rebased,
-        total_st.read_rounds, total_st.reads_served, total_st.reads_failed,
-        total_st.reads_failed_by[0], total_st.reads_failed_by[1], total_st.reads_failed_by[2]);
+        total_st.guard_commit_bounded, total_st.read_rounds, total_st.reads_served,
+        total_st.reads_failed, total_st.reads_failed_by[0], total_st.reads_failed_by[1],
+        total_st.reads_failed_by[2]);
     if (count > 1) {
         /* Over many seeds the run must have exercised what it claims to. */
         assert_true(total_st.acked > 0);
