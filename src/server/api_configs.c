@@ -383,8 +383,9 @@ static int rollback_from_queue(struct api_call *call, struct write *w)
     }
     json_error_t jerr;
     w->content = malloc(r->content_len + 1);
-    w->doc =
-        w->content != NULL ? json_loadb((const char *)r->content, r->content_len, 0, &jerr) : NULL;
+    w->doc = w->content != NULL
+                 ? json_loadb((const char *)r->content, r->content_len, JSON_DECODE_ANY, &jerr)
+                 : NULL;
     if (w->doc == NULL) {
         api_error(call, 500, "internal", "cannot read the queued version %" PRIu64 " of %s",
                   w->e.source_version, w->key);

@@ -679,6 +679,12 @@ static void write_done(int status, const char *errmsg, void *arg)
             if (this_term && m->cursor_read_pending) {
                 m->cursor_term = 0; /* the term's first read failed: the cursor is unknown */
             }
+        } else if (b->n == 0) {
+            /* A flush job (JOB_FLUSH) carries no revisions: there is no range to name. */
+            fprintf(stderr,
+                    "materializer: making the deferred commits durable failed (attempt %llu, "
+                    "retry in %llu ms): %s\n",
+                    (unsigned long long)m->failures_in_row, (unsigned long long)m->backoff, errmsg);
         } else {
             fprintf(stderr,
                     "materializer: writing revisions %llu..%llu (raft indexes %llu..%llu) "

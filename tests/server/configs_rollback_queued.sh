@@ -5,7 +5,7 @@
 # applied them:
 #  - reads show version 3 while config_revisions holds only version 1;
 #  - a rollback to version 2 (expected 3) is acknowledged as version 4 with version 2's
-#    content, taken from the leader's queue; a rollback to a queued delete (version 5, the key
+#    content (a bare JSON string), taken from the leader's queue; a rollback to a queued delete (version 5, the key
 #    recreated as 6) is refused with 400 naming target_version;
 #  - afterwards config_revisions holds versions 1 to 6 once each, and the audit chain is clean.
 source "$(dirname "$0")/../lib/lib.sh"
@@ -28,12 +28,13 @@ LURL=${!LURL_VAR}
 api PUT "$P/k" '{"content": {"n": 1}, "expected_version": 0}' "$T" "$L"
 expect_code 201
 
-# bg_put N EXPECTED: a write acknowledged only once PostgreSQL holds it, in the background.
+# bg_put N EXPECTED CONTENT: a write of version N, in the background (acknowledged only once
+# PostgreSQL holds it).
 BG=()
 bg_put() {
   curl -s -o "$TMP/bg$1.body" -w '%{http_code}' --max-time 20 -X PUT \
     -H "Authorization: Bearer $T" -H 'Content-Type: application/json' \
-    --data-binary "{\"content\": {\"n\": $1}, \"expected_version\": $2}" "$LURL$P/k" \
+    --data-binary "{\"content\": $3, \"expected_version\": $2}" "$LURL$P/k" \
     >"$TMP/bg$1.code" 2>/dev/null &
   BG+=($!)
 }
@@ -47,9 +48,9 @@ wait_version() {
   done
   fail "version $1 was never readable: $code $body"
 }
-bg_put 2 1
+bg_put 2 1 '"two"'
 wait_version 2
-bg_put 3 2
+bg_put 3 2 '{"n": 3}'
 wait_version 3
 queued=$(sql "SELECT count(*) FROM config_revisions WHERE project_id = 'rq' AND key = 'k' AND version >= 2")
 [[ $queued == 0 ]] || fail "the pause should keep versions 2 and 3 out of PostgreSQL, found $queued"
@@ -58,7 +59,7 @@ api POST "$P/k/rollback" '{"target_version": 2, "expected_version": 3}' "$T" "$L
 expect_code 200
 expect_json .version 4
 api GET "$P/k" "" "$T" "$L"
-expect_json .content.n 2
+expect_json .content two
 # A queued delete is no rollback target: delete (version 5) and recreate (6) in the background,
 # then roll back to 5 while both are queued.
 curl -s -o /dev/null -w '%{http_code}' --max-time 20 -X DELETE -H "Authorization: Bearer $T" \
@@ -70,7 +71,7 @@ for ((i = 0; i < 100; i++)); do
   sleep 0.05
 done
 expect_code 404
-bg_put 6 5
+bg_put 6 5 '{"n": 6}'
 wait_version 6
 api POST "$P/k/rollback" '{"target_version": 5, "expected_version": 6}' "$T" "$L"
 expect_error bad_request 400 target_version
@@ -83,8 +84,8 @@ expect_eq "$(cat "$TMP/bg2.code") $(cat "$TMP/bg3.code") $(cat "$TMP/bg5.code") 
 
 expect_eq "$(sql "SELECT string_agg(version::text, ',' ORDER BY version) FROM config_revisions \
   WHERE project_id = 'rq' AND key = 'k'")" "1,2,3,4,5,6" "versions of k in config_revisions"
-expect_eq "$(sql "SELECT content->>'n' FROM config_revisions WHERE project_id = 'rq' AND key = 'k' \
-  AND version = 4")" 2 "the rollback's content"
+expect_eq "$(sql "SELECT content #>> '{}' FROM config_revisions WHERE project_id = 'rq' AND key = 'k' \
+  AND version = 4")" two "the rollback's content (a JSON string, as version 2)"
 api GET /v1/projects/rq/audit/verify "" "$T" "$L"
 expect_code 200
 expect_json .ok true
