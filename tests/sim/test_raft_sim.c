@@ -908,6 +908,53 @@ static void test_sim_unpersisted_386(void **state)
     }
 }
 
+/* The start of the snapshot scripts: S1 leads with snapshot thresholds THRESHOLD_S2 for S2 and
+ * THRESHOLD_OTHERS for the rest (2 trailing entries), then appends 40 entries that every server
+ * commits, so that S2 has compacted. Returns false when the script left its shape. */
+static bool snapshots_taken(struct script *sc, unsigned threshold_s2, unsigned threshold_others)
+{
+    struct sim *s = sc->s;
+    for (unsigned i = 0; i < s->o.n; i++) {
+        raft_set_snapshot_threshold(sim_raft(s, i), i == S2 ? threshold_s2 : threshold_others);
+        raft_set_snapshot_trailing(sim_raft(s, i), 2);
+    }
+    s->threshold = threshold_s2;
+    s->trailing = 2;
+    bool ok = run_until(s, settled, S1, 0, 20000);
+    expect(sc, ok, "S1 does not lead");
+    if (!going(sc)) {
+        return false;
+    }
+    set_timeouts(s, s->o.n);
+    for (unsigned k = 0; k < 40 && going(sc); k++) {
+        expect(sc, sim_load_entry(s, S1) == 0, "S1 could not append entry %u", k);
+        run_for(s, 30);
+    }
+    ok = run_until(s, settled, S1, 0, 5000);
+    expect(sc, ok, "the 40 entries were not committed everywhere");
+    return going(sc);
+}
+
+/* Puts leader L's progress for S2 in probe state at NEXT with nothing known to match, which is
+ * what a late rejection leaves behind. Returns false when S2 is not in L's configuration. */
+static bool probe_s2_at(struct script *sc, struct raft *l, raft_index next)
+{
+    unsigned j = 0;
+    while (j < l->configuration.n && l->configuration.servers[j].id != S2 + 1) {
+        j++; /* bounded by the configuration's size */
+    }
+    expect(sc, j < l->configuration.n, "S2 is not in the leader's configuration");
+    if (!going(sc)) {
+        return false;
+    }
+    struct raft_progress *pr = &l->leader_state.progress[j];
+    pr->state = 0; /* raft 0.15's PROGRESS__PROBE */
+    pr->next_index = next;
+    pr->match_index = 0;
+    pr->snapshot_index = 0;
+    return true;
+}
+
 /* A leader whose view of a follower is older than the follower's snapshot: its next index
  * for S2 lies inside what S2 compacted. raft 0.15 gets there when acknowledgements are lost
  * or arrive late while S2 takes a snapshot and keeps fewer trailing entries than it was behind
@@ -922,26 +969,11 @@ static raft_index stale_view(struct script *sc)
     struct sim *s = sc->s;
     /* S2 snapshots more often than S1, so that its snapshot ends past S1's and it compacted
      * the index of S1's snapshot. */
-    for (unsigned i = 0; i < s->o.n; i++) {
-        raft_set_snapshot_threshold(sim_raft(s, i), i == S1 ? 16 : 5);
-        raft_set_snapshot_trailing(sim_raft(s, i), 2);
-    }
-    s->threshold = 5;
-    s->trailing = 2;
-    bool ok = run_until(s, settled, S1, 0, 20000);
-    expect(sc, ok, "S1 does not lead");
-    if (!going(sc)) {
+    if (!snapshots_taken(sc, 5, 16)) {
         return 0;
     }
-    set_timeouts(s, s->o.n);
-    for (unsigned k = 0; k < 40 && going(sc); k++) {
-        expect(sc, sim_load_entry(s, S1) == 0, "S1 could not append entry %u", k);
-        run_for(s, 30);
-    }
-    ok = run_until(s, settled, S1, 0, 5000);
     struct raft *l = sim_raft(s, S1);
     struct raft *f = sim_raft(s, S2);
-    expect(sc, ok, "the 40 entries were not committed everywhere");
     expect(sc,
            l->log.snapshot.last_index > 0 &&
                f->log.snapshot.last_index > l->log.snapshot.last_index &&
@@ -953,21 +985,14 @@ static raft_index stale_view(struct script *sc)
         return 0;
     }
     raft_index p = f->log.offset; /* compacted on S2, and not its snapshot's last index */
-    unsigned j = 0;
-    while (j < l->configuration.n && l->configuration.servers[j].id != S2 + 1) {
-        j++; /* bounded by the configuration's size */
-    }
-    expect(sc, j < l->configuration.n, "S2 is not in S1's configuration");
     /* Nothing in flight between S1 and S2 (the link is cut long enough for every message
      * and every disk write to finish), so that no answer to an earlier message corrects the
      * view set below. */
     set_link(s, S1, S2, true);
     run_for(s, 1000);
-    struct raft_progress *pr = &l->leader_state.progress[j];
-    pr->state = 0; /* raft 0.15's PROGRESS__PROBE */
-    pr->next_index = p + 1;
-    pr->match_index = 0;
-    pr->snapshot_index = 0;
+    if (!probe_s2_at(sc, l, p + 1)) {
+        return 0;
+    }
     set_link(s, S1, S2, false);
     for (unsigned k = 0; k < 2 && going(sc); k++) {
         expect(sc, sim_load_entry(s, S1) == 0, "S1 could not append entry %u after the poke", k);
@@ -1033,25 +1058,11 @@ static bool committed_on(struct sim *s, unsigned a, raft_index x);
 static raft_index stale_tail(struct script *sc)
 {
     struct sim *s = sc->s;
-    for (unsigned i = 0; i < s->o.n; i++) {
-        /* S2 compacts; the others keep their logs, so that S3 can send S2 any index. */
-        raft_set_snapshot_threshold(sim_raft(s, i), i == S2 ? 5 : 1000);
-        raft_set_snapshot_trailing(sim_raft(s, i), 2);
-    }
-    s->threshold = 5;
-    s->trailing = 2;
-    bool ok = run_until(s, settled, S1, 0, 20000);
-    expect(sc, ok, "S1 does not lead");
-    if (!going(sc)) {
+    /* S2 compacts; the others keep their logs, so that S3 can send S2 any index. */
+    if (!snapshots_taken(sc, 5, 1000)) {
         return 0;
     }
-    set_timeouts(s, s->o.n);
-    for (unsigned k = 0; k < 40 && going(sc); k++) {
-        expect(sc, sim_load_entry(s, S1) == 0, "S1 could not append entry %u", k);
-        run_for(s, 30);
-    }
-    ok = run_until(s, settled, S1, 0, 5000);
-    expect(sc, ok, "the 40 entries were not committed everywhere");
+    bool ok;
     struct raft *f = sim_raft(s, S2);
     expect(sc, f->log.snapshot.last_index > 0 && f->log.offset > 0, "S2 did not compact");
     if (!going(sc)) {
@@ -1096,19 +1107,9 @@ static raft_index stale_tail(struct script *sc)
     expect(sc, p < f->log.snapshot.last_index && sim_checks_log_term(l, p + 1) != 0,
            "S3 does not hold index %llu, past S2's compacted prefix (S3's offset %llu)",
            (unsigned long long)(p + 1), (unsigned long long)l->log.offset);
-    unsigned j = 0;
-    while (j < l->configuration.n && l->configuration.servers[j].id != S2 + 1) {
-        j++; /* bounded by the configuration's size */
-    }
-    expect(sc, j < l->configuration.n, "S2 is not in S3's configuration");
-    if (!going(sc)) {
+    if (!going(sc) || !probe_s2_at(sc, l, p + 1)) {
         return 0;
     }
-    struct raft_progress *pr = &l->leader_state.progress[j];
-    pr->state = 0; /* raft 0.15's PROGRESS__PROBE */
-    pr->next_index = p + 1;
-    pr->match_index = 0;
-    pr->snapshot_index = 0;
     for (unsigned i = S3; i <= S5; i++) {
         set_link(s, S2, i, false);
     }
