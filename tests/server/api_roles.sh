@@ -52,6 +52,9 @@ K_ONE=$(new_project "$T_ALICE" p-one)
 api POST /v1/projects/p-one/api-keys '{"name": "readers", "scope": "read"}' "$T_ALICE"
 expect_code 201
 K_READ=$(json_get key)
+api POST /v1/projects/p-one/api-keys '{"name": "app-writers", "config_prefix": "app."}' "$T_ALICE"
+expect_code 201
+K_PREFIX=$(json_get key)
 new_project "$T_ALICE" p-two >/dev/null
 new_project "$T_DAVE" p-dave >/dev/null
 grant "$T_ALICE" p-one "$BOB_ID" viewer
@@ -100,7 +103,7 @@ expect_eq "$(sql "SELECT expires_at > created_at AND expires_at < now() - interv
 start_node 1
 
 # --- the matrix ---------------------------------------------------------------------------
-CALLERS=(none malformed unknown expired revoked key rkey viewer editor admin other iadmin)
+CALLERS=(none malformed unknown expired revoked key rkey pkey viewer editor admin other iadmin)
 # none       no Authorization header
 # malformed  "Bearer cs_not*a*token"
 # unknown    a well-formed session token nobody was given
@@ -108,6 +111,9 @@ CALLERS=(none malformed unknown expired revoked key rkey viewer editor admin oth
 # revoked    a revoked API key of p-one
 # key        a live API key of the target project (p-one's, or the fresh project's own)
 # rkey       a live read-scope API key of p-one (docs/api.md, "API keys")
+# pkey       a live read-write API key of p-one limited to the config prefix "app." (none of
+#            these endpoints is a config: it reaches what rkey reaches; configs_api.sh covers
+#            the config endpoints inside and outside its prefix)
 # viewer     bob: viewer of p-one (and of every {fresh-project})
 # editor     carol: editor of p-one (and of every {fresh-project})
 # admin      alice: admin of p-one, p-two (and of every {fresh-project})
@@ -187,6 +193,7 @@ do_row() {
   revoked) tok=$K_REV ;;
   key) tok=$key ;;
   rkey) tok=$K_READ ;;
+  pkey) tok=$K_PREFIX ;;
   *)
     tok=${SESSION[$c]}
     # Logging out kills the session: use a fresh one.
@@ -200,38 +207,38 @@ declare -A ERROR_OF=([400]=bad_request [401]=unauthorized [403]=forbidden [404]=
   [409]=conflict)
 
 # One line per endpoint, one column per caller (see CALLERS above). "-" skips a cell.
-# METHOD PATH                             none mal unk exp rev key rkey view edit admn othr iadm
+# METHOD PATH                             none mal unk exp rev key rkey pkey view edit admn othr iadm
 MATRIX=$(
   cat <<'EOF'
-POST   /v1/auth/login                     200  -    -    -    -    -    -    -    -    -    -    -
-POST   /v1/auth/logout                    401  401  401  401  401  403  403  204  204  204  204  204
-GET    /v1/users/me                       401  401  401  401  401  403  403  200  200  200  200  200
-POST   /v1/users                          401  401  401  401  401  403  403  403  403  403  403  201
-GET    /v1/users                          401  401  401  401  401  403  403  403  403  403  403  200
-GET    /v1/users/{erin}                   401  401  401  401  401  403  403  403  403  403  403  200
-DELETE /v1/users/{fresh-user}             401  401  401  401  401  403  403  403  403  403  403  204
-POST   /v1/projects                       401  401  401  401  401  403  403  201  201  201  201  201
-GET    /v1/projects                       401  401  401  401  401  403  403  200  200  200  200  200
-GET    /v1/projects/p-one                 401  401  401  401  401  200  200  200  200  200  404  200
-GET    /v1/projects/p-two                 401  401  401  401  401  404  404  404  404  200  404  200
-GET    /v1/projects/p-dave                401  401  401  401  401  404  404  404  404  404  200  200
-GET    /v1/projects/p-missing             401  401  401  401  401  404  404  404  404  404  404  404
-DELETE /v1/projects/{fresh-project}       401  401  401  401  401  403  404  403  403  204  404  204
-POST   /v1/projects/p-one/api-keys        401  401  401  401  401  403  403  403  403  201  404  201
-GET    /v1/projects/p-one/api-keys        401  401  401  401  401  403  403  403  403  200  404  200
-DELETE /v1/projects/p-one/api-keys/{fresh-key} 401  401  401  401  401  403  403  403  403  204  404  204
-GET    /v1/projects/p-two/api-keys        401  401  401  401  401  404  404  404  404  200  404  200
-POST   /v1/projects/p-two/api-keys        401  401  401  401  401  404  404  404  404  201  404  201
-GET    /v1/projects/p-one/roles           401  401  401  401  401  403  403  403  403  200  404  200
-POST   /v1/projects/p-one/roles           401  401  401  401  401  403  403  403  403  200  404  200
-DELETE /v1/projects/p-one/roles/{fresh-role} 401  401  401  401  401  403  403  403  403  204  404  204
-GET    /v1/projects/p-two/roles           401  401  401  401  401  404  404  404  404  200  404  200
-POST   /v1/projects/p-two/roles           401  401  401  401  401  404  404  404  404  200  404  200
-POST   /v1/schemas                        401  401  401  401  401  403  403  201  201  201  201  201
-GET    /v1/schemas                        401  401  401  401  401  403  403  200  200  200  200  200
-GET    /v1/schemas/{schema}               401  401  401  401  401  403  403  200  200  200  200  200
-PUT    /v1/schemas/{fresh-schema}         401  401  401  401  401  403  403  403  403  200  403  200
-DELETE /v1/schemas/{fresh-schema}         401  401  401  401  401  403  403  403  403  204  403  204
+POST   /v1/auth/login                     200  -    -    -    -    -    -    -    -    -    -    -    -
+POST   /v1/auth/logout                    401  401  401  401  401  403  403  403  204  204  204  204  204
+GET    /v1/users/me                       401  401  401  401  401  403  403  403  200  200  200  200  200
+POST   /v1/users                          401  401  401  401  401  403  403  403  403  403  403  403  201
+GET    /v1/users                          401  401  401  401  401  403  403  403  403  403  403  403  200
+GET    /v1/users/{erin}                   401  401  401  401  401  403  403  403  403  403  403  403  200
+DELETE /v1/users/{fresh-user}             401  401  401  401  401  403  403  403  403  403  403  403  204
+POST   /v1/projects                       401  401  401  401  401  403  403  403  201  201  201  201  201
+GET    /v1/projects                       401  401  401  401  401  403  403  403  200  200  200  200  200
+GET    /v1/projects/p-one                 401  401  401  401  401  200  200  200  200  200  200  404  200
+GET    /v1/projects/p-two                 401  401  401  401  401  404  404  404  404  404  200  404  200
+GET    /v1/projects/p-dave                401  401  401  401  401  404  404  404  404  404  404  200  200
+GET    /v1/projects/p-missing             401  401  401  401  401  404  404  404  404  404  404  404  404
+DELETE /v1/projects/{fresh-project}       401  401  401  401  401  403  404  404  403  403  204  404  204
+POST   /v1/projects/p-one/api-keys        401  401  401  401  401  403  403  403  403  403  201  404  201
+GET    /v1/projects/p-one/api-keys        401  401  401  401  401  403  403  403  403  403  200  404  200
+DELETE /v1/projects/p-one/api-keys/{fresh-key} 401  401  401  401  401  403  403  403  403  403  204  404  204
+GET    /v1/projects/p-two/api-keys        401  401  401  401  401  404  404  404  404  404  200  404  200
+POST   /v1/projects/p-two/api-keys        401  401  401  401  401  404  404  404  404  404  201  404  201
+GET    /v1/projects/p-one/roles           401  401  401  401  401  403  403  403  403  403  200  404  200
+POST   /v1/projects/p-one/roles           401  401  401  401  401  403  403  403  403  403  200  404  200
+DELETE /v1/projects/p-one/roles/{fresh-role} 401  401  401  401  401  403  403  403  403  403  204  404  204
+GET    /v1/projects/p-two/roles           401  401  401  401  401  404  404  404  404  404  200  404  200
+POST   /v1/projects/p-two/roles           401  401  401  401  401  404  404  404  404  404  200  404  200
+POST   /v1/schemas                        401  401  401  401  401  403  403  403  201  201  201  201  201
+GET    /v1/schemas                        401  401  401  401  401  403  403  403  200  200  200  200  200
+GET    /v1/schemas/{schema}               401  401  401  401  401  403  403  403  200  200  200  200  200
+PUT    /v1/schemas/{fresh-schema}         401  401  401  401  401  403  403  403  403  403  200  403  200
+DELETE /v1/schemas/{fresh-schema}         401  401  401  401  401  403  403  403  403  403  204  403  204
 EOF
 )
 
