@@ -7,8 +7,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include <sodium.h>
+
 #include "server/api_internal.h"
 #include "server/auth.h"
+#include "server/ui.h"
+#include "server/websession.h"
 #include "raft/codec.h"
 #include "storage/db.h"
 #include "storage/db_auth.h"
@@ -97,6 +101,7 @@ static void call_free(struct api_call *call)
     json_decref(call->result);
     json_decref(call->body);
     free(call->data);
+    sodium_memzero(call->cookie_token, sizeof(call->cookie_token));
     free(call);
 }
 
@@ -107,10 +112,12 @@ void api_reply_done(struct api_call *call)
 
 void api_reply(struct api_call *call, int status, json_t *body)
 {
+    const struct http_header cookie[] = {{"Set-Cookie", call->set_cookie}, {NULL, NULL}};
+    const struct http_header *h = call->set_cookie[0] != '\0' ? cookie : NULL;
     if (body == NULL) {
-        http_respond(call->req, status, NULL, NULL, 0);
+        http_respond(call->req, status, h, NULL, 0);
     } else {
-        http_respond_json(call->req, status, body);
+        http_respond_json_ex(call->req, status, h, body);
     }
     call_free(call);
 }
@@ -474,22 +481,63 @@ static void principal_done(int status, const char *errmsg, void *arg)
     authorize(call);
 }
 
+#define NO_CREDENTIALS                                                                             \
+    "missing Authorization header; send Authorization: Bearer TOKEN (or log in to the "            \
+    "console at /ui/)"
+
+/* Whether REQ carries credentials of either kind: a bearer token or the console's cookie. */
+static bool has_credentials(struct http_request *req)
+{
+    const char *c = http_request_header(req, "Authorization");
+    return c != NULL ||
+           ((c = http_request_header(req, "Cookie")) != NULL && strstr(c, WEBSESSION_COOKIE));
+}
+
+/* The console's session cookie, for a request without an Authorization header (websession.h).
+ * Returns the token (in call->cookie_token), or NULL after answering 401. */
+static const char *cookie_token(struct api_call *call)
+{
+    const char *c = http_request_header(call->req, "Cookie");
+    int found = c ? websession_cookie_token(c, call->cookie_token, sizeof(call->cookie_token)) : 0;
+    if (found == 0) {
+        api_error(call, 401, "unauthorized", NO_CREDENTIALS);
+        return NULL;
+    }
+    char prefix[AUTH_KEY_PREFIX_CHARS + 1];
+    if (found < 0 || auth_token_kind(call->cookie_token, prefix) != AUTH_TOKEN_SESSION) {
+        api_error(call, 401, "unauthorized", "the %s cookie holds no session token; log in again",
+                  WEBSESSION_COOKIE);
+        return NULL;
+    }
+    call->via_cookie = true;
+    return call->cookie_token;
+}
+
+/* A request the browser could have been made to send by another site: every method but the
+ * safe ones (RFC 9110 9.2.1), which change nothing. */
+static bool changes_state(const struct http_request *req)
+{
+    const char *m = http_request_method(req);
+    return strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0;
+}
+
 static void authenticate(struct api_call *call)
 {
     struct node *node = call->node;
     const char *h = http_request_header(call->req, "Authorization");
+    const char *token;
     if (h == NULL) {
-        api_error(call, 401, "unauthorized",
-                  "missing Authorization header; send Authorization: Bearer TOKEN");
-        return;
-    }
-    if (strncasecmp(h, "Bearer ", 7) != 0) {
+        if ((token = cookie_token(call)) == NULL) {
+            return;
+        }
+    } else if (strncasecmp(h, "Bearer ", 7) != 0) {
         api_error(call, 401, "unauthorized", "the Authorization header must be Bearer TOKEN");
         return;
-    }
-    const char *token = h + 7;
-    while (*token == ' ') {
-        token++;
+    } else {
+        token = h + 7;
+        while (*token == ' ') {
+            token++;
+        }
     }
     char prefix[AUTH_KEY_PREFIX_CHARS + 1];
     enum auth_token_kind kind = auth_token_kind(token, prefix);
@@ -499,6 +547,17 @@ static void authenticate(struct api_call *call)
         return;
     }
     auth_hmac(node->secret, node->secret_len, token, call->who.token_hash);
+    /* Checked before the session is looked up: a forged request learns nothing either way,
+     * and a request that cannot pass costs no lookup. */
+    if (call->via_cookie && changes_state(call->req) &&
+        !websession_csrf_ok(node->secret, node->secret_len, call->who.token_hash,
+                            http_request_header(call->req, WEBSESSION_CSRF_HEADER))) {
+        api_error(call, 403, "csrf",
+                  "missing or wrong %s header: a %s request authenticated by the session "
+                  "cookie must carry the csrf_token of its login (GET /v1/users/me returns it)",
+                  WEBSESSION_CSRF_HEADER, http_request_method(call->req));
+        return;
+    }
     if (authcache_get_principal(node->cache, call->who.token_hash, node_now_ms(node), &call->who)) {
         authorize(call);
         return;
@@ -582,6 +641,11 @@ static bool match(const char *pattern, const char *path, struct api_call *call, 
 void api_handle(struct http_request *req, void *data)
 {
     struct node *node = data;
+    if (ui_path(http_request_path(req))) {
+        http_request_set_tag(req, "/ui/");
+        ui_serve(req);
+        return;
+    }
     struct api_call *call = calloc(1, sizeof(*call));
     if (call == NULL) {
         http_respond_error(req, 500, "internal", "out of memory");
@@ -618,9 +682,8 @@ void api_handle(struct http_request *req, void *data)
         if (bad[0] != '\0') {
             /* Authenticate first would leak nothing more; answering 400 early saves a lookup
              * for a request that cannot succeed. A missing token still comes first. */
-            if (http_request_header(req, "Authorization") == NULL) {
-                api_error(call, 401, "unauthorized",
-                          "missing Authorization header; send Authorization: Bearer TOKEN");
+            if (!has_credentials(req)) {
+                api_error(call, 401, "unauthorized", NO_CREDENTIALS);
                 return;
             }
             api_field_error(call, bad,

@@ -85,6 +85,12 @@ struct api_call {
     const char *page_after;        /* api_input_page_start(): ?after=, or NULL */
     bool invalidates_auth;         /* success changes who may do what: flush this node's cache */
     const char *err_field;         /* the body field a work function's 400/422 is about, or NULL */
+    /* The caller authenticated with the console's session cookie (websession.h), not an
+     * Authorization header. COOKIE_TOKEN is then its session token, which a follower forwards
+     * as a bearer token; it is wiped when the call ends. */
+    bool via_cookie;
+    char cookie_token[128];
+    char set_cookie[256]; /* when not empty, a Set-Cookie header for the success answer */
     /* A config write's phase timestamps (uv_hrtime() on the loop; 0 until reached), which
      * api_phases.c turns into the conclave_write_*_seconds histograms. Zero for every other
      * request: handler_ns is what marks a call as a write. */

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "server/api.h"
 #include "server/api_internal.h"
 #include "http/forward.h"
@@ -137,13 +139,22 @@ void api_forward_to_leader(struct node *node, struct api_call *call)
             cond[nc++] = (struct http_header){conditional[i], v};
         }
     }
-    if (forward_send_ex(node->fwd, base, https ? name : NULL, method, target,
-                        http_request_header(call->req, "Authorization"), http_request_id(call->req),
-                        cond, with_body ? body : NULL, with_body ? len : 0, FORWARD_TIMEOUT_MS,
-                        forwarded, call, err, sizeof(err)) != 0) {
+    /* A console request authenticated (and CSRF-checked) here by its cookie reaches the
+     * leader as what it is, the session's bearer token: cookies are not forwarded. */
+    char bearer[sizeof(call->cookie_token) + 8];
+    const char *authorization = http_request_header(call->req, "Authorization");
+    if (authorization == NULL && call->via_cookie) {
+        snprintf(bearer, sizeof(bearer), "Bearer %s", call->cookie_token);
+        authorization = bearer;
+    }
+    if (forward_send_ex(node->fwd, base, https ? name : NULL, method, target, authorization,
+                        http_request_id(call->req), cond, with_body ? body : NULL,
+                        with_body ? len : 0, FORWARD_TIMEOUT_MS, forwarded, call, err,
+                        sizeof(err)) != 0) {
         fprintf(stderr, "forward: rid=%s %s\n", http_request_id(call->req), err);
         not_leader(call, info.leader_id, "forwarding to the leader failed");
     }
+    sodium_memzero(bearer, sizeof(bearer));
 }
 
 bool api_lead_or_forward(struct api_call *call)
