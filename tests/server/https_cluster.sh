@@ -6,7 +6,8 @@
 #     but not with a CBC suite; plain http to the port gets a plain 400
 #     that says "https only", and the node logs it with the client's address;
 #   - a write through a follower is forwarded to the leader (whose port speaks only https)
-#     and acknowledged; the follower logged no forwarding error;
+#     and acknowledged; the follower logged no forwarding error; the console's session
+#     cookie is Secure, and a cookie write through the follower is forwarded too;
 #   - the CLI with --cacert (and CONCLAVE_CACERT) reads that config through a follower;
 #     without it, it fails with a message that names --cacert;
 #   - TLS garbage, a truncated handshake and a stalled handshake on the API port each close
@@ -121,6 +122,17 @@ api GET /v1/projects/tls/configs/big "" "$token" "$F"
 expect_code 200
 [[ $(jq -r .content.blob <<<"$body") == "$big" ]] ||
   fail "the big config read back over https differs (${#body} bytes of body)"
+
+# The console's cookie on an https node is Secure as well; its write through the follower is
+# forwarded over https as the session's bearer token.
+api POST /v1/auth/login '{"email": "admin@example.com", "password": "admin-password-1", "session": "cookie"}' "" "$F"
+expect_code 200
+expect_header Set-Cookie '^conclave_session=cs_[A-Za-z0-9_-]{43}; Path=/; Max-Age=[0-9]+; HttpOnly; SameSite=Strict; Secure$'
+SC=$(header_value Set-Cookie)
+API_HEADERS=("Cookie: ${SC%%;*}" "X-CSRF-Token: $(json_get csrf_token)")
+api PUT /v1/projects/tls/configs/kc '{"content": {"n": 1}, "expected_version": 0}' "" "$F"
+expect_code 201
+API_HEADERS=()
 
 # 3. The CLI.
 hpf="HPORT_$F"
