@@ -10,7 +10,10 @@
 #    needs X-CSRF-Token: missing, wrong or another session's is 403 csrf and writes nothing;
 #    the right one writes, also through a follower (which forwards the session as a bearer
 #    token); an Authorization header wins over the cookie; an API key or garbage in the cookie
-#    is 401; logout deletes the cookie and ends the session.
+#    is 401; logout deletes the cookie and ends the session;
+#  - GET /v1/cluster?health=true (the cluster page) adds each member's own /health, asked by the
+#    node served: all three reachable and naming one leader; a killed member is unreachable with
+#    the reason; health takes only true or false.
 source "$(dirname "$0")/../lib/lib.sh"
 source "$(dirname "$0")/../lib/node_lib.sh"
 source "$(dirname "$0")/../lib/raft_lib.sh"
@@ -177,4 +180,25 @@ API_HEADERS=("$COOKIE")
 api GET /v1/users/me "" "" "$L"
 expect_error unauthorized 401
 API_HEADERS=()
+
+# ---- the cluster page's view: every member's own /health, asked by the node served --------
+api GET "/v1/cluster?health=true" "" "$T" "$F"
+expect_code 200
+expect_json '[.members[] | select(.health.reachable)] | length' 3
+expect_json "[.members[] | select(.health.state == \"leader\") | .id] | @csv" "$L"
+expect_json "[.members[] | .health.leader_id] | unique | @csv" "$L"
+expect_json '[.members[] | .health.applied_index | type] | unique | @csv' '"number"'
+api GET "/v1/cluster?health=maybe" "" "$T" "$F"
+expect_error bad_request 400 health
+api GET /v1/cluster "" "$T" "$F"
+expect_code 200
+expect_json '[.members[] | has("health")] | any' false
+D=$(((F % 3) + 1))
+[[ $D != "$L" ]] || D=$(((D % 3) + 1))
+raft_kill "$D" KILL
+api GET "/v1/cluster?health=true" "" "$T" "$F"
+expect_code 200
+expect_json "[.members[] | select(.id == $D) | .health.reachable] | @csv" false
+expect_match ".members[] | select(.id == $D) | .health.error" '/health'
+expect_json '[.members[] | select(.health.reachable)] | length' 2
 test_done api_console
