@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_cmd_audit.h"
+#include "cli/cli_completion.h"
 #include "server/cmd_admin.h"
 #include "server/cmd_migrate.h"
 #include "server/cmd_serve.h"
@@ -21,6 +22,8 @@ static int version(int argc, char **argv)
     printf("conclave %s\n", CONCLAVE_VERSION);
     return 0;
 }
+
+static int completion(int argc, char **argv);
 
 struct command {
     const char *name;
@@ -36,7 +39,40 @@ static const struct command commands[] = {
     {"admin", "bootstrap tasks: conclave admin create-user --email E [--admin]", cmd_admin},
     {"migrate", "apply, revert or create PostgreSQL schema migrations", cmd_migrate},
     {"version", "print the version", version},
+    {"completion", "print the bash or zsh completion script: conclave completion bash|zsh",
+     completion},
 };
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* `conclave completion bash|zsh`: the script for the shell, made from every command's help
+ * (cli_completion.h). The audit command's help names its subcommands and options; the
+ * server commands complete by name. */
+static int completion(int argc, char **argv)
+{
+    if (argc != 2 || (strcmp(argv[1], "bash") != 0 && strcmp(argv[1], "zsh") != 0)) {
+        fputs("usage: conclave completion bash|zsh\n\n"
+              "Prints a completion script for the shell; load it with\n"
+              "  source <(conclave completion bash)   # in ~/.bashrc\n"
+              "  source <(conclave completion zsh)    # in ~/.zshrc, after compinit\n",
+              argc == 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr);
+        return argc == 2 && strcmp(argv[1], "--help") == 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    }
+    struct cli_completion_cmd extra[NCOMMANDS];
+    size_t n = 0;
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (strcmp(commands[i].name, "completion") != 0) {
+            extra[n].name = commands[i].name;
+            extra[n].help = commands[i].run == cli_cmd_audit ? cli_cmd_audit_help : NULL;
+            n++;
+        }
+    }
+    if (cli_completion_print(argv[1], extra, n, stdout) != 0) {
+        fputs("conclave completion: out of memory\n", stderr);
+        return CLI_EXIT_FAILURE;
+    }
+    return CLI_EXIT_OK;
+}
 
 /* The command of the table called NAME ("--version" is "version"), or NULL. */
 static const struct command *find(const char *name)
@@ -44,7 +80,7 @@ static const struct command *find(const char *name)
     if (strcmp(name, "--version") == 0) {
         name = "version";
     }
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+    for (size_t i = 0; i < NCOMMANDS; i++) {
         if (strcmp(commands[i].name, name) == 0) {
             return &commands[i];
         }
@@ -57,7 +93,7 @@ static void usage(FILE *out)
     fputs("usage: conclave COMMAND [ARGS...]\n\nclient commands:\n", out);
     cli_list_commands(out);
     fputs("\naudit and server commands:\n", out);
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+    for (size_t i = 0; i < NCOMMANDS; i++) {
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     }
     fputs("\n"

@@ -17,7 +17,9 @@ static const char global_help[] =
     "                            "
     "https://127.0.0.1:8081,https://127.0.0.1:8082,https://127.0.0.1:8083)\n"
     "  -p, --project P           the project of project-scoped commands (CONCLAVE_PROJECT)\n"
-    "  -o, --output json|table   json prints the server's JSON for scripts (CONCLAVE_OUTPUT)\n"
+    "  -o, --output json|table|value\n"
+    "                            json prints the server's JSON for scripts, errors too\n"
+    "                            (on stderr); value (get) the content alone (CONCLAVE_OUTPUT)\n"
     "  --api-key KEY             authenticate with a project API key (CONCLAVE_API_KEY)\n"
     "  --config FILE             defaults file (CONCLAVE_CONFIG; default\n"
     "                            ~/.config/conclave/config)\n"
@@ -37,6 +39,16 @@ const struct cli_command *cli_find(const char *name)
         }
     }
     return NULL;
+}
+
+const struct cli_command *cli_command_at(size_t i)
+{
+    return i < sizeof(commands) / sizeof(commands[0]) ? commands[i] : NULL;
+}
+
+const char *cli_global_help(void)
+{
+    return global_help;
 }
 
 void cli_list_commands(FILE *out)

@@ -41,4 +41,10 @@ int cli_help(const char *name);
 /* Prints the list of client commands with their summaries to OUT. */
 void cli_list_commands(FILE *out);
 
+/* The client commands, in `conclave help` order: the Ith, or NULL past the last. */
+const struct cli_command *cli_command_at(size_t i);
+
+/* The help text of the global options every client command takes. */
+const char *cli_global_help(void);
+
 #endif /* CONCLAVE_CLI_H */

@@ -1,4 +1,5 @@
 #include "cli/cli_client.h"
+#include "cli/cli_out.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -489,6 +490,9 @@ int cli_client_error(long status, const json_t *reply, const char *what, char *e
         break;
     }
     snprintf(err, errlen, "%s: %s%s", what, msg, hint);
+    if (rc != CLI_EXIT_OK) {
+        cli_out_server_error(status, reply);
+    }
     return rc;
 }
 

@@ -27,6 +27,7 @@ struct cli_global {
     const char *api_key;   /* project API key or NULL */
     const char *project;   /* --project / CONCLAVE_PROJECT or NULL */
     int json_output;       /* -o json */
+    int value_output;      /* -o value: get prints the config's content alone */
     /* Where the credentials came from, for messages: "--api-key", "CONCLAVE_TOKEN", the
      * credentials file's path, or NULL when there are none. */
     const char *credentials_source;

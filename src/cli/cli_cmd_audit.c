@@ -24,7 +24,7 @@
 #include "cli/cli_exit.h"
 #include "storage/pgconf.h"
 
-static const char usage_text[] =
+const char cli_cmd_audit_help[] =
     "usage: conclave audit verify [--project P] [--file FILE] [--source api|db]\n"
     "       conclave audit replay --project P [--key K] [--as-of-revision R | --as-of-time T]\n"
     "                             [--out DIR] [--file FILE] [--source api|db]\n"
@@ -69,7 +69,7 @@ static int usage_error(const char *fmt, const char *arg)
 static int parse_args(int argc, char **argv, struct cli_cmd_audit_args *a)
 {
     if (argc < 2) {
-        fputs(usage_text, stderr);
+        fputs(cli_cmd_audit_help, stderr);
         return CLI_EXIT_USAGE;
     }
     a->sub = argv[1];
@@ -302,7 +302,7 @@ int cli_cmd_audit(int argc, char **argv)
     }
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage_text, stdout);
+            fputs(cli_cmd_audit_help, stdout);
             free(r);
             return CLI_EXIT_OK;
         }

@@ -8,4 +8,7 @@
  * (cli_exit.h). Prints results on stdout and errors on stderr. */
 int cli_cmd_audit(int argc, char **argv);
 
+/* The text of `conclave audit --help` (also read by the completion script's generator). */
+extern const char cli_cmd_audit_help[];
+
 #endif /* CONCLAVE_CLI_CMD_AUDIT_H */

@@ -23,6 +23,18 @@ static int check_consistency(const char *cmd, const char *v)
     return CLI_EXIT_OK;
 }
 
+/* -o value: the content alone, as `jq -r .content` would print it: a string as its raw text
+ * (so that $(conclave get k -o value) is the string), anything else as indented JSON. */
+static void print_value(const json_t *content)
+{
+    if (json_is_string(content)) {
+        fwrite(json_string_value(content), 1, json_string_length(content), stdout);
+        fputc('\n', stdout);
+    } else {
+        cli_print_json(content ? content : json_null());
+    }
+}
+
 static int run_get(struct cli_global *g, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -76,7 +88,9 @@ static int run_get(struct cli_global *g, int argc, char **argv)
         rc = cli_do(c, "GET", path, NULL, what, NULL, &reply, NULL);
     }
     if (rc == CLI_EXIT_OK) {
-        if (g->json_output) {
+        if (g->value_output) {
+            print_value(json_object_get(reply, "content"));
+        } else if (g->json_output) {
             cli_print_json(reply);
         } else {
             cli_print_field(reply, "key", "key:", 10);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli_client.h"
+#include "cli/cli_out.h"
 #include "cli/cli_creds.h"
 
 #define DEFAULT_ENDPOINTS "https://127.0.0.1:8081,https://127.0.0.1:8082,https://127.0.0.1:8083"
@@ -113,12 +114,15 @@ static int load_config(const char *path, char *err, size_t errlen)
 static int parse_output(const char *v, struct cli_global *g, const char *where, char *err,
                         size_t errlen)
 {
+    g->json_output = 0;
+    g->value_output = 0;
     if (strcmp(v, "json") == 0) {
         g->json_output = 1;
-    } else if (strcmp(v, "table") == 0 || strcmp(v, "text") == 0) {
-        g->json_output = 0;
-    } else {
-        snprintf(err, errlen, "%s: output format \"%s\" is unknown; use -o json or -o table", where,
+    } else if (strcmp(v, "value") == 0) {
+        g->value_output = 1;
+    } else if (strcmp(v, "table") != 0 && strcmp(v, "text") != 0) {
+        snprintf(err, errlen,
+                 "%s: output format \"%s\" is unknown; use -o json, -o table or -o value", where,
                  v);
         return -1;
     }
@@ -222,6 +226,7 @@ int cli_global_parse(int *argc, char **argv, struct cli_global *g, char *err, si
         g->project = config_string("project");
     }
 
+    bool output_flag = output != NULL;
     if (output == NULL && (output = getenv("CONCLAVE_OUTPUT")) != NULL && output[0] == '\0') {
         output = NULL;
     }
@@ -230,6 +235,19 @@ int cli_global_parse(int *argc, char **argv, struct cli_global *g, char *err, si
     }
     if (output != NULL && parse_output(output, g, "-o", err, errlen) != 0) {
         return CLI_EXIT_USAGE;
+    }
+    cli_out_json_errors(g->json_output);
+    /* A config's content alone is what get shows; for any other command -o value on its
+     * command line is a mistake to report, while a default from the environment or the
+     * config file just means the usual table there. */
+    if (g->value_output && strcmp(argv[0], "get") != 0) {
+        if (output_flag) {
+            snprintf(err, errlen,
+                     "-o value prints a config's content alone, which only get shows; use -o "
+                     "json or -o table");
+            return CLI_EXIT_USAGE;
+        }
+        g->value_output = 0;
     }
 
     if (file_option(cacert, "--cacert", "CONCLAVE_CACERT", "cacert", &g->cacert, err, errlen) !=

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli_exit.h"
+#include "cli/cli_width.h"
 
 struct cli_table {
     size_t n_cols;
@@ -51,16 +52,10 @@ int cli_table_add(struct cli_table *t, const char *const *cells)
     return 0;
 }
 
-/* Display width of UTF-8 text: one column per code point (no wide-character tables). */
+/* Terminal columns of a cell: wide characters take two (cli_width.h). */
 static size_t width(const char *s)
 {
-    size_t w = 0;
-    for (; *s; s++) {
-        if (((unsigned char)*s & 0xC0) != 0x80) {
-            w++;
-        }
-    }
-    return w;
+    return cli_width(s);
 }
 
 static void print_row(const struct cli_table *t, const char *const *row, const size_t *widths,
@@ -143,14 +138,81 @@ void cli_print_field(const json_t *obj, const char *name, const char *label, int
     free(s);
 }
 
+/* Process-wide, as the CLI runs one command per process: whether errors are JSON, and the
+ * last server error answer not yet reported. */
+static int g_json_errors;
+static long g_server_status;
+static json_t *g_server_reply;
+
+void cli_out_json_errors(int on)
+{
+    g_json_errors = on;
+}
+
+void cli_out_server_error(long status, const json_t *reply)
+{
+    json_decref(g_server_reply);
+    g_server_reply = json_is_object(reply) ? json_deep_copy(reply) : NULL;
+    g_server_status = status;
+}
+
+static const char *exit_name(int rc)
+{
+    static const char *const names[] = {"ok",          "failure",  "usage",
+                                        "not_found",   "conflict", "permission",
+                                        "unavailable", "invalid",  "audit"};
+    return rc >= 0 && rc < (int)(sizeof(names) / sizeof(names[0])) ? names[rc] : "failure";
+}
+
+/* The JSON form of an error (cli_fail()), one line on standard error. */
+static void print_json_error(int rc, const char *msg)
+{
+    json_t *e = json_object();
+    if (e != NULL && g_server_status != 0) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(g_server_reply, k, v)
+        {
+            if (strcmp(k, "error") != 0 && strcmp(k, "message") != 0) {
+                json_object_set(e, k, v);
+            }
+        }
+        json_t *code = json_object_get(g_server_reply, "error");
+        json_object_set_new(e, "http_status", json_integer(g_server_status));
+        json_object_set_new(
+            e, "error",
+            json_string(json_is_string(code) ? json_string_value(code) : exit_name(rc)));
+    } else if (e != NULL) {
+        json_object_set_new(e, "error", json_string(exit_name(rc)));
+    }
+    json_object_set_new(e, "message", json_string(msg));
+    json_object_set_new(e, "exit_code", json_integer(rc));
+    char *s = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    fprintf(stderr, "%s\n", s ? s : "{\"error\":\"failure\",\"message\":\"out of memory\"}");
+    free(s);
+    json_decref(e);
+    cli_out_server_error(0, NULL);
+}
+
 int cli_fail(int rc, const char *msg)
 {
-    fprintf(stderr, "conclave: %s\n", msg);
+    if (g_json_errors) {
+        print_json_error(rc, msg);
+    } else {
+        fprintf(stderr, "conclave: %s\n", msg);
+    }
     return rc;
 }
 
 int cli_usage_error(const char *cmd, const char *msg)
 {
-    fprintf(stderr, "conclave %s: %s; see \"conclave help %s\"\n", cmd, msg, cmd);
+    if (g_json_errors) {
+        char full[1200];
+        snprintf(full, sizeof(full), "conclave %s: %s; see \"conclave help %s\"", cmd, msg, cmd);
+        cli_out_server_error(0, NULL);
+        print_json_error(CLI_EXIT_USAGE, full);
+    } else {
+        fprintf(stderr, "conclave %s: %s; see \"conclave help %s\"\n", cmd, msg, cmd);
+    }
     return CLI_EXIT_USAGE;
 }

@@ -35,11 +35,22 @@ char *cli_cell(const json_t *v, size_t max);
 void cli_print_field(const json_t *obj, const char *name, const char *label, int width);
 
 /* Prints "conclave: MSG" to standard error and returns RC, so that a command can
- * `return cli_fail(rc, err);`. */
+ * `return cli_fail(rc, err);`. Under -o json (cli_out_json_errors()) it prints one JSON
+ * object instead: {"error": CODE, "message": MSG, "exit_code": RC}, where CODE is the
+ * server's error code when the failure was a server's answer (cli_out_server_error(): then
+ * also "http_status" and the answer's other fields, such as current_version) and otherwise
+ * the exit status's name ("usage", "not_found", ...; docs/cli.md). */
 int cli_fail(int rc, const char *msg);
 
-/* Prints "conclave CMD: MSG; see \"conclave help CMD\"" to standard error and returns
- * CLI_EXIT_USAGE. */
+/* Prints "conclave CMD: MSG; see \"conclave help CMD\"" to standard error (or, under -o
+ * json, the JSON object of cli_fail() with error "usage") and returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *msg);
+
+/* Errors as JSON from now on (ON non-zero), as -o json asks. */
+void cli_out_json_errors(int on);
+
+/* Remembers the server's error answer REPLY (borrowed; copied) with HTTP STATUS for the next
+ * cli_fail(), which reports its code and fields under -o json and forgets it. */
+void cli_out_server_error(long status, const json_t *reply);
 
 #endif /* CONCLAVE_CLI_OUT_H */

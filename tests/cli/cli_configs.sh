@@ -1,7 +1,8 @@
 # The config commands of the client (login, put, get, list, history, rollback, delete, watch)
 # run as the real binary against a real three-node cluster: each command's success and failure
-# paths with their exit statuses (docs/cli.md), -o json, endpoint failover with a node down and
-# the unavailable status with every node down.
+# paths with their exit statuses (docs/cli.md), -o json (errors as JSON too), -o value, table
+# columns with wide characters, endpoint failover with a node down and the unavailable status
+# with every node down.
 source "$(dirname "$0")/../lib/lib.sh"
 source "$(dirname "$0")/../lib/node_lib.sh"
 source "$(dirname "$0")/../lib/raft_lib.sh"
@@ -43,6 +44,22 @@ expect_status 0
 expect_out "created project shop"
 expect_out "its first API key"
 KEY=$(tail -n 1 <<<"$out" | tr -d ' ')
+# Tables count columns as a terminal draws them: CJK characters take two.
+c project create wide --name "配置中心 ok"
+expect_status 0
+c project list
+expect_status 0
+python3 - "$out" <<'PY' || fail "project list columns do not line up: $out"
+import sys, unicodedata
+def width(s):
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+lines = [l for l in sys.argv[1].splitlines() if l.strip()]
+header = lines[0]
+col = width(header[:header.index("ROLE")])
+for line in lines[1:]:
+    role = line.index("admin")
+    assert width(line[:role]) == col, (line, width(line[:role]), col)
+PY
 [[ $KEY == ck_* ]] || fail "the API key line should hold the key, got <$KEY>"
 c get app.db
 expect_status 2
@@ -108,9 +125,50 @@ c get app.db --version 1 -o json
 expect_status 0
 expect_eq "$(jq -r .content.host <<<"$out")" db1 "get --version 1"
 
+# -o value prints the content alone: JSON for a document, the raw text of a string; only get
+# takes it, though a default from CONCLAVE_OUTPUT leaves the other commands their table.
+c get app.db -o value
+expect_status 0
+expect_eq "$(jq -c . <<<"$out")" '{"host":"db3","pool":8}' "get -o value"
+c get app.db --version 1 -o value
+expect_eq "$(jq -c .host <<<"$out")" '"db1"' "get --version 1 -o value"
+
+# Under -o json an error is one JSON object on standard error, with the server's code and
+# fields when the server refused; standard output stays empty.
+json_err() {
+  set +e
+  "$BIN" "$@" -o json >"$TMP/je.out" 2>"$TMP/je.err"
+  status=$?
+  set -e
+  [[ ! -s $TMP/je.out ]] || fail "$*: -o json printed to stdout on failure: $(cat "$TMP/je.out")"
+  [[ $(wc -l <"$TMP/je.err") == 1 ]] || fail "$*: the error should be one line: $(cat "$TMP/je.err")"
+}
+json_err put app.db "$TMP/v1.json" --expected-version 1
+expect_eq "$status" 4 "put with a stale version under -o json"
+jq -e '.error == "conflict" and .http_status == 409 and .exit_code == 4 and
+  .current_version == 3 and (.message | test("app.db"))' "$TMP/je.err" >/dev/null ||
+  fail "the conflict as JSON: $(cat "$TMP/je.err")"
+json_err get app.db --bogus
+expect_eq "$status" 2 "a bad option under -o json"
+jq -e '.error == "usage" and .exit_code == 2 and (.message | test("--bogus")) and
+  (has("http_status") | not)' "$TMP/je.err" >/dev/null || fail "the usage error as JSON: $(cat "$TMP/je.err")"
+json_err get nope
+expect_eq "$status" 3 "a missing key under -o json"
+jq -e '.error == "not_found" and .http_status == 404' "$TMP/je.err" >/dev/null ||
+  fail "the 404 as JSON: $(cat "$TMP/je.err")"
+
 # --- list, history, rollback, delete --------------------------------------------------------
 ci '"on"' put flags --create
 expect_status 0
+c get flags -o value
+expect_status 0
+expect_eq "$out" "on" "a string content under -o value"
+c list -o value
+expect_status 2
+expect_out "only get shows"
+CONCLAVE_OUTPUT=value run "$BIN" list
+expect_status 0
+expect_out "flags"
 ci '{"ttl": 30}' put app.cache --create
 expect_status 0
 c list
