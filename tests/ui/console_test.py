@@ -397,6 +397,14 @@ def check_schemas(a, schema):
     route(a, "/schemas")
     visible(a, '[data-test="schema-row"][data-schema-id="%s"]' % schema["id"], "the schema in the catalog")
     shot(a, "schemas")
+    # An existing schema edited in place (PUT): the API then answers its new name.
+    route(a, "/schemas/%s" % schema["id"])
+    name = visible(a, "#schema-form-name", "the schema's form")
+    name.clear()
+    name.send_keys("port rules, edited")
+    a.find_element(By.ID, "schema-form-save").click()
+    wait(a, lambda d: api("GET", "/v1/schemas/%s" % schema["id"])[1].get("name") == "port rules, edited",
+         "the schema's new name in the API")
     route(a, "/schemas/new")
     name = visible(a, "#schema-form-name", "the new schema form")
     name.send_keys("broken")
@@ -519,7 +527,8 @@ def check_viewer(c):
 
 
 def check_members_keys_users(a):
-    """The admin pages draw from the real API: members, a new API key shown once, users."""
+    """The admin pages draw from the real API: members (role changed, member removed), a new
+    API key shown once and then revoked, a project made and deleted, users."""
     route(a, "/p/demo/members")
     visible(a, '[data-test="member-row"][data-email="viewer@example.com"]', "the viewer among the members")
     check(Select(a.find_element(By.CSS_SELECTOR, '[data-email="editor@example.com"] select')).first_selected_option
@@ -537,6 +546,36 @@ def check_members_keys_users(a):
     status, _ = api("GET", "/v1/projects/demo/configs/svc.db", token=key)
     check(status == 403, "the new key is limited to app.: svc.db answered %s" % status)
     shot(a, "keys")
+    # Revoked from the console (after its confirmation), the key stops working.
+    prefix = key.split("_")[1]
+    rows = [r for r in a.find_elements(By.CSS_SELECTOR, '[data-test="key-row"]') if prefix in r.text]
+    check(len(rows) == 1, "one row for the new key (prefix %s), found %d" % (prefix, len(rows)))
+    rows[0].find_element(By.CSS_SELECTOR, '[data-test="key-revoke"]').click()
+    visible(a, 'dialog[data-test="confirm"]', "the revoke confirmation").find_element(
+        By.CSS_SELECTOR, '[data-test="confirm-ok"]').click()
+    status = None
+    for _ in range(50):  # the key dies on every node within a second (docs/api.md); 10 s at most
+        status, _ = api("GET", "/v1/projects/demo/configs/app.main", token=key)
+        if status == 401:
+            break
+        time.sleep(0.2)
+    check(status == 401, "the revoked key still answers %s" % status)
+    # A role changed, then the member removed, from the members page.
+    route(a, "/p/demo/members")
+    Select(visible(a, '[data-email="editor@example.com"] select')).select_by_value("viewer")
+    roles = None
+    for _ in range(50):
+        roles = {r["email"]: r["role_level"] for r in api_ok("GET", "/v1/projects/demo/roles")["items"]}
+        if roles.get("editor@example.com") == "viewer":
+            break
+        time.sleep(0.2)
+    check(roles.get("editor@example.com") == "viewer", "the editor's role after the change: %r" % roles)
+    visible(a, '[data-email="editor@example.com"] [data-test="member-remove"]').click()
+    visible(a, 'dialog[data-test="confirm"]', "the remove confirmation").find_element(
+        By.CSS_SELECTOR, '[data-test="confirm-ok"]').click()
+    gone(a, '[data-test="member-row"][data-email="editor@example.com"]', "the removed member's row to go")
+    emails = [r["email"] for r in api_ok("GET", "/v1/projects/demo/roles")["items"]]
+    check("editor@example.com" not in emails, "the removed editor is still a member: %r" % emails)
     # A project made and deleted (with its confirmation) from the console.
     route(a, "/projects")
     visible(a, "#new-project-id").send_keys("made-here")
@@ -552,6 +591,15 @@ def check_members_keys_users(a):
     check(status == 404, "the deleted project answers %s" % status)
     route(a, "/users")
     wait(a, lambda d: len(d.find_elements(By.CSS_SELECTOR, '[data-test="user-row"]')) == 3, "three users")
+
+
+def check_delete_config(a):
+    """A config deleted from its page, after the confirmation: the API then has no live one."""
+    route(a, "/p/demo/c/app.live")
+    visible(a, "#config-delete").click()
+    visible(a, 'dialog[data-test="confirm"]', "the delete confirmation").find_element(
+        By.CSS_SELECTOR, '[data-test="confirm-ok"]').click()
+    wait(a, lambda d: api("GET", "/v1/projects/demo/configs/app.live")[0] == 404, "app.live deleted")
 
 
 def check_phone(a):
@@ -604,6 +652,7 @@ def main():
             ("cluster", lambda: check_cluster(a)),
             ("members, keys and users", lambda: check_members_keys_users(a)),
             ("xss", lambda: check_xss(a)),
+            ("delete a config", lambda: check_delete_config(a)),
             ("phone", lambda: check_phone(a)),
             ("viewer", lambda: check_viewer(b)),
             ("transfer leadership", lambda: check_transfer(a)),
