@@ -12,17 +12,25 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "server/config_env.h"
+
 /* Parsing context: where we are, for messages. */
 struct ctx {
     const char *file;
     const char *dir; /* the file's directory, for relative paths */
     char *errmsg;
     size_t errlen;
+    uint32_t from_env; /* config_env_apply(): the variables that set fields */
 };
 
 static int bad(struct ctx *c, const char *field, const char *what)
 {
-    snprintf(c->errmsg, c->errlen, "%s: %s %s", c->file, field, what);
+    const char *var = config_env_source(c->from_env, field);
+    if (var != NULL) {
+        snprintf(c->errmsg, c->errlen, "environment variable %s: %s %s", var, field, what);
+    } else {
+        snprintf(c->errmsg, c->errlen, "%s: %s %s", c->file, field, what);
+    }
     return -1;
 }
 
@@ -600,6 +608,15 @@ int config_load(const char *path, struct config *conf, char *errmsg, size_t errl
     if (root == NULL) {
         snprintf(errmsg, errlen, "%s: line %d, column %d: %s", path, jerr.line, jerr.column,
                  jerr.text);
+        goto err;
+    }
+    /* The environment wins over the file (config_env.h): applied to the parsed file, so that
+     * its values pass the same checks. */
+    if (!json_is_object(root)) {
+        bad(&c, "the top level", "must be a JSON object");
+        goto err;
+    }
+    if (config_env_apply(root, &c.from_env, errmsg, errlen) != 0) {
         goto err;
     }
     if (parse_root(&c, root, conf) != 0) {

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "server/config.h"
+#include "server/config_env.h"
 
 static char dir[64];
 static char path[128];
@@ -30,6 +31,9 @@ static int setup(void **state)
     unsetenv("DATABASE_URL");
     unsetenv("DB_MAX_CONNECTIONS");
     unsetenv("CONCLAVE_SECRET_FILE");
+    for (const struct config_env_var *v = config_env_vars; v->name != NULL; v++) {
+        unsetenv(v->name);
+    }
     return 0;
 }
 
@@ -230,6 +234,73 @@ static void test_environment_overrides(void **state)
     assert_non_null(strstr(err, "environment: DB_MAX_CONNECTIONS=\"many\""));
 }
 
+/* The node's own settings from CONCLAVE_* variables: they beat the file, create a section the
+ * file lacks, pass the file's checks, and a refusal names the variable. */
+static void test_environment_node_settings(void **state)
+{
+    (void)state;
+    struct config c;
+    char err[512], cwd[256], want[400];
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    setenv("CONCLAVE_NODE_ID", "3", 1);
+    setenv("CONCLAVE_HTTP_LISTEN", "127.0.0.1:9999", 1);
+    setenv("CONCLAVE_DATA_DIR", "rel/data", 1);
+    setenv("CONCLAVE_RAFT_ADDRESS", "127.0.0.1:9003", 1);
+    setenv("CONCLAVE_RAFT_PEERS",
+           "[{\"id\": 1, \"address\": \"127.0.0.1:9001\"}, {\"id\": 3, \"address\": "
+           "\"127.0.0.1:9003\", \"http\": \"127.0.0.1:9999\"}]",
+           1);
+    setenv("CONCLAVE_RAFT_INSECURE_PLAINTEXT", "true", 1);
+    setenv("CONCLAVE_LOG_ACCESS", "", 1); /* empty: unset, the file's value stays */
+    assert_int_equal(load("{\"node_id\": 1, \"http\": {\"listen\": \"127.0.0.1:8080\"}, "
+                          "\"log\": {\"access\": false}}",
+                          &c, err, sizeof(err)),
+                     0);
+    assert_int_equal(c.node_id, 3);
+    assert_int_equal(c.raft.id, 3);
+    assert_int_equal(c.http_port, 9999);
+    snprintf(want, sizeof(want), "%s/rel/data", cwd);
+    assert_string_equal(c.data_dir, want);
+    assert_true(c.has_raft);
+    assert_string_equal(c.raft.address, "127.0.0.1:9003");
+    assert_int_equal(c.raft.nbootstrap, 2);
+    assert_string_equal(c.raft.bootstrap[1].http, "127.0.0.1:9999");
+    assert_false(c.access_log);
+    config_free(&c);
+
+    /* Values the file's checks refuse, named by the variable. */
+    setenv("CONCLAVE_NODE_ID", "70000", 1);
+    assert_int_equal(load("{}", &c, err, sizeof(err)), -1);
+    assert_string_equal(err, "environment variable CONCLAVE_NODE_ID: node_id must be a whole "
+                             "number from 1 to 65535");
+    setenv("CONCLAVE_NODE_ID", "three", 1);
+    assert_int_equal(load("{}", &c, err, sizeof(err)), -1);
+    assert_string_equal(err, "environment variable CONCLAVE_NODE_ID (node_id) must be a whole "
+                             "number, got \"three\"");
+    setenv("CONCLAVE_NODE_ID", "2", 1);
+    setenv("CONCLAVE_HTTP_LISTEN", "nowhere", 1);
+    assert_int_equal(load("{}", &c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "environment variable CONCLAVE_HTTP_LISTEN: http.listen"));
+    unsetenv("CONCLAVE_HTTP_LISTEN");
+    setenv("CONCLAVE_RAFT_PEERS", "[{\"id\": 1,", 1);
+    assert_int_equal(load("{}", &c, err, sizeof(err)), -1);
+    assert_non_null(
+        strstr(err, "environment variable CONCLAVE_RAFT_PEERS (raft.peers) is not valid JSON"));
+    setenv("CONCLAVE_RAFT_PEERS", "[{\"id\": 0, \"address\": \"127.0.0.1:9001\"}]", 1);
+    assert_int_equal(load("{}", &c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "environment variable CONCLAVE_RAFT_PEERS: raft.peers"));
+    setenv("CONCLAVE_RAFT_PEERS", "[]", 1);
+    setenv("CONCLAVE_RAFT_INSECURE_PLAINTEXT", "yes", 1);
+    assert_int_equal(load("{}", &c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "CONCLAVE_RAFT_INSECURE_PLAINTEXT (raft.insecure_plaintext) must "
+                                "be true or false"));
+    /* A file whose section is not an object is the file's fault, named as such. */
+    unsetenv("CONCLAVE_RAFT_PEERS");
+    unsetenv("CONCLAVE_RAFT_INSECURE_PLAINTEXT");
+    assert_int_equal(load("{\"raft\": 5}", &c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "but the file's raft is not an object"));
+}
+
 static void test_secret_file(void **state)
 {
     (void)state;
@@ -272,6 +343,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusals_name_the_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_https_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_environment_overrides, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_environment_node_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_file, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
