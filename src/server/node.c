@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "server/auth.h"
+#include "server/sdnotify.h"
 
 static const char *const auth_channels[] = {"conclave_auth", NULL};
 
@@ -46,6 +47,66 @@ static void observe_request(const struct http_request *req, int status, double s
     struct node *node = data;
     metrics_observe_request(node->metrics, http_request_tag(req), http_request_method(req), status,
                             seconds);
+}
+
+/* How often the service timer looks at the node (sdnotify.h). A watchdog period shorter than
+ * two ticks is pinged every tick. */
+#define SERVICE_TICK_MS 200
+
+/* Whether the node can do its work, and if not, what it waits for (into WHY). Ready means:
+ * PostgreSQL answers, and with raft, this node is a member of the configuration it knows (it
+ * joined) and knows a leader of the current term, so writes sent to it are coordinated. */
+static bool service_check(struct node *node, char *why, size_t n)
+{
+    if (!pgpool_healthy(node->pool)) {
+        snprintf(why, n, "waiting for postgresql");
+        return false;
+    }
+    if (node->raft == NULL) {
+        snprintf(why, n, "ready (no raft)");
+        return true;
+    }
+    struct rnode_info info;
+    rnode_info(node->raft, &info);
+    bool member = false;
+    for (unsigned i = 0; i < info.nmembers; i++) {
+        member = member || info.members[i].id == node->conf->node_id;
+    }
+    if (!member) {
+        snprintf(why, n, "waiting to join the cluster (this node is not in its configuration yet)");
+        return false;
+    }
+    if (info.leader_id == 0) {
+        snprintf(why, n, "waiting for a raft leader (term %llu)", (unsigned long long)info.term);
+        return false;
+    }
+    if (info.leader_id == node->conf->node_id) {
+        snprintf(why, n, "ready: leader, term %llu", (unsigned long long)info.term);
+    } else {
+        snprintf(why, n, "ready: follower of node %llu, term %llu",
+                 (unsigned long long)info.leader_id, (unsigned long long)info.term);
+    }
+    return true;
+}
+
+static void service_tick(uv_timer_t *t)
+{
+    struct node *node = t->data;
+    char status[sizeof(node->service_status)];
+    bool ready = service_check(node, status, sizeof(status));
+    if (ready && !node->service_ready) {
+        node->service_ready = true;
+        sdnotify_ready(status);
+        fprintf(stderr, "node %u: %s\n", node->conf->node_id, status);
+    } else if (strcmp(status, node->service_status) != 0) {
+        sdnotify_status(status);
+    }
+    snprintf(node->service_status, sizeof(node->service_status), "%s", status);
+    uint64_t now = node_now_ms(node);
+    if (node->watchdog_ms > 0 && now - node->watchdog_last >= node->watchdog_ms / 2) {
+        sdnotify_watchdog();
+        node->watchdog_last = now;
+    }
 }
 
 static void sample_leader(uv_timer_t *t)
@@ -213,6 +274,10 @@ static void begin_stop(struct node *node, bool http_started)
         return;
     }
     node->stopping = true;
+    /* Under systemd the stop is then shown as such, not as a hang; the hand-over of the
+     * leadership (SIGTERM) follows. The watchdog is not pinged any more: stopping is bounded
+     * by the unit's TimeoutStopSec instead. */
+    sdnotify_stopping("stopping");
     if (node->watch != NULL) {
         /* Every waiting watcher is answered now (no changes); a query in flight finishes on
          * the pool, which closes last. */
@@ -236,6 +301,7 @@ static void begin_stop(struct node *node, bool http_started)
         uv_close((uv_handle_t *)&node->sigint, close_signal_cb);
         uv_close((uv_handle_t *)&node->sighup, close_signal_cb);
         uv_close((uv_handle_t *)&node->leader_sampler, close_signal_cb);
+        uv_close((uv_handle_t *)&node->service_timer, close_signal_cb);
     }
 }
 
@@ -356,6 +422,8 @@ int node_run(const struct config *conf, http_handler_fn handler, char *errmsg, s
     node->sigint.data = node;
     node->sighup.data = node;
     uv_timer_init(&node->loop, &node->leader_sampler);
+    uv_timer_init(&node->loop, &node->service_timer);
+    node->service_timer.data = node;
     node->leader_sampler.data = node;
 
     if (auth_init() != 0) {
@@ -457,6 +525,9 @@ int node_run(const struct config *conf, http_handler_fn handler, char *errmsg, s
     if (node->tls != NULL) {
         uv_signal_start(&node->sighup, on_sighup, SIGHUP);
     }
+    node->watchdog_ms = sdnotify_watchdog_ms();
+    node->watchdog_last = node_now_ms(node);
+    uv_timer_start(&node->service_timer, service_tick, 0, SERVICE_TICK_MS);
     fprintf(stderr, "node %u: serving %s on %s:%d, raft on %s, data in %s\n", conf->node_id,
             node->tls != NULL ? "https" : "http", conf->http_host, http_server_port(&node->http),
             conf->has_raft ? conf->raft.address : "(none)", conf->data_dir);

@@ -59,6 +59,14 @@ struct node {
     struct metrics *metrics;
     /* Feeds raft's leader id to the metrics every LEADER_SAMPLE_MS; started with raft only. */
     uv_timer_t leader_sampler;
+    /* The service manager's view (sdnotify.h): every SERVICE_TICK_MS until the node is ready,
+     * which it then announces once, and on as the watchdog's heartbeat while one is asked
+     * for. service_status is the last STATUS sent, so that only changes are sent. */
+    uv_timer_t service_timer;
+    bool service_ready;
+    uint64_t watchdog_ms;   /* WatchdogSec in ms; 0: none */
+    uint64_t watchdog_last; /* node_now_ms() of the last WATCHDOG=1 */
+    char service_status[160];
 };
 
 /* Runs a node with CONF until a stop signal, answering every HTTP request with HANDLER, which
