@@ -638,6 +638,22 @@ static bool match(const char *pattern, const char *path, struct api_call *call, 
     return *s == '\0';
 }
 
+/* What a path parameter named by match()'s BAD must look like, for the 400 that refuses it. */
+static const char *path_rule(const char *bad)
+{
+    if (strcmp(bad, "project") == 0) {
+        return "a project id is 1 to 63 of a-z, 0-9 and inner -";
+    }
+    if (strcmp(bad, "key") == 0) {
+        return "a config key is 1 to 256 of A-Z, a-z, 0-9, '.', '_', ':' and '-', not starting "
+               "with '.', ':' or '-'";
+    }
+    if (strcmp(bad, "member") == 0) {
+        return "a member is a node id, a whole number";
+    }
+    return "expected a UUID";
+}
+
 void api_handle(struct http_request *req, void *data)
 {
     struct node *node = data;
@@ -686,12 +702,7 @@ void api_handle(struct http_request *req, void *data)
                 api_error(call, 401, "unauthorized", NO_CREDENTIALS);
                 return;
             }
-            api_field_error(call, bad,
-                            strcmp(bad, "project") == 0
-                                ? "%s in the path is not a valid project id: use 1 to 63 of a-z, "
-                                  "0-9 and inner -"
-                                : "%s in the path is not a valid id: expected a UUID",
-                            bad);
+            api_field_error(call, bad, "%s in the path is not valid: %s", bad, path_rule(bad));
             return;
         }
         authenticate(call);

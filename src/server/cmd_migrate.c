@@ -2,9 +2,12 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "storage/migrate.h"
 #include "storage/migration_set.h"
@@ -25,6 +28,7 @@ static const char usage_text[] =
     "\n"
     "options:\n"
     "  --dir DIR           migrations directory (default: $CONCLAVE_MIGRATIONS_DIR, or\n"
+    "                      ../share/conclave/migrations beside an installed binary, or\n"
     "                      " CONCLAVE_MIGRATIONS_DIR ")\n"
     "  --database-url URL  PostgreSQL connection string (default: $DATABASE_URL, or\n"
     "                      " PGCONF_DEFAULT_URL ")\n"
@@ -35,6 +39,31 @@ static const char usage_text[] =
     "\n"
     "example:\n"
     "  DATABASE_URL=postgresql://conclave@127.0.0.1:55432/conclave conclave migrate up\n";
+
+/* The migrations of an installed binary: <prefix>/share/conclave/migrations beside
+ * <prefix>/bin/conclave (cmake --install, the .deb), found from /proc/self/exe, so that one
+ * build works from its build tree (the compiled default, the source tree) and installed.
+ * Returns DIR (filled) when that directory exists, else NULL. */
+static const char *installed_dir(char *dir, size_t n)
+{
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (len <= 0) {
+        return NULL;
+    }
+    exe[len] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash == NULL) {
+        return NULL;
+    }
+    *slash = '\0';
+    struct stat st;
+    if ((size_t)snprintf(dir, n, "%s/../share/conclave/migrations", exe) >= n ||
+        stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        return NULL;
+    }
+    return dir;
+}
 
 static void log_line(void *data, const char *line)
 {
@@ -179,6 +208,10 @@ int cmd_migrate(int argc, char **argv)
     }
     if (a.dir == NULL) {
         a.dir = getenv("CONCLAVE_MIGRATIONS_DIR");
+    }
+    char installed[PATH_MAX + 64];
+    if (a.dir == NULL) {
+        a.dir = installed_dir(installed, sizeof(installed));
     }
     if (a.dir == NULL) {
         a.dir = CONCLAVE_MIGRATIONS_DIR;
