@@ -135,6 +135,7 @@ static void gather(struct node *node, struct metrics_gauges *g)
         g->pool_connect_failures = ps.connect_failures;
     }
     g->auth_cache_entries = authcache_size(node->cache);
+    g->has_process = procstat_read(&g->process) == 0;
     if (node->watch != NULL) {
         struct watch_hub_stats ws;
         watch_hub_stats(node->watch, &ws);

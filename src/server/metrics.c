@@ -383,6 +383,29 @@ static void counter(struct buf *b, const char *name, const char *help, uint64_t 
     sample_u64(b, name, v);
 }
 
+static void family_double(struct buf *b, const char *name, const char *type, const char *help,
+                          double v)
+{
+    char num[64];
+    format_double(v, num, sizeof(num));
+    family(b, name, type, help);
+    buf_printf(b, "%s %s\n", name, num);
+}
+
+/* The families every Prometheus client library exports under these names, so that the usual
+ * dashboards and alerts on process_* work for conclave too. */
+static void render_process(struct buf *b, const struct procstat *p)
+{
+    family_double(b, "process_cpu_seconds_total", "counter",
+                  "Total user and system CPU time spent in seconds.", p->cpu_seconds);
+    gauge(b, "process_resident_memory_bytes", "Resident memory size in bytes.", p->resident_bytes);
+    gauge(b, "process_virtual_memory_bytes", "Virtual memory size in bytes.", p->virtual_bytes);
+    gauge(b, "process_open_fds", "Number of open file descriptors.", p->open_fds);
+    gauge(b, "process_max_fds", "Maximum number of open file descriptors.", p->max_fds);
+    family_double(b, "process_start_time_seconds", "gauge",
+                  "Start time of the process since unix epoch in seconds.", p->start_time_seconds);
+}
+
 /* The samples of histogram NAME with LABELS (already escaped, "" for none): cumulative buckets,
  * +Inf, _sum and _count. */
 static void histogram_samples(struct buf *b, const char *name, const char *labels,
@@ -445,7 +468,7 @@ static void render_requests(struct buf *b, const struct metrics *m)
 {
     family(b, "conclave_http_requests_total", "counter",
            "HTTP requests answered, by route pattern (\"other\": no route matched), method and "
-           "status.");
+           "status code.");
     const struct req_series **order = calloc(m->nreqs + 1, sizeof(*order));
     if (order == NULL) {
         b->oom = true;
@@ -461,7 +484,7 @@ static void render_requests(struct buf *b, const struct metrics *m)
         buf_label_value(b, s->route);
         buf_str(b, "\",method=\"");
         buf_label_value(b, s->method);
-        buf_printf(b, "\",status=\"%d\"} %llu\n", s->status, (unsigned long long)s->count);
+        buf_printf(b, "\",code=\"%d\"} %llu\n", s->status, (unsigned long long)s->count);
     }
     free(order);
 }
@@ -621,6 +644,10 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
     struct buf b = {0};
     *out = NULL;
     *len = 0;
+    family(&b, "conclave_build_info", "gauge",
+           "Always 1; the labels say which conclave and which raft library this node runs.");
+    buf_printf(&b, "conclave_build_info{version=\"%s\",raft=\"%s\"} 1\n", CONCLAVE_VERSION,
+               CONCLAVE_RAFT_VERSION);
     render_requests(&b, m);
     render_durations(&b, m);
     render_phases(&b, m);
@@ -642,6 +669,9 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
                 g->watch_queries);
         counter(&b, "conclave_watch_answered_total", "Long-poll watchers answered.",
                 g->watch_answered);
+    }
+    if (g != NULL && g->has_process) {
+        render_process(&b, &g->process);
     }
     buf_grow(&b, 0); /* an empty output is still a string */
     if (b.oom) {

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "server/procstat.h"
+
 /* The most finite bucket bounds a histogram may have (the +Inf bucket is implicit). */
 #define METRICS_MAX_BOUNDS 24
 
@@ -117,6 +119,10 @@ struct metrics_gauges {
     uint64_t watch_waiting;  /* long-poll watchers waiting on this node */
     uint64_t watch_queries;  /* PostgreSQL queries the hub ran for them */
     uint64_t watch_answered; /* watchers answered */
+
+    /* The process_* families of every Prometheus client (procstat.h); false: left out. */
+    bool has_process;
+    struct procstat process;
 };
 
 struct metrics;

@@ -48,18 +48,18 @@ $(grep -F conclave_http_requests_total "$TMP/metrics.txt")"
 
 scrape
 R='conclave_http_requests_total{route='
-has "${R}\"/v1/projects/{project}\",method=\"GET\",status=\"200\"} 2"
-has "${R}\"/v1/projects/{project}\",method=\"GET\",status=\"404\"} 1"
-has "${R}\"/v1/projects/{project}\",method=\"GET\",status=\"401\"} 1"
-has "${R}\"/v1/projects\",method=\"POST\",status=\"201\"} 1"
-has "${R}\"/v1/auth/login\",method=\"POST\",status=\"200\"} 1"
-has "${R}\"/v1/users/{user}\",method=\"GET\",status=\"404\"} 1"
-has "${R}\"/v1/users\",method=\"PATCH\",status=\"405\"} 1"
-has "${R}\"other\",method=\"GET\",status=\"404\"} 1"
+has "${R}\"/v1/projects/{project}\",method=\"GET\",code=\"200\"} 2"
+has "${R}\"/v1/projects/{project}\",method=\"GET\",code=\"404\"} 1"
+has "${R}\"/v1/projects/{project}\",method=\"GET\",code=\"401\"} 1"
+has "${R}\"/v1/projects\",method=\"POST\",code=\"201\"} 1"
+has "${R}\"/v1/auth/login\",method=\"POST\",code=\"200\"} 1"
+has "${R}\"/v1/users/{user}\",method=\"GET\",code=\"404\"} 1"
+has "${R}\"/v1/users\",method=\"PATCH\",code=\"405\"} 1"
+has "${R}\"other\",method=\"GET\",code=\"404\"} 1"
 has 'conclave_http_request_duration_seconds_count{route="/v1/projects/{project}",method="GET"} 4'
 has 'conclave_http_request_duration_seconds_bucket{route="/v1/projects/{project}",method="GET",le="+Inf"} 4'
 # start_node polled /ready until it answered 200.
-grep -qE '^conclave_http_requests_total\{route="/ready",method="GET",status="200"\} [1-9][0-9]*$' \
+grep -qE '^conclave_http_requests_total\{route="/ready",method="GET",code="200"\} [1-9][0-9]*$' \
   "$TMP/metrics.txt" || fail "/metrics should count the /ready polls of start_node"
 # Bounded cardinality: no raw path or id in any label.
 if grep -E 'p-metrics|no-such-project|0b7e4f2a|/no/such' "$TMP/metrics.txt"; then
@@ -79,7 +79,7 @@ grep -qE '^conclave_auth_cache_entries [1-9][0-9]*$' "$TMP/metrics.txt" ||
 
 # A scrape is counted once answered, so the next one shows it.
 scrape
-has "${R}\"/metrics\",method=\"GET\",status=\"200\"} 1"
+has "${R}\"/metrics\",method=\"GET\",code=\"200\"} 1"
 # A token is not needed, and one that is invalid does not matter either.
 api GET /metrics "" "cs_invalid"
 expect_code 200

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -17,15 +18,16 @@
 
 #define REQS_HEAD                                                                                  \
     "# HELP conclave_http_requests_total HTTP requests answered, by route pattern (\"other\": "    \
-    "no route matched), method and status.\n"                                                      \
+    "no route matched), method and status code.\n"                                                 \
     "# TYPE conclave_http_requests_total counter\n"
 #define DURS_HEAD                                                                                  \
     "# HELP conclave_http_request_duration_seconds Time from the first byte of a request to its "  \
     "answer being queued, by route pattern and method.\n"                                          \
     "# TYPE conclave_http_request_duration_seconds histogram\n"
 
-/* Removes every line of the write phase families (conclave_write_*) from TEXT, in place. They
- * are always rendered; test_write_phases checks them, the other tests the rest byte for byte. */
+/* Removes every line of the write phase families (conclave_write_*) and of conclave_build_info
+ * from TEXT, in place. They are always rendered; test_write_phases and
+ * test_build_info_and_process check them, the other tests the rest byte for byte. */
 static void strip_phases(char *text)
 {
     char *out = text;
@@ -34,7 +36,10 @@ static void strip_phases(char *text)
         size_t n = end != NULL ? (size_t)(end - line) + 1 : strlen(line);
         bool phase = strncmp(line, "conclave_write_", 15) == 0 ||
                      strncmp(line, "# HELP conclave_write_", 22) == 0 ||
-                     strncmp(line, "# TYPE conclave_write_", 22) == 0;
+                     strncmp(line, "# TYPE conclave_write_", 22) == 0 ||
+                     strncmp(line, "conclave_build_info", 19) == 0 ||
+                     strncmp(line, "# HELP conclave_build_info", 26) == 0 ||
+                     strncmp(line, "# TYPE conclave_build_info", 26) == 0;
         if (!phase) {
             memmove(out, line, n);
             out += n;
@@ -86,12 +91,12 @@ static void test_requests_exact(void **state)
     metrics_observe_request(m, "/health", "GET", 200, 0);
     char *text = render(m, NULL);
     const char *want = REQS_HEAD
-        "conclave_http_requests_total{route=\"/health\",method=\"GET\",status=\"200\"} 1\n"
+        "conclave_http_requests_total{route=\"/health\",method=\"GET\",code=\"200\"} 1\n"
         "conclave_http_requests_total{route=\"/v1/projects/{project}/configs/{ckey}\","
-        "method=\"PUT\",status=\"200\"} 2\n"
+        "method=\"PUT\",code=\"200\"} 2\n"
         "conclave_http_requests_total{route=\"/v1/projects/{project}/configs/{ckey}\","
-        "method=\"PUT\",status=\"409\"} 1\n"
-        "conclave_http_requests_total{route=\"other\",method=\"GET\",status=\"404\"} 1\n" DURS_HEAD
+        "method=\"PUT\",code=\"409\"} 1\n"
+        "conclave_http_requests_total{route=\"other\",method=\"GET\",code=\"404\"} 1\n" DURS_HEAD
         "conclave_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\","
         "le=\"0.0005\"} 1\n"
         "conclave_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\","
@@ -156,7 +161,7 @@ static void test_label_escaping(void **state)
     metrics_observe_request(m, "/a\"b\\c\nd", "", 200, 1);
     char *text = render(m, NULL);
     assert_non_null(strstr(text, "conclave_http_requests_total{route=\"/a\\\"b\\\\c\\nd\","
-                                 "method=\"-\",status=\"200\"} 1\n"));
+                                 "method=\"-\",code=\"200\"} 1\n"));
     assert_non_null(strstr(text, "conclave_http_request_duration_seconds_count{route="
                                  "\"/a\\\"b\\\\c\\nd\",method=\"-\"} 1\n"));
     /* The raw line feed never reaches the output: every line is a comment or a sample. */
@@ -492,6 +497,44 @@ static void test_write_phases(void **state)
     metrics_free(m);
 }
 
+/* conclave_build_info always; the process_* families with the gauges' figures, under the
+ * names every Prometheus client library uses; and procstat's figures for this very process. */
+static void test_build_info_and_process(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_new();
+    struct metrics_gauges g = {.has_process = true,
+                               .process = {.cpu_seconds = 1.25,
+                                           .resident_bytes = 4096,
+                                           .virtual_bytes = 8192,
+                                           .open_fds = 7,
+                                           .max_fds = 1024,
+                                           .start_time_seconds = 1765000000.5}};
+    char *text = render_all(m, &g);
+    assert_true(strncmp(text, "# HELP conclave_build_info ", 27) == 0);
+    assert_non_null(
+        strstr(text, "# TYPE conclave_build_info gauge\nconclave_build_info{version=\""));
+    assert_non_null(strstr(text, "\",raft=\""));
+    assert_non_null(strstr(text, "# TYPE process_cpu_seconds_total counter\n"
+                                 "process_cpu_seconds_total 1.25\n"));
+    assert_non_null(strstr(text, "\nprocess_resident_memory_bytes 4096\n"));
+    assert_non_null(strstr(text, "\nprocess_virtual_memory_bytes 8192\n"));
+    assert_non_null(strstr(text, "\nprocess_open_fds 7\n"));
+    assert_non_null(strstr(text, "\nprocess_max_fds 1024\n"));
+    assert_non_null(strstr(text, "# TYPE process_start_time_seconds gauge\n"
+                                 "process_start_time_seconds 1765000000.5\n"));
+    free(text);
+    metrics_free(m);
+
+    struct procstat p;
+    assert_int_equal(procstat_read(&p), 0);
+    assert_true(p.cpu_seconds >= 0 && p.cpu_seconds < 3600);
+    assert_true(p.resident_bytes > 0 && p.resident_bytes <= p.virtual_bytes);
+    assert_true(p.open_fds >= 3 && p.open_fds <= p.max_fds);
+    double now = (double)time(NULL);
+    assert_true(p.start_time_seconds > now - 3600 && p.start_time_seconds <= now + 1);
+}
+
 /* Without raft and pool only the families that exist are written: no raft sample at all. */
 static void test_no_raft_families(void **state)
 {
@@ -500,10 +543,11 @@ static void test_no_raft_families(void **state)
     metrics_observe_leader(m, 2);
     struct metrics_gauges g = {.auth_cache_entries = 0};
     char *text = render(m, &g);
-    assert_null(strstr(text, "raft"));
-    assert_null(strstr(text, "fsm"));
-    assert_null(strstr(text, "materializer"));
-    assert_null(strstr(text, "pg_pool"));
+    assert_null(strstr(text, "conclave_raft"));
+    assert_null(strstr(text, "conclave_fsm"));
+    assert_null(strstr(text, "conclave_materializer"));
+    assert_null(strstr(text, "conclave_pg_pool"));
+    assert_null(strstr(text, "process_"));
     assert_non_null(strstr(text, "\nconclave_auth_cache_entries 0\n"));
     free(text);
     metrics_free(m);
@@ -565,7 +609,7 @@ static void test_series_cap(void **state)
         samples++;
     }
     assert_int_equal(samples, METRICS_MAX_SERIES);
-    assert_non_null(strstr(text, "{route=\"/x\",method=\"GET\",status=\"1000\"} 2\n"));
+    assert_non_null(strstr(text, "{route=\"/x\",method=\"GET\",code=\"1000\"} 2\n"));
     assert_non_null(
         strstr(text, "conclave_http_request_duration_seconds_count{route=\"/x\",method=\"GET\"} "
                      "4107\n"));
@@ -583,6 +627,7 @@ int main(void)
         cmocka_unit_test(test_histogram_cumulative),
         cmocka_unit_test(test_write_phases),
         cmocka_unit_test(test_no_raft_families),
+        cmocka_unit_test(test_build_info_and_process),
         cmocka_unit_test(test_number_format),
         cmocka_unit_test(test_series_cap),
     };
