@@ -1,5 +1,6 @@
-/* JSON Schema compilation: checks a schema keyword by keyword and builds the node tree
- * that jsonschema_validate.c walks (see jsonschema_internal.h for its invariants). */
+/* JSON Schema compilation: checks a schema keyword by keyword, in the dialect its "$schema"
+ * names, and builds the node tree that jsonschema_validate.c walks (see
+ * jsonschema_internal.h for its invariants). URIs and references are jsonschema_ref.c's. */
 #include "jsonschema/jsonschema_internal.h"
 
 #include <stdarg.h>
@@ -7,23 +8,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jsonschema/jsonschema_buf.h"
+#include "jsonschema/jsonschema_compile.h"
+#include "jsonschema/jsonschema_ref.h"
+#include "jsonschema/jsonschema_regex.h"
+#include "jsonschema/jsonschema_uri.h"
 #include "jsonschema/jsonschema_value.h"
 
-/* ECMA-262 is the regex dialect JSON Schema names: "$" matches only at the very end and
- * "\uXXXX" is a code point. Invalid UTF-8 subjects, which jansson never produces, fail to
- * match instead of being undefined behaviour. */
-#define REGEX_OPTIONS                                                                              \
-    (PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_ALT_BSUX | PCRE2_NEVER_BACKSLASH_C |                 \
-     PCRE2_MATCH_INVALID_UTF)
+#define refuse jsonschema_cc_refuse
+#define nomem  jsonschema_cc_nomem
 
 static void node_free(struct node *n)
 {
     free(n->path);
+    free(n->uri);
+    free(n->dynanchors);
     pcre2_code_free(n->pattern);
     for (size_t i = 0; i < n->npattern_properties; i++)
         pcre2_code_free(n->pattern_properties[i].re);
     free(n->pattern_properties);
+    json_decref(n->owned_dependent_required);
     free(n->properties.v);
     free(n->dependent_schemas.v);
     free(n->defs.v);
@@ -34,6 +37,20 @@ static void node_free(struct node *n)
     free(n);
 }
 
+static void free_uris(struct jsonschema *s)
+{
+    free(s->by_path);
+    s->by_path = NULL;
+    s->by_path_cap = 0;
+    for (size_t i = 0; i < s->nuris; i++) {
+        free(s->uris[i].uri);
+        free(s->uris[i].anchor);
+    }
+    free(s->uris);
+    s->uris = NULL;
+    s->nuris = s->capuris = 0;
+}
+
 void jsonschema_free(struct jsonschema *s)
 {
     if (!s)
@@ -41,28 +58,23 @@ void jsonschema_free(struct jsonschema *s)
     for (size_t i = 0; i < s->nnodes; i++)
         node_free(s->nodes[i]);
     free(s->nodes);
-    json_decref(s->doc);
+    free_uris(s);
+    for (size_t i = 0; i < s->ndocs; i++)
+        json_decref(s->docs[i]);
+    free(s->docs);
     free(s);
 }
 
 /* ---- compiling ---------------------------------------------------------------------- */
 
-struct compiler {
-    struct jsonschema *s;
-    struct jsbuf path; /* JSON Pointer of the schema value being compiled */
-    char *errmsg;
-    size_t errlen;
-};
-
-static int nomem(struct compiler *cc)
+int jsonschema_cc_nomem(struct compiler *cc)
 {
     if (cc->errlen > 0)
         snprintf(cc->errmsg, cc->errlen, "out of memory");
     return JSONSCHEMA_ENOMEM;
 }
 
-/* Writes "at <current path>: <message>" and returns JSONSCHEMA_EBADSCHEMA. */
-__attribute__((format(printf, 2, 3))) static int refuse(struct compiler *cc, const char *fmt, ...)
+int jsonschema_cc_refuse(struct compiler *cc, const char *fmt, ...)
 {
     if (cc->path.oom)
         return nomem(cc);
@@ -99,19 +111,16 @@ static void pop(struct compiler *cc, size_t mark)
     jsonschema_buf_truncate(&cc->path, mark);
 }
 
-static int compile_node(struct compiler *cc, json_t *v, struct node **out);
-
 static int compile_regex(struct compiler *cc, const char *src, size_t len, pcre2_code **out)
 {
-    int code;
-    PCRE2_SIZE offset;
-    *out = pcre2_compile((PCRE2_SPTR)src, len, REGEX_OPTIONS, &code, &offset, NULL);
-    if (*out)
+    char why[256];
+    size_t offset;
+    int rc = jsonschema_regex_compile(src, len, out, why, sizeof why, &offset);
+    if (rc == 0)
         return 0;
-    PCRE2_UCHAR why[256];
-    pcre2_get_error_message(code, why, sizeof why);
-    return refuse(cc, "invalid regular expression at offset %zu: %s", (size_t)offset,
-                  (const char *)why);
+    if (rc == JSONSCHEMA_REGEX_ENOMEM)
+        return nomem(cc);
+    return refuse(cc, "invalid regular expression at offset %zu: %s", offset, why);
 }
 
 /* Checks the "type" value V: a type name or a non-empty array of distinct type names. */
@@ -169,18 +178,19 @@ static int check_names(struct compiler *cc, const json_t *v)
     return 0;
 }
 
-static int compile_list(struct compiler *cc, json_t *v, struct nodelist *out)
+/* A list of schemas; EMPTY_OK for the draft 2019-09 and earlier array form of "items". */
+static int compile_list(struct compiler *cc, json_t *v, struct nodelist *out, bool empty_ok)
 {
     if (!json_is_array(v))
         return refuse(cc, "must be an array of schemas, got %s", jsonschema_value_type_name(v));
     if (json_array_size(v) == 0)
-        return refuse(cc, "must not be empty");
+        return empty_ok ? 0 : refuse(cc, "must not be empty");
     out->v = calloc(json_array_size(v), sizeof *out->v);
     if (!out->v)
         return nomem(cc);
     for (size_t i = 0; i < json_array_size(v); i++) {
         size_t mark = push_index(cc, i);
-        int rc = compile_node(cc, json_array_get(v, i), &out->v[i]);
+        int rc = jsonschema_cc_node(cc, json_array_get(v, i), &out->v[i]);
         if (rc != 0)
             return rc;
         out->n++;
@@ -233,7 +243,7 @@ static int compile_map(struct compiler *cc, json_t *v, struct namedlist *out)
         e->name = json_object_iter_key(it);
         e->len = json_object_iter_key_len(it);
         size_t mark = push_key(cc, e->name, e->len);
-        int rc = compile_node(cc, json_object_iter_value(it), &e->schema);
+        int rc = jsonschema_cc_node(cc, json_object_iter_value(it), &e->schema);
         if (rc != 0)
             return rc;
         out->n++;
@@ -262,7 +272,7 @@ static int compile_pattern_properties(struct compiler *cc, struct node *n, json_
             return rc;
         p->source = src;
         n->npattern_properties++;
-        rc = compile_node(cc, json_object_iter_value(it), &p->schema);
+        rc = jsonschema_cc_node(cc, json_object_iter_value(it), &p->schema);
         if (rc != 0)
             return rc;
         pop(cc, mark);
@@ -270,110 +280,186 @@ static int compile_pattern_properties(struct compiler *cc, struct node *n, json_
     return 0;
 }
 
+/* Draft 7 and earlier "dependencies": each value is a list of property names (stored in an
+ * owned object, as dependentRequired) or a schema (stored as dependentSchemas). */
+static int compile_dependencies(struct compiler *cc, struct node *n, json_t *v)
+{
+    if (!json_is_object(v))
+        return refuse(cc, "must be an object, got %s", jsonschema_value_type_name(v));
+    n->owned_dependent_required = json_object();
+    n->dependent_schemas.v = calloc(json_object_size(v) + 1, sizeof *n->dependent_schemas.v);
+    if (!n->owned_dependent_required || !n->dependent_schemas.v)
+        return nomem(cc);
+    n->dependent_required = n->owned_dependent_required;
+    for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it)) {
+        const char *key = json_object_iter_key(it);
+        size_t len = json_object_iter_key_len(it);
+        json_t *value = json_object_iter_value(it);
+        size_t mark = push_key(cc, key, len);
+        int rc;
+        if (json_is_array(value)) {
+            rc = check_names(cc, value);
+            if (rc == 0 && json_object_setn(n->owned_dependent_required, key, len, value) != 0)
+                rc = nomem(cc);
+        } else {
+            struct named *e = &n->dependent_schemas.v[n->dependent_schemas.n];
+            e->name = key;
+            e->len = len;
+            rc = jsonschema_cc_node(cc, value, &e->schema);
+            if (rc == 0)
+                n->dependent_schemas.n++;
+        }
+        if (rc != 0)
+            return rc;
+        pop(cc, mark);
+    }
+    qsort(n->dependent_schemas.v, n->dependent_schemas.n, sizeof *n->dependent_schemas.v,
+          named_cmp);
+    return 0;
+}
+
 /* How each keyword's value is checked and where it is stored (an offset into struct node,
  * whose member type the kind fixes). */
 enum kwkind {
-    KW_ANY,          /* annotation, any value */
-    KW_STRING,       /* annotation, a string */
-    KW_BOOLEAN,      /* annotation, a boolean */
-    KW_ARRAY,        /* annotation, an array */
-    KW_ID,           /* a string, only at the root */
-    KW_REF,          /* const char *: a local reference, resolved after compilation */
-    KW_TYPE,         /* unsigned: T_* bits */
-    KW_ENUM,         /* const json_t *: a non-empty array */
-    KW_CONST,        /* const json_t *: anything */
-    KW_NUMBER,       /* const json_t *: a number */
-    KW_DIVISOR,      /* const json_t *: a number greater than 0 */
-    KW_COUNT,        /* json_int_t: a non-negative integer */
-    KW_FLAG,         /* bool */
-    KW_PATTERN,      /* pcre2_code * */
-    KW_FORMAT,       /* enum jsformat */
-    KW_NAMES,        /* const json_t *: an array of distinct strings */
-    KW_NAMES_MAP,    /* const json_t *: an object of arrays of distinct strings */
-    KW_SCHEMA,       /* struct node * */
-    KW_SCHEMA_LIST,  /* struct nodelist: a non-empty array of schemas */
-    KW_SCHEMA_MAP,   /* struct namedlist: an object of schemas */
-    KW_PATTERN_PROPS /* struct patprop array */
+    KW_ANY,           /* annotation, any value */
+    KW_STRING,        /* annotation, a string */
+    KW_BOOLEAN,       /* annotation, a boolean */
+    KW_ARRAY,         /* annotation, an array */
+    KW_OBJECT,        /* annotation, an object */
+    KW_DONE,          /* handled before the keyword loop ($schema, $id, anchors) */
+    KW_REF,           /* const char *: a reference, resolved after compilation */
+    KW_RECREF,        /* 2019-09 $recursiveRef: "#" */
+    KW_TYPE,          /* unsigned: T_* bits */
+    KW_ENUM,          /* const json_t *: an array */
+    KW_CONST,         /* const json_t *: anything */
+    KW_NUMBER,        /* const json_t *: a number */
+    KW_EXCL_FLAG,     /* bool: draft 4 exclusiveMinimum / exclusiveMaximum */
+    KW_DIVISOR,       /* const json_t *: a number greater than 0 */
+    KW_COUNT,         /* json_int_t: a non-negative integer */
+    KW_FLAG,          /* bool */
+    KW_PATTERN,       /* pcre2_code * */
+    KW_FORMAT,        /* enum jsformat */
+    KW_NAMES,         /* const json_t *: an array of distinct strings */
+    KW_NAMES_MAP,     /* const json_t *: an object of arrays of distinct strings */
+    KW_SCHEMA,        /* struct node * */
+    KW_ITEMS,         /* struct node *, or before 2020-12 also an array into prefix_items */
+    KW_SCHEMA_LIST,   /* struct nodelist: a non-empty array of schemas */
+    KW_SCHEMA_MAP,    /* struct namedlist: an object of schemas */
+    KW_PATTERN_PROPS, /* struct patprop array */
+    KW_DEPENDENCIES   /* draft 7 and earlier dependencies */
 };
 
 struct keyword {
     const char *name;
+    unsigned dialects; /* D* bits */
     enum kwkind kind;
     size_t offset;
 };
 
+#define D2019UP    (D2020 | D2019)
+#define D6UP       (D2020 | D2019 | D7 | D6)
+#define D7UP       (D2020 | D2019 | D7)
+#define DOLD       (D2019 | D7 | D6 | D4)
 #define AT(member) offsetof(struct node, member)
 static const struct keyword keywords[] = {
-    {"$schema", KW_STRING, 0},
-    {"$id", KW_ID, 0},
-    {"$comment", KW_STRING, 0},
-    {"title", KW_STRING, 0},
-    {"description", KW_STRING, 0},
-    {"default", KW_ANY, 0},
-    {"examples", KW_ARRAY, 0},
-    {"deprecated", KW_BOOLEAN, 0},
-    {"readOnly", KW_BOOLEAN, 0},
-    {"writeOnly", KW_BOOLEAN, 0},
-    {"$defs", KW_SCHEMA_MAP, AT(defs)},
-    {"$ref", KW_REF, AT(ref)},
-    {"type", KW_TYPE, AT(types)},
-    {"enum", KW_ENUM, AT(enum_values)},
-    {"const", KW_CONST, AT(const_value)},
-    {"minimum", KW_NUMBER, AT(minimum)},
-    {"maximum", KW_NUMBER, AT(maximum)},
-    {"exclusiveMinimum", KW_NUMBER, AT(exclusive_minimum)},
-    {"exclusiveMaximum", KW_NUMBER, AT(exclusive_maximum)},
-    {"multipleOf", KW_DIVISOR, AT(multiple_of)},
-    {"minLength", KW_COUNT, AT(min_length)},
-    {"maxLength", KW_COUNT, AT(max_length)},
-    {"pattern", KW_PATTERN, AT(pattern)},
-    {"format", KW_FORMAT, AT(format)},
-    {"minItems", KW_COUNT, AT(min_items)},
-    {"maxItems", KW_COUNT, AT(max_items)},
-    {"uniqueItems", KW_FLAG, AT(unique_items)},
-    {"prefixItems", KW_SCHEMA_LIST, AT(prefix_items)},
-    {"items", KW_SCHEMA, AT(items)},
-    {"contains", KW_SCHEMA, AT(contains)},
-    {"minContains", KW_COUNT, AT(min_contains)},
-    {"maxContains", KW_COUNT, AT(max_contains)},
-    {"minProperties", KW_COUNT, AT(min_properties)},
-    {"maxProperties", KW_COUNT, AT(max_properties)},
-    {"required", KW_NAMES, AT(required)},
-    {"properties", KW_SCHEMA_MAP, AT(properties)},
-    {"patternProperties", KW_PATTERN_PROPS, AT(pattern_properties)},
-    {"additionalProperties", KW_SCHEMA, AT(additional_properties)},
-    {"propertyNames", KW_SCHEMA, AT(property_names)},
-    {"dependentRequired", KW_NAMES_MAP, AT(dependent_required)},
-    {"dependentSchemas", KW_SCHEMA_MAP, AT(dependent_schemas)},
-    {"allOf", KW_SCHEMA_LIST, AT(all_of)},
-    {"anyOf", KW_SCHEMA_LIST, AT(any_of)},
-    {"oneOf", KW_SCHEMA_LIST, AT(one_of)},
-    {"not", KW_SCHEMA, AT(not_schema)},
-    {"if", KW_SCHEMA, AT(if_schema)},
-    {"then", KW_SCHEMA, AT(then_schema)},
-    {"else", KW_SCHEMA, AT(else_schema)},
+    {"$schema", DALL, KW_DONE, 0},
+    {"$id", D6UP, KW_DONE, 0},
+    {"id", D4, KW_DONE, 0},
+    {"$anchor", D2019UP, KW_DONE, 0},
+    {"$dynamicAnchor", D2020, KW_DONE, 0},
+    {"$recursiveAnchor", D2019, KW_DONE, 0},
+    {"$vocabulary", D2019UP, KW_OBJECT, 0},
+    {"$comment", D7UP, KW_STRING, 0},
+    {"title", DALL, KW_STRING, 0},
+    {"description", DALL, KW_STRING, 0},
+    {"default", DALL, KW_ANY, 0},
+    {"examples", D6UP, KW_ARRAY, 0},
+    {"deprecated", D2019UP, KW_BOOLEAN, 0},
+    {"readOnly", D7UP, KW_BOOLEAN, 0},
+    {"writeOnly", D7UP, KW_BOOLEAN, 0},
+    {"contentEncoding", D7UP, KW_STRING, 0},
+    {"contentMediaType", D7UP, KW_STRING, 0},
+    {"contentSchema", D2019UP, KW_SCHEMA, AT(content_schema)},
+    {"$defs", D2019UP, KW_SCHEMA_MAP, AT(defs)},
+    {"definitions", D7 | D6 | D4, KW_SCHEMA_MAP, AT(defs)},
+    {"$ref", DALL, KW_REF, AT(ref)},
+    {"$dynamicRef", D2020, KW_REF, AT(dynamic_ref)},
+    {"$recursiveRef", D2019, KW_RECREF, 0},
+    {"type", DALL, KW_TYPE, AT(types)},
+    {"enum", DALL, KW_ENUM, AT(enum_values)},
+    {"const", D6UP, KW_CONST, AT(const_value)},
+    {"minimum", DALL, KW_NUMBER, AT(minimum)},
+    {"maximum", DALL, KW_NUMBER, AT(maximum)},
+    {"exclusiveMinimum", D6UP, KW_NUMBER, AT(exclusive_minimum)},
+    {"exclusiveMaximum", D6UP, KW_NUMBER, AT(exclusive_maximum)},
+    {"exclusiveMinimum", D4, KW_EXCL_FLAG, AT(exclusive_min_flag)},
+    {"exclusiveMaximum", D4, KW_EXCL_FLAG, AT(exclusive_max_flag)},
+    {"multipleOf", DALL, KW_DIVISOR, AT(multiple_of)},
+    {"minLength", DALL, KW_COUNT, AT(min_length)},
+    {"maxLength", DALL, KW_COUNT, AT(max_length)},
+    {"pattern", DALL, KW_PATTERN, AT(pattern)},
+    {"format", DALL, KW_FORMAT, AT(format)},
+    {"minItems", DALL, KW_COUNT, AT(min_items)},
+    {"maxItems", DALL, KW_COUNT, AT(max_items)},
+    {"uniqueItems", DALL, KW_FLAG, AT(unique_items)},
+    {"prefixItems", D2020, KW_SCHEMA_LIST, AT(prefix_items)},
+    {"items", DALL, KW_ITEMS, AT(items)},
+    {"additionalItems", DOLD, KW_SCHEMA, AT(additional_items)},
+    {"contains", D6UP, KW_SCHEMA, AT(contains)},
+    {"minContains", D2019UP, KW_COUNT, AT(min_contains)},
+    {"maxContains", D2019UP, KW_COUNT, AT(max_contains)},
+    {"unevaluatedItems", D2019UP, KW_SCHEMA, AT(unevaluated_items)},
+    {"minProperties", DALL, KW_COUNT, AT(min_properties)},
+    {"maxProperties", DALL, KW_COUNT, AT(max_properties)},
+    {"required", DALL, KW_NAMES, AT(required)},
+    {"properties", DALL, KW_SCHEMA_MAP, AT(properties)},
+    {"patternProperties", DALL, KW_PATTERN_PROPS, AT(pattern_properties)},
+    {"additionalProperties", DALL, KW_SCHEMA, AT(additional_properties)},
+    {"unevaluatedProperties", D2019UP, KW_SCHEMA, AT(unevaluated_properties)},
+    {"propertyNames", D6UP, KW_SCHEMA, AT(property_names)},
+    {"dependentRequired", D2019UP, KW_NAMES_MAP, AT(dependent_required)},
+    {"dependentSchemas", D2019UP, KW_SCHEMA_MAP, AT(dependent_schemas)},
+    {"dependencies", D7 | D6 | D4, KW_DEPENDENCIES, 0},
+    {"allOf", DALL, KW_SCHEMA_LIST, AT(all_of)},
+    {"anyOf", DALL, KW_SCHEMA_LIST, AT(any_of)},
+    {"oneOf", DALL, KW_SCHEMA_LIST, AT(one_of)},
+    {"not", DALL, KW_SCHEMA, AT(not_schema)},
+    {"if", D7UP, KW_SCHEMA, AT(if_schema)},
+    {"then", D7UP, KW_SCHEMA, AT(then_schema)},
+    {"else", D7UP, KW_SCHEMA, AT(else_schema)},
 };
 #define NKEYWORDS (sizeof keywords / sizeof *keywords)
 
-/* Keywords of other drafts or vocabularies that are refused with a pointer to what to use. */
+/* Hints for keywords that belong to other drafts, given in strict mode. */
 static const struct {
     const char *name, *hint;
-} unsupported[] = {
+} other_draft[] = {
     {"definitions", "use \"$defs\""},
     {"dependencies", "use \"dependentRequired\" or \"dependentSchemas\""},
     {"additionalItems", "use \"items\" after \"prefixItems\""},
-    {"unevaluatedProperties", "use \"additionalProperties\""},
-    {"unevaluatedItems", "use \"items\""},
-    {"$anchor", "refer to subschemas by JSON Pointer, e.g. \"#/$defs/name\""},
-    {"$dynamicRef", "use \"$ref\""},
-    {"$dynamicAnchor", "use \"$ref\""},
-    {"$recursiveRef", "use \"$ref\""},
-    {"$recursiveAnchor", "use \"$ref\""},
-    {"$vocabulary", "only the 2020-12 keywords listed in docs/jsonschema.md are known"},
-    {"contentEncoding", "content keywords are not validated"},
-    {"contentMediaType", "content keywords are not validated"},
-    {"contentSchema", "content keywords are not validated"},
+    {"$recursiveRef", "use \"$dynamicRef\""},
+    {"$recursiveAnchor", "use \"$dynamicAnchor\""},
+    {"$defs", "use \"definitions\""},
+    {"dependentRequired", "use \"dependencies\""},
+    {"dependentSchemas", "use \"dependencies\""},
+    {"prefixItems", "use \"items\" with an array"},
 };
+
+static const char *dialect_name(unsigned d)
+{
+    switch (d) {
+    case D2019:
+        return "draft 2019-09";
+    case D7:
+        return "draft 7";
+    case D6:
+        return "draft 6";
+    case D4:
+        return "draft 4";
+    default:
+        return "draft 2020-12";
+    }
+}
 
 /* Levenshtein distance, for "did you mean"; both strings are shorter than 64 bytes. */
 static size_t edit_distance(const char *a, const char *b)
@@ -398,18 +484,21 @@ static size_t edit_distance(const char *a, const char *b)
     return row[lb];
 }
 
-/* Refuses the unknown keyword NAME (the current path points at it). A config store must not
- * skip a misspelt keyword: "requried" would otherwise make every property optional. */
+/* Refuses the unknown keyword NAME in strict mode (the current path points at it): a typo
+ * such as "requried" would otherwise make every property optional without anyone noticing. */
 static int refuse_unknown(struct compiler *cc, const char *name)
 {
-    for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++) {
-        if (strcmp(name, unsupported[i].name) == 0)
-            return refuse(cc, "unsupported keyword \"%s\" (%s)", name, unsupported[i].hint);
+    for (size_t i = 0; i < sizeof other_draft / sizeof *other_draft; i++) {
+        if (strcmp(name, other_draft[i].name) == 0)
+            return refuse(cc, "keyword \"%s\" is not part of %s (%s)", name,
+                          dialect_name(cc->dialect), other_draft[i].hint);
     }
     size_t len = strlen(name), best = SIZE_MAX;
     const char *guess = NULL;
     if (len < 40) {
         for (size_t i = 0; i < NKEYWORDS; i++) {
+            if (!(keywords[i].dialects & cc->dialect))
+                continue;
             size_t d = edit_distance(name, keywords[i].name);
             if (d < best) {
                 best = d;
@@ -431,6 +520,15 @@ static int compile_keyword(struct compiler *cc, struct node *n, const struct key
     switch (kw->kind) {
     case KW_ANY:
         return 0;
+    case KW_DONE:
+        /* Used before the keyword loop; here only the type is checked. */
+        if (strcmp(kw->name, "$recursiveAnchor") == 0)
+            return json_is_boolean(v)
+                       ? 0
+                       : refuse(cc, "must be a boolean, got %s", jsonschema_value_type_name(v));
+        return json_is_string(v)
+                   ? 0
+                   : refuse(cc, "must be a string, got %s", jsonschema_value_type_name(v));
     case KW_STRING:
         return json_is_string(v)
                    ? 0
@@ -443,25 +541,30 @@ static int compile_keyword(struct compiler *cc, struct node *n, const struct key
         return json_is_array(v)
                    ? 0
                    : refuse(cc, "must be an array, got %s", jsonschema_value_type_name(v));
-    case KW_ID:
-        /* An embedded $id would start a new base URI for the $refs below it; refs are
-         * resolved against the root only, so it is accepted only where it changes nothing. */
-        if (n->path[0] != '\0')
-            return refuse(cc, "$id is only supported at the root of the schema");
-        return json_is_string(v)
+    case KW_OBJECT:
+        return json_is_object(v)
                    ? 0
-                   : refuse(cc, "must be a string, got %s", jsonschema_value_type_name(v));
+                   : refuse(cc, "must be an object, got %s", jsonschema_value_type_name(v));
     case KW_REF:
         if (!json_is_string(v))
             return refuse(cc, "must be a string, got %s", jsonschema_value_type_name(v));
         *(const char **)slot = json_string_value(v);
+        return 0;
+    case KW_RECREF:
+        if (!json_is_string(v))
+            return refuse(cc, "must be a string, got %s", jsonschema_value_type_name(v));
+        if (strcmp(json_string_value(v), "#") != 0)
+            return refuse(cc, "$recursiveRef must be \"#\", got \"%s\"", json_string_value(v));
+        n->recursive_ref = true;
         return 0;
     case KW_TYPE:
         return compile_type(cc, n, v);
     case KW_ENUM:
         if (!json_is_array(v))
             return refuse(cc, "must be an array, got %s", jsonschema_value_type_name(v));
-        if (json_array_size(v) == 0)
+        /* The specification allows an empty enum (it matches nothing); strict mode refuses
+         * it as the mistake it almost always is. */
+        if (json_array_size(v) == 0 && cc->opts->strict)
             return refuse(cc, "must not be empty (no value could ever match)");
         *(const json_t **)slot = v;
         return 0;
@@ -478,6 +581,12 @@ static int compile_keyword(struct compiler *cc, struct node *n, const struct key
             return refuse(cc, "must be greater than 0, got %s", num);
         }
         *(const json_t **)slot = v;
+        return 0;
+    case KW_EXCL_FLAG:
+        if (!json_is_boolean(v))
+            return refuse(cc, "must be a boolean in draft 4, got %s",
+                          jsonschema_value_type_name(v));
+        *(bool *)slot = json_is_true(v);
         return 0;
     case KW_COUNT:
         if (!json_is_number(v))
@@ -503,11 +612,12 @@ static int compile_keyword(struct compiler *cc, struct node *n, const struct key
         if (!json_is_string(v))
             return refuse(cc, "must be a string, got %s", jsonschema_value_type_name(v));
         *(enum jsformat *)slot = jsonschema_format_lookup(json_string_value(v));
-        if (*(enum jsformat *)slot == JSFORMAT_NONE)
-            return refuse(cc,
-                          "unknown format \"%s\" (supported: date-time, date, time, email, "
-                          "hostname, ipv4, ipv6, uri, uuid)",
-                          json_string_value(v));
+        n->format_assertion = cc->opts->format_assertion || (cc->vocabs & VOC_FORMAT_ASSERTION);
+        /* Unknown formats are ignored, as the specification says; strict mode refuses them
+         * for the same reason as unknown keywords. */
+        if (*(enum jsformat *)slot == JSFORMAT_NONE && cc->opts->strict)
+            return refuse(cc, "unknown format \"%s\" (supported: %s)", json_string_value(v),
+                          jsonschema_format_list());
         return 0;
     case KW_NAMES:
         *(const json_t **)slot = v;
@@ -526,20 +636,251 @@ static int compile_keyword(struct compiler *cc, struct node *n, const struct key
         *(const json_t **)slot = v;
         return 0;
     case KW_SCHEMA:
-        return compile_node(cc, v, slot);
+        return jsonschema_cc_node(cc, v, slot);
+    case KW_ITEMS:
+        if (json_is_array(v)) {
+            if (cc->dialect == D2020)
+                return refuse(cc, "the array form of \"items\" is from draft 2019-09 and "
+                                  "earlier; in draft 2020-12 write the array as \"prefixItems\" "
+                                  "(and \"items\" for the items after it)");
+            n->legacy_items = true;
+            return compile_list(cc, v, &n->prefix_items, true);
+        }
+        return jsonschema_cc_node(cc, v, slot);
     case KW_SCHEMA_LIST:
-        return compile_list(cc, v, slot);
+        return compile_list(cc, v, slot, false);
     case KW_SCHEMA_MAP:
         return compile_map(cc, v, slot);
     case KW_PATTERN_PROPS:
         return compile_pattern_properties(cc, n, v);
+    case KW_DEPENDENCIES:
+        return compile_dependencies(cc, n, v);
     }
     return refuse(cc, "internal error: unhandled keyword kind");
 }
 
-/* Compiles the schema V found at the current path into a new node registered with the
- * compiled schema, which owns it whether or not compilation succeeds. */
-static int compile_node(struct compiler *cc, json_t *v, struct node **out)
+/* The dialect a "$schema" URI names, or 0 for an unknown one. http and https, and a trailing
+ * "#" or not, name the same meta-schema. */
+static unsigned dialect_of(const char *uri)
+{
+    static const struct {
+        const char *uri;
+        unsigned dialect;
+    } known[] = {
+        {"json-schema.org/draft/2020-12/schema", D2020},
+        {"json-schema.org/draft/2019-09/schema", D2019},
+        {"json-schema.org/draft-07/schema", D7},
+        {"json-schema.org/draft-06/schema", D6},
+        {"json-schema.org/draft-04/schema", D4},
+    };
+    if (strncmp(uri, "https://", 8) == 0)
+        uri += 8;
+    else if (strncmp(uri, "http://", 7) == 0)
+        uri += 7;
+    else
+        return 0;
+    size_t len = strlen(uri);
+    if (len > 0 && uri[len - 1] == '#')
+        len--;
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++) {
+        if (strlen(known[i].uri) == len && memcmp(known[i].uri, uri, len) == 0)
+            return known[i].dialect;
+    }
+    return 0;
+}
+
+static int register_dynamic_anchor(struct compiler *cc, struct node *n, const char *name)
+{
+    struct node *r = n->res;
+    struct dynanchor *v = realloc(r->dynanchors, (r->ndynanchors + 1) * sizeof *v);
+    if (!v)
+        return nomem(cc);
+    r->dynanchors = v;
+    v[r->ndynanchors++] = (struct dynanchor){name, n};
+    n->dynamic_anchor = name;
+    return 0;
+}
+
+/* Makes N the root of a resource with URI (the first LEN bytes), registered by that URI. */
+static int start_resource(struct compiler *cc, struct node *n, const char *uri, size_t len)
+{
+    free(n->uri);
+    n->uri = strndup(uri, len);
+    if (!n->uri)
+        return nomem(cc);
+    n->res = n;
+    return jsonschema_ref_register(cc, n->uri, NULL, n);
+}
+
+/* The identity keywords of the object schema V: "$schema" (the dialect), "$id" / "id" (a new
+ * resource, or in draft 7 and earlier also an anchor "#name"), "$anchor", "$dynamicAnchor"
+ * and "$recursiveAnchor". Sets cc->res and cc->dialect for the keywords of V. */
+static int compile_identity(struct compiler *cc, struct node *n, json_t *v)
+{
+    const json_t *schema = json_object_get(v, "$schema");
+    if (json_is_string(schema)) {
+        unsigned d = dialect_of(json_string_value(schema));
+        if (d) {
+            cc->dialect = n->dialect = d;
+            cc->vocabs = VOC_ALL;
+        } else if (cc->resolver && jsonschema_uri_has_scheme(json_string_value(schema))) {
+            /* A custom meta-schema: its own dialect, and the vocabularies it lists. */
+            d = cc->dialect;
+            int rc = jsonschema_ref_metaschema(cc, json_string_value(schema), &d, &cc->vocabs);
+            if (rc != 0)
+                return rc;
+            cc->dialect = n->dialect = d;
+        }
+    }
+    /* Draft 7 and earlier ignore every keyword beside "$ref", $id included. */
+    bool ref_only = cc->dialect & (D7 | D6 | D4) && json_object_get(v, "$ref");
+    const json_t *id = json_object_get(v, cc->dialect == D4 ? "id" : "$id");
+    if (json_is_string(id) && !ref_only) {
+        size_t mark = push_key(cc, cc->dialect == D4 ? "id" : "$id", cc->dialect == D4 ? 2 : 3);
+        char *uri = jsonschema_uri_resolve(n->res ? n->res->uri : cc->base, json_string_value(id));
+        if (!uri)
+            return nomem(cc);
+        size_t blen = jsonschema_uri_base_len(uri);
+        const char *frag = uri[blen] == '#' ? uri + blen + 1 : "";
+        int rc = 0;
+        if (cc->dialect & D2019UP) {
+            if (frag[0] != '\0' && cc->opts->strict)
+                rc = refuse(cc, "$id must not have a fragment; use \"$anchor\" for \"#%s\"", frag);
+            else
+                rc = start_resource(cc, n, uri, blen);
+        } else {
+            /* "#name" alone is an anchor of the enclosing resource; anything else starts a
+             * resource, and a fragment beside it is an anchor of that resource. */
+            if (json_string_value(id)[0] != '#')
+                rc = start_resource(cc, n, uri, blen);
+            if (rc == 0 && frag[0] != '\0' && frag[0] != '/')
+                rc = jsonschema_ref_register(cc, n->res->uri, frag, n);
+        }
+        free(uri);
+        if (rc != 0)
+            return rc;
+        pop(cc, mark);
+    }
+    if (cc->dialect & D2019UP) {
+        const json_t *anchor = json_object_get(v, "$anchor");
+        if (json_is_string(anchor)) {
+            int rc = jsonschema_ref_register(cc, n->res->uri, json_string_value(anchor), n);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    if (cc->dialect == D2020) {
+        const json_t *anchor = json_object_get(v, "$dynamicAnchor");
+        if (json_is_string(anchor)) {
+            int rc = jsonschema_ref_register(cc, n->res->uri, json_string_value(anchor), n);
+            if (rc == 0)
+                rc = register_dynamic_anchor(cc, n, json_string_value(anchor));
+            if (rc != 0)
+                return rc;
+        }
+    }
+    if (cc->dialect == D2019)
+        n->recursive_anchor = json_is_true(json_object_get(v, "$recursiveAnchor"));
+    cc->res = n->res;
+    return 0;
+}
+
+/* The vocabulary group (VOC_*) of keyword KW. */
+static unsigned vocab_of(const struct keyword *kw)
+{
+    static const char *const validation[] = {
+        "type",          "enum",
+        "const",         "multipleOf",
+        "maximum",       "exclusiveMaximum",
+        "minimum",       "exclusiveMinimum",
+        "maxLength",     "minLength",
+        "pattern",       "maxItems",
+        "minItems",      "uniqueItems",
+        "maxContains",   "minContains",
+        "maxProperties", "minProperties",
+        "required",      "dependentRequired",
+    };
+    static const char *const applicator[] = {
+        "prefixItems",
+        "items",
+        "contains",
+        "additionalProperties",
+        "properties",
+        "patternProperties",
+        "dependentSchemas",
+        "propertyNames",
+        "if",
+        "then",
+        "else",
+        "allOf",
+        "anyOf",
+        "oneOf",
+        "not",
+        "additionalItems",
+        "unevaluatedItems",
+        "unevaluatedProperties",
+    };
+    for (size_t i = 0; i < sizeof validation / sizeof *validation; i++) {
+        if (strcmp(kw->name, validation[i]) == 0)
+            return VOC_VALIDATION;
+    }
+    for (size_t i = 0; i < sizeof applicator / sizeof *applicator; i++) {
+        if (strcmp(kw->name, applicator[i]) == 0)
+            return VOC_APPLICATOR;
+    }
+    return strcmp(kw->name, "format") == 0 ? VOC_FORMAT : VOC_OTHER;
+}
+
+/* The keyword of the current dialect and vocabularies spelt as the LEN bytes at NAME, or
+ * NULL. */
+static const struct keyword *find_keyword(const struct compiler *cc, const char *name, size_t len)
+{
+    for (size_t i = 0; i < NKEYWORDS; i++) {
+        /* Compared with the length: a key may hold a NUL byte ("type\0x" is not "type"). */
+        if ((keywords[i].dialects & cc->dialect) && strlen(keywords[i].name) == len &&
+            memcmp(name, keywords[i].name, len) == 0)
+            return (vocab_of(&keywords[i]) & cc->vocabs) ? &keywords[i] : NULL;
+    }
+    return NULL;
+}
+
+static int compile_object(struct compiler *cc, struct node *n, json_t *v)
+{
+    int rc = compile_identity(cc, n, v);
+    if (rc != 0)
+        return rc;
+    bool ref_only = cc->dialect & (D7 | D6 | D4) && json_object_get(v, "$ref");
+    for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it)) {
+        const char *name = json_object_iter_key(it);
+        size_t len = json_object_iter_key_len(it);
+        if (ref_only && !(len == 4 && memcmp(name, "$ref", 4) == 0))
+            continue;
+        size_t mark = push_key(cc, name, len);
+        const struct keyword *kw = find_keyword(cc, name, len);
+        if (kw)
+            rc = compile_keyword(cc, n, kw, json_object_iter_value(it));
+        else if (cc->opts->strict)
+            rc = refuse_unknown(cc, name);
+        if (rc != 0)
+            return rc;
+        pop(cc, mark);
+    }
+    /* Before 2020-12, additionalItems applies only after an array of items. */
+    if (n->legacy_items)
+        n->items = n->additional_items;
+    /* Draft 4: a true exclusiveMaximum makes maximum exclusive. */
+    if (n->exclusive_max_flag && n->maximum) {
+        n->exclusive_maximum = n->maximum;
+        n->maximum = NULL;
+    }
+    if (n->exclusive_min_flag && n->minimum) {
+        n->exclusive_minimum = n->minimum;
+        n->minimum = NULL;
+    }
+    return 0;
+}
+
+int jsonschema_cc_node(struct compiler *cc, json_t *v, struct node **out)
 {
     struct jsonschema *s = cc->s;
     if (cc->path.oom)
@@ -560,8 +901,23 @@ static int compile_node(struct compiler *cc, json_t *v, struct node **out)
     n->path = strdup(jsonschema_buf_str(&cc->path));
     if (!n->path)
         return nomem(cc);
+    n->doc = cc->doc;
+    n->json = v;
+    int irc = jsonschema_ref_index(cc, n);
+    if (irc != 0)
+        return irc;
+    n->dialect = cc->dialect;
+    n->res = cc->res;
     n->min_length = n->max_length = n->min_items = n->max_items = -1;
     n->min_contains = n->max_contains = n->min_properties = n->max_properties = -1;
+    struct node *saved_res = cc->res;
+    unsigned saved_dialect = cc->dialect, saved_vocabs = cc->vocabs;
+    int rc = 0;
+    /* The root of a document is a resource named by the URI it was fetched by. */
+    if (!n->res)
+        rc = start_resource(cc, n, cc->base, strlen(cc->base));
+    if (rc != 0)
+        return rc;
     if (json_is_boolean(v)) {
         n->boolean = json_is_true(v);
         return 0;
@@ -570,207 +926,82 @@ static int compile_node(struct compiler *cc, json_t *v, struct node **out)
     if (!json_is_object(v))
         return refuse(cc, "must be a schema (an object or a boolean), got %s",
                       jsonschema_value_type_name(v));
-    for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it)) {
-        const char *name = json_object_iter_key(it);
-        size_t len = json_object_iter_key_len(it);
-        size_t mark = push_key(cc, name, len);
-        const struct keyword *kw = NULL;
-        for (size_t i = 0; i < NKEYWORDS && !kw; i++) {
-            /* Compared with the length: a key may hold a NUL byte ("type\0x" is not "type"). */
-            if (strlen(keywords[i].name) == len && memcmp(name, keywords[i].name, len) == 0)
-                kw = &keywords[i];
-        }
-        int rc =
-            kw ? compile_keyword(cc, n, kw, json_object_iter_value(it)) : refuse_unknown(cc, name);
-        if (rc != 0)
-            return rc;
-        pop(cc, mark);
-    }
-    return 0;
+    rc = compile_object(cc, n, v);
+    cc->res = saved_res;
+    cc->dialect = saved_dialect;
+    cc->vocabs = saved_vocabs;
+    return rc;
 }
 
-static int hex_value(char c)
+int jsonschema_cc_document(struct compiler *cc, json_t *doc, const char *base, unsigned dialect)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static int node_path_cmp(const void *a, const void *b)
-{
-    return strcmp((*(struct node *const *)a)->path, (*(struct node *const *)b)->path);
-}
-
-/* Resolves N's $ref (the current path points at it) against SORTED, every node by path. The
- * fragment is percent-decoded and then, being a JSON Pointer in the escaped form node paths
- * use too, compared as is. */
-static int resolve_ref(struct compiler *cc, struct node *n, struct node **sorted, size_t count)
-{
-    const char *ref = n->ref;
-    if (ref[0] != '#')
-        return refuse(cc,
-                      "remote reference \"%s\" is not supported, only references inside this "
-                      "schema (starting with \"#\")",
-                      ref);
-    struct jsbuf ptr = {0};
-    int rc = 0;
-    for (const char *p = ref + 1; *p && rc == 0; p++) {
-        if (*p != '%') {
-            jsonschema_buf_putn(&ptr, p, 1);
-            continue;
-        }
-        int hi = hex_value(p[1]), lo = hi < 0 ? -1 : hex_value(p[2]);
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-            rc = refuse(cc, "malformed percent-encoding in $ref \"%s\"", ref);
-        } else {
-            char c = (char)(hi * 16 + lo);
-            jsonschema_buf_putn(&ptr, &c, 1);
-            p += 2;
-        }
-    }
-    const char *target = jsonschema_buf_str(&ptr);
-    if (rc == 0 && ptr.oom)
+    struct jsonschema *s = cc->s;
+    struct jsbuf where = {0};
+    bool deep = jsonschema_value_too_deep(doc, 0, JSONSCHEMA_MAX_DEPTH, NULL, &where);
+    free(where.p);
+    if (deep)
+        return refuse(cc, "the schema \"%s\" nests arrays and objects deeper than %d levels", base,
+                      JSONSCHEMA_MAX_DEPTH);
+    s->docs[s->ndocs] = json_deep_copy(doc);
+    if (!s->docs[s->ndocs])
+        return nomem(cc);
+    /* Compiled with its own path, from its own root; the caller's path, which names the
+     * reference, stays for messages. */
+    struct compiler sub = *cc;
+    sub.path = (struct jsbuf){0};
+    sub.doc = s->ndocs++;
+    sub.res = NULL;
+    sub.base = base;
+    sub.dialect = dialect;
+    sub.vocabs = VOC_ALL;
+    char why[256] = "";
+    sub.errmsg = why;
+    sub.errlen = sizeof why;
+    struct node *root;
+    int rc = jsonschema_cc_node(&sub, s->docs[sub.doc], &root);
+    if (rc == 0 && sub.path.oom)
         rc = nomem(cc);
-    if (rc == 0 && target[0] != '\0' && target[0] != '/')
-        rc = refuse(cc,
-                    "$ref \"%s\" is not a JSON Pointer; anchors are not supported, write e.g. "
-                    "\"#/$defs/name\"",
-                    ref);
-    for (const char *t = strchr(target, '~'); rc == 0 && t; t = strchr(t + 1, '~')) {
-        if (t[1] != '0' && t[1] != '1')
-            rc = refuse(cc, "$ref \"%s\" has an invalid escape (\"~\" must be followed by 0 or 1)",
-                        ref);
-    }
-    if (rc == 0) {
-        size_t lo = 0, hi = count;
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-            int r = strcmp(target, sorted[mid]->path);
-            if (r == 0) {
-                n->ref_target = sorted[mid];
-                break;
-            }
-            if (r < 0)
-                hi = mid;
-            else
-                lo = mid + 1;
-        }
-        if (!n->ref_target)
-            rc = refuse(cc, "$ref \"%s\" does not point at a schema in this document", ref);
-    }
-    free(ptr.p);
+    free(sub.path.p);
+    /* Named at the reference that fetched it, with the spot inside it. */
+    if (rc == JSONSCHEMA_EBADSCHEMA)
+        rc = refuse(cc, "in the schema \"%s\", %s", base, why);
+    else if (rc != 0)
+        rc = nomem(cc);
     return rc;
 }
 
-static int resolve_refs(struct compiler *cc)
+static unsigned dialect_bit(enum jsonschema_dialect d)
 {
-    struct jsonschema *s = cc->s;
-    struct node **sorted = malloc(s->nnodes * sizeof *sorted);
-    if (!sorted)
-        return nomem(cc);
-    memcpy(sorted, s->nodes, s->nnodes * sizeof *sorted);
-    qsort(sorted, s->nnodes, sizeof *sorted, node_path_cmp);
-    int rc = 0;
-    for (size_t i = 0; i < s->nnodes && rc == 0; i++) {
-        struct node *n = s->nodes[i];
-        if (!n->ref)
-            continue;
-        pop(cc, 0);
-        jsonschema_buf_puts(&cc->path, n->path);
-        push_key(cc, "$ref", 4);
-        rc = resolve_ref(cc, n, sorted, s->nnodes);
+    switch (d) {
+    case JSONSCHEMA_DRAFT2019_09:
+        return D2019;
+    case JSONSCHEMA_DRAFT7:
+        return D7;
+    case JSONSCHEMA_DRAFT6:
+        return D6;
+    case JSONSCHEMA_DRAFT4:
+        return D4;
+    default:
+        return D2020;
     }
-    free(sorted);
-    return rc;
 }
 
-/* The I-th subschema N applies to the same instance ($ref first), NULL for an absent slot;
- * false once I is past the last one. */
-static bool inplace_child(const struct node *n, size_t i, struct node **child)
+int jsonschema_compile_ex(const json_t *schema, const struct jsonschema_options *opts,
+                          struct jsonschema **out, char *errmsg, size_t errlen)
 {
-    struct node *const fixed[] = {n->ref_target, n->not_schema, n->if_schema, n->then_schema,
-                                  n->else_schema};
-    if (i < 5) {
-        *child = fixed[i];
-        return true;
-    }
-    i -= 5;
-    const struct nodelist *lists[] = {&n->all_of, &n->any_of, &n->one_of};
-    for (size_t k = 0; k < 3; k++) {
-        if (i < lists[k]->n) {
-            *child = lists[k]->v[i];
-            return true;
-        }
-        i -= lists[k]->n;
-    }
-    if (i < n->dependent_schemas.n) {
-        *child = n->dependent_schemas.v[i].schema;
-        return true;
-    }
-    return false;
-}
-
-/* Refuses a cycle of $ref and in-place applicators: it would re-validate the same value
- * forever. The spec leaves such schemas undefined; at upload is the place to say so. The
- * depth-first search keeps its own stack, because a chain of $refs may be long. */
-static int check_cycles(struct compiler *cc)
-{
-    struct jsonschema *s = cc->s;
-    struct frame {
-        struct node *n;
-        size_t next;
-    } *stack = malloc(s->nnodes * sizeof *stack);
-    if (!stack)
-        return nomem(cc);
-    int rc = 0;
-    for (size_t r = 0; r < s->nnodes && rc == 0; r++) {
-        if (s->nodes[r]->mark != 0)
-            continue;
-        size_t depth = 0;
-        stack[depth++] = (struct frame){s->nodes[r], 0};
-        s->nodes[r]->mark = 1;
-        while (depth > 0 && rc == 0) {
-            struct frame *top = &stack[depth - 1];
-            struct node *child;
-            if (!inplace_child(top->n, top->next++, &child)) {
-                top->n->mark = 2;
-                depth--;
-            } else if (child && child->mark == 1) {
-                /* Tree edges cannot close a cycle, so one frame from CHILD up is
-                 * following its $ref (edge 0); name that $ref. */
-                size_t k = depth - 1;
-                while (k > 0 && stack[k].next != 1 && stack[k].n != child)
-                    k--;
-                pop(cc, 0);
-                jsonschema_buf_puts(&cc->path, stack[k].n->path);
-                push_key(cc, "$ref", 4);
-                rc = refuse(cc,
-                            "$ref \"%s\" forms a cycle that never descends into the document "
-                            "(validation would recurse forever)",
-                            stack[k].n->ref ? stack[k].n->ref : "");
-            } else if (child && child->mark == 0) {
-                child->mark = 1;
-                stack[depth++] = (struct frame){child, 0};
-            }
-        }
-    }
-    free(stack);
-    return rc;
-}
-
-int jsonschema_compile(const json_t *schema, struct jsonschema **out, char *errmsg, size_t errlen)
-{
-    struct compiler cc = {.errmsg = errmsg, .errlen = errlen};
+    static const struct jsonschema_options defaults = {0};
+    struct compiler cc = {
+        .errmsg = errmsg, .errlen = errlen, .opts = opts ? opts : &defaults, .base = ""};
+    cc.resolver = cc.opts->resolver;
+    cc.resolver_data = cc.opts->resolver_data;
     int rc;
     *out = NULL;
     if (errlen > 0)
         errmsg[0] = '\0';
     if (!schema)
         return refuse(&cc, "no schema given");
+    cc.dialect = dialect_bit(cc.opts->default_dialect);
+    cc.vocabs = VOC_ALL;
     if (jsonschema_value_too_deep(schema, 0, JSONSCHEMA_MAX_DEPTH, NULL, &cc.path)) {
         rc = refuse(&cc, "schema nests arrays and objects deeper than %d levels",
                     JSONSCHEMA_MAX_DEPTH);
@@ -781,20 +1012,27 @@ int jsonschema_compile(const json_t *schema, struct jsonschema **out, char *errm
         rc = nomem(&cc);
         goto err_path;
     }
-    cc.s->doc = json_deep_copy(schema);
-    if (!cc.s->doc) {
+    cc.s->docs = calloc(JSONSCHEMA_MAX_DOCUMENTS, sizeof *cc.s->docs);
+    if (!cc.s->docs) {
         rc = nomem(&cc);
         goto err_schema;
     }
-    rc = compile_node(&cc, cc.s->doc, &cc.s->root);
+    cc.s->docs[0] = json_deep_copy(schema);
+    if (!cc.s->docs[0]) {
+        rc = nomem(&cc);
+        goto err_schema;
+    }
+    cc.s->ndocs = 1;
+    rc = jsonschema_cc_node(&cc, cc.s->docs[0], &cc.s->root);
     if (rc != 0)
         goto err_schema;
-    rc = resolve_refs(&cc);
+    rc = jsonschema_ref_resolve_all(&cc);
     if (rc != 0)
         goto err_schema;
-    rc = check_cycles(&cc);
+    rc = jsonschema_ref_check_cycles(&cc);
     if (rc != 0)
         goto err_schema;
+    free_uris(cc.s);
     free(cc.path.p);
     *out = cc.s;
     return 0;
@@ -806,4 +1044,7 @@ err_path:
     return rc;
 }
 
-/* ---- validating --------------------------------------------------------------------- */
+int jsonschema_compile(const json_t *schema, struct jsonschema **out, char *errmsg, size_t errlen)
+{
+    return jsonschema_compile_ex(schema, NULL, out, errmsg, errlen);
+}

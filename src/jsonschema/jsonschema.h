@@ -1,13 +1,17 @@
-/* JSON Schema (draft 2020-12 subset) validation of configuration documents.
+/* JSON Schema validation of configuration documents: draft 2020-12, and the dialects 2019-09,
+ * 7, 6 and 4 chosen by "$schema".
  *
  * A schema is compiled once, when it is uploaded, and then validates any number of
- * documents. Compilation is strict: an unknown keyword, a keyword value of the wrong type, a
- * regular expression that does not compile or a $ref that does not resolve inside the schema
- * is refused, so that a typo never turns into a check that silently does nothing.
- * docs/jsonschema.md lists the supported keywords and the limits below. */
+ * documents. Compilation refuses what cannot be enforced as written: a keyword value of the
+ * wrong type, a regular expression that does not compile, a reference that does not
+ * resolve. Unknown keywords and formats are ignored, as the specification says, unless the
+ * caller asks for strict mode (jsonschema_compile_ex()), which refuses them so that a typo
+ * never turns into a check that silently does nothing. docs/jsonschema.md lists the keywords,
+ * the dialects and the limits below. */
 #ifndef CONCLAVE_JSONSCHEMA_H
 #define CONCLAVE_JSONSCHEMA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -39,12 +43,52 @@
  * may validate documents on several threads at once. */
 struct jsonschema;
 
-/* Compiles SCHEMA (borrowed, not modified; the compiled schema keeps a private deep copy, so
- * the caller may change or free SCHEMA afterwards) into *OUT, which the caller frees with
- * jsonschema_free(). On failure *OUT is NULL, nothing is left allocated, ERRMSG holds
+/* Compiles SCHEMA with the specification's defaults (jsonschema_compile_ex() with NULL
+ * options: unknown keywords and formats ignored, "format" an annotation, no resolver, draft
+ * 2020-12 unless "$schema" says otherwise). SCHEMA is borrowed, not modified; the compiled
+ * schema keeps a private deep copy, so the caller may change or free SCHEMA afterwards. The
+ * result goes to *OUT, which the caller frees with jsonschema_free(). On failure *OUT is
+ * NULL, nothing is left allocated, ERRMSG holds
  * "at <JSON Pointer into SCHEMA>: <what is wrong>" (the pointer is "the root" for the whole
  * schema) or "out of memory", and the result is JSONSCHEMA_EBADSCHEMA or JSONSCHEMA_ENOMEM. */
 int jsonschema_compile(const json_t *schema, struct jsonschema **out, char *errmsg, size_t errlen);
+
+/* The dialects a schema may be written in. "$schema" at the root of a schema resource picks
+ * one (the draft's meta-schema URI, with or without a trailing "#", http or https); without
+ * it, jsonschema_options.default_dialect applies. */
+enum jsonschema_dialect {
+    JSONSCHEMA_DIALECT_DEFAULT = 0, /* draft 2020-12 */
+    JSONSCHEMA_DRAFT2020_12,
+    JSONSCHEMA_DRAFT2019_09,
+    JSONSCHEMA_DRAFT7,
+    JSONSCHEMA_DRAFT6,
+    JSONSCHEMA_DRAFT4,
+};
+
+/* Fetches the schema whose absolute URI (without fragment) is URI, for a "$ref" to another
+ * schema: returns a new reference to its JSON, which the compiler copies and releases, or NULL
+ * when the URI is unknown (the $ref is then refused). DATA is jsonschema_options.resolver_data.
+ * Called only during jsonschema_compile_ex(), on the calling thread, at most once per URI. */
+typedef json_t *(*jsonschema_resolver_fn)(const char *uri, void *data);
+
+/* Options of jsonschema_compile_ex(). Zero-initialized means the specification's defaults:
+ * unknown keywords and formats are ignored, "format" is an annotation, no resolver, draft
+ * 2020-12 unless "$schema" says otherwise. */
+struct jsonschema_options {
+    /* Refuse unknown keywords (with a "did you mean" hint), keywords of other drafts and
+     * unknown formats at compile time, so that a typo never becomes a silent no-op. */
+    bool strict;
+    /* "format" asserts: a string that is not a valid instance of a known format fails. */
+    bool format_assertion;
+    jsonschema_resolver_fn resolver; /* NULL: every reference must stay inside the schema */
+    void *resolver_data;
+    enum jsonschema_dialect default_dialect;
+};
+
+/* jsonschema_compile() with OPTS (borrowed; NULL means all defaults). The result, ownership
+ * and messages are those of jsonschema_compile(). */
+int jsonschema_compile_ex(const json_t *schema, const struct jsonschema_options *opts,
+                          struct jsonschema **out, char *errmsg, size_t errlen);
 
 /* Frees S and everything it owns. S may be NULL. */
 void jsonschema_free(struct jsonschema *s);

@@ -1,19 +1,38 @@
 /* The "format" checks of the JSON Schema validator. Every check reads only the bytes it is
- * given (strings may hold NUL bytes), and treats any byte outside ASCII as invalid. */
+ * given (strings may hold NUL bytes), and, but for the IRI forms, treats any byte outside
+ * ASCII as invalid. */
 #include "jsonschema/jsonschema_format.h"
 
 #include <string.h>
 
+#include "jsonschema/jsonschema_regex.h"
+
 static const char *const format_names[] = {
-    [JSFORMAT_NONE] = "",     [JSFORMAT_DATE_TIME] = "date-time", [JSFORMAT_DATE] = "date",
-    [JSFORMAT_TIME] = "time", [JSFORMAT_EMAIL] = "email",         [JSFORMAT_HOSTNAME] = "hostname",
-    [JSFORMAT_IPV4] = "ipv4", [JSFORMAT_IPV6] = "ipv6",           [JSFORMAT_URI] = "uri",
+    [JSFORMAT_NONE] = "",
+    [JSFORMAT_DATE_TIME] = "date-time",
+    [JSFORMAT_DATE] = "date",
+    [JSFORMAT_TIME] = "time",
+    [JSFORMAT_EMAIL] = "email",
+    [JSFORMAT_HOSTNAME] = "hostname",
+    [JSFORMAT_IPV4] = "ipv4",
+    [JSFORMAT_IPV6] = "ipv6",
+    [JSFORMAT_URI] = "uri",
     [JSFORMAT_UUID] = "uuid",
+    [JSFORMAT_DURATION] = "duration",
+    [JSFORMAT_IDN_EMAIL] = "idn-email",
+    [JSFORMAT_IDN_HOSTNAME] = "idn-hostname",
+    [JSFORMAT_URI_REFERENCE] = "uri-reference",
+    [JSFORMAT_IRI] = "iri",
+    [JSFORMAT_IRI_REFERENCE] = "iri-reference",
+    [JSFORMAT_URI_TEMPLATE] = "uri-template",
+    [JSFORMAT_JSON_POINTER] = "json-pointer",
+    [JSFORMAT_RELATIVE_JSON_POINTER] = "relative-json-pointer",
+    [JSFORMAT_REGEX] = "regex",
 };
 
 enum jsformat jsonschema_format_lookup(const char *name)
 {
-    for (int f = JSFORMAT_DATE_TIME; f <= JSFORMAT_UUID; f++) {
+    for (int f = JSFORMAT_DATE_TIME; f <= JSFORMAT_LAST; f++) {
         if (strcmp(name, format_names[f]) == 0)
             return (enum jsformat)f;
     }
@@ -124,7 +143,7 @@ static bool check_date_time(const char *s, size_t len)
 
 /* RFC 1123: dot-separated labels of 1 to 63 letters, digits and hyphens, not starting or
  * ending with a hyphen, 253 bytes at most. A trailing dot is not accepted. */
-static bool check_hostname(const char *s, size_t len)
+bool jsonschema_format_hostname(const char *s, size_t len)
 {
     if (len == 0 || len > 253)
         return false;
@@ -227,8 +246,10 @@ static bool is_subdelim(char c)
 }
 
 /* True when every byte of the N at S is unreserved, a sub-delim, part of a %XX triplet, or
- * one of EXTRA: the building block of every RFC 3986 component rule. */
-static bool uri_chars(const char *s, size_t n, const char *extra)
+ * one of EXTRA: the building block of every RFC 3986 component rule. With IRI, bytes of
+ * non-ASCII UTF-8 characters are allowed too (RFC 3987 ucschar and iprivate, which jansson
+ * strings hold only as valid UTF-8). */
+static bool uri_chars(const char *s, size_t n, const char *extra, bool iri)
 {
     for (size_t i = 0; i < n;) {
         if (s[i] == '%') {
@@ -237,7 +258,8 @@ static bool uri_chars(const char *s, size_t n, const char *extra)
             i += 3;
             continue;
         }
-        if (!is_unreserved(s[i]) && !is_subdelim(s[i]) && !in_set(extra, s[i]))
+        if (!is_unreserved(s[i]) && !is_subdelim(s[i]) && !in_set(extra, s[i]) &&
+            !(iri && (unsigned char)s[i] >= 0x80))
             return false;
         i++;
     }
@@ -263,13 +285,13 @@ static bool check_ip_literal(const char *s, size_t n)
 }
 
 /* authority = [userinfo "@"] host [":" port] */
-static bool check_authority(const char *s, size_t n)
+static bool check_authority(const char *s, size_t n, bool iri)
 {
     size_t at = n;
     while (at > 0 && s[at - 1] != '@')
         at--;
     if (at > 0) {
-        if (!uri_chars(s, at - 1, ":"))
+        if (!uri_chars(s, at - 1, ":", iri))
             return false;
         s += at;
         n -= at;
@@ -286,7 +308,7 @@ static bool check_authority(const char *s, size_t n)
         host = 0;
         while (host < n && s[host] != ':')
             host++;
-        if (!uri_chars(s, host, ""))
+        if (!uri_chars(s, host, "", iri))
             return false;
     }
     if (host < n) {
@@ -300,18 +322,28 @@ static bool check_authority(const char *s, size_t n)
     return true;
 }
 
-/* URI = scheme ":" hier-part ["?" query] ["#" fragment] (RFC 3986 section 3). Relative
- * references are not URIs; "uri-reference" would be a different format. */
-static bool check_uri(const char *s, size_t len)
+/* The length of the scheme of S followed by ":", or 0 when S does not start with one. */
+static size_t scheme_len(const char *s, size_t len)
 {
     if (len == 0 || !is_alpha(s[0]))
-        return false;
+        return 0;
     size_t i = 1;
     while (i < len && (is_alnum(s[i]) || in_set("+-.", s[i])))
         i++;
-    if (i == len || s[i] != ':')
+    return i < len && s[i] == ':' ? i : 0;
+}
+
+/* URI = scheme ":" hier-part ["?" query] ["#" fragment] (RFC 3986 section 3), or, unless
+ * ABSOLUTE, a relative-ref, whose first path segment may not hold ":" (it would read as a
+ * scheme). */
+bool jsonschema_format_uri(const char *s, size_t len, bool absolute, bool iri)
+{
+    size_t i = scheme_len(s, len);
+    bool relative = i == 0;
+    if (!relative)
+        i++;
+    else if (absolute)
         return false;
-    i++;
     size_t end = i;
     while (end < len && s[end] != '?' && s[end] != '#')
         end++;
@@ -319,28 +351,202 @@ static bool check_uri(const char *s, size_t len)
         size_t a = i + 2, a_end = a;
         while (a_end < end && s[a_end] != '/')
             a_end++;
-        if (!check_authority(s + a, a_end - a))
+        if (!check_authority(s + a, a_end - a, iri))
             return false;
         i = a_end;
+    } else if (relative) {
+        /* path-noscheme: no ":" before the first "/". */
+        for (size_t k = i; k < end && s[k] != '/'; k++) {
+            if (s[k] == ':')
+                return false;
+        }
     }
-    if (!uri_chars(s + i, end - i, ":@/"))
+    if (!uri_chars(s + i, end - i, ":@/", iri))
         return false;
     i = end;
     if (i < len && s[i] == '?') {
         size_t q_end = i + 1;
         while (q_end < len && s[q_end] != '#')
             q_end++;
-        if (!uri_chars(s + i + 1, q_end - i - 1, ":@/?"))
+        if (!uri_chars(s + i + 1, q_end - i - 1, ":@/?", iri))
             return false;
         i = q_end;
     }
-    if (i < len && !uri_chars(s + i + 1, len - i - 1, ":@/?"))
+    if (i < len && !uri_chars(s + i + 1, len - i - 1, ":@/?", iri))
         return false;
     return true;
 }
 
-/* A quoted string ("...", with backslash escapes) or a dot-atom. */
-static bool check_local_part(const char *s, size_t n)
+/* RFC 3339 appendix A: "P" and either weeks alone ("P2W") or date elements (Y, M, D, each
+ * run contiguous and in that order) and/or "T" with time elements (H, M, S, likewise); at
+ * least one element, and at least one after a "T". */
+static bool check_duration(const char *s, size_t len)
+{
+    if (len < 3 || s[0] != 'P')
+        return false;
+    static const char date_units[] = "YMD", time_units[] = "HMS";
+    const char *units = date_units;
+    int last = -1; /* index in UNITS of the previous element, -1 before the first */
+    bool in_time = false, any = false, weeks = false;
+    size_t i = 1;
+    while (i < len) {
+        if (s[i] == 'T') {
+            if (in_time || weeks)
+                return false;
+            in_time = true;
+            units = time_units;
+            last = -1;
+            i++;
+            if (i == len)
+                return false; /* "T" needs an element */
+            continue;
+        }
+        size_t start = i;
+        while (i < len && is_digit(s[i]))
+            i++;
+        if (i == start || i == len)
+            return false;
+        char unit = s[i++];
+        if (unit == 'W' && !in_time) {
+            if (any)
+                return false;
+            weeks = true;
+            any = true;
+            continue;
+        }
+        if (weeks)
+            return false;
+        const char *u = strchr(units, unit);
+        if (unit == '\0' || !u)
+            return false;
+        int idx = (int)(u - units);
+        /* Elements follow each other without gaps: Y then M then D. */
+        if (last >= 0 && idx != last + 1)
+            return false;
+        last = idx;
+        any = true;
+    }
+    return any && !(in_time && last < 0);
+}
+
+/* RFC 6901: "" or "/"-prefixed reference tokens in which "~" is followed by 0 or 1. */
+static bool check_json_pointer(const char *s, size_t len)
+{
+    if (len > 0 && s[0] != '/')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '~' && (i + 1 == len || (s[i + 1] != '0' && s[i + 1] != '1')))
+            return false;
+    }
+    return true;
+}
+
+/* The length of the non-negative integer without leading zeros at S, 0 if there is none. */
+static size_t integer_len(const char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len && is_digit(s[i]))
+        i++;
+    return i > 1 && s[0] == '0' ? 0 : i;
+}
+
+/* A non-negative integer, optionally an index manipulation ("+" or "-" and another), then
+ * "#" or a JSON Pointer. */
+static bool check_relative_json_pointer(const char *s, size_t len)
+{
+    size_t i = integer_len(s, len);
+    if (i == 0)
+        return false;
+    if (i < len && (s[i] == '+' || s[i] == '-')) {
+        size_t n = integer_len(s + i + 1, len - i - 1);
+        if (n == 0)
+            return false;
+        i += 1 + n;
+    }
+    if (i < len && s[i] == '#')
+        return i + 1 == len;
+    return check_json_pointer(s + i, len - i);
+}
+
+/* RFC 6570 section 2: literals, and expressions "{" [operator] varspec *("," varspec) "}"
+ * with varspec = varname [":" 1-9999 | "*"]. */
+static bool check_uri_template(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '%') {
+            if (len - i < 3 || !is_hex(s[i + 1]) || !is_hex(s[i + 2]))
+                return false;
+            i += 3;
+            continue;
+        }
+        if (c != '{') {
+            /* RFC 6570 excludes "'" too; the JSON Schema test suite and its errata allow it. */
+            if (c <= 0x20 || c == 0x7F || in_set("\"<>\\^`|}", (char)c))
+                return false;
+            i++;
+            continue;
+        }
+        i++;
+        if (i < len && in_set("+#./;?&=,!@|", s[i]))
+            i++;
+        for (;;) {
+            /* varname = varchar *( ["."] varchar ) */
+            size_t start = i;
+            bool dot_ok = false;
+            while (i < len) {
+                if (s[i] == '%' && len - i >= 3 && is_hex(s[i + 1]) && is_hex(s[i + 2])) {
+                    i += 3;
+                } else if (is_alnum(s[i]) || s[i] == '_') {
+                    i++;
+                } else if (s[i] == '.' && dot_ok && i + 1 < len && s[i + 1] != '.') {
+                    i++;
+                    dot_ok = false;
+                    continue;
+                } else {
+                    break;
+                }
+                dot_ok = true;
+            }
+            if (i == start || s[i - 1] == '.')
+                return false;
+            if (i < len && s[i] == ':') {
+                size_t d = ++i;
+                while (i < len && is_digit(s[i]) && i - d < 4)
+                    i++;
+                if (i == d || s[d] == '0')
+                    return false;
+            } else if (i < len && s[i] == '*') {
+                i++;
+            }
+            if (i < len && s[i] == ',') {
+                i++;
+                continue;
+            }
+            if (i < len && s[i] == '}') {
+                i++;
+                break;
+            }
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool check_regex(const char *s, size_t len)
+{
+    pcre2_code *re = NULL;
+    char why[8];
+    size_t offset;
+    if (jsonschema_regex_compile(s, len, &re, why, sizeof why, &offset) != 0)
+        return false;
+    pcre2_code_free(re);
+    return true;
+}
+
+/* A quoted string ("...", with backslash escapes) or a dot-atom; with IDN (RFC 6531) both
+ * may also hold non-ASCII UTF-8 characters. */
+static bool check_local_part(const char *s, size_t n, bool idn)
 {
     if (s[0] == '"') {
         if (n < 2 || s[n - 1] != '"')
@@ -355,7 +561,7 @@ static bool check_local_part(const char *s, size_t n)
             } else if (c == '"') {
                 return false;
             }
-            if (c < 32 || c > 126)
+            if (c < 32 || (c > 126 && !(idn && c >= 0x80)))
                 return false;
         }
         return true;
@@ -364,7 +570,8 @@ static bool check_local_part(const char *s, size_t n)
         if (s[i] == '.') {
             if (i == 0 || i == n - 1 || s[i - 1] == '.')
                 return false;
-        } else if (!is_alnum(s[i]) && !in_set("!#$%&'*+-/=?^_`{|}~", s[i])) {
+        } else if (!is_alnum(s[i]) && !in_set("!#$%&'*+-/=?^_`{|}~", s[i]) &&
+                   !(idn && (unsigned char)s[i] >= 0x80)) {
             return false;
         }
     }
@@ -373,7 +580,7 @@ static bool check_local_part(const char *s, size_t n)
 
 /* local-part "@" domain, where the domain is a host name or an address literal
  * ("[192.0.2.1]", "[IPv6:2001:db8::1]"). */
-static bool check_email(const char *s, size_t len)
+static bool check_email(const char *s, size_t len, bool idn)
 {
     if (len > 254)
         return false;
@@ -383,7 +590,7 @@ static bool check_email(const char *s, size_t len)
         at--;
     if (at < 2 || at > 65 || at == len)
         return false;
-    if (!check_local_part(s, at - 1))
+    if (!check_local_part(s, at - 1, idn))
         return false;
     const char *dom = s + at;
     size_t dlen = len - at;
@@ -394,7 +601,7 @@ static bool check_email(const char *s, size_t len)
             return check_ipv6(dom + 6, dlen - 7);
         return check_ipv4(dom + 1, dlen - 2);
     }
-    return check_hostname(dom, dlen);
+    return idn ? jsonschema_format_idn_hostname(dom, dlen) : jsonschema_format_hostname(dom, dlen);
 }
 
 static bool check_uuid(const char *s, size_t len)
@@ -421,17 +628,44 @@ bool jsonschema_format_check(enum jsformat f, const char *s, size_t len)
     case JSFORMAT_TIME:
         return check_time(s, len);
     case JSFORMAT_EMAIL:
-        return check_email(s, len);
+        return check_email(s, len, false);
     case JSFORMAT_HOSTNAME:
-        return check_hostname(s, len);
+        return jsonschema_format_hostname(s, len);
     case JSFORMAT_IPV4:
         return check_ipv4(s, len);
     case JSFORMAT_IPV6:
         return check_ipv6(s, len);
     case JSFORMAT_URI:
-        return check_uri(s, len);
+        return jsonschema_format_uri(s, len, true, false);
     case JSFORMAT_UUID:
         return check_uuid(s, len);
+    case JSFORMAT_DURATION:
+        return check_duration(s, len);
+    case JSFORMAT_IDN_EMAIL:
+        return check_email(s, len, true);
+    case JSFORMAT_IDN_HOSTNAME:
+        return jsonschema_format_idn_hostname(s, len);
+    case JSFORMAT_URI_REFERENCE:
+        return jsonschema_format_uri(s, len, false, false);
+    case JSFORMAT_IRI:
+        return jsonschema_format_uri(s, len, true, true);
+    case JSFORMAT_IRI_REFERENCE:
+        return jsonschema_format_uri(s, len, false, true);
+    case JSFORMAT_URI_TEMPLATE:
+        return check_uri_template(s, len);
+    case JSFORMAT_JSON_POINTER:
+        return check_json_pointer(s, len);
+    case JSFORMAT_RELATIVE_JSON_POINTER:
+        return check_relative_json_pointer(s, len);
+    case JSFORMAT_REGEX:
+        return check_regex(s, len);
     }
     return false;
+}
+
+const char *jsonschema_format_list(void)
+{
+    return "date-time, date, time, duration, email, idn-email, hostname, idn-hostname, ipv4, "
+           "ipv6, uri, uri-reference, iri, iri-reference, uuid, uri-template, json-pointer, "
+           "relative-json-pointer, regex";
 }

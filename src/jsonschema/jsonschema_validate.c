@@ -28,6 +28,46 @@ struct vctx {
     bool oom;
     pcre2_match_data *md;    /* created on the first regex match */
     pcre2_match_context *mc; /* carries REGEX_MATCH_LIMIT */
+    bool use_memo;           /* results do not depend on the dynamic scope */
+    struct memo *memo;       /* created on first use */
+    /* The property names propertyNames validated, as strings kept until the validation ends:
+     * remembered results are keyed by address, which a freed string could pass on. */
+    json_t *names;
+};
+
+/* Remembered results of evaluating a reference target on an instance: with them a schema
+ * that reaches the same (subschema, instance) pair along many paths (anyOf of two $refs at
+ * every level) costs one evaluation per pair instead of one per path. Keyed by addresses,
+ * which stay valid because every instance lives until the validation ends (the document, and
+ * the property names in vctx.names). Sound only while results do not depend on the dynamic
+ * scope (vctx.use_memo). Open addressing with linear probing, at most half full. */
+struct memo_entry {
+    const struct node *n; /* NULL: an empty slot */
+    const json_t *v;
+    bool ok;
+    bool reported;       /* the failures were collected (an evaluation with an error list) */
+    unsigned char *seen; /* owned copy of the annotations when they were gathered, or NULL */
+};
+
+struct memo {
+    struct memo_entry *v;
+    size_t cap, count;
+};
+
+/* Which members of an object (by position in jansson's iteration order, which is the same
+ * for every walk of one unmodified object) or items of an array were evaluated by a
+ * subschema that succeeded: the annotations unevaluatedProperties and unevaluatedItems
+ * read. SEEN has N entries. */
+struct annot {
+    size_t n;
+    unsigned char *seen;
+};
+
+/* The dynamic scope: the schema resources entered on the way to the current evaluation,
+ * innermost first, as frames on the C stack. $dynamicRef and $recursiveRef search it. */
+struct scope {
+    const struct node *res;
+    const struct scope *up;
 };
 
 /* Appends one failure object. PATH is the rendered document pointer (it may hold NUL bytes
@@ -135,7 +175,7 @@ static const char *plural(json_int_t n)
 }
 
 static bool eval(struct vctx *c, const struct node *n, const json_t *v, const struct jspath *at,
-                 int depth, bool collect);
+                 int depth, bool collect, const struct scope *scope, struct annot *out);
 
 /* type, enum, const: the keywords that apply to every instance type. */
 static bool check_common(struct vctx *c, const struct node *n, const json_t *v,
@@ -254,7 +294,7 @@ static bool check_string(struct vctx *c, const struct node *n, const json_t *v,
             ok = fail(c, collect, at, n, "pattern", "could not be matched against \"%s\": %s",
                       n->pattern_source, regex_error(m, why, sizeof why));
     }
-    if (n->format && !jsonschema_format_check(n->format, s, len))
+    if (n->format && n->format_assertion && !jsonschema_format_check(n->format, s, len))
         ok = fail(c, collect, at, n, "format", "must be a valid %s",
                   jsonschema_format_name(n->format));
     return ok;
@@ -324,8 +364,127 @@ static const char *properties_word(json_int_t n)
     return n == 1 ? "property" : "properties";
 }
 
+static size_t instance_size(const json_t *v)
+{
+    return json_is_object(v) ? json_object_size(v) : json_is_array(v) ? json_array_size(v) : 0;
+}
+
+/* Starts an annotation set for V; false (and the validation stopped) when out of memory. */
+static bool annot_init(struct vctx *c, struct annot *a, const json_t *v)
+{
+    a->n = instance_size(v);
+    a->seen = NULL;
+    if (a->n == 0)
+        return true;
+    a->seen = calloc(a->n, 1);
+    if (!a->seen) {
+        c->oom = c->stop = true;
+        return false;
+    }
+    return true;
+}
+
+static void mark(struct annot *a, size_t i)
+{
+    if (a && i < a->n)
+        a->seen[i] = 1;
+}
+
+static size_t memo_slot(const struct memo *m, const struct node *n, const json_t *v)
+{
+    uint64_t h = (uint64_t)(uintptr_t)n * 0x9E3779B97F4A7C15u ^ (uint64_t)(uintptr_t)v;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9u;
+    h ^= h >> 32;
+    size_t i = (size_t)h & (m->cap - 1);
+    /* Terminates: the table is never more than half full. */
+    while (m->v[i].n && (m->v[i].n != n || m->v[i].v != v))
+        i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+static const struct memo_entry *memo_find(const struct vctx *c, const struct node *n,
+                                          const json_t *v)
+{
+    if (!c->memo)
+        return NULL;
+    const struct memo_entry *e = &c->memo->v[memo_slot(c->memo, n, v)];
+    return e->n ? e : NULL;
+}
+
+/* Remembers that N on V gave OK, with the annotations ANN (NULL when not gathered), its
+ * failures REPORTED or not. Out of memory only forgets. */
+static void memo_store(struct vctx *c, const struct node *n, const json_t *v, bool ok,
+                       const struct annot *ann, bool reported)
+{
+    struct memo *m = c->memo;
+    if (!m) {
+        m = c->memo = calloc(1, sizeof *m);
+        if (!m)
+            return;
+    }
+    if ((m->count + 1) * 2 > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        struct memo old = *m;
+        m->v = calloc(cap, sizeof *m->v);
+        if (!m->v) {
+            *m = old;
+            return;
+        }
+        m->cap = cap;
+        for (size_t i = 0; i < old.cap; i++) {
+            if (old.v[i].n)
+                m->v[memo_slot(m, old.v[i].n, old.v[i].v)] = old.v[i];
+        }
+        free(old.v);
+    }
+    struct memo_entry *e = &m->v[memo_slot(m, n, v)];
+    if (!e->n) {
+        m->count++;
+        *e = (struct memo_entry){n, v, ok, false, NULL};
+    }
+    e->reported = e->reported || reported;
+    if (!e->seen && ann && ann->n > 0) {
+        e->seen = malloc(ann->n);
+        if (e->seen)
+            memcpy(e->seen, ann->seen, ann->n);
+    }
+}
+
+static void memo_free(struct memo *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->cap; i++)
+        free(m->v[i].seen);
+    free(m->v);
+    free(m);
+}
+
+/* Evaluates the subschema SUB that applies to the same instance V. With ANN (the caller
+ * tracks annotations), SUB's annotations are gathered apart and added to ANN only if SUB
+ * succeeds: a failing subschema contributes none. */
+static bool eval_inplace(struct vctx *c, const struct node *sub, const json_t *v,
+                         const struct jspath *at, int depth, bool collect,
+                         const struct scope *scope, struct annot *ann)
+{
+    if (!ann || ann->n == 0)
+        return eval(c, sub, v, at, depth + 1, collect, scope, NULL);
+    struct annot tmp;
+    if (!annot_init(c, &tmp, v))
+        return false;
+    bool ok = eval(c, sub, v, at, depth + 1, collect, scope, &tmp);
+    if (ok) {
+        for (size_t i = 0; i < tmp.n; i++)
+            ann->seen[i] |= tmp.seen[i];
+    }
+    free(tmp.seen);
+    return ok;
+}
+
 static bool check_array(struct vctx *c, const struct node *n, const json_t *v,
-                        const struct jspath *at, int depth, bool collect)
+                        const struct jspath *at, int depth, bool collect, const struct scope *scope,
+                        struct annot *ann)
 {
     size_t size = json_array_size(v);
     bool ok = true;
@@ -339,19 +498,22 @@ static bool check_array(struct vctx *c, const struct node *n, const json_t *v,
                   plural(n->max_items), size);
     if (!ok && !collect)
         return false;
+    const char *items_kw = n->legacy_items ? "additionalItems" : "items";
     for (size_t i = 0; i < size; i++) {
-        /* 2020-12: prefixItems covers the first items, items every item after them. */
+        /* prefixItems (or an array of items) covers the first items, items (or
+         * additionalItems) every item after them. */
         const struct node *sub = i < n->prefix_items.n ? n->prefix_items.v[i] : n->items;
         if (!sub)
             break;
+        mark(ann, i);
         struct jspath child = {at, NULL, 0, i};
         bool item_ok;
         if (sub == n->items && sub->boolean == 0)
-            item_ok = fail(c, collect, &child, n, "items",
+            item_ok = fail(c, collect, &child, n, items_kw,
                            "is not allowed: the array may hold at most %zu item%s",
                            n->prefix_items.n, plural((json_int_t)n->prefix_items.n));
         else
-            item_ok = eval(c, sub, json_array_get(v, i), &child, depth + 1, collect);
+            item_ok = eval(c, sub, json_array_get(v, i), &child, depth + 1, collect, scope, NULL);
         if (!item_ok) {
             ok = false;
             if (!collect || c->stop)
@@ -360,10 +522,14 @@ static bool check_array(struct vctx *c, const struct node *n, const json_t *v,
     }
     if (n->contains) {
         json_int_t found = 0;
+        /* Items that match contains count as evaluated in 2020-12, not in 2019-09. */
+        struct annot *contains_ann = n->dialect == D2020 ? ann : NULL;
         for (size_t i = 0; i < size; i++) {
             struct jspath child = {at, NULL, 0, i};
-            if (eval(c, n->contains, json_array_get(v, i), &child, depth + 1, false))
+            if (eval(c, n->contains, json_array_get(v, i), &child, depth + 1, false, scope, NULL)) {
                 found++;
+                mark(contains_ann, i);
+            }
             if (c->stop)
                 return false;
         }
@@ -385,16 +551,18 @@ static bool check_array(struct vctx *c, const struct node *n, const json_t *v,
 }
 
 /* The subschemas that apply to one property KEY of an object: properties, the matching
- * patternProperties, else additionalProperties; and propertyNames on the name itself. */
+ * patternProperties, else additionalProperties; and propertyNames on the name itself.
+ * *EVALUATED says whether one of the first three applied. */
 static bool check_property(struct vctx *c, const struct node *n, const char *key, size_t klen,
-                           const json_t *value, const struct jspath *at, int depth, bool collect)
+                           const json_t *value, const struct jspath *at, int depth, bool collect,
+                           const struct scope *scope, bool *evaluated)
 {
     struct jspath child = {at, key, klen, 0};
     bool ok = true, matched = false;
     const struct named *p = jsonschema_find_named(&n->properties, key, klen);
     if (p) {
         matched = true;
-        ok = eval(c, p->schema, value, &child, depth + 1, collect);
+        ok = eval(c, p->schema, value, &child, depth + 1, collect, scope, NULL);
         if (!ok && (!collect || c->stop))
             return false;
     }
@@ -409,7 +577,7 @@ static bool check_property(struct vctx *c, const struct node *n, const char *key
                           regex_error(m, why, sizeof why));
         } else if (m > 0) {
             matched = true;
-            sub_ok = eval(c, pp->schema, value, &child, depth + 1, collect);
+            sub_ok = eval(c, pp->schema, value, &child, depth + 1, collect, scope, NULL);
         }
         if (!sub_ok) {
             ok = false;
@@ -419,32 +587,37 @@ static bool check_property(struct vctx *c, const struct node *n, const char *key
     }
     if (!matched && n->additional_properties) {
         bool sub_ok;
+        matched = true;
         if (n->additional_properties->boolean == 0)
             sub_ok = fail(c, collect, &child, n, "additionalProperties",
                           "property \"%s\" is not allowed", key);
         else
-            sub_ok = eval(c, n->additional_properties, value, &child, depth + 1, collect);
+            sub_ok =
+                eval(c, n->additional_properties, value, &child, depth + 1, collect, scope, NULL);
         if (!sub_ok) {
             ok = false;
             if (!collect || c->stop)
                 return false;
         }
     }
+    *evaluated = matched;
     if (n->property_names) {
         json_t *name = json_stringn_nocheck(key, klen);
-        if (!name) {
+        if (!c->names)
+            c->names = json_array();
+        if (!name || !c->names || json_array_append_new(c->names, name) != 0) {
             c->oom = c->stop = true;
             return false;
         }
-        if (!eval(c, n->property_names, name, &child, depth + 1, collect))
+        if (!eval(c, n->property_names, name, &child, depth + 1, collect, scope, NULL))
             ok = false;
-        json_decref(name);
     }
     return ok;
 }
 
 static bool check_object(struct vctx *c, const struct node *n, const json_t *v,
-                         const struct jspath *at, int depth, bool collect)
+                         const struct jspath *at, int depth, bool collect,
+                         const struct scope *scope, struct annot *ann)
 {
     json_int_t size = (json_int_t)json_object_size(v);
     bool ok = true;
@@ -482,19 +655,24 @@ static bool check_object(struct vctx *c, const struct node *n, const json_t *v,
     if (n->properties.n || n->npattern_properties || n->additional_properties ||
         n->property_names) {
         json_t *obj = (json_t *)v;
-        for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
+        size_t i = 0;
+        for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it), i++) {
+            bool evaluated = false;
             if (!check_property(c, n, json_object_iter_key(it), json_object_iter_key_len(it),
-                                json_object_iter_value(it), at, depth, collect)) {
+                                json_object_iter_value(it), at, depth, collect, scope,
+                                &evaluated)) {
                 ok = false;
                 if (!collect || c->stop)
                     return false;
             }
+            if (evaluated)
+                mark(ann, i);
         }
     }
     for (size_t i = 0; i < n->dependent_schemas.n; i++) {
         const struct named *d = &n->dependent_schemas.v[i];
         if (json_object_getn(v, d->name, d->len) &&
-            !eval(c, d->schema, v, at, depth + 1, collect)) {
+            !eval_inplace(c, d->schema, v, at, depth, collect, scope, ann)) {
             ok = false;
             if (!collect || c->stop)
                 return false;
@@ -504,13 +682,16 @@ static bool check_object(struct vctx *c, const struct node *n, const json_t *v,
 }
 
 /* allOf, anyOf, oneOf, not, if/then/else. Only allOf and the chosen then/else branch report
- * their subschemas' failures; the others are tried silently and fail as a whole. */
+ * their subschemas' failures; the others are tried silently and fail as a whole. With ANN
+ * (annotations wanted), anyOf tries every alternative, since each one that matches
+ * contributes, and if is evaluated even without then and else. */
 static bool check_applicators(struct vctx *c, const struct node *n, const json_t *v,
-                              const struct jspath *at, int depth, bool collect)
+                              const struct jspath *at, int depth, bool collect,
+                              const struct scope *scope, struct annot *ann)
 {
     bool ok = true;
     for (size_t i = 0; i < n->all_of.n; i++) {
-        if (!eval(c, n->all_of.v[i], v, at, depth + 1, collect)) {
+        if (!eval_inplace(c, n->all_of.v[i], v, at, depth, collect, scope, ann)) {
             ok = false;
             if (!collect || c->stop)
                 return false;
@@ -518,8 +699,8 @@ static bool check_applicators(struct vctx *c, const struct node *n, const json_t
     }
     if (n->any_of.n > 0) {
         bool any = false;
-        for (size_t i = 0; i < n->any_of.n && !any; i++)
-            any = eval(c, n->any_of.v[i], v, at, depth + 1, false);
+        for (size_t i = 0; i < n->any_of.n && (!any || ann); i++)
+            any = eval_inplace(c, n->any_of.v[i], v, at, depth, false, scope, ann) || any;
         if (c->stop)
             return false;
         if (!any)
@@ -530,7 +711,7 @@ static bool check_applicators(struct vctx *c, const struct node *n, const json_t
     if (n->one_of.n > 0) {
         size_t matches = 0, first = 0, second = 0;
         for (size_t i = 0; i < n->one_of.n && matches < 2; i++) {
-            if (eval(c, n->one_of.v[i], v, at, depth + 1, false)) {
+            if (eval_inplace(c, n->one_of.v[i], v, at, depth, false, scope, ann)) {
                 if (matches++ == 0)
                     first = i;
                 else
@@ -549,29 +730,161 @@ static bool check_applicators(struct vctx *c, const struct node *n, const json_t
                       second);
     }
     if (n->not_schema) {
-        bool matched = eval(c, n->not_schema, v, at, depth + 1, false);
+        bool matched = eval(c, n->not_schema, v, at, depth + 1, false, scope, NULL);
         if (c->stop)
             return false;
         if (matched)
             ok = fail(c, collect, at, n, "not", "must not match the schema in not");
     }
-    /* Without then or else, if cannot change the verdict and is not evaluated. */
-    if (n->if_schema && (n->then_schema || n->else_schema)) {
-        bool cond = eval(c, n->if_schema, v, at, depth + 1, false);
+    /* Without then or else, if can only contribute annotations. */
+    if (n->if_schema && (n->then_schema || n->else_schema || ann)) {
+        bool cond = eval_inplace(c, n->if_schema, v, at, depth, false, scope, ann);
         if (c->stop)
             return false;
         const struct node *branch = cond ? n->then_schema : n->else_schema;
-        if (branch && !eval(c, branch, v, at, depth + 1, collect))
+        if (branch && !eval_inplace(c, branch, v, at, depth, collect, scope, ann))
             ok = false;
     }
     return ok;
 }
 
+/* The target of N's $dynamicRef: when it is dynamic, the outermost resource in the dynamic
+ * scope with a $dynamicAnchor of its name, else its static target. */
+static const struct node *dynamic_target(const struct node *n, const struct scope *scope)
+{
+    const struct node *t = n->dynamic_target;
+    if (!n->dynamic_name)
+        return t;
+    for (const struct scope *s = scope; s; s = s->up) {
+        for (size_t i = 0; i < s->res->ndynanchors; i++) {
+            if (strcmp(s->res->dynanchors[i].name, n->dynamic_name) == 0) {
+                t = s->res->dynanchors[i].node;
+                break;
+            }
+        }
+    }
+    return t;
+}
+
+/* The target of N's $recursiveRef (2019-09): when its static target has "$recursiveAnchor":
+ * true, the outermost resource in the dynamic scope that has it too. */
+static const struct node *recursive_target(const struct node *n, const struct scope *scope)
+{
+    const struct node *t = n->recursive_target;
+    if (!t->recursive_anchor)
+        return t;
+    for (const struct scope *s = scope; s; s = s->up) {
+        if (s->res->recursive_anchor)
+            t = s->res;
+    }
+    return t;
+}
+
+/* unevaluatedProperties and unevaluatedItems: the members and items no other keyword of N
+ * (or of a subschema that applied in place and succeeded) evaluated. */
+static bool check_unevaluated(struct vctx *c, const struct node *n, const json_t *v,
+                              const struct jspath *at, int depth, bool collect,
+                              const struct scope *scope, struct annot *ann)
+{
+    bool ok = true;
+    if (n->unevaluated_properties && json_is_object(v)) {
+        json_t *obj = (json_t *)v;
+        size_t i = 0;
+        for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it), i++) {
+            if (ann->seen[i])
+                continue;
+            struct jspath child = {at, json_object_iter_key(it), json_object_iter_key_len(it), 0};
+            bool sub_ok;
+            if (n->unevaluated_properties->boolean == 0)
+                sub_ok = fail(c, collect, &child, n, "unevaluatedProperties",
+                              "property \"%s\" is not allowed", json_object_iter_key(it));
+            else
+                sub_ok = eval(c, n->unevaluated_properties, json_object_iter_value(it), &child,
+                              depth + 1, collect, scope, NULL);
+            if (!sub_ok) {
+                ok = false;
+                if (!collect || c->stop)
+                    return false;
+            }
+        }
+        memset(ann->seen, 1, ann->n);
+    }
+    if (n->unevaluated_items && json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (ann->seen[i])
+                continue;
+            struct jspath child = {at, NULL, 0, i};
+            bool sub_ok;
+            if (n->unevaluated_items->boolean == 0)
+                sub_ok = fail(c, collect, &child, n, "unevaluatedItems",
+                              "is not allowed: no other keyword evaluates this item");
+            else
+                sub_ok = eval(c, n->unevaluated_items, json_array_get(v, i), &child, depth + 1,
+                              collect, scope, NULL);
+            if (!sub_ok) {
+                ok = false;
+                if (!collect || c->stop)
+                    return false;
+            }
+        }
+        memset(ann->seen, 1, ann->n);
+    }
+    return ok;
+}
+
+static bool eval_node(struct vctx *c, const struct node *n, const json_t *v,
+                      const struct jspath *at, int depth, bool collect, const struct scope *scope,
+                      struct annot *ann)
+{
+    bool ok = true;
+    const struct node *refs[3] = {
+        n->ref_target,
+        n->dynamic_target ? dynamic_target(n, scope) : NULL,
+        n->recursive_target ? recursive_target(n, scope) : NULL,
+    };
+    for (size_t i = 0; i < 3; i++) {
+        if (refs[i] && !eval_inplace(c, refs[i], v, at, depth, collect, scope, ann)) {
+            ok = false;
+            if (!collect || c->stop)
+                return false;
+        }
+    }
+    ok = check_common(c, n, v, at, collect) && ok;
+    if (!ok && !collect)
+        return false;
+    switch (json_typeof(v)) {
+    case JSON_INTEGER:
+    case JSON_REAL:
+        ok = check_number(c, n, v, at, collect) && ok;
+        break;
+    case JSON_STRING:
+        ok = check_string(c, n, v, at, collect) && ok;
+        break;
+    case JSON_ARRAY:
+        ok = check_array(c, n, v, at, depth, collect, scope, ann) && ok;
+        break;
+    case JSON_OBJECT:
+        ok = check_object(c, n, v, at, depth, collect, scope, ann) && ok;
+        break;
+    default:
+        break;
+    }
+    if (!ok && !collect)
+        return false;
+    ok = check_applicators(c, n, v, at, depth, collect, scope, ann) && ok;
+    if (!ok && !collect)
+        return false;
+    if (ann && (n->unevaluated_properties || n->unevaluated_items))
+        ok = check_unevaluated(c, n, v, at, depth, collect, scope, ann) && ok;
+    return ok;
+}
+
 /* Validates V at AT against N. COLLECT: record every failure; otherwise stop at the first
  * and record nothing (anyOf, oneOf, not, if, contains, and callers without an error list).
- * DEPTH counts the evaluations in progress. */
+ * DEPTH counts the evaluations in progress. SCOPE is the dynamic scope so far. OUT, when not
+ * NULL, receives the members or items of V that N evaluates (when N succeeds). */
 static bool eval(struct vctx *c, const struct node *n, const json_t *v, const struct jspath *at,
-                 int depth, bool collect)
+                 int depth, bool collect, const struct scope *scope, struct annot *out)
 {
     if (c->stop)
         return false;
@@ -592,35 +905,39 @@ static bool eval(struct vctx *c, const struct node *n, const json_t *v, const st
         return true;
     if (n->boolean == 0)
         return fail(c, collect, at, n, "false", "no value is allowed here");
-    bool ok = true;
-    if (n->ref_target && !eval(c, n->ref_target, v, at, depth + 1, collect)) {
-        ok = false;
-        if (!collect || c->stop)
+    struct scope here = {n->res, scope};
+    if (!scope || scope->res != n->res)
+        scope = &here;
+    /* Annotations are tracked only where someone reads them: for a caller that asked, or
+     * for this node's own unevaluated keywords. */
+    struct annot own = {0, NULL}, *ann = out;
+    if (!ann && (n->unevaluated_properties || n->unevaluated_items) && instance_size(v) > 0) {
+        if (!annot_init(c, &own, v))
             return false;
+        ann = &own;
     }
-    ok = check_common(c, n, v, at, collect) && ok;
-    if (!ok && !collect)
-        return false;
-    switch (json_typeof(v)) {
-    case JSON_INTEGER:
-    case JSON_REAL:
-        ok = check_number(c, n, v, at, collect) && ok;
-        break;
-    case JSON_STRING:
-        ok = check_string(c, n, v, at, collect) && ok;
-        break;
-    case JSON_ARRAY:
-        ok = check_array(c, n, v, at, depth, collect) && ok;
-        break;
-    case JSON_OBJECT:
-        ok = check_object(c, n, v, at, depth, collect) && ok;
-        break;
-    default:
-        break;
+    if (ann && ann->n == 0)
+        ann = NULL;
+    /* Only reference targets can meet the same instance twice: on a container along many
+     * paths through the document, on any value along the many paths of a DAG of in-place
+     * references (allOf of two $refs at every level). */
+    bool memo = c->use_memo && n->ref_target_of;
+    if (memo) {
+        const struct memo_entry *e = memo_find(c, n, v);
+        /* A success has nothing to report; a failure is reported once, not once per path. */
+        if (e && (!out || e->seen) && (!collect || e->ok || e->reported)) {
+            if (out && e->ok) {
+                for (size_t i = 0; i < out->n; i++)
+                    out->seen[i] |= e->seen[i];
+            }
+            free(own.seen);
+            return e->ok;
+        }
     }
-    if (!ok && !collect)
-        return false;
-    ok = check_applicators(c, n, v, at, depth, collect) && ok;
+    bool ok = eval_node(c, n, v, at, depth, collect, scope, ann);
+    if (memo && !c->stop)
+        memo_store(c, n, v, ok, out, collect);
+    free(own.seen);
     return ok && !c->stop;
 }
 
@@ -629,6 +946,7 @@ int jsonschema_validate(const struct jsonschema *s, const json_t *doc, json_t **
     struct vctx c = {0};
     struct jsbuf where = {0};
     bool valid;
+    c.use_memo = !s->dynamic;
     if (errors) {
         *errors = NULL;
         c.errors = json_array();
@@ -645,11 +963,13 @@ int jsonschema_validate(const struct jsonschema *s, const json_t *doc, json_t **
             free(msg.p);
         }
     } else {
-        valid = eval(&c, s->root, doc, NULL, 0, errors != NULL) && !c.stop;
+        valid = eval(&c, s->root, doc, NULL, 0, errors != NULL, NULL, NULL) && !c.stop;
     }
     free(where.p);
     pcre2_match_data_free(c.md);
     pcre2_match_context_free(c.mc);
+    memo_free(c.memo);
+    json_decref(c.names);
     if (c.oom) {
         json_decref(c.errors);
         return JSONSCHEMA_ENOMEM;

@@ -290,13 +290,25 @@ static int schema_work(PGconn *conn, struct api_call *call, char *errmsg, size_t
         snprintf(errmsg, errlen, "schema %s has a malformed hash", w->schema_text);
         return DB_ERROR;
     }
+    /* Compiled as stored: with its own format choice, and its "$ref"s to other schemas of
+     * the catalog resolved now, so a write is judged by the catalog as it is (docs/
+     * jsonschema.md, "References between schemas"). */
     struct jsonschema *compiled = NULL;
     char why[512];
-    if (jsonschema_compile(json_object_get(row, "schema_content"), &compiled, why, sizeof(why)) !=
-        0) {
+    struct api_schema_resolver res = {.conn = conn};
+    struct jsonschema_options opts = {.format_assertion =
+                                          json_is_true(json_object_get(row, "format_assertion")),
+                                      .resolver = api_schemas_resolve,
+                                      .resolver_data = &res};
+    if (jsonschema_compile_ex(json_object_get(row, "schema_content"), &opts, &compiled, why,
+                              sizeof(why)) != 0) {
         json_decref(row);
-        snprintf(errmsg, errlen, "schema %s no longer compiles: %s", w->schema_text, why);
-        return DB_ERROR;
+        call->err_field = "schema_id";
+        snprintf(errmsg, errlen,
+                 "the schema of schema_id %s cannot be used now: %s%s%s; fix the schemas of "
+                 "the catalog it refers to, or bind the config to another schema",
+                 w->schema_text, why, res.err[0] ? "; " : "", res.err);
+        return APIH_UNPROCESSABLE;
     }
     json_decref(row);
     json_t *errors = NULL;
@@ -333,6 +345,12 @@ static void schema_done(int status, const char *errmsg, void *arg)
     struct api_call *call = arg;
     if (status == DB_OK) {
         propose(call);
+        return;
+    }
+    if (status == APIH_UNPROCESSABLE && call->result == NULL) {
+        /* The bound schema itself cannot be compiled now (a schema it refers to is gone):
+         * api_finish() answers 422 invalid_schema naming schema_id. */
+        api_finish(call, status, errmsg);
         return;
     }
     if (status == APIH_UNPROCESSABLE) {

@@ -61,6 +61,17 @@ bool api_input_is_slug(const char *s);
 /* Writes the 16-byte ID as canonical UUID text (8-4-4-4-12 lowercase hex) into OUT. */
 void api_input_uuid_text(const uint8_t id[16], char out[37]);
 
+/* The resolver of "$ref"s between schemas of the catalog (docs/jsonschema.md, "References
+ * between schemas"): urn:conclave:schema:<id>, or the one live schema whose root "$id" is the
+ * URI. A jsonschema_resolver_fn whose data is a struct api_schema_resolver; it queries
+ * PostgreSQL on CONN, so it runs only inside a pool job. ERR keeps why the first URI that
+ * could not be resolved was not, for the compile error. In api_schemas.c. */
+struct api_schema_resolver {
+    PGconn *conn; /* the job's connection */
+    char err[256];
+};
+json_t *api_schemas_resolve(const char *uri, void *resolver);
+
 /* True when this node may coordinate a write or a linearizable read (it is the ready
  * leader). Otherwise the call is taken over: forwarded to the leader once (a forwarded
  * request is never forwarded again), or answered 503 with Retry-After. In api_forward.c. */

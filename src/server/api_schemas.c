@@ -21,10 +21,49 @@ struct prepared {
     unsigned char hash[crypto_hash_sha256_BYTES];
 };
 
+struct schema_req {
+    const char *name;     /* points into call->body */
+    json_t *content;      /* borrowed from call->body; NULL when absent */
+    bool strict;          /* "strict": refuse unknown keywords and formats (not stored) */
+    int format_assertion; /* "format_assertion": 0 or 1, -1 when absent */
+};
+
+json_t *api_schemas_resolve(const char *uri, void *data)
+{
+    struct api_schema_resolver *r = data;
+    PGconn *conn = r->conn;
+    json_t *row = NULL;
+    char why[256];
+    static const char urn[] = "urn:conclave:schema:";
+    int rc;
+    if (strncmp(uri, urn, sizeof(urn) - 1) == 0) {
+        const char *id = uri + sizeof(urn) - 1;
+        rc =
+            api_input_is_uuid(id) ? db_schemas_get(conn, id, &row, why, sizeof(why)) : DB_NOT_FOUND;
+        if (rc == DB_OK) {
+            json_t *content = json_incref(json_object_get(row, "schema_content"));
+            json_decref(row);
+            return content;
+        }
+        snprintf(why, sizeof(why), "the catalog has no schema %s", id);
+    } else {
+        rc = db_schemas_by_id_uri(conn, uri, &row, why, sizeof(why));
+        if (rc == DB_OK) {
+            return row;
+        }
+    }
+    if (r->err[0] == '\0') {
+        snprintf(r->err, sizeof(r->err), "%s", why);
+    }
+    return NULL;
+}
+
 /* Turns the body's schema_content (an object or boolean, or a string holding one) into
- * canonical text, after checking it compiles. Returns DB_OK, APIH_UNPROCESSABLE or DB_INVALID
- * with ERRMSG. */
-static int prepare(json_t *content, struct prepared *out, char *errmsg, size_t errlen)
+ * canonical text, after checking it compiles with OPTS (whose resolver data is an
+ * api_schema_resolver on CONN). Returns DB_OK, APIH_UNPROCESSABLE or DB_INVALID with
+ * ERRMSG. */
+static int prepare(PGconn *conn, json_t *content, const struct schema_req *req,
+                   struct prepared *out, char *errmsg, size_t errlen)
 {
     json_t *schema = NULL;
     char why[512];
@@ -48,9 +87,15 @@ static int prepare(json_t *content, struct prepared *out, char *errmsg, size_t e
         return DB_INVALID;
     }
     struct jsonschema *compiled = NULL;
-    if (jsonschema_compile(schema, &compiled, why, sizeof(why)) != 0) {
+    struct api_schema_resolver res = {.conn = conn};
+    struct jsonschema_options opts = {.strict = req->strict,
+                                      .format_assertion = req->format_assertion == 1,
+                                      .resolver = api_schemas_resolve,
+                                      .resolver_data = &res};
+    if (jsonschema_compile_ex(schema, &opts, &compiled, why, sizeof(why)) != 0) {
         json_decref(schema);
-        snprintf(errmsg, errlen, "schema_content is not a usable schema: %s", why);
+        snprintf(errmsg, errlen, "schema_content is not a usable schema: %s%s%s", why,
+                 res.err[0] ? "; " : "", res.err);
         return APIH_UNPROCESSABLE;
     }
     jsonschema_free(compiled);
@@ -65,22 +110,17 @@ static int prepare(json_t *content, struct prepared *out, char *errmsg, size_t e
     return DB_OK;
 }
 
-struct schema_req {
-    const char *name; /* points into call->body */
-    json_t *content;  /* borrowed from call->body; NULL when absent */
-};
-
 static int create_work(PGconn *conn, struct api_call *call, char *errmsg, size_t errlen)
 {
     struct schema_req *r = call->data;
     struct prepared p;
     call->err_field = "schema_content";
-    int rc = prepare(r->content, &p, errmsg, errlen);
+    int rc = prepare(conn, r->content, r, &p, errmsg, errlen);
     if (rc != DB_OK) {
         return rc;
     }
-    rc = db_schemas_create(conn, r->name, p.text, p.hash, call->who.user_id, &call->result, errmsg,
-                           errlen);
+    rc = db_schemas_create(conn, r->name, p.text, p.hash, r->format_assertion == 1,
+                           call->who.user_id, &call->result, errmsg, errlen);
     free(p.text);
     return rc;
 }
@@ -88,20 +128,31 @@ static int create_work(PGconn *conn, struct api_call *call, char *errmsg, size_t
 /* Reads name and schema_content; both required when REQUIRED. */
 static struct schema_req *read_request(struct api_call *call, bool required)
 {
-    static const char *const known[] = {"name", "schema_content", NULL};
+    static const char *const known[] = {"name", "schema_content", "strict", "format_assertion",
+                                        NULL};
     const char *name;
+    bool strict, fa;
     if (api_input_body_object(call) != 0 || api_input_fields_known(call, known) != 0 ||
-        api_input_field_string(call, "name", required, 1, 200, &name) != 0) {
+        api_input_field_string(call, "name", required, 1, 200, &name) != 0 ||
+        api_input_field_bool(call, "strict", false, &strict) != 0 ||
+        api_input_field_bool(call, "format_assertion", false, &fa) != 0) {
         return NULL;
     }
+    bool has_fa = json_object_get(call->body, "format_assertion") != NULL;
     json_t *content = json_object_get(call->body, "schema_content");
     if (content == NULL && required) {
         api_field_error(call, "schema_content", "field \"schema_content\" is required");
         return NULL;
     }
-    if (!required && content == NULL && name == NULL) {
+    if (!required && content == NULL && name == NULL && !has_fa) {
         api_field_error(call, "schema_content",
-                        "nothing to change: send field \"name\" and/or \"schema_content\"");
+                        "nothing to change: send field \"name\", \"schema_content\" and/or "
+                        "\"format_assertion\"");
+        return NULL;
+    }
+    if (strict && content == NULL) {
+        api_field_error(call, "strict",
+                        "\"strict\" checks the schema_content sent with it; send schema_content");
         return NULL;
     }
     struct schema_req *r = calloc(1, sizeof(*r));
@@ -111,6 +162,8 @@ static struct schema_req *read_request(struct api_call *call, bool required)
     }
     r->name = name;
     r->content = content;
+    r->strict = strict;
+    r->format_assertion = has_fa ? fa : (required ? 0 : -1);
     call->data = r;
     return r;
 }
@@ -183,11 +236,11 @@ static int update_work(PGconn *conn, struct api_call *call, char *errmsg, size_t
         return rc;
     }
     call->err_field = "schema_content";
-    if (r->content != NULL && (rc = prepare(r->content, &p, errmsg, errlen)) != DB_OK) {
+    if (r->content != NULL && (rc = prepare(conn, r->content, r, &p, errmsg, errlen)) != DB_OK) {
         return rc;
     }
     rc = db_schemas_update(conn, call->params[0], r->name, p.text, p.text ? p.hash : NULL,
-                           &call->result, errmsg, errlen);
+                           r->format_assertion, &call->result, errmsg, errlen);
     free(p.text);
     return rc;
 }

@@ -258,9 +258,24 @@ check_schema /type '{"type": "strng"}'
 check_schema /properties/a/minimum '{"type": "object", "properties": {"a": {"minimum": "x"}}}'
 check_schema /properties/a/pattern '{"properties": {"a": {"pattern": "(unclosed"}}}'
 check_schema /items/required '{"items": {"required": "a"}}'
-check_schema /properties/a '{"properties": {"a": {"typo_keyword": 1}}}'
 check_schema /type '"{\"type\": 5}"'
+# An unknown keyword is ignored as the specification says, unless the upload asks for strict
+# mode, which reports it where it is.
+check_schema_strict() { # POINTER CONTENT
+  api POST $S "{\"name\": \"bad\", \"strict\": true, \"schema_content\": $2}" "$T_ALICE"
+  n_checks=$((n_checks + 1))
+  soft expect_error invalid_schema 422
+  [[ $(jq -r .message <<<"$body" 2>/dev/null) == *"$1"* ]] ||
+    soft fail "$last_req: the message should hold the JSON Pointer $1: ${body:0:300}"
+}
+check_schema_strict /properties/a/typo_keyword '{"properties": {"a": {"typo_keyword": 1}}}'
+check_schema_strict /format '{"type": "string", "format": "no-such-format"}'
+check 400 bad_request strict POST $S '{"name": "s", "strict": "yes", "schema_content": {}}' "$T_ALICE"
+check 400 bad_request format_assertion POST $S '{"name": "s", "format_assertion": 1, "schema_content": {}}' "$T_ALICE"
 soft expect_eq "$(sql "SELECT count(*) FROM config_schemas WHERE name <> 's'")" 0 "schemas made by refused bodies"
+accept 201 POST $S '{"name": "lenient", "schema_content": {"properties": {"a": {"typo_keyword": 1}}}}' "$T_ALICE"
+soft expect_json .format_assertion false
+api DELETE "$S/$(json_get id)" "" "$T_ALICE"
 # Accepted forms: an object, a boolean, and either as a string holding the JSON.
 sha() { printf '%s' "$1" | sha256sum | cut -c1-64; }
 accept 201 POST $S '{"name": "obj", "schema_content": {"type": "object"}}' "$T_ALICE"
