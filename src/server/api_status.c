@@ -41,6 +41,18 @@ void api_status_ready(struct api_call *call)
          * the answer says which revision and PostgreSQL's words, so an operator can act. */
         struct materializer_stats ms;
         materializer_stats(call->node->matd, &ms);
+        if (ms.postgresql_ahead) {
+            api_error(call, 503, "postgresql_ahead",
+                      "postgresql is ahead of the cluster: it holds revisions up to %llu (raft "
+                      "index %llu) and the cluster's state machine only %llu: the nodes' raft "
+                      "data is older than the database (emptied, or restored from an older "
+                      "copy) or the database is another cluster's; writes are refused until the "
+                      "nodes' raft data matches the database (docs/backup.md)",
+                      (unsigned long long)ms.ahead_pg_revision,
+                      (unsigned long long)ms.ahead_pg_index,
+                      (unsigned long long)ms.ahead_fsm_revision);
+            return;
+        }
         if (ms.postgresql_behind) {
             /* The leader only (followers do not read the cursor; they answer ready and
              * forward writes, which the leader refuses). */
@@ -117,6 +129,7 @@ static void gather(struct node *node, struct metrics_gauges *g)
             g->materializer_failures_in_row = ms.failures_in_row;
             g->materializer_stalled_raft_index = ms.stalled ? ms.failed_raft_index : 0;
             g->materializer_postgresql_behind = ms.postgresql_behind;
+            g->materializer_postgresql_ahead = ms.postgresql_ahead;
             g->materializer_missing_from_revision = ms.missing_from;
             g->materializer_missing_to_revision = ms.missing_to;
             g->materializer_missing_from_raft_index = ms.missing_from_index;

@@ -117,7 +117,15 @@ struct matd {
      * skipped. Only meaningful while cursor_term != 0 (this node leads and read the cursor). */
     bool behind;
     struct db_revisions_loss gap; /* what PostgreSQL lacks */
-    bool skip_ready;              /* an accepted loss equal to gap: JOB_SKIP next */
+    /* PostgreSQL ahead of the cluster: its cursor holds revisions past every one this state
+     * machine has (the nodes' raft data is older than the database: emptied, or restored
+     * from an older copy, or the database is another cluster's). Then raft indexes say nothing
+     * about what PostgreSQL holds, so nothing counts as written and nothing is written; writes
+     * are refused until an operator restores raft data that matches (docs/backup.md). Set and
+     * cleared by check_gap() like behind. */
+    bool ahead;
+    uint64_t ahead_pg_revision, ahead_pg_index, ahead_fsm_revision;
+    bool skip_ready; /* an accepted loss equal to gap: JOB_SKIP next */
     char behind_note[256];
     bool cursor_read_pending; /* the job at a worker is this term's first cursor read */
     bool recheck;             /* a verify waiter wants a cursor read */
@@ -159,7 +167,7 @@ static bool is_written(struct waiter *w, struct matd *m)
      * PostgreSQL in this term). Not "a materialized(N) entry covers it": that says PostgreSQL
      * held it once, and a restore of an older backup can have taken it away since (issue 14).
      * A verify waiter is answered by the read that looked its row up, never here. */
-    return !w->verify && m->cursor_term != 0 && !m->behind && w->index <= m->cursor;
+    return !w->verify && m->cursor_term != 0 && !m->behind && !m->ahead && w->index <= m->cursor;
 }
 
 static bool is_late(struct waiter *w, struct matd *m)
@@ -290,6 +298,37 @@ static uint64_t trimmed_revision(const struct matd *m)
 
 static void check_gap(struct matd *m, uint64_t pg_index, uint64_t pg_revision)
 {
+    /* This node leads and applied everything committed before its term (rnode_ready), and
+     * PostgreSQL only ever holds committed revisions: in one cluster its cursor can never be
+     * past this state machine's last revision. */
+    uint64_t have = fsm_revision(m->fsm);
+    if (pg_revision > have) {
+        if (!m->ahead || m->ahead_pg_revision != pg_revision || m->ahead_fsm_revision != have) {
+            fprintf(stderr,
+                    "materializer: postgresql is ahead of the cluster: it holds revisions up to "
+                    "%llu (raft index %llu), and this cluster's state machine has only %llu: "
+                    "the nodes' raft data is older than the database (emptied, or restored "
+                    "from an older copy) or the database is another cluster's; writes are "
+                    "refused until the nodes' raft data matches the database "
+                    "(docs/backup.md)\n",
+                    (unsigned long long)pg_revision, (unsigned long long)pg_index,
+                    (unsigned long long)have);
+        }
+        m->ahead = true;
+        m->ahead_pg_revision = pg_revision;
+        m->ahead_pg_index = pg_index;
+        m->ahead_fsm_revision = have;
+        m->behind = false;
+        m->skip_ready = false;
+        return;
+    }
+    if (m->ahead) {
+        fprintf(stderr,
+                "materializer: postgresql is no longer ahead of the cluster (cursor at revision "
+                "%llu, state machine at %llu)\n",
+                (unsigned long long)pg_revision, (unsigned long long)have);
+        m->ahead = false;
+    }
     uint64_t trimmed_rev = trimmed_revision(m);
     uint64_t trimmed_index = fsm_materialized_index(m->fsm);
     if (pg_revision >= trimmed_rev) {
@@ -620,7 +659,8 @@ static void write_done(int status, const char *errmsg, void *arg)
         w->in_job = false; /* a failed read: look them up again */
     }
     if (b->kind != JOB_WRITE) {
-        m->next_recheck = uv_now(m->loop) + (m->behind ? BEHIND_RECHECK_MS : IDLE_RECHECK_MS);
+        m->next_recheck =
+            uv_now(m->loop) + (m->behind || m->ahead ? BEHIND_RECHECK_MS : IDLE_RECHECK_MS);
     }
     if (status == DB_OK && this_term && b->kind == JOB_SKIP) {
         fprintf(stderr,
@@ -736,6 +776,7 @@ static void step(struct matd *m)
         }
         m->failures_in_row = 0; /* a follower writes nothing, so it cannot be stalled */
         m->behind = false;      /* nor judge PostgreSQL: the next leader reads the cursor */
+        m->ahead = false;
         m->skip_ready = false;
         answer(m, any, MATD_ELEADERSHIP);
         return;
@@ -748,6 +789,7 @@ static void step(struct matd *m)
         m->durable = 0;
         m->flush_due = 0;
         m->behind = false;
+        m->ahead = false;
         m->skip_ready = false;
     }
     uint64_t now = uv_now(m->loop);
@@ -765,9 +807,10 @@ static void step(struct matd *m)
     } else if (m->behind && m->skip_ready) {
         b->kind = JOB_SKIP;
         b->loss = m->gap;
-    } else if (m->behind || m->recheck) {
-        /* Behind: nothing can be written; read the cursor again now and then (a newer backup
-         * restored, or an accepted loss). A verify waiter: read now. */
+    } else if (m->behind || m->ahead || m->recheck) {
+        /* Behind or ahead: nothing can be written; read the cursor again now and then (a
+         * newer backup restored, an accepted loss, raft data put back). A verify waiter: read
+         * now. */
         if (!m->recheck && now < m->next_recheck) {
             free(b);
             return;
@@ -1003,6 +1046,19 @@ bool materializer_refusal(const struct matd *m, int wait_status, uint64_t raft_i
     if (wait_status != 0 && wait_status != MATD_EBEHIND) {
         return false;
     }
+    if (wait_status == 0 && m->ahead && m->cursor_term != 0) {
+        out->http_status = 503;
+        out->code = "postgresql_ahead";
+        snprintf(out->message, sizeof(out->message),
+                 "postgresql is ahead of the cluster: it holds revisions up to %llu (raft index "
+                 "%llu) and the cluster's state machine only %llu: the nodes' raft data is older "
+                 "than the database (emptied, or restored from an older copy); this request "
+                 "wrote nothing; writes are refused until an operator restores the nodes' raft "
+                 "data to match the database (docs/backup.md)",
+                 (unsigned long long)m->ahead_pg_revision, (unsigned long long)m->ahead_pg_index,
+                 (unsigned long long)m->ahead_fsm_revision);
+        return true;
+    }
     if (wait_status == 0 && (!m->behind || m->cursor_term == 0)) {
         return false;
     }
@@ -1050,6 +1106,12 @@ void materializer_stats(const struct matd *m, struct materializer_stats *out)
     out->batch_size = m->batch_size;
     out->batch_seconds = m->batch_seconds;
     out->transaction_seconds = m->transaction_seconds;
+    if (m->ahead && m->cursor_term != 0) {
+        out->postgresql_ahead = true;
+        out->ahead_pg_revision = m->ahead_pg_revision;
+        out->ahead_pg_index = m->ahead_pg_index;
+        out->ahead_fsm_revision = m->ahead_fsm_revision;
+    }
     if (m->behind && m->cursor_term != 0) {
         out->postgresql_behind = true;
         out->missing_from = m->gap.revision_from;

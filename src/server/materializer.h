@@ -88,8 +88,8 @@ bool materializer_request_is_new(struct matd *m, const char *project, const char
 
 /* An answer to refuse a write with, from materializer_refusal(). */
 struct materializer_refusal {
-    int http_status;  /* 503 (behind) or 410 (lost) */
-    const char *code; /* "postgresql_behind" or "write_lost" (docs/api.md) */
+    int http_status;  /* 503 (behind, ahead) or 410 (lost) */
+    const char *code; /* "postgresql_behind", "postgresql_ahead" or "write_lost" (docs/api.md) */
     char message[512];
 };
 
@@ -125,6 +125,11 @@ struct materializer_stats {
     /* PostgreSQL behind the cluster (this node leads and read the cursor): it lacks revisions
      * missing_from..missing_to (raft indexes missing_from_index..missing_to_index) that every
      * state machine already trimmed. All 0 when not behind. */
+    /* PostgreSQL ahead of the cluster (this node leads and read the cursor): it holds
+     * revisions up to ahead_pg_revision (raft index ahead_pg_index), past this state machine's
+     * last, ahead_fsm_revision. Writes are refused (postgresql_ahead). */
+    bool postgresql_ahead;
+    uint64_t ahead_pg_revision, ahead_pg_index, ahead_fsm_revision;
     bool postgresql_behind;
     uint64_t missing_from, missing_to;
     uint64_t missing_from_index, missing_to_index;

@@ -604,6 +604,10 @@ static void render_raft(struct buf *b, const struct metrics *m, const struct met
           "already trimmed (an older backup restored?); writes are refused with 503 "
           "postgresql_behind.",
           g->materializer_postgresql_behind ? 1 : 0);
+    gauge(b, "conclave_materializer_postgresql_ahead",
+          "1 while PostgreSQL holds revisions past this cluster's state machine (the nodes' raft "
+          "data is older than the database): writes are refused with 503 postgresql_ahead.",
+          g->materializer_postgresql_ahead);
     gauge(b, "conclave_materializer_postgresql_missing_revisions",
           "How many revisions PostgreSQL lacks while it is behind, else 0.",
           g->materializer_postgresql_behind

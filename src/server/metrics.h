@@ -100,6 +100,7 @@ struct metrics_gauges {
     /* PostgreSQL behind the cluster (the leader only): it lacks committed revisions that
      * every node already trimmed. The range is 0..0 when it is not behind. */
     bool materializer_postgresql_behind;
+    bool materializer_postgresql_ahead; /* PostgreSQL holds revisions this cluster lacks */
     uint64_t materializer_missing_from_revision, materializer_missing_to_revision;
     uint64_t materializer_missing_from_raft_index, materializer_missing_to_raft_index;
 
