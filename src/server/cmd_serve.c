@@ -5,6 +5,7 @@
 
 #include "server/api.h"
 #include "server/config.h"
+#include "server/logfmt.h"
 #include "server/node.h"
 
 static const char usage_text[] =
@@ -44,6 +45,14 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "conclave serve: %s\n", err);
         return 1;
     }
+    /* From here on the log is as configured (logfmt.h): JSON lines, a level, or as written. */
+    if ((conf.log_json || conf.log_level != LOGFMT_INFO) &&
+        logfmt_start(conf.log_json, (enum logfmt_level)conf.log_level, conf.node_id, err,
+                     sizeof(err)) != 0) {
+        fprintf(stderr, "conclave serve: %s\n", err);
+        config_free(&conf);
+        return 1;
+    }
     /* HTTPS is the default; plain HTTP only by an explicit choice (docs/security.md). */
     if (conf.http_cert_file == NULL && !conf.http_insecure_plaintext) {
         fprintf(stderr,
@@ -52,6 +61,7 @@ int cmd_serve(int argc, char **argv)
                 "set \"insecure_plaintext\": true in the \"http\" section\n",
                 path);
         config_free(&conf);
+        logfmt_stop();
         return 1;
     }
     if (conf.http_insecure_plaintext) {
@@ -73,5 +83,6 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "conclave serve: %s\n", err);
     }
     config_free(&conf);
+    logfmt_stop();
     return rc == 0 ? 0 : 1;
 }

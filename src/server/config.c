@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "server/config_env.h"
+#include "server/logfmt.h"
 
 /* Parsing context: where we are, for messages. */
 struct ctx {
@@ -560,7 +561,7 @@ static int parse_root(struct ctx *c, json_t *root, struct config *conf)
                    "give raft its tls files");
     }
     if ((sec = json_object_get(root, "log")) != NULL) {
-        static const char *const lknown[] = {"access", NULL};
+        static const char *const lknown[] = {"access", "format", "level", NULL};
         if (!json_is_object(sec)) {
             return bad(c, "log", "must be an object");
         }
@@ -573,6 +574,22 @@ static int parse_root(struct ctx *c, json_t *root, struct config *conf)
         }
         if (a != NULL) {
             conf->access_log = json_is_true(a);
+        }
+        json_t *f = json_object_get(sec, "format");
+        if (f != NULL) {
+            const char *fs = json_string_value(f);
+            if (fs == NULL || (strcmp(fs, "text") != 0 && strcmp(fs, "json") != 0)) {
+                return bad(c, "log.format", "must be \"text\" or \"json\"");
+            }
+            conf->log_json = strcmp(fs, "json") == 0;
+        }
+        json_t *l = json_object_get(sec, "level");
+        if (l != NULL) {
+            enum logfmt_level lv;
+            if (!json_is_string(l) || logfmt_parse_level(json_string_value(l), &lv) != 0) {
+                return bad(c, "log.level", "must be \"info\", \"warn\" or \"error\"");
+            }
+            conf->log_level = (int)lv;
         }
     }
     return 0;

@@ -37,6 +37,8 @@ struct config {
     unsigned long long password_ops;  /* argon2id opslimit; default libsodium INTERACTIVE */
     size_t password_mem_kib;          /* argon2id memlimit in KiB; default libsodium INTERACTIVE */
     bool access_log;                  /* default true */
+    bool log_json;                    /* log.format "json": JSON lines (logfmt.h); default text */
+    int log_level;                    /* log.level: enum logfmt_level; default info (0) */
     bool has_raft;                    /* a "raft" section was given */
     struct rnode_config raft;         /* raft.*; dir is <data_dir>/raft, id is node_id */
     char *source;                     /* the path the config was loaded from; owned */

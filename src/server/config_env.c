@@ -22,6 +22,8 @@ const struct config_env_var config_env_vars[] = {
     {"CONCLAVE_RAFT_KEY_FILE", "raft.key_file", CONFIG_ENV_PATH},
     {"CONCLAVE_RAFT_INSECURE_PLAINTEXT", "raft.insecure_plaintext", CONFIG_ENV_BOOL},
     {"CONCLAVE_LOG_ACCESS", "log.access", CONFIG_ENV_BOOL},
+    {"CONCLAVE_LOG_FORMAT", "log.format", CONFIG_ENV_STRING},
+    {"CONCLAVE_LOG_LEVEL", "log.level", CONFIG_ENV_STRING},
     {NULL, NULL, CONFIG_ENV_STRING},
 };
 
