@@ -2,9 +2,12 @@
  * cli_cmd_schema: `conclave schema`, the instance-wide catalog of JSON Schemas that configs
  * can be bound to (put --schema ID).
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "jsonschema/jsonschema.h"
 
 #include "cli/cli.h"
 #include "cli/cli_cmd.h"
@@ -171,14 +174,128 @@ static int schema_delete(struct cli_global *g, int argc, char **argv)
     return rc;
 }
 
+/* The name schema check --at gives the schema file, for the resolver below. */
+#define CHECK_URI "urn:conclave:schema-check-file"
+
+static json_t *serve_file(const char *uri, void *file)
+{
+    return strcmp(uri, CHECK_URI) == 0 ? json_incref((json_t *)file) : NULL;
+}
+
+/* `schema check SCHEMA DOC...`: validates documents against a schema file here, with the
+ * validator the nodes run, without a server (docs/cli.md). --at POINTER picks a subschema of
+ * the file (an OpenAPI document's components, a bundle's $defs); references inside the file
+ * still resolve. */
+static int schema_check(struct cli_global *g, int argc, char **argv)
+{
+    enum { OPT_AT = 256, OPT_STRICT, OPT_FORMAT };
+    static const struct option longopts[] = {{"at", required_argument, NULL, OPT_AT},
+                                             {"strict", no_argument, NULL, OPT_STRICT},
+                                             {"format-assertion", no_argument, NULL, OPT_FORMAT},
+                                             {NULL, 0, NULL, 0}};
+    const char *at = NULL;
+    struct jsonschema_options opts = {0};
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (ch == OPT_AT) {
+            at = optarg;
+        } else if (ch == OPT_STRICT) {
+            opts.strict = true;
+        } else if (ch == OPT_FORMAT) {
+            opts.format_assertion = true;
+        } else {
+            return cli_bad_option("schema", argv);
+        }
+    }
+    if (argc - optind < 2) {
+        return cli_usage_error("schema", "schema check needs a SCHEMA file and at least one "
+                                         "DOCUMENT file (- for standard input)");
+    }
+    if (at != NULL && at[0] != '\0' && at[0] != '/') {
+        return cli_usage_error("schema", "--at takes a JSON Pointer such as /$defs/port");
+    }
+    json_t *schema = NULL, *schema_file = NULL;
+    int rc = read_schema(argv[optind], &schema);
+    if (rc != CLI_EXIT_OK) {
+        return rc;
+    }
+    if (at != NULL) {
+        /* The file is served as a document of its own under CHECK_URI, and the schema is just
+         * a reference to the pointer in it: the file's root keywords do not apply, and its
+         * internal references resolve within it. */
+        char ref[1100];
+        snprintf(ref, sizeof(ref), "%s#%s", CHECK_URI, at);
+        opts.resolver = serve_file;
+        opts.resolver_data = schema;
+        json_t *wrapper = json_pack("{s:s}", "$ref", ref);
+        schema_file = schema;
+        schema = wrapper;
+    }
+    struct jsonschema *compiled = NULL;
+    char err[1024];
+    int crc = jsonschema_compile_ex(schema, &opts, &compiled, err, sizeof(err));
+    json_decref(schema_file);
+    if (crc != 0) {
+        json_decref(schema);
+        char msg[1200];
+        snprintf(msg, sizeof(msg), "schema check: %s is not a usable schema: %s", argv[optind],
+                 err);
+        return cli_fail(CLI_EXIT_INVALID, msg);
+    }
+    json_decref(schema);
+    json_t *report = json_array();
+    int worst = CLI_EXIT_OK;
+    for (int i = optind + 1; i < argc; i++) {
+        json_t *doc = NULL;
+        char derr[1024];
+        int r = cli_read_json_input(argv[i], &doc, derr, sizeof(derr));
+        if (r != CLI_EXIT_OK) {
+            jsonschema_free(compiled);
+            json_decref(report);
+            return cli_fail(r, derr);
+        }
+        json_t *errors = NULL;
+        int v = jsonschema_validate(compiled, doc, &errors);
+        json_decref(doc);
+        if (v != 0 && v != JSONSCHEMA_INVALID) {
+            jsonschema_free(compiled);
+            json_decref(report);
+            json_decref(errors);
+            return cli_fail(CLI_EXIT_FAILURE, "schema check: out of memory");
+        }
+        if (v == JSONSCHEMA_INVALID) {
+            worst = CLI_EXIT_INVALID;
+        }
+        if (!g->json_output) {
+            printf("%s: %s\n", argv[i], v == 0 ? "valid" : "invalid");
+            size_t k;
+            json_t *e;
+            json_array_foreach(errors, k, e)
+            {
+                const char *path = json_string_value(json_object_get(e, "path"));
+                printf("  at %s: %s (%s)\n", path && path[0] ? path : "the root",
+                       json_string_value(json_object_get(e, "message")),
+                       json_string_value(json_object_get(e, "keyword")));
+            }
+        }
+        json_array_append_new(report, json_pack("{s:s,s:b,s:o}", "file", argv[i], "valid", v == 0,
+                                                "errors", errors ? errors : json_array()));
+    }
+    jsonschema_free(compiled);
+    if (g->json_output) {
+        cli_print_json(report);
+    }
+    json_decref(report);
+    return worst;
+}
+
 static int run_schema(struct cli_global *g, int argc, char **argv)
 {
-    static const struct cli_sub subs[] = {{"create", schema_create},
-                                          {"get", schema_get},
-                                          {"list", schema_list},
-                                          {"update", schema_update},
-                                          {"delete", schema_delete}};
-    return cli_dispatch("schema", subs, 5, g, argc, argv);
+    static const struct cli_sub subs[] = {{"create", schema_create}, {"get", schema_get},
+                                          {"list", schema_list},     {"update", schema_update},
+                                          {"delete", schema_delete}, {"check", schema_check}};
+    return cli_dispatch("schema", subs, 6, g, argc, argv);
 }
 
 const struct cli_command cli_cmd_schema = {
@@ -188,6 +305,12 @@ const struct cli_command cli_cmd_schema = {
     "       conclave schema list\n"
     "       conclave schema update ID [FILE|-] [--name NAME]\n"
     "       conclave schema delete ID\n"
+    "       conclave schema check SCHEMA_FILE DOC_FILE... [--at POINTER] [--strict]\n"
+    "                             [--format-assertion]\n"
+    "\n"
+    "check validates documents against a schema file here, with the nodes' validator and no\n"
+    "server: exit 0 when every document is valid, 7 naming each failure otherwise; --at picks\n"
+    "the subschema at a JSON Pointer of the file (e.g. /components/schemas/Config).\n"
     "\n"
     "Schemas are shared by every project of the cluster, so they must not hold secrets; only\n"
     "their creator or an instance admin changes or deletes them. The file (standard input\n"

@@ -11,7 +11,9 @@
 #    headers present and every described header valid, its media type listed, and a JSON body
 #    must validate against the schema given for that status (JSON Schema 2020-12, python's
 #    jsonschema). Every documented 2xx and main error must be exercised, except the list in
-#    $TMP/skipped below, which must be exactly what is not exercised.
+#    $TMP/skipped below, which must be exactly what is not exercised. Every body is also
+#    validated with conclave's own validator (`conclave schema check --at`), which must judge
+#    it as python's jsonschema does.
 # With OPENAPI_KEEP=DIR the recorded exchanges are copied to DIR, to run openapi_check.py on
 # them again (`openapi_check.py responses docs/openapi.yaml DIR SKIPPED_FILE`).
 source "$(dirname "$0")/../lib/lib.sh"
@@ -536,6 +538,6 @@ rec POST /v1/auth/logout "" "$TC" "$L"
 wait "$SLOW_READ" || fail "the stale read with min_index did not get an answer"
 [[ -z ${OPENAPI_KEEP:-} ]] || cp -r "$REC" "$OPENAPI_KEEP"
 echo "openapi: $NREC answers recorded after $SECONDS s"
-"$PY" "$CHECK" responses "$YAML" "$REC" "$TMP/skipped" ||
+CONCLAVE_BIN=$BIN "$PY" "$CHECK" responses "$YAML" "$REC" "$TMP/skipped" ||
   fail "real answers disagree with docs/openapi.yaml (above)"
 test_done openapi

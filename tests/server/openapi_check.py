@@ -196,6 +196,7 @@ def cmd_responses(yaml_path, recdir, expect_file):
     doc = load(yaml_path)
     validator = make_validator_factory(doc)
     problems = []
+    checked = {}  # schema pointer -> [(where, JSON body, python's verdict)]
     seen = {}  # (METHOD, template) -> set of statuses
     nrec = 0
     names = sorted((f[:-4] for f in os.listdir(recdir) if f.endswith(".req")), key=int)
@@ -306,12 +307,17 @@ def cmd_responses(yaml_path, recdir, expect_file):
             problems.append("%s: body is not JSON (%s): %r" % (where, e, body[:200]))
             continue
         sptr = "%s/content/application~1json/schema" % rptr
+        python_valid = True
         for e in validator(sptr).iter_errors(value):
+            python_valid = False
             path = "/".join(str(p) for p in e.absolute_path)
             problems.append("%s: body at /%s: %s (schema %s); body: %s"
                             % (where, path, e.message[:300],
                                "/".join(str(p) for p in e.absolute_schema_path)[-160:],
                                body[:400].decode("utf-8", "replace")))
+        checked.setdefault(sptr, []).append((where, value, python_valid))
+
+    problems.extend(conclave_check(doc, checked))
 
     # Coverage: every operation exercised; its success and its main errors too, or listed.
     expected_missing = {}
@@ -363,6 +369,45 @@ def validator_for_inline(validator, doc, schema, value):
     root["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     cls = jsonschema.Draft202012Validator
     return (e.message for e in cls(root).iter_errors(value))
+
+
+def conclave_check(doc, checked):
+    """Validates every recorded body again with conclave's own validator (`conclave schema
+    check --at POINTER`, the binary in $CONCLAVE_BIN), and reports each body it judges
+    differently from python's jsonschema: the description must mean the same to both."""
+    import subprocess
+    import tempfile
+
+    binary = os.environ.get("CONCLAVE_BIN")
+    if not binary:
+        return ["CONCLAVE_BIN is not set: cannot validate with conclave's own validator"]
+    problems = []
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = os.path.join(tmp, "openapi.json")
+        with open(spec, "w", encoding="utf-8") as f:
+            json.dump(doc, f)
+        for k, (sptr, items) in enumerate(sorted(checked.items())):
+            files = []
+            for i, (_, value, _) in enumerate(items):
+                files.append(os.path.join(tmp, "b%d_%d.json" % (k, i)))
+                with open(files[-1], "w", encoding="utf-8") as f:
+                    json.dump(value, f)
+            pointer = sptr[1:] if sptr.startswith("#") else sptr
+            r = subprocess.run([binary, "schema", "check", spec, *files, "--at", pointer,
+                                "-o", "json"], capture_output=True, text=True, timeout=60)
+            if r.returncode not in (0, 7):
+                problems.append("conclave schema check --at %s: exit %d: %s"
+                                % (pointer, r.returncode, r.stderr[:500]))
+                continue
+            verdicts = json.loads(r.stdout)
+            for (where, _, python_valid), v in zip(items, verdicts):
+                if v["valid"] != python_valid:
+                    problems.append("%s: conclave's validator says %s, python's jsonschema %s "
+                                    "(schema %s): %s"
+                                    % (where, "valid" if v["valid"] else "invalid",
+                                       "valid" if python_valid else "invalid", pointer,
+                                       json.dumps(v["errors"])[:400]))
+    return problems
 
 
 def main(argv):
