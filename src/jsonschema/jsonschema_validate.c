@@ -644,7 +644,10 @@ static bool check_object(struct vctx *c, const struct node *n, const json_t *v,
             for (size_t i = 0; i < json_array_size(names); i++) {
                 const json_t *name = json_array_get(names, i);
                 if (!json_object_getn(v, json_string_value(name), json_string_length(name)))
-                    ok = fail(c, collect, at, n, "dependentRequired",
+                    /* Draft 7 and earlier wrote it as "dependencies" (split at compile time):
+                     * the report names the keyword the schema has. */
+                    ok = fail(c, collect, at, n,
+                              n->owned_dependent_required ? "dependencies" : "dependentRequired",
                               "missing property \"%s\", required when \"%s\" is present",
                               json_string_value(name), json_object_iter_key(it));
             }

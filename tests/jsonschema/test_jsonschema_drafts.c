@@ -150,6 +150,27 @@ static void test_draft7_ref_ignores_siblings(void **state)
           NULL, "-{\"a\":\"long\"}", "+{\"a\":\"l\"}");
 }
 
+/* Draft 7's array "dependencies" is reported under its own name, not 2019-09's. */
+static void test_draft7_dependencies_reported_as_written(void **state)
+{
+    (void)state;
+    json_t *schema = parse("{\"$schema\":\"http://json-schema.org/draft-07/schema#\","
+                           "\"dependencies\":{\"shell\":[\"run\"]}}");
+    json_t *doc = parse("{\"shell\":\"bash\"}");
+    struct jsonschema *s = NULL;
+    char err[256];
+    assert_int_equal(jsonschema_compile(schema, &s, err, sizeof(err)), 0);
+    json_t *errors = NULL;
+    assert_int_equal(jsonschema_validate(s, doc, &errors), JSONSCHEMA_INVALID);
+    json_t *e = json_array_get(errors, 0);
+    assert_string_equal(json_string_value(json_object_get(e, "keyword")), "dependencies");
+    assert_string_equal(json_string_value(json_object_get(e, "schema_path")), "/dependencies");
+    json_decref(errors);
+    jsonschema_free(s);
+    json_decref(schema);
+    json_decref(doc);
+}
+
 static void test_draft4(void **state)
 {
     (void)state;
@@ -473,6 +494,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_draft7_ref_ignores_siblings),
         cmocka_unit_test(test_draft4),
+        cmocka_unit_test(test_draft7_dependencies_reported_as_written),
         cmocka_unit_test(test_draft2019_keywords),
         cmocka_unit_test(test_older_form_in_2020_is_explained),
         cmocka_unit_test(test_ids_and_anchors_anywhere),

@@ -179,6 +179,11 @@ static void test_label_escaping(void **state)
     "writes are refused with 503 postgresql_behind.\n"                                             \
     "# TYPE conclave_materializer_postgresql_behind gauge\n"                                       \
     "conclave_materializer_postgresql_behind 1\n"                                                  \
+    "# HELP conclave_materializer_postgresql_ahead 1 while PostgreSQL holds revisions past this "  \
+    "cluster's state machine (the nodes' raft data is older than the database): writes are "       \
+    "refused with 503 postgresql_ahead.\n"                                                         \
+    "# TYPE conclave_materializer_postgresql_ahead gauge\n"                                        \
+    "conclave_materializer_postgresql_ahead 0\n"                                                   \
     "# HELP conclave_materializer_postgresql_missing_revisions How many revisions PostgreSQL "     \
     "lacks while it is behind, else 0.\n"                                                          \
     "# TYPE conclave_materializer_postgresql_missing_revisions gauge\n"                            \
