@@ -40,6 +40,10 @@ static void print_schema(const struct cli_global *g, const json_t *s)
     cli_print_field(s, "name", "name:", 9);
     cli_print_field(s, "schema_hash", "hash:", 9);
     cli_print_field(s, "updated_at", "updated:", 9);
+    const json_t *fa = json_object_get(s, "format_assertion");
+    if (json_is_boolean(fa)) {
+        printf("%-9s %s\n", "format:", json_is_true(fa) ? "asserted" : "annotation");
+    }
     json_t *content = json_object_get(s, "schema_content");
     if (content != NULL) {
         printf("schema:\n");
@@ -55,10 +59,78 @@ static int read_schema(const char *file, json_t **out)
     return rc == CLI_EXIT_OK ? rc : cli_fail(rc, err);
 }
 
+/* The options of schema create and update. format_assertion: -1 not given, 0 off, 1 on. */
+struct schema_opts {
+    const char *name;
+    bool strict;
+    int format_assertion;
+};
+
+/* Parses the options of `schema SUB` (create or update: only update takes --name and
+ * --no-format-assertion) and checks that MIN_POS to MAX_POS positional arguments follow;
+ * USAGE names them. Returns CLI_EXIT_OK or the exit code of the usage error it printed. */
+static int parse_schema_opts(const char *sub, int argc, char **argv, int min_pos, int max_pos,
+                             const char *usage, struct schema_opts *o)
+{
+    enum { OPT_NAME = 256, OPT_STRICT, OPT_FORMAT, OPT_NO_FORMAT };
+    const bool update = strcmp(sub, "update") == 0;
+    static const struct option longopts[] = {
+        {"strict", no_argument, NULL, OPT_STRICT},
+        {"format-assertion", no_argument, NULL, OPT_FORMAT},
+        {"name", required_argument, NULL, OPT_NAME},
+        {"no-format-assertion", no_argument, NULL, OPT_NO_FORMAT},
+        {NULL, 0, NULL, 0}};
+    *o = (struct schema_opts){.format_assertion = -1};
+    optind = 1;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (ch == OPT_STRICT) {
+            o->strict = true;
+        } else if (ch == OPT_FORMAT || (update && ch == OPT_NO_FORMAT)) {
+            int on = ch == OPT_FORMAT;
+            if (o->format_assertion != -1 && o->format_assertion != on) {
+                return cli_usage_error("schema", "--format-assertion and --no-format-assertion "
+                                                 "contradict each other: give one");
+            }
+            o->format_assertion = on;
+        } else if (update && ch == OPT_NAME) {
+            o->name = optarg;
+        } else {
+            return cli_bad_option("schema", argv);
+        }
+    }
+    int pos = argc - optind;
+    if (pos < min_pos || pos > max_pos) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "expected %s", usage);
+        return cli_usage_error("schema", msg);
+    }
+    return CLI_EXIT_OK;
+}
+
+/* Adds the options of O that were given to BODY (a JSON object). Returns 0, or -1 when out of
+ * memory. */
+static int add_schema_opts(json_t *body, const struct schema_opts *o)
+{
+    if (o->strict && json_object_set_new(body, "strict", json_true()) != 0) {
+        return -1;
+    }
+    if (o->format_assertion != -1 &&
+        json_object_set_new(body, "format_assertion", json_boolean(o->format_assertion)) != 0) {
+        return -1;
+    }
+    if (o->name != NULL && json_object_set_new(body, "name", json_string(o->name)) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
 static int schema_create(struct cli_global *g, int argc, char **argv)
 {
-    int rc =
-        cli_parse_opts("schema", argc, argv, 0, NULL, NULL, 1, 2, "schema create NAME [FILE|-]");
+    struct schema_opts o;
+    int rc = parse_schema_opts("create", argc, argv, 1, 2,
+                               "schema create NAME [FILE|-] [--strict] [--format-assertion]", &o);
     if (rc != CLI_EXIT_OK) {
         return rc;
     }
@@ -68,10 +140,13 @@ static int schema_create(struct cli_global *g, int argc, char **argv)
         return rc;
     }
     json_t *body = json_pack("{s:s,s:o}", "name", name, "schema_content", content);
+    if (body == NULL || add_schema_opts(body, &o) != 0) {
+        json_decref(body);
+        return cli_fail(CLI_EXIT_FAILURE, "out of memory");
+    }
     char what[300];
     snprintf(what, sizeof(what), "schema create %s", name);
-    rc = body ? cli_call(g, "POST", strdup("/v1/schemas"), body, what, &reply)
-              : cli_fail(CLI_EXIT_FAILURE, "out of memory");
+    rc = cli_call(g, "POST", strdup("/v1/schemas"), body, what, &reply);
     json_decref(body);
     if (rc == CLI_EXIT_OK) {
         if (g->json_output) {
@@ -89,16 +164,21 @@ static int schema_create(struct cli_global *g, int argc, char **argv)
 
 static int schema_update(struct cli_global *g, int argc, char **argv)
 {
-    static const char *const names[] = {"name"};
-    const char *v[1];
-    int rc = cli_parse_opts("schema", argc, argv, 1, names, v, 1, 2,
-                            "schema update ID [FILE|-] [--name NAME]");
+    struct schema_opts o;
+    int rc = parse_schema_opts("update", argc, argv, 1, 2,
+                               "schema update ID [FILE|-] [--name NAME] [--strict] "
+                               "[--format-assertion|--no-format-assertion]",
+                               &o);
     if (rc != CLI_EXIT_OK) {
         return rc;
     }
     const char *id = argv[optind], *file = optind + 1 < argc ? argv[optind + 1] : NULL;
-    if (file == NULL && v[0] == NULL) {
-        return cli_usage_error("schema", "schema update needs a FILE, --name, or both");
+    if (file == NULL && o.strict) {
+        return cli_usage_error("schema", "--strict checks new schema content: give a FILE");
+    }
+    if (file == NULL && o.name == NULL && o.format_assertion == -1) {
+        return cli_usage_error("schema", "schema update needs a FILE, --name, "
+                                         "--format-assertion or --no-format-assertion");
     }
     json_t *body = json_object(), *content = NULL, *reply = NULL;
     if (body == NULL) {
@@ -109,7 +189,7 @@ static int schema_update(struct cli_global *g, int argc, char **argv)
         return rc;
     }
     if ((content != NULL && json_object_set_new(body, "schema_content", content) != 0) ||
-        (v[0] != NULL && json_object_set_new(body, "name", json_string(v[0])) != 0)) {
+        add_schema_opts(body, &o) != 0) {
         json_decref(body);
         return cli_fail(CLI_EXIT_FAILURE, "out of memory");
     }
@@ -121,9 +201,11 @@ static int schema_update(struct cli_global *g, int argc, char **argv)
         if (g->json_output) {
             cli_print_json(reply);
         } else {
-            printf("updated schema %s: hash %s (configs are checked against it on their next "
-                   "write)\n",
-                   id, json_string_value(json_object_get(reply, "schema_hash")));
+            printf("updated schema %s: hash %s, format %s (configs are checked against it on "
+                   "their next write)\n",
+                   id, json_string_value(json_object_get(reply, "schema_hash")),
+                   json_is_true(json_object_get(reply, "format_assertion")) ? "asserted"
+                                                                            : "annotation");
         }
     }
     json_decref(reply);
@@ -300,10 +382,11 @@ static int run_schema(struct cli_global *g, int argc, char **argv)
 
 const struct cli_command cli_cmd_schema = {
     "schema", "create, show, list, update and delete JSON Schemas",
-    "usage: conclave schema create NAME [FILE|-]\n"
+    "usage: conclave schema create NAME [FILE|-] [--strict] [--format-assertion]\n"
     "       conclave schema get ID\n"
     "       conclave schema list\n"
-    "       conclave schema update ID [FILE|-] [--name NAME]\n"
+    "       conclave schema update ID [FILE|-] [--name NAME] [--strict]\n"
+    "                              [--format-assertion|--no-format-assertion]\n"
     "       conclave schema delete ID\n"
     "       conclave schema check SCHEMA_FILE DOC_FILE... [--at POINTER] [--strict]\n"
     "                             [--format-assertion]\n"
@@ -316,7 +399,9 @@ const struct cli_command cli_cmd_schema = {
     "their creator or an instance admin changes or deletes them. The file (standard input\n"
     "when FILE is - or missing) holds the schema as JSON; a schema the server cannot compile\n"
     "exits 7 naming the faulty place. A schema still bound to a config cannot be deleted\n"
-    "(exit 4). docs/jsonschema.md lists the supported keywords.\n"
+    "(exit 4). --strict refuses keywords the schema's dialect does not know (ignored by\n"
+    "default); --format-assertion makes \"format\" refuse invalid strings (by default it is an\n"
+    "annotation). docs/jsonschema.md lists the supported keywords.\n"
     "\n"
     "example:\n"
     "  echo '{\"type\": \"object\", \"required\": [\"pool\"]}' | conclave schema create "

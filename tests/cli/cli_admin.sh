@@ -174,6 +174,47 @@ c schema get "$SID" -o json
 expect_eq "$(jq -r .name <<<"$out")" db-config-v2 "schema name after update"
 c schema update "$SID"
 expect_status 2
+# format is an annotation unless asked: --format-assertion on create and update, and off again.
+c schema get "$SID"
+expect_out "format:   annotation"
+ci '{"ip": "10.0.0.1", "pool": 7}' put db-fmt --create --schema "$SID"
+expect_status 0
+echo '{"type": "object", "properties": {"ip": {"type": "string", "format": "ipv4"}}}' >"$TMP/fmt.json"
+c schema update "$SID" "$TMP/fmt.json" --format-assertion
+expect_status 0
+expect_out "format asserted"
+c schema get "$SID" -o json
+expect_eq "$(jq -c '[.format_assertion, .schema_content.properties.ip.format]' <<<"$out")" \
+  '[true,"ipv4"]' "schema after update --format-assertion"
+ci '{"ip": "999.0.0.1"}' put db-fmt --schema "$SID"
+expect_status 7
+expect_out "/ip"
+c schema update "$SID" --no-format-assertion
+expect_status 0
+expect_out "format annotation"
+ci '{"ip": "999.0.0.1"}' put db-fmt --schema "$SID"
+expect_status 0
+c schema update "$SID" --format-assertion --no-format-assertion
+expect_status 2
+expect_out "contradict"
+c schema update "$SID" --strict
+expect_status 2
+expect_out "give a FILE"
+c schema create fmt --no-format-assertion "$TMP/fmt.json"
+expect_status 2
+ci '{"pool": 1}' put db-fmt --schema none
+expect_status 0
+# --strict refuses a keyword the dialect does not know; without it the keyword is ignored.
+echo '{"type": "object", "x-vendor": 1, "minProperties": 1}' >"$TMP/vendor.json"
+c schema create vendor-strict "$TMP/vendor.json" --strict
+expect_status 7
+expect_out "x-vendor"
+c schema create vendor-fmt "$TMP/vendor.json" --format-assertion -o json
+expect_status 0
+expect_eq "$(jq -c '[.name, .format_assertion]' <<<"$out")" '["vendor-fmt",true]' \
+  "schema create --format-assertion"
+c schema delete "$(jq -r .id <<<"$out")"
+expect_status 0
 c schema get 00000000-0000-0000-0000-000000000000
 expect_status 3
 # Unbind, then the schema can go.
