@@ -2,7 +2,7 @@
 // as a JSON-lines file (pages of GET .../revisions, joined into a Blob the browser downloads).
 
 import { get, qs, paths } from './api.js';
-import { h, table, guard, showStatus } from './dom.js';
+import { h, append, table, guard, showStatus } from './dom.js';
 import { loadProject, projectHeader } from './project_nav.js';
 
 const EXPORT_PAGE = 1000;
@@ -49,10 +49,10 @@ export async function render({ main, signal, params }) {
     }
   }));
 
-  main.append(projectHeader(project, 'audit'),
+  append(main, [projectHeader(project, 'audit'),
     h('p', null, 'Verification recomputes every revision\'s hash and chain, checks versions and the ',
       'configs against the revisions, and that PostgreSQL holds what the cluster committed.'),
-    h('div', { class: 'toolbar' }, verify, exportBtn, progress), result);
+    h('div', { class: 'toolbar' }, verify, exportBtn, progress), result]);
 }
 
 // The verify answer as elements: "clean" with the counts, or the list of problems.

@@ -3,7 +3,7 @@
 // for: the page itself may only talk to its own origin), and a leadership transfer.
 
 import { get, post } from './api.js';
-import { h, field, table, guard, showError, showStatus, confirmDialog } from './dom.js';
+import { h, append, field, table, guard, showError, showStatus, confirmDialog } from './dom.js';
 
 export async function render({ main, signal }) {
   const body = h('div', { id: 'cluster-body' });
@@ -58,7 +58,7 @@ export async function render({ main, signal }) {
       h('div', { class: 'row' }, field('Hand leadership to', target), h('div', { class: 'actions' }, transfer)));
   }
   refresh.addEventListener('click', () => guard(load));
-  main.append(h('h1', null, 'Cluster'), h('div', { class: 'toolbar' }, refresh), body);
+  append(main, [h('h1', null, 'Cluster'), h('div', { class: 'toolbar' }, refresh), body]);
   await load();
 }
 

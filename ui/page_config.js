@@ -2,7 +2,7 @@
 // changes made elsewhere, delete it; and the form that creates a new one.
 
 import { get, post, put, del, qs, paths } from './api.js';
-import { h, field, timeEl, actorEl, guard, showError, showStatus, confirmDialog, pretty } from './dom.js';
+import { h, append, field, timeEl, actorEl, guard, showError, showStatus, confirmDialog, pretty } from './dom.js';
 import { loadProject, projectHeader, canWrite } from './project_nav.js';
 import { jsonEditor } from './editor.js';
 import { renderDiff } from './diff.js';
@@ -181,13 +181,13 @@ export async function render({ main, signal, params, navigate }) {
         navigate(base);
       }) }, 'Delete') : null,
     liveState);
-  main.append(projectHeader(project, 'configs', [h('span', { 'data-test': 'crumb-key' }, key)]),
-    h('h2', { class: 'key', 'data-test': 'config-key' }, key), tools, meta, notice, conflictBox);
+  append(main, [projectHeader(project, 'configs', [h('span', { 'data-test': 'crumb-key' }, key)]),
+    h('h2', { class: 'key', 'data-test': 'config-key' }, key), tools, meta, notice, conflictBox]);
   if (editor) {
     save.addEventListener('click', () => guard(() => write(cfg.version)));
-    main.append(field('Schema binding', schemaSel), editor.el, h('div', { class: 'actions' }, save));
+    append(main, [field('Schema binding', schemaSel), editor.el, h('div', { class: 'actions' }, save)]);
   } else {
-    main.append(h('h3', null, 'Content'), viewer);
+    append(main, [h('h3', null, 'Content'), viewer]);
   }
   const from = await headRevision(pid, signal);
   await load();
@@ -199,9 +199,9 @@ export async function render({ main, signal, params, navigate }) {
 export async function renderNew({ main, signal, params, navigate }) {
   const [pid] = params;
   const project = await loadProject(pid, signal);
-  main.append(projectHeader(project, 'configs', [h('span', null, 'new config')]));
+  append(main, [projectHeader(project, 'configs', [h('span', null, 'new config')])]);
   if (!canWrite(project.role)) {
-    main.append(h('p', { class: 'notice' }, 'Your role (' + project.role + ') cannot create configs.'));
+    append(main, [h('p', { class: 'notice' }, 'Your role (' + project.role + ') cannot create configs.')]);
     return;
   }
   const key = h('input', { id: 'new-config-key', required: true, autocomplete: 'off' });
@@ -230,6 +230,6 @@ export async function renderNew({ main, signal, params, navigate }) {
       navigate('#/p/' + encodeURIComponent(pid) + '/c/' + encodeURIComponent(key.value));
     });
   });
-  main.append(form);
+  append(main, [form]);
   key.focus();
 }

@@ -2,7 +2,7 @@
 // updates from the project watch while the list is open.
 
 import { get, qs, paths } from './api.js';
-import { h, field, table, timeEl, guard } from './dom.js';
+import { h, append, field, table, timeEl, guard } from './dom.js';
 import { loadProject, projectHeader, canWrite } from './project_nav.js';
 import { startWatch, headRevision } from './watch.js';
 
@@ -51,13 +51,13 @@ export async function render({ main, signal, params }) {
     guard(load);
   });
 
-  main.append(projectHeader(project, 'configs'),
+  append(main, [projectHeader(project, 'configs'),
     h('div', { class: 'toolbar' },
       canWrite(project.role)
         ? h('a', { class: 'button primary', href: '#/p/' + encodeURIComponent(pid) + '/new', id: 'new-config' }, 'New config')
         : null,
       live),
-    search, listEl, pager);
+    search, listEl, pager]);
   // The head first, then the list: a change after the head is then never missed.
   const from = await headRevision(pid, signal);
   await load();

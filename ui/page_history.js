@@ -2,7 +2,7 @@
 // version after a confirmation that shows what will change (current → target).
 
 import { get, post, qs, paths } from './api.js';
-import { h, field, table, timeEl, actorEl, guard, showError, showStatus, confirmDialog, pretty } from './dom.js';
+import { h, append, field, table, timeEl, actorEl, guard, showError, showStatus, confirmDialog, pretty } from './dom.js';
 import { loadProject, projectHeader, canWrite } from './project_nav.js';
 import { renderDiff } from './diff.js';
 
@@ -120,8 +120,8 @@ export async function render({ main, signal, params }) {
     compare();
   });
   const base = '#/p/' + encodeURIComponent(pid) + '/c/' + encodeURIComponent(key);
-  main.append(projectHeader(project, 'configs', [h('a', { href: base }, key), 'history']),
+  append(main, [projectHeader(project, 'configs', [h('a', { href: base }, key), 'history']),
     h('h2', { class: 'key' }, 'History of ', h('span', { 'data-test': 'config-key' }, key)),
-    rowsEl, more, h('h3', null, 'Compare two versions'), cmp, diffEl);
+    rowsEl, more, h('h3', null, 'Compare two versions'), cmp, diffEl]);
   await reload();
 }

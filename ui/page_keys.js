@@ -2,16 +2,16 @@
 // shown once), list, revoke.
 
 import { get, post, del, qs, paths, enc } from './api.js';
-import { h, field, table, timeEl, guard, showStatus, confirmDialog } from './dom.js';
+import { h, append, field, table, timeEl, guard, showStatus, confirmDialog } from './dom.js';
 import { loadProject, projectHeader, canAdmin } from './project_nav.js';
 import { keyOnce } from './page_projects.js';
 
 export async function render({ main, signal, params }) {
   const [pid] = params;
   const project = await loadProject(pid, signal);
-  main.append(projectHeader(project, 'keys'));
+  append(main, [projectHeader(project, 'keys')]);
   if (!canAdmin(project.role)) {
-    main.append(h('p', { class: 'notice' }, 'Only the project\'s admins manage its API keys.'));
+    append(main, [h('p', { class: 'notice' }, 'Only the project\'s admins manage its API keys.')]);
     return;
   }
   const keysUrl = paths.project(pid) + '/api-keys';
@@ -66,6 +66,6 @@ export async function render({ main, signal, params }) {
       await load();
     });
   });
-  main.append(listEl, form);
+  append(main, [listEl, form]);
   await load();
 }

@@ -1,7 +1,7 @@
 // A project's members (project admins): list, grant by email, change a role, remove.
 
 import { get, post, del, qs, paths, enc } from './api.js';
-import { h, field, table, timeEl, guard, showStatus, confirmDialog } from './dom.js';
+import { h, append, field, table, timeEl, guard, showStatus, confirmDialog } from './dom.js';
 import { loadProject, projectHeader, canAdmin } from './project_nav.js';
 
 const LEVELS = ['viewer', 'editor', 'admin'];
@@ -14,9 +14,9 @@ function levelSelect(id, value, label) {
 export async function render({ main, signal, params }) {
   const [pid] = params;
   const project = await loadProject(pid, signal);
-  main.append(projectHeader(project, 'members'));
+  append(main, [projectHeader(project, 'members')]);
   if (!canAdmin(project.role)) {
-    main.append(h('p', { class: 'notice' }, 'Only the project\'s admins manage its members.'));
+    append(main, [h('p', { class: 'notice' }, 'Only the project\'s admins manage its members.')]);
     return;
   }
   const listEl = h('div', { id: 'member-list' });
@@ -68,6 +68,6 @@ export async function render({ main, signal, params }) {
       await load();
     });
   });
-  main.append(listEl, form);
+  append(main, [listEl, form]);
   await load();
 }

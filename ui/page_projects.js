@@ -1,7 +1,7 @@
 // The caller's projects with their role in each; create one; delete one (project admins).
 
 import { get, post, del, qs, paths } from './api.js';
-import { h, field, table, timeEl, guard, showStatus, confirmDialog, copyButton } from './dom.js';
+import { h, append, field, table, timeEl, guard, showStatus, confirmDialog, copyButton } from './dom.js';
 import { roleBadge, canAdmin } from './project_nav.js';
 
 export async function render({ main, signal }) {
@@ -63,7 +63,7 @@ export async function render({ main, signal }) {
     });
   });
 
-  main.append(h('h1', null, 'Projects'), list, more, form);
+  append(main, [h('h1', null, 'Projects'), list, more, form]);
   more.addEventListener('click', () => guard(() => loadPage(false)));
   await loadPage(true);
 }

@@ -3,7 +3,7 @@
 // it is listed under the editor and selected in the text.
 
 import { get, post, put, del, qs, paths } from './api.js';
-import { h, field, table, timeEl, guard, showStatus, confirmDialog, pretty } from './dom.js';
+import { h, append, field, table, timeEl, guard, showStatus, confirmDialog, pretty } from './dom.js';
 import { jsonEditor, pointerOfMessage } from './editor.js';
 
 export async function renderList({ main, signal }) {
@@ -24,26 +24,37 @@ export async function renderList({ main, signal }) {
       : h('p', { class: 'muted' }, 'No schemas yet.'));
   }
   more.addEventListener('click', () => guard(load));
-  main.append(h('h1', null, 'JSON Schemas'),
+  append(main, [h('h1', null, 'JSON Schemas'),
     h('p', { class: 'muted' }, 'An instance-wide catalog: every logged-in user can read a schema and bind configs to it, so a schema must hold no secret.'),
     h('div', { class: 'toolbar' }, h('a', { class: 'button primary', href: '#/schemas/new', id: 'new-schema' }, 'New schema')),
-    listEl, more);
+    listEl, more]);
   await load();
 }
 
-// The form shared by "new" and "edit": name + schema editor; save(body) does the request.
-function schemaForm({ id, name = '', text, editable, saveLabel, save }) {
+// The form shared by "new" and "edit": name, schema editor and the two options of
+// docs/jsonschema.md: format_assertion (stored with the schema) and strict (a check of this
+// upload only, so it starts unticked every time); save(body) does the request.
+function schemaForm({ id, name = '', text, formatAssertion = false, editable, saveLabel, save }) {
   const nameIn = h('input', { id: id + '-name', required: true, maxlength: '200', value: name, readOnly: !editable, autocomplete: 'off' });
   const submit = h('button', { type: 'submit', class: 'primary', id: id + '-save', hidden: !editable }, saveLabel);
   const editor = jsonEditor({ id: id + '-content', label: 'Schema (JSON)', text, readOnly: !editable,
     onValidity: (ok) => { submit.disabled = !ok; } });
-  const form = h('form', { class: 'card', id }, field('Name', nameIn), editor.el, h('div', { class: 'actions' }, submit));
+  const assertIn = h('input', { id: id + '-format-assertion', type: 'checkbox', checked: formatAssertion, disabled: !editable });
+  const strictIn = h('input', { id: id + '-strict', type: 'checkbox', disabled: !editable });
+  const options = h('fieldset', { class: 'options' }, h('legend', null, 'Options'),
+    h('div', { class: 'check' }, assertIn, h('label', { for: assertIn.id },
+      'Assert "format": refuse writes whose strings do not match their format (otherwise an annotation)')),
+    editable ? h('div', { class: 'check' }, strictIn, h('label', { for: strictIn.id },
+      'Strict: refuse keywords this draft does not know (otherwise ignored)')) : null);
+  const form = h('form', { class: 'card', id }, field('Name', nameIn), editor.el, options, h('div', { class: 'actions' }, submit));
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     guard(async () => {
       editor.clearErrors();
       try {
-        await save({ name: nameIn.value.trim(), schema_content: editor.value() });
+        const body = { name: nameIn.value.trim(), schema_content: editor.value(), format_assertion: assertIn.checked };
+        if (strictIn.checked) body.strict = true;
+        await save(body);
       } catch (err) {
         // A compile error (422 invalid_schema, or a 400 naming the field): at its pointer.
         const ptr = err.status === 422 || err.status === 400 ? pointerOfMessage(err.body, err.message) : null;
@@ -66,8 +77,8 @@ export async function renderNew({ main, navigate }) {
       showStatus('Schema ' + s.name + ' created.', { carry: true });
       navigate('#/schemas/' + encodeURIComponent(s.id));
     } });
-  main.append(h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/schemas' }, 'Schemas'), ' / new'),
-    h('h1', null, 'New schema'), form);
+  append(main, [h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/schemas' }, 'Schemas'), ' / new'),
+    h('h1', null, 'New schema'), form]);
 }
 
 export async function renderOne({ main, signal, params, me, navigate }) {
@@ -79,7 +90,8 @@ export async function renderOne({ main, signal, params, me, navigate }) {
     h('dt', null, 'Id'), h('dd', null, h('code', null, s.id)),
     h('dt', null, 'Hash'), h('dd', null, h('code', { 'data-test': 'schema-hash' }, s.schema_hash)),
     h('dt', null, 'Updated'), h('dd', null, timeEl(s.updated_at)));
-  const { form } = schemaForm({ id: 'schema-form', name: s.name, text: pretty(s.schema_content), editable,
+  const { form } = schemaForm({ id: 'schema-form', name: s.name, text: pretty(s.schema_content),
+    formatAssertion: s.format_assertion === true, editable,
     saveLabel: 'Save schema',
     save: async (body) => {
       const n = await put(paths.schema(id), body);
@@ -94,8 +106,8 @@ export async function renderOne({ main, signal, params, me, navigate }) {
     showStatus('Schema deleted.', { carry: true });
     navigate('#/schemas');
   }) }, 'Delete') : null;
-  main.append(h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/schemas' }, 'Schemas'), ' / ', s.name),
+  append(main, [h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/schemas' }, 'Schemas'), ' / ', s.name),
     h('h1', null, 'Schema ', h('span', { 'data-test': 'schema-name' }, s.name)), meta,
     editable ? null : h('p', { class: 'muted' }, 'Only its creator or an instance admin can change this schema.'),
-    form, h('div', { class: 'toolbar' }, remove));
+    form, h('div', { class: 'toolbar' }, remove)]);
 }

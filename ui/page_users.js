@@ -1,7 +1,7 @@
 // Users (instance admins): list and create.
 
 import { get, post, qs } from './api.js';
-import { h, field, table, timeEl, guard, showStatus } from './dom.js';
+import { h, append, field, table, timeEl, guard, showStatus } from './dom.js';
 
 export async function render({ main, signal }) {
   const listEl = h('div', { id: 'user-list' });
@@ -36,6 +36,6 @@ export async function render({ main, signal }) {
       await load();
     });
   });
-  main.append(h('h1', null, 'Users'), listEl, form);
+  append(main, [h('h1', null, 'Users'), listEl, form]);
   await load();
 }

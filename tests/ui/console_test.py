@@ -158,13 +158,29 @@ UNLABELLED_JS = """
 """
 
 
+# Text nodes that read "null", "undefined" or "[object Object]": a value that was not an
+# element or a string reached the page (DOM append() writes null as the word).
+STRAY_TEXT_JS = """
+    const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    const bad = [];
+    for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+      const t = n.nodeValue.trim();
+      if (t === 'null' || t === 'undefined' || t === '[object Object]') bad.push(t + ' in <' + n.parentNode.nodeName.toLowerCase() + '>');
+    }
+    return bad;
+"""
+
+
 def shot(d, name):
-    """Saves the page as NAME.png; every visible control on it must have a label."""
+    """Saves the page as NAME.png; every visible control on it must have a label, and no text
+    node may read null or undefined."""
     path = os.path.join(SHOTS, name + ".png")
     d.save_screenshot(path)
     if not name.startswith("failed-"):
         bad = d.execute_script(UNLABELLED_JS)
         check(not bad, "controls without a label on the %s page: %s" % (name, bad))
+        stray = d.execute_script(STRAY_TEXT_JS)
+        check(not stray, "stray text on the %s page: %s" % (name, stray))
 
 
 def go(d, node, route):
@@ -402,9 +418,20 @@ def check_schemas(a, schema):
     name = visible(a, "#schema-form-name", "the schema's form")
     name.clear()
     name.send_keys("port rules, edited")
+    check(not a.find_element(By.ID, "schema-form-format-assertion").is_selected(),
+          "format assertion starts unticked, as the schema was created")
+    a.find_element(By.ID, "schema-form-format-assertion").click()
     a.find_element(By.ID, "schema-form-save").click()
-    wait(a, lambda d: api("GET", "/v1/schemas/%s" % schema["id"])[1].get("name") == "port rules, edited",
-         "the schema's new name in the API")
+    wait(a, lambda d: [api("GET", "/v1/schemas/%s" % schema["id"])[1].get(k) for k in ("name", "format_assertion")]
+         == ["port rules, edited", True], "the schema's new name and format assertion in the API")
+    # Reloaded, the form shows the stored option.
+    route(a, "/schemas")
+    route(a, "/schemas/%s" % schema["id"])
+    wait(a, lambda d: d.find_element(By.ID, "schema-form-format-assertion").is_selected(),
+         "format assertion ticked after a reload")
+    a.execute_script("arguments[0].scrollIntoView({block: 'center'})",
+                     a.find_element(By.ID, "schema-form-format-assertion"))
+    shot(a, "schema")
     route(a, "/schemas/new")
     name = visible(a, "#schema-form-name", "the new schema form")
     name.send_keys("broken")
@@ -413,6 +440,15 @@ def check_schemas(a, schema):
     visible(a, '[data-test="violation"][data-pointer="/properties/a/minimum"]', "the compile error at its pointer")
     got = selected_text(a, a.find_element(By.ID, "schema-form-content"))
     check(got == '"x"', "the compile error selects the value at its pointer, got %r" % got)
+    # Strict: a keyword the draft does not know is refused at its pointer; unticked, ignored.
+    set_text(a, a.find_element(By.ID, "schema-form-content"), '{\n  "type": "object",\n  "properties": {\n    "a": {"x-unit": "ms"}\n  }\n}')
+    a.find_element(By.ID, "schema-form-strict").click()
+    a.find_element(By.ID, "schema-form-save").click()
+    visible(a, '[data-test="violation"][data-pointer="/properties/a/x-unit"]', "the strict refusal at its pointer")
+    a.find_element(By.ID, "schema-form-strict").click()
+    a.find_element(By.ID, "schema-form-save").click()
+    wait(a, lambda d: any(s["name"] == "broken" for s in api("GET", "/v1/schemas?limit=100")[1]["items"]),
+         "the schema with an unknown keyword created without strict")
 
 
 def check_audit(a):
