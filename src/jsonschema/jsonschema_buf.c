@@ -120,3 +120,17 @@ void jsonschema_buf_put_path(struct jsbuf *b, const struct jspath *at)
     else
         jsonschema_buf_printf(b, "/%zu", at->index);
 }
+
+int jsonschema_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}

@@ -35,6 +35,8 @@ void jsonschema_buf_put_token(struct jsbuf *b, const char *s, size_t n);
 void jsonschema_buf_put_json(struct jsbuf *b, const json_t *v);
 /* Shortens B to LEN bytes, LEN being at most its length. */
 void jsonschema_buf_truncate(struct jsbuf *b, size_t len);
+/* The value of the hex digit C (either case), or -1 when C is not one. */
+int jsonschema_hex_digit(char c);
 /* B's text: a borrowed pointer into B, "" before the first append. */
 const char *jsonschema_buf_str(const struct jsbuf *b);
 

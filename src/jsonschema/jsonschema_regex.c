@@ -85,23 +85,12 @@ static void put_property(struct jsbuf *b, const char *name, size_t len)
     jsonschema_buf_putn(b, name, len);
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The value of the N hex digits at S, or -1. */
 static long hex_value(const char *s, size_t n)
 {
     long v = 0;
     for (size_t i = 0; i < n; i++) {
-        int d = hex_digit(s[i]);
+        int d = jsonschema_hex_digit(s[i]);
         if (d < 0)
             return -1;
         v = v * 16 + d;

@@ -185,17 +185,6 @@ size_t jsonschema_uri_base_len(const char *uri)
     return strcspn(uri, "#");
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 char *jsonschema_uri_decode(const char *s, bool *bad)
 {
     size_t len = strlen(s);
@@ -208,7 +197,7 @@ char *jsonschema_uri_decode(const char *s, bool *bad)
             *o++ = *p;
             continue;
         }
-        int hi = hex_value(p[1]), lo = hi < 0 ? -1 : hex_value(p[2]);
+        int hi = jsonschema_hex_digit(p[1]), lo = hi < 0 ? -1 : jsonschema_hex_digit(p[2]);
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
             *bad = true;
             free(out);
