@@ -667,6 +667,42 @@ def check_logout(a):
     check(r["status"] == 401, "/v1/users/me after logout: expected 401, got %s" % r)
 
 
+def check_login_throttled(a):
+    """After failed logins an account is locked (docs/security.md): the login page shows the
+    server's 429 message with its wait, not "wrong password"."""
+    email = "guesser-target@example.com"
+    retry = 0
+    # Failures through the API until the lock is at least 3 s long (1, 2, 4 s ... after the
+    # 5 free ones), so that the browser's attempt below falls inside it. 12 tries at most.
+    for _ in range(12):
+        req = urllib.request.Request(base(FOLLOWER) + "/v1/auth/login", method="POST",
+                                     data=json.dumps({"email": email, "password": "not-the-password"}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as res:
+                check(False, "a wrong password was accepted: %s" % res.status)
+        except urllib.error.HTTPError as err:
+            err.read()
+            if err.code == 429:
+                retry = int(err.headers.get("Retry-After", "0"))
+                if retry >= 3:
+                    break
+                time.sleep(retry + 0.1)
+            else:
+                check(err.code == 401, "a wrong password: expected 401 or 429, got %s" % err.code)
+    check(retry >= 3, "no lock of 3 s or more after 12 failed logins (last Retry-After %s)" % retry)
+    go(a, FOLLOWER, "/login")
+    for field, value in (("login-email", email), ("login-password", "not-the-password")):
+        el = visible(a, "#" + field, "the login form")
+        el.clear()
+        el.send_keys(value)
+    a.find_element(By.ID, "login-submit").click()
+    wait(a, lambda d: "try again in" in alert_text(d), "the 429 message on the login page")
+    text = alert_text(a)
+    check("Wrong email or password" not in text, "a locked login reads as a wrong password: %r" % text)
+    check(a.find_elements(By.ID, "login-email"), "the login form stays after a 429")
+
+
 def main():
     os.makedirs(SHOTS, exist_ok=True)
     t0 = time.monotonic()
@@ -693,6 +729,7 @@ def main():
             ("viewer", lambda: check_viewer(b)),
             ("transfer leadership", lambda: check_transfer(a)),
             ("logout", lambda: check_logout(a)),
+            ("login throttled", lambda: check_login_throttled(a)),
         ]
         for name, step in steps:
             t = time.monotonic()
