@@ -386,6 +386,28 @@ def check_conflict_and_live(a, b):
     check('"api"' in a.find_element(By.ID, "config-editor").get_attribute("value"), "a's editor shows version 5's content")
 
 
+def check_conflict_discard(b):
+    """A conflict resolved the other way: "Discard mine" drops b's edit, shows the version
+    written elsewhere and writes nothing."""
+    api_ok("POST", "/v1/projects/demo/configs", {"key": "app.discard", "content": {"v": 1}})
+    go(b, FOLLOWER, "/p/demo/c/app.discard")
+    text_is(b, "#config-version", "1", "app.discard v1 on the follower")
+    set_text(b, b.find_element(By.ID, "config-editor"), '{\n  "v": "mine"\n}')
+    api_ok("PUT", "/v1/projects/demo/configs/app.discard", {"content": {"v": 2}, "expected_version": 1})
+    b.find_element(By.ID, "config-save").click()
+    visible(b, '[data-test="conflict"]', "the conflict panel for app.discard")
+    b.find_element(By.ID, "conflict-discard").click()
+    gone(b, '[data-test="conflict"]')
+    # The page reloads the config itself (the watch may bring version 2 as well, later).
+    wait(b, lambda d: "discarded; showing version 2" in d.find_element(By.ID, "status").text,
+         "the discard's confirmation naming version 2")
+    text_is(b, "#config-version", "2", "version 2 shown after discarding")
+    wait(b, lambda d: json.loads(d.find_element(By.ID, "config-editor").get_attribute("value")) == {"v": 2},
+         "the editor holding version 2's content")
+    ans = api_ok("GET", "/v1/projects/demo/configs/app.discard")
+    check([ans["version"], ans["content"]] == [2, {"v": 2}], "app.discard after the discard: %s" % ans)
+
+
 def check_history(a):
     route(a, "/p/demo/c/app.main/history")
     visible(a, '[data-test="history-row"][data-version="5"]', "version 5 in the history")
@@ -718,6 +740,7 @@ def main():
             ("schema violation", lambda: check_schema_violation(a)),
             ("editor on the follower", lambda: login(b, FOLLOWER, "editor@example.com")),
             ("conflict and live updates", lambda: check_conflict_and_live(a, b)),
+            ("conflict, discard mine", lambda: check_conflict_discard(b)),
             ("history and rollback", lambda: check_history(a)),
             ("schemas", lambda: check_schemas(a, schema)),
             ("audit", lambda: check_audit(a)),
