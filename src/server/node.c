@@ -353,11 +353,21 @@ static void tls_reload_done(uv_work_t *w, int status)
             node->conf->node_id, node->conf->http_cert_file, node->conf->http_key_file);
 }
 
-/* SIGHUP with https: re-read the certificate and key (see tls_reload_work). */
+/* SIGHUP with https: re-read the certificate and key (see tls_reload_work). Without https
+ * there is nothing to reload, but the handler is installed all the same: SIGHUP's default
+ * action would end the node, and systemd (ExecReload) counts that exit as clean, so
+ * Restart=on-failure would leave the node down. */
 static void on_sighup(uv_signal_t *h, int signum)
 {
     struct node *node = h->data;
     (void)signum;
+    if (node->tls == NULL) {
+        fprintf(stderr,
+                "node %u: SIGHUP: nothing to reload: this node serves plain http (SIGHUP "
+                "reloads the https certificate and key)\n",
+                node->conf->node_id);
+        return;
+    }
     if (node->tls_reloading) {
         fprintf(stderr,
                 "node %u: SIGHUP: a reload of the https certificate is already running; "
@@ -522,9 +532,7 @@ int node_run(const struct config *conf, http_handler_fn handler, char *errmsg, s
     }
     uv_signal_start(&node->sigterm, on_signal, SIGTERM);
     uv_signal_start(&node->sigint, on_signal, SIGINT);
-    if (node->tls != NULL) {
-        uv_signal_start(&node->sighup, on_sighup, SIGHUP);
-    }
+    uv_signal_start(&node->sighup, on_sighup, SIGHUP);
     node->watchdog_ms = sdnotify_watchdog_ms();
     node->watchdog_last = node_now_ms(node);
     uv_timer_start(&node->service_timer, service_tick, 0, SERVICE_TICK_MS);

@@ -1,6 +1,7 @@
 # `conclave serve`: refuses bad configs at start naming the field, refuses a missing secret
 # and a port in use, answers 503 with Retry-After while PostgreSQL is down (and keeps serving
-# /health), reconnects by itself when it is back, and exits 0 on SIGTERM.
+# /health), reconnects by itself when it is back, survives SIGHUP without https (nothing to
+# reload), and exits 0 on SIGTERM.
 source "$(dirname "$0")/../lib/lib.sh"
 source "$(dirname "$0")/../lib/node_lib.sh"
 make_test_db lifecycle
@@ -86,6 +87,19 @@ for i in $(seq 1 150); do
   sleep 0.1
 done
 expect_code 200
+api GET /ready "" "" 3
+expect_code 200
+
+# SIGHUP on a plain-http node (systemctl reload sends it): nothing to reload, and the node
+# keeps running. Its default action would end the process, an exit systemd counts as clean.
+kill -HUP "$NODE_3_PID"
+for i in $(seq 1 50); do
+  grep -q "SIGHUP: nothing to reload" "$TMP/node3.log" && break
+  sleep 0.1
+done
+grep -q "node 3: SIGHUP: nothing to reload: this node serves plain http" "$TMP/node3.log" ||
+  fail "no SIGHUP message in the log: $(tail -n 5 "$TMP/node3.log")"
+alive "$NODE_3_PID" || fail "node 3 died of SIGHUP"
 api GET /ready "" "" 3
 expect_code 200
 

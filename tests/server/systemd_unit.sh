@@ -5,8 +5,9 @@
 #   - systemd-analyze security --offline rates its exposure at 2.0 or below ("OK");
 #   - the unit's promises: Type=notify with a watchdog, the node id from the instance name,
 #     SIGTERM for the hand-over, SIGHUP for reload.
-# Running it under a real systemd needs systemd as PID 1, which the test machines lack; the
-# notify protocol itself is tested in serve_sdnotify.
+# The unit under a real systemd as PID 1 (in a systemd-nspawn container: readiness after
+# quorum, the watchdog, reload, the hand-over on stop) is the long test
+# tests/long/systemd_pid1.sh; the notify protocol itself is tested in serve_sdnotify.
 source "$(dirname "$0")/../lib/lib.sh"
 command -v systemd-analyze >/dev/null || fail "systemd-analyze is missing (apt-get install systemd)"
 UNIT=$CONCLAVE_SOURCE_DIR/packaging/systemd/conclave@.service
